@@ -1,0 +1,45 @@
+"""Device selection and memory limits shared by the enumerators."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import RegionCountError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RegionCountError("--device cuda was asked for but no CUDA device is available")
+        torch.backends.cuda.matmul.allow_tf32 = False  # counts are float64; keep float32 honest too
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise RegionCountError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+
+
+def physical_memory_bytes() -> int:
+    """Total RAM of this machine in bytes (falls back to 8 GiB where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def default_memory_limit() -> int:
+    """Memory the count may use for kept outputs (breakpoints, lengths): half of the RAM."""
+    return physical_memory_bytes() // 2
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels so that wall-clock timings measure the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

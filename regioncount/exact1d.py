@@ -1,0 +1,280 @@
+"""Exact 1-D region counting along an interval or a segment: the public entry point.
+
+``count_segment(model, interval=(a, b))`` for 1-D input, ``count_segment(model, segment=(p, q))`` for
+d-D input (``x(t) = p + t (q - p)``, t in [0, 1]); with neither, the model's ``domain`` (its diagonal from
+``low`` to ``high`` for d > 1).  The kernels are in :mod:`regioncount.walk1d`; this module resolves the
+segment, checks that the count fits (regions, memory, float64 range) before starting, runs it on the
+chosen device and packages a :class:`~regioncount.results.SegmentCount`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .devices import default_memory_limit, resolve_device, synchronize
+from .errors import CostLimitError, SegmentError
+from .models import DEQ, DTYPE, FFN, Model
+from .results import SegmentCount
+from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
+
+#: Refuse counts beyond this many regions unless asked (about 10 minutes on a 2-core CPU, ~1 min on a GPU).
+DEFAULT_MAX_REGIONS = 2**34
+#: Largest magnitude an intermediate slope or intercept may reach (float64 overflows at 1.8e308).
+MAX_INTERMEDIATE = 1e300
+PILOT_PIECES = 16
+PILOT_FRACTION = 2.0**-10
+
+
+@dataclass(frozen=True)
+class Segment:
+    """``x(t) = origin + t * direction`` for t in [t_low, t_high]; ``kind`` is "interval" or "segment"."""
+
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+    t_low: float
+    t_high: float
+    kind: str
+
+    def describe(self) -> dict:
+        if self.kind == "interval":
+            return {"kind": "interval", "interval": [self.t_low, self.t_high]}
+        end = [o + d for o, d in zip(self.origin, self.direction)]
+        return {"kind": "segment", "p": list(self.origin), "q": end, "t": [0.0, 1.0]}
+
+
+def _finite_pair(low: float, high: float, what: str) -> tuple[float, float]:
+    low, high = float(low), float(high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise SegmentError(f"{what} must be finite, got [{low}, {high}]")
+    if not low < high:
+        raise SegmentError(f"{what} needs A < B, got A = {low:g}, B = {high:g}")
+    return low, high
+
+
+def resolve_segment(model: Model, interval: Sequence[float] | None = None,
+                    segment: tuple[Sequence[float], Sequence[float]] | None = None) -> Segment:
+    """The segment to count on, from an interval (1-D input), two end points, or the model's domain."""
+    d = model.input_dim
+    if interval is not None and segment is not None:
+        raise SegmentError("give either an interval or a segment, not both")
+    if interval is not None:
+        if d != 1:
+            raise SegmentError(f"the model has {d}-dimensional input: give a segment P Q (--segment), not an interval")
+        if len(interval) != 2:
+            raise SegmentError(f"an interval has two ends, got {len(interval)} numbers")
+        a, b = _finite_pair(interval[0], interval[1], "the interval")
+        return Segment((0.0,), (1.0,), a, b, "interval")
+    if segment is not None:
+        p, q = (tuple(float(v) for v in end) for end in segment)
+        if len(p) != d or len(q) != d:
+            raise SegmentError(f"the segment ends have {len(p)} and {len(q)} coordinates but the model's input has {d}")
+        if not all(math.isfinite(v) for v in p + q):
+            raise SegmentError("the segment ends must be finite")
+        direction = tuple(b - a for a, b in zip(p, q))
+        if not any(direction):
+            raise SegmentError("the segment ends P and Q coincide")
+        if not all(math.isfinite(v) for v in direction):
+            raise SegmentError("the segment is too long for float64 (Q - P overflows)")
+        return Segment(p, direction, 0.0, 1.0, "segment")
+    if model.domain is None:
+        option = "--interval A B" if d == 1 else "--segment P Q"
+        raise SegmentError(f"the model has no domain: give {option}")
+    if d == 1:
+        return resolve_segment(model, interval=(model.domain.low[0], model.domain.high[0]))
+    return resolve_segment(model, segment=(model.domain.low, model.domain.high))
+
+
+def _magnitude_bound(model: Model, seg: Segment) -> float:
+    """An a-priori bound on every slope and intercept the walk computes (|W| recursion; float64)."""
+    t_abs = max(abs(seg.t_low), abs(seg.t_high))
+    p = torch.tensor(seg.origin, dtype=DTYPE).abs()
+    v = torch.tensor(seg.direction, dtype=DTYPE).abs()
+    with torch.no_grad():
+        if isinstance(model, FFN):
+            s, c, worst = v, p, 0.0
+            for w, b in zip(model.weights, model.biases):
+                s, c = w.abs() @ s, w.abs() @ c + b.abs()
+                worst = max(worst, float(s.max()), float(c.max()), float((s * t_abs).max()))
+            return worst
+        Wn, Un, bn, _ = _normalized_deq(model)
+        s_in, c_in = Un.abs() @ v, Un.abs() @ p + bn.abs()
+        s = torch.zeros(model.width, dtype=DTYPE)
+        c = torch.zeros(model.width, dtype=DTYPE)
+        for t in range(model.width):
+            s[t] = Wn[t, :t].abs() @ s[:t] + s_in[t]
+            c[t] = Wn[t, :t].abs() @ c[:t] + c_in[t]
+        out = (model.A.abs() @ s).max() + (model.B.abs() @ v).max()
+        return max(float(s.max()), float(c.max()), float(s.max()) * t_abs, float(out))
+
+
+def _normalized_deq(model: DEQ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Units permuted into forward-substitution order, each row divided by ``1 - W_tt``.
+
+    Returns ``Wn`` (m, m) strictly lower triangular, ``Un`` (m, d), ``bn`` (m,) and ``A`` (k, m) permuted;
+    ``z_t = relu(Wn[t] z + Un[t] x + bn[t])`` because ``relu(r) / (1 - w) = relu(r / (1 - w))``.
+    """
+    order = torch.tensor(model.unit_order)
+    W = model.W[order][:, order]
+    scale = 1.0 / (1.0 - torch.diagonal(W))
+    Wn = torch.tril(W, diagonal=-1) * scale[:, None]
+    return Wn, model.U[order] * scale[:, None], model.b[order] * scale, model.A[:, order]
+
+
+def build_kernel(model: Model, seg: Segment, device: torch.device) -> DEQKernel | FFNKernel:
+    """The walk kernel of a model along a segment, with its tensors on ``device``."""
+    p = torch.tensor(seg.origin, dtype=DTYPE)
+    v = torch.tensor(seg.direction, dtype=DTYPE)
+    if isinstance(model, FFN):
+        return FFNKernel(
+            weights=[w.to(device) for w in model.weights[:-1]],
+            biases=[b.to(device) for b in model.biases[:-1]],
+            readout=model.weights[-1].to(device),
+            p=p.to(device),
+            v=v.to(device),
+        )
+    Wn, Un, bn, A = _normalized_deq(model)
+    return DEQKernel(Wn=Wn.to(device), us0=(Un @ v).to(device), uc0=(Un @ p + bn).to(device),
+                     A=A.to(device), out0=(model.B @ v).to(device))
+
+
+def region_upper_bound(model: Model) -> int:
+    """A guaranteed bound on the regions along any segment: prod(n_l + 1) for an FFN, 2^m for a DEQ."""
+    if isinstance(model, FFN):
+        return math.prod(n + 1 for n in model.hidden_widths)
+    return 2**model.width
+
+
+def default_max_pieces(device: torch.device) -> int:
+    """Pieces per batch: small enough to stay in cache on a CPU, large enough to fill a GPU."""
+    return 2**22 if device.type == "cuda" else 2**16
+
+
+def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,
+         track_linear: bool, max_pieces: int, tau: float) -> None:
+    with torch.no_grad():
+        kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau)
+
+
+def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
+                     max_pieces: int, max_regions: int | None) -> dict:
+    """Pilot estimate: exact counts on 16 stratified sub-segments of 1/1024 of the length each.
+
+    Returns ``{"regions": estimated total, "seconds": estimated time, "pilot_fraction": ...}``; the
+    breakpoint density of the pilots times the length gives the regions, their rate gives the time.
+    """
+    span = seg.t_high - seg.t_low
+    gen = torch.Generator().manual_seed(0)
+    offsets = (torch.arange(PILOT_PIECES, dtype=DTYPE) + torch.rand(PILOT_PIECES, generator=gen, dtype=DTYPE))
+    width = span * PILOT_FRACTION
+    tau = merge_tolerance(seg.t_low, seg.t_high)
+    cap = None if max_regions is None else max(1, max_regions // 64)
+    found = 0
+    start = time.perf_counter()
+    for offset in offsets.tolist():
+        lo = seg.t_low + (span - width) * offset / PILOT_PIECES
+        sink = PieceSink(lo, lo + width, False, None, cap, None)
+        _run(kernel, lo, lo + width, sink, False, max_pieces, tau)
+        found += sink.regions
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+    density = (found - PILOT_PIECES) / (PILOT_PIECES * width)
+    regions = 1 + density * span
+    return {"regions": regions, "seconds": elapsed / max(found, 1) * regions,
+            "pilot_fraction": PILOT_PIECES * PILOT_FRACTION}
+
+
+def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
+               keep_breakpoints: bool, max_regions: int | None, memory_limit: int,
+               max_pieces: int, known_regions: int | None = None) -> dict | None:
+    """Refuse (CostLimitError, with the estimate and the limit) a count that cannot fit.
+
+    The guaranteed bound (:func:`region_upper_bound`) decides when it is small enough; otherwise
+    ``known_regions`` (e.g. 2^m for the Theorem 1 DEQ) or a pilot estimate is used.
+    """
+    bound = _magnitude_bound(model, seg)
+    if not bound < MAX_INTERMEDIATE:
+        raise CostLimitError(
+            f"weights too large along this segment: intermediate values could reach {bound:.3g}, "
+            f"beyond the float64-safe limit {MAX_INTERMEDIATE:.0e}"
+        )
+    upper = region_upper_bound(model)
+    if (max_regions is None or upper <= max_regions) and (not keep_breakpoints or 16 * upper <= memory_limit):
+        return None
+    if known_regions is not None:
+        estimate = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
+    else:
+        estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions)
+    regions = estimate["regions"]
+    timing = "" if estimate["seconds"] is None else f", about {estimate['seconds']:.3g} s"
+    if max_regions is not None and regions > max_regions:
+        raise CostLimitError(
+            f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
+            "(raise max_regions / --max-regions to go on)"
+        )
+    if keep_breakpoints and 16 * regions > memory_limit:
+        raise CostLimitError(
+            f"keeping breakpoints for an estimated {regions:.4g} regions needs {16 * regions / 2**30:.3g} GiB, "
+            f"above the memory limit of {memory_limit / 2**30:.3g} GiB; count without keeping breakpoints"
+        )
+    return estimate
+
+
+def count_segment(model: Model, interval: Sequence[float] | None = None,
+                  segment: tuple[Sequence[float], Sequence[float]] | None = None, *,
+                  linear_pieces: bool = True, keep_breakpoints: bool = False,
+                  device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
+                  memory_limit: int | None = None, max_pieces: int | None = None,
+                  known_regions: int | None = None,
+                  progress: Callable[[float], None] | None = None) -> SegmentCount:
+    """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
+
+    Args:
+        interval: (a, b) for a 1-D model; segment: (p, q) end points for d-D input.
+        linear_pieces: also merge neighbouring regions with the same affine output (costs ~1.5x).
+        keep_breakpoints: return the sorted breakpoints and region lengths (16 bytes per region).
+        device: "auto", "cpu" or "cuda".  Counting is float64 throughout.
+        max_regions / memory_limit: refuse, before starting, counts estimated to exceed them.
+        max_pieces: pieces per batch (memory of one batch is about 8 * max_pieces * (2 n + 12) bytes).
+        known_regions: a count known in advance (skips the pilot estimate).
+        progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
+    """
+    seg = resolve_segment(model, interval, segment)
+    dev = resolve_device(device)
+    memory_limit = default_memory_limit() if memory_limit is None else memory_limit
+    max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
+    kernel = build_kernel(model, seg, dev)
+    estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
+                          max_pieces, known_regions)
+    tau = merge_tolerance(seg.t_low, seg.t_high)
+    sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
+    synchronize(dev)
+    start = time.perf_counter()
+    _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
+    synchronize(dev)
+    seconds = time.perf_counter() - start
+    breakpoints = lengths = None
+    if keep_breakpoints:
+        lefts = torch.cat(sink.lefts)
+        breakpoints = lefts[1:].numpy()
+        lengths = (torch.cat(sink.rights) - lefts).numpy()
+    tracked = linear_pieces or keep_breakpoints
+    return SegmentCount(
+        model=model.name or model.describe(),
+        activation_regions=sink.regions,
+        linear_pieces=sink.linear_pieces if linear_pieces else None,
+        segment=seg.describe(),
+        device=dev.type,
+        seconds=seconds,
+        tolerance=tau,
+        near_coincident=sink.near_coincident,
+        breakpoints=breakpoints,
+        region_lengths=lengths,
+        shortest_region=sink.shortest if tracked else None,
+        longest_region=sink.longest if tracked else None,
+        estimate=estimate,
+    )

@@ -1,0 +1,224 @@
+"""Reading and writing models: the v1 JSON format and PyTorch ``state_dict`` files.
+
+Every problem with a file becomes a :class:`ModelFormatError` whose one-line message names the file and
+the problem.  PyTorch files are read with ``torch.load(weights_only=True)``: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelFormatError, RegionCountError
+from .models import DEQ, FFN, Domain, Model
+
+FFN_KEYS = {"type", "layers", "name", "domain"}
+DEQ_KEYS = {"type", "W", "U", "b", "A", "c", "B", "name", "domain"}  # "B": readout input skip (extension)
+LAYER_KEYS = {"weight", "bias"}
+TORCH_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
+
+
+def _number(value: Any, where: str) -> float:
+    """A JSON number, or a string holding an exact rational (``"-1/3"``), as the nearest float64."""
+    if isinstance(value, bool) or value is None:
+        raise ModelFormatError(f"{where}: expected a number, got {json.dumps(value)}")
+    if isinstance(value, (int, float)):
+        number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
+    elif isinstance(value, str):
+        try:
+            number = float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ModelFormatError(f"{where}: {value!r} is not a number or a rational like '-1/3'") from None
+        except OverflowError:
+            number = math.inf
+    else:
+        raise ModelFormatError(f"{where}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise ModelFormatError(f"{where}: value {value!r} is not finite")
+    return number
+
+
+def _vector(value: Any, where: str) -> list[float]:
+    if not isinstance(value, list):
+        raise ModelFormatError(f"{where}: expected a list of numbers")
+    return [_number(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _matrix(value: Any, where: str) -> list[list[float]]:
+    if not isinstance(value, list) or not value:
+        raise ModelFormatError(f"{where}: expected a non-empty list of rows")
+    rows = [_vector(row, f"{where}[{i}]") for i, row in enumerate(value)]
+    lengths = {len(row) for row in rows}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ModelFormatError(f"{where}: rows have lengths {sorted(lengths)}; all rows need the same non-zero length")
+    return rows
+
+
+def _domain(value: Any) -> Domain:
+    if not isinstance(value, dict) or set(value) != {"low", "high"}:
+        raise ModelFormatError('domain: expected {"low": [...], "high": [...]}')
+    return Domain(tuple(_vector(value["low"], "domain.low")), tuple(_vector(value["high"], "domain.high")))
+
+
+def model_from_dict(data: Any) -> Model:
+    """Build and validate a model from a parsed v1 JSON object (see model-format.md)."""
+    if not isinstance(data, dict):
+        raise ModelFormatError("the model must be a JSON object")
+    kind = data.get("type")
+    if kind not in ("ffn", "deq"):
+        raise ModelFormatError(f'"type" must be "ffn" or "deq", got {json.dumps(kind)}')
+    allowed = FFN_KEYS if kind == "ffn" else DEQ_KEYS
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ModelFormatError(f"unknown key(s) {unknown} for a {kind} model; allowed: {sorted(allowed)}")
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ModelFormatError('"name" must be a string')
+    domain = _domain(data["domain"]) if "domain" in data else None
+    if kind == "ffn":
+        layers = data.get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise ModelFormatError('"layers" must be a non-empty list of {"weight", "bias"} objects')
+        weights, biases = [], []
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
+                raise ModelFormatError(f'layers[{i}] must be an object with exactly the keys "weight" and "bias"')
+            weights.append(_matrix(layer["weight"], f"layers[{i}].weight"))
+            biases.append(_vector(layer["bias"], f"layers[{i}].bias"))
+        return FFN(weights, biases, name=name, domain=domain)
+    for key in ("W", "U", "b", "A"):
+        if key not in data:
+            raise ModelFormatError(f'a deq model needs the key "{key}"')
+    return DEQ(
+        W=_matrix(data["W"], "W"),
+        U=_matrix(data["U"], "U"),
+        b=_vector(data["b"], "b"),
+        A=_matrix(data["A"], "A"),
+        c=_vector(data["c"], "c") if "c" in data else None,
+        B=_matrix(data["B"], "B") if "B" in data else None,
+        name=name,
+        domain=domain,
+    )
+
+
+def _float_list(tensor: torch.Tensor) -> list:
+    return tensor.tolist()
+
+
+def model_to_dict(model: Model) -> dict[str, Any]:
+    """The v1 JSON object of a model (floats written with full float64 precision by ``json``)."""
+    data: dict[str, Any] = {"type": model.kind}
+    if model.name is not None:
+        data["name"] = model.name
+    if isinstance(model, FFN):
+        data["layers"] = [
+            {"weight": _float_list(w), "bias": _float_list(b)} for w, b in zip(model.weights, model.biases)
+        ]
+    else:
+        data.update(W=_float_list(model.W), U=_float_list(model.U), b=_float_list(model.b),
+                    A=_float_list(model.A), c=_float_list(model.c))
+        if model.B.any():
+            data["B"] = _float_list(model.B)
+    if model.domain is not None:
+        data["domain"] = {"low": list(model.domain.low), "high": list(model.domain.high)}
+    return data
+
+
+def save_model(model: Model, path: str | Path) -> None:
+    """Write a model as a v1 JSON file."""
+    Path(path).write_text(json.dumps(model_to_dict(model), indent=1) + "\n", encoding="utf-8")
+
+
+def _parse_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{path}: not UTF-8 text (a PyTorch file should end in .pt or .pth)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+_LINEAR_KEY = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)\.(?P<param>weight|bias)$")
+
+
+def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
+    """An FFN from the ``state_dict`` of an ``nn.Sequential`` of ``Linear`` and ``ReLU`` layers.
+
+    Keys look like ``"0.weight", "0.bias", "2.weight", ...`` (an optional common prefix such as
+    ``"net."`` is allowed).  A ReLU is assumed between consecutive Linear layers, so their indices must
+    differ by at least 2; the last Linear layer is the readout.
+    """
+    if not isinstance(state, dict) or not state:
+        raise ModelFormatError(f"{source}: expected a non-empty state_dict (a dict of tensors)")
+    layers: dict[int, dict[str, torch.Tensor]] = {}
+    prefixes = set()
+    for key, value in state.items():
+        match = _LINEAR_KEY.match(str(key))
+        if match is None or not isinstance(value, torch.Tensor):
+            raise ModelFormatError(
+                f"{source}: key {key!r} is not the weight or bias of an indexed nn.Sequential Linear layer"
+            )
+        prefixes.add(match["prefix"])
+        layers.setdefault(int(match["index"]), {})[match["param"]] = value
+    if len(prefixes) != 1:
+        raise ModelFormatError(f"{source}: keys have different prefixes {sorted(prefixes)}")
+    indices = sorted(layers)
+    for prev, cur in zip(indices, indices[1:]):
+        if cur - prev < 2:
+            raise ModelFormatError(
+                f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate Linear layers"
+            )
+    weights, biases = [], []
+    for index in indices:
+        params = layers[index]
+        if "weight" not in params:
+            raise ModelFormatError(f"{source}: layer {index} has a bias but no weight")
+        weight = params["weight"].detach().to(torch.float64)
+        bias = params.get("bias")
+        if weight.dim() != 2:
+            raise ModelFormatError(f"{source}: {index}.weight has shape {tuple(weight.shape)}, expected a matrix")
+        weights.append(weight)
+        biases.append(torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64))
+    return FFN(weights, biases, name=Path(source).name)
+
+
+def _load_torch(path: Path) -> FFN:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise ModelFormatError(
+                f"{path}: refusing to unpickle a whole module (only tensors are loaded, weights_only=True); "
+                "save the weights instead with torch.save(model.state_dict(), path)"
+            ) from None
+        raise ModelFormatError(f"{path}: not a readable PyTorch file ({text})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return model_from_state_dict(state, str(path))
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model from a v1 JSON file or a PyTorch ``state_dict`` file (chosen by content)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelFormatError(f"{path}: is a directory, expected a model file")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if path.suffix.lower() in TORCH_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return _load_torch(path)
+    try:
+        return model_from_dict(_parse_json(path))
+    except RegionCountError as exc:
+        message = str(exc)
+        raise type(exc)(message if message.startswith(str(path)) else f"{path}: {message}") from None

@@ -1,0 +1,254 @@
+"""In-memory ReLU networks: feed-forward (FFN) and deep equilibrium (DEQ) models.
+
+Both hold float64 CPU tensors; the enumerators move them to the requested device.  Validation happens
+once, here, at construction, so the numerical kernels can assume clean inputs:
+
+* FFN: ``x -> W_L relu(... relu(W_1 x + b_1) ...) + b_L``; ReLU after every layer but the last.
+* DEQ: ``z = relu(W z + U x + b)``, ``y = A z + B x + c``.  ``B`` (an input skip into the readout) is an
+  extension of the v1 format used by readout (a) of the Theorem 1 DEQ; it defaults to zero.
+
+A DEQ with lower-triangular ``W`` (or, more generally, one whose off-diagonal unit graph is acyclic) and
+every diagonal entry < 1 has exactly one fixed point for every x, found by forward substitution
+``z_t = relu(r_t) / (1 - W_tt)``.  It is the same function as a depth-m chain of width-1 layers with dense
+skip connections from every earlier unit and from the input.  Other ``W`` are rejected for now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import torch
+
+from .errors import ModelFormatError, NotWellPosedError
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Domain:
+    """An axis-aligned box ``[low, high]`` in input space (each a tuple of length d)."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.low) != len(self.high):
+            raise ModelFormatError(
+                f"domain: low has {len(self.low)} coordinates but high has {len(self.high)}"
+            )
+        for i, (lo, hi) in enumerate(zip(self.low, self.high)):
+            if not (lo < hi):
+                raise ModelFormatError(f"domain: low[{i}] = {lo} is not below high[{i}] = {hi}")
+
+
+def _as_matrix(value: object, what: str) -> torch.Tensor:
+    tensor = torch.as_tensor(value, dtype=DTYPE).detach().cpu().clone()
+    if tensor.dim() != 2:
+        raise ModelFormatError(f"{what} must be a matrix (list of rows), got shape {tuple(tensor.shape)}")
+    _check_finite(tensor, what)
+    return tensor
+
+
+def _as_vector(value: object, what: str) -> torch.Tensor:
+    tensor = torch.as_tensor(value, dtype=DTYPE).detach().cpu().clone()
+    if tensor.dim() != 1:
+        raise ModelFormatError(f"{what} must be a vector, got shape {tuple(tensor.shape)}")
+    _check_finite(tensor, what)
+    return tensor
+
+
+def _check_finite(tensor: torch.Tensor, what: str) -> None:
+    bad = ~torch.isfinite(tensor)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ModelFormatError(f"{what} has a non-finite value {tensor[index].item()} at index {list(index)}")
+
+
+def _check_domain(domain: Domain | None, input_dim: int) -> None:
+    if domain is not None and len(domain.low) != input_dim:
+        raise ModelFormatError(
+            f"domain has {len(domain.low)} coordinates but the model's input dimension is {input_dim}"
+        )
+
+
+@dataclass
+class FFN:
+    """Feed-forward ReLU network.
+
+    ``weights[l]`` has shape (out_l, in_l) and ``biases[l]`` shape (out_l,); ``in_{l+1} == out_l``.
+    The hidden layers are all but the last; the last layer is the affine readout.
+    """
+
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+    name: str | None = None
+    domain: Domain | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.weights) == 0:
+            raise ModelFormatError("an FFN needs at least one layer")
+        if len(self.weights) != len(self.biases):
+            raise ModelFormatError(f"{len(self.weights)} weight matrices but {len(self.biases)} bias vectors")
+        self.weights = [_as_matrix(w, f"layers[{i}].weight") for i, w in enumerate(self.weights)]
+        self.biases = [_as_vector(b, f"layers[{i}].bias") for i, b in enumerate(self.biases)]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if w.shape[0] == 0 or w.shape[1] == 0:
+                raise ModelFormatError(f"layers[{i}].weight has an empty shape {tuple(w.shape)}")
+            if b.shape[0] != w.shape[0]:
+                raise ModelFormatError(
+                    f"layers[{i}].bias has length {b.shape[0]} but layers[{i}].weight has {w.shape[0]} rows"
+                )
+            if i > 0 and w.shape[1] != self.weights[i - 1].shape[0]:
+                raise ModelFormatError(
+                    f"layers[{i}].weight has {w.shape[1]} columns but layers[{i - 1}] outputs "
+                    f"{self.weights[i - 1].shape[0]} values"
+                )
+        _check_domain(self.domain, self.input_dim)
+
+    kind = "ffn"
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.weights[0].shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.weights[-1].shape[0])
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        return [int(w.shape[0]) for w in self.weights[:-1]]
+
+    @property
+    def num_neurons(self) -> int:
+        return sum(self.hidden_widths)
+
+    def describe(self) -> str:
+        widths = "x".join(str(n) for n in self.hidden_widths) or "no hidden layer"
+        return f"FFN {self.input_dim} -> [{widths}] -> {self.output_dim}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate the network on points ``x`` of shape (N, d); returns (N, k)."""
+        h = x.to(DTYPE)
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = torch.relu(h @ w.T + b)
+        return h @ self.weights[-1].T + self.biases[-1]
+
+
+@dataclass
+class DEQ:
+    """Deep equilibrium model ``z = relu(W z + U x + b)``, ``y = A z + B x + c``.
+
+    Shapes: W (m, m), U (m, d), b (m,), A (k, m), B (k, d), c (k,).  ``B`` and ``c`` default to zero.
+    Construction checks that W is (a permutation of) lower-triangular with diagonal < 1; the forward
+    substitution order is :attr:`unit_order`.
+    """
+
+    W: torch.Tensor
+    U: torch.Tensor
+    b: torch.Tensor
+    A: torch.Tensor
+    c: torch.Tensor | None = None
+    B: torch.Tensor | None = None
+    name: str | None = None
+    domain: Domain | None = None
+    unit_order: list[int] = field(init=False, repr=False)
+
+    kind = "deq"
+
+    def __post_init__(self) -> None:
+        self.W = _as_matrix(self.W, "W")
+        self.U = _as_matrix(self.U, "U")
+        self.b = _as_vector(self.b, "b")
+        self.A = _as_matrix(self.A, "A")
+        m = self.W.shape[0]
+        if m == 0 or self.W.shape[1] != m:
+            raise ModelFormatError(f"W must be square and non-empty, got shape {tuple(self.W.shape)}")
+        if self.U.shape[0] != m or self.U.shape[1] == 0:
+            raise ModelFormatError(f"U must have shape ({m}, d) with d >= 1, got {tuple(self.U.shape)}")
+        if self.b.shape[0] != m:
+            raise ModelFormatError(f"b must have length {m} (the width of W), got {self.b.shape[0]}")
+        if self.A.shape[1] != m or self.A.shape[0] == 0:
+            raise ModelFormatError(f"A must have shape (k, {m}) with k >= 1, got {tuple(self.A.shape)}")
+        k, d = self.A.shape[0], self.U.shape[1]
+        self.c = torch.zeros(k, dtype=DTYPE) if self.c is None else _as_vector(self.c, "c")
+        if self.c.shape[0] != k:
+            raise ModelFormatError(f"c must have length {k} (the rows of A), got {self.c.shape[0]}")
+        self.B = torch.zeros(k, d, dtype=DTYPE) if self.B is None else _as_matrix(self.B, "B")
+        if tuple(self.B.shape) != (k, d):
+            raise ModelFormatError(f"B must have shape ({k}, {d}), got {tuple(self.B.shape)}")
+        _check_domain(self.domain, d)
+        self.unit_order = triangular_order(self.W)
+
+    @property
+    def width(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.U.shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def num_neurons(self) -> int:
+        return self.width
+
+    def describe(self) -> str:
+        return f"DEQ width {self.width}, input {self.input_dim} -> output {self.output_dim}"
+
+    def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact fixed point z*(x) by forward substitution, for points ``x`` of shape (N, d); (N, m)."""
+        x = x.to(DTYPE)
+        pre_input = x @ self.U.T + self.b
+        z = torch.zeros(x.shape[0], self.width, dtype=DTYPE)
+        for t in self.unit_order:
+            r = pre_input[:, t] + z @ self.W[t] - z[:, t] * self.W[t, t]
+            z[:, t] = torch.relu(r) / (1.0 - self.W[t, t])
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate ``y = A z*(x) + B x + c`` on points of shape (N, d); returns (N, k)."""
+        x = x.to(DTYPE)
+        return self.fixed_point(x) @ self.A.T + x @ self.B.T + self.c
+
+
+Model = FFN | DEQ
+
+
+def triangular_order(W: torch.Tensor) -> list[int]:
+    """A unit order in which W is lower triangular, after checking diagonal < 1.
+
+    Returns ``list(range(m))`` when W is already lower triangular, else a topological order of the
+    graph with an edge i -> t for every off-diagonal ``W[t, i] != 0``.  Raises
+    :class:`NotWellPosedError` when a diagonal entry is >= 1 or the graph has a cycle (general W is not
+    supported yet; the message gives ``||W||_2`` for reference).
+    """
+    m = W.shape[0]
+    diag = torch.diagonal(W)
+    bad = (diag >= 1).nonzero()
+    if bad.numel():
+        t = int(bad[0])
+        raise NotWellPosedError(
+            f"W[{t},{t}] = {diag[t].item():g} >= 1: the DEQ is not well-posed "
+            f"(unit {t} has no fixed point, or two, for some inputs); the diagonal must be < 1"
+        )
+    off = W - torch.diag(diag)
+    if not torch.triu(off, diagonal=1).any():
+        return list(range(m))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(m))
+    rows, cols = off.nonzero(as_tuple=True)
+    graph.add_edges_from(zip(cols.tolist(), rows.tolist()))
+    try:
+        return list(nx.lexicographical_topological_sort(graph))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, _ in nx.find_cycle(graph)]
+        norm = torch.linalg.matrix_norm(W, ord=2).item()
+        raise NotWellPosedError(
+            f"W is not triangular (units {cycle} feed each other in a cycle; ||W||_2 = {norm:.4g}): "
+            "only DEQs with lower-triangular (acyclic) W are supported in this version"
+        ) from None
