@@ -248,10 +248,12 @@ class FFNKernel:
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
             zs, zc = z[:, 0], z[:, 1]
-            x = -zc / zs
+            x = torch.div(zc, zs).neg_()
             lo, hi = tl[:, None], tr[:, None]
-            sink.near_coincident += _count_near(x, lo, hi, tau)
             valid = (x > lo + tau) & (x < hi - tau)
+            if tau > 0:
+                loose = int(((x > lo) & (x < hi)).sum())
+                sink.near_coincident += loose - int(valid.sum())
             counts, kept = _dedupe_crossings(x, valid, tl, tau, sink)
             n_children = P + int(counts.sum())
             if n_children > max_pieces and P > 1:
@@ -286,7 +288,10 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
     xs = torch.where(valid, x, torch.inf)
     if c_max == 1:
         return n_valid, xs.amin(1, keepdim=True)
-    xs = torch.sort(xs, dim=1).values[:, :c_max]
+    if c_max <= 16:
+        xs = torch.topk(xs, c_max, dim=1, largest=False, sorted=True).values
+    else:
+        xs = torch.sort(xs, dim=1).values[:, :c_max]
     prev = torch.cat([tl[:, None], xs[:, :-1]], 1)
     finite = torch.isfinite(xs)
     keep = finite & (xs > prev + tau)

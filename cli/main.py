@@ -1,0 +1,222 @@
+"""``regioncount`` command line: one small function per command, rich output, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from regioncount import __version__
+from regioncount.constructions import READOUTS, theorem1_deq, theorem1_expected
+from regioncount.devices import DEVICE_CHOICES
+from regioncount.errors import RegionCountError
+from regioncount.exact1d import DEFAULT_MAX_REGIONS, count_segment
+from regioncount.export import write_array
+from regioncount.io import load_model, save_model
+from regioncount.results import SegmentCount
+
+from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stderr_console, stdout_console
+
+
+class UserError(click.ClickException):
+    """A one-line error and exit status 2 (never a traceback)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def guard(func: Callable) -> Callable:
+    """Turn library errors (and I/O errors) raised by a command into :class:`UserError`."""
+
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003
+        try:
+            return func(*args, **kwargs)
+        except RegionCountError as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
+        except MemoryError:
+            raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def parse_point(text: str, what: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers (rationals like 1/3 allowed)."""
+    try:
+        return tuple(float(Fraction(part.strip())) for part in text.split(","))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
+    """A rich progress bar on stderr driven by the covered fraction of the segment."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
+        task = progress.add_task(label, total=1.0)
+        yield lambda fraction: progress.update(task, completed=fraction)
+
+
+def common_count_options(func: Callable) -> Callable:
+    options = [
+        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
+                     help="Where to count; auto picks CUDA when available."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."),
+        click.option("--breakpoints", "breakpoints_file", type=click.Path(dir_okay=False),
+                     help="Write the sorted breakpoints to FILE (.npy or .csv)."),
+        click.option("--no-linear", is_flag=True, help="Count activation regions only (faster)."),
+        click.option("--max-regions", type=click.IntRange(min=1), default=DEFAULT_MAX_REGIONS, show_default=True,
+                     help="Refuse counts estimated above this many regions."),
+        click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="GiB allowed for kept breakpoints (default: half the RAM)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_count(model, *, interval=None, segment=None, device: str, as_json: bool, breakpoints_file: str | None,
+              no_linear: bool, max_regions: int, max_memory: float | None,
+              known_regions: int | None = None) -> SegmentCount:
+    memory = None if max_memory is None else int(max_memory * 2**30)
+    with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
+        result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
+                               keep_breakpoints=breakpoints_file is not None, device=device,
+                               max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
+                               progress=progress)
+    if breakpoints_file is not None:
+        write_array(result.breakpoints, breakpoints_file)
+    return result
+
+
+def segment_text(result: SegmentCount) -> str:
+    seg = result.segment
+    if seg["kind"] == "interval":
+        return f"[{seg['interval'][0]:g}, {seg['interval'][1]:g}]"
+    p = ",".join(f"{v:g}" for v in seg["p"])
+    q = ",".join(f"{v:g}" for v in seg["q"])
+    return f"segment ({p}) -> ({q})"
+
+
+def count_rows(result: SegmentCount) -> list[tuple[str, str]]:
+    rows = [
+        ("activation regions", fmt_int(result.activation_regions)),
+        ("linear pieces", fmt_int(result.linear_pieces)),
+    ]
+    return rows
+
+
+def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
+    near = "" if result.near_coincident == 0 else f"  ({result.near_coincident} decided by tolerance)"
+    return [
+        ("method", f"{result.method} (breakpoint propagation){near}"),
+        ("dtype", result.dtype),
+        ("device", result.device),
+        ("seconds", fmt_seconds(result.seconds)),
+        ("regions/s", fmt_rate(result.regions_per_second)),
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="regioncount")
+def main() -> None:
+    """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
+
+
+@main.command()
+@click.option("--width", "-m", type=int, required=True, help="Width m of the Theorem 1 DEQ.")
+@click.option("--readout", type=click.Choice(sorted(READOUTS)), default="b", show_default=True,
+              help="Output layer: " + "; ".join(f"({k}) {v}" for k, v in READOUTS.items()))
+@click.option("--interval", nargs=2, type=float, default=(0.0, 1.0), show_default=True, metavar="A B",
+              help="Interval of x_1 to count on.")
+@click.option("--save-model", type=click.Path(dir_okay=False), help="Write the model as v1 JSON.")
+@common_count_options
+@guard
+def deq(width: int, readout: str, interval: tuple[float, float], save_model: str | None, **options) -> None:
+    """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
+    model = theorem1_deq(width, readout)
+    if save_model is not None:
+        _save(model, save_model)
+    expected_regions, expected_pieces = expected_on_interval(width, readout, interval)
+    result = run_count(model, interval=interval, known_regions=expected_regions, **options)
+    agrees = result.activation_regions == expected_regions and (
+        result.linear_pieces is None or expected_pieces is None or result.linear_pieces == expected_pieces)
+    if options["as_json"]:
+        data = result.to_json()
+        data.update(width=width, readout=readout, interval=list(interval), expected_regions=expected_regions,
+                    expected_linear_pieces=expected_pieces, agrees=agrees)
+        print_json(data)
+        return
+    rows = [("width m", str(width)), ("readout", f"({readout}) {READOUTS[readout]}"),
+            ("interval", segment_text(result))]
+    rows += count_rows(result)
+    rows += [("expected", f"{fmt_int(expected_regions)} regions, {fmt_int(expected_pieces)} pieces"),
+             ("agree", "[green]yes[/green]" if agrees else "[red]NO[/red]")]
+    rows += method_rows(result)
+    stdout_console().print(key_value_table(f"Theorem 1 DEQ, width {width}", rows))
+
+
+def _save(model, path: str) -> None:  # noqa: ANN001
+    save_model(model, path)
+
+
+def expected_on_interval(m: int, readout: str, interval: tuple[float, float]) -> tuple[int, int | None]:
+    """Known counts of the Theorem 1 DEQ on [A, B]: 1 + #{k/2^m in (A, B), 0 < k < 2^m}.
+
+    Readouts (a), (b), (d) change slope at every breakpoint; for (c) the piece count is known only when
+    [A, B] contains [0, 1].
+    """
+    a, b = (Fraction(v) for v in interval)
+    scale = 2**m
+    lo = max(1, int((a * scale) // 1) + 1)
+    hi = min(scale - 1, -int((-b * scale) // 1) - 1)
+    regions = 1 + max(0, hi - lo + 1)
+    if readout != "c":
+        return regions, regions
+    return regions, theorem1_expected(m, "c")[1] if a <= 0 and b >= 1 else None
+
+
+@main.command()
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.option("--interval", nargs=2, type=float, default=None, metavar="A B",
+              help="Interval for a 1-D model (default: the model's domain).")
+@click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
+              help="Segment end points for d-D input, comma-separated coordinates.")
+@common_count_options
+@guard
+def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[str, str] | None,
+          **options) -> None:
+    """Count the regions of MODEL (v1 JSON or a PyTorch state_dict) exactly along a segment."""
+    model = load_model(model_file)
+    ends = None
+    if segment is not None:
+        ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
+    result = run_count(model, interval=interval, segment=ends, **options)
+    if options["as_json"]:
+        data = result.to_json()
+        data["file"] = str(Path(model_file))
+        print_json(data)
+        return
+    rows = [("model", f"{result.model} ({model.describe()})"), ("along", segment_text(result))]
+    rows += count_rows(result)
+    if result.shortest_region is not None:
+        rows.append(("region lengths", f"{result.shortest_region:.4g} .. {result.longest_region:.4g}"))
+    rows += method_rows(result)
+    stdout_console().print(key_value_table(f"Regions of {Path(model_file).name}", rows))
+
+
+if __name__ == "__main__":
+    main()

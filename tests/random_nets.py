@@ -1,0 +1,88 @@
+"""Random small networks with dyadic weights (float64 holds them exactly) and degenerate features.
+
+Degenerate features on purpose: dead units (zero rows), duplicated and rescaled rows (coincident
+breakpoints), biases that put a breakpoint exactly on an interval end, zero output weights (linear
+pieces < activation regions), units that are identically zero on whole pieces.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from regioncount.models import DEQ, FFN
+
+DYADIC_SCALES = (1, 2, 4)
+DIAGONALS = (0.0, 0.0, 0.5, 0.75, -1.0, -3.0)  # 1 - w is a power of two: exact normalization
+
+
+def dyadic(rng: random.Random, span: int = 4, zero_p: float = 0.15) -> float:
+    if rng.random() < zero_p:
+        return 0.0
+    return rng.randint(-span, span) / rng.choice(DYADIC_SCALES)
+
+
+def _degenerate_rows(rng: random.Random, W: torch.Tensor, b: torch.Tensor) -> None:
+    n = W.shape[0]
+    for j in range(n):
+        roll = rng.random()
+        if roll < 0.1:
+            W[j] = 0.0  # dead unit (constant pre-activation)
+        elif roll < 0.25 and j > 0:
+            k = rng.randrange(j)
+            factor = rng.choice((1.0, 2.0, 0.5, -1.0))
+            W[j], b[j] = W[k] * factor, b[k] * factor  # coincident zero (same hyperplane)
+
+
+def random_segment(rng: random.Random, d: int) -> tuple[list[float], list[float], float, float]:
+    """(p, v, t_low, t_high): an integer interval for d = 1, a dyadic segment t in [0, 1] otherwise."""
+    if d == 1:
+        a = rng.randint(-3, 2)
+        return [0.0], [1.0], float(a), float(rng.randint(a + 1, 3))
+    p = [rng.randint(-4, 4) / 2 for _ in range(d)]
+    q = [rng.randint(-4, 4) / 2 for _ in range(d)]
+    if p == q:
+        q[0] += 1.0
+    return p, [qi - pi for pi, qi in zip(p, q)], 0.0, 1.0
+
+
+def random_ffn(rng: random.Random, d: int, t_low: float) -> FFN:
+    depth = rng.randint(1, 4)
+    widths = [d] + [rng.randint(1, 6) for _ in range(depth)] + [rng.randint(1, 2)]
+    weights, biases = [], []
+    for i, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        W = torch.tensor([[dyadic(rng) for _ in range(n_in)] for _ in range(n_out)], dtype=torch.float64)
+        b = torch.tensor([dyadic(rng) for _ in range(n_out)], dtype=torch.float64)
+        if i < depth:
+            _degenerate_rows(rng, W, b)
+            if i == 0 and d == 1 and rng.random() < 0.5:
+                j = rng.randrange(n_out)
+                b[j] = -W[j, 0] * t_low  # a zero exactly at the left end of the interval
+        weights.append(W)
+        biases.append(b)
+    return FFN(weights, biases, name="random-ffn")
+
+
+def random_deq(rng: random.Random, d: int, t_low: float, permute: bool = False) -> DEQ:
+    m = rng.randint(1, 7)
+    W = torch.zeros(m, m, dtype=torch.float64)
+    for t in range(m):
+        for i in range(t):
+            W[t, i] = dyadic(rng, span=3, zero_p=0.3)
+        W[t, t] = rng.choice(DIAGONALS)
+    U = torch.tensor([[dyadic(rng) for _ in range(d)] for _ in range(m)], dtype=torch.float64)
+    b = torch.tensor([dyadic(rng) for _ in range(m)], dtype=torch.float64)
+    for t in range(m):
+        if rng.random() < 0.1:
+            U[t] = 0.0
+    if d == 1 and rng.random() < 0.5:
+        j = rng.randrange(m)
+        b[j] = -U[j, 0] * t_low
+    k = rng.randint(1, 2)
+    A = torch.tensor([[dyadic(rng, zero_p=0.3) for _ in range(m)] for _ in range(k)], dtype=torch.float64)
+    B = torch.tensor([[dyadic(rng, zero_p=0.5) for _ in range(d)] for _ in range(k)], dtype=torch.float64)
+    if permute and m > 1:
+        perm = torch.randperm(m, generator=torch.Generator().manual_seed(rng.randrange(10**6)))
+        W, U, b, A = W[perm][:, perm], U[perm], b[perm], A[:, perm]
+    return DEQ(W=W, U=U, b=b, A=A, B=B, name="random-deq")
