@@ -172,13 +172,20 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
     offsets = (torch.arange(PILOT_PIECES, dtype=DTYPE) + torch.rand(PILOT_PIECES, generator=gen, dtype=DTYPE))
     width = span * PILOT_FRACTION
     tau = merge_tolerance(seg.t_low, seg.t_high)
-    cap = None if max_regions is None else max(1, max_regions // 64)
+    # a pilot covers 1/1024 of the segment: more than max_regions / 16 there means > 64x the limit overall
+    cap = None if max_regions is None else max(1000, max_regions // 16)
     found = 0
     start = time.perf_counter()
     for offset in offsets.tolist():
         lo = seg.t_low + (span - width) * offset / PILOT_PIECES
         sink = PieceSink(lo, lo + width, False, None, cap, None)
-        _run(kernel, lo, lo + width, sink, False, max_pieces, tau)
+        try:
+            _run(kernel, lo, lo + width, sink, False, max_pieces, tau)
+        except CostLimitError:
+            raise CostLimitError(
+                f"a pilot on 1/1024 of the segment already found over {cap:,} regions: the whole count is "
+                f"likely far above the limit of {max_regions:.4g} regions (raise --max-regions to go on)"
+            ) from None
         found += sink.regions
     synchronize(device)
     elapsed = time.perf_counter() - start

@@ -1,0 +1,131 @@
+"""Model files: v1 JSON round trips, rationals, PyTorch state_dicts, and every malformed input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from regioncount import (
+    DEQ,
+    FFN,
+    count_segment,
+    load_model,
+    model_from_dict,
+    save_model,
+    theorem1_deq,
+)
+from regioncount.errors import ModelFormatError, NotWellPosedError
+
+
+def write(tmp_path, data, name="model.json"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+FFN_DOC = {"type": "ffn", "layers": [{"weight": [[1.0], [-2.0]], "bias": [0.5, "1/3"]},
+                                     {"weight": [[3.0, 1]], "bias": [0.0]}]}
+DEQ_DOC = {"type": "deq", "W": [[0.0, 0.0], [-4.0, 0.0]], "U": [[2.0], [4.0]], "b": [-1.0, -1.0],
+           "A": [[1.0, 1.0]], "c": [0.0], "domain": {"low": [0], "high": [1]}, "name": "m2"}
+
+
+def test_json_round_trip_preserves_every_number(tmp_path):
+    for model in (theorem1_deq(6, "a"), model_from_dict(FFN_DOC)):
+        path = tmp_path / "m.json"
+        save_model(model, path)
+        again = load_model(path)
+        assert type(again) is type(model)
+        x = torch.linspace(-1, 2, 50, dtype=torch.float64)[:, None]
+        assert torch.equal(model.forward(x), again.forward(x))
+
+
+def test_rational_strings_are_read_exactly():
+    model = model_from_dict(FFN_DOC)
+    assert model.biases[0][1].item() == 1 / 3
+
+
+def test_domain_is_the_default_interval(tmp_path):
+    model = load_model(write(tmp_path, DEQ_DOC))
+    assert model.name == "m2"
+    assert count_segment(model).activation_regions == 4
+
+
+def test_state_dict_of_a_sequential(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    model = load_model(path)
+    assert isinstance(model, FFN) and model.hidden_widths == [8, 8]
+    x = torch.linspace(-2, 2, 100)[:, None]
+    with torch.no_grad():
+        assert torch.allclose(model.forward(x.double()).float(), net(x), atol=1e-6)
+    assert count_segment(model, interval=(-2, 2)).activation_regions >= 1
+
+
+def test_pickled_module_is_refused_with_advice(tmp_path):
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
+    path = tmp_path / "whole.pt"
+    torch.save(net, path)
+    with pytest.raises(ModelFormatError, match=r"state_dict\(\)"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ("{not json", "invalid JSON"),
+        ([1, 2], "JSON object"),
+        ({"type": "cnn"}, '"type" must be'),
+        ({**DEQ_DOC, "Wx": 1}, "unknown key"),
+        ({**FFN_DOC, "layers": [{"weight": [[1.0]], "bias": [0.0], "act": "relu"}]}, "exactly the keys"),
+        ({**FFN_DOC, "layers": []}, "non-empty"),
+        ({**FFN_DOC, "layers": [{"weight": [[1.0, 2.0], [1.0]], "bias": [0, 0]}]}, "same non-zero length"),
+        ({**FFN_DOC, "layers": [{"weight": [[1.0]], "bias": [0, 0]}]}, "bias has length 2"),
+        ({"type": "ffn", "layers": [{"weight": [[1.0]], "bias": [0]}, {"weight": [[1.0, 1.0]], "bias": [0]}]},
+         "columns"),
+        ({**FFN_DOC, "layers": [{"weight": [["x"]], "bias": [0]}]}, "not a number"),
+        ({**FFN_DOC, "layers": [{"weight": [[True]], "bias": [0]}]}, "expected a number"),
+        ('{"type": "ffn", "layers": [{"weight": [[NaN]], "bias": [0]}]}', "not finite"),
+        ('{"type": "ffn", "layers": [{"weight": [[1e999]], "bias": [0]}]}', "not finite"),
+        ({**DEQ_DOC, "W": [[0.0, 1.0], [-4.0, 0.0]]}, "cycle"),
+        ({**DEQ_DOC, "W": [[1.0, 0.0], [-4.0, 0.0]]}, ">= 1"),
+        ({**DEQ_DOC, "U": [[2.0], [4.0], [1.0]]}, "U must have shape"),
+        ({**DEQ_DOC, "A": [[1.0]]}, "A must have shape"),
+        ({**DEQ_DOC, "c": [0.0, 1.0]}, "c must have length"),
+        ({k: v for k, v in DEQ_DOC.items() if k != "b"}, 'needs the key "b"'),
+        ({**DEQ_DOC, "domain": {"low": [1], "high": [0]}}, "not below"),
+        ({**DEQ_DOC, "domain": {"low": [0, 0], "high": [1, 1]}}, "input dimension"),
+    ],
+)
+def test_malformed_files_give_one_line_errors(tmp_path, doc, message):
+    path = write(tmp_path, doc)
+    with pytest.raises((ModelFormatError, NotWellPosedError), match=message) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFormatError, match="no such file"):
+        load_model(tmp_path / "nope.json")
+
+
+def test_cyclic_W_names_the_norm():
+    with pytest.raises(NotWellPosedError, match=r"\|\|W\|\|_2 = 2"):
+        DEQ(W=[[0.0, 2.0], [2.0, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
+
+
+def test_bad_state_dict_keys(tmp_path):
+    path = tmp_path / "bad.pt"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ModelFormatError, match="not the weight or bias"):
+        load_model(path)
+    torch.save({"0.weight": torch.zeros(2, 1), "1.weight": torch.zeros(1, 2)}, path)
+    with pytest.raises(ModelFormatError, match="adjacent"):
+        load_model(path)
+    torch.save({"0.weight": torch.full((2, 1), float("nan")), "0.bias": torch.zeros(2)}, path)
+    with pytest.raises(ModelFormatError, match="non-finite"):
+        load_model(path)

@@ -1,0 +1,186 @@
+"""Known answers: the Theorem 1 DEQ (2^m, readout piece counts, breakpoints k/2^m, Gray-code patterns)
+and sawtooth / tent / fold FFNs (w^L pieces)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from regioncount import (
+    DEQ,
+    FFN,
+    count_segment,
+    fold_ffn,
+    sawtooth_ffn,
+    tent_ffn,
+    theorem1_deq,
+    theorem1_expected,
+)
+from regioncount.errors import CostLimitError
+
+
+@pytest.mark.parametrize("m", range(1, 19))
+def test_theorem1_deq_has_2_to_the_m_regions(m):
+    result = count_segment(theorem1_deq(m), interval=(0, 1), linear_pieces=m <= 14)
+    assert result.activation_regions == 2**m
+    if m <= 14:
+        assert result.linear_pieces == 2**m
+
+
+@pytest.mark.parametrize("readout", ["a", "b", "c", "d"])
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 11])
+def test_theorem1_linear_pieces_per_readout(m, readout):
+    result = count_segment(theorem1_deq(m, readout), interval=(0, 1))
+    assert (result.activation_regions, result.linear_pieces) == theorem1_expected(m, readout)
+
+
+def test_readout_c_piece_formula():
+    assert theorem1_expected(6, "c") == (64, 3 * 2**4 + 1)
+
+
+@pytest.mark.parametrize("m", [1, 4, 9, 14])
+def test_theorem1_breakpoints_are_exactly_k_over_2_to_the_m(m):
+    result = count_segment(theorem1_deq(m), interval=(0, 1), keep_breakpoints=True)
+    expected = [k / 2**m for k in range(1, 2**m)]
+    assert result.breakpoints.tolist() == expected
+    assert result.region_lengths.tolist() == [2.0**-m] * 2**m
+
+
+def test_no_kinks_outside_the_unit_interval():
+    model = theorem1_deq(6)
+    assert count_segment(model, interval=(-5, 0)).activation_regions == 1
+    assert count_segment(model, interval=(1, 7)).activation_regions == 1
+    assert count_segment(model, interval=(-3, 4)).activation_regions == 64
+
+
+@pytest.mark.parametrize("m", [3, 7])
+def test_theorem1_patterns_are_the_gray_code(m):
+    """Unit t is active exactly when bit_t XOR bit_(t-1) of x = 0.b_1 b_2 ... is 1 (b_0 = 0)."""
+    model = theorem1_deq(m)
+    k = torch.arange(2**m, dtype=torch.float64)
+    mids = ((k + 0.5) / 2**m)[:, None]
+    active = model.fixed_point(mids) > 0
+    bits = [(k.long() >> (m - t)) & 1 for t in range(1, m + 1)]
+    prev = [torch.zeros_like(bits[0])] + bits[:-1]
+    gray = torch.stack([(b ^ p).bool() for b, p in zip(bits, prev)], 1)
+    assert torch.equal(active, gray)
+    assert len({tuple(row) for row in active.tolist()}) == 2**m
+
+
+def test_theorem1_sawtooth_identity():
+    m = 6
+    model = theorem1_deq(m, "a")
+    x = torch.linspace(0, 1, 1001, dtype=torch.float64)[:, None]
+    tent = x.clone()
+    for _ in range(m):
+        tent = torch.where(tent <= 0.5, 2 * tent, 2 - 2 * tent)
+    assert torch.allclose(model.forward(x), tent, atol=1e-12)
+
+
+def test_theorem1_on_a_segment_in_two_dimensions():
+    model = theorem1_deq(7, input_dim=2)
+    result = count_segment(model, segment=((0.0, 0.3), (1.0, -2.0)))
+    assert result.activation_regions == 128
+    # a segment that runs along x_2 only sees one region
+    assert count_segment(model, segment=((0.3, 0.0), (0.3, 1.0))).activation_regions == 1
+
+
+def test_permuted_triangular_deq_counts_the_same():
+    model = theorem1_deq(8)
+    perm = torch.tensor([3, 0, 7, 5, 1, 6, 2, 4])
+    permuted = DEQ(W=model.W[perm][:, perm], U=model.U[perm], b=model.b[perm], A=model.A[:, perm])
+    assert permuted.unit_order != list(range(8))
+    result = count_segment(permuted, interval=(0, 1))
+    assert (result.activation_regions, result.linear_pieces) == (256, 256)
+
+
+def test_diagonal_feedback_is_forward_substituted():
+    """z = relu(w z + r) with w < 1 is relu(r) / (1 - w); the count ignores the scale."""
+    model = theorem1_deq(5)
+    W = model.W.clone()
+    W.diagonal().copy_(torch.tensor([0.5, -1.0, 0.75, 0.0, -3.0]))
+    scaled = DEQ(W=W * 0 + torch.diag(W.diagonal()) + torch.tril(model.W, -1)
+                 * (1 - W.diagonal())[:, None], U=model.U * (1 - W.diagonal())[:, None],
+                 b=model.b * (1 - W.diagonal()), A=model.A)
+    x = torch.linspace(0, 1, 257, dtype=torch.float64)[:, None]
+    assert torch.allclose(scaled.fixed_point(x), model.fixed_point(x))
+    assert count_segment(scaled, interval=(0, 1)).activation_regions == 32
+
+
+@pytest.mark.parametrize("teeth,depth", [(1, 3), (2, 1), (2, 6), (3, 4), (4, 3), (5, 3), (7, 2)])
+def test_sawtooth_has_w_to_the_L_pieces(teeth, depth):
+    result = count_segment(sawtooth_ffn(teeth, depth), interval=(0, 1))
+    assert result.activation_regions == teeth**depth
+    assert result.linear_pieces == teeth**depth
+
+
+@pytest.mark.parametrize("depth", [1, 4, 12])
+def test_tent_has_2_to_the_L_pieces(depth):
+    assert count_segment(tent_ffn(depth), interval=(0, 1)).linear_pieces == 2**depth
+
+
+@pytest.mark.parametrize("units,depth", [(3, 5), (4, 3), (5, 3), (7, 3)])
+def test_fold_has_n_plus_1_to_the_L_pieces(units, depth):
+    result = count_segment(fold_ffn(units, depth), interval=(0, 1))
+    assert result.activation_regions == result.linear_pieces == (units + 1) ** depth
+
+
+def test_width_one_chain_regions_versus_pieces():
+    """relu(relu(relu(relu(x) - 1) - 1) - 1) = relu(x - 3): 5 activation regions, 2 linear pieces."""
+    weights = [torch.tensor([[1.0]]) for _ in range(5)]
+    biases = [torch.tensor([0.0]), torch.tensor([-1.0]), torch.tensor([-1.0]), torch.tensor([-1.0]),
+              torch.tensor([0.0])]
+    result = count_segment(FFN(weights, biases), interval=(-1, 5))
+    assert (result.activation_regions, result.linear_pieces) == (5, 2)
+
+
+def test_no_hidden_layer_is_one_region():
+    net = FFN([torch.tensor([[2.0, -1.0]])], [torch.tensor([0.5])])
+    result = count_segment(net, segment=((0, 0), (1, 1)))
+    assert (result.activation_regions, result.linear_pieces) == (1, 1)
+
+
+def test_near_coincident_breakpoints_are_merged_and_reported():
+    eps = 2.0**-50
+    net = FFN([torch.tensor([[1.0], [1.0]]), torch.tensor([[1.0, 2.0]])],
+              [torch.tensor([-0.5, -0.5 - eps], dtype=torch.float64), torch.tensor([0.0])])
+    result = count_segment(net, interval=(0, 1))
+    assert result.activation_regions == 2
+    assert result.near_coincident == 1
+    # far enough apart (above the tolerance 2^-46), they are two breakpoints
+    net.biases[0][1] = -0.5 - 2.0**-40
+    result = count_segment(net, interval=(0, 1))
+    assert (result.activation_regions, result.near_coincident) == (3, 0)
+
+
+def test_batches_do_not_change_the_theorem1_answer():
+    for max_pieces in (2, 3, 100, 4096):
+        result = count_segment(theorem1_deq(10, "c"), interval=(0, 1), keep_breakpoints=True,
+                               max_pieces=max_pieces)
+        assert (result.activation_regions, result.linear_pieces) == theorem1_expected(10, "c")
+        assert result.breakpoints.tolist() == [k / 1024 for k in range(1, 1024)]
+
+
+def test_progress_reaches_one_and_is_monotone():
+    seen = []
+    count_segment(theorem1_deq(12), interval=(0, 1), max_pieces=64, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_region_limit_refuses_before_starting():
+    with pytest.raises(CostLimitError, match="pilot"):
+        count_segment(theorem1_deq(20), interval=(0, 1), max_regions=1000)
+    with pytest.raises(CostLimitError, match=r"estimated 1\.04\d+e\+06 regions.*1e\+05"):
+        count_segment(theorem1_deq(20), interval=(0, 1), max_regions=10**5)
+    with pytest.raises(CostLimitError, match=r"estimated 1\.049e\+06"):
+        count_segment(theorem1_deq(20), interval=(0, 1), max_regions=10**5, known_regions=2**20)
+    with pytest.raises(CostLimitError, match="GiB"):
+        count_segment(theorem1_deq(20), interval=(0, 1), keep_breakpoints=True, memory_limit=2**20)
+
+
+def test_pilot_estimate_for_a_large_ffn():
+    net = fold_ffn(3, 12)  # 4^12 = 16.8M regions; the guaranteed bound is 4^12 too
+    with pytest.raises(CostLimitError, match=r"estimated [12]\.\d+e\+07 regions"):
+        count_segment(net, interval=(0, 1), max_regions=10**7)
+    with pytest.raises(CostLimitError, match="pilot"):
+        count_segment(net, interval=(0, 1), max_regions=10**5)
