@@ -151,7 +151,7 @@ def region_upper_bound(model: Model) -> int:
 
 def default_max_pieces(device: torch.device) -> int:
     """Pieces per batch: small enough to stay in cache on a CPU, large enough to fill a GPU."""
-    return 2**22 if device.type == "cuda" else 2**16
+    return 2**23 if device.type == "cuda" else 2**16
 
 
 def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,

@@ -60,7 +60,17 @@ class PieceSink:
         self.rights: list[torch.Tensor] = []
         self.shortest = float("inf")
         self.longest = 0.0
-        self.near_coincident = 0
+        self._near: list[torch.Tensor] = []
+
+    def add_near(self, count: torch.Tensor) -> None:
+        """Record tolerance-decided zeros (a 0-d tensor, kept on its device until the end: no sync)."""
+        self._near.append(count)
+        if len(self._near) >= 1024:
+            self._near = [torch.stack(self._near).sum()]
+
+    @property
+    def near_coincident(self) -> int:
+        return int(torch.stack(self._near).sum()) if self._near else 0
 
     def _advance(self, count: int, right_end: torch.Tensor | float | None) -> None:
         self.regions += count
@@ -115,12 +125,10 @@ def slopes_differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return diff > SLOPE_RTOL * scale
 
 
-def _count_near(x: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float) -> int:
+def _count_near(x: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float) -> torch.Tensor:
     """Zeros strictly inside (tl, tr) but within tau of an end: decided by the tolerance, not exactly."""
-    if tau <= 0:
-        return 0
     near = ((x > tl) & (x <= tl + tau)) | ((x < tr) & (x >= tr - tau))
-    return int(near.sum())
+    return near.sum()
 
 
 @dataclass
@@ -173,7 +181,8 @@ class DEQKernel:
             us, uc = gs[:, 0], gc[:, 0]
             x = -uc / us
             inside = (x > tl + tau) & (x < tr - tau)
-            sink.near_coincident += _count_near(x, tl, tr, tau)
+            if tau > 0:
+                sink.add_near(_count_near(x, tl, tr, tau))
             n_split = int(inside.sum())
             last = t == m - 1
             if last and not need_pieces:
@@ -252,8 +261,7 @@ class FFNKernel:
             lo, hi = tl[:, None], tr[:, None]
             valid = (x > lo + tau) & (x < hi - tau)
             if tau > 0:
-                loose = int(((x > lo) & (x < hi)).sum())
-                sink.near_coincident += loose - int(valid.sum())
+                sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
             counts, kept = _dedupe_crossings(x, valid, tl, tau, sink)
             n_children = P + int(counts.sum())
             if n_children > max_pieces and P > 1:
@@ -297,7 +305,7 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
     keep = finite & (xs > prev + tau)
     # a zero can also be swallowed by a kept zero two places back in a chain; the rule is stated
     # against the previous sorted zero, which is what this implements
-    sink.near_coincident += int((finite & ~keep & (xs != prev)).sum())
+    sink.add_near((finite & ~keep & (xs != prev)).sum())
     counts = keep.sum(1)
     c_max = int(counts.max())
     if bool((counts == n_valid).all()):
