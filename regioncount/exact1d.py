@@ -17,10 +17,21 @@ from dataclasses import dataclass
 import torch
 
 from .devices import default_memory_limit, resolve_device, synchronize
-from .errors import CostLimitError, SegmentError
+from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .models import DEQ, DTYPE, FFN, Model
 from .results import SegmentCount
 from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
+from .wellposed import require_well_posed
+
+
+def require_triangular(model: Model) -> None:
+    """Refuse a DEQ whose W is not triangular: ill-posed ones with the failing certificate, others as unsupported."""
+    if isinstance(model, DEQ) and model.unit_order is None:
+        cert = require_well_posed(model.W)
+        raise NotWellPosedError(
+            f"the DEQ is well-posed ({cert.reason}) but its W is not triangular: exact counting of "
+            "general-W DEQs is not supported yet"
+        )
 
 #: Refuse counts beyond this many regions unless asked (about 10 minutes on a 2-core CPU, ~1 min on a GPU).
 DEFAULT_MAX_REGIONS = 2**34
@@ -250,6 +261,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         known_regions: a count known in advance (skips the pilot estimate).
         progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
     """
+    require_triangular(model)
     seg = resolve_segment(model, interval, segment)
     dev = resolve_device(device)
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit

@@ -10,17 +10,19 @@ once, here, at construction, so the numerical kernels can assume clean inputs:
 A DEQ with lower-triangular ``W`` (or, more generally, one whose off-diagonal unit graph is acyclic) and
 every diagonal entry < 1 has exactly one fixed point for every x, found by forward substitution
 ``z_t = relu(r_t) / (1 - W_tt)``.  It is the same function as a depth-m chain of width-1 layers with dense
-skip connections from every earlier unit and from the input.  Other ``W`` are rejected for now.
+skip connections from every earlier unit and from the input.  An acyclic W with a diagonal entry >= 1 is
+rejected here; a cyclic W is accepted (``unit_order`` is None) and judged by
+:func:`regioncount.wellposed.certify` wherever it is used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
 import torch
 
 from .errors import ModelFormatError, NotWellPosedError
+from .wellposed import acyclic_order
 
 DTYPE = torch.float64
 
@@ -141,8 +143,8 @@ class DEQ:
     """Deep equilibrium model ``z = relu(W z + U x + b)``, ``y = A z + B x + c``.
 
     Shapes: W (m, m), U (m, d), b (m,), A (k, m), B (k, d), c (k,).  ``B`` and ``c`` default to zero.
-    Construction checks that W is (a permutation of) lower-triangular with diagonal < 1; the forward
-    substitution order is :attr:`unit_order`.
+    ``unit_order`` is a forward-substitution order when the unit graph of W is acyclic (an acyclic W with
+    a diagonal entry >= 1 is rejected), else None (general W; see :mod:`regioncount.wellposed`).
     """
 
     W: torch.Tensor
@@ -153,7 +155,7 @@ class DEQ:
     B: torch.Tensor | None = None
     name: str | None = None
     domain: Domain | None = None
-    unit_order: list[int] = field(init=False, repr=False)
+    unit_order: list[int] | None = field(init=False, repr=False)
 
     kind = "deq"
 
@@ -179,7 +181,21 @@ class DEQ:
         if tuple(self.B.shape) != (k, d):
             raise ModelFormatError(f"B must have shape ({k}, {d}), got {tuple(self.B.shape)}")
         _check_domain(self.domain, d)
-        self.unit_order = triangular_order(self.W)
+        self.unit_order = acyclic_order(self.W)
+        if self.unit_order is not None:
+            diag = torch.diagonal(self.W)
+            bad = (diag >= 1).nonzero()
+            if bad.numel():
+                t = int(bad[0])
+                raise NotWellPosedError(
+                    f"W[{t},{t}] = {diag[t].item():g} >= 1: the DEQ is not well-posed (unit {t} has no fixed "
+                    "point, or two, for some inputs); the diagonal of a triangular W must be < 1"
+                )
+
+    @property
+    def triangular(self) -> bool:
+        """True when the fixed point is found exactly by forward substitution."""
+        return self.unit_order is not None
 
     @property
     def width(self) -> int:
@@ -202,6 +218,8 @@ class DEQ:
 
     def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
         """Exact fixed point z*(x) by forward substitution, for points ``x`` of shape (N, d); (N, m)."""
+        if self.unit_order is None:
+            raise NotWellPosedError("W is not triangular: forward substitution does not apply")
         x = x.to(DTYPE)
         pre_input = x @ self.U.T + self.b
         z = torch.zeros(x.shape[0], self.width, dtype=DTYPE)
@@ -217,38 +235,3 @@ class DEQ:
 
 
 Model = FFN | DEQ
-
-
-def triangular_order(W: torch.Tensor) -> list[int]:
-    """A unit order in which W is lower triangular, after checking diagonal < 1.
-
-    Returns ``list(range(m))`` when W is already lower triangular, else a topological order of the
-    graph with an edge i -> t for every off-diagonal ``W[t, i] != 0``.  Raises
-    :class:`NotWellPosedError` when a diagonal entry is >= 1 or the graph has a cycle (general W is not
-    supported yet; the message gives ``||W||_2`` for reference).
-    """
-    m = W.shape[0]
-    diag = torch.diagonal(W)
-    bad = (diag >= 1).nonzero()
-    if bad.numel():
-        t = int(bad[0])
-        raise NotWellPosedError(
-            f"W[{t},{t}] = {diag[t].item():g} >= 1: the DEQ is not well-posed "
-            f"(unit {t} has no fixed point, or two, for some inputs); the diagonal must be < 1"
-        )
-    off = W - torch.diag(diag)
-    if not torch.triu(off, diagonal=1).any():
-        return list(range(m))
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(m))
-    rows, cols = off.nonzero(as_tuple=True)
-    graph.add_edges_from(zip(cols.tolist(), rows.tolist()))
-    try:
-        return list(nx.lexicographical_topological_sort(graph))
-    except nx.NetworkXUnfeasible:
-        cycle = [u for u, _ in nx.find_cycle(graph)]
-        norm = torch.linalg.matrix_norm(W, ord=2).item()
-        raise NotWellPosedError(
-            f"W is not triangular (units {cycle} feed each other in a cycle; ||W||_2 = {norm:.4g}): "
-            "only DEQs with lower-triangular (acyclic) W are supported in this version"
-        ) from None

@@ -91,7 +91,6 @@ def test_pickled_module_is_refused_with_advice(tmp_path):
         ({**FFN_DOC, "layers": [{"weight": [[True]], "bias": [0]}]}, "expected a number"),
         ('{"type": "ffn", "layers": [{"weight": [[NaN]], "bias": [0]}]}', "not finite"),
         ('{"type": "ffn", "layers": [{"weight": [[1e999]], "bias": [0]}]}', "not finite"),
-        ({**DEQ_DOC, "W": [[0.0, 1.0], [-4.0, 0.0]]}, "cycle"),
         ({**DEQ_DOC, "W": [[1.0, 0.0], [-4.0, 0.0]]}, ">= 1"),
         ({**DEQ_DOC, "U": [[2.0], [4.0], [1.0]]}, "U must have shape"),
         ({**DEQ_DOC, "A": [[1.0]]}, "A must have shape"),
@@ -113,9 +112,13 @@ def test_missing_file(tmp_path):
         load_model(tmp_path / "nope.json")
 
 
-def test_cyclic_W_names_the_norm():
-    with pytest.raises(NotWellPosedError, match=r"\|\|W\|\|_2 = 2"):
-        DEQ(W=[[0.0, 2.0], [2.0, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
+def test_cyclic_W_is_judged_when_counted():
+    ill = DEQ(W=[[0.0, 2.0], [2.0, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
+    with pytest.raises(NotWellPosedError, match=r"not well-posed.*\{1,2\}.*\|\|W\|\|_2 = 2"):
+        count_segment(ill, interval=(0, 1))
+    fine = DEQ(W=[[0.0, 0.5], [0.25, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
+    with pytest.raises(NotWellPosedError, match="well-posed.*not supported yet"):
+        count_segment(fine, interval=(0, 1))
 
 
 def test_bad_state_dict_keys(tmp_path):

@@ -1,0 +1,188 @@
+"""Well-posedness certificates for ReLU DEQs ``z = relu(W z + q)``, ``q = U x + b`` (algorithms.md §2.3).
+
+Writing u = W z + q, z = u+, s = u-, the fixed-point equation is the linear complementarity problem
+LCP(I - W, -q).  It has exactly one solution for every q in R^m iff ``I - W`` is a P-matrix (every principal
+minor > 0; Samelson-Thrall-Wesler), which is the exact criterion tested here up to a size cap.  Cheaper
+sufficient conditions are tried too, each with its number:
+
+* triangular: the unit graph (edge i -> t for W[t, i] != 0, i != t) is acyclic and diag(W) < 1; exact,
+  solved by forward substitution;
+* contraction: ||W||_2 < 1 (ReLU is 1-Lipschitz);
+* rho(|W|) < 1 (El Ghaoui et al.);
+* monotone: I - W strongly monotone, lambda_min((I - W + (I - W)^T) / 2) > 0 (monDEQ).
+
+A failing P-matrix test names the smallest failing subset (1-based units) and its minor: then some q in
+R^m has no fixed point or several (the DEQ may still be well-posed on the range of U x + b only).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import networkx as nx
+import torch
+
+from .errors import NotWellPosedError
+
+#: Largest width for which all 2^m - 1 principal minors are computed by default (65,535 determinants).
+DEFAULT_P_MATRIX_CAP = 16
+_BORDERLINE = 1e-9
+
+
+@dataclass
+class Check:
+    """One criterion: ``passed`` True / False / None (not run), the number it rests on, and a sentence."""
+
+    name: str
+    passed: bool | None
+    value: float | None
+    text: str
+
+
+@dataclass
+class Certificate:
+    """Outcome of :func:`certify`: ``well_posed`` True / False / None (undecided), and why."""
+
+    width: int
+    well_posed: bool | None
+    method: str
+    reason: str
+    checks: list[Check] = field(default_factory=list)
+    unit_order: list[int] | None = None
+    failing_subset: list[int] | None = None
+    failing_minor: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "width": self.width,
+            "well_posed": self.well_posed,
+            "method": self.method,
+            "reason": self.reason,
+            "failing_subset": self.failing_subset,
+            "failing_minor": self.failing_minor,
+            "checks": [{"name": c.name, "passed": c.passed, "value": c.value, "text": c.text} for c in self.checks],
+        }
+
+
+def acyclic_order(W: torch.Tensor) -> list[int] | None:
+    """A forward-substitution order (topological order of the unit graph), or None if it has a cycle."""
+    m = W.shape[0]
+    off = W - torch.diag(torch.diagonal(W))
+    if not torch.triu(off, diagonal=1).any():
+        return list(range(m))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(m))
+    rows, cols = off.nonzero(as_tuple=True)
+    graph.add_edges_from(zip(cols.tolist(), rows.tolist()))
+    if not nx.is_directed_acyclic_graph(graph):
+        return None
+    return list(nx.lexicographical_topological_sort(graph))
+
+
+def _exact_det(matrix: list[list[Fraction]]) -> Fraction:
+    """Determinant by Gaussian elimination over the rationals."""
+    a = [row[:] for row in matrix]
+    n, det = len(a), Fraction(1)
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if a[r][col] != 0), None)
+        if pivot is None:
+            return Fraction(0)
+        if pivot != col:
+            a[col], a[pivot] = a[pivot], a[col]
+            det = -det
+        det *= a[col][col]
+        for r in range(col + 1, n):
+            factor = a[r][col] / a[col][col]
+            for c in range(col, n):
+                a[r][c] -= factor * a[col][c]
+    return det
+
+
+def p_matrix_test(M: torch.Tensor) -> tuple[bool, list[int] | None, float | None, int]:
+    """Every principal minor of M positive?  Returns (ok, failing subset 0-based, its minor, #determinants).
+
+    Minors are float64 LU determinants, batched per subset size; any within 1e-9 (relative) of zero is
+    recomputed exactly over the rationals, so the sign decision is exact.  Smallest failing subsets first.
+    """
+    m = M.shape[0]
+    scale = max(1.0, float(M.abs().max()))
+    count = 0
+    exact = [[Fraction(float(v)) for v in row] for row in M.tolist()]
+    for k in range(1, m + 1):
+        subsets = torch.tensor(list(itertools.combinations(range(m), k)), dtype=torch.long)
+        count += subsets.shape[0]
+        for chunk in torch.split(subsets, 65536):
+            blocks = M[chunk[:, :, None], chunk[:, None, :]]
+            dets = torch.linalg.det(blocks)
+            suspicious = (dets <= _BORDERLINE * scale**k).nonzero().flatten().tolist()
+            for i in suspicious:
+                subset = chunk[i].tolist()
+                value = _exact_det([[exact[r][c] for c in subset] for r in subset])
+                if value <= 0:
+                    return False, subset, float(value), count
+    return True, None, None, count
+
+
+def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
+    """Decide whether ``z = relu(W z + q)`` has exactly one fixed point for every q (see module doc)."""
+    W = W.to(torch.float64)
+    m = W.shape[0]
+    checks: list[Check] = []
+    order = acyclic_order(W)
+    diag = torch.diagonal(W)
+    if order is not None:
+        bad = (diag >= 1).nonzero().flatten().tolist()
+        if bad:
+            t = bad[0]
+            text = f"W[{t + 1},{t + 1}] = {diag[t].item():g} >= 1: unit {t + 1} has no fixed point or two"
+            checks.append(Check("triangular", False, float(diag[t]), text))
+            return Certificate(m, False, "triangular", text, checks, None, [t + 1], 1.0 - float(diag[t]))
+        text = "acyclic unit graph with diagonal < 1: unique fixed point by forward substitution"
+        checks.append(Check("triangular", True, None, text))
+    else:
+        checks.append(Check("triangular", False, None, "the unit graph has a cycle"))
+    norm = float(torch.linalg.matrix_norm(W, ord=2))
+    checks.append(Check("contraction", norm < 1, norm, f"||W||_2 = {norm:.6g}" + (" < 1" if norm < 1 else " >= 1")))
+    rho = float(torch.linalg.eigvals(W.abs()).abs().max())
+    checks.append(Check("rho(|W|)", rho < 1, rho, f"rho(|W|) = {rho:.6g}" + (" < 1" if rho < 1 else " >= 1")))
+    eye = torch.eye(m, dtype=torch.float64)
+    sym = (eye - W + (eye - W).T) / 2
+    lam = float(torch.linalg.eigvalsh(sym).min())
+    checks.append(Check("monotone", lam > 0, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + (" > 0" if lam > 0 else " <= 0")))
+    if m <= p_matrix_cap:
+        ok, subset, minor, dets = p_matrix_test(eye - W)
+        if ok:
+            text = f"every principal minor of I - W is positive ({dets:,} determinants)"
+        else:
+            names = "{" + ",".join(str(i + 1) for i in subset) + "}"
+            text = (f"principal minor det((I - W)[{names}]) = {minor:.6g} <= 0 ({dets:,} determinants checked): "
+                    "some q = U x + b in R^m has no fixed point or several")
+        checks.append(Check("P-matrix", ok, minor, text))
+    else:
+        checks.append(Check("P-matrix", None, None,
+                            f"not run: width {m} > cap {p_matrix_cap} (2^{m} - 1 = {2**m - 1:,} determinants)"))
+    first = next((c for c in checks if c.passed), None)
+    p_check = checks[-1]
+    if p_check.passed is False:
+        return Certificate(m, False, "P-matrix", p_check.text, checks, order,
+                           [i + 1 for i in subset], minor)
+    if first is not None:
+        return Certificate(m, True, first.name, first.text, checks, order)
+    return Certificate(m, None, "none", f"undecided: no sufficient condition holds ({checks[1].text}) and "
+                       f"{p_check.text}", checks, order)
+
+
+def require_well_posed(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
+    """:func:`certify`, raising :class:`NotWellPosedError` (one line, with ||W||_2) unless well-posed."""
+    cert = certify(W, p_matrix_cap)
+    if cert.well_posed is True:
+        return cert
+    norm = next(c.value for c in cert.checks if c.name == "contraction")
+    verdict = "not well-posed" if cert.well_posed is False else "not shown to be well-posed"
+    raise NotWellPosedError(f"the DEQ is {verdict}: {cert.reason} (||W||_2 = {norm:.4g})")
+
+
+__all__ = ["Certificate", "Check", "acyclic_order", "certify", "p_matrix_test", "require_well_posed",
+           "DEFAULT_P_MATRIX_CAP"]
