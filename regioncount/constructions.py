@@ -7,6 +7,9 @@ algorithms.md §4.2.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import accumulate
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -79,21 +82,61 @@ def theorem1_expected(m: int, readout: str = "b") -> tuple[int, int]:
     return regions, regions
 
 
-def _zigzag_ffn(unit_weight: list[Fraction], unit_bias: list[Fraction], out: list[Fraction],
-                out_bias: Fraction, depth: int, name: str) -> FFN:
-    """Compose one zigzag layer ``depth`` times: layer 1 reads x, layer l+1 reads ``out . h + out_bias``."""
-    _check_width(depth, "depth")
-    sigma = torch.tensor([float(v) for v in unit_weight], dtype=DTYPE)
-    bias = torch.tensor([float(v) for v in unit_bias], dtype=DTYPE)
-    readout = torch.tensor([float(v) for v in out], dtype=DTYPE)
-    weights = [sigma[:, None]]
-    biases = [bias]
-    for _ in range(depth - 1):
-        weights.append(sigma[:, None] * readout[None, :])
-        biases.append(bias + sigma * float(out_bias))
-    weights.append(readout[None, :])
-    biases.append(torch.tensor([float(out_bias)], dtype=DTYPE))
+@dataclass(frozen=True)
+class Zigzag:
+    """One zigzag layer y -> Z(y) = sum_k out_k relu(sigma_k (y - p_k)) + kappa, mapping [0, 1] onto [0, 1]."""
+
+    sigma: tuple[Fraction, ...]
+    points: tuple[Fraction, ...]
+    out: tuple[Fraction, ...]
+    kappa: Fraction
+
+
+def _tensor(values: Sequence[Fraction]) -> torch.Tensor:
+    return torch.tensor([float(v) for v in values], dtype=DTYPE)
+
+
+def compose_zigzags(layers: Sequence[Zigzag], name: str) -> FFN:
+    """The FFN computing Z_L(...Z_1(x)): layer l+1's units read ``out_l . h_l + kappa_l``.
+
+    W_1 = sigma_1, b_1 = -sigma_1 * p_1; W_(l+1) = sigma_(l+1) out_l^T, b_(l+1) = sigma_(l+1) * (kappa_l - p_(l+1));
+    readout out_L, kappa_L.  Pieces multiply when every zigzag maps [0, 1] onto [0, 1].
+    """
+    if not layers:
+        raise RegionCountError("a zigzag net needs at least one layer")
+    first = layers[0]
+    weights = [_tensor(first.sigma)[:, None]]
+    biases = [_tensor([-s * p for s, p in zip(first.sigma, first.points)])]
+    for prev, cur in zip(layers, layers[1:]):
+        weights.append(_tensor(cur.sigma)[:, None] * _tensor(prev.out)[None, :])
+        biases.append(_tensor([s * (prev.kappa - p) for s, p in zip(cur.sigma, cur.points)]))
+    weights.append(_tensor(layers[-1].out)[None, :])
+    biases.append(_tensor([layers[-1].kappa]))
     return FFN(weights, biases, name=name, domain=Domain((0.0,), (1.0,)))
+
+
+def tooth_zigzag(teeth: int) -> Zigzag:
+    """w teeth: units relu(y - j/w), output w, -2w, 2w, ...: w pieces, each onto [0, 1]."""
+    _check_width(teeth, "teeth")
+    w = teeth
+    return Zigzag(tuple(Fraction(1) for _ in range(w)), tuple(Fraction(j, w) for j in range(w)),
+                  tuple([Fraction(w)] + [Fraction(2 * w * (-1) ** j) for j in range(1, w)]), Fraction(0))
+
+
+def fold_zigzag(units: int) -> Zigzag:
+    """(n+1) monotone pieces from n >= 3 units (algorithms.md §4.2): widths 2u (u for piece 3),
+    u = 1/(2n+1); units 2 and 3 face left so that the first piece gets its slope."""
+    n = units
+    if n < 3:
+        raise RegionCountError("the fold construction needs n >= 3 units per layer (use tent_ffn for n = 2)")
+    u = Fraction(1, 2 * n + 1)
+    widths = [u if k == 3 else 2 * u for k in range(n + 1)]
+    points = list(accumulate(widths[:-1]))
+    slopes = [Fraction((-1) ** k) / widths[k] for k in range(n + 1)]
+    jumps = [slopes[k] - slopes[k - 1] for k in range(1, n + 1)]
+    sigma = [Fraction(-1) if k in (2, 3) else Fraction(1) for k in range(1, n + 1)]
+    kappa = -sum((c * p for c, p, s in zip(jumps, points, sigma) if s < 0), Fraction(0))
+    return Zigzag(tuple(sigma), tuple(points), tuple(jumps), kappa)
 
 
 def sawtooth_ffn(teeth: int, depth: int) -> FFN:
@@ -102,36 +145,54 @@ def sawtooth_ffn(teeth: int, depth: int) -> FFN:
     Layer units ``relu(y - j/w)``, j = 0..w-1, and ``y' = w h_0 - 2w h_1 + 2w h_2 - ...``, so each tooth
     maps onto [0, 1].  ``teeth = 2`` is the tent map T.
     """
-    _check_width(teeth, "teeth")
-    w = teeth
-    out = [Fraction(w)] + [Fraction(2 * w * (-1) ** j) for j in range(1, w)]
-    return _zigzag_ffn([Fraction(1)] * w, [Fraction(-j, w) for j in range(w)], out, Fraction(0), depth,
-                       f"sawtooth-w{w}-L{depth}")
+    _check_width(depth, "depth")
+    return compose_zigzags([tooth_zigzag(teeth)] * depth, f"sawtooth-w{teeth}-L{depth}")
 
 
 def tent_ffn(depth: int) -> FFN:
     """Telgarsky's tent map T composed L times with 2 ReLUs per layer: ``2^L`` pieces on [0, 1]."""
-    net = sawtooth_ffn(2, depth)
-    net.name = f"tent-L{depth}"
-    return net
+    _check_width(depth, "depth")
+    return compose_zigzags([tooth_zigzag(2)] * depth, f"tent-L{depth}")
 
 
-def fold_ffn(units: int, depth: int) -> FFN:
-    """The (n+1)-fold zigzag FFN with n >= 3 units per layer: exactly ``(n+1)^L`` pieces on [0, 1].
+def fold_ffn(units: int | Sequence[int], depth: int | None = None) -> FFN:
+    """The (n+1)-fold zigzag FFN: exactly ``prod_l (n_l + 1)`` pieces on [0, 1], every n_l >= 3.
 
-    Construction of algorithms.md §4.2: piece widths 2u (and u for piece 3), u = 1/(2n+1); units 2 and 3
-    face left so that the first piece gets its slope; every piece maps onto [0, 1].
+    ``fold_ffn(n, L)`` uses n units in each of L layers; ``fold_ffn([n_1, ..., n_L])`` one width per layer.
+    This attains the 1-D upper bound prod(n_l + 1) of Serra et al.
     """
-    _check_width(units, "units per layer")
-    n = units
-    if n < 3:
-        raise RegionCountError("the fold construction needs n >= 3 units per layer (use tent_ffn for n = 2)")
-    u = Fraction(1, 2 * n + 1)
-    widths = [u if k == 3 else 2 * u for k in range(n + 1)]
-    points = [sum(widths[:k], Fraction(0)) for k in range(1, n + 1)]
-    slopes = [Fraction((-1) ** k) / widths[k] for k in range(n + 1)]
-    jumps = [slopes[k] - slopes[k - 1] for k in range(1, n + 1)]
-    sigma = [Fraction(-1) if k in (2, 3) else Fraction(1) for k in range(1, n + 1)]
-    kappa = -sum((c * p for c, p, s in zip(jumps, points, sigma) if s < 0), Fraction(0))
-    return _zigzag_ffn(sigma, [-s * p for s, p in zip(sigma, points)], jumps, kappa, depth,
-                       f"fold-n{n}-L{depth}")
+    if isinstance(units, int):
+        _check_width(units, "units per layer")
+        if depth is None:
+            raise RegionCountError("fold_ffn(n, depth): give the depth")
+        _check_width(depth, "depth")
+        widths = [units] * depth
+    else:
+        widths = [int(n) for n in units]
+    for n in widths:
+        _check_width(n, "units per layer")
+    label = f"n{widths[0]}-L{len(widths)}" if len(set(widths)) == 1 else "-".join(map(str, widths))
+    return compose_zigzags([fold_zigzag(n) for n in widths], f"fold-{label}")
+
+
+def constructed_ffn(width: int, depth: int) -> FFN:
+    """The tool's best explicit FFN with ``depth`` layers of ``width`` units on [0, 1].
+
+    Its pieces are :func:`regioncount.bounds.construction_pieces`: one layer of w units kinking at
+    j/(w+1) (w+1 pieces); the fold for w >= 3 ((w+1)^L); the tent for w = 2 (2^L); a single kink for w = 1.
+    """
+    _check_width(width)
+    _check_width(depth, "depth")
+    if depth == 1:
+        j = torch.arange(1, width + 1, dtype=DTYPE)
+        out = torch.where(j % 2 == 0, 2.0, -2.0)
+        return FFN([torch.ones(width, 1, dtype=DTYPE), out[None, :]],
+                   [-(j / (width + 1)), torch.zeros(1, dtype=DTYPE)],
+                   name=f"one-layer-w{width}", domain=Domain((0.0,), (1.0,)))
+    if width >= 3:
+        return fold_ffn(width, depth)
+    if width == 2:
+        return tent_ffn(depth)
+    kink = Zigzag((Fraction(1),), (Fraction(1, 2),), (Fraction(1),), Fraction(0))
+    identity = Zigzag((Fraction(1),), (Fraction(0),), (Fraction(1),), Fraction(0))
+    return compose_zigzags([kink] + [identity] * (depth - 1), f"chain-L{depth}")

@@ -25,7 +25,8 @@ from .wellposed import require_well_posed
 
 
 def require_triangular(model: Model) -> None:
-    """Refuse a DEQ whose W is not triangular: ill-posed ones with the failing certificate, others as unsupported."""
+    """Refuse a DEQ that forward substitution cannot solve: ill-posed ones with the failing certificate
+    (one line, naming the failing minor and ||W||_2), well-posed general W as not supported yet."""
     if isinstance(model, DEQ) and model.unit_order is None:
         cert = require_well_posed(model.W)
         raise NotWellPosedError(

@@ -10,9 +10,8 @@ once, here, at construction, so the numerical kernels can assume clean inputs:
 A DEQ with lower-triangular ``W`` (or, more generally, one whose off-diagonal unit graph is acyclic) and
 every diagonal entry < 1 has exactly one fixed point for every x, found by forward substitution
 ``z_t = relu(r_t) / (1 - W_tt)``.  It is the same function as a depth-m chain of width-1 layers with dense
-skip connections from every earlier unit and from the input.  An acyclic W with a diagonal entry >= 1 is
-rejected here; a cyclic W is accepted (``unit_order`` is None) and judged by
-:func:`regioncount.wellposed.certify` wherever it is used.
+skip connections from every earlier unit and from the input.  Any other W is accepted here
+(``unit_order`` is None) and judged by :func:`regioncount.wellposed.certify` wherever it is used.
 """
 
 from __future__ import annotations
@@ -143,8 +142,8 @@ class DEQ:
     """Deep equilibrium model ``z = relu(W z + U x + b)``, ``y = A z + B x + c``.
 
     Shapes: W (m, m), U (m, d), b (m,), A (k, m), B (k, d), c (k,).  ``B`` and ``c`` default to zero.
-    ``unit_order`` is a forward-substitution order when the unit graph of W is acyclic (an acyclic W with
-    a diagonal entry >= 1 is rejected), else None (general W; see :mod:`regioncount.wellposed`).
+    ``unit_order`` is a forward-substitution order when the unit graph of W is acyclic and diag(W) < 1,
+    else None (general or ill-posed W; see :mod:`regioncount.wellposed`).
     """
 
     W: torch.Tensor
@@ -181,16 +180,8 @@ class DEQ:
         if tuple(self.B.shape) != (k, d):
             raise ModelFormatError(f"B must have shape ({k}, {d}), got {tuple(self.B.shape)}")
         _check_domain(self.domain, d)
-        self.unit_order = acyclic_order(self.W)
-        if self.unit_order is not None:
-            diag = torch.diagonal(self.W)
-            bad = (diag >= 1).nonzero()
-            if bad.numel():
-                t = int(bad[0])
-                raise NotWellPosedError(
-                    f"W[{t},{t}] = {diag[t].item():g} >= 1: the DEQ is not well-posed (unit {t} has no fixed "
-                    "point, or two, for some inputs); the diagonal of a triangular W must be < 1"
-                )
+        order = acyclic_order(self.W)
+        self.unit_order = order if order is not None and bool((torch.diagonal(self.W) < 1).all()) else None
 
     @property
     def triangular(self) -> bool:
@@ -219,7 +210,7 @@ class DEQ:
     def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
         """Exact fixed point z*(x) by forward substitution, for points ``x`` of shape (N, d); (N, m)."""
         if self.unit_order is None:
-            raise NotWellPosedError("W is not triangular: forward substitution does not apply")
+            raise NotWellPosedError("W is not triangular with diagonal < 1: forward substitution does not apply")
         x = x.to(DTYPE)
         pre_input = x @ self.U.T + self.b
         z = torch.zeros(x.shape[0], self.width, dtype=DTYPE)

@@ -91,7 +91,6 @@ def test_pickled_module_is_refused_with_advice(tmp_path):
         ({**FFN_DOC, "layers": [{"weight": [[True]], "bias": [0]}]}, "expected a number"),
         ('{"type": "ffn", "layers": [{"weight": [[NaN]], "bias": [0]}]}', "not finite"),
         ('{"type": "ffn", "layers": [{"weight": [[1e999]], "bias": [0]}]}', "not finite"),
-        ({**DEQ_DOC, "W": [[1.0, 0.0], [-4.0, 0.0]]}, ">= 1"),
         ({**DEQ_DOC, "U": [[2.0], [4.0], [1.0]]}, "U must have shape"),
         ({**DEQ_DOC, "A": [[1.0]]}, "A must have shape"),
         ({**DEQ_DOC, "c": [0.0, 1.0]}, "c must have length"),
@@ -110,6 +109,12 @@ def test_malformed_files_give_one_line_errors(tmp_path, doc, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFormatError, match="no such file"):
         load_model(tmp_path / "nope.json")
+
+
+def test_diagonal_at_least_one_is_refused_when_counted(tmp_path):
+    model = load_model(write(tmp_path, {**DEQ_DOC, "W": [[1.0, 0.0], [-4.0, 0.0]]}))
+    with pytest.raises(NotWellPosedError, match=r"W\[1,1\] = 1 >= 1"):
+        count_segment(model)
 
 
 def test_cyclic_W_is_judged_when_counted():

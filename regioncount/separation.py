@@ -1,0 +1,167 @@
+"""The DEQ-vs-FFN separation of Theorem 1, evaluated exactly (paper-notes.md §3, algorithms.md §4.4).
+
+For a width m and alpha in (0, 1): the Theorem 1 DEQ has 2^m regions on [0, 1] (counted exactly here);
+the FFN family of the theorem has depth L <= L_max = floor(m^alpha) and width <= w_max =
+floor(2^(m^(1-alpha) - 1)).  For 1-D input an FFN of widths n_1..n_L has at most Serra's bound
+(= prod(n_l + 1) for n_l >= 2) pieces, so the family reaches 2^m only if that bound does at w_max.
+All integers are exact (Python ints, sympy for the irrational width cap), however large m is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import sympy
+
+from .bounds import construction_pieces, min_width_to_match, same_neurons_max, serra
+from .constructions import MAX_EXACT_DEQ_WIDTH, constructed_ffn, theorem1_deq
+from .errors import RegionCountError
+from .exact1d import count_segment
+
+#: Largest region count of an explicit FFN that ``compare`` builds and counts exactly.
+DEFAULT_CONSTRUCT_BUDGET = 2**21
+
+
+def parse_alpha(value: str | float | Fraction) -> Fraction:
+    """alpha as an exact fraction in (0, 1): "0.5" -> 1/2, "1/3" -> 1/3 (decimals taken as typed)."""
+    try:
+        alpha = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise RegionCountError(f"alpha must be a number in (0, 1) such as 0.5 or 1/3, got {value!r}") from None
+    if not 0 < alpha < 1:
+        raise RegionCountError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    return alpha
+
+
+def depth_cap(m: int, alpha: Fraction) -> int:
+    """L_max = floor(m^alpha), exactly: the largest L with L^q <= m^p for alpha = p/q."""
+    p, q = alpha.numerator, alpha.denominator
+    root, _ = sympy.integer_nthroot(m**p, q)
+    return int(root)
+
+
+def width_cap(m: int, alpha: Fraction) -> int:
+    """w_max = floor(2^(m^(1-alpha) - 1)), exactly (sympy decides the floor of the algebraic exponent)."""
+    exponent = sympy.Integer(m) ** sympy.Rational(alpha.denominator - alpha.numerator, alpha.denominator)
+    return int(sympy.floor(sympy.Integer(2) ** (exponent - 1)))
+
+
+def l1_lower_bound(m: int, pieces: int) -> Fraction:
+    """Derived bound: any continuous g with N pieces has int_0^1 |T^m - g| >= (2^m - 2N - 2) / 2^(m+3)."""
+    return max(Fraction(0), Fraction(2**m - 2 * pieces - 2, 2 ** (m + 3)))
+
+
+@dataclass
+class DepthRow:
+    depth: int
+    bound_at_max_width: int
+    ratio_to_deq: float
+    l1_lower_bound: Fraction
+    min_width_to_match: int
+    status: str
+    constructed_width: int | None = None
+    constructed_regions: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "bound_at_max_width": self.bound_at_max_width,
+            "ratio_to_deq": self.ratio_to_deq,
+            "l1_lower_bound": float(self.l1_lower_bound),
+            "min_width_to_match": self.min_width_to_match,
+            "status": self.status,
+            "constructed_width": self.constructed_width,
+            "constructed_regions": self.constructed_regions,
+        }
+
+
+@dataclass
+class CompareRow:
+    m: int
+    deq_regions: int
+    deq_seconds: float
+    max_depth: int
+    max_width: int
+    best_ffn_bound: int
+    separated: bool
+    same_neurons_bound: int
+    depths: list[DepthRow]
+    trained: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "m": self.m,
+            "deq_regions": self.deq_regions,
+            "deq_seconds": self.deq_seconds,
+            "max_depth": self.max_depth,
+            "max_width": self.max_width,
+            "best_ffn_bound": self.best_ffn_bound,
+            "best_ratio_to_deq": float(Fraction(self.best_ffn_bound, self.deq_regions)),
+            "separated": self.separated,
+            "same_neurons_bound": self.same_neurons_bound,
+            "depths": [d.to_json() for d in self.depths],
+            "trained": self.trained,
+        }
+
+
+def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device: str) -> DepthRow:
+    """Bound at w_max, the width needed to reach 2^m, its status, and (within budget) a built FFN."""
+    target = 2**m
+    bound = serra(1, [max_width] * depth)
+    needed = min_width_to_match(m, depth)
+    if bound < target:
+        status = "impossible in family"
+    elif construction_pieces(needed, depth) >= target:
+        status = "constructible"
+    else:
+        status = "open"
+    row = DepthRow(depth, bound, float(Fraction(bound, target)), l1_lower_bound(m, bound), needed, status)
+    if construction_pieces(needed, depth) >= target and construction_pieces(needed, depth) <= construct_budget:
+        net = constructed_ffn(needed, depth)
+        result = count_segment(net, interval=(0.0, 1.0), linear_pieces=False, device=device)
+        row.constructed_width, row.constructed_regions = needed, result.activation_regions
+    return row
+
+
+def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CONSTRUCT_BUDGET,
+                  device: str = "auto") -> CompareRow:
+    """One row of ``regioncount compare``: the DEQ counted exactly against the FFN family's bounds."""
+    if m < 1:
+        raise RegionCountError(f"widths must be at least 1, got {m}")
+    if m > MAX_EXACT_DEQ_WIDTH:
+        raise RegionCountError(f"width {m} exceeds {MAX_EXACT_DEQ_WIDTH}: the DEQ cannot be counted exactly "
+                               "in float64 (use `regioncount bound` for bounds alone)")
+    start = time.perf_counter()
+    deq = count_segment(theorem1_deq(m), interval=(0.0, 1.0), linear_pieces=False, device=device,
+                        known_regions=2**m, max_regions=None)
+    deq_seconds = time.perf_counter() - start
+    max_depth, max_width = depth_cap(m, alpha), width_cap(m, alpha)
+    depths = [depth_row(m, L, max_width, construct_budget, device) for L in range(1, max_depth + 1)]
+    best = max(d.bound_at_max_width for d in depths)
+    return CompareRow(m, deq.activation_regions, deq_seconds, max_depth, max_width, best,
+                      best < deq.activation_regions, same_neurons_max(m), depths)
+
+
+def parse_widths(text: str) -> list[int]:
+    """"4:20" (inclusive), "4:20:2" (with a step) or "4,8,12"."""
+    try:
+        if ":" in text:
+            parts = [int(v) for v in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            step = parts[2] if len(parts) == 3 else 1
+            if step < 1:
+                raise ValueError
+            widths = list(range(parts[0], parts[1] + 1, step))
+        else:
+            widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise RegionCountError(f"widths must look like 4:20, 4:20:2 or 4,8,12, got {text!r}") from None
+    if not widths:
+        raise RegionCountError(f"the width range {text!r} is empty")
+    if min(widths) < 1:
+        raise RegionCountError(f"widths must be at least 1, got {min(widths)}")
+    return widths
