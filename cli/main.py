@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -44,6 +45,12 @@ def guard(func: Callable) -> Callable:
             raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
         except MemoryError:
             raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # last resort: one line, never a traceback (REGIONCOUNT_DEBUG=1 re-raises)
+            if os.environ.get("REGIONCOUNT_DEBUG"):
+                raise
+            raise UserError(f"internal error ({type(exc).__name__}: {exc}); please report it") from None
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
@@ -217,6 +224,12 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
     rows += method_rows(result)
     stdout_console().print(key_value_table(f"Regions of {Path(model_file).name}", rows))
 
+
+from .commands_theory import bound, check, compare  # noqa: E402  (registers the commands on `main`)
+
+main.add_command(compare)
+main.add_command(bound)
+main.add_command(check)
 
 if __name__ == "__main__":
     main()

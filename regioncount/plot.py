@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .errors import RegionCountError  # noqa: E402
 
@@ -20,7 +21,7 @@ def _log2(value: int) -> float:
 
 
 def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
-                    size: tuple[float, float] = (7.0, 4.5)) -> None:
+                    size: tuple[float, float] = (10.0, 4.8)) -> None:
     """log2(regions) against m: the DEQ (counted), the family's best bound, constructed and trained FFNs."""
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -46,7 +47,8 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     ax.set_ylabel("log2(linear regions on [0, 1])")
     ax.set_title(f"DEQ vs FFN separation, alpha = {alpha}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=dpi)

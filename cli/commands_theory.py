@@ -1,0 +1,213 @@
+"""``regioncount compare``, ``bound`` and ``check``: the separation, region bounds, DEQ certificates."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from regioncount.bounds import (
+    deq_max,
+    montufar_lower,
+    montufar_per_layer,
+    product_1d,
+    serra,
+    telgarsky,
+)
+from regioncount.constructions import constructed_ffn, fold_ffn
+from regioncount.devices import DEVICE_CHOICES
+from regioncount.exact1d import count_segment
+from regioncount.io import load_model
+from regioncount.models import DEQ
+from regioncount.plot import plot_separation
+from regioncount.separation import (
+    DEFAULT_CONSTRUCT_BUDGET,
+    compare_width,
+    l1_lower_bound,
+    parse_alpha,
+    parse_widths,
+)
+from regioncount.training import exact_errors, train_sawtooth_ffn, training_settings
+from regioncount.wellposed import DEFAULT_P_MATRIX_CAP, certify
+
+from .main import UserError, guard, key_value_table, print_json, progress_bar, stdout_console
+
+
+def _sci(value: int) -> str:
+    """An exact integer in full when short (< 100,000), else in compact scientific form (1.05e6)."""
+    if value < 100_000:
+        return str(value)
+    text = str(value)
+    return f"{text[0]}.{text[1:3]}e{len(text) - 1}"
+
+
+@click.command()
+@click.option("--alpha", default="0.5", show_default=True, help="Depth exponent alpha in (0, 1), e.g. 0.5 or 1/3.")
+@click.option("--widths", "widths_text", default="4:20", show_default=True, help="DEQ widths m: A:B, A:B:step or a,b,c.")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Write log2(regions) vs m to FILE.png.")
+@click.option("--construct-budget", type=click.IntRange(min=1), default=DEFAULT_CONSTRUCT_BUDGET, show_default=True,
+              help="Build and count explicit FFNs with at most this many regions.")
+@click.option("--train", is_flag=True, help="Train a few FFNs of the family to fit T^m; report exact errors.")
+@click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Train only for widths m up to this.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds of training per network at most.")
+@click.option("--train-width-cap", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Widest trained network (the family's width cap can be huge).")
+@guard
+def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
+            train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int) -> None:
+    """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
+    a = parse_alpha(alpha)
+    widths = parse_widths(widths_text)
+    rows = []
+    with progress_bar(not as_json and sys.stderr.isatty(), "comparing") as progress:
+        for i, m in enumerate(widths):
+            row = compare_width(m, a, construct_budget=construct_budget, device=device)
+            if train and m <= train_max_m:
+                for depth, width in training_settings(row.max_depth, row.max_width, train_width_cap):
+                    net = train_sawtooth_ffn(m, depth, width, steps=train_steps, time_budget=time_budget,
+                                             device=device if device != "auto" else "cpu")
+                    l1, linf, regions, pieces = exact_errors(net.model, m)
+                    bound = float(l1_lower_bound(m, pieces))
+                    row.trained.append({"depth": depth, "width": width, "steps": net.steps,
+                                        "seconds": net.seconds, "l1_error": l1, "linf_error": linf,
+                                        "regions": regions, "linear_pieces": pieces, "l1_lower_bound": bound,
+                                        "above_bound": l1 >= bound})
+            rows.append(row)
+            if progress is not None:
+                progress((i + 1) / len(widths))
+    if plot_file is not None:
+        plot_separation(rows, str(a), plot_file)
+    if as_json:
+        print_json({"alpha": float(a), "alpha_exact": str(a), "rows": [row.to_json() for row in rows]})
+        return
+    table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
+                  title_justify="left")
+    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "m ReLUs", "need w", "built", "separated"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        last = row.depths[-1]
+        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{_sci(row.deq_regions)}[/red]"
+        built = "-" if last.constructed_regions is None else _sci(last.constructed_regions)
+        need = _sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
+        table.add_row(str(row.m), deq, str(row.max_depth), _sci(row.max_width), _sci(row.best_ffn_bound),
+                      f"{row.best_ffn_bound / row.deq_regions:.1e}", _sci(row.same_neurons_bound), need, built,
+                      "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
+    console = stdout_console()
+    console.print(table)
+    console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
+                  "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
+                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). built: regions of "
+                  "that fold/tent FFN, counted exactly. --json has every depth.")
+    trained = [(row.m, t) for row in rows for t in row.trained]
+    if trained:
+        t_table = Table(title="Trained FFNs in the family (fit to T^m; errors exact for the trained weights)",
+                        title_justify="left")
+        for name in ("m", "depth", "width", "steps", "pieces", "L1 error", "L1 lower bound", "Linf error", "above bound"):
+            t_table.add_column(name, justify="right")
+        for m, t in trained:
+            t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["steps"]), f"{t['linear_pieces']:,}",
+                            f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}", f"{t['linf_error']:.4f}",
+                            "yes" if t["above_bound"] else "[red]NO[/red]")
+        console.print(t_table)
+
+
+@click.command()
+@click.option("--input-dim", type=click.IntRange(min=1), default=1, show_default=True, help="Input dimension n_0.")
+@click.option("--widths", "widths_text", help="Hidden widths n_1,...,n_L (comma-separated).")
+@click.option("--depth", type=click.IntRange(min=1), help="Depth L (with --width).")
+@click.option("--width", type=click.IntRange(min=1), help="Width of every layer (with --depth).")
+@click.option("--deq-width", type=click.IntRange(min=1), help="Also give 2^m, the maximum for a width-m DEQ.")
+@click.option("--verify", is_flag=True, help="Build the attaining construction and count it exactly (1-D).")
+@click.option("--json", "as_json", is_flag=True)
+@guard
+def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int | None, deq_width: int | None,
+          verify: bool, as_json: bool) -> None:
+    """Upper and lower bounds on the regions of an FFN architecture, as exact integers."""
+    if widths_text is not None and (depth is not None or width is not None):
+        raise UserError("give either --widths or --depth with --width, not both")
+    if widths_text is not None:
+        try:
+            widths = [int(v) for v in widths_text.split(",")]
+        except ValueError:
+            raise UserError(f"--widths must be comma-separated integers, got {widths_text!r}") from None
+    elif depth is not None and width is not None:
+        widths = [width] * depth
+    elif deq_width is not None:
+        widths = None
+    else:
+        raise UserError("give --widths n1,n2,... or --depth L --width w (or --deq-width m)")
+    data: dict = {}
+    if widths is not None:
+        one_d = input_dim == 1
+        data = {"input_dim": input_dim, "widths": widths, "serra": serra(input_dim, widths),
+                "montufar_per_layer": montufar_per_layer(input_dim, widths),
+                "product_1d": product_1d(widths) if one_d else None,
+                "telgarsky": telgarsky(widths) if one_d else None,
+                "montufar_lower": montufar_lower(input_dim, widths)}
+        attained = one_d and (len(widths) == 1 or min(widths) >= 3)
+        data["attained_1d"] = attained if one_d else None
+        data["verified_regions"] = None
+        if verify:
+            if not one_d:
+                raise UserError("--verify builds a 1-D construction; use --input-dim 1")
+            if not attained:
+                raise UserError("no construction in the tool attains this bound (it needs every width >= 3, or depth 1)")
+            if data["product_1d"] > 2**26:
+                raise UserError(f"the construction has {data['product_1d']:,} regions, above the 2^26 verify budget")
+            net = constructed_ffn(widths[0], 1) if len(widths) == 1 else fold_ffn(widths)
+            data["verified_regions"] = count_segment(net, interval=(0.0, 1.0), linear_pieces=False).activation_regions
+    if deq_width is not None:
+        data["deq_max"] = deq_max(deq_width)
+        data["deq_width"] = deq_width
+    if as_json:
+        print_json(data)
+        return
+    rows = []
+    if widths is not None:
+        rows += [("architecture", f"input {input_dim} -> [{', '.join(map(str, widths))}]"),
+                 ("Serra et al. 2018 (upper)", _sci(data["serra"])),
+                 ("Montufar 2017 per-layer (upper)", _sci(data["montufar_per_layer"])),
+                 ("prod(n_l + 1), 1-D (upper)", "-" if data["product_1d"] is None else _sci(data["product_1d"])),
+                 ("Telgarsky (2w)^L, 1-D (upper)", "-" if data["telgarsky"] is None else _sci(data["telgarsky"])),
+                 ("Montufar et al. 2014 (lower)", "-" if data["montufar_lower"] is None else _sci(data["montufar_lower"])),
+                 ("1-D bound attained by a construction", {True: "yes (fold / one-layer zigzag)", False: "no",
+                                                          None: "-"}[data["attained_1d"]])]
+        if data["verified_regions"] is not None:
+            rows.append(("construction counted exactly", _sci(data["verified_regions"])))
+    if deq_width is not None:
+        rows.append((f"width-{deq_width} DEQ maximum (attained, Theorem 1)", _sci(data["deq_max"])))
+    stdout_console().print(key_value_table("Region bounds (exact integers)", rows))
+
+
+@click.command()
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.option("--p-matrix-cap", type=click.IntRange(min=0), default=DEFAULT_P_MATRIX_CAP, show_default=True,
+              help="Run the exact P-matrix test (2^m - 1 minors) up to this width.")
+@click.option("--json", "as_json", is_flag=True)
+@guard
+def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
+    """Is a DEQ well-posed (one fixed point for every input), and why.  Exit 1 when it is not shown to be."""
+    model = load_model(model_file)
+    if not isinstance(model, DEQ):
+        raise UserError(f"{model_file} is an FFN: feed-forward networks are always well-defined")
+    cert = certify(model.W, p_matrix_cap)
+    if as_json:
+        print_json(cert.to_json())
+    else:
+        verdict = {True: "[green]well-posed[/green]", False: "[red]NOT well-posed[/red]",
+                   None: "[yellow]undecided[/yellow]"}[cert.well_posed]
+        rows = [("model", f"{model.name or model_file} ({model.describe()})"), ("verdict", verdict),
+                ("certificate", f"{cert.method}: {cert.reason}")]
+        for c in cert.checks:
+            mark = {True: "holds", False: "fails", None: "not run"}[c.passed]
+            rows.append((c.name, f"{mark}: {c.text}"))
+        stdout_console().print(key_value_table("DEQ well-posedness", rows))
+    if cert.well_posed is not True:
+        raise click.exceptions.Exit(1)
+

@@ -1,0 +1,156 @@
+"""The compare search: exact caps, verdicts, constructions met exactly, training above the bound."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from regioncount_cli.main import main
+
+from regioncount import theorem1_deq
+from regioncount.constructions import tent_ffn
+from regioncount.errors import RegionCountError
+from regioncount.separation import (
+    compare_width,
+    depth_cap,
+    l1_lower_bound,
+    parse_alpha,
+    parse_widths,
+    width_cap,
+)
+from regioncount.training import exact_errors, sawtooth, train_sawtooth_ffn
+
+
+def test_exact_depth_cap_at_exact_powers():
+    assert depth_cap(16, Fraction(1, 2)) == 4
+    assert depth_cap(27, Fraction(1, 3)) == 3
+    assert depth_cap(15, Fraction(1, 2)) == 3
+    assert depth_cap(64, Fraction(1, 4)) == 2
+    assert depth_cap(10**6, Fraction(1, 2)) == 1000
+
+
+def test_exact_width_cap():
+    assert width_cap(16, Fraction(1, 2)) == 8  # 2^(4 - 1)
+    assert width_cap(27, Fraction(1, 3)) == 256  # 2^(9 - 1)
+    assert width_cap(64, Fraction(1, 2)) == 128
+    assert width_cap(12, Fraction(1, 2)) == 5  # floor(2^(sqrt 12 - 1)) = floor(5.55)
+
+
+def test_alpha_parsing():
+    assert parse_alpha("0.5") == Fraction(1, 2)
+    assert parse_alpha("1/3") == Fraction(1, 3)
+    for bad in ("0", "1", "1.5", "x", "-0.2"):
+        with pytest.raises(RegionCountError):
+            parse_alpha(bad)
+    assert parse_widths("4:8:2") == [4, 6, 8]
+    with pytest.raises(RegionCountError):
+        parse_widths("8:4")
+
+
+def test_hand_computed_rows():
+    # m = 16, alpha = 1/2: L_max = 4, w_max = 8, bound 9^4 = 6561 < 65536: separated
+    row = compare_width(16, Fraction(1, 2), device="cpu")
+    assert (row.deq_regions, row.max_depth, row.max_width, row.best_ffn_bound) == (65536, 4, 8, 6561)
+    assert row.separated
+    last = row.depths[-1]
+    assert last.min_width_to_match == 15 and last.status == "impossible in family"
+    assert last.constructed_regions == 65536  # the 15-unit fold of depth 4 meets 2^16 exactly
+    # m = 4, alpha = 3/4: L_max = 2, w_max = floor(2^(sqrt2 - 1)) = 1: bound 3 < 16
+    row = compare_width(4, Fraction(3, 4), device="cpu")
+    assert (row.max_depth, row.max_width, row.best_ffn_bound, row.separated) == (2, 1, 3, True)
+    # m = 2, alpha = 1/2: L_max = 1, w_max = floor(2^(sqrt2 - 1)) = 1: one layer of 1 unit, 2 pieces < 4
+    row = compare_width(2, Fraction(1, 2), device="cpu")
+    assert (row.best_ffn_bound, row.separated) == (2, True)
+    assert row.same_neurons_bound == 3
+
+
+def test_a_family_that_is_not_separated():
+    # m = 1: L_max = 1, w_max = 1 -> bound 2 = 2^1: not separated, and constructible
+    row = compare_width(1, Fraction(1, 2), device="cpu")
+    assert (row.best_ffn_bound, row.separated) == (2, False)
+    assert row.depths[0].status == "constructible" and row.depths[0].constructed_regions == 2
+
+
+def test_l1_bound():
+    assert l1_lower_bound(10, 1) == Fraction(1024 - 4, 2**13)
+    assert l1_lower_bound(3, 10) == 0
+
+
+def test_exact_errors():
+    m = 5
+    assert exact_errors(tent_ffn(m), m)[:2] == (0.0, 0.0)
+    # the zero function: integral of T^m is 1/2, max is 1
+    zero = tent_ffn(1)
+    zero.weights[-1] = zero.weights[-1] * 0
+    l1, linf, _, _ = exact_errors(zero, m)
+    assert abs(l1 - 0.5) < 1e-15 and linf == 1.0
+    x = torch.linspace(0, 1, 33, dtype=torch.float64)[:, None]
+    assert torch.equal(sawtooth(x, 5), theorem1_deq(5, "a").forward(x))
+
+
+def test_training_stays_above_the_derived_bound():
+    net = train_sawtooth_ffn(6, 2, 2, steps=200, time_budget=5)
+    l1, _, _, pieces = exact_errors(net.model, 6)
+    assert l1 >= float(l1_lower_bound(6, pieces)) > 0
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_compare_json_and_plot(tmp_path):
+    png = tmp_path / "sep.png"
+    result = run("compare", "--alpha", "0.5", "--widths", "4:9", "--json", "--plot", png, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["alpha"] == 0.5 and len(data["rows"]) == 6
+    for row in data["rows"]:
+        assert {"m", "deq_regions", "max_depth", "max_width", "best_ffn_bound", "separated", "depths"} <= set(row)
+        assert row["deq_regions"] == 2 ** row["m"]
+        for d in row["depths"]:
+            assert {"depth", "bound_at_max_width", "min_width_to_match", "constructed_regions"} <= set(d)
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.shape[1] > 500 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20
+
+
+def test_compare_with_training_table():
+    result = run("compare", "--widths", "6", "--train", "--train-steps", "50", "--time-budget", "2")
+    assert result.exit_code == 0, result.output
+    assert "Trained" in result.output and "L1 error" in result.output
+
+
+def test_bound_json_keys_and_big_integers():
+    data = json.loads(run("bound", "--input-dim", "1", "--widths", "8,8,8", "--json").output)
+    assert {"serra", "montufar_per_layer", "product_1d", "telgarsky", "montufar_lower"} <= set(data)
+    assert data["serra"] == data["product_1d"] == 729
+    big = run("bound", "--depth", "64", "--width", "255", "--deq-width", "200", "--json")
+    data = json.loads(big.output)
+    assert data["serra"] == 2**512 and data["deq_max"] == 2**200
+    assert "inf" not in big.output.lower()
+    data = json.loads(run("bound", "--input-dim", "2", "--widths", "4,4", "--json").output)
+    assert data["product_1d"] is None and data["serra"] == 11**2
+
+
+def test_bound_verify_counts_the_construction():
+    data = json.loads(run("bound", "--depth", "5", "--width", "3", "--verify", "--json").output)
+    assert data["verified_regions"] == data["product_1d"] == 1024
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (("compare", "--alpha", "1.2"), "between 0 and 1"),
+    (("compare", "--widths", "x"), "widths must look like"),
+    (("compare", "--widths", "41:42"), "exceeds 40"),
+    (("bound",), "give --widths"),
+    (("bound", "--widths", "3,a"), "comma-separated integers"),
+    (("bound", "--widths", "3,0"), "at least 1"),
+    (("bound", "--widths", "2,2", "--verify"), "no construction"),
+])
+def test_theory_commands_bad_input(args, pattern):
+    result = run(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert pattern in result.output
