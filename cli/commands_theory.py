@@ -20,7 +20,6 @@ from regioncount.devices import DEVICE_CHOICES
 from regioncount.exact1d import count_segment
 from regioncount.io import load_model
 from regioncount.models import DEQ
-from regioncount.plot import plot_separation
 from regioncount.separation import (
     DEFAULT_CONSTRUCT_BUDGET,
     compare_width,
@@ -82,6 +81,8 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             if progress is not None:
                 progress((i + 1) / len(widths))
     if plot_file is not None:
+        from regioncount.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
+
         plot_separation(rows, str(a), plot_file)
     if as_json:
         print_json({"alpha": float(a), "alpha_exact": str(a), "rows": [row.to_json() for row in rows]})

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from math import comb, prod
 
-from sympy import integer_nthroot
-
 from .errors import RegionCountError
 
 
@@ -94,10 +92,25 @@ def same_neurons_max(neurons: int) -> int:
     return max((1 + k) * best_products[neurons - k] for k in range(neurons + 1) if best_products[neurons - k])
 
 
+def integer_root(n: int, k: int) -> tuple[int, bool]:
+    """(floor(n^(1/k)), whether it is exact) for integers n >= 0, k >= 1, by integer Newton steps."""
+    if n < 0 or k < 1:
+        raise RegionCountError(f"integer_root needs n >= 0 and k >= 1, got n = {n}, k = {k}")
+    if n < 2 or k == 1:
+        return n, True
+    x = 1 << -(-n.bit_length() // k)  # 2^ceil(bits / k) >= n^(1/k)
+    while True:
+        y = ((k - 1) * x + n // x ** (k - 1)) // k
+        if y >= x:
+            break
+        x = y
+    return x, x**k == n
+
+
 def min_width_to_match(m: int, depth: int) -> int:
     """Smallest w with (w + 1)^L >= 2^m, i.e. ceil(2^(m/L)) - 1 (exact integer roots)."""
-    root, exact = integer_nthroot(2**m, depth)
-    return int(root) - 1 if exact else int(root)
+    root, exact = integer_root(2**m, depth)
+    return root - 1 if exact else root
 
 
 def construction_pieces(width: int, depth: int) -> int:

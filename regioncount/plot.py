@@ -21,7 +21,7 @@ def _log2(value: int) -> float:
 
 
 def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
-                    size: tuple[float, float] = (10.0, 4.8)) -> None:
+                    size: tuple[float, float] = (8.0, 5.6)) -> None:
     """log2(regions) against m: the DEQ (counted), the family's best bound, constructed and trained FFNs."""
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -48,7 +48,7 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     ax.set_title(f"DEQ vs FFN separation, alpha = {alpha}")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=dpi)

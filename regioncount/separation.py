@@ -4,7 +4,7 @@ For a width m and alpha in (0, 1): the Theorem 1 DEQ has 2^m regions on [0, 1] (
 the FFN family of the theorem has depth L <= L_max = floor(m^alpha) and width <= w_max =
 floor(2^(m^(1-alpha) - 1)).  For 1-D input an FFN of widths n_1..n_L has at most Serra's bound
 (= prod(n_l + 1) for n_l >= 2) pieces, so the family reaches 2^m only if that bound does at w_max.
-All integers are exact (Python ints, sympy for the irrational width cap), however large m is.
+All integers are exact (Python ints; sympy for the irrational width cap), however large m is.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import sympy
-
-from .bounds import construction_pieces, min_width_to_match, same_neurons_max, serra
+from .bounds import construction_pieces, integer_root, min_width_to_match, same_neurons_max, serra
 from .constructions import MAX_EXACT_DEQ_WIDTH, constructed_ffn, theorem1_deq
 from .errors import RegionCountError
 from .exact1d import count_segment
 
 #: Largest region count of an explicit FFN that ``compare`` builds and counts exactly.
-DEFAULT_CONSTRUCT_BUDGET = 2**21
+DEFAULT_CONSTRUCT_BUDGET = 2**20
 
 
 def parse_alpha(value: str | float | Fraction) -> Fraction:
@@ -38,13 +36,14 @@ def parse_alpha(value: str | float | Fraction) -> Fraction:
 
 def depth_cap(m: int, alpha: Fraction) -> int:
     """L_max = floor(m^alpha), exactly: the largest L with L^q <= m^p for alpha = p/q."""
-    p, q = alpha.numerator, alpha.denominator
-    root, _ = sympy.integer_nthroot(m**p, q)
-    return int(root)
+    root, _ = integer_root(m**alpha.numerator, alpha.denominator)
+    return root
 
 
 def width_cap(m: int, alpha: Fraction) -> int:
     """w_max = floor(2^(m^(1-alpha) - 1)), exactly (sympy decides the floor of the algebraic exponent)."""
+    import sympy  # deferred: a 0.4 s import that only this function needs
+
     exponent = sympy.Integer(m) ** sympy.Rational(alpha.denominator - alpha.numerator, alpha.denominator)
     return int(sympy.floor(sympy.Integer(2) ** (exponent - 1)))
 

@@ -128,3 +128,15 @@ def test_bad_architectures():
         serra(0, [3])
     with pytest.raises(RegionCountError):
         product_1d([3, 0])
+
+
+def test_integer_root_is_exact():
+    from regioncount.bounds import integer_root
+
+    rng = random.Random(0)
+    for _ in range(500):
+        n = rng.randrange(0, 10 ** rng.randint(1, 80))
+        k = rng.randint(1, 9)
+        root, exact = integer_root(n, k)
+        assert root**k <= n < (root + 1) ** k and exact == (root**k == n)
+    assert integer_root(2**64, 4) == (2**16, True)
