@@ -14,25 +14,31 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .models import DEQ, DTYPE, FFN, Model
+from .deq_general import walk_segment
 from .results import SegmentCount
 from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from .wellposed import require_well_posed
 
 
-def require_triangular(model: Model) -> None:
-    """Refuse a DEQ that forward substitution cannot solve: ill-posed ones with the failing certificate
-    (one line, naming the failing minor and ||W||_2), well-posed general W as not supported yet."""
-    if isinstance(model, DEQ) and model.unit_order is None:
-        cert = require_well_posed(model.W)
-        raise NotWellPosedError(
-            f"the DEQ is well-posed ({cert.reason}) but its W is not triangular: exact counting of "
-            "general-W DEQs is not supported yet"
-        )
+def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None:
+    """For a DEQ that forward substitution cannot solve: the certificate that it is well-posed.
+
+    Raises :class:`NotWellPosedError` (one line, with the failing minor and ||W||_2) unless it is shown
+    well-posed or ``assume_well_posed`` is set; returns a short description, or None for FFNs and
+    triangular DEQs.
+    """
+    if not isinstance(model, DEQ) or model.unit_order is not None:
+        return None
+    if assume_well_posed:
+        return "assumed well-posed (--assume-well-posed): every solve is checked"
+    return require_well_posed(model.W).reason
+
 
 #: Refuse counts beyond this many regions unless asked (about 10 minutes on a 2-core CPU, ~1 min on a GPU).
 DEFAULT_MAX_REGIONS = 2**34
@@ -248,7 +254,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   linear_pieces: bool = True, keep_breakpoints: bool = False,
                   device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                   memory_limit: int | None = None, max_pieces: int | None = None,
-                  known_regions: int | None = None,
+                  known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
                   progress: Callable[[float], None] | None = None) -> SegmentCount:
     """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
 
@@ -261,10 +267,14 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         max_pieces: pieces per batch (memory of one batch is about 8 * max_pieces * (2 n + 12) bytes).
         known_regions: a count known in advance (skips the pilot estimate).
         progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
+        assume_well_posed: count a DEQ whose well-posedness is not certified (solves are still checked).
+        walkers: parallel walkers for a general-W DEQ (the pattern walk of :mod:`regioncount.deq_general`).
     """
-    require_triangular(model)
+    certificate = deq_certificate(model, assume_well_posed)
     seg = resolve_segment(model, interval, segment)
     dev = resolve_device(device)
+    if certificate is not None:
+        return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate)
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
     kernel = build_kernel(model, seg, dev)
@@ -297,4 +307,42 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         shortest_region=sink.shortest if tracked else None,
         longest_region=sink.longest if tracked else None,
         estimate=estimate,
+        algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else ""),
+    )
+
+
+def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_pieces: bool, keep_breakpoints: bool,
+                       walkers: int, certificate: str) -> SegmentCount:
+    """Exact count of a general-W DEQ by the batched pattern walk (cost O(regions * m^3) in torch)."""
+    p = torch.tensor(seg.origin, dtype=DTYPE)
+    v = torch.tensor(seg.direction, dtype=DTYPE)
+    synchronize(dev)
+    start = time.perf_counter()
+    walk = walk_segment(model, p, v, seg.t_low, seg.t_high, walkers=walkers, device=dev,
+                        linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
+    synchronize(dev)
+    seconds = time.perf_counter() - start
+    if walk.failures:
+        raise NotWellPosedError(
+            f"{walk.failures} fixed-point solves or pattern updates failed their checks along the segment: "
+            "the count cannot be trusted (is the DEQ well-posed?)"
+        )
+    lengths = None
+    if walk.breakpoints is not None:
+        ends = np.concatenate([[seg.t_low], walk.breakpoints, [seg.t_high]])
+        lengths = np.diff(ends)
+    return SegmentCount(
+        model=model.name or model.describe(),
+        activation_regions=walk.activation_regions,
+        linear_pieces=walk.linear_pieces,
+        segment=seg.describe(),
+        method="exact",
+        device=dev.type,
+        seconds=seconds,
+        tolerance=merge_tolerance(seg.t_low, seg.t_high),
+        breakpoints=walk.breakpoints,
+        region_lengths=lengths,
+        shortest_region=None if lengths is None else float(lengths.min()),
+        longest_region=None if lengths is None else float(lengths.max()),
+        algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}",
     )

@@ -38,6 +38,7 @@ class SegmentCount:
     shortest_region: float | None = None
     longest_region: float | None = None
     estimate: dict[str, Any] | None = None
+    algorithm: str = "breakpoint propagation"
 
     @property
     def regions_per_second(self) -> float | None:
@@ -48,6 +49,7 @@ class SegmentCount:
         data: dict[str, Any] = {
             "model": self.model,
             "method": self.method,
+            "algorithm": self.algorithm,
             "activation_regions": int(self.activation_regions),
             "linear_pieces": None if self.linear_pieces is None else int(self.linear_pieces),
             "dtype": self.dtype,

@@ -100,8 +100,8 @@ def files(tmp_path):
     nan = tmp_path / "nan.json"
     nan.write_text('{"type": "ffn", "layers": [{"weight": [[NaN]], "bias": [0]}]}')
     cyclic = tmp_path / "cyclic.json"
-    cyclic.write_text(json.dumps({"type": "deq", "W": [[0, 0.5], [0.5, 0]], "U": [[1], [1]], "b": [0, 0],
-                                  "A": [[1, 1]]}))
+    cyclic.write_text(json.dumps({"type": "deq", "W": [[0, 2, 0], [2, 0, 0], [0, 0, 0]], "U": [[1], [1], [1]],
+                                  "b": [0, 0, 0], "A": [[1, 1, 1]]}))
     diag = tmp_path / "diag.json"
     diag.write_text(json.dumps({"type": "deq", "W": [[1.5]], "U": [[1]], "b": [0], "A": [[1]]}))
     shape = tmp_path / "shape.json"
@@ -123,7 +123,8 @@ def files(tmp_path):
         (("count", "{bad_json}"), "invalid JSON"),
         (("count", "{unknown}"), "unknown key"),
         (("count", "{nan}"), "not finite"),
-        (("count", "{cyclic}"), "||W||_2 = 0.5"),
+        (("count", "{cyclic}"), "{1,2}"),
+        (("count", "{cyclic}", "--interval", "0", "1"), "||W||_2 = 2"),
         (("count", "{diag}"), ">= 1"),
         (("count", "{shape}"), "U must have shape"),
         (("count", "{nodomain}"), "--interval A B"),

@@ -121,9 +121,9 @@ def test_cyclic_W_is_judged_when_counted():
     ill = DEQ(W=[[0.0, 2.0], [2.0, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
     with pytest.raises(NotWellPosedError, match=r"not well-posed.*\{1,2\}.*\|\|W\|\|_2 = 2"):
         count_segment(ill, interval=(0, 1))
-    fine = DEQ(W=[[0.0, 0.5], [0.25, 0.0]], U=[[1.0], [1.0]], b=[0.0, 0.0], A=[[1.0, 1.0]])
-    with pytest.raises(NotWellPosedError, match="well-posed.*not supported yet"):
-        count_segment(fine, interval=(0, 1))
+    fine = DEQ(W=[[0.0, 0.5], [0.25, 0.0]], U=[[1.0], [-1.0]], b=[0.0, 0.5], A=[[1.0, 1.0]])
+    result = count_segment(fine, interval=(-1, 1))
+    assert result.activation_regions == 3 and "pattern walk" in result.algorithm
 
 
 def test_bad_state_dict_keys(tmp_path):

@@ -1,0 +1,226 @@
+"""DEQs with a general (non-triangular) W: batched fixed points and the exact 1-D pattern walk.
+
+On an activation pattern D = diag(d) the fixed point is affine: with M_D = I - W D,
+``u = M_D^{-1} (U x + b)`` (pre-activations), ``z = D u`` (algorithms.md §2.2).  A pattern is
+*consistent* at x when u_j > 0 exactly where d_j = 1.
+
+* :func:`solve_fixed_points`: (damped) Picard iteration per point, stopped on each point's own residual,
+  then an exact polish: take D from the iterate, solve M_D u = q, and accept only if u has the signs D
+  (a few pattern updates are tried; points that still fail are reported, never hidden).
+* :func:`walk_segment`: along x(t) = p + t v, u(t) = g t + h on the current pattern; the next breakpoint is
+  the first t where a unit of the wrong orientation reaches zero; the pattern after it is settled by the
+  lexicographic rule (a unit at zero is active iff its slope g_j > 0).  K walkers start at K cuts of the
+  segment and advance in lock step; counts are stitched with
+  ``R = sum r_k - (K - 1) + #{k : last pattern of k != first pattern of k+1}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models import DEQ, DTYPE
+from .walk1d import SLOPE_RTOL
+
+
+@dataclass
+class FixedPoints:
+    """Fixed points of a batch: ``z`` and ``u`` (B, m), ``ok`` (B,) verified, ``iterations`` used."""
+
+    z: torch.Tensor
+    u: torch.Tensor
+    ok: torch.Tensor
+    iterations: int
+
+    @property
+    def failures(self) -> int:
+        return int((~self.ok).sum())
+
+
+def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk: int) -> torch.Tensor:
+    """u = (I - W D)^{-1} q for each row's pattern D (B, m) bool; batched LU in chunks of ``chunk`` rows."""
+    m = W.shape[0]
+    eye = torch.eye(m, dtype=W.dtype, device=W.device)
+    out = torch.empty_like(q)
+    for start in range(0, q.shape[0], chunk):
+        d = active[start:start + chunk].to(W.dtype)
+        M = eye - W[None] * d[:, None, :]
+        out[start:start + chunk] = torch.linalg.solve(M, q[start:start + chunk])
+    return out
+
+
+def solve_fixed_points(model: DEQ, x: torch.Tensor, *, tol: float = 1e-13, max_iter: int = 2000,
+                       damping: float = 1.0, polish_rounds: int = 8) -> FixedPoints:
+    """Fixed points z* = relu(W z* + U x + b) of points ``x`` (B, d), exact up to float64 rounding.
+
+    Picard iteration ``z <- (1 - a) z + a relu(W z + q)`` (a = ``damping``) runs until each point's own
+    step ``||dz||_inf <= tol * (1 + ||z||_inf)``; then every point is polished on its pattern and checked
+    (signs of u consistent with D, and ``|relu(W z + q) - z| <= 1e-10 (1 + |z|)``).  ``ok`` marks verified
+    points.
+    """
+    W = model.W.to(x.device)
+    q = x.to(DTYPE) @ model.U.to(x.device).T + model.b.to(x.device)
+    B, m = q.shape
+    z = torch.zeros_like(q)
+    live = torch.arange(B, device=x.device)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        zl = z[live]
+        new = torch.relu(zl @ W.T + q[live])
+        if damping != 1.0:
+            new = (1 - damping) * zl + damping * new
+        step = (new - zl).abs().amax(1)
+        z[live] = new
+        done = step <= tol * (1 + new.abs().amax(1))
+        live = live[~done]
+        if live.numel() == 0:
+            break
+    chunk = max(1, 2**22 // max(1, m * m))
+    active = (z @ W.T + q) > 0
+    ok = torch.zeros(B, dtype=torch.bool, device=x.device)
+    u = torch.empty_like(q)
+    todo = torch.arange(B, device=x.device)
+    for _ in range(polish_rounds):
+        u_try = _solve_pattern(W, active[todo], q[todo], chunk)
+        consistent = ((u_try > 0) == active[todo]).all(1)
+        u[todo] = u_try
+        ok[todo[consistent]] = True
+        todo, active_next = todo[~consistent], u_try[~consistent] > 0
+        if todo.numel() == 0:
+            break
+        active[todo] = active_next
+    z = torch.where(u > 0, u, torch.zeros((), dtype=DTYPE, device=x.device))
+    residual = (torch.relu(z @ W.T + q) - z).abs().amax(1)
+    ok &= residual <= 1e-10 * (1 + z.abs().amax(1))
+    return FixedPoints(z, u, ok, iterations)
+
+
+@dataclass
+class WalkResult:
+    activation_regions: int
+    linear_pieces: int | None
+    breakpoints: np.ndarray | None
+    failures: int
+    walkers: int
+    steps: int
+
+
+class _Walkers:
+    """K walkers' state: position t, end, pattern (K, m), and g, h of u(t) = g t + h on the pattern."""
+
+    def __init__(self, model: DEQ, p: torch.Tensor, v: torch.Tensor, device: torch.device) -> None:
+        self.W = model.W.to(device)
+        self.Uv = model.U.to(device) @ v
+        self.Up_b = model.U.to(device) @ p + model.b.to(device)
+        self.A = model.A.to(device)
+        self.Bv = model.B.to(device) @ v
+        self.eye = torch.eye(self.W.shape[0], dtype=DTYPE, device=device)
+
+    def affine(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(g, h) of the pre-activations u(t) = g t + h on each walker's pattern (K, m)."""
+        M = self.eye - self.W[None] * active.to(DTYPE)[:, None, :]
+        rhs = torch.stack([self.Uv.expand_as(active), self.Up_b.expand_as(active)], 2).to(DTYPE)
+        sol = torch.linalg.solve(M, rhs)
+        return sol[..., 0], sol[..., 1]
+
+    def settle(self, active: torch.Tensor, t: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor, torch.Tensor]:
+        """Make each pattern consistent on (t, t + eps): a unit with u_j(t) ~ 0 is active iff g_j > 0."""
+        settled = torch.zeros(active.shape[0], dtype=torch.bool, device=active.device)
+        g = h = None
+        for _ in range(rounds):
+            g, h = self.affine(active)
+            value = g * t[:, None] + h
+            scale = g.abs() * t.abs()[:, None] + h.abs() + 1.0
+            zero = value.abs() <= 1e-11 * scale
+            wanted = torch.where(zero, g > 0, value > 0)
+            settled = (wanted == active).all(1)
+            if bool(settled.all()):
+                break
+            active = torch.where(settled[:, None], active, wanted)
+        return active, g, h, settled
+
+    def slope(self, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Output slope dy/dt on each walker's pattern: A (d * g) + B v, (K, k)."""
+        return (g * active.to(DTYPE)) @ self.A.T + self.Bv
+
+
+def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
+                 walkers: int = 256, device: torch.device, linear_pieces: bool = True,
+                 keep_breakpoints: bool = False, max_steps: int | None = None) -> WalkResult:
+    """Exact count along x(t) = p + t v, t in [t_low, t_high], of a well-posed DEQ with any W.
+
+    ``walkers`` walkers start at equally spaced cuts; each walks to the next cut.  Initial patterns come
+    from :func:`solve_fixed_points` at the cuts, settled by the lexicographic rule.  Returns the stitched
+    count; ``failures`` counts walkers whose pattern could not be settled (their counts are unreliable).
+    """
+    m = model.width
+    K = max(1, int(walkers))
+    p, v = p.to(device, DTYPE), v.to(device, DTYPE)
+    cuts = torch.linspace(t_low, t_high, K + 1, dtype=DTYPE, device=device)
+    cuts[0], cuts[-1] = t_low, t_high
+    t, end = cuts[:-1].clone(), cuts[1:].clone()
+    state = _Walkers(model, p, v, device)
+    start_points = p[None] + t[:, None] * v[None]
+    fixed = solve_fixed_points(model, start_points)
+    active, g, h, settled = state.settle(fixed.u > 0, t, m + 2)
+    failures = int((~settled | ~fixed.ok).sum())
+    first = active.clone()
+    counts = torch.ones(K, dtype=torch.int64, device=device)
+    slope_changes = torch.zeros(K, dtype=torch.int64, device=device)
+    first_slope = state.slope(active, g) if linear_pieces else None
+    last_slope = first_slope
+    running = torch.ones(K, dtype=torch.bool, device=device)
+    points: list[torch.Tensor] = []
+    span = t_high - t_low
+    tau = 2.0**-46 * max(abs(t_low), abs(t_high), span)
+    steps = 0
+    limit = max_steps if max_steps is not None else 2**m + 2
+    while bool(running.any()) and steps < limit:
+        steps += 1
+        idx = running.nonzero().flatten()
+        gi, hi, ai, ti = g[idx], h[idx], active[idx], t[idx]
+        leaving = torch.where(ai, gi < 0, gi > 0)
+        crossing = torch.where(leaving & (gi != 0), -hi / gi, torch.full_like(hi, math.inf))
+        crossing = torch.where(crossing > ti[:, None] + tau, crossing, torch.full_like(hi, math.inf))
+        nxt = crossing.amin(1)
+        stop = nxt >= end[idx] - tau
+        running[idx[stop]] = False
+        move = idx[~stop]
+        if move.numel() == 0:
+            break
+        t_new = nxt[~stop]
+        flip = crossing[~stop] <= t_new[:, None] + tau
+        trial = active[move] ^ flip
+        new_active, g_new, h_new, ok = state.settle(trial, t_new, m + 2)
+        failures += int((~ok).sum())
+        if linear_pieces:
+            new_slope = state.slope(new_active, g_new)
+            old_slope = last_slope[move]
+            diff = (new_slope - old_slope).abs().amax(1) > SLOPE_RTOL * torch.maximum(
+                new_slope.abs().amax(1), old_slope.abs().amax(1))
+            slope_changes[move] += diff.long()
+            last_slope = last_slope.clone()
+            last_slope[move] = new_slope
+        active[move], g[move], h[move], t[move] = new_active, g_new, h_new, t_new
+        counts[move] += 1
+        if keep_breakpoints:
+            points.append(t_new.cpu())
+    if bool(running.any()):
+        failures += int(running.sum())
+    boundary_changes = (active[:-1] != first[1:]).any(1)
+    regions = int(counts.sum()) - (K - 1) + int(boundary_changes.sum())
+    pieces = None
+    if linear_pieces:
+        boundary_slope = (last_slope[:-1] - first_slope[1:]).abs().amax(1) > SLOPE_RTOL * torch.maximum(
+            last_slope[:-1].abs().amax(1), first_slope[1:].abs().amax(1))
+        pieces = 1 + int(slope_changes.sum()) + int((boundary_changes & boundary_slope).sum())
+    breakpoints = None
+    if keep_breakpoints:
+        inner = cuts[1:-1][boundary_changes].cpu()
+        breakpoints = torch.sort(torch.cat(points + [inner])).values.numpy() if points or inner.numel() \
+            else np.empty(0)
+    return WalkResult(regions, pieces, breakpoints, failures, K, steps)

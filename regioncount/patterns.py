@@ -1,0 +1,118 @@
+"""Activation patterns of many points at once, packed into integer words, and an exact distinct-set.
+
+Packing: a pattern of N bits is split into words of 52 bits; word k of a point is the float64 dot product
+of its bits with powers of two (exact: every partial sum is an integer below 2^52), cast to int64.
+
+Distinct counting is exact: rows are sorted by a 64-bit mix hash of their words, and every group of equal
+hashes is verified word by word.  A genuine collision (two different patterns, one hash; probability
+about K^2 / 2^65 for K distinct patterns) is detected, and the set then switches to sorting whole rows,
+so no count ever depends on a hash being collision-free.  Memory grows with the number of distinct
+patterns, not with the number of samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BITS_PER_WORD = 52
+_MIX1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 as a signed int64
+_MIX2 = -7723592293110705685  # 0x94D049BB133111EB
+_GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15
+
+
+def packing_matrix(n_bits: int, device: torch.device) -> torch.Tensor:
+    """(n_bits, n_words) float64 matrix: bit j -> 2^(j mod 52) in word j // 52."""
+    words = -(-n_bits // BITS_PER_WORD)
+    matrix = torch.zeros(n_bits, words, dtype=torch.float64, device=device)
+    j = torch.arange(n_bits, device=device)
+    matrix[j, j // BITS_PER_WORD] = torch.pow(2.0, (j % BITS_PER_WORD).to(torch.float64))
+    return matrix
+
+
+def pack_bits(active: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool -> (B, n_words) int64 words (exact)."""
+    return (active.to(torch.float64) @ matrix).to(torch.int64)
+
+
+def _srl(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> shift) & ((1 << (64 - shift)) - 1)
+
+
+def mix_hash(words: torch.Tensor) -> torch.Tensor:
+    """(B, W) int64 -> (B,) int64 splitmix64-style hash of the rows (wrapping int64 arithmetic)."""
+    h = torch.full((words.shape[0],), _GOLDEN, dtype=torch.int64, device=words.device)
+    for k in range(words.shape[1]):
+        h = (h ^ words[:, k]) * _MIX1
+        h = h ^ _srl(h, 31)
+        h = h * _MIX2
+        h = h ^ _srl(h, 29)
+    return h
+
+
+class DistinctPatterns:
+    """A running multiset of packed patterns: keys (K,), rows (K, W), counts (K,), kept sorted by key.
+
+    ``add(rows)`` takes a batch of packed patterns; ``counts`` gives how many samples hit each distinct
+    pattern.  Batches are deduplicated on their device and merged lazily (when the buffer is as large as
+    the set), so the cost per sample stays about one sort.
+    """
+
+    def __init__(self, n_words: int, device: torch.device) -> None:
+        self.n_words = n_words
+        self.device = device
+        self.by_rows = False  # becomes True after a detected hash collision
+        self.keys = torch.empty(0, dtype=torch.int64, device=device)
+        self.rows = torch.empty(0, n_words, dtype=torch.int64, device=device)
+        self._counts = torch.empty(0, dtype=torch.int64, device=device)
+        self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._buffered = 0
+        self.collisions = 0
+
+    def _key(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows[:, 0].clone() if self.n_words == 1 else mix_hash(rows)
+
+    def _reduce(self, keys: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor):
+        """Merge equal rows: sort by key, verify each key group row by row."""
+        if self.by_rows:
+            unique_rows, inverse = torch.unique(rows, dim=0, return_inverse=True)
+            merged = torch.zeros(unique_rows.shape[0], dtype=torch.int64, device=rows.device)
+            merged.scatter_add_(0, inverse, counts)
+            return self._key(unique_rows), unique_rows, merged
+        unique_keys, inverse = torch.unique(keys, return_inverse=True)
+        merged = torch.zeros(unique_keys.shape[0], dtype=torch.int64, device=keys.device)
+        merged.scatter_add_(0, inverse, counts)
+        representative = torch.empty(unique_keys.shape[0], dtype=torch.long, device=keys.device)
+        representative.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
+        unique_rows = rows[representative]
+        if self.n_words > 1 and not bool((unique_rows[inverse] == rows).all()):
+            self.collisions += 1
+            self.by_rows = True
+            return self._reduce(keys, rows, counts)
+        return unique_keys, unique_rows, merged
+
+    def add(self, rows: torch.Tensor) -> None:
+        ones = torch.ones(rows.shape[0], dtype=torch.int64, device=rows.device)
+        batch = self._reduce(self._key(rows), rows, ones)
+        self._buffer.append(batch)
+        self._buffered += batch[0].shape[0]
+        if self._buffered >= max(self.keys.shape[0], 1 << 16):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        keys = torch.cat([self.keys] + [b[0] for b in self._buffer])
+        rows = torch.cat([self.rows] + [b[1] for b in self._buffer])
+        counts = torch.cat([self._counts] + [b[2] for b in self._buffer])
+        self._buffer, self._buffered = [], 0
+        self.keys, self.rows, self._counts = self._reduce(keys, rows, counts)
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """(K,) int64: samples per distinct pattern."""
+        self._flush()
+        return self._counts
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
