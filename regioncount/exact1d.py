@@ -157,7 +157,7 @@ def build_kernel(model: Model, seg: Segment, device: torch.device) -> DEQKernel 
         )
     Wn, Un, bn, A = _normalized_deq(model)
     return DEQKernel(Wn=Wn.to(device), us0=(Un @ v).to(device), uc0=(Un @ p + bn).to(device),
-                     A=A.to(device), out0=(model.B @ v).to(device))
+                     A=A.to(device), out0=(model.B @ v).to(device), Un=Un.to(device), bn=bn.to(device))
 
 
 def region_upper_bound(model: Model) -> int:

@@ -1,7 +1,9 @@
 """Activation patterns of many points at once, packed into integer words, and an exact distinct-set.
 
-Packing: a pattern of N bits is split into words of 52 bits; word k of a point is the float64 dot product
-of its bits with powers of two (exact: every partial sum is an integer below 2^52), cast to int64.
+Packing: a pattern of N bits (a bool row, padded to a multiple of 64) is read as bytes; every 8 bools
+are viewed as one int64 (one bit per byte), and 8 of those, shifted by 0..7, are summed into one 64-bit
+word.  The bit positions never overlap, so the packing is a fixed bijection of the bits (not the natural
+order), which is all a distinct-count needs; it costs about one pass over the bools.
 
 Distinct counting is exact: rows are sorted by a 64-bit mix hash of their words, and every group of equal
 hashes is verified word by word.  A genuine collision (two different patterns, one hash; probability
@@ -14,24 +16,36 @@ from __future__ import annotations
 
 import torch
 
-BITS_PER_WORD = 52
 _MIX1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 as a signed int64
 _MIX2 = -7723592293110705685  # 0x94D049BB133111EB
 _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15
 
 
-def packing_matrix(n_bits: int, device: torch.device) -> torch.Tensor:
-    """(n_bits, n_words) float64 matrix: bit j -> 2^(j mod 52) in word j // 52."""
-    words = -(-n_bits // BITS_PER_WORD)
-    matrix = torch.zeros(n_bits, words, dtype=torch.float64, device=device)
-    j = torch.arange(n_bits, device=device)
-    matrix[j, j // BITS_PER_WORD] = torch.pow(2.0, (j % BITS_PER_WORD).to(torch.float64))
-    return matrix
+def packed_words(n_bits: int) -> int:
+    """Number of int64 words for a pattern of ``n_bits`` bits."""
+    return -(-n_bits // 64)
 
 
-def pack_bits(active: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """(B, n) bool -> (B, n_words) int64 words (exact)."""
-    return (active.to(torch.float64) @ matrix).to(torch.int64)
+def positive(values: torch.Tensor) -> torch.Tensor:
+    """``values > 0`` for a contiguous float64 tensor, via its int64 bit pattern (1.4x faster on CPU).
+
+    A float64 is > 0 exactly when its bit pattern, read as int64, is > 0 (+0.0 is 0, -0.0 and negatives
+    have the sign bit set).  Other dtypes fall back to the plain comparison.
+    """
+    if values.dtype == torch.float64 and values.is_contiguous():
+        return values.view(torch.int64) > 0
+    return values > 0
+
+
+def pack_bits(active: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool -> (B, ceil(n / 64)) int64, a bijective packing of each row's bits."""
+    B, n = active.shape
+    pad = (-n) % 64
+    if pad:
+        active = torch.nn.functional.pad(active, (0, pad))
+    lanes = active.contiguous().view(torch.uint8).view(torch.int64).view(B, -1, 8)
+    shifts = torch.arange(8, dtype=torch.int64, device=active.device)
+    return (lanes << shifts).sum(-1)
 
 
 def _srl(x: torch.Tensor, shift: int) -> torch.Tensor:
@@ -67,6 +81,8 @@ class DistinctPatterns:
         self._counts = torch.empty(0, dtype=torch.int64, device=device)
         self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._buffered = 0
+        self._pending: list[torch.Tensor] = []
+        self._pending_rows = 0
         self.collisions = 0
 
     def _key(self, rows: torch.Tensor) -> torch.Tensor:
@@ -92,6 +108,19 @@ class DistinctPatterns:
         return unique_keys, unique_rows, merged
 
     def add(self, rows: torch.Tensor) -> None:
+        """Add a batch of packed patterns (B, W); raw rows are deduplicated 2^17 at a time."""
+        self._pending.append(rows)
+        self._pending_rows += rows.shape[0]
+        if self._pending_rows >= self.PENDING_ROWS:
+            self._reduce_pending()
+
+    PENDING_ROWS = 1 << 17
+
+    def _reduce_pending(self) -> None:
+        if not self._pending:
+            return
+        rows = torch.cat(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_rows = [], 0
         ones = torch.ones(rows.shape[0], dtype=torch.int64, device=rows.device)
         batch = self._reduce(self._key(rows), rows, ones)
         self._buffer.append(batch)
@@ -100,6 +129,7 @@ class DistinctPatterns:
             self._flush()
 
     def _flush(self) -> None:
+        self._reduce_pending()
         if not self._buffer:
             return
         keys = torch.cat([self.keys] + [b[0] for b in self._buffer])

@@ -61,6 +61,7 @@ class PieceSink:
         self.shortest = float("inf")
         self.longest = 0.0
         self._near: list[torch.Tensor] = []
+        self.segment_counts: torch.Tensor | None = None
 
     def add_near(self, count: torch.Tensor) -> None:
         """Record tolerance-decided zeros (a 0-d tensor, kept on its device until the end: no sync)."""
@@ -89,6 +90,11 @@ class PieceSink:
 
     def add_count(self, count: int, right_end: torch.Tensor | None) -> None:
         self._advance(count, right_end)
+
+    def add_segment_counts(self, seg: torch.Tensor, per_piece: torch.Tensor) -> None:
+        """Many-segment mode: piece i of this batch contributes ``per_piece[i]`` regions to segment seg[i]."""
+        self.segment_counts.index_add_(0, seg, per_piece)
+        self._advance(int(per_piece.sum()), None)
 
     def add_pieces(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None) -> None:
         if left.numel() == 0:
@@ -143,7 +149,7 @@ class DEQKernel:
     counted.
 
     Tensors (device, float64): ``Wn`` (m, m) strictly lower, ``us0``/``uc0`` (m,), ``A`` (k, m) and
-    ``out0`` (k,) = ``B v``; all in forward-substitution order.
+    ``out0`` (k,) = ``B v``; ``Un`` (m, d), ``bn`` (m,) for many-segment runs; forward-substitution order.
     """
 
     Wn: torch.Tensor
@@ -151,6 +157,8 @@ class DEQKernel:
     uc0: torch.Tensor
     A: torch.Tensor
     out0: torch.Tensor
+    Un: torch.Tensor
+    bn: torch.Tensor
 
     @property
     def steps(self) -> int:
@@ -164,17 +172,30 @@ class DEQKernel:
         return (tl, tr, self.us0[None].clone(), self.uc0[None].clone(), out)
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
-            max_pieces: int, tau: float) -> None:
+            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
+        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``."""
         m = self.steps
         need_pieces = track_linear or sink.keep
-        stack = [(self.initial_state(t_low, t_high, track_linear), 0)]
+        if segments is None:
+            stack = [((*self.initial_state(t_low, t_high, track_linear), None), 0)]
+        else:
+            P0, V0 = segments
+            K = P0.shape[0]
+            tl = torch.full((K,), t_low, dtype=P0.dtype, device=P0.device)
+            tr = torch.full((K,), t_high, dtype=P0.dtype, device=P0.device)
+            stack = [((tl, tr, V0 @ self.Un.T, P0 @ self.Un.T + self.bn, None,
+                       torch.arange(K, device=P0.device)), 0)]
+            need_pieces = False
         while stack:
-            (tl, tr, gs, gc, out), t = stack.pop()
+            (tl, tr, gs, gc, out, seg), t = stack.pop()
             P = tl.shape[0]
             if 2 * P > max_pieces and P > 1:
                 half = P // 2
-                hi = (tl[half:], tr[half:], gs[half:], gc[half:], None if out is None else out[half:])
-                lo = (tl[:half], tr[:half], gs[:half], gc[:half], None if out is None else out[:half])
+                hi = (tl[half:], tr[half:], gs[half:], gc[half:], None if out is None else out[half:],
+                      None if seg is None else seg[half:])
+                lo = (tl[:half], tr[:half], gs[:half], gc[:half], None if out is None else out[:half],
+                      None if seg is None else seg[:half])
                 stack.append((hi, t))
                 stack.append((lo, t))
                 continue
@@ -186,7 +207,10 @@ class DEQKernel:
             n_split = int(inside.sum())
             last = t == m - 1
             if last and not need_pieces:
-                sink.add_count(P + n_split, tr[-1])
+                if seg is None:
+                    sink.add_count(P + n_split, tr[-1])
+                else:
+                    sink.add_segment_counts(seg, inside.long() + 1)
                 continue
             left, right, parent = _split_once(tl, tr, x, inside, n_split)
             usp, ucp = us[parent], uc[parent]
@@ -203,7 +227,7 @@ class DEQKernel:
             column = self.Wn[t + 1:, t]
             new_gs = gs[:, 1:].index_select(0, parent).addr_(zs, column)
             new_gc = gc[:, 1:].index_select(0, parent).addr_(zc, column)
-            stack.append(((left, right, new_gs, new_gc, new_out), t + 1))
+            stack.append(((left, right, new_gs, new_gc, new_out, None if seg is None else seg[parent]), t + 1))
 
 
 def _split_once(tl: torch.Tensor, tr: torch.Tensor, x: torch.Tensor, inside: torch.Tensor,
@@ -240,19 +264,34 @@ class FFNKernel:
     v: torch.Tensor
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
-            max_pieces: int, tau: float) -> None:
+            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
+        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``."""
         dev, dt = self.p.device, self.p.dtype
-        tl = torch.tensor([t_low], device=dev, dtype=dt)
-        tr = torch.tensor([t_high], device=dev, dtype=dt)
-        state = torch.stack([self.v, self.p])[None]  # (1, 2, d)
         L = len(self.weights)
         need_pieces = track_linear or sink.keep
+        if segments is None:
+            tl = torch.tensor([t_low], device=dev, dtype=dt)
+            tr = torch.tensor([t_high], device=dev, dtype=dt)
+            state = torch.stack([self.v, self.p])[None]  # (1, 2, d)
+            seg = None
+        else:
+            P0, V0 = segments
+            K = P0.shape[0]
+            tl = torch.full((K,), t_low, device=dev, dtype=dt)
+            tr = torch.full((K,), t_high, device=dev, dtype=dt)
+            state = torch.stack([V0, P0], 1)  # (K, 2, d)
+            seg = torch.arange(K, device=dev)
+            need_pieces = False
         if L == 0:
+            if seg is not None:
+                sink.add_segment_counts(seg, torch.ones_like(seg))
+                return
             sink.add_pieces(tl, tr, (state[:, 0] @ self.readout.T) if track_linear else None)
             return
-        stack = [(tl, tr, state, 0)]
+        stack = [(tl, tr, state, 0, seg)]
         while stack:
-            tl, tr, h, layer = stack.pop()
+            tl, tr, h, layer, seg = stack.pop()
             P = tl.shape[0]
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
@@ -264,15 +303,19 @@ class FFNKernel:
                 sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
             counts, kept = _dedupe_crossings(x, valid, tl, tau, sink)
             n_children = P + int(counts.sum())
-            if n_children > max_pieces and P > 1:
+            # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
+            if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
                 # halve by children, so each half fits; the leftmost half is processed first
                 cut = int(torch.searchsorted(torch.cumsum(counts + 1, 0), n_children // 2).clamp(1, P - 1))
-                stack.append((tl[cut:], tr[cut:], h[cut:], layer))
-                stack.append((tl[:cut], tr[:cut], h[:cut], layer))
+                stack.append((tl[cut:], tr[cut:], h[cut:], layer, None if seg is None else seg[cut:]))
+                stack.append((tl[:cut], tr[:cut], h[:cut], layer, None if seg is None else seg[:cut]))
                 continue
             last = layer == L - 1
             if last and not need_pieces:
-                sink.add_count(n_children, tr[-1])
+                if seg is None:
+                    sink.add_count(n_children, tr[-1])
+                else:
+                    sink.add_segment_counts(seg, counts + 1)
                 continue
             left, right, parent = _split_many(tl, tr, kept, counts, n_children)
             zp = z.index_select(0, parent)
@@ -282,7 +325,7 @@ class FFNKernel:
             if last:
                 sink.add_pieces(left, right, zp[:, 0] @ self.readout.T if track_linear else None)
             else:
-                stack.append((left, right, zp, layer + 1))
+                stack.append((left, right, zp, layer + 1, None if seg is None else seg[parent]))
 
 
 def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, tau: float,

@@ -1,0 +1,287 @@
+"""Sampled d-D region counting: distinct activation patterns of many points in a box.
+
+The number of distinct patterns among the samples is the number of regions that received at least one
+sample, so it is a **lower bound** on the regions meeting the box (algorithms.md §3.1): deterministic, and
+exact in the sense that patterns are compared bit for bit (see :mod:`regioncount.patterns`).  The richness
+estimate (Chao1) and the coverage (Good-Turing) are **heuristics**: regions smaller than about 1/N of the
+box are invisible to both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .deq_general import solve_fixed_points
+from .devices import resolve_device, synchronize
+from .errors import CostLimitError, RegionCountError, SegmentError
+from .exact1d import _normalized_deq, deq_certificate
+from .models import DEQ, DTYPE, FFN, Model
+from .patterns import DistinctPatterns, pack_bits, packed_words, positive
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class Box:
+    """Axis-aligned box [low, high] in input space."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @property
+    def dim(self) -> int:
+        return len(self.low)
+
+    def volume(self) -> float:
+        return math.prod(h - lo for lo, h in zip(self.low, self.high))
+
+    def surface(self) -> float:
+        """H^(d-1) of the boundary: 2 * sum_i prod_{j != i} (high_j - low_j)."""
+        sides = [h - lo for lo, h in zip(self.low, self.high)]
+        return 2 * sum(math.prod(sides[:i] + sides[i + 1:]) for i in range(len(sides)))
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"low": list(self.low), "high": list(self.high)}
+
+
+def resolve_box(model: Model, low: Sequence[float] | float | None = None,
+                high: Sequence[float] | float | None = None) -> Box:
+    """The box to sample: LO/HI as sequences or one number for every coordinate, else the model's domain."""
+    d = model.input_dim
+    if low is None and high is None:
+        if model.domain is None:
+            raise SegmentError("the model has no domain: give --box LO HI")
+        return Box(tuple(model.domain.low), tuple(model.domain.high))
+    if low is None or high is None:
+        raise SegmentError("give both LO and HI of the box")
+
+    def expand(value, what):
+        values = [float(value)] * d if isinstance(value, (int, float)) else [float(v) for v in value]
+        if len(values) == 1:
+            values = values * d
+        if len(values) != d:
+            raise SegmentError(f"box {what} has {len(values)} coordinates but the model's input has {d}")
+        if not all(math.isfinite(v) for v in values):
+            raise SegmentError(f"box {what} must be finite")
+        return tuple(values)
+
+    lo, hi = expand(low, "LO"), expand(high, "HI")
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        if not a < b:
+            raise SegmentError(f"box needs LO < HI in every coordinate; coordinate {i} has {a:g} >= {b:g}")
+    return Box(lo, hi)
+
+
+class PatternFunction:
+    """Computes the packed activation patterns (B, words) of points (B, d) for one model, on a device."""
+
+    def __init__(self, model: Model, device: torch.device, dtype: torch.dtype) -> None:
+        self.model, self.device, self.dtype = model, device, dtype
+        self.failures = 0
+        if isinstance(model, FFN):
+            self.layers = [(w.to(device, dtype), b.to(device, dtype))
+                           for w, b in zip(model.weights[:-1], model.biases[:-1])]
+            self.kind = "ffn"
+        elif model.unit_order is not None:
+            Wn, Un, bn, _ = _normalized_deq(model)
+            self.Wn, self.Un, self.bn = Wn.to(device, dtype), Un.to(device, dtype), bn.to(device, dtype)
+            self.kind = "triangular"
+        else:
+            self.kind = "general"
+        widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
+        self.n_words = sum(packed_words(n) for n in widths)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Packed patterns (B', words); B' < B only for general-W DEQ points whose solve failed."""
+        if self.kind == "ffn":
+            words, h = [], x
+            for w, b in self.layers:
+                pre = torch.addmm(b, h, w.T)
+                words.append(pack_bits(positive(pre)))
+                h = pre.clamp_min_(0)
+            return torch.cat(words, 1) if len(words) > 1 else words[0]
+        if self.kind == "triangular":
+            q = torch.addmm(self.bn, x, self.Un.T)
+            z = torch.zeros_like(q)
+            for t in range(q.shape[1]):
+                u = q[:, t] + z[:, :t] @ self.Wn[t, :t] if t else q[:, t]
+                z[:, t] = u.clamp_min(0)
+            return pack_bits(z > 0)
+        fixed = solve_fixed_points(self.model, x.to(DTYPE))
+        self.failures += fixed.failures
+        return pack_bits((fixed.u > 0)[fixed.ok])
+
+
+def _grid_points(box: Box, per_dim: int, start: int, count: int, device: torch.device,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """Points ``start .. start + count - 1`` of the per_dim^d grid of cell centres, row-major."""
+    index = torch.arange(start, start + count, device=device, dtype=torch.int64)
+    coords = []
+    for lo, hi in zip(box.low, box.high):
+        coords.append(lo + (index % per_dim).to(dtype) * ((hi - lo) / per_dim) + (hi - lo) / (2 * per_dim))
+        index = index // per_dim
+    return torch.stack(coords, 1)
+
+
+def chao1(distinct: int, f1: int, f2: int) -> tuple[float, float, float]:
+    """Bias-corrected Chao1 richness with its log-normal 95% interval (Chao 1987; as in EstimateS)."""
+    estimate = distinct + f1 * (f1 - 1) / (2 * (f2 + 1))
+    if f2 > 0:
+        r = f1 / f2
+        var = f2 * (r**4 / 4 + r**3 + r**2 / 2) if f1 > 0 else 0.0
+        var = f1 * (f1 - 1) / (2 * (f2 + 1)) + f1 * (2 * f1 - 1) ** 2 / (4 * (f2 + 1) ** 2) \
+            + f1**2 * f2 * (f1 - 1) ** 2 / (4 * (f2 + 1) ** 4) if f1 > 0 else 0.0
+    else:
+        var = f1 * (f1 - 1) / 2 + f1 * (2 * f1 - 1) ** 2 / 4 - f1**4 / (4 * estimate) if f1 > 0 else 0.0
+    unseen = estimate - distinct
+    if unseen <= 0 or var <= 0:
+        return estimate, float(distinct), estimate
+    c = math.exp(1.96 * math.sqrt(math.log(1 + var / unseen**2)))
+    return estimate, distinct + unseen / c, distinct + unseen * c
+
+
+@dataclass
+class SampledCount:
+    """Distinct activation patterns among ``samples`` points of ``box`` (a lower bound on the regions)."""
+
+    model: str
+    samples: int
+    distinct_patterns: int
+    seen_once: int
+    seen_twice: int
+    coverage: float
+    chao1: float
+    chao1_interval: tuple[float, float]
+    largest_fractions: list[float]
+    histogram: dict[str, Any]
+    box: Box
+    grid: bool
+    seed: int
+    dtype: str
+    device: str
+    seconds: float
+    solve_failures: int = 0
+    hash_collisions: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def points_per_second(self) -> float | None:
+        return self.samples / self.seconds if self.seconds > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "method": "sampled",
+            "activation_regions": self.distinct_patterns,
+            "linear_pieces": None,
+            "dtype": self.dtype,
+            "device": self.device,
+            "seconds": self.seconds,
+            "points_per_second": self.points_per_second,
+            "samples": self.samples,
+            "distinct_patterns": self.distinct_patterns,
+            "distinct_is": "a lower bound on the regions meeting the box",
+            "seen_once": self.seen_once,
+            "seen_twice": self.seen_twice,
+            "estimate": {
+                "good_turing_coverage": self.coverage,
+                "chao1": self.chao1,
+                "chao1_interval_95": list(self.chao1_interval),
+                "note": "heuristic: regions smaller than about 1/samples of the box are invisible to it",
+            },
+            "largest_region_fractions": self.largest_fractions,
+            "fraction_histogram": self.histogram,
+            "box": self.box.to_json(),
+            "grid": self.grid,
+            "seed": self.seed,
+            "solve_failures": self.solve_failures,
+            "hash_collisions_resolved": self.hash_collisions,
+            "warnings": self.warnings,
+        }
+
+
+def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
+    """Points per batch: about 64 MiB of activations on a CPU, 2 GiB on a GPU."""
+    width = max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1])
+    budget = 2**31 if device.type == "cuda" else 2**24  # small CPU batches stay in cache: 2x faster
+    if isinstance(model, DEQ) and model.unit_order is None:
+        budget //= max(1, model.width)  # the polish solves an m x m system per point
+    return int(max(2**10, min(2**24, budget // (width * 24))))
+
+
+def sample_regions(model: Model, low: Sequence[float] | float | None = None,
+                   high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
+                   seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
+                   dtype: str = "float64", assume_well_posed: bool = False,
+                   progress: Callable[[float], None] | None = None) -> SampledCount:
+    """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
+
+    ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
+    sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
+    sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
+    can gain or lose patterns near region boundaries.
+    """
+    if samples < 1:
+        raise RegionCountError(f"the number of samples must be positive, got {samples}")
+    if dtype not in DTYPES:
+        raise RegionCountError(f"unknown dtype {dtype!r}; choose float64 or float32")
+    deq_certificate(model, assume_well_posed)
+    box = resolve_box(model, low, high)
+    dev = resolve_device(device)
+    torch_dtype = DTYPES[dtype]
+    if isinstance(model, DEQ) and model.unit_order is None and torch_dtype != torch.float64:
+        raise RegionCountError("general-W DEQs are sampled in float64 only (the polish solves need it)")
+    per_dim = max(1, round(samples ** (1 / box.dim))) if grid else 0
+    total = per_dim**box.dim if grid else int(samples)
+    if grid and total > 2**62:
+        raise CostLimitError(f"a grid of {per_dim}^{box.dim} points is too large")
+    batch = default_batch(model, torch_dtype, dev) if batch is None else max(1, int(batch))
+    patterns = PatternFunction(model, dev, torch_dtype)
+    distinct = DistinctPatterns(patterns.n_words, dev)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    low_t = torch.tensor(box.low, dtype=torch_dtype, device=dev)
+    width_t = torch.tensor([h - lo for lo, h in zip(box.low, box.high)], dtype=torch_dtype, device=dev)
+    synchronize(dev)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for first in range(0, total, batch):
+            count = min(batch, total - first)
+            if grid:
+                x = _grid_points(box, per_dim, first, count, dev, torch_dtype)
+            else:
+                x = torch.rand(count, box.dim, generator=gen, device=dev, dtype=torch_dtype) * width_t + low_t
+            distinct.add(patterns(x))
+            if progress is not None:
+                progress((first + count) / total)
+        counts = distinct.counts
+    synchronize(dev)
+    seconds = time.perf_counter() - start
+    used = int(counts.sum())
+    K = int(counts.shape[0])
+    f1, f2 = int((counts == 1).sum()), int((counts == 2).sum())
+    estimate, lo95, hi95 = chao1(K, f1, f2)
+    fractions = counts.double() / max(used, 1)
+    largest = torch.topk(fractions, min(10, K)).values.tolist() if K else []
+    edges = [10.0**-k for k in range(0, 13)][::-1]
+    hist = torch.histc(torch.log10(fractions.cpu()), bins=12, min=-12, max=0).long().tolist() if K else []
+    warnings = []
+    if K and f1 > K / 2:
+        warnings.append(f"unsaturated: {f1:,} of {K:,} patterns were seen once; more regions are likely unseen")
+    if used and K > used / 2:
+        warnings.append(f"unsaturated: {K:,} distinct patterns among {used:,} samples")
+    if patterns.failures:
+        warnings.append(f"{patterns.failures:,} fixed-point solves failed their checks and were left out")
+    return SampledCount(
+        model=model.name or model.describe(), samples=used, distinct_patterns=K, seen_once=f1, seen_twice=f2,
+        coverage=1 - f1 / used if used else 0.0, chao1=estimate, chao1_interval=(lo95, hi95),
+        largest_fractions=largest,
+        histogram={"log10_fraction_edges": [math.log10(e) for e in edges], "regions": hist},
+        box=box, grid=grid, seed=seed, dtype=dtype, device=dev.type, seconds=seconds,
+        solve_failures=patterns.failures, hash_collisions=distinct.collisions, warnings=warnings,
+    )
