@@ -146,3 +146,17 @@ class DistinctPatterns:
 
     def __len__(self) -> int:
         return int(self.counts.shape[0])
+
+
+def group_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group equal rows of (B, W) int64: returns (group id per row (B,), one representative row index per
+    group (G,)).  Sorted by hash, verified word by word; falls back to ``unique(dim=0)`` on a collision."""
+    keys = rows[:, 0].clone() if rows.shape[1] == 1 else mix_hash(rows)
+    unique_keys, inverse = torch.unique(keys, return_inverse=True)
+    representative = torch.empty(unique_keys.shape[0], dtype=torch.long, device=rows.device)
+    representative.scatter_(0, inverse, torch.arange(rows.shape[0], device=rows.device))
+    if rows.shape[1] > 1 and not bool((rows[representative][inverse] == rows).all()):
+        _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+        representative = torch.empty(int(inverse.max()) + 1, dtype=torch.long, device=rows.device)
+        representative.scatter_(0, inverse, torch.arange(rows.shape[0], device=rows.device))
+    return inverse, representative

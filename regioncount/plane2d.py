@@ -1,0 +1,411 @@
+"""Exact partitions of a 2-D slice into linear regions (algorithms.md §3.2).
+
+The slice is x(s, t) = o + s u + t w for (s, t) in [s0, s1] x [t0, t1]: the box itself for a 2-D model,
+or a plane through a d-D input space.  Two engines, both vectorized over all polygons at once:
+
+* FFN, layered subdivision: every polygon carries the affine map of the previous layer's output; a layer's
+  pre-activations are evaluated at all vertices, each unit's zero line cuts the polygons where it changes
+  sign (values at new vertices are interpolated, exact for affine functions), then the pattern is read
+  inside each polygon and the map is masked.  Each final polygon is one region.
+* DEQ (triangular or any well-posed W), pattern refinement: each piece's pattern D is computed at its
+  centroid, the fixed point is affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of
+  D's sign constraints, the piece is cut along that constraint's line.  Final pieces lie in one region
+  each, and by the convexity lemma pieces with the same pattern belong to the same region.
+
+A value within 1e-9 of the scale of an affine function (|slope| * extent + |offset|) counts as zero, so
+three lines through one point, a line along an edge, or a unit that is identically zero never create
+zero-area polygons.  Regions are then joined into an adjacency graph (probing across every polygon edge),
+whose components of equal affine output give the linear pieces.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .deq_general import solve_fixed_points
+from .devices import resolve_device, synchronize
+from .errors import CostLimitError, SegmentError
+from .exact1d import deq_certificate
+from .models import DEQ, DTYPE, FFN, Model
+from .patterns import group_rows, mix_hash, pack_bits
+from .polygons import Polygons, PolygonStore, cut, rectangle
+from .walk1d import SLOPE_RTOL
+
+ZERO_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Plane:
+    """x(s, t) = origin + s u + t w, (s, t) in [low, high]."""
+
+    origin: tuple[float, ...]
+    u: tuple[float, ...]
+    w: tuple[float, ...]
+    low: tuple[float, float]
+    high: tuple[float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"origin": list(self.origin), "u": list(self.u), "w": list(self.w), "s": [self.low[0], self.high[0]],
+                "t": [self.low[1], self.high[1]]}
+
+    def points(self, st: torch.Tensor) -> torch.Tensor:
+        """Input-space points (N, d) of plane coordinates (N, 2)."""
+        o, u, w = (torch.tensor(v, dtype=DTYPE, device=st.device) for v in (self.origin, self.u, self.w))
+        return o + st[:, :1] * u + st[:, 1:] * w
+
+
+def _finite_point(values: Sequence[float], d: int, what: str) -> tuple[float, ...]:
+    point = tuple(float(v) for v in values)
+    if len(point) != d:
+        raise SegmentError(f"{what} has {len(point)} coordinates but the model's input has {d}")
+    if not all(math.isfinite(v) for v in point):
+        raise SegmentError(f"{what} must be finite")
+    return point
+
+
+def resolve_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
+                  origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
+                  extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None) -> Plane:
+    """The slice: a box of a 2-D model; a plane through ``origin`` spanned by ``dirs`` with (s, t) in
+    [-extent, extent]^2; or the parallelogram through three points (s, t in [0, 1])."""
+    d = model.input_dim
+    if through is not None:
+        if len(through) != 3:
+            raise SegmentError("--through needs three points")
+        p1, p2, p3 = (_finite_point(p, d, "--through point") for p in through)
+        u = tuple(b - a for a, b in zip(p1, p2))
+        w = tuple(c - a for a, c in zip(p1, p3))
+        plane = Plane(p1, u, w, (0.0, 0.0), (1.0, 1.0))
+    elif origin is not None or dirs is not None:
+        if origin is None or dirs is None:
+            raise SegmentError("a plane needs both --origin P and --dirs U V")
+        if not (extent > 0 and math.isfinite(extent)):
+            raise SegmentError(f"--extent must be positive, got {extent}")
+        plane = Plane(_finite_point(origin, d, "--origin"), _finite_point(dirs[0], d, "--dirs U"),
+                      _finite_point(dirs[1], d, "--dirs V"), (-extent, -extent), (extent, extent))
+    else:
+        if d != 2:
+            raise SegmentError(f"the model has {d}-dimensional input: give a plane (--origin P --dirs U V, "
+                               "or --through P1 P2 P3)")
+        if low is None or high is None:
+            if model.domain is None:
+                raise SegmentError("the model has no domain: give --box LO HI")
+            low, high = model.domain.low, model.domain.high
+        lo = _finite_point(low if len(low) == 2 else list(low) * 2, 2, "box LO")
+        hi = _finite_point(high if len(high) == 2 else list(high) * 2, 2, "box HI")
+        if not (lo[0] < hi[0] and lo[1] < hi[1]):
+            raise SegmentError("box needs LO < HI in every coordinate")
+        return Plane((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), lo, hi)
+    u, w = np.array(plane.u), np.array(plane.w)
+    if np.linalg.matrix_rank(np.stack([u, w]), tol=1e-12 * max(1.0, np.abs(np.stack([u, w])).max())) < 2:
+        raise SegmentError("the two plane directions are parallel (or zero)")
+    return plane
+
+
+@dataclass
+class PlanePartition:
+    """Exact partition of a plane slice.  Per piece: ``polygons`` (plane coordinates), ``region`` id.
+    Per region: ``patterns`` (packed words), ``gradients`` (R, k, 2) and ``offsets`` (R, k) of the affine
+    output y = G (s, t) + c, ``areas`` (R,), ``bounded`` (R,) not touching the slice's border."""
+
+    model: str
+    plane: Plane
+    polygons: Polygons
+    region: torch.Tensor
+    patterns: torch.Tensor
+    gradients: torch.Tensor
+    offsets: torch.Tensor
+    areas: torch.Tensor
+    bounded: torch.Tensor
+    pairs: torch.Tensor
+    same_affine: torch.Tensor
+    linear_pieces: int
+    seconds: float
+    device: str
+    engine: str
+    unresolved: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def activation_regions(self) -> int:
+        return int(self.patterns.shape[0])
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The region adjacency graph: node = region (area, pattern as hex words), edge = shared boundary
+        segment, with ``same_affine`` when both regions compute the same affine output map."""
+        graph = nx.Graph()
+        areas = self.areas.tolist()
+        for r, words in enumerate(self.patterns.tolist()):
+            graph.add_node(r, area=areas[r], pattern=" ".join(f"{w & (2**64 - 1):016x}" for w in words),
+                           bounded=bool(self.bounded[r]))
+        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
+                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
+        return graph
+
+    def to_json(self) -> dict[str, Any]:
+        areas = self.areas.double()
+        total = (self.plane.high[0] - self.plane.low[0]) * (self.plane.high[1] - self.plane.low[1])
+        return {
+            "model": self.model,
+            "method": "exact",
+            "algorithm": self.engine,
+            "activation_regions": self.activation_regions,
+            "linear_pieces": self.linear_pieces,
+            "dtype": "float64",
+            "device": self.device,
+            "seconds": self.seconds,
+            "regions_per_second": self.activation_regions / self.seconds if self.seconds > 0 else None,
+            "plane": self.plane.to_json(),
+            "polygons": self.polygons.count,
+            "bounded_regions": int(self.bounded.sum()),
+            "adjacent_pairs": int(self.pairs.shape[0]),
+            "area": {"total": float(areas.sum()), "slice": total, "min": float(areas.min()),
+                     "max": float(areas.max()), "mean": float(areas.mean()), "median": float(areas.median())},
+            "unresolved_pieces": self.unresolved,
+            "notes": self.notes,
+        }
+
+
+def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
+    """|a_s| * max|s| + |a_t| * max|t| + |a_c| for coefficient stacks (..., 3, n) -> (..., n)."""
+    return coef[..., 0, :].abs() * extent_s + coef[..., 1, :].abs() * extent_t + coef[..., 2, :].abs()
+
+
+def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons: int):
+    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
+    es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
+    polys = rectangle(plane.low, plane.high, device)
+    state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
+    bits: torch.Tensor | None = None
+    for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+        weight, bias = weight.to(device), bias.to(device)
+        Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
+        Z[:, 2] += bias
+        tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
+        store = PolygonStore(polys, 0, capacity=2 * polys.count + 16)
+        for j in range(weight.shape[0]):
+            P = store.count
+            origin = store.origin[:P]
+            zj = Z[:, :, j][origin]  # (P, 3)
+            xy = store.xy[:P]
+            f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (P, V) unit j at the vertices
+            t = tol[origin, j][:, None]
+            valid = torch.arange(store.V, device=device)[None] < store.n[:P][:, None]
+            idx = (((f > t) & valid).any(1) & ((f < -t) & valid).any(1)).nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            store.split(idx, f[idx], t[idx].expand(-1, f.shape[1]))
+            if store.count > max_polygons:
+                raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
+        polys = store.polygons()
+        origin = store.origin[:store.count]
+        centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
+        Zo = Z[origin]
+        pre = centre[:, :1] * Zo[:, 0] + centre[:, 1:] * Zo[:, 1] + Zo[:, 2]
+        active = pre > tol[origin]
+        bits = active if bits is None else torch.cat([bits[origin], active], 1)
+        state = Zo * active[:, None, :]
+    readout, out_bias = model.weights[-1].to(device), model.biases[-1].to(device)
+    if bits is None:
+        bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
+    out = state @ readout.T  # (P, 3, k)
+    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0
+
+
+def _deq_patterns(model: DEQ, x: torch.Tensor) -> torch.Tensor:
+    """Exact patterns (N, m) of points: forward substitution for triangular W, polished solves otherwise."""
+    if model.unit_order is not None:
+        return model.fixed_point(x.cpu()).to(x.device) > 0
+    return solve_fixed_points(model, x).u > 0
+
+
+def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
+    """(P, 3, m) coefficients (s, t, const) of the pre-activations u on each piece's pattern."""
+    device = active.device
+    m = model.width
+    W, U, b = model.W.to(device), model.U.to(device), model.b.to(device)
+    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
+    rhs = torch.stack([U @ u, U @ w, U @ o + b], 1)  # (m, 3)
+    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
+    return torch.linalg.solve(M, rhs.expand(active.shape[0], m, 3)).transpose(1, 2)
+
+
+def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons: int):
+    es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
+    open_pieces = rectangle(plane.low, plane.high, device)
+    done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
+    unresolved = 0
+    for _ in range(100_000):
+        if open_pieces.count == 0:
+            break
+        centre = open_pieces.centroids()
+        active = _deq_patterns(model, plane.points(centre))
+        coef = _deq_affine(model, plane, active)  # (P, 3, m)
+        sign = torch.where(active, 1.0, -1.0).to(DTYPE)
+        values = (open_pieces.xy[..., :1] * coef[:, None, 0] + open_pieces.xy[..., 1:] * coef[:, None, 1]
+                  + coef[:, None, 2])  # (P, V, m)
+        tol = _scale(coef, es, et) * ZERO_TOL  # (P, m)
+        signed = values * sign[:, None, :] + tol[:, None, :]
+        signed = torch.where(open_pieces.valid()[..., None], signed, torch.zeros_like(signed))
+        worst, unit = signed.amin(1).min(1)  # most violated constraint per piece
+        final = worst >= 0
+        if bool(final.any()):
+            idx = final.nonzero().flatten()
+            done.append((open_pieces.select(idx), active[idx], coef[idx]))
+        idx = (~final).nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        pieces = open_pieces.select(idx)
+        f = torch.gather(values[idx], 2, unit[idx][:, None, None].expand(-1, values.shape[1], 1))[..., 0]
+        tol_f = tol[idx].gather(1, unit[idx][:, None]).expand_as(f)
+        children, parent, _ = cut(pieces, f, tol_f)
+        stuck = torch.bincount(parent, minlength=pieces.count) == 1
+        if bool(stuck.any()):  # a violation that cannot be cut (within tolerance): accept, and report it
+            unresolved += int(stuck.sum())
+            keep = stuck.nonzero().flatten()
+            done.append((pieces.select(keep), active[idx][keep], coef[idx][keep]))
+            children = children.select((~stuck[parent]).nonzero().flatten())
+        open_pieces = children
+        if sum(p.count for p, _, _ in done) + open_pieces.count > max_polygons:
+            raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
+    V = max(p.xy.shape[1] for p, _, _ in done)
+
+    def pad(p: Polygons) -> torch.Tensor:
+        extra = V - p.xy.shape[1]
+        return p.xy if extra == 0 else torch.cat([p.xy, p.xy[:, -1:].expand(-1, extra, -1)], 1)
+
+    polys = Polygons(torch.cat([pad(p) for p, _, _ in done]), torch.cat([p.n for p, _, _ in done]))
+    active = torch.cat([a for _, a, _ in done])
+    coef = torch.cat([c for _, _, c in done])
+    A, B, c = model.A.to(device), model.B.to(device), model.c.to(device)
+    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
+    z = coef * active[:, None, :].to(DTYPE)  # (P, 3, m)
+    out = z @ A.T  # (P, 3, k)
+    skip = torch.stack([B @ u, B @ w, B @ o + c])  # (3, k)
+    out = out + skip[None]
+    return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved
+
+
+def _words(bits: torch.Tensor) -> torch.Tensor:
+    if bits.shape[1] == 0:
+        return torch.zeros(bits.shape[0], 1, dtype=torch.int64, device=bits.device)
+    return pack_bits(bits)
+
+
+def _region_ids(bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Region id per piece (one per distinct pattern) and a representative piece of each region."""
+    return group_rows(_words(bits))
+
+
+def _probe_patterns(model: Model, points: torch.Tensor) -> torch.Tensor:
+    if isinstance(model, FFN):
+        h, bits = points, []
+        for w, b in zip(model.weights[:-1], model.biases[:-1]):
+            pre = h @ w.to(points.device).T + b.to(points.device)
+            bits.append(pre > 0)
+            h = pre.clamp_min(0)
+        return torch.cat(bits, 1) if bits else torch.zeros(points.shape[0], 0, dtype=torch.bool)
+    return _deq_patterns(model, points)
+
+
+def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor, bits: torch.Tensor,
+               n_regions: int) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
+    pattern found there.  Returns the pairs and the number of probes that matched no region."""
+    device = polys.xy.device
+    nxt = torch.where(torch.arange(polys.xy.shape[1], device=device)[None] + 1 < polys.n[:, None],
+                      torch.arange(polys.xy.shape[1], device=device)[None] + 1, 0)
+    a = polys.xy
+    b = torch.gather(a, 1, nxt[..., None].expand(-1, -1, 2))
+    edge = b - a
+    length = torch.linalg.vector_norm(edge, dim=2)
+    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+    valid = polys.valid() & (length > 1e-9 * size)
+    normal = torch.stack([edge[..., 1], -edge[..., 0]], 2) / length.clamp_min(1e-300)[..., None]
+    step = torch.minimum(length * 1e-3, torch.full_like(length, 1e-7 * size))
+    probe = (a + b) / 2 + normal * step[..., None]
+    lo = torch.tensor(plane.low, dtype=DTYPE, device=device)
+    hi = torch.tensor(plane.high, dtype=DTYPE, device=device)
+    inside = ((probe > lo) & (probe < hi)).all(2)
+    use = valid & inside
+    owners = region[:, None].expand_as(use)[use]
+    points = probe[use]
+    if points.shape[0] == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
+    probe_bits = _probe_patterns(model, plane.points(points))
+    region_words, probe_words = _words(bits), _words(probe_bits)
+    keys = mix_hash(region_words)
+    order = torch.argsort(keys)
+    sorted_keys = keys[order]
+    probe_keys = mix_hash(probe_words)
+    pos = torch.searchsorted(sorted_keys, probe_keys).clamp_max(len(sorted_keys) - 1)
+    candidate = order[pos]
+    found = (sorted_keys[pos] == probe_keys) & (region_words[candidate] == probe_words).all(1)
+    pairs = torch.stack([owners[found], candidate[found]], 1)  # region_words is indexed by region id
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pairs = torch.sort(pairs, 1).values
+    code = torch.unique(pairs[:, 0] * n_regions + pairs[:, 1])
+    return torch.stack([code // n_regions, code % n_regions], 1), int((~found).sum())
+
+
+def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
+                    origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
+                    extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
+                    device: str | torch.device = "auto", max_regions: int = 10**7,
+                    assume_well_posed: bool = False) -> PlanePartition:
+    """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces."""
+    deq_certificate(model, assume_well_posed)
+    plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
+    dev = resolve_device(device)
+    synchronize(dev)
+    start = time.perf_counter()
+    with torch.no_grad():
+        if isinstance(model, FFN):
+            polys, bits, grads, offs, unresolved = _ffn_partition(model, plane, dev, max_regions)
+            engine = "polygon subdivision (layered)"
+        else:
+            polys, bits, grads, offs, unresolved = _deq_partition(model, plane, dev, max_regions)
+            engine = "polygon subdivision (pattern refinement)"
+        region, representative = _region_ids(bits)
+        R = representative.shape[0]
+        areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
+        lo = torch.tensor(plane.low, dtype=DTYPE, device=dev)
+        hi = torch.tensor(plane.high, dtype=DTYPE, device=dev)
+        size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+        on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
+        touches = (on_border & polys.valid()).any(1)
+        touched = torch.zeros(R, dtype=torch.bool, device=dev).index_put_((region,), touches, accumulate=True)
+        region_bits = bits[representative]
+        pairs, unmatched = _adjacency(model, plane, polys, region, region_bits, R)
+    synchronize(dev)
+    seconds = time.perf_counter() - start
+    gradients, offsets = grads[representative], offs[representative]
+    flat = gradients.reshape(R, -1)
+    i, j = pairs[:, 0], pairs[:, 1]
+    diff = (flat[i] - flat[j]).abs().amax(1) if flat.shape[1] else torch.zeros(len(i), dtype=DTYPE, device=dev)
+    scale = torch.maximum(flat[i].abs().amax(1), flat[j].abs().amax(1)) if flat.shape[1] else diff
+    same = (diff <= SLOPE_RTOL * scale).cpu()
+    pairs = pairs.cpu()
+    same_pieces = nx.Graph()
+    same_pieces.add_nodes_from(range(R))
+    same_pieces.add_edges_from(pairs[same].tolist())
+    notes = []
+    if unmatched:
+        notes.append(f"{unmatched} edge probes landed on a boundary and were skipped")
+    if unresolved:
+        notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
+    return PlanePartition(
+        model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
+        patterns=_words(region_bits),
+        gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
+        linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
+        engine=engine, unresolved=unresolved, notes=notes)

@@ -1,0 +1,229 @@
+"""Batched convex polygons with padded vertex arrays, and cutting them along lines (all at once).
+
+A batch holds P convex polygons: ``xy`` (P, V, 2) vertices in counter-clockwise order, padded by repeating
+the last vertex, ``n`` (P,) vertex counts, and optional per-vertex ``values`` (P, V, c) of affine
+functions, which are interpolated at new vertices (exact for affine functions, up to rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Polygons:
+    xy: torch.Tensor
+    n: torch.Tensor
+    values: torch.Tensor | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.xy.shape[0])
+
+    def valid(self) -> torch.Tensor:
+        """(P, V) mask of real (non-padding) vertices."""
+        return torch.arange(self.xy.shape[1], device=self.xy.device)[None, :] < self.n[:, None]
+
+    def centroids(self) -> torch.Tensor:
+        """(P, 2) area centroids (shoelace); falls back to the vertex mean for degenerate polygons."""
+        x, y = self.xy[..., 0], self.xy[..., 1]
+        nxt = _next_index(self.n, self.xy.shape[1])
+        x2, y2 = torch.gather(x, 1, nxt), torch.gather(y, 1, nxt)
+        cross = (x * y2 - x2 * y) * self.valid()
+        area2 = cross.sum(1)
+        cx = ((x + x2) * cross).sum(1) / (3 * area2)
+        cy = ((y + y2) * cross).sum(1) / (3 * area2)
+        mean = (self.xy * self.valid()[..., None]).sum(1) / self.n[:, None]
+        ok = area2.abs() > 0
+        return torch.where(ok[:, None], torch.stack([cx, cy], 1), mean)
+
+    def areas(self) -> torch.Tensor:
+        x, y = self.xy[..., 0], self.xy[..., 1]
+        nxt = _next_index(self.n, self.xy.shape[1])
+        x2, y2 = torch.gather(x, 1, nxt), torch.gather(y, 1, nxt)
+        return 0.5 * ((x * y2 - x2 * y) * self.valid()).sum(1)
+
+    def select(self, index: torch.Tensor) -> Polygons:
+        return Polygons(self.xy[index], self.n[index], None if self.values is None else self.values[index])
+
+
+def _next_index(n: torch.Tensor, V: int) -> torch.Tensor:
+    """(P, V) index of each vertex's successor (cyclic within the first n[p] vertices)."""
+    k = torch.arange(V, device=n.device)[None, :]
+    return torch.where(k + 1 < n[:, None], k + 1, torch.zeros_like(k))
+
+
+def rectangle(low: tuple[float, float], high: tuple[float, float], device: torch.device,
+              dtype: torch.dtype = torch.float64) -> Polygons:
+    (x0, y0), (x1, y1) = low, high
+    xy = torch.tensor([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], dtype=dtype, device=device)
+    return Polygons(xy, torch.tensor([4], device=device))
+
+
+def cut(polys: Polygons, f: torch.Tensor, zero_tol: torch.Tensor) -> tuple[Polygons, torch.Tensor, torch.Tensor]:
+    """Cut every polygon whose vertex values ``f`` (P, V) have both signs beyond ``zero_tol`` (P, V).
+
+    Values within the tolerance count as zero, so a line through a vertex, or along an edge, never makes a
+    zero-area child.  Returns the children (polygons that are not cut are passed through unchanged, in
+    their place), the parent index of every child (P',) and a (P',) bool marking the children on the
+    positive side of a cut (False for the negative child and for uncut polygons).
+    """
+    P, V = f.shape
+    device = f.device
+    valid = polys.valid()
+    fz = torch.where(f.abs() <= zero_tol, torch.zeros_like(f), f)
+    pos = ((fz > 0) & valid).any(1)
+    neg = ((fz < 0) & valid).any(1)
+    split = pos & neg
+    counts = 1 + split.long()
+    P_new = P + int(split.sum())
+    parent = torch.repeat_interleave(torch.arange(P, device=device), counts, output_size=P_new)
+    first = torch.cumsum(counts, 0) - counts
+    is_second = torch.zeros(P_new, dtype=torch.bool, device=device)
+    is_second[first[split] + 1] = True
+    if not bool(split.any()):
+        return polys, parent, is_second
+    # slots: 2i = vertex i, 2i+1 = crossing on edge (i, i+1); a child keeps a subset in order
+    nxt = _next_index(polys.n, V)
+    f_next = torch.gather(fz, 1, nxt)
+    crossing = (fz * f_next < 0) & valid
+    lam = torch.where(crossing, fz / (fz - f_next), torch.zeros_like(fz))
+
+    def interpolate(t: torch.Tensor) -> torch.Tensor:
+        idx = nxt[..., None].expand(-1, -1, t.shape[2])
+        return t + lam[..., None] * (torch.gather(t, 1, idx) - t)
+
+    cross_xy = interpolate(polys.xy)
+    slots_xy = torch.stack([polys.xy, cross_xy], 2).reshape(P, 2 * V, 2)
+    slots_val = None
+    if polys.values is not None:
+        slots_val = torch.stack([polys.values, interpolate(polys.values)], 2).reshape(P, 2 * V, -1)
+    # which slots each child keeps: first child = non-negative side (or all for uncut), second = non-positive
+    keep_pos = torch.stack([(fz >= 0) & valid, crossing], 2).reshape(P, 2 * V)
+    keep_neg = torch.stack([(fz <= 0) & valid, crossing], 2).reshape(P, 2 * V)
+    keep_all = torch.stack([valid, torch.zeros_like(valid)], 2).reshape(P, 2 * V)
+    first_keep = torch.where(split[:, None], keep_pos, keep_all)
+    keep = torch.where(is_second[:, None], keep_neg[parent], first_keep[parent])  # (P', 2V)
+    n_child = keep.sum(1)
+    V_new = int(n_child.max())
+    position = torch.cumsum(keep.long(), 1) - 1
+    position = torch.where(keep, position, torch.full_like(position, V_new))  # dump slot
+    xy = torch.zeros(P_new, V_new + 1, 2, dtype=polys.xy.dtype, device=device)
+    xy.scatter_(1, position[..., None].expand(-1, -1, 2), slots_xy[parent])
+    values = None
+    if slots_val is not None:
+        c = slots_val.shape[2]
+        values = torch.zeros(P_new, V_new + 1, c, dtype=slots_val.dtype, device=device)
+        values.scatter_(1, position[..., None].expand(-1, -1, c), slots_val[parent])
+        values = values[:, :V_new]
+    xy = xy[:, :V_new]
+    # pad by repeating the last real vertex (keeps shoelace sums and bounding boxes honest)
+    k = torch.arange(V_new, device=device)[None, :]
+    last = (n_child - 1).clamp_min(0)[:, None]
+    pad_index = torch.where(k < n_child[:, None], k, last)
+    xy = torch.gather(xy, 1, pad_index[..., None].expand(-1, -1, 2))
+    if values is not None:
+        values = torch.gather(values, 1, pad_index[..., None].expand(-1, -1, values.shape[2]))
+    positive_child = split[parent] & ~is_second
+    return Polygons(xy, n_child, values), parent, positive_child
+
+
+def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor):
+    """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
+    children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
+    to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones)."""
+    S, V = f.shape
+    device = f.device
+    k = torch.arange(V, device=device)[None, :]
+    valid = k < n[:, None]
+    fz = torch.where(f.abs() <= zero_tol, torch.zeros_like(f), f)
+    nxt = torch.where(k + 1 < n[:, None], k + 1, torch.zeros_like(k))
+    f_next = torch.gather(fz, 1, nxt)
+    crossing = (fz * f_next < 0) & valid
+    lam = torch.where(crossing, fz / (fz - f_next), torch.zeros_like(fz))[..., None]
+    both = torch.cat([xy, values], 2)  # (S, V, 2 + c)
+    nb = torch.gather(both, 1, nxt[..., None].expand_as(both))
+    slots = torch.stack([both, both + lam * (nb - both)], 2).reshape(S, 2 * V, both.shape[2])
+    out = []
+    V_new = V + 1
+    for side in (fz >= 0, fz <= 0):
+        keep = torch.stack([side & valid, crossing], 2).reshape(S, 2 * V)
+        count = keep.sum(1)
+        position = torch.where(keep, torch.cumsum(keep.long(), 1) - 1, torch.full_like(keep, V_new, dtype=torch.long))
+        child = torch.zeros(S, V_new + 1, both.shape[2], dtype=both.dtype, device=device)
+        child.scatter_(1, position[..., None].expand(-1, -1, both.shape[2]), slots)
+        pad = torch.where(torch.arange(V_new, device=device)[None] < count[:, None],
+                          torch.arange(V_new, device=device)[None], (count - 1)[:, None])
+        child = torch.gather(child, 1, pad[..., None].expand(-1, -1, both.shape[2]))
+        out.append((child[..., :2], count, child[..., 2:]))
+    return out[0], out[1]
+
+
+class PolygonStore:
+    """Growable batch of polygons (capacity doubles), so splitting S polygons costs O(S), not O(P)."""
+
+    def __init__(self, polys: Polygons, channels: int, capacity: int = 1024) -> None:
+        P, V = polys.xy.shape[:2]
+        cap = max(capacity, P)
+        device, dtype = polys.xy.device, polys.xy.dtype
+        self.xy = torch.zeros(cap, V, 2, dtype=dtype, device=device)
+        self.n = torch.zeros(cap, dtype=torch.long, device=device)
+        self.values = torch.zeros(cap, V, channels, dtype=dtype, device=device)
+        self.origin = torch.zeros(cap, dtype=torch.long, device=device)
+        self.count = P
+        self.xy[:P], self.n[:P] = polys.xy, polys.n
+        self.origin[:P] = torch.arange(P, device=device)
+
+    @property
+    def V(self) -> int:
+        return int(self.xy.shape[1])
+
+    def _grow(self, rows: int, V: int) -> None:
+        cap, old_V = self.xy.shape[0], self.V
+        new_cap = cap
+        while new_cap < rows:
+            new_cap *= 2
+        if new_cap == cap and V <= old_V:
+            return
+        V = max(V, old_V)
+        xy = torch.zeros(new_cap, V, 2, dtype=self.xy.dtype, device=self.xy.device)
+        values = torch.zeros(new_cap, V, self.values.shape[2], dtype=self.values.dtype, device=self.values.device)
+        xy[:cap, :old_V], values[:cap, :old_V] = self.xy, self.values
+        if V > old_V:  # pad with the last real vertex
+            last = (self.n[:cap] - 1).clamp_min(0)
+            xy[:cap, old_V:] = self.xy[torch.arange(cap), last][:, None]
+            values[:cap, old_V:] = self.values[torch.arange(cap), last][:, None]
+        n = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
+        origin = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
+        n[:cap], origin[:cap] = self.n, self.origin
+        self.xy, self.values, self.n, self.origin = xy, values, n, origin
+
+    def _fit(self, t: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """Pad or trim children (S, V', c) to the store's V (trimming only removes padding)."""
+        V = self.V
+        if t.shape[1] >= V:
+            return t[:, :V]
+        last = (count - 1).clamp_min(0)
+        extra = t[torch.arange(t.shape[0], device=t.device), last][:, None].expand(-1, V - t.shape[1], -1)
+        return torch.cat([t, extra], 1)
+
+    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V); returns the slots of the new children."""
+        S = idx.shape[0]
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol)
+        V_need = int(torch.maximum(first[1].max(), second[1].max()))
+        self._grow(self.count + S, V_need)
+        new = torch.arange(self.count, self.count + S, device=idx.device)
+        for slots, (xy, n, values) in ((idx, first), (new, second)):
+            self.xy[slots] = self._fit(xy, n)
+            self.values[slots] = self._fit(values, n)
+            self.n[slots] = n
+        self.origin[new] = self.origin[idx]
+        self.count += S
+        return torch.cat([idx, new])
+
+    def polygons(self) -> Polygons:
+        P = self.count
+        return Polygons(self.xy[:P].clone(), self.n[:P].clone())
