@@ -21,6 +21,7 @@ from regioncount.export import write_array
 from regioncount.io import load_model, save_model
 from regioncount.results import SegmentCount
 
+from .commands_plane import plane_options
 from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stderr_console, stdout_console
 
 
@@ -41,6 +42,9 @@ def guard(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except RegionCountError as exc:
             raise UserError(str(exc)) from None
+        except BrokenPipeError:  # e.g. `regioncount ... --json | head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(141) from None
         except OSError as exc:
             raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
         except MemoryError:
@@ -77,6 +81,19 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] 
         yield lambda fraction: progress.update(task, completed=fraction)
 
 
+def figure_options(func: Callable) -> Callable:
+    options = [
+        click.option("--output", "output_index", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Which output to plot."),
+        click.option("--dpi", type=click.IntRange(min=10, max=1200), default=150, show_default=True),
+        click.option("--size", nargs=2, type=click.FloatRange(min=0.5, max=100), default=None, metavar="W H",
+                     help="Figure size in inches."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def common_count_options(func: Callable) -> Callable:
     options = [
         click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
@@ -97,11 +114,11 @@ def common_count_options(func: Callable) -> Callable:
 
 def run_count(model, *, interval=None, segment=None, device: str, as_json: bool, breakpoints_file: str | None,
               no_linear: bool, max_regions: int, max_memory: float | None,
-              known_regions: int | None = None, assume_well_posed: bool = False) -> SegmentCount:
+              known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False) -> SegmentCount:
     memory = None if max_memory is None else int(max_memory * 2**30)
     with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
         result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
-                               keep_breakpoints=breakpoints_file is not None, device=device,
+                               keep_breakpoints=keep or breakpoints_file is not None, device=device,
                                max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
                                assume_well_posed=assume_well_posed, progress=progress)
     if breakpoints_file is not None:
@@ -150,15 +167,23 @@ def main() -> None:
 @click.option("--interval", nargs=2, type=float, default=(0.0, 1.0), show_default=True, metavar="A B",
               help="Interval of x_1 to count on.")
 @click.option("--save-model", type=click.Path(dir_okay=False), help="Write the model as v1 JSON.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw the output and breakpoints to FILE.png.")
+@figure_options
 @common_count_options
 @guard
-def deq(width: int, readout: str, interval: tuple[float, float], save_model: str | None, **options) -> None:
+def deq(width: int, readout: str, interval: tuple[float, float], save_model: str | None, plot_file: str | None,
+        output_index: int, dpi: int, size: tuple[float, float] | None, **options) -> None:
     """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
     model = theorem1_deq(width, readout)
     if save_model is not None:
         _save(model, save_model)
     expected_regions, expected_pieces = expected_on_interval(width, readout, interval)
-    result = run_count(model, interval=interval, known_regions=expected_regions, **options)
+    result = run_count(model, interval=interval, known_regions=expected_regions, keep=plot_file is not None,
+                       **options)
+    if plot_file is not None:
+        from .commands_plane import segment_plot
+
+        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
     agrees = result.activation_regions == expected_regions and (
         result.linear_pieces is None or expected_pieces is None or result.linear_pieces == expected_pieces)
     if options["as_json"]:
@@ -213,15 +238,57 @@ def expected_on_interval(m: int, readout: str, interval: tuple[float, float]) ->
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
               help="Count a DEQ whose well-posedness is not certified (every solve is still checked).")
+@click.option("--plane", is_flag=True, help="Exact 2-D partition: the --box of a 2-D model, or a plane.")
+@plane_options
+@click.option("--graph", "graph_file", type=click.Path(dir_okay=False), help="(--plane) adjacency graph as GraphML.")
+@click.option("--polygons", "polygons_file", type=click.Path(dir_okay=False),
+              help="(--plane) the polygons as .geojson or .npz.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw the count to FILE.png.")
+@figure_options
 @common_count_options
 @guard
 def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
-          lines: int | None, dtype: str, assume_well_posed: bool, **options) -> None:
-    """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, or sampled
-    in a d-D box (--box/--samples/--grid) and exactly along random chords (--lines)."""
+          lines: int | None, dtype: str, assume_well_posed: bool, plane: bool, origin: str | None,
+          dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
+          graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
+          size: tuple[float, float] | None, **options) -> None:
+    """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
+    2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines)."""
     model = load_model(model_file)
+    if plane or origin is not None or dirs is not None or through is not None:
+        if interval is not None or segment is not None or samples is not None or grid or lines is not None:
+            raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
+                            "--samples/--grid/--lines")
+        from .commands_plane import (
+            partition_from_options,
+            print_partition,
+            write_graph,
+            write_polygons,
+        )
+
+        partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
+                                           min(options["max_regions"], 10**8), assume_well_posed, parse_point)
+        if graph_file is not None:
+            write_graph(partition, graph_file)
+        if polygons_file is not None:
+            write_polygons(partition, polygons_file)
+        if plot_file is not None:
+            from regioncount.plot import plot_partition
+
+            plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
+        if options["as_json"]:
+            data = partition.to_json()
+            data["file"] = str(Path(model_file))
+            print_json(data)
+        else:
+            print_partition(partition, model, Path(model_file).name)
+        return
+    if graph_file is not None or polygons_file is not None:
+        raise UserError("--graph and --polygons need --plane")
     if box is not None or samples is not None or grid or lines is not None:
+        if plot_file is not None:
+            raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")
         if interval is not None or segment is not None:
             raise UserError("--interval/--segment count along a segment; --box/--samples/--lines count in a box")
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options)
@@ -231,7 +298,12 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
     ends = None
     if segment is not None:
         ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
-    result = run_count(model, interval=interval, segment=ends, assume_well_posed=assume_well_posed, **options)
+    result = run_count(model, interval=interval, segment=ends, assume_well_posed=assume_well_posed,
+                       keep=plot_file is not None, **options)
+    if plot_file is not None:
+        from .commands_plane import segment_plot
+
+        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
     if options["as_json"]:
         data = result.to_json()
         data["file"] = str(Path(model_file))
@@ -314,6 +386,54 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
 
 
 from .commands_theory import bound, check, compare  # noqa: E402  (registers the commands on `main`)
+
+
+
+@main.command()
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")
+@click.option("--interval", nargs=2, type=float, default=None, metavar="A B", help="1-D: the interval.")
+@click.option("--segment", nargs=2, type=str, default=None, metavar="P Q", help="A segment of d-D input.")
+@click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="2-D input: the box.")
+@plane_options
+@click.option("--level", type=float, default=None, help="Draw the level set y_output = LEVEL (e.g. 0).")
+@click.option("--color", "colour", type=click.Choice(["region", "gradient"]), default="region", show_default=True,
+              help="Fill regions with distinct colours, or by the norm of the local gradient.")
+@figure_options
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@click.option("--assume-well-posed", is_flag=True)
+@guard
+def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, extent, through, level, colour,
+         output_index: int, dpi: int, size, device: str, assume_well_posed: bool) -> None:
+    """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
+    every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
+    model = load_model(model_file)
+    two_d = box is not None or origin is not None or dirs is not None or through is not None or (
+        interval is None and segment is None and model.input_dim == 2)
+    if two_d:
+        from .commands_plane import partition_from_options
+
+        partition = partition_from_options(model, box, origin, dirs, extent, through, device, 10**7,
+                                           assume_well_posed, parse_point)
+        from regioncount.plot import plot_partition
+
+        plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
+                       size=size or (6.5, 6.0))
+        summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
+    else:
+        if level is not None or colour != "region":
+            raise UserError("--level and --color apply to 2-D plots")
+        ends = None
+        if segment is not None:
+            ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
+        result = count_segment(model, interval=interval, segment=ends, keep_breakpoints=True, device=device,
+                               assume_well_posed=assume_well_posed)
+        from .commands_plane import segment_plot
+
+        segment_plot(model, result, out_file, output_index, dpi, size or (8.0, 4.5))
+        summary = f"{result.activation_regions:,} regions, {fmt_int(result.linear_pieces)} linear pieces"
+    stdout_console().print(f"wrote {out_file}: {summary} (exact, float64)")
+
 
 main.add_command(compare)
 main.add_command(bound)

@@ -56,3 +56,147 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
         raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         plt.close(fig)
+
+
+def _check_png(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise RegionCountError(f"{path}: plots are written as PNG; use a .png file name")
+    return path
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as exc:
+        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
+
+
+def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = None):
+    """(R, 3) RGB colours, one per region, all different, and neighbours far apart in hue.
+
+    Neighbours get different greedy-colouring classes, each class its own hue (golden-ratio spacing);
+    within a class, saturation and value vary per region so that every region's colour is unique.
+    """
+    import colorsys
+
+    import networkx as nx
+    import numpy as np
+
+    classes = np.arange(n_regions)
+    if pairs is not None and len(pairs):
+        graph = nx.Graph()
+        graph.add_nodes_from(range(n_regions))
+        graph.add_edges_from(pairs)
+        colouring = nx.greedy_color(graph, strategy="largest_first")
+        classes = np.array([colouring[r] for r in range(n_regions)])
+    from matplotlib import colormaps
+
+    golden = 0.6180339887498949
+    base = [colorsys.rgb_to_hsv(*c[:3]) for c in colormaps["tab10"].colors]
+    colours = np.empty((n_regions, 3))
+    for r in range(n_regions):
+        c = int(classes[r])
+        hue = base[c % 10][0] if c < 10 else (c * golden) % 1.0
+        sat = 0.30 + 0.40 * ((r * golden * 7) % 1.0)
+        val = 0.72 + 0.26 * ((r * golden * 13) % 1.0)
+        colours[r] = colorsys.hsv_to_rgb(hue, sat, val)
+    return colours
+
+
+def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150,
+                 size: tuple[float, float] = (8.0, 4.5)) -> None:
+    """The output along a segment: the exact piecewise-linear curve through its breakpoints, every
+    breakpoint marked and the activation regions shaded (aggregated per pixel column when there are many).
+
+    ``xs``/``ys``: the curve at [t_low, breakpoints..., t_high] (exact: it is linear in between).
+    """
+    import numpy as np
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    path = _check_png(path)
+    fig, (ax, rug) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    ax.plot(xs, ys, color="black", lw=0.8)
+    breakpoints = xs[1:-1]
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    regions = len(xs) - 1
+    if regions <= 2000:
+        shades = [[(xs[i], lo - pad), (xs[i + 1], lo - pad), (xs[i + 1], hi + pad), (xs[i], hi + pad)]
+                  for i in range(0, regions, 2)]
+        ax.add_collection(PolyCollection(shades, facecolors="tab:blue", alpha=0.10, edgecolors="none"))
+    if len(breakpoints) <= 400:
+        segments = np.stack([np.stack([breakpoints, np.full_like(breakpoints, lo - pad)], 1),
+                             np.stack([breakpoints, np.full_like(breakpoints, hi + pad)], 1)], 1)
+        ax.add_collection(LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.6))
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylabel("output")
+    ax.set_title(title, fontsize=9)
+    # breakpoint density per pixel column: every breakpoint counted, whatever their number
+    columns = max(50, int(size[0] * dpi * 0.8))
+    hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
+    rug.bar(edges[:-1], hist, width=np.diff(edges), align="edge", color="tab:red", linewidth=0)
+    rug.set_ylabel("breakpoints\nper column", fontsize=7)
+    rug.set_xlabel("t" if result.segment["kind"] == "segment" else "x")
+    rug.set_xlim(xs[0], xs[-1])
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def plot_partition(partition, path: str | Path, *, output: int = 0, level: float | None = None,
+                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0)) -> None:
+    """Every region of a plane partition filled with its own colour, boundaries drawn, optionally the
+    level set ``y_output = level`` and a colouring by the local gradient norm."""
+    import numpy as np
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    path = _check_png(path)
+    polys = partition.polygons
+    xy = polys.xy.cpu().numpy()
+    n = polys.n.cpu().numpy()
+    region = partition.region.cpu().numpy()
+    k = partition.gradients.shape[1]
+    if not 0 <= output < k:
+        raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
+    verts = [xy[i, : n[i]] for i in range(len(n))]
+    fig, ax = plt.subplots(figsize=size)
+    if colour == "gradient":
+        norms = partition.gradients[:, output].norm(dim=1).cpu().numpy()
+        collection = PolyCollection(verts, array=norms[region], cmap="viridis", edgecolors="black",
+                                    linewidths=0.15 if len(verts) < 20000 else 0.0)
+        ax.add_collection(collection)
+        fig.colorbar(collection, ax=ax, label=f"|grad y_{output}| in the plane")
+    elif colour == "region":
+        colours = region_colours(partition.activation_regions, partition.pairs.tolist())
+        ax.add_collection(PolyCollection(verts, facecolors=colours[region], edgecolors="black",
+                                         linewidths=0.3 if len(verts) < 5000 else 0.1))
+    else:
+        raise RegionCountError(f"unknown colouring {colour!r}; choose region or gradient")
+    if level is not None:
+        grads = partition.gradients[:, output].cpu().numpy()[region]  # (P, 2)
+        offs = partition.offsets[:, output].cpu().numpy()[region]
+        vals = xy[..., 0] * grads[:, :1] + xy[..., 1] * grads[:, 1:] + offs[:, None] - level
+        V = xy.shape[1]
+        idx = np.arange(V)[None]
+        nxt = np.where(idx + 1 < n[:, None], idx + 1, 0)
+        vn = np.take_along_axis(vals, nxt, 1)
+        cross = (vals * vn < 0) & (idx < n[:, None])
+        lam = np.where(cross, vals / np.where(cross, vals - vn, 1.0), 0.0)
+        pts = xy + lam[..., None] * (np.take_along_axis(xy, nxt[..., None].repeat(2, 2), 1) - xy)
+        segments = [pts[i][cross[i]][:2] for i in range(len(n)) if cross[i].sum() >= 2]
+        if segments:
+            ax.add_collection(LineCollection(segments, colors="white", linewidths=2.2))
+            ax.add_collection(LineCollection(segments, colors="black", linewidths=1.0))
+    plane = partition.plane
+    ax.set_xlim(plane.low[0], plane.high[0])
+    ax.set_ylim(plane.low[1], plane.high[1])
+    ax.set_aspect("equal" if 0.2 < (plane.high[1] - plane.low[1]) / (plane.high[0] - plane.low[0]) < 5 else "auto")
+    ax.set_xlabel("s" if plane.u != (1.0, 0.0) else "x1")
+    ax.set_ylabel("t" if plane.w != (0.0, 1.0) else "x2")
+    level_text = "" if level is None else f", level y_{output} = {level:g}"
+    ax.set_title(f"{partition.model}\n{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear "
+                 f"pieces (exact, float64{level_text})", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, dpi)

@@ -1,0 +1,140 @@
+"""``regioncount plot`` and the exact 2-D options of ``count`` (--plane): partitions, graphs, PNGs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import numpy as np
+
+from regioncount.errors import RegionCountError
+from regioncount.models import DEQ
+
+from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
+
+
+def plane_options(func: Callable) -> Callable:
+    """Options that choose a 2-D slice: --box, --origin/--dirs/--extent, --through."""
+    options = [
+        click.option("--origin", type=str, default=None, metavar="P", help="Plane origin (comma-separated)."),
+        click.option("--dirs", nargs=2, type=str, default=None, metavar="U V", help="Plane directions."),
+        click.option("--extent", type=float, default=1.0, show_default=True,
+                     help="The plane slice is origin + s U + t V, (s, t) in [-extent, extent]^2."),
+        click.option("--through", nargs=3, type=str, default=None, metavar="P1 P2 P3",
+                     help="The slice P1 + s (P2 - P1) + t (P3 - P1), s, t in [0, 1]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed,
+                           parse_point):
+    from regioncount.plane2d import partition_plane
+
+    low = high = None
+    if box is not None:
+        low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
+    origin_p = None if origin is None else parse_point(origin, "--origin")
+    dirs_p = None if dirs is None else (parse_point(dirs[0], "--dirs U"), parse_point(dirs[1], "--dirs V"))
+    through_p = None if through is None else tuple(parse_point(p, "--through") for p in through)
+    if box is not None and (origin is not None or through is not None):
+        raise RegionCountError("give either --box (2-D input) or a plane (--origin/--dirs or --through)")
+    return partition_plane(model, low, high, origin=origin_p, dirs=dirs_p, extent=extent, through=through_p,
+                           device=device, max_regions=max_regions, assume_well_posed=assume_well_posed)
+
+
+def write_polygons(partition, path: str) -> None:
+    """Pieces as GeoJSON (plane coordinates) or .npz (padded vertex arrays, counts, region ids, areas)."""
+    target = Path(path)
+    xy = partition.polygons.xy.cpu().numpy()
+    n = partition.polygons.n.cpu().numpy()
+    region = partition.region.cpu().numpy()
+    areas = partition.polygons.areas().cpu().numpy()
+    try:
+        if target.suffix.lower() in (".geojson", ".json"):
+            features = []
+            for i in range(len(n)):
+                ring = xy[i, : n[i]].tolist()
+                features.append({"type": "Feature", "properties": {"region": int(region[i]), "area": float(areas[i])},
+                                 "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]}})
+            target.write_text(json.dumps({"type": "FeatureCollection", "plane": partition.plane.to_json(),
+                                          "features": features}))
+        elif target.suffix.lower() == ".npz":
+            np.savez_compressed(target, vertices=xy, vertex_counts=n, region=region, areas=areas,
+                                region_areas=partition.areas.cpu().numpy())
+        else:
+            raise RegionCountError(f"{target}: unknown polygon format; use .geojson or .npz")
+    except OSError as exc:
+        raise RegionCountError(f"{target}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_graph(partition, path: str) -> None:
+    import networkx as nx
+
+    target = Path(path)
+    if target.suffix.lower() != ".graphml":
+        raise RegionCountError(f"{target}: the adjacency graph is written as GraphML; use a .graphml name")
+    try:
+        nx.write_graphml(partition.graph, target)
+    except OSError as exc:
+        raise RegionCountError(f"{target}: cannot write ({exc.strerror or exc})") from None
+
+
+def print_partition(partition, model, name: str) -> None:
+    data = partition.to_json()
+    area = data["area"]
+    rows = [("model", f"{partition.model} ({model.describe()})"),
+            ("slice", _plane_text(partition.plane)),
+            ("activation regions", fmt_int(partition.activation_regions)),
+            ("linear pieces", fmt_int(partition.linear_pieces)),
+            ("bounded regions", f"{data['bounded_regions']:,} (not touching the slice's border)"),
+            ("adjacent pairs", f"{data['adjacent_pairs']:,}"),
+            ("region areas", f"min {area['min']:.3g}, median {area['median']:.3g}, max {area['max']:.3g} "
+                             f"(sum {area['total']:.6g} of {area['slice']:.6g})"),
+            ("method", f"exact ({partition.engine}), float64"),
+            ("device", partition.device), ("seconds", fmt_seconds(partition.seconds)),
+            ("regions/s", fmt_rate(data["regions_per_second"]))]
+    for note in partition.notes:
+        rows.append(("[yellow]note[/yellow]", note))
+    stdout_console().print(key_value_table(f"Exact 2-D partition of {name}", rows))
+
+
+def _plane_text(plane) -> str:
+    if plane.u == (1.0, 0.0) and plane.w == (0.0, 1.0) and plane.origin == (0.0, 0.0):
+        return f"box [{plane.low[0]:g}, {plane.high[0]:g}] x [{plane.low[1]:g}, {plane.high[1]:g}]"
+    fmt = lambda v: "(" + ", ".join(f"{x:g}" for x in v) + ")"  # noqa: E731
+    return (f"plane {fmt(plane.origin)} + s {fmt(plane.u)} + t {fmt(plane.w)}, s in [{plane.low[0]:g}, "
+            f"{plane.high[0]:g}], t in [{plane.low[1]:g}, {plane.high[1]:g}]")
+
+
+def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[float, float]) -> None:
+    """1-D plot of a segment count (needs its breakpoints): the output curve through every breakpoint."""
+    import torch
+
+    from regioncount.plot import plot_segment
+
+    k = model.output_dim
+    if not 0 <= output < k:
+        raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
+    seg = result.segment
+    if seg["kind"] == "interval":
+        lo, hi = seg["interval"]
+        ts = np.concatenate([[lo], result.breakpoints, [hi]])
+        x = torch.from_numpy(ts)[:, None]
+    else:
+        ts = np.concatenate([[0.0], result.breakpoints, [1.0]])
+        p, q = np.array(seg["p"]), np.array(seg["q"])
+        x = torch.from_numpy(p[None] + ts[:, None] * (q - p)[None])
+    if isinstance(model, DEQ) and model.unit_order is None:
+        from regioncount.deq_general import solve_fixed_points
+
+        z = solve_fixed_points(model, x).z
+        y = z @ model.A.T + x @ model.B.T + model.c
+    else:
+        y = model.forward(x)
+    title = (f"{result.model}: {result.activation_regions:,} activation regions, "
+             f"{fmt_int(result.linear_pieces)} linear pieces ({result.method}, {result.dtype})")
+    plot_segment(result, ts, y[:, output].numpy(), path, title=title, dpi=dpi, size=size)

@@ -1,0 +1,230 @@
+"""Exact 2-D partitions against the LP-BFS reference, degenerate arrangements, exports and PNG plots."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from lp_reference import affine_preactivations, bfs_regions
+from PIL import Image
+from regioncount_cli.main import main
+
+from regioncount import DEQ, FFN, theorem1_deq
+from regioncount.errors import SegmentError
+from regioncount.plane2d import partition_plane
+from regioncount.plot import region_colours
+from regioncount.sampled import sample_regions
+
+BOX = ([-1.0, -1.0], [1.0, 1.0])
+
+
+def random_ffn(dims, seed, bias=0.5, dead_out=False):
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) for i, o in zip(dims, dims[1:])]
+    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * bias for o in dims[1:]]
+    if dead_out:
+        weights[-1][:, ::2] = 0.0  # half the last layer does not reach the output: pieces < regions
+    return FFN(weights, biases, name=f"ffn-{seed}")
+
+
+def random_deq(m, seed, triangular):
+    gen = torch.Generator().manual_seed(seed)
+    if triangular:
+        W = torch.tril(torch.randn(m, m, generator=gen, dtype=torch.float64), -1) * 1.5
+    else:
+        W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+        W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
+    return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=torch.float64) * 2,
+               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
+               A=torch.randn(1, m, generator=gen, dtype=torch.float64), name=f"deq-{seed}")
+
+
+def reference_linear_pieces(model, ref) -> int:
+    """Components of the reference adjacency graph joining regions with the same output gradient."""
+    def gradient(pattern):
+        a, _ = affine_preactivations(model, pattern)
+        bits = np.array(pattern, dtype=float)
+        if isinstance(model, FFN):
+            last = a[-model.hidden_widths[-1]:] * bits[-model.hidden_widths[-1]:, None]
+            return model.weights[-1].numpy() @ last
+        return model.A.numpy() @ (a * bits[:, None]) + model.B.numpy()
+
+    grads = {p: gradient(p) for p in ref["patterns"]}
+    graph = nx.Graph()
+    graph.add_nodes_from(ref["patterns"])
+    for edge in ref["edges"]:
+        p, q = tuple(edge)
+        scale = max(np.abs(grads[p]).max(), np.abs(grads[q]).max())
+        if np.abs(grads[p] - grads[q]).max() <= 1e-9 * scale:
+            graph.add_edge(p, q)
+    return nx.number_connected_components(graph)
+
+
+CASES = ([("ffn", [2, 6, 1], s) for s in range(6)] + [("ffn", [2, 5, 5, 1], s) for s in range(8)]
+         + [("ffn-dead", [2, 5, 5, 1], s) for s in range(4)] + [("ffn", [2, 4, 3, 3, 2], s) for s in range(4)]
+         + [("tri", 5, s) for s in range(5)] + [("gen", 4, s) for s in range(5)])
+
+
+@pytest.mark.parametrize("kind, arch, seed", CASES)
+def test_partition_equals_the_lp_reference(kind, arch, seed):
+    if kind.startswith("ffn"):
+        model = random_ffn(arch, 100 + seed, dead_out=kind == "ffn-dead")
+    else:
+        model = random_deq(arch, 200 + seed, triangular=kind == "tri")
+    ref = bfs_regions(model, *BOX)
+    part = partition_plane(model, *BOX, device="cpu")
+    assert part.activation_regions == len(ref["patterns"])
+    assert part.pairs.shape[0] == len(ref["edges"])
+    assert part.linear_pieces == reference_linear_pieces(model, ref)
+    assert abs(float(part.areas.sum()) - 4.0) < 1e-12
+    assert float(part.polygons.areas().min()) > 0  # no zero-area polygons
+    assert part.unresolved == 0 and not part.notes
+    if kind == "ffn-dead":
+        assert part.linear_pieces < part.activation_regions
+
+
+def test_one_hidden_layer_general_position():
+    model = random_ffn([2, 9, 1], 7, bias=0.3)
+    W, b = model.weights[0].numpy(), model.biases[0].numpy()
+    inside = sum(bool((np.abs(np.linalg.solve(W[[i, j]], -b[[i, j]])) < 1).all())
+                 for i, j in itertools.combinations(range(9), 2))
+    crossing = sum(bool(abs(b[i]) < np.abs(W[i]).sum()) for i in range(9))  # lines that meet the box
+    assert crossing >= 7
+    assert partition_plane(model, *BOX, device="cpu").activation_regions == 1 + crossing + inside
+
+
+@pytest.mark.parametrize("m", [1, 5, 9])
+def test_theorem1_slabs(m):
+    part = partition_plane(theorem1_deq(m, input_dim=2), device="cpu")
+    assert part.activation_regions == part.linear_pieces == 2**m
+    assert torch.allclose(part.areas, torch.full_like(part.areas, 2.0**-m))
+    assert part.pairs.shape[0] == 2**m - 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sampled_never_exceeds_the_exact_partition(seed):
+    model = random_ffn([2, 8, 8, 1], 300 + seed)
+    exact = partition_plane(model, *BOX, device="cpu").activation_regions
+    for n in (100, 10_000, 1_000_000):
+        assert sample_regions(model, -1, 1, samples=n, seed=seed, device="cpu").distinct_patterns <= exact
+
+
+def test_three_lines_through_one_point_and_a_line_along_an_edge():
+    # units x, y, x + y (all through the origin), x + 1 (zero along the box edge x = -1),
+    # and a second-layer unit equal to the first unit (its line coincides with x = 0)
+    W1 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    b1 = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    W2 = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)  # copy; and a dead unit
+    b2 = torch.tensor([0.0, -1.0], dtype=torch.float64)
+    model = FFN([W1, W2, torch.ones(1, 2, dtype=torch.float64)], [b1, b2, torch.zeros(1, dtype=torch.float64)])
+    part = partition_plane(model, *BOX, device="cpu")
+    # known answer: three lines through the origin cut the box into 6 sectors; the line x = -1 lies on
+    # the border, the copied unit adds no boundary, the dead unit none.  (The LP reference cannot be used
+    # here: two units sharing one line leave its facet LP without strict slack.)
+    assert part.activation_regions == 6 and part.polygons.count == 6
+    assert float(part.polygons.areas().min()) > 0.1
+    assert part.pairs.shape[0] == 6  # a cycle of sectors around the origin
+
+
+def test_unit_identically_zero_on_a_polygon():
+    # second layer reads only unit 0, which is dead for x < 0: there the unit is identically zero
+    W1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    W2 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    model = FFN([W1, W2, torch.ones(1, 1, dtype=torch.float64)],
+                [torch.zeros(2, dtype=torch.float64), torch.tensor([-1.0], dtype=torch.float64),
+                 torch.zeros(1, dtype=torch.float64)])
+    part = partition_plane(model, *BOX, device="cpu")
+    # quadrants of x, y; then 2 relu(x) - 1 > 0 splits both right quadrants at x = 1/2: 6 regions
+    assert part.activation_regions == len(bfs_regions(model, *BOX)["patterns"]) == 6
+
+
+def test_planes_in_three_dimensions():
+    model = random_ffn([3, 7, 7, 1], 8)
+    through = partition_plane(model, through=([0, 0, 0], [1, 0, 0], [0, 1, 1]), device="cpu")
+    spanned = partition_plane(model, origin=[0, 0, 0], dirs=([1, 0, 0], [0, 1, 1]), extent=1.0, device="cpu")
+    # the parallelogram [0,1]^2 is a quarter of [-1,1]^2 of the same plane: never more regions
+    assert 1 <= through.activation_regions <= spanned.activation_regions
+    with pytest.raises(SegmentError, match="parallel"):
+        partition_plane(model, origin=[0, 0, 0], dirs=([1, 0, 0], [2, 0, 0]))
+    with pytest.raises(SegmentError, match="plane"):
+        partition_plane(model, -1, 1)
+
+
+def test_region_colours_are_unique_and_neighbours_differ():
+    pairs = [(i, i + 1) for i in range(199)]
+    colours = region_colours(200, pairs)
+    assert len({tuple(np.round(c, 6)) for c in colours}) == 200
+    assert all(np.abs(colours[i] - colours[j]).max() > 0.05 for i, j in pairs)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "net.json"
+    model = random_ffn([2, 5, 5, 1], 3)
+    doc = {"type": "ffn", "layers": [{"weight": w.tolist(), "bias": b.tolist()}
+                                     for w, b in zip(model.weights, model.biases)],
+           "domain": {"low": [-1, -1], "high": [1, 1]}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_cli_plane_json_and_exports(model_file, tmp_path):
+    graph, geo, npz = tmp_path / "g.graphml", tmp_path / "p.geojson", tmp_path / "p.npz"
+    result = run("count", model_file, "--plane", "--json", "--graph", graph, "--polygons", geo)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["method"] == "exact" and data["activation_regions"] >= 1 and data["linear_pieces"] >= 1
+    assert {"bounded_regions", "area", "adjacent_pairs", "dtype", "device", "seconds"} <= set(data)
+    loaded = nx.read_graphml(graph)
+    assert loaded.number_of_nodes() == data["activation_regions"]
+    assert loaded.number_of_edges() == data["adjacent_pairs"]
+    features = json.loads(geo.read_text())["features"]
+    assert len(features) == data["polygons"]
+    assert run("count", model_file, "--plane", "--polygons", npz).exit_code == 0
+    assert np.load(npz)["vertices"].shape[0] == data["polygons"]
+
+
+def test_plot_png_is_a_real_picture(model_file, tmp_path):
+    png = tmp_path / "regions.png"
+    result = run("plot", model_file, "--out", png, "--dpi", 80, "--size", 5, 4, "--level", 0)
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.shape[:2] == (320, 400)
+    regions = json.loads(run("count", model_file, "--plane", "--json").output)["activation_regions"]
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) >= regions
+    gradient = tmp_path / "gradient.png"
+    assert run("plot", model_file, "--out", gradient, "--color", "gradient").exit_code == 0
+
+
+def test_one_dimensional_plots(tmp_path):
+    png = tmp_path / "deq.png"
+    assert run("deq", "-m", 12, "--plot", png, "--dpi", 60).exit_code == 0
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.std() > 5  # not blank
+    model = tmp_path / "m.json"
+    run("deq", "-m", 5, "--save-model", model)
+    assert run("plot", model, "--out", tmp_path / "p.png").exit_code == 0
+    assert run("count", model, "--plot", tmp_path / "c.png").exit_code == 0
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (("--plane", "--samples", "10"), "does not combine"),
+    (("--graph", "x.graphml"), "need --plane"),
+    (("--plane", "--graph", "x.txt"), "GraphML"),
+    (("--plane", "--polygons", "x.txt"), ".geojson or .npz"),
+    (("--plane", "--plot", "x.jpg"), "PNG"),
+    (("--origin", "0,0", "--dirs", "1,0", "2,0"), "parallel"),
+    (("--plane", "--box", "1", "0"), "LO < HI"),
+])
+def test_cli_plane_bad_input(model_file, args, pattern):
+    result = run("count", model_file, *args)
+    assert result.exit_code == 2 and "Traceback" not in result.output and pattern in result.output
