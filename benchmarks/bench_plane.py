@@ -1,0 +1,62 @@
+"""Benchmark of exact 2-D partitions: regions/s for random 2 -> w x L FFNs on [-1, 1]^2.
+
+    python benchmarks/bench_plane.py [--repeats 3] [--devices auto]
+
+Nets: weights N(0, 2 / fan_in), biases N(0, 0.1^2) (He-style).  Times are ``PlanePartition.seconds``:
+the partition, region ids, areas, adjacency graph and linear pieces; best of ``--repeats``.  Also
+renders a 10^5-region-class PNG and times it.  Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from regioncount import FFN
+from regioncount.plane2d import partition_plane
+from regioncount.plot import plot_partition
+
+
+def he_ffn(width: int, depth: int, seed: int = 0) -> FFN:
+    gen = torch.Generator().manual_seed(seed)
+    dims = [2] + [width] * depth + [1]
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
+    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]]
+    return FFN(weights, biases, name=f"2 -> {width} x {depth}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--devices", default="auto")
+    args = parser.parse_args()
+    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
+        else args.devices.split(",")
+    cases = [(16, 3), (32, 3), (64, 3), (128, 3)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print()
+    print("| net | device | regions | linear pieces | seconds | regions/s | PNG render |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name in devices:
+        label = torch.cuda.get_device_name() if name == "cuda" else "cpu"
+        for width, depth in cases + ([(256, 4)] if name == "cuda" else []):
+            net = he_ffn(width, depth)
+            best = None
+            for _ in range(args.repeats):
+                part = partition_plane(net, [-1, -1], [1, 1], device=name)
+                best = part if best is None or part.seconds < best.seconds else best
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                plot_partition(best, Path(tmp) / "p.png", dpi=100)
+                render = time.perf_counter() - start
+            print(f"| {net.name} | {label} | {best.activation_regions:,} | {best.linear_pieces:,} | "
+                  f"{best.seconds:.3f} | {best.activation_regions / best.seconds:,.0f} | {render:.2f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
