@@ -40,8 +40,8 @@ def main() -> None:
     cases = [(16, 3), (32, 3), (64, 3), (128, 3)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print()
-    print("| net | device | regions | linear pieces | seconds | regions/s | PNG render |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| net | device | regions | linear pieces | partition | regions/s | + graph, pieces, areas | regions/s | PNG render |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in devices:
         label = torch.cuda.get_device_name() if name == "cuda" else "cpu"
         for width, depth in cases + ([(256, 4)] if name == "cuda" else []):
@@ -54,8 +54,10 @@ def main() -> None:
                 start = time.perf_counter()
                 plot_partition(best, Path(tmp) / "p.png", dpi=100)
                 render = time.perf_counter() - start
-            print(f"| {net.name} | {label} | {best.activation_regions:,} | {best.linear_pieces:,} | "
-                  f"{best.seconds:.3f} | {best.activation_regions / best.seconds:,.0f} | {render:.2f} s |", flush=True)
+            R = best.activation_regions
+            print(f"| {net.name} | {label} | {R:,} | {best.linear_pieces:,} | {best.partition_seconds:.3f} s | "
+                  f"{R / best.partition_seconds:,.0f} | {best.seconds:.3f} s | {R / best.seconds:,.0f} | "
+                  f"{render:.2f} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 from regioncount.errors import RegionCountError
 from regioncount.models import DEQ
 
-from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
+from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
 
 
 def plane_options(func: Callable) -> Callable:

@@ -388,7 +388,6 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
 from .commands_theory import bound, check, compare  # noqa: E402  (registers the commands on `main`)
 
 
-
 @main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")

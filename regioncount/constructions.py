@@ -8,9 +8,9 @@ algorithms.md §4.2.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import accumulate
 
 import torch
 

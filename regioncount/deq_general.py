@@ -67,7 +67,7 @@ def solve_fixed_points(model: DEQ, x: torch.Tensor, *, tol: float = 1e-13, max_i
     z = torch.zeros_like(q)
     live = torch.arange(B, device=x.device)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
         zl = z[live]
         new = torch.relu(zl @ W.T + q[live])
         if damping != 1.0:

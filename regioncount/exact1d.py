@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .models import DEQ, DTYPE, FFN, Model
-from .deq_general import walk_segment
 from .results import SegmentCount
 from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from .wellposed import require_well_posed

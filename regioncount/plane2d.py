@@ -113,6 +113,8 @@ def resolve_plane(model: Model, low: Sequence[float] | None = None, high: Sequen
 @dataclass
 class PlanePartition:
     """Exact partition of a plane slice.  Per piece: ``polygons`` (plane coordinates), ``region`` id.
+    ``seconds`` covers everything (partition, ids, areas, adjacency, linear pieces); ``partition_seconds``
+    the polygon subdivision alone.
     Per region: ``patterns`` (packed words), ``gradients`` (R, k, 2) and ``offsets`` (R, k) of the affine
     output y = G (s, t) + c, ``areas`` (R,), ``bounded`` (R,) not touching the slice's border."""
 
@@ -133,6 +135,7 @@ class PlanePartition:
     engine: str
     unresolved: int = 0
     notes: list[str] = field(default_factory=list)
+    partition_seconds: float = 0.0
 
     @property
     def activation_regions(self) -> int:
@@ -163,6 +166,7 @@ class PlanePartition:
             "dtype": "float64",
             "device": self.device,
             "seconds": self.seconds,
+            "partition_seconds": self.partition_seconds,
             "regions_per_second": self.activation_regions / self.seconds if self.seconds > 0 else None,
             "plane": self.plane.to_json(),
             "polygons": self.polygons.count,
@@ -191,19 +195,28 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
         tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
-        store = PolygonStore(polys, 0, capacity=2 * polys.count + 16)
+        # candidates: unit j's line can cross polygon p's bounding box (padding repeats a real vertex)
+        lo_xy, hi_xy = polys.xy.amin(1), polys.xy.amax(1)  # (P0, 2)
+        sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
+        sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
+        bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
+        by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
+        candidates = (Z[:, 2] + sx + sy < -tol) & (Z[:, 2] + bx + by > tol)  # (P0, n)
+        store = PolygonStore(polys, 0, capacity=2 * polys.count + 16, flags=candidates)
         for j in range(weight.shape[0]):
-            P = store.count
-            origin = store.origin[:P]
-            zj = Z[:, :, j][origin]  # (P, 3)
-            xy = store.xy[:P]
-            f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (P, V) unit j at the vertices
-            t = tol[origin, j][:, None]
-            valid = torch.arange(store.V, device=device)[None] < store.n[:P][:, None]
-            idx = (((f > t) & valid).any(1) & ((f < -t) & valid).any(1)).nonzero().flatten()
+            idx = store.flags[:store.count, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            store.split(idx, f[idx], t[idx].expand(-1, f.shape[1]))
+            origin = store.origin[idx]
+            zj = Z[origin, :, j]  # (S, 3)
+            xy = store.xy[idx]
+            f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
+            t = tol[origin, j][:, None]
+            # padding repeats real vertices, so no mask is needed for "some vertex above / below"
+            real = ((f > t).any(1) & (f < -t).any(1)).nonzero().flatten()
+            if real.numel() == 0:
+                continue
+            store.split(idx[real], f[real], t[real].expand(-1, f.shape[1]))
             if store.count > max_polygons:
                 raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
         polys = store.polygons()
@@ -375,6 +388,8 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         else:
             polys, bits, grads, offs, unresolved = _deq_partition(model, plane, dev, max_regions)
             engine = "polygon subdivision (pattern refinement)"
+        synchronize(dev)
+        partition_seconds = time.perf_counter() - start
         region, representative = _region_ids(bits)
         R = representative.shape[0]
         areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
@@ -408,4 +423,4 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         patterns=_words(region_bits),
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
-        engine=engine, unresolved=unresolved, notes=notes)
+        engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds)

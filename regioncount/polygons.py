@@ -164,10 +164,16 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
 class PolygonStore:
     """Growable batch of polygons (capacity doubles), so splitting S polygons costs O(S), not O(P)."""
 
-    def __init__(self, polys: Polygons, channels: int, capacity: int = 1024) -> None:
+    def __init__(self, polys: Polygons, channels: int, capacity: int = 1024,
+                 flags: torch.Tensor | None = None) -> None:
         P, V = polys.xy.shape[:2]
         cap = max(capacity, P)
         device, dtype = polys.xy.device, polys.xy.dtype
+        #: optional per-polygon bool rows (e.g. candidate units), inherited by both children of a split
+        self.flags = None
+        if flags is not None:
+            self.flags = torch.zeros(cap, flags.shape[1], dtype=torch.bool, device=device)
+            self.flags[:P] = flags
         self.xy = torch.zeros(cap, V, 2, dtype=dtype, device=device)
         self.n = torch.zeros(cap, dtype=torch.long, device=device)
         self.values = torch.zeros(cap, V, channels, dtype=dtype, device=device)
@@ -199,6 +205,10 @@ class PolygonStore:
         origin = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
         n[:cap], origin[:cap] = self.n, self.origin
         self.xy, self.values, self.n, self.origin = xy, values, n, origin
+        if self.flags is not None:
+            flags = torch.zeros(new_cap, self.flags.shape[1], dtype=torch.bool, device=self.flags.device)
+            flags[:cap] = self.flags
+            self.flags = flags
 
     def _fit(self, t: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         """Pad or trim children (S, V', c) to the store's V (trimming only removes padding)."""
@@ -221,6 +231,8 @@ class PolygonStore:
             self.values[slots] = self._fit(values, n)
             self.n[slots] = n
         self.origin[new] = self.origin[idx]
+        if self.flags is not None:
+            self.flags[new] = self.flags[idx]
         self.count += S
         return torch.cat([idx, new])
 

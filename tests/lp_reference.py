@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog
 
-from regioncount.models import DEQ, FFN
+from regioncount.models import FFN
 
 
 def pattern_at(model, x: np.ndarray) -> tuple[int, ...]:

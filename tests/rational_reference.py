@@ -62,7 +62,7 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
                     maps.append((s, c + bj))
                 unit_maps.append(maps)
             new = []
-            for left, right, (h, pattern), maps in _split(pieces, unit_maps):
+            for left, right, (_h, pattern), maps in _split(pieces, unit_maps):
                 mid = (left + right) / 2
                 bits = tuple(int(s * mid + c > 0) for s, c in maps)
                 hidden = [(s, c) if bit else (Fraction(0), Fraction(0)) for (s, c), bit in zip(maps, bits)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from rational_reference import exact_count
 from random_nets import random_deq, random_ffn, random_segment
+from rational_reference import exact_count
 
 from regioncount import count_segment
 
