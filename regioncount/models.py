@@ -43,20 +43,22 @@ class Domain:
                 raise ModelFormatError(f"domain: low[{i}] = {lo} is not below high[{i}] = {hi}")
 
 
-def _as_matrix(value: object, what: str) -> torch.Tensor:
+def _as_tensor(value: object, what: str, dims: int) -> torch.Tensor:
+    """A float64 CPU copy of ``value`` with ``dims`` dimensions and finite entries, else ModelFormatError."""
     tensor = torch.as_tensor(value, dtype=DTYPE).detach().cpu().clone()
-    if tensor.dim() != 2:
-        raise ModelFormatError(f"{what} must be a matrix (list of rows), got shape {tuple(tensor.shape)}")
+    if tensor.dim() != dims:
+        noun = "a matrix (list of rows)" if dims == 2 else "a vector"
+        raise ModelFormatError(f"{what} must be {noun}, got shape {tuple(tensor.shape)}")
     _check_finite(tensor, what)
     return tensor
+
+
+def _as_matrix(value: object, what: str) -> torch.Tensor:
+    return _as_tensor(value, what, 2)
 
 
 def _as_vector(value: object, what: str) -> torch.Tensor:
-    tensor = torch.as_tensor(value, dtype=DTYPE).detach().cpu().clone()
-    if tensor.dim() != 1:
-        raise ModelFormatError(f"{what} must be a vector, got shape {tuple(tensor.shape)}")
-    _check_finite(tensor, what)
-    return tensor
+    return _as_tensor(value, what, 1)
 
 
 def _check_finite(tensor: torch.Tensor, what: str) -> None:

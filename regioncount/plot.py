@@ -15,6 +15,22 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .errors import RegionCountError  # noqa: E402
 
 
+def _check_png(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise RegionCountError(f"{path}: plots are written as PNG; use a .png file name")
+    return path
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as exc:
+        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
+
+
 def _log2(value: int) -> float:
     """log2 of a possibly huge integer (math.log2 accepts big ints without overflow)."""
     return math.log2(value)
@@ -23,9 +39,7 @@ def _log2(value: int) -> float:
 def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
                     size: tuple[float, float] = (8.0, 5.6)) -> None:
     """log2(regions) against m: the DEQ (counted), the family's best bound, constructed and trained FFNs."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise RegionCountError(f"{path}: plots are written as PNG; use a .png file name")
+    path = _check_png(path)
     ms = [row.m for row in rows]
     fig, ax = plt.subplots(figsize=size)
     ax.plot(ms, [_log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
@@ -50,28 +64,7 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=dpi)
-    except OSError as exc:
-        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
-
-
-def _check_png(path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise RegionCountError(f"{path}: plots are written as PNG; use a .png file name")
-    return path
-
-
-def _save(fig, path: Path, dpi: int) -> None:
-    try:
-        fig.savefig(path, dpi=dpi)
-    except OSError as exc:
-        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
+    _save(fig, path, dpi)
 
 
 def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = None):
