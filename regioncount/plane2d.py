@@ -326,7 +326,7 @@ def _probe_patterns(model: Model, points: torch.Tensor) -> torch.Tensor:
             pre = h @ w.to(points.device).T + b.to(points.device)
             bits.append(pre > 0)
             h = pre.clamp_min(0)
-        return torch.cat(bits, 1) if bits else torch.zeros(points.shape[0], 0, dtype=torch.bool)
+        return torch.cat(bits, 1) if bits else torch.zeros(points.shape[0], 0, dtype=torch.bool, device=points.device)
     return _deq_patterns(model, points)
 
 
@@ -398,7 +398,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
         on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
         touches = (on_border & polys.valid()).any(1)
-        touched = torch.zeros(R, dtype=torch.bool, device=dev).index_put_((region,), touches, accumulate=True)
+        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_bits = bits[representative]
         pairs, unmatched = _adjacency(model, plane, polys, region, region_bits, R)
     synchronize(dev)

@@ -199,8 +199,9 @@ class PolygonStore:
         xy[:cap, :old_V], values[:cap, :old_V] = self.xy, self.values
         if V > old_V:  # pad with the last real vertex
             last = (self.n[:cap] - 1).clamp_min(0)
-            xy[:cap, old_V:] = self.xy[torch.arange(cap), last][:, None]
-            values[:cap, old_V:] = self.values[torch.arange(cap), last][:, None]
+            rows = torch.arange(cap, device=self.xy.device)
+            xy[:cap, old_V:] = self.xy[rows, last][:, None]
+            values[:cap, old_V:] = self.values[rows, last][:, None]
         n = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
         origin = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
         n[:cap], origin[:cap] = self.n, self.origin

@@ -37,3 +37,22 @@ def test_random_nets_cuda_equal_cpu(seed):
     cpu = count_segment(model, interval=(t_low, t_high), device="cpu", keep_breakpoints=True)
     assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
     assert gpu.breakpoints.tolist() == cpu.breakpoints.tolist()
+
+
+def test_sampled_and_plane_on_cuda():
+    from regioncount.plane2d import partition_plane
+    from regioncount.sampled import sample_regions
+
+    model = theorem1_deq(6, input_dim=2)
+    assert sample_regions(model, samples=50_000, device="cuda").distinct_patterns == 64
+    assert partition_plane(model, device="cuda").activation_regions == 64
+    gen = torch.Generator().manual_seed(0)
+    from regioncount import FFN
+
+    net = FFN([torch.randn(16, 2, generator=gen, dtype=torch.float64), torch.randn(1, 16, generator=gen,
+                                                                                   dtype=torch.float64)],
+              [torch.randn(16, generator=gen, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    cpu = partition_plane(net, [-1, -1], [1, 1], device="cpu")
+    gpu = partition_plane(net, [-1, -1], [1, 1], device="cuda")
+    assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
+    assert sample_regions(net, -1, 1, samples=100_000, device="cuda").distinct_patterns <= cpu.activation_regions
