@@ -301,7 +301,7 @@ class FFNKernel:
             valid = (x > lo + tau) & (x < hi - tau)
             if tau > 0:
                 sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
-            counts, kept = _dedupe_crossings(x, valid, tl, tau, sink)
+            counts, kept = _dedupe_crossings(x, valid, tl, tau, sink, zs, zc)
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
             if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
@@ -328,9 +328,49 @@ class FFNKernel:
                 stack.append((left, right, zp, layer + 1, None if seg is None else seg[parent]))
 
 
+_VELTKAMP = 134217729.0  # 2^27 + 1
+
+
+def _two_product(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Error-free product (Dekker): a * b = hi + lo exactly, hi = fl(a * b); canonical, so two products
+    are equal as real numbers iff their (hi, lo) pairs are equal.  Needs |a|, |b| < 1e290."""
+    def split(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = _VELTKAMP * v
+        high = c - (c - v)
+        return high, v - high
+
+    hi = a * b
+    a1, a2 = split(a)
+    b1, b2 = split(b)
+    lo = ((a1 * b1 - hi) + a1 * b2 + a2 * b1) + a2 * b2
+    return hi, lo
+
+
+def _count_float_equal_distinct(zs: torch.Tensor, zc: torch.Tensor, order: torch.Tensor, xs: torch.Tensor,
+                                finite: torch.Tensor) -> torch.Tensor:
+    """Among neighbouring sorted zeros that are bitwise equal in float64, count those whose exact values
+    -zc/zs differ (zc1 * zs2 != zc2 * zs1, decided exactly): slivers float64 cannot represent."""
+    equal = finite[:, 1:] & (xs[:, 1:] == xs[:, :-1])
+    if not bool(equal.any()):
+        return equal.sum()
+    rows, cols = equal.nonzero(as_tuple=True)
+    first, second = order[rows, cols], order[rows, cols + 1]
+    s1, c1 = zs[rows, first], zc[rows, first]
+    s2, c2 = zs[rows, second], zc[rows, second]
+    h1, l1 = _two_product(c1, s2)
+    h2, l2 = _two_product(c2, s1)
+    huge = torch.maximum(torch.maximum(c1.abs(), c2.abs()), torch.maximum(s1.abs(), s2.abs())) > 1e290
+    return ((h1 != h2) | (l1 != l2) | huge).sum()
+
+
 def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, tau: float,
-                      sink: PieceSink) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted distinct zeros per piece: returns counts (P,) and a (P, c_max) matrix padded with +inf."""
+                      sink: PieceSink, zs: torch.Tensor, zc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted distinct zeros per piece: returns counts (P,) and a (P, c_max) matrix padded with +inf.
+
+    Zeros of one layer that are equal in float64 are one breakpoint; when their exact values differ (a
+    sliver below float64 resolution, decided exactly with error-free products) it is counted in
+    ``sink.near_coincident``.
+    """
     P = x.shape[0]
     n_valid = valid.sum(1)
     c_max = int(n_valid.max()) if P else 0
@@ -340,11 +380,13 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
     if c_max == 1:
         return n_valid, xs.amin(1, keepdim=True)
     if c_max <= 16:
-        xs = torch.topk(xs, c_max, dim=1, largest=False, sorted=True).values
+        xs, order = torch.topk(xs, c_max, dim=1, largest=False, sorted=True)
     else:
-        xs = torch.sort(xs, dim=1).values[:, :c_max]
+        xs, order = torch.sort(xs, dim=1)
+        xs, order = xs[:, :c_max], order[:, :c_max]
     prev = torch.cat([tl[:, None], xs[:, :-1]], 1)
     finite = torch.isfinite(xs)
+    sink.add_near(_count_float_equal_distinct(zs, zc, order, xs, finite))
     keep = finite & (xs > prev + tau)
     # a zero can also be swallowed by a kept zero two places back in a chain; the rule is stated
     # against the previous sorted zero, which is what this implements

@@ -184,3 +184,17 @@ def test_pilot_estimate_for_a_large_ffn():
         count_segment(net, interval=(0, 1), max_regions=10**7)
     with pytest.raises(CostLimitError, match="pilot"):
         count_segment(net, interval=(0, 1), max_regions=10**5)
+
+
+def test_float_equal_but_distinct_zeros_are_flagged():
+    """relu(x - 0.3) and relu(3x - 0.9): their zeros differ by 1.85e-17 in exact arithmetic (a sliver,
+    3 regions) but are the same float64.  The count is 2 and the sliver is flagged."""
+    net = FFN([torch.tensor([[1.0], [3.0]], dtype=torch.float64), torch.tensor([[1.0, 1.0]], dtype=torch.float64)],
+              [torch.tensor([-0.3, -0.9], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)])
+    result = count_segment(net, interval=(0, 1))
+    assert result.activation_regions == 2 and result.near_coincident == 1
+    # truly coincident zeros (3x - 1 and 6x - 2, both at 1/3, an inexact float) are not flagged
+    net.weights[0] = torch.tensor([[3.0], [6.0]], dtype=torch.float64)
+    net.biases[0] = torch.tensor([-1.0, -2.0], dtype=torch.float64)
+    result = count_segment(net, interval=(0, 1))
+    assert (result.activation_regions, result.near_coincident) == (2, 0)
