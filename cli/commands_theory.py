@@ -64,13 +64,18 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     a = parse_alpha(alpha)
     widths = parse_widths(widths_text)
     rows = []
-    with progress_bar(not as_json and sys.stderr.isatty(), "comparing") as progress:
+    label = "comparing and training" if train else "comparing"
+    with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
         for i, m in enumerate(widths):
             row = compare_width(m, a, construct_budget=construct_budget, device=device)
             if train and m <= train_max_m:
-                for depth, width in training_settings(row.max_depth, row.max_width, train_width_cap):
+                settings = training_settings(row.max_depth, row.max_width, train_width_cap)
+                for k, (depth, width) in enumerate(settings):
+                    # the bar advances smoothly through each network's training
+                    tick = None if progress is None else (
+                        lambda f, i=i, k=k, n=len(settings): progress((i + (k + f) / n) / len(widths)))
                     net = train_sawtooth_ffn(m, depth, width, steps=train_steps, time_budget=time_budget,
-                                             device=device if device != "auto" else "cpu")
+                                             device=device if device != "auto" else "cpu", progress=tick)
                     l1, linf, regions, pieces = exact_errors(net.model, m)
                     bound = float(l1_lower_bound(m, pieces))
                     row.trained.append({"depth": depth, "width": width, "steps": net.steps,
