@@ -70,10 +70,11 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             row = compare_width(m, a, construct_budget=construct_budget, device=device)
             if train and m <= train_max_m:
                 settings = training_settings(row.max_depth, row.max_width, train_width_cap)
+                n_settings = len(settings)
                 for k, (depth, width) in enumerate(settings):
                     # the bar advances smoothly through each network's training
                     tick = None if progress is None else (
-                        lambda f, i=i, k=k, n=len(settings): progress((i + (k + f) / n) / len(widths)))
+                        lambda f, i=i, k=k, n=n_settings: progress((i + (k + f) / n) / len(widths)))
                     net = train_sawtooth_ffn(m, depth, width, steps=train_steps, time_budget=time_budget,
                                              device=device if device != "auto" else "cpu", progress=tick)
                     l1, linf, regions, pieces = exact_errors(net.model, m)
