@@ -222,11 +222,11 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
         polys = store.polygons()
         origin = store.origin[:store.count]
         centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
-        Zo = Z[origin]
-        pre = centre[:, :1] * Zo[:, 0] + centre[:, 1:] * Zo[:, 1] + Zo[:, 2]
-        active = pre > tol[origin]
-        bits = active if bits is None else torch.cat([bits[origin], active], 1)
-        state = Zo * active[:, None, :]
+        Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
+        pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
+        active = pre > tol.index_select(0, origin)
+        bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
+        state = Zo.mul_(active[:, None, :])
     readout, out_bias = model.weights[-1].to(device), model.biases[-1].to(device)
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
@@ -308,29 +308,32 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
     return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved
 
 
-def _words(bits: torch.Tensor) -> torch.Tensor:
+def _words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
+    """Packed patterns: one block of words per layer (``widths``), as :class:`PatternFunction` packs them."""
     if bits.shape[1] == 0:
         return torch.zeros(bits.shape[0], 1, dtype=torch.int64, device=bits.device)
-    return pack_bits(bits)
+    if widths is None or len(widths) == 1:
+        return pack_bits(bits)
+    return torch.cat([pack_bits(block) for block in torch.split(bits, list(widths), 1)], 1)
 
 
-def _region_ids(bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Region id per piece (one per distinct pattern) and a representative piece of each region."""
-    return group_rows(_words(bits))
+def _region_ids(words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Region id per piece (one per distinct packed pattern) and a representative piece of each region."""
+    return group_rows(words)
 
 
-def _probe_patterns(model: Model, points: torch.Tensor) -> torch.Tensor:
+def _probe_words(model: Model, points: torch.Tensor) -> torch.Tensor:
+    """Packed patterns of probe points, in the layout of :func:`_words` for the same model."""
     if isinstance(model, FFN):
-        h, bits = points, []
-        for w, b in zip(model.weights[:-1], model.biases[:-1]):
-            pre = h @ w.to(points.device).T + b.to(points.device)
-            bits.append(pre > 0)
-            h = pre.clamp_min(0)
-        return torch.cat(bits, 1) if bits else torch.zeros(points.shape[0], 0, dtype=torch.bool, device=points.device)
-    return _deq_patterns(model, points)
+        if not model.hidden_widths:
+            return torch.zeros(points.shape[0], 1, dtype=torch.int64, device=points.device)
+        from .sampled import PatternFunction
+
+        return PatternFunction(model, points.device, DTYPE)(points)
+    return _words(_deq_patterns(model, points))
 
 
-def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor, bits: torch.Tensor,
+def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor, region_words: torch.Tensor,
                n_regions: int) -> tuple[torch.Tensor, int]:
     """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
     pattern found there.  Returns the pairs and the number of probes that matched no region."""
@@ -354,8 +357,7 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
     points = probe[use]
     if points.shape[0] == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    probe_bits = _probe_patterns(model, plane.points(points))
-    region_words, probe_words = _words(bits), _words(probe_bits)
+    probe_words = _probe_words(model, plane.points(points))
     keys = mix_hash(region_words)
     order = torch.argsort(keys)
     sorted_keys = keys[order]
@@ -390,7 +392,9 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
             engine = "polygon subdivision (pattern refinement)"
         synchronize(dev)
         partition_seconds = time.perf_counter() - start
-        region, representative = _region_ids(bits)
+        widths = model.hidden_widths if isinstance(model, FFN) else None
+        words = _words(bits, widths)
+        region, representative = _region_ids(words)
         R = representative.shape[0]
         areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
         lo = torch.tensor(plane.low, dtype=DTYPE, device=dev)
@@ -399,8 +403,8 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
         touches = (on_border & polys.valid()).any(1)
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
-        region_bits = bits[representative]
-        pairs, unmatched = _adjacency(model, plane, polys, region, region_bits, R)
+        region_words = words[representative]
+        pairs, unmatched = _adjacency(model, plane, polys, region, region_words, R)
     synchronize(dev)
     seconds = time.perf_counter() - start
     gradients, offsets = grads[representative], offs[representative]
@@ -420,7 +424,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
-        patterns=_words(region_bits),
+        patterns=region_words,
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
         engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds)
