@@ -173,9 +173,10 @@ def default_max_pieces(device: torch.device) -> int:
 
 
 def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,
-         track_linear: bool, max_pieces: int, tau: float) -> None:
+         track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False) -> None:
     with torch.no_grad():
-        kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau)
+        kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
+                   track_ends=track_ends)
 
 
 def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
@@ -285,6 +286,10 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     synchronize(dev)
     start = time.perf_counter()
     _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
+    if sink.suspicious:
+        # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
+        sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
+        _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
     synchronize(dev)
     seconds = time.perf_counter() - start
     breakpoints = lengths = None

@@ -61,6 +61,7 @@ class PieceSink:
         self.shortest = float("inf")
         self.longest = 0.0
         self._near: list[torch.Tensor] = []
+        self._suspicious: list[torch.Tensor] = []
         self.segment_counts: torch.Tensor | None = None
 
     def add_near(self, count: torch.Tensor) -> None:
@@ -68,6 +69,16 @@ class PieceSink:
         self._near.append(count)
         if len(self._near) >= 1024:
             self._near = [torch.stack(self._near).sum()]
+
+    def add_suspicious(self, count: torch.Tensor) -> None:
+        """First pass (no end tracking): zeros within tau of a piece end, or exactly on it."""
+        self._suspicious.append(count)
+        if len(self._suspicious) >= 1024:
+            self._suspicious = [torch.stack(self._suspicious).sum()]
+
+    @property
+    def suspicious(self) -> int:
+        return int(torch.stack(self._suspicious).sum()) if self._suspicious else 0
 
     @property
     def near_coincident(self) -> int:
@@ -131,9 +142,14 @@ def slopes_differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return diff > SLOPE_RTOL * scale
 
 
-def _count_near(x: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float) -> torch.Tensor:
-    """Zeros strictly inside (tl, tr) but within tau of an end: decided by the tolerance, not exactly."""
-    near = ((x > tl) & (x <= tl + tau)) | ((x < tr) & (x >= tr - tau))
+def _count_near(x: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float,
+                include_ends: bool = False) -> torch.Tensor:
+    """Zeros strictly inside (tl, tr) but within tau of an end: decided by the tolerance, not exactly.
+    With ``include_ends``, zeros exactly on an end count too (the cheap first-pass test)."""
+    if include_ends:
+        near = ((x >= tl) & (x <= tl + tau)) | ((x <= tr) & (x >= tr - tau))
+    else:
+        near = ((x > tl) & (x <= tl + tau)) | ((x < tr) & (x >= tr - tau))
     return near.sum()
 
 
@@ -172,38 +188,47 @@ class DEQKernel:
         return (tl, tr, self.us0[None].clone(), self.uc0[None].clone(), out)
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
-            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None,
+            track_ends: bool = False) -> None:
         """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
-        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``."""
+        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``.
+
+        Without ``track_ends`` zeros near or on a piece end are only counted (``sink.suspicious``); with
+        it every piece carries its ends' exact (c, s) and such zeros are classified exactly.
+        """
         m = self.steps
         need_pieces = track_linear or sink.keep
         if segments is None:
-            stack = [((*self.initial_state(t_low, t_high, track_linear), None), 0)]
+            tl, tr, gs, gc, out = self.initial_state(t_low, t_high, track_linear)
+            seg = None
         else:
             P0, V0 = segments
             K = P0.shape[0]
             tl = torch.full((K,), t_low, dtype=P0.dtype, device=P0.device)
             tr = torch.full((K,), t_high, dtype=P0.dtype, device=P0.device)
-            stack = [((tl, tr, V0 @ self.Un.T, P0 @ self.Un.T + self.bn, None,
-                       torch.arange(K, device=P0.device)), 0)]
+            gs, gc, out = V0 @ self.Un.T, P0 @ self.Un.T + self.bn, None
+            seg = torch.arange(K, device=P0.device)
             need_pieces = False
+        ones = torch.ones_like(tl)
+        ends = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # exact (c, s): t = -c / s
+        stack = [((tl, tr, ends, gs, gc, out, seg), 0)]
         while stack:
-            (tl, tr, gs, gc, out, seg), t = stack.pop()
+            item, t = stack.pop()
+            tl, tr, ends, gs, gc, out, seg = item
             P = tl.shape[0]
             if 2 * P > max_pieces and P > 1:
                 half = P // 2
-                hi = (tl[half:], tr[half:], gs[half:], gc[half:], None if out is None else out[half:],
-                      None if seg is None else seg[half:])
-                lo = (tl[:half], tr[:half], gs[:half], gc[:half], None if out is None else out[:half],
-                      None if seg is None else seg[:half])
-                stack.append((hi, t))
-                stack.append((lo, t))
+                stack.append((tuple(None if v is None else v[half:] for v in item), t))
+                stack.append((tuple(None if v is None else v[:half] for v in item), t))
                 continue
             us, uc = gs[:, 0], gc[:, 0]
             x = -uc / us
             inside = (x > tl + tau) & (x < tr - tau)
-            if tau > 0:
+            if ends is None:
+                sink.add_suspicious(_count_near(x, tl, tr, tau, include_ends=True))
+            else:
                 sink.add_near(_count_near(x, tl, tr, tau))
+                sink.add_near(_count_end_slivers(x, uc, us, tl, tr, ends))
             n_split = int(inside.sum())
             last = t == m - 1
             if last and not need_pieces:
@@ -212,7 +237,7 @@ class DEQKernel:
                 else:
                     sink.add_segment_counts(seg, inside.long() + 1)
                 continue
-            left, right, parent = _split_once(tl, tr, x, inside, n_split)
+            left, right, parent, left_cut, right_cut = _split_once(tl, tr, x, inside, n_split)
             usp, ucp = us[parent], uc[parent]
             active = usp * ((left + right) * 0.5) + ucp > 0
             zs = torch.where(active, usp, 0.0)
@@ -223,28 +248,35 @@ class DEQKernel:
             if last:
                 sink.add_pieces(left, right, new_out)
                 continue
+            new_ends = None if ends is None else ends.index_select(0, parent)
+            if new_ends is not None and left_cut is not None:
+                cut_cs = torch.stack([ucp, usp], 1)
+                new_ends[:, :2] = torch.where(left_cut[:, None], cut_cs, new_ends[:, :2])
+                new_ends[:, 2:] = torch.where(right_cut[:, None], cut_cs, new_ends[:, 2:])
             zc = torch.where(active, ucp, 0.0)
             column = self.Wn[t + 1:, t]
             new_gs = gs[:, 1:].index_select(0, parent).addr_(zs, column)
             new_gc = gc[:, 1:].index_select(0, parent).addr_(zc, column)
-            stack.append(((left, right, new_gs, new_gc, new_out, None if seg is None else seg[parent]), t + 1))
+            stack.append(((left, right, new_ends, new_gs, new_gc, new_out, None if seg is None else seg[parent]),
+                          t + 1))
 
 
-def _split_once(tl: torch.Tensor, tr: torch.Tensor, x: torch.Tensor, inside: torch.Tensor,
-                n_split: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split each piece [tl, tr] (P,) at x where ``inside``; children in t order with their parent index."""
+def _split_once(tl: torch.Tensor, tr: torch.Tensor, x: torch.Tensor, inside: torch.Tensor, n_split: int):
+    """Split each piece [tl, tr] (P,) at x where ``inside``; children in t order with their parent index,
+    and masks of the children whose left (right) end is the new cut (None when nothing was split)."""
     P = tl.shape[0]
     if n_split == 0:
-        return tl, tr, torch.arange(P, device=tl.device)
+        return tl, tr, torch.arange(P, device=tl.device), None, None
     counts = inside.long() + 1
     parent = torch.repeat_interleave(torch.arange(P, device=tl.device), counts, output_size=P + n_split)
     first = torch.cumsum(counts, 0) - counts
     is_right_child = torch.zeros(P + n_split, dtype=torch.bool, device=tl.device)
     is_right_child[first[inside] + 1] = True
     xp = x[parent]
+    right_cut = inside[parent] & ~is_right_child
     left = torch.where(is_right_child, xp, tl[parent])
-    right = torch.where(inside[parent] & ~is_right_child, xp, tr[parent])
-    return left, right, parent
+    right = torch.where(right_cut, xp, tr[parent])
+    return left, right, parent, is_right_child, right_cut
 
 
 @dataclass
@@ -264,9 +296,11 @@ class FFNKernel:
     v: torch.Tensor
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
-            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+            max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None,
+            track_ends: bool = False) -> None:
         """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
-        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``."""
+        count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``.
+        ``track_ends`` as in :meth:`DEQKernel.run`."""
         dev, dt = self.p.device, self.p.dtype
         L = len(self.weights)
         need_pieces = track_linear or sink.keep
@@ -289,9 +323,11 @@ class FFNKernel:
                 return
             sink.add_pieces(tl, tr, (state[:, 0] @ self.readout.T) if track_linear else None)
             return
-        stack = [(tl, tr, state, 0, seg)]
+        ones = torch.ones_like(tl)
+        ends_cs = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # each end t = -c / s
+        stack = [(tl, tr, ends_cs, state, 0, seg)]
         while stack:
-            tl, tr, h, layer, seg = stack.pop()
+            tl, tr, ends_cs, h, layer, seg = stack.pop()
             P = tl.shape[0]
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
@@ -299,17 +335,23 @@ class FFNKernel:
             x = torch.div(zc, zs).neg_()
             lo, hi = tl[:, None], tr[:, None]
             valid = (x > lo + tau) & (x < hi - tau)
-            if tau > 0:
-                sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
-            counts, kept = _dedupe_crossings(x, valid, tl, tau, sink, zs, zc)
+            counts, kept, units, equal_distinct = _dedupe_crossings(x, valid, tl, tau, zs, zc)
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
             if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
                 # halve by children, so each half fits; the leftmost half is processed first
                 cut = int(torch.searchsorted(torch.cumsum(counts + 1, 0), n_children // 2).clamp(1, P - 1))
-                stack.append((tl[cut:], tr[cut:], h[cut:], layer, None if seg is None else seg[cut:]))
-                stack.append((tl[:cut], tr[:cut], h[:cut], layer, None if seg is None else seg[:cut]))
+                for part in (slice(cut, None), slice(None, cut)):
+                    stack.append((tl[part], tr[part], None if ends_cs is None else ends_cs[part], h[part], layer,
+                                  None if seg is None else seg[part]))
                 continue
+            # flags are recorded once per batch, after the halving decision
+            sink.add_near(equal_distinct)
+            if ends_cs is None:
+                sink.add_suspicious(((x >= lo) & (x <= hi)).sum() - valid.sum())
+            else:
+                sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
+                sink.add_near(_count_end_slivers(x, zc, zs, tl, tr, ends_cs))
             last = layer == L - 1
             if last and not need_pieces:
                 if seg is None:
@@ -317,7 +359,8 @@ class FFNKernel:
                 else:
                     sink.add_segment_counts(seg, counts + 1)
                 continue
-            left, right, parent = _split_many(tl, tr, kept, counts, n_children)
+            kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
+            left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
             zp = z.index_select(0, parent)
             mid = (left + right) * 0.5
             active = zp[:, 0] * mid[:, None] + zp[:, 1] > 0
@@ -325,7 +368,7 @@ class FFNKernel:
             if last:
                 sink.add_pieces(left, right, zp[:, 0] @ self.readout.T if track_linear else None)
             else:
-                stack.append((left, right, zp, layer + 1, None if seg is None else seg[parent]))
+                stack.append((left, right, child_cs, zp, layer + 1, None if seg is None else seg[parent]))
 
 
 _VELTKAMP = 134217729.0  # 2^27 + 1
@@ -363,22 +406,66 @@ def _count_float_equal_distinct(zs: torch.Tensor, zc: torch.Tensor, order: torch
     return ((h1 != h2) | (l1 != l2) | huge).sum()
 
 
+def _exactly_different(c1: torch.Tensor, s1: torch.Tensor, c2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: -c1/s1 != -c2/s2 as exact rationals (c1 s2 != c2 s1 by error-free products)."""
+    return _exact_order(c1, s1, c2, s2) != 0
+
+
+def _exact_order(c1: torch.Tensor, s1: torch.Tensor, c2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """(N,) int: the exact sign of (-c1/s1) - (-c2/s2), i.e. of (c2 s1 - c1 s2) / (s1 s2).
+
+    Products are error-free (hi + lo); rounding is monotone, so hi parts that differ order the products,
+    and equal hi parts leave the (exact) lo parts to decide.  Values above 1e290 count as different.
+    """
+    h1, l1 = _two_product(c1, s2)
+    h2, l2 = _two_product(c2, s1)
+    diff = torch.where(h1 != h2, torch.sign(h2 - h1), torch.sign(l2 - l1))
+    huge = torch.maximum(torch.maximum(c1.abs(), c2.abs()), torch.maximum(s1.abs(), s2.abs())) > 1e290
+    order = (diff * torch.sign(s1) * torch.sign(s2)).to(torch.int64)
+    return torch.where(huge, torch.ones_like(order), order)
+
+
+def _count_end_slivers(x: torch.Tensor, zc: torch.Tensor, zs: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor,
+                       ends: torch.Tensor) -> torch.Tensor:
+    """Zeros bitwise equal to a piece end but exactly inside the piece: slivers below float64 resolution.
+
+    ``x``, ``zc``, ``zs``: (P, n) or (P,) zeros and their pre-activation intercepts/slopes; ``ends``:
+    (P, 4) = (c, s) of the left end and (c, s) of the right end, each end being exactly -c/s.  A zero on
+    the left end counts when it is exactly right of it, one on the right end when exactly left of it, so
+    a zero seen from both neighbouring pieces is counted once.
+    """
+    if x.dim() == 1:
+        x, zc, zs = x[:, None], zc[:, None], zs[:, None]
+    total = x.new_zeros((), dtype=torch.int64)
+    for side, end, inward in ((0, tl, 1), (2, tr, -1)):
+        hit = x == end[:, None]
+        if bool(hit.any()):
+            rows, cols = hit.nonzero(as_tuple=True)
+            order = _exact_order(zc[rows, cols], zs[rows, cols], ends[rows, side], ends[rows, side + 1])
+            total = total + (order == inward).sum()
+    return total
+
+
 def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, tau: float,
-                      sink: PieceSink, zs: torch.Tensor, zc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted distinct zeros per piece: returns counts (P,) and a (P, c_max) matrix padded with +inf.
+                      zs: torch.Tensor, zc: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sorted distinct zeros per piece: returns counts (P,), a (P, c_max) matrix padded with +inf, the
+    unit of each kept zero (P, c_max), and the number of flagged zeros (0-d tensor: tolerance merges and
+    float-equal but exactly distinct zeros).
 
     Zeros of one layer that are equal in float64 are one breakpoint; when their exact values differ (a
-    sliver below float64 resolution, decided exactly with error-free products) it is counted in
-    ``sink.near_coincident``.
+    sliver below float64 resolution, decided exactly with error-free products) it is flagged.
     """
     P = x.shape[0]
     n_valid = valid.sum(1)
     c_max = int(n_valid.max()) if P else 0
+    none = x.new_zeros((), dtype=torch.int64)
     if c_max == 0:
-        return n_valid, x.new_empty((P, 0))
+        return n_valid, x.new_empty((P, 0)), torch.zeros(P, 0, dtype=torch.long, device=x.device), none
     xs = torch.where(valid, x, torch.inf)
     if c_max == 1:
-        return n_valid, xs.amin(1, keepdim=True)
+        value, unit = xs.min(1, keepdim=True)
+        return n_valid, value, unit, none
     if c_max <= 16:
         xs, order = torch.topk(xs, c_max, dim=1, largest=False, sorted=True)
     else:
@@ -386,31 +473,44 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
         xs, order = xs[:, :c_max], order[:, :c_max]
     prev = torch.cat([tl[:, None], xs[:, :-1]], 1)
     finite = torch.isfinite(xs)
-    sink.add_near(_count_float_equal_distinct(zs, zc, order, xs, finite))
+    flagged = _count_float_equal_distinct(zs, zc, order, xs, finite)
     keep = finite & (xs > prev + tau)
     # a zero can also be swallowed by a kept zero two places back in a chain; the rule is stated
     # against the previous sorted zero, which is what this implements
-    sink.add_near((finite & ~keep & (xs != prev)).sum())
+    flagged = flagged + (finite & ~keep & (xs != prev)).sum()
     counts = keep.sum(1)
     c_max = int(counts.max())
     if bool((counts == n_valid).all()):
-        return counts, xs[:, :c_max]
+        return counts, xs[:, :c_max], order[:, :c_max], flagged
     position = torch.where(keep, torch.cumsum(keep, 1) - 1, c_max)
     packed = torch.full((P, c_max + 1), torch.inf, dtype=x.dtype, device=x.device)
     packed.scatter_(1, position, torch.where(keep, xs, torch.inf))
-    return counts, packed[:, :c_max]
+    units = torch.zeros((P, c_max + 1), dtype=torch.long, device=x.device)
+    units.scatter_(1, position, order)
+    return counts, packed[:, :c_max], units[:, :c_max], flagged
 
 
 def _split_many(tl: torch.Tensor, tr: torch.Tensor, kept: torch.Tensor, counts: torch.Tensor,
-                n_children: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split piece p at its ``counts[p]`` sorted zeros ``kept[p, :counts[p]]``; children in t order."""
+                n_children: int, ends_cs: torch.Tensor, kept_cs: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split piece p at its ``counts[p]`` sorted zeros ``kept[p, :counts[p]]``; children in t order.
+
+    ``ends_cs`` (P, 4): exact (c, s) of each piece's left and right end; ``kept_cs`` (P, c_max, 2) those
+    of the zeros (both None when ends are not tracked).  Returns the children's left, right ends, parent
+    index and their ends' (c, s) (P', 4) or None.
+    """
     P = tl.shape[0]
     if kept.shape[1] == 0:
-        return tl, tr, torch.arange(P, device=tl.device)
+        return tl, tr, torch.arange(P, device=tl.device), ends_cs
     ends = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)  # (P, c_max + 2)
     ends.scatter_(1, (counts + 1)[:, None], tr[:, None])
     sizes = counts + 1
     parent = torch.repeat_interleave(torch.arange(P, device=tl.device), sizes, output_size=n_children)
     first = torch.cumsum(sizes, 0) - sizes
     k = torch.arange(n_children, device=tl.device) - first[parent]
-    return ends[parent, k], ends[parent, k + 1], parent
+    child_cs = None
+    if ends_cs is not None:
+        cs = torch.cat([ends_cs[:, None, :2], kept_cs, ends_cs[:, None, 2:]], 1)  # (P, c_max + 2, 2)
+        cs.scatter_(1, (counts + 1)[:, None, None].expand(-1, 1, 2), ends_cs[:, None, 2:])
+        child_cs = torch.cat([cs[parent, k], cs[parent, k + 1]], 1)
+    return ends[parent, k], ends[parent, k + 1], parent, child_cs

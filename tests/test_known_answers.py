@@ -198,3 +198,46 @@ def test_float_equal_but_distinct_zeros_are_flagged():
     net.biases[0] = torch.tensor([-1.0, -2.0], dtype=torch.float64)
     result = count_segment(net, interval=(0, 1))
     assert (result.activation_regions, result.near_coincident) == (2, 0)
+
+
+def test_zero_on_an_earlier_breakpoint_is_classified_exactly():
+    """A later layer's (or later DEQ unit's) zero that rounds onto an existing breakpoint: flagged once
+    when the exact values differ (3x - 0.9 against x - 0.3: a sliver of 1.85e-17, 3 regions in exact
+    arithmetic), silent when they are equal (2x - 0.6 = 2 (x - 0.3))."""
+    one = torch.tensor([[1.0]], dtype=torch.float64)
+    for slope, offset, flagged in ((3.0, -0.9, 1), (2.0, -0.6, 0)):
+        ffn = FFN([torch.tensor([[1.0], [1.0]], dtype=torch.float64),
+                   torch.tensor([[0.0, slope]], dtype=torch.float64), one],
+                  [torch.tensor([-0.3, 0.0], dtype=torch.float64), torch.tensor([offset], dtype=torch.float64),
+                   torch.zeros(1, dtype=torch.float64)])
+        result = count_segment(ffn, interval=(0, 1))
+        assert (result.activation_regions, result.near_coincident) == (2, flagged)
+        deq = DEQ(W=torch.zeros(2, 2, dtype=torch.float64), U=torch.tensor([[1.0], [slope]], dtype=torch.float64),
+                  b=torch.tensor([-0.3, offset], dtype=torch.float64), A=torch.ones(1, 2, dtype=torch.float64))
+        result = count_segment(deq, interval=(0, 1))
+        assert (result.activation_regions, result.near_coincident) == (2, flagged)
+
+
+def test_exact_order_of_zeros_matches_fractions():
+    """The error-free comparison of -c1/s1 and -c2/s2 agrees with exact rational arithmetic, including
+    near-ties built to round to the same float."""
+    import random
+    from fractions import Fraction
+
+    from regioncount.walk1d import _exact_order
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(3000):
+        c1, s1 = rng.uniform(-5, 5), rng.choice([-1, 1]) * rng.uniform(0.1, 5)
+        if rng.random() < 0.5:  # a second zero equal in float64, exactly equal or not
+            k = rng.choice([1.0, 2.0, 3.0, 0.1, 7.0])
+            c2, s2 = c1 * k, s1 * k
+        else:
+            c2, s2 = rng.uniform(-5, 5), rng.uniform(0.1, 5)
+        rows.append((c1, s1, c2, s2))
+    t = torch.tensor(rows, dtype=torch.float64)
+    got = _exact_order(t[:, 0], t[:, 1], t[:, 2], t[:, 3]).tolist()
+    for (c1, s1, c2, s2), sign in zip(rows, got):
+        diff = -Fraction(c1) / Fraction(s1) + Fraction(c2) / Fraction(s2)
+        assert sign == (diff > 0) - (diff < 0)
