@@ -36,7 +36,7 @@ from .errors import CostLimitError, SegmentError
 from .exact1d import deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import group_rows, mix_hash, pack_bits
-from .polygons import Polygons, PolygonStore, cut, rectangle
+from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .walk1d import SLOPE_RTOL
 
 ZERO_TOL = 1e-9
@@ -280,14 +280,17 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
         pieces = open_pieces.select(idx)
         f = torch.gather(values[idx], 2, unit[idx][:, None, None].expand(-1, values.shape[1], 1))[..., 0]
         tol_f = tol[idx].gather(1, unit[idx][:, None]).expand_as(f)
-        children, parent, _ = cut(pieces, f, tol_f)
-        stuck = torch.bincount(parent, minlength=pieces.count) == 1
-        if bool(stuck.any()):  # a violation that cannot be cut (within tolerance): accept, and report it
-            unresolved += int(stuck.sum())
-            keep = stuck.nonzero().flatten()
-            done.append((pieces.select(keep), active[idx][keep], coef[idx][keep]))
-            children = children.select((~stuck[parent]).nonzero().flatten())
-        open_pieces = children
+        valid = pieces.valid()
+        cuttable = ((f > tol_f) & valid).any(1) & ((f < -tol_f) & valid).any(1)
+        if not bool(cuttable.all()):  # a violation that cannot be cut (within tolerance): accept, report it
+            stuck = (~cuttable).nonzero().flatten()
+            unresolved += int(stuck.numel())
+            done.append((pieces.select(stuck), active[idx][stuck], coef[idx][stuck]))
+        cut_idx = cuttable.nonzero().flatten()
+        no_values = torch.zeros(cut_idx.numel(), pieces.xy.shape[1], 0, dtype=DTYPE, device=device)
+        (xy1, n1, _), (xy2, n2, _) = split_pairs(pieces.xy[cut_idx], pieces.n[cut_idx], no_values, f[cut_idx],
+                                                 tol_f[cut_idx])
+        open_pieces = Polygons(torch.cat([xy1, xy2]), torch.cat([n1, n2]))
         if sum(p.count for p, _, _ in done) + open_pieces.count > max_polygons:
             raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
     V = max(p.xy.shape[1] for p, _, _ in done)
