@@ -228,7 +228,8 @@ def expected_on_interval(m: int, readout: str, interval: tuple[float, float]) ->
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
               help="Segment end points for d-D input, comma-separated coordinates.")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI",
-              help="Sampled d-D count in this box (comma-separated, or one number for every coordinate).")
+              help="The box: a sampled d-D count, or with --plane an exact 2-D partition (comma-separated, "
+                   "or one number for every coordinate).")
 @click.option("--samples", type=int, default=None, help="Points to sample (default 10^6 when sampling).")
 @click.option("--grid", is_flag=True, help="Sample a regular grid of cell centres instead of uniform points.")
 @click.option("--seed", type=int, default=0, show_default=True)
