@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .devices import resolve_device, synchronize
-from .errors import RegionCountError
+from .errors import NotWellPosedError, RegionCountError
 from .exact1d import DEFAULT_MAX_REGIONS, build_kernel, deq_certificate, resolve_segment
 from .models import DTYPE, Model
 from .sampled import Box
@@ -63,12 +63,14 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
                  max_pieces: int | None = None, assume_well_posed: bool = False) -> torch.Tensor:
     """Exact activation-region counts (K,) along the segments P_k -> Q_k (t in [0, 1]), batched."""
     certificate = deq_certificate(model, assume_well_posed)
-    if certificate is not None:
-        from .exact1d import count_segment
+    if certificate is not None:  # general W: one pattern walker per chord, all in lock step
+        from .deq_general import count_lines
 
-        return torch.tensor([count_segment(model, segment=(p.tolist(), q.tolist()), linear_pieces=False,
-                                           assume_well_posed=assume_well_posed).activation_regions
-                             for p, q in zip(P, Q)])
+        counts, failures = count_lines(model, P, Q, device=resolve_device(device))
+        if failures:
+            raise NotWellPosedError(f"{failures} chord walks failed their fixed-point checks: the counts "
+                                    "cannot be trusted (is the DEQ well-posed?)")
+        return counts
     dev = resolve_device(device)
     seg = resolve_segment(model, segment=(P[0].tolist(), Q[0].tolist()))
     kernel = build_kernel(model, seg, dev)

@@ -109,30 +109,33 @@ class WalkResult:
 
 
 class _Walkers:
-    """K walkers' state: position t, end, pattern (K, m), and g, h of u(t) = g t + h on the pattern."""
+    """K walkers, each on its own line x = p_k + t v_k: per-walker U v_k, U p_k + b, B v_k.
 
-    def __init__(self, model: DEQ, p: torch.Tensor, v: torch.Tensor, device: torch.device) -> None:
+    Methods take ``idx`` (the walkers concerned) and work on their patterns (len(idx), m).
+    """
+
+    def __init__(self, model: DEQ, P: torch.Tensor, V: torch.Tensor, device: torch.device) -> None:
         self.W = model.W.to(device)
-        self.Uv = model.U.to(device) @ v
-        self.Up_b = model.U.to(device) @ p + model.b.to(device)
+        U = model.U.to(device)
+        self.Uv = V @ U.T  # (K, m)
+        self.Up_b = P @ U.T + model.b.to(device)
         self.A = model.A.to(device)
-        self.Bv = model.B.to(device) @ v
+        self.Bv = V @ model.B.to(device).T  # (K, k)
         self.eye = torch.eye(self.W.shape[0], dtype=DTYPE, device=device)
 
-    def affine(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def affine(self, idx: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(g, h) of the pre-activations u(t) = g t + h on each walker's pattern (K, m)."""
         M = self.eye - self.W[None] * active.to(DTYPE)[:, None, :]
-        rhs = torch.stack([self.Uv.expand_as(active), self.Up_b.expand_as(active)], 2).to(DTYPE)
+        rhs = torch.stack([self.Uv[idx], self.Up_b[idx]], 2)
         sol = torch.linalg.solve(M, rhs)
         return sol[..., 0], sol[..., 1]
 
-    def settle(self, active: torch.Tensor, t: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                  torch.Tensor, torch.Tensor]:
+    def settle(self, idx: torch.Tensor, active: torch.Tensor, t: torch.Tensor, rounds: int):
         """Make each pattern consistent on (t, t + eps): a unit with u_j(t) ~ 0 is active iff g_j > 0."""
         settled = torch.zeros(active.shape[0], dtype=torch.bool, device=active.device)
         g = h = None
         for _ in range(rounds):
-            g, h = self.affine(active)
+            g, h = self.affine(idx, active)
             value = g * t[:, None] + h
             scale = g.abs() * t.abs()[:, None] + h.abs() + 1.0
             zero = value.abs() <= 1e-11 * scale
@@ -143,40 +146,54 @@ class _Walkers:
             active = torch.where(settled[:, None], active, wanted)
         return active, g, h, settled
 
-    def slope(self, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def slope(self, idx: torch.Tensor, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Output slope dy/dt on each walker's pattern: A (d * g) + B v, (K, k)."""
-        return (g * active.to(DTYPE)) @ self.A.T + self.Bv
+        return (g * active.to(DTYPE)) @ self.A.T + self.Bv[idx]
 
 
-def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
-                 walkers: int = 256, device: torch.device, linear_pieces: bool = True,
-                 keep_breakpoints: bool = False, max_steps: int | None = None) -> WalkResult:
-    """Exact count along x(t) = p + t v, t in [t_low, t_high], of a well-posed DEQ with any W.
+def _slopes_differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs().amax(1) > SLOPE_RTOL * torch.maximum(a.abs().amax(1), b.abs().amax(1))
 
-    ``walkers`` walkers start at equally spaced cuts; each walks to the next cut.  Initial patterns come
-    from :func:`solve_fixed_points` at the cuts, settled by the lexicographic rule.  Returns the stitched
-    count; ``failures`` counts walkers whose pattern could not be settled (their counts are unreliable).
+
+@dataclass
+class _Walk:
+    """Per-walker results of :func:`walk_lines`."""
+
+    counts: torch.Tensor  # (K,) regions seen by each walker
+    first: torch.Tensor  # (K, m) pattern just after the start
+    last: torch.Tensor  # (K, m) pattern just before the end
+    slope_changes: torch.Tensor | None  # (K,)
+    first_slope: torch.Tensor | None  # (K, k)
+    last_slope: torch.Tensor | None
+    breakpoints: list[tuple[torch.Tensor, torch.Tensor]]  # (walker ids, t) per step
+    failures: int
+    steps: int
+
+
+def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, *,
+               device: torch.device, linear_pieces: bool = True, keep_breakpoints: bool = False,
+               tau: float = 0.0, max_steps: int | None = None) -> _Walk:
+    """K walkers in lock step: walker k walks x = P_k + t V_k from t0_k to t1_k (all (K, d) / (K,)).
+
+    Starting patterns come from :func:`solve_fixed_points` at the start points, settled by the
+    lexicographic rule; each step moves every running walker to its next breakpoint.
     """
     m = model.width
-    K = max(1, int(walkers))
-    p, v = p.to(device, DTYPE), v.to(device, DTYPE)
-    cuts = torch.linspace(t_low, t_high, K + 1, dtype=DTYPE, device=device)
-    cuts[0], cuts[-1] = t_low, t_high
-    t, end = cuts[:-1].clone(), cuts[1:].clone()
-    state = _Walkers(model, p, v, device)
-    start_points = p[None] + t[:, None] * v[None]
-    fixed = solve_fixed_points(model, start_points)
-    active, g, h, settled = state.settle(fixed.u > 0, t, m + 2)
+    P, V = P.to(device, DTYPE), V.to(device, DTYPE)
+    t, end = t0.to(device, DTYPE).clone(), t1.to(device, DTYPE)
+    K = t.shape[0]
+    everyone = torch.arange(K, device=device)
+    state = _Walkers(model, P, V, device)
+    fixed = solve_fixed_points(model, P + t[:, None] * V)
+    active, g, h, settled = state.settle(everyone, fixed.u > 0, t, m + 2)
     failures = int((~settled | ~fixed.ok).sum())
     first = active.clone()
     counts = torch.ones(K, dtype=torch.int64, device=device)
-    slope_changes = torch.zeros(K, dtype=torch.int64, device=device)
-    first_slope = state.slope(active, g) if linear_pieces else None
-    last_slope = first_slope
+    slope_changes = torch.zeros(K, dtype=torch.int64, device=device) if linear_pieces else None
+    first_slope = state.slope(everyone, active, g) if linear_pieces else None
+    last_slope = first_slope.clone() if linear_pieces else None
     running = torch.ones(K, dtype=torch.bool, device=device)
-    points: list[torch.Tensor] = []
-    span = t_high - t_low
-    tau = 2.0**-46 * max(abs(t_low), abs(t_high), span)
+    points: list[tuple[torch.Tensor, torch.Tensor]] = []
     steps = 0
     limit = max_steps if max_steps is not None else 2**m + 2
     while bool(running.any()) and steps < limit:
@@ -194,33 +211,57 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
             break
         t_new = nxt[~stop]
         flip = crossing[~stop] <= t_new[:, None] + tau
-        trial = active[move] ^ flip
-        new_active, g_new, h_new, ok = state.settle(trial, t_new, m + 2)
+        new_active, g_new, h_new, ok = state.settle(move, active[move] ^ flip, t_new, m + 2)
         failures += int((~ok).sum())
         if linear_pieces:
-            new_slope = state.slope(new_active, g_new)
-            old_slope = last_slope[move]
-            diff = (new_slope - old_slope).abs().amax(1) > SLOPE_RTOL * torch.maximum(
-                new_slope.abs().amax(1), old_slope.abs().amax(1))
-            slope_changes[move] += diff.long()
-            last_slope = last_slope.clone()
+            new_slope = state.slope(move, new_active, g_new)
+            slope_changes[move] += _slopes_differ(new_slope, last_slope[move]).long()
             last_slope[move] = new_slope
         active[move], g[move], h[move], t[move] = new_active, g_new, h_new, t_new
         counts[move] += 1
         if keep_breakpoints:
-            points.append(t_new.cpu())
-    if bool(running.any()):
-        failures += int(running.sum())
-    boundary_changes = (active[:-1] != first[1:]).any(1)
-    regions = int(counts.sum()) - (K - 1) + int(boundary_changes.sum())
+            points.append((move.cpu(), t_new.cpu()))
+    failures += int(running.sum())
+    return _Walk(counts, first, active, slope_changes, first_slope, last_slope, points, failures, steps)
+
+
+def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
+                 walkers: int = 256, device: torch.device, linear_pieces: bool = True,
+                 keep_breakpoints: bool = False, max_steps: int | None = None) -> WalkResult:
+    """Exact count along x(t) = p + t v, t in [t_low, t_high], of a well-posed DEQ with any W.
+
+    ``walkers`` walkers start at equally spaced cuts and each walks to the next cut (:func:`walk_lines`);
+    the counts are stitched at the cuts.  ``failures`` counts walkers whose pattern could not be settled
+    (their counts are unreliable).
+    """
+    K = max(1, int(walkers))
+    cuts = torch.linspace(t_low, t_high, K + 1, dtype=DTYPE)
+    cuts[0], cuts[-1] = t_low, t_high
+    span = t_high - t_low
+    tau = 2.0**-46 * max(abs(t_low), abs(t_high), span)
+    p, v = p.to(DTYPE), v.to(DTYPE)
+    walk = walk_lines(model, p.expand(K, -1), v.expand(K, -1), cuts[:-1], cuts[1:], device=device,
+                      linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, tau=tau,
+                      max_steps=max_steps)
+    boundary_changes = (walk.last[:-1] != walk.first[1:]).any(1)
+    regions = int(walk.counts.sum()) - (K - 1) + int(boundary_changes.sum())
     pieces = None
     if linear_pieces:
-        boundary_slope = (last_slope[:-1] - first_slope[1:]).abs().amax(1) > SLOPE_RTOL * torch.maximum(
-            last_slope[:-1].abs().amax(1), first_slope[1:].abs().amax(1))
-        pieces = 1 + int(slope_changes.sum()) + int((boundary_changes & boundary_slope).sum())
+        boundary_slope = _slopes_differ(walk.last_slope[:-1], walk.first_slope[1:])
+        pieces = 1 + int(walk.slope_changes.sum()) + int((boundary_changes & boundary_slope).sum())
     breakpoints = None
     if keep_breakpoints:
-        inner = cuts[1:-1][boundary_changes].cpu()
-        breakpoints = torch.sort(torch.cat(points + [inner])).values.numpy() if points or inner.numel() \
-            else np.empty(0)
-    return WalkResult(regions, pieces, breakpoints, failures, K, steps)
+        inner = cuts[1:-1][boundary_changes.cpu()]
+        found = [tt for _, tt in walk.breakpoints]
+        breakpoints = torch.sort(torch.cat(found + [inner])).values.numpy()
+    return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps)
+
+
+def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Exact activation-region counts (K,) along the segments P_k -> Q_k, one walker each, all batched.
+    Returns the counts and the number of failed walkers."""
+    K = P.shape[0]
+    zeros, ones = torch.zeros(K, dtype=DTYPE), torch.ones(K, dtype=DTYPE)
+    walk = walk_lines(model, P.to(DTYPE), (Q - P).to(DTYPE), zeros, ones, device=device, linear_pieces=False,
+                      tau=2.0**-46)
+    return walk.counts.cpu(), walk.failures

@@ -92,3 +92,15 @@ def test_assume_well_posed_goes_on_and_checks(tmp_path):
     assert bool(fp.ok.all())
     active = fp.u > 0
     assert result.activation_regions == int((active[1:] != active[:-1]).any(1).sum()) + 1
+
+
+def test_chords_of_a_general_deq_are_walked_together():
+    from regioncount.chords import count_chords, random_chords
+    from regioncount.sampled import Box
+
+    model = contractive_deq(6, 2, 21, norm=0.8)
+    P, Q = random_chords(Box((-1.0, -1.0), (1.0, 1.0)), 30, seed=5)
+    batched = count_chords(model, P, Q, device="cpu")
+    single = [count_segment(model, segment=(p.tolist(), q.tolist()), linear_pieces=False).activation_regions
+              for p, q in zip(P, Q)]
+    assert batched.tolist() == single
