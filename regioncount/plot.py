@@ -127,6 +127,19 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_ylabel("output")
     ax.set_title(title, fontsize=9)
+    if regions > 400:  # too many to see: zoom onto the first 32 regions, exactly as computed
+        k = 32
+        inset = ax.inset_axes([0.6, 0.12, 0.38, 0.5])
+        low_k, high_k = float(ys[: k + 1].min()), float(ys[: k + 1].max())
+        inset.plot(xs[: k + 1], ys[: k + 1], color="black", lw=0.8)
+        inset.vlines(xs[1:k], low_k, high_k, colors="tab:red", linewidths=0.4, alpha=0.6)
+        inset.set_xlim(xs[0], xs[k])
+        inset.set_ylim(low_k - 0.25 * (high_k - low_k or 1.0), high_k + 0.1 * (high_k - low_k or 1.0))
+        inset.set_xticks([])
+        inset.set_yticks([])
+        inset.text(0.5, 0.03, f"zoom: first {k} of {regions:,} regions, x in [{xs[0]:.3g}, {xs[k]:.3g}]",
+                   transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
+        inset.set_facecolor("white")
     # breakpoint density per pixel column: every breakpoint counted, whatever their number
     columns = max(50, int(size[0] * dpi * 0.8))
     hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
