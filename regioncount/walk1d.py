@@ -398,17 +398,7 @@ def _count_float_equal_distinct(zs: torch.Tensor, zc: torch.Tensor, order: torch
         return equal.sum()
     rows, cols = equal.nonzero(as_tuple=True)
     first, second = order[rows, cols], order[rows, cols + 1]
-    s1, c1 = zs[rows, first], zc[rows, first]
-    s2, c2 = zs[rows, second], zc[rows, second]
-    h1, l1 = _two_product(c1, s2)
-    h2, l2 = _two_product(c2, s1)
-    huge = torch.maximum(torch.maximum(c1.abs(), c2.abs()), torch.maximum(s1.abs(), s2.abs())) > 1e290
-    return ((h1 != h2) | (l1 != l2) | huge).sum()
-
-
-def _exactly_different(c1: torch.Tensor, s1: torch.Tensor, c2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-    """(N,) bool: -c1/s1 != -c2/s2 as exact rationals (c1 s2 != c2 s1 by error-free products)."""
-    return _exact_order(c1, s1, c2, s2) != 0
+    return (_exact_order(zc[rows, first], zs[rows, first], zc[rows, second], zs[rows, second]) != 0).sum()
 
 
 def _exact_order(c1: torch.Tensor, s1: torch.Tensor, c2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
