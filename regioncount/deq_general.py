@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .models import DEQ, DTYPE
-from .walk1d import SLOPE_RTOL
+from .walk1d import merge_tolerance, slopes_differ
 
 
 @dataclass
@@ -151,10 +151,6 @@ class _Walkers:
         return (g * active.to(DTYPE)) @ self.A.T + self.Bv[idx]
 
 
-def _slopes_differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().amax(1) > SLOPE_RTOL * torch.maximum(a.abs().amax(1), b.abs().amax(1))
-
-
 @dataclass
 class _Walk:
     """Per-walker results of :func:`walk_lines`."""
@@ -215,7 +211,7 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
         failures += int((~ok).sum())
         if linear_pieces:
             new_slope = state.slope(move, new_active, g_new)
-            slope_changes[move] += _slopes_differ(new_slope, last_slope[move]).long()
+            slope_changes[move] += slopes_differ(new_slope, last_slope[move]).long()
             last_slope[move] = new_slope
         active[move], g[move], h[move], t[move] = new_active, g_new, h_new, t_new
         counts[move] += 1
@@ -237,8 +233,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     K = max(1, int(walkers))
     cuts = torch.linspace(t_low, t_high, K + 1, dtype=DTYPE)
     cuts[0], cuts[-1] = t_low, t_high
-    span = t_high - t_low
-    tau = 2.0**-46 * max(abs(t_low), abs(t_high), span)
+    tau = merge_tolerance(t_low, t_high)
     p, v = p.to(DTYPE), v.to(DTYPE)
     walk = walk_lines(model, p.expand(K, -1), v.expand(K, -1), cuts[:-1], cuts[1:], device=device,
                       linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, tau=tau,
@@ -247,7 +242,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     regions = int(walk.counts.sum()) - (K - 1) + int(boundary_changes.sum())
     pieces = None
     if linear_pieces:
-        boundary_slope = _slopes_differ(walk.last_slope[:-1], walk.first_slope[1:])
+        boundary_slope = slopes_differ(walk.last_slope[:-1], walk.first_slope[1:])
         pieces = 1 + int(walk.slope_changes.sum()) + int((boundary_changes & boundary_slope).sum())
     breakpoints = None
     if keep_breakpoints:
@@ -263,5 +258,5 @@ def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.d
     K = P.shape[0]
     zeros, ones = torch.zeros(K, dtype=DTYPE), torch.ones(K, dtype=DTYPE)
     walk = walk_lines(model, P.to(DTYPE), (Q - P).to(DTYPE), zeros, ones, device=device, linear_pieces=False,
-                      tau=2.0**-46)
+                      tau=merge_tolerance(0.0, 1.0))
     return walk.counts.cpu(), walk.failures

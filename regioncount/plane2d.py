@@ -37,7 +37,7 @@ from .exact1d import deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
-from .walk1d import SLOPE_RTOL
+from .walk1d import slopes_differ
 
 ZERO_TOL = 1e-9
 
@@ -413,9 +413,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     gradients, offsets = grads[representative], offs[representative]
     flat = gradients.reshape(R, -1)
     i, j = pairs[:, 0], pairs[:, 1]
-    diff = (flat[i] - flat[j]).abs().amax(1) if flat.shape[1] else torch.zeros(len(i), dtype=DTYPE, device=dev)
-    scale = torch.maximum(flat[i].abs().amax(1), flat[j].abs().amax(1)) if flat.shape[1] else diff
-    same = (diff <= SLOPE_RTOL * scale).cpu()
+    same = (~slopes_differ(flat[i], flat[j])).cpu()  # continuity: equal gradients mean one affine map
     pairs = pairs.cpu()
     same_pieces = nx.Graph()
     same_pieces.add_nodes_from(range(R))

@@ -133,8 +133,6 @@ def chao1(distinct: int, f1: int, f2: int) -> tuple[float, float, float]:
     """Bias-corrected Chao1 richness with its log-normal 95% interval (Chao 1987; as in EstimateS)."""
     estimate = distinct + f1 * (f1 - 1) / (2 * (f2 + 1))
     if f2 > 0:
-        r = f1 / f2
-        var = f2 * (r**4 / 4 + r**3 + r**2 / 2) if f1 > 0 else 0.0
         var = f1 * (f1 - 1) / (2 * (f2 + 1)) + f1 * (2 * f1 - 1) ** 2 / (4 * (f2 + 1) ** 2) \
             + f1**2 * f2 * (f1 - 1) ** 2 / (4 * (f2 + 1) ** 4) if f1 > 0 else 0.0
     else:
