@@ -86,26 +86,17 @@ class DistinctPatterns:
         self.collisions = 0
 
     def _key(self, rows: torch.Tensor) -> torch.Tensor:
-        return rows[:, 0].clone() if self.n_words == 1 else mix_hash(rows)
+        return row_keys(rows)
 
     def _reduce(self, keys: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor):
-        """Merge equal rows: sort by key, verify each key group row by row."""
-        if self.by_rows:
-            unique_rows, inverse = torch.unique(rows, dim=0, return_inverse=True)
-            merged = torch.zeros(unique_rows.shape[0], dtype=torch.int64, device=rows.device)
-            merged.scatter_add_(0, inverse, counts)
-            return self._key(unique_rows), unique_rows, merged
-        unique_keys, inverse = torch.unique(keys, return_inverse=True)
-        merged = torch.zeros(unique_keys.shape[0], dtype=torch.int64, device=keys.device)
-        merged.scatter_add_(0, inverse, counts)
-        representative = torch.empty(unique_keys.shape[0], dtype=torch.long, device=keys.device)
-        representative.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
-        unique_rows = rows[representative]
-        if self.n_words > 1 and not bool((unique_rows[inverse] == rows).all()):
+        """Merge equal rows (see :func:`group_rows`), summing their counts."""
+        inverse, representative, collided = group_rows(rows, keys, by_rows=self.by_rows)
+        if collided:
             self.collisions += 1
             self.by_rows = True
-            return self._reduce(keys, rows, counts)
-        return unique_keys, unique_rows, merged
+        merged = torch.zeros(representative.shape[0], dtype=torch.int64, device=rows.device)
+        merged.scatter_add_(0, inverse, counts)
+        return keys[representative], rows[representative], merged
 
     def add(self, rows: torch.Tensor) -> None:
         """Add a batch of packed patterns (B, W); raw rows are deduplicated 2^17 at a time."""
@@ -148,15 +139,32 @@ class DistinctPatterns:
         return int(self.counts.shape[0])
 
 
-def group_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Group equal rows of (B, W) int64: returns (group id per row (B,), one representative row index per
-    group (G,)).  Sorted by hash, verified word by word; falls back to ``unique(dim=0)`` on a collision."""
-    keys = rows[:, 0].clone() if rows.shape[1] == 1 else mix_hash(rows)
-    unique_keys, inverse = torch.unique(keys, return_inverse=True)
-    representative = torch.empty(unique_keys.shape[0], dtype=torch.long, device=rows.device)
-    representative.scatter_(0, inverse, torch.arange(rows.shape[0], device=rows.device))
-    if rows.shape[1] > 1 and not bool((rows[representative][inverse] == rows).all()):
-        _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-        representative = torch.empty(int(inverse.max()) + 1, dtype=torch.long, device=rows.device)
-        representative.scatter_(0, inverse, torch.arange(rows.shape[0], device=rows.device))
-    return inverse, representative
+def row_keys(rows: torch.Tensor) -> torch.Tensor:
+    """(B,) int64 sort keys of packed rows (B, W): the word itself for one word, else :func:`mix_hash`."""
+    return rows[:, 0].clone() if rows.shape[1] == 1 else mix_hash(rows)
+
+
+def _representatives(inverse: torch.Tensor) -> torch.Tensor:
+    """One row index per group, given each row's group id."""
+    groups = int(inverse.max()) + 1 if inverse.numel() else 0
+    representative = torch.empty(groups, dtype=torch.long, device=inverse.device)
+    representative.scatter_(0, inverse, torch.arange(inverse.shape[0], device=inverse.device))
+    return representative
+
+
+def group_rows(rows: torch.Tensor, keys: torch.Tensor | None = None,
+               by_rows: bool = False) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Group equal rows of (B, W) int64: (group id per row (B,), a representative row per group (G,),
+    whether a hash collision was met).
+
+    Rows are sorted by ``keys`` (default :func:`row_keys`) and every key group is verified word by word;
+    on a collision, or with ``by_rows``, whole rows are sorted instead (``unique(dim=0)``), so the grouping
+    never depends on the hash being collision-free.
+    """
+    if not by_rows:
+        _, inverse = torch.unique(row_keys(rows) if keys is None else keys, return_inverse=True)
+        representative = _representatives(inverse)
+        if rows.shape[1] == 1 or bool((rows[representative][inverse] == rows).all()):
+            return inverse, representative, False
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    return inverse, _representatives(inverse), not by_rows

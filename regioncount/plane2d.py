@@ -322,7 +322,8 @@ def _words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Ten
 
 def _region_ids(words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Region id per piece (one per distinct packed pattern) and a representative piece of each region."""
-    return group_rows(words)
+    inverse, representative, _ = group_rows(words)
+    return inverse, representative
 
 
 def _probe_words(model: Model, points: torch.Tensor) -> torch.Tensor:
