@@ -10,6 +10,7 @@ renders a 10^5-region-class PNG and times it.  Prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 import time
@@ -34,7 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--devices", default="auto")
+    parser.add_argument("--json", dest="json_file", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    rows = []
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
         else args.devices.split(",")
     cases = [(16, 3), (32, 3), (64, 3), (128, 3)]
@@ -58,6 +61,12 @@ def main() -> None:
             print(f"| {net.name} | {label} | {R:,} | {best.linear_pieces:,} | {best.partition_seconds:.3f} s | "
                   f"{R / best.partition_seconds:,.0f} | {best.seconds:.3f} s | {R / best.seconds:,.0f} | "
                   f"{render:.2f} s |", flush=True)
+            rows.append({"net": net.name, "device": name, "card": label, "regions": R,
+                         "linear_pieces": best.linear_pieces, "partition_s": best.partition_seconds,
+                         "total_s": best.seconds, "render_s": render})
+    if args.json_file:
+        with open(args.json_file, "w") as handle:
+            json.dump({"torch": torch.__version__, "rows": rows}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ bare forward pass (``FFN.forward`` on the same number of points, same batch size
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
@@ -51,7 +52,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--devices", default="auto")
     parser.add_argument("--dtypes", default="float64")
+    parser.add_argument("--json", dest="json_file", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    rows = []
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
         else args.devices.split(",")
     net = net_2x64x3()
@@ -75,6 +78,13 @@ def main() -> None:
             print(f"| {label} | {dtype_name} | {args.samples:,} | {result.distinct_patterns:,} | "
                   f"{pipe:.3f} s | {args.samples / pipe:.3g} | {fused:.3f} s | {pipe / fused:.2f} | "
                   f"{plain:.3f} s | {pipe / plain:.2f} |", flush=True)
+            rows.append({"device": name, "card": label, "dtype": dtype_name, "samples": args.samples,
+                         "distinct": result.distinct_patterns, "pipeline_s": pipe,
+                         "points_per_s": args.samples / pipe, "forward_fused_s": fused, "forward_plain_s": plain,
+                         "ratio_fused": pipe / fused, "ratio_plain": pipe / plain})
+    if args.json_file:
+        with open(args.json_file, "w") as handle:
+            json.dump({"torch": torch.__version__, "rows": rows}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
+from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .models import DEQ, DTYPE, FFN, Model
 from .results import SegmentCount
@@ -143,8 +144,13 @@ def _normalized_deq(model: DEQ) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return Wn, model.U[order] * scale[:, None], model.b[order] * scale, model.A[:, order]
 
 
-def build_kernel(model: Model, seg: Segment, device: torch.device) -> DEQKernel | FFNKernel:
-    """The walk kernel of a model along a segment, with its tensors on ``device``."""
+def build_kernel(model: Model, seg: Segment, device: torch.device,
+                 fused: int | None = None) -> DEQKernel | FFNKernel:
+    """The walk kernel of a model along a segment, with its tensors on ``device``.
+
+    ``fused``: levels of a triangular DEQ's count-only walk given to the fused Triton kernel (None: the
+    default on CUDA with Triton installed, else 0 = plain torch).
+    """
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
     if isinstance(model, FFN):
@@ -156,8 +162,10 @@ def build_kernel(model: Model, seg: Segment, device: torch.device) -> DEQKernel 
             v=v.to(device),
         )
     Wn, Un, bn, A = _normalized_deq(model)
+    fused_levels = fused if fused is not None else (DEFAULT_FUSED_LEVELS if fused_available(device) else 0)
     return DEQKernel(Wn=Wn.to(device), us0=(Un @ v).to(device), uc0=(Un @ p + bn).to(device),
-                     A=A.to(device), out0=(model.B @ v).to(device), Un=Un.to(device), bn=bn.to(device))
+                     A=A.to(device), out0=(model.B @ v).to(device), Un=Un.to(device), bn=bn.to(device),
+                     fused_levels=fused_levels)
 
 
 def region_upper_bound(model: Model) -> int:
@@ -256,7 +264,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                   memory_limit: int | None = None, max_pieces: int | None = None,
                   known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
-                  progress: Callable[[float], None] | None = None) -> SegmentCount:
+                  progress: Callable[[float], None] | None = None, fused: int | None = None) -> SegmentCount:
     """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
 
     Args:
@@ -270,6 +278,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
         assume_well_posed: count a DEQ whose well-posedness is not certified (solves are still checked).
         walkers: parallel walkers for a general-W DEQ (the pattern walk of :mod:`regioncount.deq_general`).
+        fused: levels of a triangular DEQ's count-only walk done by the fused GPU kernel (None: default on
+            CUDA when Triton is installed; 0: plain torch).  The counts are identical either way.
     """
     certificate = deq_certificate(model, assume_well_posed)
     seg = resolve_segment(model, interval, segment)
@@ -278,7 +288,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate)
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
-    kernel = build_kernel(model, seg, dev)
+    kernel = build_kernel(model, seg, dev, fused)
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
                           max_pieces, known_regions)
     tau = merge_tolerance(seg.t_low, seg.t_high)

@@ -175,6 +175,8 @@ class DEQKernel:
     out0: torch.Tensor
     Un: torch.Tensor
     bn: torch.Tensor
+    #: count-only runs hand the last ``fused_levels`` units to the fused kernel (0: plain torch throughout)
+    fused_levels: int = 0
 
     @property
     def steps(self) -> int:
@@ -216,6 +218,9 @@ class DEQKernel:
             item, t = stack.pop()
             tl, tr, ends, gs, gc, out, seg = item
             P = tl.shape[0]
+            if self.fused_levels and ends is None and not need_pieces and t == m - min(self.fused_levels, m):
+                self._count_fused(tl, tr, gs, gc, seg, t, tau, sink)
+                continue
             if 2 * P > max_pieces and P > 1:
                 half = P // 2
                 stack.append((tuple(None if v is None else v[half:] for v in item), t))
@@ -259,6 +264,19 @@ class DEQKernel:
             new_gc = gc[:, 1:].index_select(0, parent).addr_(zc, column)
             stack.append(((left, right, new_ends, new_gs, new_gc, new_out, None if seg is None else seg[parent]),
                           t + 1))
+
+
+    def _count_fused(self, tl: torch.Tensor, tr: torch.Tensor, gs: torch.Tensor, gc: torch.Tensor,
+                     seg: torch.Tensor | None, t: int, tau: float, sink: PieceSink) -> None:
+        """Count the leaves below a batch of pieces at level t with the fused kernel (count-only)."""
+        from .fused_deq import subtree_counts
+
+        counts, suspicious = subtree_counts(tl, tr, gs, gc, self.Wn[t:, t:], tau)
+        sink.add_suspicious(suspicious.sum())
+        if seg is None:
+            sink.add_count(int(counts.sum()), tr[-1])
+        else:
+            sink.add_segment_counts(seg, counts.long())
 
 
 def _split_once(tl: torch.Tensor, tr: torch.Tensor, x: torch.Tensor, inside: torch.Tensor, n_split: int):
