@@ -60,29 +60,25 @@ def main() -> None:
     net = net_2x64x3()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print()
-    print("| device | dtype | pattern kernel | samples | distinct | pipeline | points/s | forward (fused) | ratio | "
+    print("| device | dtype | samples | distinct | pipeline | points/s | forward (fused) | ratio | "
           "forward (plain) | ratio |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    from regioncount.fused_patterns import fused_patterns_available
-
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in devices:
         device = torch.device(name)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        kernels = ["torch"] + (["triton"] if fused_patterns_available(device) else [])
-        for dtype_name, kernel in [(d, k) for d in args.dtypes.split(",") for k in kernels]:
+        for dtype_name in args.dtypes.split(","):
             dtype = getattr(torch, dtype_name)
             batch = default_batch(net, dtype, device)
             pipe, fused, plain, result = math.inf, math.inf, math.inf, None
             for _ in range(args.repeats):
-                result = sample_regions(net, -1, 1, samples=args.samples, device=name, dtype=dtype_name, batch=batch,
-                                        fused=kernel == "triton")
+                result = sample_regions(net, -1, 1, samples=args.samples, device=name, dtype=dtype_name, batch=batch)
                 pipe = min(pipe, result.seconds)
                 fused = min(fused, bare_forward(net, args.samples, batch, device, dtype, True))
                 plain = min(plain, bare_forward(net, args.samples, batch, device, dtype, False))
-            print(f"| {label} | {dtype_name} | {kernel} | {args.samples:,} | {result.distinct_patterns:,} | "
+            print(f"| {label} | {dtype_name} | {args.samples:,} | {result.distinct_patterns:,} | "
                   f"{pipe:.3f} s | {args.samples / pipe:.3g} | {fused:.3f} s | {pipe / fused:.2f} | "
                   f"{plain:.3f} s | {pipe / plain:.2f} |", flush=True)
-            rows.append({"device": name, "card": label, "dtype": dtype_name, "kernel": kernel, "samples": args.samples,
+            rows.append({"device": name, "card": label, "dtype": dtype_name, "samples": args.samples,
                          "distinct": result.distinct_patterns, "pipeline_s": pipe,
                          "points_per_s": args.samples / pipe, "forward_fused_s": fused, "forward_plain_s": plain,
                          "ratio_fused": pipe / fused, "ratio_plain": pipe / plain})

@@ -81,9 +81,8 @@ def resolve_box(model: Model, low: Sequence[float] | float | None = None,
 class PatternFunction:
     """Computes the packed activation patterns (B, words) of points (B, d) for one model, on a device."""
 
-    def __init__(self, model: Model, device: torch.device, dtype: torch.dtype, fused: bool = False) -> None:
+    def __init__(self, model: Model, device: torch.device, dtype: torch.dtype) -> None:
         self.model, self.device, self.dtype = model, device, dtype
-        self.fused = fused and isinstance(model, FFN) and bool(model.hidden_widths)
         self.failures = 0
         if isinstance(model, FFN):
             self.layers = [(w.to(device, dtype), b.to(device, dtype))
@@ -100,10 +99,6 @@ class PatternFunction:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Packed patterns (B', words); B' < B only for general-W DEQ points whose solve failed."""
-        if self.kind == "ffn" and self.fused:
-            from .fused_patterns import ffn_pattern_words
-
-            return ffn_pattern_words(x, self.layers)
         if self.kind == "ffn":
             words, h = [], x
             for w, b in self.layers:
@@ -209,10 +204,6 @@ class SampledCount:
         }
 
 
-#: Whether sampled FFN counts on CUDA use the fused Triton pattern kernel by default.
-FUSED_PATTERNS_DEFAULT = False
-
-
 def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
     """Points per batch: about 64 MiB of activations on a CPU, 2 GiB on a GPU."""
     width = max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1])
@@ -226,14 +217,13 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                    high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
                    seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
                    dtype: str = "float64", assume_well_posed: bool = False,
-                   progress: Callable[[float], None] | None = None, fused: bool | None = None) -> SampledCount:
+                   progress: Callable[[float], None] | None = None) -> SampledCount:
     """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
 
     ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
     sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
     sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
-    can gain or lose patterns near region boundaries.  ``fused``: compute FFN patterns with the fused
-    Triton kernel (None: the default on CUDA, :data:`FUSED_PATTERNS_DEFAULT`; it needs Triton).
+    can gain or lose patterns near region boundaries.
     """
     if samples < 1:
         raise RegionCountError(f"the number of samples must be positive, got {samples}")
@@ -250,16 +240,7 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if grid and total > 2**62:
         raise CostLimitError(f"a grid of {per_dim}^{box.dim} points is too large")
     batch = default_batch(model, torch_dtype, dev) if batch is None else max(1, int(batch))
-    if fused is None:
-        from .fused_patterns import fused_patterns_available
-
-        fused = FUSED_PATTERNS_DEFAULT and fused_patterns_available(dev)
-    elif fused:
-        from .fused_patterns import _compiled
-
-        if _compiled() is None:
-            raise RegionCountError("the fused pattern kernel needs Triton, which is not installed")
-    patterns = PatternFunction(model, dev, torch_dtype, fused=fused)
+    patterns = PatternFunction(model, dev, torch_dtype)
     distinct = DistinctPatterns(patterns.n_words, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     low_t = torch.tensor(box.low, dtype=torch_dtype, device=dev)
