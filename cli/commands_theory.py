@@ -15,7 +15,7 @@ from regioncount.bounds import (
     serra,
     telgarsky,
 )
-from regioncount.constructions import constructed_ffn, fold_ffn
+from regioncount.constructions import serra_attaining_ffn
 from regioncount.devices import DEVICE_CHOICES
 from regioncount.exact1d import count_segment
 from regioncount.io import load_model
@@ -157,18 +157,20 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
                 "product_1d": product_1d(widths) if one_d else None,
                 "telgarsky": telgarsky(widths) if one_d else None,
                 "montufar_lower": montufar_lower(input_dim, widths)}
-        attained = one_d and (len(widths) == 1 or min(widths) >= 3)
+        attained = one_d and all(n >= 3 for n in widths[:-1])
         data["attained_1d"] = attained if one_d else None
         data["verified_regions"] = None
         if verify:
             if not one_d:
                 raise UserError("--verify builds a 1-D construction; use --input-dim 1")
             if not attained:
-                raise UserError("no construction in the tool attains this bound (it needs every width >= 3, or depth 1)")
+                raise UserError("no construction in the tool attains this bound (it needs every width but the last >= 3)")
             if data["product_1d"] > 2**26:
                 raise UserError(f"the construction has {data['product_1d']:,} regions, above the 2^26 verify budget")
-            net = constructed_ffn(widths[0], 1) if len(widths) == 1 else fold_ffn(widths)
-            data["verified_regions"] = count_segment(net, interval=(0.0, 1.0), linear_pieces=False).activation_regions
+            net = serra_attaining_ffn(widths)
+            verified = count_segment(net, interval=(0.0, 1.0))
+            data["verified_regions"] = verified.activation_regions
+            data["verified_pieces"] = verified.linear_pieces
     if deq_width is not None:
         data["deq_max"] = deq_max(deq_width)
         data["deq_width"] = deq_width
@@ -183,10 +185,11 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
                  ("prod(n_l + 1), 1-D (upper)", "-" if data["product_1d"] is None else _sci(data["product_1d"])),
                  ("Telgarsky (2w)^L, 1-D (upper)", "-" if data["telgarsky"] is None else _sci(data["telgarsky"])),
                  ("Montufar et al. 2014 (lower)", "-" if data["montufar_lower"] is None else _sci(data["montufar_lower"])),
-                 ("1-D bound attained by a construction", {True: "yes (fold / one-layer zigzag)", False: "no",
+                 ("1-D bound attained by a construction", {True: "yes (fold layers, then a zigzag layer)", False: "not known",
                                                           None: "-"}[data["attained_1d"]])]
         if data["verified_regions"] is not None:
-            rows.append(("construction counted exactly", _sci(data["verified_regions"])))
+            rows.append(("construction counted exactly", f"{_sci(data['verified_regions'])} regions, "
+                                                          f"{_sci(data['verified_pieces'])} pieces"))
     if deq_width is not None:
         rows.append((f"width-{deq_width} DEQ maximum (attained, Theorem 1)", _sci(data["deq_max"])))
     stdout_console().print(key_value_table("Region bounds (exact integers)", rows))

@@ -356,15 +356,19 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         return
     console = stdout_console()
     if sampled is not None:
-        lo95, hi95 = sampled.chao1_interval
+        if sampled.grid:
+            estimates = [("coverage / Chao1", "not given for a grid (they assume independent random samples)")]
+        else:
+            lo95, hi95 = sampled.chao1_interval
+            estimates = [("Good-Turing coverage", f"{sampled.coverage:.6f}  (heuristic)"),
+                         ("Chao1 richness", f"{sampled.chao1:,.1f}  [{lo95:,.1f}, {hi95:,.1f}] 95%  (heuristic: tiny "
+                                            "regions are invisible to it)")]
         rows = [("model", f"{sampled.model} ({model.describe()})"),
                 ("box", f"[{', '.join(f'{v:g}' for v in the_box.low)}] .. [{', '.join(f'{v:g}' for v in the_box.high)}]"),
                 ("samples", f"{sampled.samples:,} ({'grid' if grid else 'uniform random'}, seed {seed})"),
                 ("distinct patterns", f"{sampled.distinct_patterns:,}  (a lower bound on the regions meeting the box)"),
                 ("seen once / twice", f"{sampled.seen_once:,} / {sampled.seen_twice:,}"),
-                ("Good-Turing coverage", f"{sampled.coverage:.6f}  (heuristic)"),
-                ("Chao1 richness", f"{sampled.chao1:,.1f}  [{lo95:,.1f}, {hi95:,.1f}] 95%  (heuristic: tiny "
-                                   "regions are invisible to it)"),
+                *estimates,
                 ("largest regions", ", ".join(f"{f:.3%}" for f in sampled.largest_fractions[:5]) + " of the box"),
                 ("method", f"sampled ({'exact pattern comparison'}), {sampled.dtype}"),
                 ("device", sampled.device), ("seconds", fmt_seconds(sampled.seconds)),

@@ -175,6 +175,41 @@ def fold_ffn(units: int | Sequence[int], depth: int | None = None) -> FFN:
     return compose_zigzags([fold_zigzag(n) for n in widths], f"fold-{label}")
 
 
+def zigzag_layer(width: int) -> Zigzag:
+    """One layer of ``width`` units whose readout has ``width + 1`` pieces on [0, 1] (not onto [0, 1]).
+
+    Kinks at the dyadic points j / 2^k, j = 1..width (2^k > width).  For width >= 2 unit 2 faces left
+    (as in the fold), so that no piece is flat: slopes 2, 4, 2, -2, 2, -2, ...; composed after fold
+    layers, neighbouring pieces then never merge and regions = pieces = prod(n_l + 1).  For width 1 the
+    slopes are 0 and 2.  As the last layer after fold layers it attains Serra's 1-D bound.
+    """
+    _check_width(width)
+    scale = 1 << width.bit_length()  # 2^k > width
+    points = tuple(Fraction(j, scale) for j in range(1, width + 1))
+    if width == 1:
+        return Zigzag((Fraction(1),), points, (Fraction(2),), Fraction(0))
+    slopes = [Fraction(2), Fraction(4), Fraction(2)] + [Fraction(2 * (-1) ** k) for k in range(3, width + 1)]
+    out = [slopes[2], -slopes[0]] + [slopes[k] - slopes[k - 1] for k in range(3, width + 1)]
+    sigma = [Fraction(1), Fraction(-1)] + [Fraction(1)] * (width - 2)
+    kappa = -sum((o * p for o, p, sg in zip(out, points, sigma) if sg < 0), Fraction(0))
+    return Zigzag(tuple(sigma), points, tuple(out), kappa)
+
+
+def serra_attaining_ffn(widths: Sequence[int]) -> FFN:
+    """An FFN attaining Serra's 1-D bound prod(n_l + 1) on [0, 1]: fold layers (every n_l >= 3, l < L),
+    then a last layer of any width n_L with n_L + 1 pieces on each fold piece.
+
+    Raises when a non-last width is below 3 (no construction for it is known to the package).
+    """
+    widths = [int(n) for n in widths]
+    for n in widths:
+        _check_width(n, "units per layer")
+    if any(n < 3 for n in widths[:-1]):
+        raise RegionCountError("the attaining construction needs every width but the last >= 3")
+    layers = [fold_zigzag(n) for n in widths[:-1]] + [zigzag_layer(widths[-1])]
+    return compose_zigzags(layers, "serra-" + "-".join(map(str, widths)))
+
+
 def constructed_ffn(width: int, depth: int) -> FFN:
     """The tool's best explicit FFN with ``depth`` layers of ``width`` units on [0, 1].
 

@@ -129,14 +129,17 @@ def _grid_points(box: Box, per_dim: int, start: int, count: int, device: torch.d
     return torch.stack(coords, 1)
 
 
-def chao1(distinct: int, f1: int, f2: int) -> tuple[float, float, float]:
-    """Bias-corrected Chao1 richness with its log-normal 95% interval (Chao 1987; as in EstimateS)."""
-    estimate = distinct + f1 * (f1 - 1) / (2 * (f2 + 1))
+def chao1(distinct: int, f1: int, f2: int, n: int | None = None) -> tuple[float, float, float]:
+    """Bias-corrected Chao1 richness with its log-normal 95% interval (Chao 1987; Chao et al. 2005, as in
+    EstimateS): ``S + ((n-1)/n) f1 (f1-1) / (2 (f2+1))`` for n samples (n = None: the factor is 1)."""
+    k = (n - 1) / n if n else 1.0
+    estimate = distinct + k * f1 * (f1 - 1) / (2 * (f2 + 1))
     if f2 > 0:
-        var = f1 * (f1 - 1) / (2 * (f2 + 1)) + f1 * (2 * f1 - 1) ** 2 / (4 * (f2 + 1) ** 2) \
-            + f1**2 * f2 * (f1 - 1) ** 2 / (4 * (f2 + 1) ** 4) if f1 > 0 else 0.0
+        var = k * f1 * (f1 - 1) / (2 * (f2 + 1)) + k**2 * f1 * (2 * f1 - 1) ** 2 / (4 * (f2 + 1) ** 2) \
+            + k**2 * f1**2 * f2 * (f1 - 1) ** 2 / (4 * (f2 + 1) ** 4) if f1 > 0 else 0.0
     else:
-        var = f1 * (f1 - 1) / 2 + f1 * (2 * f1 - 1) ** 2 / 4 - f1**4 / (4 * estimate) if f1 > 0 else 0.0
+        var = k * f1 * (f1 - 1) / 2 + k**2 * f1 * (2 * f1 - 1) ** 2 / 4 - k**2 * f1**4 / (4 * estimate) \
+            if f1 > 0 else 0.0
     unseen = estimate - distinct
     if unseen <= 0 or var <= 0:
         return estimate, float(distinct), estimate
@@ -153,9 +156,9 @@ class SampledCount:
     distinct_patterns: int
     seen_once: int
     seen_twice: int
-    coverage: float
-    chao1: float
-    chao1_interval: tuple[float, float]
+    coverage: float | None
+    chao1: float | None
+    chao1_interval: tuple[float, float] | None
     largest_fractions: list[float]
     histogram: dict[str, Any]
     box: Box
@@ -190,8 +193,9 @@ class SampledCount:
             "estimate": {
                 "good_turing_coverage": self.coverage,
                 "chao1": self.chao1,
-                "chao1_interval_95": list(self.chao1_interval),
-                "note": "heuristic: regions smaller than about 1/samples of the box are invisible to it",
+                "chao1_interval_95": None if self.chao1_interval is None else list(self.chao1_interval),
+                "note": (GRID_NOTE if self.grid else
+                         "heuristic: regions smaller than about 1/samples of the box are invisible to it"),
             },
             "largest_region_fractions": self.largest_fractions,
             "fraction_histogram": self.histogram,
@@ -202,6 +206,10 @@ class SampledCount:
             "hash_collisions_resolved": self.hash_collisions,
             "warnings": self.warnings,
         }
+
+
+GRID_NOTE = ("none for a grid: coverage and Chao1 assume independent random samples; a regular grid "
+             "sees each region in proportion to its area, deterministically")
 
 
 def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
@@ -263,13 +271,13 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     used = int(counts.sum())
     K = int(counts.shape[0])
     f1, f2 = int((counts == 1).sum()), int((counts == 2).sum())
-    estimate, lo95, hi95 = chao1(K, f1, f2)
+    estimate, lo95, hi95 = chao1(K, f1, f2, used)
     fractions = counts.double() / max(used, 1)
     largest = torch.topk(fractions, min(10, K)).values.tolist() if K else []
     edges = [10.0**-k for k in range(0, 13)][::-1]
     hist = torch.histc(torch.log10(fractions.cpu()), bins=12, min=-12, max=0).long().tolist() if K else []
     warnings = []
-    if K and f1 > K / 2:
+    if K and f1 > K / 2 and not grid:
         warnings.append(f"unsaturated: {f1:,} of {K:,} patterns were seen once; more regions are likely unseen")
     if used and K > used / 2:
         warnings.append(f"unsaturated: {K:,} distinct patterns among {used:,} samples")
@@ -277,7 +285,8 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
         warnings.append(f"{patterns.failures:,} fixed-point solves failed their checks and were left out")
     return SampledCount(
         model=model.name or model.describe(), samples=used, distinct_patterns=K, seen_once=f1, seen_twice=f2,
-        coverage=1 - f1 / used if used else 0.0, chao1=estimate, chao1_interval=(lo95, hi95),
+        coverage=None if grid else (1 - f1 / used if used else 0.0), chao1=None if grid else estimate,
+        chao1_interval=None if grid else (lo95, hi95),
         largest_fractions=largest,
         histogram={"log10_fraction_edges": [math.log10(e) for e in edges], "regions": hist},
         box=box, grid=grid, seed=seed, dtype=dtype, device=dev.type, seconds=seconds,

@@ -23,29 +23,91 @@ from .exact1d import count_segment
 DEFAULT_CONSTRUCT_BUDGET = 2**20
 
 
+#: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
+#: denominator above 10^MAX_ALPHA_DIGITS) is refused: write 1/3, not 0.3333333333333333.
+MAX_ALPHA_DIGITS = 12
+
+
 def parse_alpha(value: str | float | Fraction) -> Fraction:
-    """alpha as an exact fraction in (0, 1): "0.5" -> 1/2, "1/3" -> 1/3 (decimals taken as typed)."""
+    """alpha as an exact fraction in (0, 1): "0.5" -> 1/2, "1/3" -> 1/3 (decimals taken as typed).
+
+    Decimals with more than :data:`MAX_ALPHA_DIGITS` significant digits, and fractions whose terms exceed
+    10^MAX_ALPHA_DIGITS, are refused (every later computation is then bounded).
+    """
+    text = str(value).strip()
     try:
-        alpha = Fraction(str(value).strip())
+        alpha = Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise RegionCountError(f"alpha must be a number in (0, 1) such as 0.5 or 1/3, got {value!r}") from None
+    if "/" not in text:
+        mantissa = text.lower().split("e")[0]
+        digits = mantissa.replace(".", "").replace("-", "").replace("+", "").lstrip("0")
+        if len(digits) > MAX_ALPHA_DIGITS:
+            raise RegionCountError(f"alpha {text} has {len(digits)} significant digits (at most {MAX_ALPHA_DIGITS}); "
+                                   "give it as a fraction such as 1/3")
+    if max(abs(alpha.numerator), alpha.denominator) > 10**MAX_ALPHA_DIGITS:
+        raise RegionCountError(f"alpha {text} is too precise: numerator and denominator must be at most "
+                               f"10^{MAX_ALPHA_DIGITS}")
     if not 0 < alpha < 1:
         raise RegionCountError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     return alpha
 
 
+def _exact_root(m: int, q: int) -> int | None:
+    """The integer r with r^q = m, or None (bounded: for q >= bit_length(m) only m = 0, 1 qualify)."""
+    if m < 2:
+        return m
+    if q >= m.bit_length():
+        return None
+    root, exact = integer_root(m, q)
+    return root if exact else None
+
+
+def _floor_transcendental(evaluate, magnitude_bits: int) -> int:
+    """floor(v) of a number v known not to be an integer, evaluated by ``evaluate(mpmath)`` with enough
+    digits that v is provably away from the integers (precision doubled until it is, at most 6 times)."""
+    import mpmath
+
+    digits = magnitude_bits * 0.302 + 40
+    for _ in range(6):
+        with mpmath.workdps(int(digits)):
+            value = evaluate(mpmath)
+            low = mpmath.floor(value)
+            slack = mpmath.mpf(10) ** (-(int(digits) - int(magnitude_bits * 0.302) - 20))
+            if value - low > slack and low + 1 - value > slack:
+                return int(low)
+        digits *= 2
+    raise RegionCountError("could not decide a floor to the precision needed (alpha too close to a boundary)")
+
+
 def depth_cap(m: int, alpha: Fraction) -> int:
-    """L_max = floor(m^alpha), exactly: the largest L with L^q <= m^p for alpha = p/q."""
-    root, _ = integer_root(m**alpha.numerator, alpha.denominator)
-    return root
+    """L_max = floor(m^alpha) exactly, for alpha = p/q.
+
+    If m is a perfect q-th power, r^q = m, then m^alpha = r^p; otherwise m^(p/q) is irrational and its
+    floor is decided with interval-checked multiprecision arithmetic.  Bounded in time for any alpha
+    accepted by :func:`parse_alpha` (no m^p with a huge p is ever formed).
+    """
+    p, q = alpha.numerator, alpha.denominator
+    root = _exact_root(m, q)
+    if root is not None:
+        return root**p
+    bits = m.bit_length()
+    return _floor_transcendental(lambda mp: mp.power(m, mp.mpf(p) / q), bits)
 
 
 def width_cap(m: int, alpha: Fraction) -> int:
-    """w_max = floor(2^(m^(1-alpha) - 1)), exactly (sympy decides the floor of the algebraic exponent)."""
-    import sympy  # deferred: a 0.4 s import that only this function needs
+    """w_max = floor(2^(m^(1-alpha) - 1)) exactly.
 
-    exponent = sympy.Integer(m) ** sympy.Rational(alpha.denominator - alpha.numerator, alpha.denominator)
-    return int(sympy.floor(sympy.Integer(2) ** (exponent - 1)))
+    With 1 - alpha = k/q: if m = r^q the exponent r^k - 1 is an integer; otherwise it is irrational and
+    algebraic, so 2^exponent is transcendental (Gelfond-Schneider) and its floor is decided numerically
+    with a proven margin.
+    """
+    k, q = alpha.denominator - alpha.numerator, alpha.denominator
+    root = _exact_root(m, q)
+    if root is not None:
+        return 2 ** (root**k - 1) if root**k >= 1 else 0
+    exponent_bits = int(float(m) ** (k / q)) + 2
+    return _floor_transcendental(lambda mp: mp.power(2, mp.power(m, mp.mpf(k) / q) - 1), exponent_bits)
 
 
 def l1_lower_bound(m: int, pieces: int) -> Fraction:

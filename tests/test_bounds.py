@@ -140,3 +140,34 @@ def test_integer_root_is_exact():
         root, exact = integer_root(n, k)
         assert root**k <= n < (root + 1) ** k and exact == (root**k == n)
     assert integer_root(2**64, 4) == (2**16, True)
+
+
+@pytest.mark.parametrize("widths", [[3, 2], [3, 1], [1], [2], [5], [4, 4, 2], [3, 3, 1], [3, 5, 4]])
+def test_serra_attained_by_the_construction_as_stored(widths):
+    """attained_1d: fold layers (>= 3) then any last width reach Serra's 1-D bound; counted exactly
+    (rational reference on the stored float64 weights), not taken from the formula."""
+    import json
+
+    from click.testing import CliRunner
+    from rational_reference import exact_count
+    from regioncount_cli.main import main
+
+    from regioncount.bounds import serra
+    from regioncount.constructions import serra_attaining_ffn
+
+    net = serra_attaining_ffn(widths)
+    exact = exact_count(net, [0.0], [1.0], 0.0, 1.0)
+    assert exact.activation_regions == serra(1, widths)
+    out = CliRunner().invoke(main, ["bound", "--widths", ",".join(map(str, widths)), "--verify", "--json"])
+    data = json.loads(out.output)
+    assert data["attained_1d"] is True and data["verified_regions"] == serra(1, widths)
+
+
+def test_attained_is_false_only_where_no_construction_is_known():
+    import json
+
+    from click.testing import CliRunner
+    from regioncount_cli.main import main
+
+    out = CliRunner().invoke(main, ["bound", "--widths", "2,3", "--json"])
+    assert json.loads(out.output)["attained_1d"] is False

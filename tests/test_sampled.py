@@ -183,3 +183,33 @@ def test_no_box_and_no_domain_is_an_error():
         sample_regions(random_ffn([2, 3, 1], 0), samples=10)
     with pytest.raises(RegionCountError, match="positive"):
         sample_regions(random_ffn([2, 3, 1], 0), -1, 1, samples=0)
+
+
+def test_grid_gives_no_richness_claims():
+    """A grid is not a random sample: coverage and Chao1 are null (JSON) and the table says why."""
+    import json
+
+    from click.testing import CliRunner
+    from regioncount_cli.main import main
+
+    model = theorem1_deq(6, input_dim=2)
+    grid = sample_regions(model, samples=64, grid=True, device="cpu")
+    assert grid.coverage is None and grid.chao1 is None and grid.chao1_interval is None
+    data = grid.to_json()["estimate"]
+    assert data["chao1"] is None and data["good_turing_coverage"] is None and "grid" in data["note"]
+    from regioncount import save_model
+
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        save_model(model, "m.json")
+        out = runner.invoke(main, ["count", "m.json", "--box", "0", "1", "--samples", "64", "--grid", "--json"])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)["estimate"]["chao1"] is None
+        table = runner.invoke(main, ["count", "m.json", "--box", "0", "1", "--samples", "64", "--grid"])
+        assert table.exit_code == 0 and "not given for a grid" in table.output
+
+
+def test_chao1_bias_correction_factor():
+    est_n, _, _ = chao1(10, 4, 2, n=5)
+    est, _, _ = chao1(10, 4, 2)
+    assert est_n == 10 + (4 / 5) * 4 * 3 / 6 and est == 10 + 4 * 3 / 6

@@ -154,3 +154,25 @@ def test_theory_commands_bad_input(args, pattern):
     result = run(*args)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert pattern in result.output
+
+
+def test_alpha_with_many_digits_is_refused_fast():
+    import time
+
+    with pytest.raises(RegionCountError, match="significant digits"):
+        parse_alpha("0.3333333333333333")
+    with pytest.raises(RegionCountError, match="too precise"):
+        parse_alpha("1/10000000000000")
+    start = time.perf_counter()
+    alpha = parse_alpha("0.333333333333")  # 12 digits: accepted, and decided quickly
+    assert depth_cap(40, alpha) == 3 and width_cap(40, alpha) == 1658
+    assert depth_cap(2**40, Fraction(1, 40)) == 2 and width_cap(2**40, Fraction(39, 40)) == 2
+    assert time.perf_counter() - start < 5
+
+
+def test_cli_compare_refuses_a_long_alpha():
+    from click.testing import CliRunner
+    from regioncount_cli.main import main
+
+    out = CliRunner().invoke(main, ["compare", "--alpha", "0.3333333333333333", "--widths", "4:6"])
+    assert out.exit_code == 2 and "significant digits" in out.output
