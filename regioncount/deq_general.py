@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import NotWellPosedError
 from .models import DEQ, DTYPE
 from .walk1d import merge_tolerance, slopes_differ
 
@@ -40,6 +41,20 @@ class FixedPoints:
         return int((~self.ok).sum())
 
 
+def checked_solve(M: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched ``solve(M, rhs)`` for M = I - W D; a singular M (some pattern D with det(I - W D) = 0) ends
+    as :class:`NotWellPosedError`, one line, never a linear-algebra traceback."""
+    sol, info = torch.linalg.solve_ex(M, rhs)
+    singular = int((info != 0).sum())
+    if singular:
+        raise NotWellPosedError(
+            f"I - W D is singular in float64 for {singular} activation pattern(s) D met here: either the DEQ is "
+            "not well-posed on this input (no unique fixed point), or float64 cannot resolve its fixed points; "
+            "no count is given"
+        )
+    return sol
+
+
 def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk: int) -> torch.Tensor:
     """u = (I - W D)^{-1} q for each row's pattern D (B, m) bool; batched LU in chunks of ``chunk`` rows."""
     m = W.shape[0]
@@ -48,7 +63,7 @@ def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk
     for start in range(0, q.shape[0], chunk):
         d = active[start:start + chunk].to(W.dtype)
         M = eye - W[None] * d[:, None, :]
-        out[start:start + chunk] = torch.linalg.solve(M, q[start:start + chunk])
+        out[start:start + chunk] = checked_solve(M, q[start:start + chunk])
     return out
 
 
@@ -127,7 +142,7 @@ class _Walkers:
         """(g, h) of the pre-activations u(t) = g t + h on each walker's pattern (K, m)."""
         M = self.eye - self.W[None] * active.to(DTYPE)[:, None, :]
         rhs = torch.stack([self.Uv[idx], self.Up_b[idx]], 2)
-        sol = torch.linalg.solve(M, rhs)
+        sol = checked_solve(M, rhs)
         return sol[..., 0], sol[..., 1]
 
     def settle(self, idx: torch.Tensor, active: torch.Tensor, t: torch.Tensor, rounds: int):

@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from .deq_general import solve_fixed_points
+from .deq_general import checked_solve, solve_fixed_points
 from .devices import resolve_device, synchronize
 from .errors import CostLimitError, SegmentError
 from .exact1d import deq_certificate
@@ -249,7 +249,7 @@ def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
     rhs = torch.stack([U @ u, U @ w, U @ o + b], 1)  # (m, 3)
     M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
-    return torch.linalg.solve(M, rhs.expand(active.shape[0], m, 3)).transpose(1, 2)
+    return checked_solve(M, rhs.expand(active.shape[0], m, 3)).transpose(1, 2)
 
 
 def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons: int):

@@ -29,6 +29,72 @@ from .errors import NotWellPosedError
 #: Largest width for which all 2^m - 1 principal minors are computed by default (65,535 determinants).
 DEFAULT_P_MATRIX_CAP = 16
 _BORDERLINE = 1e-9
+#: Up to this width a passing float64 sufficient condition is confirmed in exact rational arithmetic;
+#: above it, it must pass with a float-error margin (see :func:`_margin`).
+EXACT_CONFIRM_CAP = 64
+
+
+def exact_matrix(W: torch.Tensor) -> list[list[Fraction]]:
+    """The float64 entries of W as exact rationals (a float64 is a dyadic rational)."""
+    return [[Fraction(float(v)) for v in row] for row in W.tolist()]
+
+
+def positive_definite_exact(S: list[list[Fraction]]) -> bool:
+    """Is the symmetric rational matrix S positive definite?  Exact LDL^T: every pivot must be > 0."""
+    a = [row[:] for row in S]
+    n = len(a)
+    for col in range(n):
+        pivot = a[col][col]
+        if pivot <= 0:
+            return False
+        for r in range(col + 1, n):
+            factor = a[r][col] / pivot
+            if factor:
+                for c in range(col + 1, n):
+                    a[r][c] -= factor * a[col][c]
+    return True
+
+
+def _margin(m: int, scale: float) -> float:
+    """A bound on the float64 error of an eigenvalue / singular value of an m x m matrix of norm ``scale``
+    (backward-stable algorithms: error <= c m u ||A||; c = 16 taken generously)."""
+    return 16.0 * m * 2.0**-53 * max(scale, 1e-300)
+
+
+def _identity_minus(W: list[list[Fraction]]) -> list[list[Fraction]]:
+    return [[(1 if r == c else 0) - W[r][c] for c in range(len(W))] for r in range(len(W))]
+
+
+def _contraction_exact(W: list[list[Fraction]]) -> bool:
+    """||W||_2 < 1 exactly: I - W^T W positive definite."""
+    m = len(W)
+    gram = [[sum((W[k][r] * W[k][c] for k in range(m)), Fraction(0)) for c in range(m)] for r in range(m)]
+    return positive_definite_exact([[(1 if r == c else 0) - gram[r][c] for c in range(m)] for r in range(m)])
+
+
+def _monotone_exact(W: list[list[Fraction]]) -> bool:
+    """(I - W + (I - W)^T) / 2 positive definite, exactly."""
+    M = _identity_minus(W)
+    m = len(M)
+    return positive_definite_exact([[(M[r][c] + M[c][r]) / 2 for c in range(m)] for r in range(m)])
+
+
+def _spectral_radius_below_one(absW: torch.Tensor) -> bool:
+    """rho(|W|) < 1, proved by Collatz-Wielandt: a positive rational x with |W| x < x componentwise.
+
+    x = (I - |W| + eps I)^{-1} 1 (in float64) is tried, then checked exactly; failure to find such an x
+    means "not shown", never "shown".
+    """
+    m = absW.shape[0]
+    try:
+        x = torch.linalg.solve(torch.eye(m, dtype=torch.float64) * (1 + 1e-12) - absW, torch.ones(m, dtype=torch.float64))
+    except RuntimeError:
+        return False
+    if not bool(torch.isfinite(x).all()) or not bool((x > 0).all()):
+        return False
+    xs = [Fraction(float(v)) for v in x.tolist()]
+    N = exact_matrix(absW)
+    return all(sum((N[r][c] * xs[c] for c in range(m)), Fraction(0)) < xs[r] for r in range(m))
 
 
 @dataclass
@@ -100,16 +166,19 @@ def _exact_det(matrix: list[list[Fraction]]) -> Fraction:
     return det
 
 
-def p_matrix_test(M: torch.Tensor) -> tuple[bool, list[int] | None, float | None, int]:
+def p_matrix_test(M: torch.Tensor, exact_I_minus: list[list[Fraction]] | None = None
+                  ) -> tuple[bool, list[int] | None, float | None, int]:
     """Every principal minor of M positive?  Returns (ok, failing subset 0-based, its minor, #determinants).
 
     Minors are float64 LU determinants, batched per subset size; any within 1e-9 (relative) of zero is
     recomputed exactly over the rationals, so the sign decision is exact.  Smallest failing subsets first.
+    ``exact_I_minus``: the exact rational matrix when M = I - W was rounded in float64 (I - W is formed
+    exactly from W's stored values, never from the rounded difference).
     """
     m = M.shape[0]
     scale = max(1.0, float(M.abs().max()))
     count = 0
-    exact = [[Fraction(float(v)) for v in row] for row in M.tolist()]
+    exact = exact_I_minus if exact_I_minus is not None else [[Fraction(float(v)) for v in row] for row in M.tolist()]
     for k in range(1, m + 1):
         subsets = torch.tensor(list(itertools.combinations(range(m), k)), dtype=torch.long)
         count += subsets.shape[0]
@@ -123,6 +192,20 @@ def p_matrix_test(M: torch.Tensor) -> tuple[bool, list[int] | None, float | None
                 if value <= 0:
                     return False, subset, float(value), count
     return True, None, None, count
+
+
+def _confirmed(clear: bool, possible: bool, exact: list[list[Fraction]] | None, exact_test) -> bool:
+    """A float64 test with an error band: clear pass -> confirmed exactly when the matrix is small enough
+    (exact rational test), else accepted with the margin; inside the band -> decided exactly or refused."""
+    if not possible:
+        return False
+    if exact is not None:
+        return exact_test(exact)
+    return clear
+
+
+def _verdict(passed: bool, yes: str, no: str) -> str:
+    return f" {yes}" if passed else f" {no}"
 
 
 def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
@@ -143,16 +226,24 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
         checks.append(Check("triangular", True, None, text))
     else:
         checks.append(Check("triangular", False, None, "the unit graph has a cycle"))
+    exact = exact_matrix(W) if m <= EXACT_CONFIRM_CAP else None
     norm = float(torch.linalg.matrix_norm(W, ord=2))
-    checks.append(Check("contraction", norm < 1, norm, f"||W||_2 = {norm:.6g}" + (" < 1" if norm < 1 else " >= 1")))
+    passed = _confirmed(norm < 1 - _margin(m, norm), norm < 1 + _margin(m, norm), exact, _contraction_exact)
+    how = " (I - W^T W positive definite: exact LDL^T)" if exact is not None else " (beyond the error margin)"
+    checks.append(Check("contraction", passed, norm, f"||W||_2 = {norm:.6g}" + _verdict(passed, "< 1" + how, ">= 1")))
     rho = float(torch.linalg.eigvals(W.abs()).abs().max())
-    checks.append(Check("rho(|W|)", rho < 1, rho, f"rho(|W|) = {rho:.6g}" + (" < 1" if rho < 1 else " >= 1")))
+    passed = rho < 1 and _spectral_radius_below_one(W.abs())
+    checks.append(Check("rho(|W|)", passed, rho, f"rho(|W|) = {rho:.6g}" + _verdict(
+        passed, "< 1 (Collatz-Wielandt vector checked exactly)", ">= 1" if rho >= 1 else "< 1 not proved")))
     eye = torch.eye(m, dtype=torch.float64)
     sym = (eye - W + (eye - W).T) / 2
     lam = float(torch.linalg.eigvalsh(sym).min())
-    checks.append(Check("monotone", lam > 0, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + (" > 0" if lam > 0 else " <= 0")))
+    scale = float(torch.linalg.matrix_norm(sym, ord=2))
+    passed = _confirmed(lam > _margin(m, scale), lam > -_margin(m, scale), exact, _monotone_exact)
+    how = " (positive definite: exact LDL^T)" if exact is not None else f" (by more than the error margin {_margin(m, scale):.2g})"
+    checks.append(Check("monotone", passed, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + _verdict(passed, "> 0" + how, "<= 0")))
     if m <= p_matrix_cap:
-        ok, subset, minor, dets = p_matrix_test(eye - W)
+        ok, subset, minor, dets = p_matrix_test(eye - W, exact_I_minus=_identity_minus(exact or exact_matrix(W)))
         if ok:
             text = f"every principal minor of I - W is positive ({dets:,} determinants)"
         else:
@@ -170,8 +261,10 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
                            [i + 1 for i in subset], minor)
     if first is not None:
         return Certificate(m, True, first.name, first.text, checks, order)
-    return Certificate(m, None, "none", f"undecided: no sufficient condition holds ({checks[1].text}) and "
-                       f"{p_check.text}", checks, order)
+    reason = f"cannot certify: no sufficient condition holds ({checks[1].text}) and {p_check.text}"
+    if p_check.passed is None:
+        reason += " (raise --p-matrix-cap, or pass --assume-well-posed to count with every solve checked)"
+    return Certificate(m, None, "none", reason, checks, order)
 
 
 def require_well_posed(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:

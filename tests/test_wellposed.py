@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 from regioncount_cli.main import main
@@ -64,3 +65,60 @@ def test_check_command(tmp_path):
     ffn.write_text(json.dumps({"type": "ffn", "layers": [{"weight": [[1]], "bias": [0]}]}))
     result = CliRunner().invoke(main, ["check", str(ffn)])
     assert result.exit_code == 2 and "FFN" in result.output
+
+
+def _shift(m: int, c: float = 1.0) -> torch.Tensor:
+    W = torch.zeros(m, m, dtype=torch.float64)
+    for i in range(m):
+        W[(i + 1) % m, i] = c
+    return W
+
+
+@pytest.mark.parametrize("m", [3, 5, 12, 16, 19, 25, 40])
+def test_cyclic_shift_is_never_certified(m):
+    """I - W is singular for the cyclic shift: float64 sees lambda_min ~ 1e-16 > 0; no certificate may pass."""
+    from regioncount.wellposed import certify
+
+    cert = certify(_shift(m))
+    assert cert.well_posed is not True
+    assert all(not c.passed for c in cert.checks if c.name != "triangular")
+    if m > 16:
+        assert cert.well_posed is None and "cannot certify" in cert.reason and "--assume-well-posed" in cert.reason
+    else:
+        assert cert.well_posed is False
+
+
+@pytest.mark.parametrize("m", [3, 8, 30])
+def test_near_singular_contractive_shift_is_certified_exactly(m):
+    from regioncount.wellposed import certify
+
+    cert = certify(_shift(m, 1 - 2.0**-50))
+    assert cert.well_posed is True and cert.method == "contraction"
+
+
+def test_p_matrix_read_from_the_stored_weights_not_from_rounded_I_minus_W():
+    """W = [[-2^-60, 1], [1, 0]]: minors of I - W are 1 + 2^-60, 1 and 2^-60 > 0 (float64 rounds 1 + 2^-60)."""
+    from regioncount.wellposed import certify
+
+    cert = certify(torch.tensor([[-(2.0**-60), 1.0], [1.0, 0.0]], dtype=torch.float64))
+    assert cert.well_posed is True
+    assert next(c for c in cert.checks if c.name == "P-matrix").passed is True
+
+
+def test_singular_solve_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+    from regioncount_cli.main import main
+
+    from regioncount import DEQ, save_model
+
+    m = 19
+    save_model(DEQ(W=_shift(m), U=torch.ones(m, 1, dtype=torch.float64), b=torch.zeros(m, dtype=torch.float64),
+                   A=torch.ones(1, m, dtype=torch.float64)), tmp_path / "cyc.json")
+    runner = CliRunner()
+    for extra in (["--interval", "-1", "1"], ["--box", "-1", "1", "--samples", "1000"]):
+        out = runner.invoke(main, ["count", str(tmp_path / "cyc.json"), *extra, "--assume-well-posed"])
+        assert out.exit_code == 2, out.output
+        assert out.output.startswith("Error: ") and "internal error" not in out.output
+        assert len(out.output.strip().splitlines()) == 1
+    out = runner.invoke(main, ["check", str(tmp_path / "cyc.json")])
+    assert out.exit_code == 1 and "undecided" in out.output
