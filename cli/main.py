@@ -144,9 +144,8 @@ def count_rows(result: SegmentCount) -> list[tuple[str, str]]:
 
 
 def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
-    near = "" if result.near_coincident == 0 else f"  ({result.near_coincident} decided by tolerance)"
     return [
-        ("method", f"{result.method} ({result.algorithm}){near}"),
+        ("method", f"{result.method} ({result.algorithm})"),
         ("dtype", result.dtype),
         ("device", result.device),
         ("seconds", fmt_seconds(result.seconds)),

@@ -1,8 +1,8 @@
 """Networks with known region counts: the Theorem 1 DEQ and sawtooth / fold FFNs.
 
 All weights are built exactly (dyadic rationals for the DEQ, tent and w-tooth nets, so float64 holds them
-without rounding; the (n+1)-fold net uses 1/(2n+1) and is rounded once).  See paper-notes.md §2-3 and
-algorithms.md §4.2.
+without rounding; the (n+1)-fold net uses 1/(2n+1) and is rounded once; its stored counts are checked
+against an exact rational count in the tests).  See ``docs/exactness.md``.
 """
 
 from __future__ import annotations
@@ -115,12 +115,32 @@ def compose_zigzags(layers: Sequence[Zigzag], name: str) -> FFN:
     return FFN(weights, biases, name=name, domain=Domain((0.0,), (1.0,)))
 
 
-def tooth_zigzag(teeth: int) -> Zigzag:
-    """w teeth: units relu(y - j/w), output w, -2w, 2w, ...: w pieces, each onto [0, 1]."""
+def dyadic_tooth_widths(teeth: int) -> list[Fraction]:
+    """w tooth widths, powers of two summing to 1: 2^(k-1) equal teeth (2^(k-1) < w <= 2^k), of which the
+    first w - 2^(k-1) are halved.  Uniform 1/w when w is a power of two."""
     _check_width(teeth, "teeth")
-    w = teeth
-    return Zigzag(tuple(Fraction(1) for _ in range(w)), tuple(Fraction(j, w) for j in range(w)),
-                  tuple([Fraction(w)] + [Fraction(2 * w * (-1) ** j) for j in range(1, w)]), Fraction(0))
+    if teeth == 1:
+        return [Fraction(1)]
+    half = 1 << ((teeth - 1).bit_length() - 1)  # 2^(k-1) < w <= 2^k
+    split = teeth - half
+    widths: list[Fraction] = []
+    for j in range(half):
+        if j < split:
+            widths += [Fraction(1, 2 * half)] * 2
+        else:
+            widths.append(Fraction(1, half))
+    return widths
+
+
+def tooth_zigzag(teeth: int) -> Zigzag:
+    """w teeth of dyadic widths (:func:`dyadic_tooth_widths`), each mapped onto [0, 1] with slope
+    +-1/width: units relu(y - p_j) at the tooth starts, output weights the slope changes.  Every weight is
+    dyadic, so the stored float64 net is exactly this map (w = 2: the tent map)."""
+    widths = dyadic_tooth_widths(teeth)
+    points = [Fraction(0)] + list(accumulate(widths[:-1]))
+    slopes = [Fraction((-1) ** j) / widths[j] for j in range(teeth)]
+    out = [slopes[0]] + [slopes[j] - slopes[j - 1] for j in range(1, teeth)]
+    return Zigzag(tuple(Fraction(1) for _ in range(teeth)), tuple(points), tuple(out), Fraction(0))
 
 
 def fold_zigzag(units: int) -> Zigzag:
@@ -140,10 +160,13 @@ def fold_zigzag(units: int) -> Zigzag:
 
 
 def sawtooth_ffn(teeth: int, depth: int) -> FFN:
-    """The w-tooth zigzag FFN of depth L (paper-notes.md §3): exactly ``w^L`` pieces on [0, 1].
+    """The w-tooth zigzag FFN of depth L: exactly ``w^L`` regions and pieces on [0, 1], as stored.
 
-    Layer units ``relu(y - j/w)``, j = 0..w-1, and ``y' = w h_0 - 2w h_1 + 2w h_2 - ...``, so each tooth
-    maps onto [0, 1].  ``teeth = 2`` is the tent map T.
+    Each layer maps each of its w teeth onto [0, 1]; the teeth have dyadic widths (uniform 1/w when w is a
+    power of two, else a mix of two powers of two: :func:`dyadic_tooth_widths`), so every weight is a
+    dyadic rational and float64 stores the net without rounding.  (Uniform teeth j/w for other w would
+    round: such a stored net has more regions, e.g. 27 instead of 25 for w = 5, L = 2.)  ``teeth = 2`` is
+    the tent map T.
     """
     _check_width(depth, "depth")
     return compose_zigzags([tooth_zigzag(teeth)] * depth, f"sawtooth-w{teeth}-L{depth}")

@@ -21,7 +21,9 @@ from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
 from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .errors import CostLimitError, NotWellPosedError, SegmentError
+from .exactness import exact_arithmetic
 from .models import DEQ, DTYPE, FFN, Model
+from .rational1d import exact_count, rational_cost
 from .results import SegmentCount
 from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from .wellposed import require_well_posed
@@ -45,6 +47,9 @@ def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None
 DEFAULT_MAX_REGIONS = 2**34
 #: Largest magnitude an intermediate slope or intercept may reach (float64 overflows at 1.8e308).
 MAX_INTERMEDIATE = 1e300
+#: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
+#: float64 decisions; above it the count is labelled approximate.
+RATIONAL_RECOUNT_BUDGET = 2e6
 PILOT_PIECES = 16
 PILOT_FRACTION = 2.0**-10
 
@@ -292,26 +297,53 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
                           max_pieces, known_regions)
     tau = merge_tolerance(seg.t_low, seg.t_high)
-    sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
+    exact_slopes = linear_pieces and exact_arithmetic(model, torch.tensor(seg.origin, dtype=DTYPE),
+                                                      torch.tensor(seg.direction, dtype=DTYPE))
+
+    def new_sink() -> PieceSink:
+        sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
+        sink.exact_slopes = exact_slopes
+        return sink
+
+    sink = new_sink()
     synchronize(dev)
     start = time.perf_counter()
     _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
     if sink.suspicious:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
-        sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
+        sink = new_sink()
         _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
     synchronize(dev)
-    seconds = time.perf_counter() - start
+    regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None
+    doubtful = sink.near_coincident + sink.slope_doubts
+    method, second_opinion = "exact", ""
     breakpoints = lengths = None
     if keep_breakpoints:
         lefts = torch.cat(sink.lefts)
         breakpoints = lefts[1:].numpy()
         lengths = (torch.cat(sink.rights) - lefts).numpy()
+    if doubtful:
+        if rational_cost(model, regions) <= RATIONAL_RECOUNT_BUDGET:
+            exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
+            regions = exact.activation_regions
+            pieces = exact.linear_pieces if linear_pieces else None
+            second_opinion = f"; {doubtful} doubtful float64 decision(s) re-decided by an exact rational recount"
+            if keep_breakpoints:
+                ends = np.array([seg.t_low] + [float(b) for b in exact.breakpoints] + [seg.t_high])
+                breakpoints, lengths = ends[1:-1], np.diff(ends)
+        else:
+            method = "approximate"
+            second_opinion = (f"; {doubtful} decision(s) left to the float64 tolerance (an exact recount "
+                              f"would take about {rational_cost(model, regions):.2g} rational operations, above "
+                              f"the budget of {RATIONAL_RECOUNT_BUDGET:.0e})")
+    seconds = time.perf_counter() - start
     tracked = linear_pieces or keep_breakpoints
     return SegmentCount(
         model=model.name or model.describe(),
-        activation_regions=sink.regions,
-        linear_pieces=sink.linear_pieces if linear_pieces else None,
+        activation_regions=regions,
+        linear_pieces=pieces,
+        method=method,
+        doubtful_decisions=doubtful,
         segment=seg.describe(),
         device=dev.type,
         seconds=seconds,
@@ -322,7 +354,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         shortest_region=sink.shortest if tracked else None,
         longest_region=sink.longest if tracked else None,
         estimate=estimate,
-        algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else ""),
+        algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
+                  + ("; slopes exact" if exact_slopes else "") + second_opinion,
     )
 
 

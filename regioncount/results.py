@@ -21,6 +21,9 @@ class SegmentCount:
     * ``near_coincident``: crossings that the merge tolerance decided (closer than ``tolerance`` to another
       breakpoint without being equal in float64); the exact count may differ from the reported one by at
       most this number.
+    * ``doubtful_decisions``: float64 decisions inside the tolerance band (breakpoint merges, slivers,
+      slope comparisons).  When non-zero and ``method == "exact"`` they were re-decided by an exact
+      rational recount; ``method == "approximate"`` means they were left to the tolerance.
     """
 
     model: str
@@ -33,6 +36,7 @@ class SegmentCount:
     seconds: float = 0.0
     tolerance: float = 0.0
     near_coincident: int = 0
+    doubtful_decisions: int = 0
     breakpoints: np.ndarray | None = field(default=None, repr=False)
     region_lengths: np.ndarray | None = field(default=None, repr=False)
     shortest_region: float | None = None
@@ -59,6 +63,7 @@ class SegmentCount:
             "segment": self.segment,
             "tolerance": self.tolerance,
             "near_coincident": self.near_coincident,
+            "doubtful_decisions": self.doubtful_decisions,
             "shortest_region": self.shortest_region,
             "longest_region": self.longest_region,
         }

@@ -63,6 +63,10 @@ class PieceSink:
         self._near: list[torch.Tensor] = []
         self._suspicious: list[torch.Tensor] = []
         self.segment_counts: torch.Tensor | None = None
+        #: True when every output slope is computed exactly (:mod:`regioncount.exactness`): then slopes
+        #: are compared bit for bit and no slope decision is doubtful
+        self.exact_slopes = False
+        self.slope_doubts = 0
 
     def add_near(self, count: torch.Tensor) -> None:
         """Record tolerance-decided zeros (a 0-d tensor, kept on its device until the end: no sync)."""
@@ -119,7 +123,9 @@ class PieceSink:
                 slopes_with_prev = torch.cat([self.last_slope[None], slopes])
             else:
                 slopes_with_prev = slopes
-            self.slope_changes += int(slopes_differ(slopes_with_prev[1:], slopes_with_prev[:-1]).sum())
+            differ, doubtful = compare_slopes(slopes_with_prev[1:], slopes_with_prev[:-1], self.exact_slopes)
+            self.slope_changes += int(differ.sum())
+            self.slope_doubts += int(doubtful)
             self.last_slope = slopes[-1].clone()
         if self.keep:
             self.lefts.append(left.cpu())
@@ -129,6 +135,22 @@ class PieceSink:
     @property
     def linear_pieces(self) -> int | None:
         return self.slope_changes + 1 if self.saw_slopes else None
+
+
+def compare_slopes(a: torch.Tensor, b: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise: do output slope vectors (P, k) differ, and how many of the decisions are doubtful?
+
+    ``exact`` (every slope computed exactly): bitwise comparison, never doubtful.  Otherwise each output
+    coordinate is compared on its own scale: rows that differ bitwise but by at most ``SLOPE_RTOL`` of
+    that coordinate's magnitude in every coordinate are counted as different and as doubtful (a genuine
+    tiny kink and float rounding cannot be told apart there).  Returns (differ (P,) bool, doubtful 0-d).
+    """
+    bitwise = (a != b).any(dim=1)
+    if exact:
+        return bitwise, bitwise.new_zeros((), dtype=torch.int64)
+    scale = torch.maximum(a.abs(), b.abs())
+    within = ((a - b).abs() <= SLOPE_RTOL * scale).all(dim=1)
+    return bitwise, (bitwise & within).sum()
 
 
 def slopes_differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

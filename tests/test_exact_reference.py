@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 from random_nets import random_deq, random_ffn, random_segment
 from rational_reference import exact_count
 
@@ -72,3 +73,67 @@ def test_random_suite_exercises_degenerate_cases():
             first = model.weights[0][:, 0] * t_low + model.biases[0]
             ends_hit += bool(((first == 0) & (model.weights[0][:, 0] != 0)).any())
     assert fewer_pieces >= 10 and ends_hit >= 10 and dead >= 10
+
+
+# ---- adversarial families of the exactness issue: every count equals the exact-rational reference ----
+
+def _t(rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("exponent", range(-40, 41, 8))
+def test_output_scales_far_apart(exponent):
+    """y1 = 2^e x, y2 = relu(x - 1/2): slopes are compared per output coordinate, never against the
+    largest output's scale."""
+    from regioncount import FFN
+
+    net = FFN([_t([[1.0], [1.0]]), _t([[2.0**exponent, 0.0], [0.0, 1.0]])], [_t([0.0, -0.5]), _t([0.0, 0.0])])
+    result = count_segment(net, interval=(0, 1))
+    assert (result.activation_regions, result.linear_pieces, result.method) == (2, 2, "exact")
+    tiny = FFN([_t([[1.0], [1.0]]), _t([[1.0, 2.0**-exponent if exponent > 0 else 2.0**exponent]])],
+               [_t([0.0, -0.5]), _t([0.0])])
+    assert count_segment(tiny, interval=(0, 1)).linear_pieces == 2  # a genuine kink of any size
+
+
+@pytest.mark.parametrize("gap_exponent", [30, 40, 46, 47, 50, 55, 60])
+@pytest.mark.parametrize("across_layers", [False, True])
+def test_slivers_below_and_above_the_tolerance(gap_exponent, across_layers):
+    from regioncount import FFN
+
+    gap, base = 2.0**-gap_exponent, 2.0**-10  # base + gap is a float64 for gaps down to 2^-62
+    if across_layers:
+        net = FFN([_t([[1.0]]), _t([[1.0], [1.0]]), _t([[1.0, 1.0]])], [_t([-base]), _t([0.0, -gap]), _t([0.0])])
+    else:
+        net = FFN([_t([[1.0], [1.0]]), _t([[1.0, 1.0]])], [_t([-base, -base - gap]), _t([0.0])])
+    result = count_segment(net, interval=(0, 1))
+    exact = exact_count(net, [0.0], [1.0], 0.0, 1.0)
+    assert (exact.activation_regions, exact.linear_pieces) == (3, 3)
+    assert (result.activation_regions, result.linear_pieces, result.method) == (3, 3, "exact")
+
+
+def test_doubtful_decisions_over_budget_are_labelled_approximate(monkeypatch):
+    from regioncount import FFN
+    from regioncount import exact1d
+
+    monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 1.0)
+    net = FFN([_t([[1.0], [1.0]]), _t([[1.0, 1.0]])], [_t([-0.5, -0.5 - 2.0**-50]), _t([0.0])])
+    result = count_segment(net, interval=(0, 1))
+    assert result.method == "approximate" and result.doubtful_decisions == 1
+    assert "left to the float64 tolerance" in result.algorithm
+    assert result.to_json()["method"] == "approximate"
+
+
+@pytest.mark.parametrize("teeth, depth", [(3, 3), (5, 2), (5, 3), (6, 2), (7, 2), (9, 2)])
+def test_constructions_as_stored(teeth, depth):
+    """The w-tooth net as stored in float64 has exactly w^L pieces (dyadic teeth), by the reference."""
+    from regioncount import fold_ffn, sawtooth_ffn
+
+    net = sawtooth_ffn(teeth, depth)
+    exact = exact_count(net, [0.0], [1.0], 0.0, 1.0)
+    assert (exact.activation_regions, exact.linear_pieces) == (teeth**depth, teeth**depth)
+    fast = count_segment(net, interval=(0, 1))
+    assert (fast.activation_regions, fast.linear_pieces, fast.doubtful_decisions) == (teeth**depth,) * 2 + (0,)
+    fold = fold_ffn(min(teeth, 5), 2)
+    exact = exact_count(fold, [0.0], [1.0], 0.0, 1.0)
+    fast = count_segment(fold, interval=(0, 1))
+    assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)

@@ -140,13 +140,16 @@ def test_no_hidden_layer_is_one_region():
     assert (result.activation_regions, result.linear_pieces) == (1, 1)
 
 
-def test_near_coincident_breakpoints_are_merged_and_reported():
+def test_near_coincident_breakpoints_are_re_decided_exactly():
+    """A sliver of 2^-50 (below the tolerance 2^-46) is a doubtful float64 decision: it is re-decided by
+    the exact rational recount, and the count is the true 3 regions, labelled exact."""
     eps = 2.0**-50
     net = FFN([torch.tensor([[1.0], [1.0]]), torch.tensor([[1.0, 2.0]])],
               [torch.tensor([-0.5, -0.5 - eps], dtype=torch.float64), torch.tensor([0.0])])
     result = count_segment(net, interval=(0, 1))
-    assert result.activation_regions == 2
-    assert result.near_coincident == 1
+    assert (result.activation_regions, result.linear_pieces, result.method) == (3, 3, "exact")
+    assert result.near_coincident == 1 and result.doubtful_decisions == 1
+    assert "rational recount" in result.algorithm
     # far enough apart (above the tolerance 2^-46), they are two breakpoints
     net.biases[0][1] = -0.5 - 2.0**-40
     result = count_segment(net, interval=(0, 1))
@@ -188,11 +191,11 @@ def test_pilot_estimate_for_a_large_ffn():
 
 def test_float_equal_but_distinct_zeros_are_flagged():
     """relu(x - 0.3) and relu(3x - 0.9): their zeros differ by 1.85e-17 in exact arithmetic (a sliver,
-    3 regions) but are the same float64.  The count is 2 and the sliver is flagged."""
+    3 regions) but are the same float64.  The sliver is flagged and re-decided exactly: 3 regions."""
     net = FFN([torch.tensor([[1.0], [3.0]], dtype=torch.float64), torch.tensor([[1.0, 1.0]], dtype=torch.float64)],
               [torch.tensor([-0.3, -0.9], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)])
     result = count_segment(net, interval=(0, 1))
-    assert result.activation_regions == 2 and result.near_coincident == 1
+    assert result.activation_regions == 3 and result.near_coincident == 1 and result.method == "exact"
     # truly coincident zeros (3x - 1 and 6x - 2, both at 1/3, an inexact float) are not flagged
     net.weights[0] = torch.tensor([[3.0], [6.0]], dtype=torch.float64)
     net.biases[0] = torch.tensor([-1.0, -2.0], dtype=torch.float64)
@@ -203,7 +206,7 @@ def test_float_equal_but_distinct_zeros_are_flagged():
 def test_zero_on_an_earlier_breakpoint_is_classified_exactly():
     """A later layer's (or later DEQ unit's) zero that rounds onto an existing breakpoint: flagged once
     when the exact values differ (3x - 0.9 against x - 0.3: a sliver of 1.85e-17, 3 regions in exact
-    arithmetic), silent when they are equal (2x - 0.6 = 2 (x - 0.3))."""
+    arithmetic, which the exact recount gives), silent when they are equal (2x - 0.6 = 2 (x - 0.3))."""
     one = torch.tensor([[1.0]], dtype=torch.float64)
     for slope, offset, flagged in ((3.0, -0.9, 1), (2.0, -0.6, 0)):
         ffn = FFN([torch.tensor([[1.0], [1.0]], dtype=torch.float64),
@@ -211,11 +214,11 @@ def test_zero_on_an_earlier_breakpoint_is_classified_exactly():
                   [torch.tensor([-0.3, 0.0], dtype=torch.float64), torch.tensor([offset], dtype=torch.float64),
                    torch.zeros(1, dtype=torch.float64)])
         result = count_segment(ffn, interval=(0, 1))
-        assert (result.activation_regions, result.near_coincident) == (2, flagged)
+        assert (result.activation_regions, result.near_coincident) == (2 + flagged, flagged)
         deq = DEQ(W=torch.zeros(2, 2, dtype=torch.float64), U=torch.tensor([[1.0], [slope]], dtype=torch.float64),
                   b=torch.tensor([-0.3, offset], dtype=torch.float64), A=torch.ones(1, 2, dtype=torch.float64))
         result = count_segment(deq, interval=(0, 1))
-        assert (result.activation_regions, result.near_coincident) == (2, flagged)
+        assert (result.activation_regions, result.near_coincident) == (2 + flagged, flagged)
 
 
 def test_exact_order_of_zeros_matches_fractions():

@@ -1,0 +1,93 @@
+"""When is float64 arithmetic exact along a segment?  A static test for the 1-D kernels.
+
+Every float64 is a dyadic rational ``M 2^e``.  Call ``lo(x)`` the exponent of its lowest set bit.  A sum
+of products of dyadics is a multiple of ``2^lo`` with ``lo`` the smallest ``lo`` of its terms, and it is
+computed exactly (every partial sum too) when its magnitude bound, the same sum taken over absolute
+values, is below ``2^(lo + 53)``.  Propagating ``(lo, magnitude)`` through the layers (or the units of a
+triangular DEQ, in forward-substitution order) bounds every slope and intercept the walk computes; if all
+pass, every slope, intercept and output slope of every piece is the exact rational value, so equal
+slopes are equal floats and the zero comparisons with error-free products are exact.  The breakpoints
+themselves (``-c / s``) are still rounded: only decisions inside the tolerance band are doubtful then.
+See ``docs/exactness.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .models import DEQ, FFN, Model
+
+_INF = np.inf
+
+
+def low_bit_exponent(x: torch.Tensor) -> np.ndarray:
+    """Elementwise exponent of the lowest set bit of each float64 (``+inf`` for zeros)."""
+    a = x.detach().to(torch.float64).cpu().numpy()
+    mant, exp = np.frexp(a)
+    ints = np.abs(mant * 2.0**53).astype(np.int64)
+    low = ints & -ints
+    with np.errstate(divide="ignore"):
+        tz = np.where(ints != 0, np.log2(np.where(low > 0, low, 1)).round(), 0)
+    return np.where(a != 0, exp - 53 + tz, _INF)
+
+
+def _matvec_lo(W_lo: np.ndarray, v_lo: np.ndarray) -> np.ndarray:
+    """lo of W @ v: min over j of lo(W_ij) + lo(v_j) (+inf where every term is zero)."""
+    if W_lo.size == 0:
+        return np.full(W_lo.shape[0], _INF)
+    return np.min(W_lo + v_lo[None, :], axis=1)
+
+
+def _ok(lo: np.ndarray, mag: np.ndarray) -> bool:
+    finite = np.isfinite(lo)
+    return bool(np.all(mag[finite] < np.exp2(lo[finite] + 52)))
+
+
+def exact_arithmetic(model: Model, origin: torch.Tensor, direction: torch.Tensor) -> bool:
+    """True when every slope and intercept of the 1-D walk along ``origin + t direction`` is computed
+    exactly in float64 (see the module docstring); False means rounding may occur, not that it does."""
+    v_lo, v_mag = low_bit_exponent(direction), direction.abs().numpy()
+    p_lo, p_mag = low_bit_exponent(origin), origin.abs().numpy()
+    if isinstance(model, FFN):
+        s_lo, s_mag, c_lo, c_mag = v_lo, v_mag, p_lo, p_mag
+        for w, b in zip(model.weights, model.biases):
+            w_lo, w_abs = low_bit_exponent(w), w.abs().numpy()
+            s_lo, s_mag = _matvec_lo(w_lo, s_lo), w_abs @ s_mag
+            c_lo = np.minimum(_matvec_lo(w_lo, c_lo), low_bit_exponent(b))
+            c_mag = w_abs @ c_mag + b.abs().numpy()
+            if not (_ok(s_lo, s_mag) and _ok(c_lo, c_mag)):
+                return False
+        return True
+    assert isinstance(model, DEQ)
+    order = model.unit_order
+    if order is None:
+        return False
+    idx = torch.tensor(order)
+    W = model.W[idx][:, idx]
+    one_minus = 1.0 - torch.diagonal(W)
+    # the normalization divides by 1 - W_tt: exact only for powers of two (and 1 - W_tt itself exact)
+    mant, _ = np.frexp(one_minus.numpy())
+    if not np.all(np.abs(mant) == 0.5) or not torch.equal(1.0 - one_minus, torch.diagonal(W)):
+        return False
+    scale = 1.0 / one_minus
+    Wn = torch.tril(W, diagonal=-1) * scale[:, None]
+    Un, bn = model.U[idx] * scale[:, None], model.b[idx] * scale
+    wn_lo, wn_abs = low_bit_exponent(Wn), Wn.abs().numpy()
+    s_lo = _matvec_lo(low_bit_exponent(Un), v_lo)
+    s_mag = Un.abs().numpy() @ v_mag
+    c_lo = np.minimum(_matvec_lo(low_bit_exponent(Un), p_lo), low_bit_exponent(bn))
+    c_mag = Un.abs().numpy() @ p_mag + bn.abs().numpy()
+    m = model.width
+    for t in range(m):  # forward substitution: unit t adds the contributions of units i < t
+        if t:
+            s_lo[t] = min(s_lo[t], float(np.min(wn_lo[t, :t] + s_lo[:t])))
+            c_lo[t] = min(c_lo[t], float(np.min(wn_lo[t, :t] + c_lo[:t])))
+            s_mag[t] += float(wn_abs[t, :t] @ s_mag[:t])
+            c_mag[t] += float(wn_abs[t, :t] @ c_mag[:t])
+    if not (_ok(s_lo, s_mag) and _ok(c_lo, c_mag)):
+        return False
+    A = model.A[:, idx]
+    out_lo = np.minimum(_matvec_lo(low_bit_exponent(A), s_lo), _matvec_lo(low_bit_exponent(model.B), v_lo))
+    out_mag = A.abs().numpy() @ s_mag + model.B.abs().numpy() @ v_mag
+    return _ok(out_lo, out_mag)

@@ -1,0 +1,136 @@
+"""Exact-rational 1-D counter: simple, slow, no tolerance anywhere (FFNs and triangular DEQs).
+
+Weights are converted with ``Fraction(float)`` (a float64 is a dyadic rational, so this is exact), the
+segment is x(t) = p + t v, and every piece carries the exact affine map (slope, intercept) of every unit
+computed so far.  A unit's zero strictly inside a piece splits it; the pattern of a piece is read at its
+exact midpoint (strict: active iff the pre-activation is > 0); neighbouring pieces are one linear piece
+iff their exact output slopes are equal.  It is the second opinion of :func:`regioncount.count_segment`
+when a float64 decision fell inside the tolerance band (``docs/exactness.md``), and the reference that the
+tests compare every fast path with.  Cost: about ``regions * units * fan-in`` rational operations
+(:func:`rational_cost`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .models import DEQ, FFN, Model
+
+
+@dataclass
+class ExactCount:
+    activation_regions: int
+    linear_pieces: int
+    breakpoints: list[Fraction]
+    patterns: list[tuple[int, ...]]
+
+
+def _fr(tensor) -> list:
+    if tensor.dim() == 1:
+        return [Fraction(float(v)) for v in tensor.tolist()]
+    return [[Fraction(float(v)) for v in row] for row in tensor.tolist()]
+
+
+def _affine_dot(row: list[Fraction], maps: list[tuple[Fraction, Fraction]]) -> tuple[Fraction, Fraction]:
+    s = sum((w * m[0] for w, m in zip(row, maps)), Fraction(0))
+    c = sum((w * m[1] for w, m in zip(row, maps)), Fraction(0))
+    return s, c
+
+
+def _split(pieces, unit_maps):
+    """Split every piece at the zeros of its units' affine maps strictly inside it."""
+    out = []
+    for (tl, tr, state), maps in zip(pieces, unit_maps):
+        cuts = sorted({-c / s for s, c in maps if s != 0 and tl < -c / s < tr})
+        ends = [tl, *cuts, tr]
+        for left, right in zip(ends, ends[1:]):
+            out.append((left, right, state, maps))
+    return out
+
+
+def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: float) -> ExactCount:
+    P = [Fraction(x) for x in p]
+    V = [Fraction(x) for x in v]
+    pieces = [(Fraction(t_low), Fraction(t_high), None)]
+    if isinstance(model, FFN):
+        Ws, bs = [_fr(w) for w in model.weights], [_fr(b) for b in model.biases]
+        # state: list of affine maps of the current layer's inputs, plus the pattern so far
+        pieces = [(tl, tr, ([(vi, pi) for vi, pi in zip(V, P)], ())) for tl, tr, _ in pieces]
+        for W, b in zip(Ws[:-1], bs[:-1]):
+            unit_maps = []
+            for _, _, (h, _) in pieces:
+                maps = []
+                for row, bj in zip(W, b):
+                    s, c = _affine_dot(row, h)
+                    maps.append((s, c + bj))
+                unit_maps.append(maps)
+            new = []
+            for left, right, (_h, pattern), maps in _split(pieces, unit_maps):
+                mid = (left + right) / 2
+                bits = tuple(int(s * mid + c > 0) for s, c in maps)
+                hidden = [(s, c) if bit else (Fraction(0), Fraction(0)) for (s, c), bit in zip(maps, bits)]
+                new.append((left, right, (hidden, pattern + bits)))
+            pieces = new
+        slopes = []
+        for _, _, (h, _) in pieces:
+            slopes.append(tuple(_affine_dot(row, h)[0] for row in Ws[-1]))
+        patterns = [pattern for _, _, (_, pattern) in pieces]
+    else:
+        assert isinstance(model, DEQ)
+        W, U, b, A, B = _fr(model.W), _fr(model.U), _fr(model.b), _fr(model.A), _fr(model.B)
+        m = len(W)
+        order = _topological(W)
+        input_maps = [(sum((u * vi for u, vi in zip(U[t], V)), Fraction(0)),
+                       sum((u * pi for u, pi in zip(U[t], P)), Fraction(0)) + b[t]) for t in range(m)]
+        zero = (Fraction(0), Fraction(0))
+        pieces = [(tl, tr, ([zero] * m, [0] * m)) for tl, tr, _ in pieces]
+        for t in order:
+            unit_maps = []
+            for _, _, (z, _) in pieces:
+                s, c = _affine_dot([W[t][i] if i != t else Fraction(0) for i in range(m)], z)
+                scale = 1 / (1 - W[t][t])
+                unit_maps.append([((s + input_maps[t][0]) * scale, (c + input_maps[t][1]) * scale)])
+            new = []
+            for left, right, (z, pattern), maps in _split(pieces, unit_maps):
+                (s, c), = maps
+                bit = int(s * ((left + right) / 2) + c > 0)
+                z2 = list(z)
+                z2[t] = (s, c) if bit else zero
+                pat2 = list(pattern)
+                pat2[t] = bit
+                new.append((left, right, (z2, pat2)))
+            pieces = new
+        slopes = []
+        skip = tuple(sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B)
+        for _, _, (z, _) in pieces:
+            slopes.append(tuple(_affine_dot(row, z)[0] + sk for row, sk in zip(A, skip)))
+        patterns = [tuple(pattern) for _, _, (_, pattern) in pieces]
+    changes = sum(1 for a, b2 in zip(slopes, slopes[1:]) if a != b2)
+    return ExactCount(
+        activation_regions=len(pieces),
+        linear_pieces=changes + 1,
+        breakpoints=[tl for tl, _, _ in pieces[1:]],
+        patterns=patterns,
+    )
+
+
+def _topological(W: list[list[Fraction]]) -> list[int]:
+    m = len(W)
+    done: list[int] = []
+    remaining = set(range(m))
+    while remaining:
+        ready = [t for t in sorted(remaining) if all(W[t][i] == 0 or i in done or i == t for i in range(m))]
+        assert ready, "cyclic W"
+        done.append(ready[0])
+        remaining.remove(ready[0])
+    return done
+
+
+def rational_cost(model: Model, regions: float) -> float:
+    """Rational operations of :func:`exact_count` for about ``regions`` final pieces (an estimate)."""
+    if isinstance(model, FFN):
+        fan = sum(w.shape[0] * w.shape[1] for w in model.weights)
+    else:
+        fan = model.width * (model.width + model.input_dim) + model.A.numel()
+    return float(regions) * float(fan) * 2.0
