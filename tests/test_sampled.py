@@ -185,7 +185,7 @@ def test_no_box_and_no_domain_is_an_error():
         sample_regions(random_ffn([2, 3, 1], 0), -1, 1, samples=0)
 
 
-def test_grid_gives_no_richness_claims():
+def test_grid_gives_no_richness_claims(tmp_path):
     """A grid is not a random sample: coverage and Chao1 are null (JSON) and the table says why."""
     import json
 
@@ -200,13 +200,13 @@ def test_grid_gives_no_richness_claims():
     from regioncount import save_model
 
     runner = CliRunner()
-    with runner.isolated_filesystem():
-        save_model(model, "m.json")
-        out = runner.invoke(main, ["count", "m.json", "--box", "0", "1", "--samples", "64", "--grid", "--json"])
-        assert out.exit_code == 0, out.output
-        assert json.loads(out.output)["estimate"]["chao1"] is None
-        table = runner.invoke(main, ["count", "m.json", "--box", "0", "1", "--samples", "64", "--grid"])
-        assert table.exit_code == 0 and "not given for a grid" in table.output
+    path = str(tmp_path / "m.json")
+    save_model(model, path)
+    out = runner.invoke(main, ["count", path, "--box", "0", "1", "--samples", "64", "--grid", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["estimate"]["chao1"] is None
+    table = runner.invoke(main, ["count", path, "--box", "0", "1", "--samples", "64", "--grid"])
+    assert table.exit_code == 0 and "not given for a grid" in table.output
 
 
 def test_chao1_bias_correction_factor():
