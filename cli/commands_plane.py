@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 import numpy as np
 
+from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
 from regioncount.models import DEQ
 
-from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
+from .render import FINITE, fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
 
 
 def plane_options(func: Callable) -> Callable:
@@ -20,7 +20,7 @@ def plane_options(func: Callable) -> Callable:
     options = [
         click.option("--origin", type=str, default=None, metavar="P", help="Plane origin (comma-separated)."),
         click.option("--dirs", nargs=2, type=str, default=None, metavar="U V", help="Plane directions."),
-        click.option("--extent", type=float, default=1.0, show_default=True,
+        click.option("--extent", type=FINITE, default=1.0, show_default=True,
                      help="The plane slice is origin + s U + t V, (s, t) in [-extent, extent]^2."),
         click.option("--through", nargs=3, type=str, default=None, metavar="P1 P2 P3",
                      help="The slice P1 + s (P2 - P1) + t (P3 - P1), s, t in [0, 1]."),
@@ -46,41 +46,37 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
                            device=device, max_regions=max_regions, assume_well_posed=assume_well_posed)
 
 
+POLYGON_SUFFIXES = (".geojson", ".npz", ".json")
+
+
 def write_polygons(partition, path: str) -> None:
     """Pieces as GeoJSON (plane coordinates) or .npz (padded vertex arrays, counts, region ids, areas)."""
-    target = Path(path)
+    target = check_output_path(path, POLYGON_SUFFIXES, "the polygons file")
     xy = partition.polygons.xy.cpu().numpy()
     n = partition.polygons.n.cpu().numpy()
     region = partition.region.cpu().numpy()
     areas = partition.polygons.areas().cpu().numpy()
-    try:
+    with atomic_output(target) as temp:
         if target.suffix.lower() in (".geojson", ".json"):
             features = []
             for i in range(len(n)):
                 ring = xy[i, : n[i]].tolist()
                 features.append({"type": "Feature", "properties": {"region": int(region[i]), "area": float(areas[i])},
                                  "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]}})
-            target.write_text(json.dumps({"type": "FeatureCollection", "plane": partition.plane.to_json(),
-                                          "features": features}))
-        elif target.suffix.lower() == ".npz":
-            np.savez_compressed(target, vertices=xy, vertex_counts=n, region=region, areas=areas,
-                                region_areas=partition.areas.cpu().numpy())
+            temp.write_text(json.dumps({"type": "FeatureCollection", "plane": partition.plane.to_json(),
+                                        "features": features}))
         else:
-            raise RegionCountError(f"{target}: unknown polygon format; use .geojson or .npz")
-    except OSError as exc:
-        raise RegionCountError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            with open(temp, "wb") as handle:
+                np.savez_compressed(handle, vertices=xy, vertex_counts=n, region=region, areas=areas,
+                                    region_areas=partition.areas.cpu().numpy())
 
 
 def write_graph(partition, path: str) -> None:
     import networkx as nx
 
-    target = Path(path)
-    if target.suffix.lower() != ".graphml":
-        raise RegionCountError(f"{target}: the adjacency graph is written as GraphML; use a .graphml name")
-    try:
-        nx.write_graphml(partition.graph, target)
-    except OSError as exc:
-        raise RegionCountError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    target = check_output_path(path, (".graphml",), "the adjacency graph (GraphML)")
+    with atomic_output(target) as temp:
+        nx.write_graphml(partition.graph, temp)
 
 
 def print_partition(partition, model, name: str) -> None:

@@ -31,6 +31,7 @@ from regioncount.training import exact_errors, train_sawtooth_ffn, training_sett
 from regioncount.wellposed import DEFAULT_P_MATRIX_CAP, certify
 
 from .main import UserError, guard, key_value_table, print_json, progress_bar, stdout_console
+from .render import FiniteFloat
 
 
 def _sci(value: int) -> str:
@@ -53,7 +54,7 @@ def _sci(value: int) -> str:
 @click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
               help="Train only for widths m up to this.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--time-budget", type=FiniteFloat(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds of training per network at most.")
 @click.option("--train-width-cap", type=click.IntRange(min=1), default=64, show_default=True,
               help="Widest trained network (the family's width cap can be huge).")
@@ -61,6 +62,10 @@ def _sci(value: int) -> str:
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
             train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
+    if plot_file is not None:
+        from regioncount.atomic import check_output_path
+
+        check_output_path(plot_file, (".png",), "the plot")
     a = parse_alpha(alpha)
     widths = parse_widths(widths_text)
     rows = []
@@ -205,7 +210,12 @@ def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
     """Is a DEQ well-posed (one fixed point for every input), and why.  Exit 1 when it is not shown to be."""
     model = load_model(model_file)
     if not isinstance(model, DEQ):
-        raise UserError(f"{model_file} is an FFN: feed-forward networks are always well-defined")
+        if as_json:
+            print_json({"well_posed": True, "method": "ffn", "reason": "a feed-forward network has no fixed point "
+                        "to solve: it is always well-defined"})
+        else:
+            click.echo(f"{model_file}: an FFN, always well-defined (no fixed point to solve)")
+        return
     cert = certify(model.W, p_matrix_cap)
     if as_json:
         print_json(cert.to_json())

@@ -22,7 +22,17 @@ from regioncount.io import load_model, save_model
 from regioncount.results import SegmentCount
 
 from .commands_plane import plane_options
-from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stderr_console, stdout_console
+from .render import (
+    FINITE,
+    FiniteFloat,
+    fmt_int,
+    fmt_rate,
+    fmt_seconds,
+    key_value_table,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 
 class UserError(click.ClickException):
@@ -49,6 +59,9 @@ def guard(func: Callable) -> Callable:
             raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
         except MemoryError:
             raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
+        except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing partial is left
+            click.echo("Error: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # last resort: one line, never a traceback (REGIONCOUNT_DEBUG=1 re-raises)
@@ -59,6 +72,21 @@ def guard(func: Callable) -> Callable:
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
+
+
+def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, graph: str | None = None,
+                  polygons: str | None = None, model: str | None = None) -> None:
+    """Refuse a bad output path (suffix, missing or unwritable folder) before any work starts."""
+    from regioncount.atomic import check_output_path
+    from regioncount.export import ARRAY_SUFFIXES
+
+    from .commands_plane import POLYGON_SUFFIXES
+
+    for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),
+                                 (graph, (".graphml",), "--graph (GraphML)"), (polygons, POLYGON_SUFFIXES, "--polygons"),
+                                 (model, None, "--save-model")):
+        if path is not None:
+            check_output_path(path, suffixes, what)
 
 
 def parse_point(text: str, what: str) -> tuple[float, ...]:
@@ -86,7 +114,7 @@ def figure_options(func: Callable) -> Callable:
         click.option("--output", "output_index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Which output to plot."),
         click.option("--dpi", type=click.IntRange(min=10, max=1200), default=150, show_default=True),
-        click.option("--size", nargs=2, type=click.FloatRange(min=0.5, max=100), default=None, metavar="W H",
+        click.option("--size", nargs=2, type=FiniteFloat(min=0.5, max=100), default=None, metavar="W H",
                      help="Figure size in inches."),
     ]
     for option in reversed(options):
@@ -104,7 +132,7 @@ def common_count_options(func: Callable) -> Callable:
         click.option("--no-linear", is_flag=True, help="Count activation regions only (faster)."),
         click.option("--max-regions", type=click.IntRange(min=1), default=DEFAULT_MAX_REGIONS, show_default=True,
                      help="Refuse counts estimated above this many regions."),
-        click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
                      help="GiB allowed for kept breakpoints (default: half the RAM)."),
     ]
     for option in reversed(options):
@@ -153,7 +181,29 @@ def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
     ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A group whose every error is one line on stderr: usage errors too (click prints the usage text
+    before them by default), with exit status 2; Ctrl-C exits 130."""
+
+    def main(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - click's signature
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="regioncount")
 def main() -> None:
     """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
@@ -163,7 +213,7 @@ def main() -> None:
 @click.option("--width", "-m", type=int, required=True, help="Width m of the Theorem 1 DEQ.")
 @click.option("--readout", type=click.Choice(sorted(READOUTS)), default="b", show_default=True,
               help="Output layer: " + "; ".join(f"({k}) {v}" for k, v in READOUTS.items()))
-@click.option("--interval", nargs=2, type=float, default=(0.0, 1.0), show_default=True, metavar="A B",
+@click.option("--interval", nargs=2, type=FINITE, default=(0.0, 1.0), show_default=True, metavar="A B",
               help="Interval of x_1 to count on.")
 @click.option("--save-model", type=click.Path(dir_okay=False), help="Write the model as v1 JSON.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw the output and breakpoints to FILE.png.")
@@ -173,6 +223,7 @@ def main() -> None:
 def deq(width: int, readout: str, interval: tuple[float, float], save_model: str | None, plot_file: str | None,
         output_index: int, dpi: int, size: tuple[float, float] | None, **options) -> None:
     """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
+    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, model=save_model)
     model = theorem1_deq(width, readout)
     if save_model is not None:
         _save(model, save_model)
@@ -222,18 +273,18 @@ def expected_on_interval(m: int, readout: str, interval: tuple[float, float]) ->
 
 @main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
-@click.option("--interval", nargs=2, type=float, default=None, metavar="A B",
+@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B",
               help="Interval for a 1-D model (default: the model's domain).")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
               help="Segment end points for d-D input, comma-separated coordinates.")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI",
               help="The box: a sampled d-D count, or with --plane an exact 2-D partition (comma-separated, "
                    "or one number for every coordinate).")
-@click.option("--samples", type=int, default=None, help="Points to sample (default 10^6 when sampling).")
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Points to sample (default 10^6 when sampling).")
 @click.option("--grid", is_flag=True, help="Sample a regular grid of cell centres instead of uniform points.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Points per batch (default: by memory).")
-@click.option("--lines", type=int, default=None, help="Exact counts along this many random chords of the box.")
+@click.option("--lines", type=click.IntRange(min=2), default=None, help="Exact counts along this many random chords of the box.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
@@ -255,6 +306,7 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
           size: tuple[float, float] | None, **options) -> None:
     """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
     2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines)."""
+    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file)
     model = load_model(model_file)
     if plane or origin is not None or dirs is not None or through is not None:
         if interval is not None or segment is not None or samples is not None or grid or lines is not None:
@@ -395,11 +447,11 @@ from .commands_theory import bound, check, compare  # noqa: E402  (registers the
 @main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")
-@click.option("--interval", nargs=2, type=float, default=None, metavar="A B", help="1-D: the interval.")
+@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B", help="1-D: the interval.")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q", help="A segment of d-D input.")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="2-D input: the box.")
 @plane_options
-@click.option("--level", type=float, default=None, help="Draw the level set y_output = LEVEL (e.g. 0).")
+@click.option("--level", type=FINITE, default=None, help="Draw the level set y_output = LEVEL (e.g. 0).")
 @click.option("--color", "colour", type=click.Choice(["region", "gradient"]), default="region", show_default=True,
               help="Fill regions with distinct colours, or by the norm of the local gradient.")
 @figure_options
@@ -410,6 +462,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
          output_index: int, dpi: int, size, device: str, assume_well_posed: bool) -> None:
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
+    check_outputs(plot=out_file)
     model = load_model(model_file)
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
         interval is None and segment is None and model.input_dim == 2)

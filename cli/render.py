@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.table import Table
 
@@ -46,3 +47,18 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that must be finite (click's FloatRange lets NaN through: NaN fails no comparison)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()

@@ -19,9 +19,9 @@ import torch
 
 from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
-from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .exactness import exact_arithmetic
+from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import exact_count, rational_cost
 from .results import SegmentCount

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RegionCountError
+from .atomic import atomic_output, check_output_path
+
+ARRAY_SUFFIXES = (".npy", ".csv")
 
 
 def write_array(values: np.ndarray, path: str | Path, header: str = "t") -> None:
-    """Write a 1-D float64 array as ``.npy`` (exact) or ``.csv`` (one value per line, 17 significant digits)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            np.save(path, np.asarray(values, dtype=np.float64))
-        elif suffix == ".csv":
-            np.savetxt(path, np.asarray(values, dtype=np.float64), fmt="%.17g", header=header, comments="")
+    """Write a 1-D float64 array as ``.npy`` (exact) or ``.csv`` (one value per line, 17 significant digits),
+    atomically (:func:`regioncount.atomic.atomic_output`)."""
+    path = check_output_path(path, ARRAY_SUFFIXES, "a breakpoints file")
+    with atomic_output(path) as temp:
+        if path.suffix.lower() == ".npy":
+            with open(temp, "wb") as handle:
+                np.save(handle, np.asarray(values, dtype=np.float64))
         else:
-            raise RegionCountError(f"{path}: unknown file type {suffix or '(none)'}; use .npy or .csv")
-    except OSError as exc:
-        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            np.savetxt(temp, np.asarray(values, dtype=np.float64), fmt="%.17g", header=header, comments="")

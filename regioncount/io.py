@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import stat
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import atomic_output
 from .errors import ModelFormatError, RegionCountError
 from .models import DEQ, FFN, Domain, Model
 
@@ -22,6 +24,9 @@ FFN_KEYS = {"type", "layers", "name", "domain"}
 DEQ_KEYS = {"type", "W", "U", "b", "A", "c", "B", "name", "domain"}  # "B": readout input skip (extension)
 LAYER_KEYS = {"weight", "bias"}
 TORCH_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
+#: Largest model file read (bytes), and largest tensor (elements) accepted from a state_dict.
+MAX_MODEL_BYTES = 2**31
+MAX_TENSOR_ELEMENTS = 2**28
 
 
 def _number(value: Any, where: str) -> float:
@@ -131,8 +136,9 @@ def model_to_dict(model: Model) -> dict[str, Any]:
 
 
 def save_model(model: Model, path: str | Path) -> None:
-    """Write a model as a v1 JSON file."""
-    Path(path).write_text(json.dumps(model_to_dict(model), indent=1) + "\n", encoding="utf-8")
+    """Write a model as a v1 JSON file (atomically: the file is complete or untouched)."""
+    with atomic_output(path) as temp:
+        temp.write_text(json.dumps(model_to_dict(model), indent=1) + "\n", encoding="utf-8")
 
 
 def _parse_json(path: Path) -> Any:
@@ -144,6 +150,11 @@ def _parse_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{path}: JSON nested too deeply (a v1 model is at most 4 levels deep)") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's 4,300-digit limit
+        reason = "a number with more than 4,300 digits" if "digits" in str(exc) else str(exc).splitlines()[0]
+        raise ModelFormatError(f"{path}: invalid JSON ({reason})") from None
 
 
 _LINEAR_KEY = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)\.(?P<param>weight|bias)$")
@@ -181,6 +192,8 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
         params = layers[index]
         if "weight" not in params:
             raise ModelFormatError(f"{source}: layer {index} has a bias but no weight")
+        for name, tensor in params.items():
+            _check_tensor(tensor, f"{source}: {index}.{name}")
         weight = params["weight"].detach().to(torch.float64)
         bias = params.get("bias")
         if weight.dim() != 2:
@@ -188,6 +201,20 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
         weights.append(weight)
         biases.append(torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64))
     return FFN(weights, biases, name=Path(source).name)
+
+
+def _check_tensor(tensor: torch.Tensor, where: str) -> None:
+    """Refuse, before materialising anything, tensors that are not plain real floating arrays of a sane size."""
+    if tensor.layout != torch.strided:
+        raise ModelFormatError(f"{where}: a {str(tensor.layout).replace('torch.', '')} tensor; only dense tensors are read")
+    if tensor.is_quantized or not tensor.is_floating_point():
+        raise ModelFormatError(f"{where}: dtype {str(tensor.dtype).replace('torch.', '')}; weights must be real "
+                               "floating point (float16/32/64, bfloat16)")
+    if tensor.numel() > MAX_TENSOR_ELEMENTS:
+        raise ModelFormatError(f"{where}: {tensor.numel():,} elements, above the limit of {MAX_TENSOR_ELEMENTS:,}")
+    if tensor.numel() and tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
+        raise ModelFormatError(f"{where}: an expanded (stride-0 / overlapping) tensor declaring {tensor.numel():,} "
+                               "elements on a smaller storage; save a contiguous copy")
 
 
 def _load_torch(path: Path) -> FFN:
@@ -206,17 +233,36 @@ def _load_torch(path: Path) -> FFN:
     return model_from_state_dict(state, str(path))
 
 
-def load_model(path: str | Path) -> Model:
-    """Load a model from a v1 JSON file or a PyTorch ``state_dict`` file (chosen by content)."""
+def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
+    """Load a model from a v1 JSON file or a PyTorch ``state_dict`` file (chosen by content).
+
+    Only regular files up to ``max_bytes`` are read (devices, FIFOs and sockets are refused before they
+    are opened); every problem is a one-line :class:`ModelFormatError` naming the file.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ModelFormatError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise ModelFormatError(f"{path}: is a directory, expected a model file")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if path.suffix.lower() in TORCH_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFormatError(f"{path}: not a regular file (a device, FIFO or socket); refusing to read it")
+    if info.st_size > max_bytes:
+        raise ModelFormatError(f"{path}: {info.st_size:,} bytes, above the limit of {max_bytes:,} for a model file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _load_torch(path)
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        if head.lstrip()[:1] in (b"{", b"["):
+            raise ModelFormatError(f"{path}: not a PyTorch file but JSON text; name it .json to read it as a v1 model")
+        raise ModelFormatError(f"{path}: not a PyTorch file (neither a zip archive nor a pickle)")
     try:
         return model_from_dict(_parse_json(path))
     except RegionCountError as exc:

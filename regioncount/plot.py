@@ -12,21 +12,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .atomic import atomic_output, check_output_path
 from .errors import RegionCountError  # noqa: E402
 
 
 def _check_png(path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise RegionCountError(f"{path}: plots are written as PNG; use a .png file name")
-    return path
+    return check_output_path(path, (".png",), "a plot (PNG)")
 
 
 def _save(fig, path: Path, dpi: int) -> None:
     try:
-        fig.savefig(path, dpi=dpi)
-    except OSError as exc:
-        raise RegionCountError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        with atomic_output(path) as temp:
+            fig.savefig(temp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
 

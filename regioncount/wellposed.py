@@ -240,7 +240,8 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
     lam = float(torch.linalg.eigvalsh(sym).min())
     scale = float(torch.linalg.matrix_norm(sym, ord=2))
     passed = _confirmed(lam > _margin(m, scale), lam > -_margin(m, scale), exact, _monotone_exact)
-    how = " (positive definite: exact LDL^T)" if exact is not None else f" (by more than the error margin {_margin(m, scale):.2g})"
+    how = (" (positive definite: exact LDL^T)" if exact is not None
+           else f" (by more than the error margin {_margin(m, scale):.2g})")
     checks.append(Check("monotone", passed, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + _verdict(passed, "> 0" + how, "<= 0")))
     if m <= p_matrix_cap:
         ok, subset, minor, dets = p_matrix_test(eye - W, exact_I_minus=_identity_minus(exact or exact_matrix(W)))

@@ -112,8 +112,7 @@ def test_slivers_below_and_above_the_tolerance(gap_exponent, across_layers):
 
 
 def test_doubtful_decisions_over_budget_are_labelled_approximate(monkeypatch):
-    from regioncount import FFN
-    from regioncount import exact1d
+    from regioncount import FFN, exact1d
 
     monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 1.0)
     net = FFN([_t([[1.0], [1.0]]), _t([[1.0, 1.0]])], [_t([-0.5, -0.5 - 2.0**-50]), _t([0.0])])

@@ -165,9 +165,9 @@ def test_cli_sampled_and_lines(tmp_path):
 @pytest.mark.parametrize("args, pattern", [
     (("--box", "1", "0", "--samples", "10"), "LO < HI"),
     (("--box", "0,0,0", "1,1,1", "--samples", "10"), "coordinates"),
-    (("--samples", "0"), "positive"),
-    (("--samples", "-5"), "positive"),
-    (("--lines", "1"), "at least 2"),
+    (("--samples", "0"), "x>=1"),
+    (("--samples", "-5"), "x>=1"),
+    (("--lines", "1"), "x>=2"),
     (("--box", "0", "x"), "comma-separated"),
 ])
 def test_cli_sampled_bad_input(tmp_path, args, pattern):

@@ -1,0 +1,137 @@
+"""Hostile inputs: every one ends with one line on stderr starting with "Error:", a non-zero exit, no
+"internal error", in bounded time and memory; outputs are never left partial, and a previous file
+survives a failed write."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+from regioncount_cli.main import main
+
+from regioncount import theorem1_deq
+from regioncount.atomic import atomic_output
+from regioncount.errors import RegionCountError
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_one_line_error(result, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "internal error" not in result.output
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = {}
+    expanded = torch.ones(1, 1).expand(50_000, 40_000)
+    torch.save({"0.weight": expanded, "0.bias": torch.zeros(50_000), "2.weight": torch.ones(1, 50_000),
+                "2.bias": torch.zeros(1)}, tmp_path / "expanded.pt")
+    small_expanded = torch.ones(1, 1).expand(300, 1)
+    torch.save({"0.weight": small_expanded, "0.bias": torch.zeros(300)}, tmp_path / "expanded_small.pt")
+    torch.save({"0.weight": torch.ones(3, 1, dtype=torch.complex64), "0.bias": torch.zeros(3)}, tmp_path / "complex.pt")
+    torch.save({"0.weight": torch.ones(3, 1, dtype=torch.bool), "0.bias": torch.zeros(3)}, tmp_path / "bool.pt")
+    torch.save({"0.weight": torch.ones(3, 1).to_sparse(), "0.bias": torch.zeros(3)}, tmp_path / "sparse.pt")
+    (tmp_path / "json.pt").write_text('{"type": "ffn"}')
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tmp_path / "bigint.json").write_text('{"type": "ffn", "layers": [{"weight": [[' + "9" * 5000 + ']], "bias": [0]}]}')
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("expanded.pt", "expanded_small.pt", "complex.pt", "bool.pt", "sparse.pt", "json.pt", "random.pt",
+                 "deep.json", "bigint.json", "fifo"):
+        paths[name] = str(tmp_path / name)
+    paths["/dev/zero"] = "/dev/zero"
+    return paths
+
+
+@pytest.mark.parametrize("name, message", [
+    ("expanded.pt", "above the limit"), ("expanded_small.pt", "expanded"), ("complex.pt", "complex64"),
+    ("bool.pt", "bool"), ("sparse.pt", "sparse"), ("json.pt", "JSON text"), ("random.pt", "not a PyTorch file"),
+    ("deep.json", "nested too deeply"), ("bigint.json", "4,300 digits"), ("fifo", "not a regular file"),
+    ("/dev/zero", "not a regular file"),
+])
+def test_hostile_model_files(files, name, message):
+    result = run("count", files[name], "--interval", "0", "1")
+    assert_one_line_error(result)
+    assert message in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["deq", "--width", "8", "--interval", "nan", "1"],
+    ["deq", "--width", "8", "--interval", "0", "inf"],
+    ["deq", "--width", "8", "--max-memory", "nan"],
+    ["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", "100", "--seed", "9" * 30],
+    ["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", "0"],
+    ["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--lines", "1"],
+    ["compare", "--alpha", "0.3333333333333333", "--widths", "4:6"],
+    ["deq", "--width", "8", "--breakpoints", "out.txt"],
+    ["deq", "--width", "8", "--breakpoints", "no/such/folder/bp.npy"],
+    ["deq", "--width", "8", "--plot", "figure.pdf"],
+    ["nosuchcommand"],
+    ["deq", "--nosuchoption"],
+])
+def test_hostile_options_are_one_line_errors(args):
+    assert_one_line_error(run(*args))
+
+
+def test_bad_output_path_is_refused_before_the_count(monkeypatch):
+    import regioncount_cli.main as cli
+
+    def no_count(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the count must not start")
+
+    monkeypatch.setattr(cli, "count_segment", no_count)
+    assert_one_line_error(run("deq", "--width", "8", "--breakpoints", "bp.txt"))
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "bp.csv"
+    target.write_text("previous\n")
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as temp:
+        temp.write_text("half")
+        raise KeyboardInterrupt
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bp.csv"]  # no partial file left
+
+
+def test_outputs_are_complete_after_a_run(tmp_path):
+    bp = tmp_path / "bp.npy"
+    result = run("deq", "--width", "6", "--breakpoints", str(bp), "--json")
+    assert result.exit_code == 0
+    import numpy as np
+
+    assert np.load(bp).shape == (63,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bp.npy"]
+
+
+def test_ctrl_c_exits_130(monkeypatch):
+    import regioncount_cli.main as cli
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "count_segment", interrupted)
+    result = run("deq", "--width", "8")
+    assert result.exit_code == 130 and "interrupted" in result.output
+
+
+def test_check_on_an_ffn_is_not_an_error():
+    result = run("check", "data/fold_n3_L5.json")
+    assert result.exit_code == 0 and "always well-defined" in result.output
+
+
+def test_python_api_raises_only_package_errors(files):
+    from regioncount import load_model
+
+    for name in ("expanded.pt", "complex.pt", "deep.json", "fifo", "random.pt"):
+        with pytest.raises(RegionCountError, match=name if name != "/dev/zero" else "zero"):
+            load_model(files[name])
+    assert sys.getrecursionlimit() > 0  # the process state is untouched
+    assert theorem1_deq(3).width == 3
