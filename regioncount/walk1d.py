@@ -368,6 +368,8 @@ class FFNKernel:
         stack = [(tl, tr, ends_cs, state, 0, seg)]
         while stack:
             tl, tr, ends_cs, h, layer, seg = stack.pop()
+            if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
+                h = _masked_children(*h, tl, tr)
             P = tl.shape[0]
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
@@ -401,14 +403,28 @@ class FFNKernel:
                 continue
             kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
             left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
-            zp = z.index_select(0, parent)
-            mid = (left + right) * 0.5
-            active = zp[:, 0] * mid[:, None] + zp[:, 1] > 0
-            zp *= active[:, None, :]
+            # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
+            # layer splits a single piece into many children
+            chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
+            parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
             if last:
-                sink.add_pieces(left, right, zp[:, 0] @ self.readout.T if track_linear else None)
+                for part in parts:  # in increasing t, as the sink needs
+                    zp = _masked_children(z, parent[part], left[part], right[part])
+                    sink.add_pieces(left[part], right[part], zp[:, 0] @ self.readout.T if track_linear else None)
             else:
-                stack.append((left, right, child_cs, zp, layer + 1, None if seg is None else seg[parent]))
+                for part in reversed(parts):  # leftmost chunk on top of the stack
+                    stack.append((left[part], right[part], None if child_cs is None else child_cs[part],
+                                  (z, parent[part]), layer + 1, None if seg is None else seg[parent[part]]))
+
+
+def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """The children's layer maps (C, 2, n): their parents' pre-activation maps ``z[parent]`` with the units
+    inactive at each child's midpoint zeroed (the ReLU on that child)."""
+    zp = z.index_select(0, parent)
+    mid = (left + right) * 0.5
+    active = zp[:, 0] * mid[:, None] + zp[:, 1] > 0
+    zp *= active[:, None, :]
+    return zp
 
 
 _VELTKAMP = 134217729.0  # 2^27 + 1

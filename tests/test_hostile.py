@@ -135,3 +135,24 @@ def test_python_api_raises_only_package_errors(files):
             load_model(files[name])
     assert sys.getrecursionlimit() > 0  # the process state is untouched
     assert theorem1_deq(3).width == 3
+
+
+def test_one_wide_layer_counts_in_bounded_memory():
+    """1 -> 20000 -> 1 with linear pieces: one piece splits into ~16,000 children; their (children, 2, n)
+    maps are built in chunks, so the peak stays far below the 5 GB a single batch would take."""
+    import subprocess
+
+    code = (
+        "import resource, torch\n"
+        "from regioncount import FFN, count_segment\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "n = 20000\n"
+        "net = FFN([torch.randn(n, 1, generator=g, dtype=torch.float64), torch.randn(1, n, generator=g, dtype=torch.float64)],"
+        " [torch.randn(n, generator=g, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])\n"
+        "r = count_segment(net, interval=(-3, 3))\n"
+        "print(r.activation_regions, r.linear_pieces, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    regions, pieces, peak_kib = (int(v) for v in out.stdout.split())
+    assert regions == pieces == 15912
+    assert peak_kib < 1.5 * 2**20  # < 1.5 GiB
