@@ -203,10 +203,20 @@ class OneLineErrors(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+#: Default torch intra-op threads of the command line (the library never changes them): one thread, the
+#: fastest and the only robust choice beside other work on small machines (measured: README, Benchmark).
+DEFAULT_THREADS = 1
+
+
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="regioncount")
-def main() -> None:
+@click.option("--threads", type=click.IntRange(min=1, max=1024), default=DEFAULT_THREADS, show_default=True,
+              envvar="REGIONCOUNT_THREADS", help="CPU threads for torch's operators (env REGIONCOUNT_THREADS).")
+def main(threads: int) -> None:
     """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 @main.command()
