@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 from rich.table import Table
 
 from regioncount.bounds import (
+    MAX_LAYERS,
+    check_bound_cost,
     deq_max,
     montufar_lower,
     montufar_per_layer,
@@ -22,6 +25,8 @@ from regioncount.io import load_model
 from regioncount.models import DEQ
 from regioncount.separation import (
     DEFAULT_CONSTRUCT_BUDGET,
+    DEFAULT_MAX_SECONDS,
+    check_compare_cost,
     compare_width,
     l1_lower_bound,
     parse_alpha,
@@ -38,8 +43,9 @@ def _sci(value: int) -> str:
     """An exact integer in full when short (< 100,000), else in compact scientific form (1.05e6)."""
     if value < 100_000:
         return str(value)
-    text = str(value)
-    return f"{text[0]}.{text[1:3]}e{len(text) - 1}"
+    exponent = len(str(value)) - 1 if value.bit_length() < 10_000 else int(math.log10(value))
+    mantissa = value / 10**exponent if exponent < 300 else float(value // 10 ** (exponent - 2)) / 100
+    return f"{mantissa:.2f}e{exponent}"
 
 
 @click.command()
@@ -58,9 +64,12 @@ def _sci(value: int) -> str:
               help="Seconds of training per network at most.")
 @click.option("--train-width-cap", type=click.IntRange(min=1), default=64, show_default=True,
               help="Widest trained network (the family's width cap can be huge).")
+@click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_MAX_SECONDS, show_default=True,
+              help="Refuse DEQ counts estimated to take longer than this in all.")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
-            train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int) -> None:
+            train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int,
+            max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     if plot_file is not None:
         from regioncount.atomic import check_output_path
@@ -68,6 +77,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
         check_output_path(plot_file, (".png",), "the plot")
     a = parse_alpha(alpha)
     widths = parse_widths(widths_text)
+    check_compare_cost(widths, device, max_seconds)
     rows = []
     label = "comparing and training" if train else "comparing"
     with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
@@ -149,6 +159,8 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
         except ValueError:
             raise UserError(f"--widths must be comma-separated integers, got {widths_text!r}") from None
     elif depth is not None and width is not None:
+        if depth > MAX_LAYERS:
+            raise UserError(f"--depth {depth:,}: at most {MAX_LAYERS:,} layers")
         widths = [width] * depth
     elif deq_width is not None:
         widths = None
@@ -156,6 +168,7 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
         raise UserError("give --widths n1,n2,... or --depth L --width w (or --deq-width m)")
     data: dict = {}
     if widths is not None:
+        check_bound_cost(input_dim, widths)
         one_d = input_dim == 1
         data = {"input_dim": input_dim, "widths": widths, "serra": serra(input_dim, widths),
                 "montufar_per_layer": montufar_per_layer(input_dim, widths),

@@ -216,7 +216,11 @@ def main(threads: int) -> None:
     """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
     import torch
 
+    from regioncount.bounds import MAX_BOUND_DIGITS
+
     torch.set_num_threads(threads)
+    if hasattr(sys, "set_int_max_str_digits"):  # exact bounds may have up to MAX_BOUND_DIGITS digits
+        sys.set_int_max_str_digits(max(sys.get_int_max_str_digits(), MAX_BOUND_DIGITS + 100))
 
 
 @main.command()

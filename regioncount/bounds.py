@@ -19,6 +19,28 @@ def _check(n0: int, widths: list[int]) -> None:
         raise RegionCountError(f"every width must be at least 1, got {list(widths)}")
 
 
+#: Limits of an exact bound computation: DP steps (big-integer operations) and decimal digits of the result.
+MAX_BOUND_STEPS = 10**7
+MAX_BOUND_DIGITS = 200_000
+MAX_LAYERS = 10_000
+
+
+def check_bound_cost(n0: int, widths: list[int]) -> None:
+    """Refuse, before any work, bounds whose exact evaluation would not finish in seconds: the Serra DP
+    takes about sum_l (min(n0, n_l) + 1)^2 big-integer steps, and the result has at most
+    sum_l min(n0, n_l) log10(n_l + 1) + 1 digits."""
+    import math
+
+    _check(n0, widths)
+    if len(widths) > MAX_LAYERS:
+        raise RegionCountError(f"{len(widths):,} layers; at most {MAX_LAYERS:,}")
+    steps = sum((min(n0, n) + 1) ** 2 for n in widths)
+    digits = sum(min(n0, n) * math.log10(n + 1) for n in widths) + 1
+    if steps > MAX_BOUND_STEPS or digits > MAX_BOUND_DIGITS:
+        raise RegionCountError(f"this bound needs about {steps:.3g} big-integer steps and has up to {digits:.3g} "
+                               f"digits (limits {MAX_BOUND_STEPS:.0e} steps, {MAX_BOUND_DIGITS:,} digits)")
+
+
 def serra(n0: int, widths: list[int]) -> int:
     """Serra, Tjandraatmadja, Ramalingam (ICML 2018), Thm 1: sum over J of prod_l C(n_l, j_l).
 

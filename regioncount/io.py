@@ -45,7 +45,9 @@ def _number(value: Any, where: str) -> float:
     else:
         raise ModelFormatError(f"{where}: expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
-        raise ModelFormatError(f"{where}: value {value!r} is not finite")
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+        raise ModelFormatError(f"{where}: value {shown} is not finite or too large for float64")
     return number
 
 

@@ -206,6 +206,31 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
                       best < deq.activation_regions, same_neurons_max(m), depths)
 
 
+#: Most DEQ widths one ``compare`` takes.
+MAX_WIDTH_LIST = 1000
+#: Regions per second of the exact DEQ count used to estimate ``compare``'s time before it starts
+#: (measured, README: 2-core CPU ~1.5e7/s; NVIDIA H100 ~3e9/s), and the default time limit.
+DEQ_RATE = {"cpu": 1.5e7, "cuda": 3e9}
+DEFAULT_MAX_SECONDS = 120.0
+
+
+def check_compare_cost(widths: list[int], device: str, max_seconds: float) -> float:
+    """Refuse, before any work, widths beyond the float64 limit or DEQ counts estimated to take longer than
+    ``max_seconds`` in all; returns the estimate in seconds."""
+    from .devices import resolve_device
+
+    if max(widths) > MAX_EXACT_DEQ_WIDTH:
+        raise RegionCountError(f"width {max(widths)} exceeds {MAX_EXACT_DEQ_WIDTH}: the DEQ cannot be counted exactly "
+                               "in float64 (use `regioncount bound` for bounds alone)")
+    kind = resolve_device(device).type
+    seconds = sum(2.0**m for m in widths) / DEQ_RATE.get(kind, DEQ_RATE["cpu"])
+    if seconds > max_seconds:
+        raise RegionCountError(f"counting the DEQs of widths up to {max(widths)} would take about {seconds:.3g} s on "
+                               f"{kind} (limit {max_seconds:g} s); raise --max-seconds, use --device cuda or "
+                               "fewer widths")
+    return seconds
+
+
 def parse_widths(text: str) -> list[int]:
     """"4:20" (inclusive), "4:20:2" (with a step) or "4,8,12"."""
     try:
@@ -216,7 +241,10 @@ def parse_widths(text: str) -> list[int]:
             step = parts[2] if len(parts) == 3 else 1
             if step < 1:
                 raise ValueError
-            widths = list(range(parts[0], parts[1] + 1, step))
+            span = range(parts[0], parts[1] + 1, step)
+            if len(span) > MAX_WIDTH_LIST:
+                raise RegionCountError(f"{len(span):,} widths in {text!r}; at most {MAX_WIDTH_LIST:,}")
+            widths = list(span)
         else:
             widths = [int(v) for v in text.split(",")]
     except ValueError:
