@@ -75,11 +75,17 @@ def guard(func: Callable) -> Callable:
 
 
 def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, graph: str | None = None,
-                  polygons: str | None = None, model: str | None = None) -> None:
-    """Refuse a bad output path (suffix, missing or unwritable folder) before any work starts."""
+                  polygons: str | None = None, model: str | None = None,
+                  figure: tuple[tuple[float, float], int] | None = None) -> None:
+    """Refuse a bad output path (suffix, missing or unwritable folder) or a figure too large to render
+    (``figure`` = (size in inches, dpi), checked when a plot is asked for) before any work starts."""
     from regioncount.atomic import check_output_path
     from regioncount.export import ARRAY_SUFFIXES
 
+    if plot is not None and figure is not None:
+        from regioncount.plot import check_figure
+
+        check_figure(*figure)
     from .commands_plane import POLYGON_SUFFIXES
 
     for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),
@@ -237,7 +243,8 @@ def main(threads: int) -> None:
 def deq(width: int, readout: str, interval: tuple[float, float], save_model: str | None, plot_file: str | None,
         output_index: int, dpi: int, size: tuple[float, float] | None, **options) -> None:
     """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
-    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, model=save_model)
+    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, model=save_model,
+                  figure=(size or (8.0, 4.5), dpi))
     model = theorem1_deq(width, readout)
     if save_model is not None:
         _save(model, save_model)
@@ -320,7 +327,8 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
           size: tuple[float, float] | None, **options) -> None:
     """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
     2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines)."""
-    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file)
+    check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file,
+                  figure=(size or (8.0, 4.5), dpi))
     model = load_model(model_file)
     if plane or origin is not None or dirs is not None or through is not None:
         if interval is not None or segment is not None or samples is not None or grid or lines is not None:
@@ -476,7 +484,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
          output_index: int, dpi: int, size, device: str, assume_well_posed: bool) -> None:
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
-    check_outputs(plot=out_file)
+    check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
     model = load_model(model_file)
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
         interval is None and segment is None and model.input_dim == 2)

@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from .devices import resolve_device, synchronize
-from .errors import NotWellPosedError, RegionCountError
+from .devices import default_memory_limit, resolve_device, synchronize
+from .errors import CostLimitError, NotWellPosedError, RegionCountError
 from .exact1d import DEFAULT_MAX_REGIONS, build_kernel, deq_certificate, resolve_segment
-from .models import DTYPE, Model
+from .models import DEQ, DTYPE, Model
 from .sampled import Box
 from .walk1d import PieceSink, merge_tolerance
 
@@ -123,6 +123,11 @@ def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, devic
     estimator, delta-method interval) and the Crofton estimate of the boundary volume."""
     if lines < 2:
         raise RegionCountError(f"--lines needs at least 2 chords, got {lines}")
+    width = model.width if isinstance(model, DEQ) else max(model.hidden_widths or [1])
+    need = lines * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
+    if need > default_memory_limit():
+        raise CostLimitError(f"{lines:,} chords need about {need / 2**30:.3g} GiB, above the limit of "
+                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer --lines")
     P, Q = random_chords(box, lines, seed)
     dev = resolve_device(device)
     synchronize(dev)

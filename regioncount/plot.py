@@ -20,6 +20,18 @@ def _check_png(path: str | Path) -> Path:
     return check_output_path(path, (".png",), "a plot (PNG)")
 
 
+#: Largest figure rendered (pixels): 12,000 x 12,000 (about 0.6 GB of RGBA buffer).
+MAX_PIXELS = 144_000_000
+
+
+def check_figure(size: tuple[float, float], dpi: int) -> None:
+    """Refuse, before any work, a figure whose pixel buffer would not fit (size in inches times dpi)."""
+    pixels = size[0] * dpi * size[1] * dpi
+    if not pixels <= MAX_PIXELS:
+        raise RegionCountError(f"a {size[0]:g} x {size[1]:g} inch figure at {dpi} dpi has {pixels:,.0f} pixels, above "
+                               f"the limit of {MAX_PIXELS:,} (lower --dpi or --size)")
+
+
 def _save(fig, path: Path, dpi: int) -> None:
     try:
         with atomic_output(path) as temp:
@@ -38,6 +50,7 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     """log2(regions) against m: the DEQ (counted), the family's best bound, constructed and trained FFNs."""
     path = _check_png(path)
     ms = [row.m for row in rows]
+    check_figure(size, dpi)
     fig, ax = plt.subplots(figsize=size)
     ax.plot(ms, [_log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
             label="Theorem 1 DEQ, counted exactly (2^m)")
@@ -107,6 +120,7 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
     from matplotlib.collections import LineCollection, PolyCollection
 
     path = _check_png(path)
+    check_figure(size, dpi)
     fig, (ax, rug) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
     ax.plot(xs, ys, color="black", lw=0.8)
     breakpoints = xs[1:-1]
@@ -164,6 +178,7 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     if not 0 <= output < k:
         raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
     verts = [xy[i, : n[i]] for i in range(len(n))]
+    check_figure(size, dpi)
     fig, ax = plt.subplots(figsize=size)
     if colour == "gradient":
         norms = partition.gradients[:, output].norm(dim=1).cpu().numpy()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .deq_general import solve_fixed_points
-from .devices import resolve_device, synchronize
+from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, RegionCountError, SegmentError
 from .exact1d import _normalized_deq, deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
@@ -248,6 +248,10 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if grid and total > 2**62:
         raise CostLimitError(f"a grid of {per_dim}^{box.dim} points is too large")
     batch = default_batch(model, torch_dtype, dev) if batch is None else max(1, int(batch))
+    batch_bytes = batch * max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1]) * 24
+    if batch_bytes > default_memory_limit():
+        raise CostLimitError(f"a batch of {batch:,} points needs about {batch_bytes / 2**30:.3g} GiB of activations, "
+                             f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower --batch")
     patterns = PatternFunction(model, dev, torch_dtype)
     distinct = DistinctPatterns(patterns.n_words, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)

@@ -183,3 +183,21 @@ def test_huge_exact_bounds_print():
     assert len(str(json.loads(result.output)["serra"])) > 4300
     table = run("bound", "--depth", "3000", "--width", "1000")
     assert table.exit_code == 0 and "e9001" in table.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", "1000", "--batch", str(10**12)], "GiB"),
+    (["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--lines", str(10**12)], "GiB"),
+    (["deq", "--width", "6", "--plot", "p.png", "--dpi", "1200", "--size", "100", "100"], "pixels"),
+])
+def test_hostile_sizes_are_refused_with_an_estimate(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    import shutil
+    from pathlib import Path
+
+    Path("data").mkdir()
+    shutil.copy(Path(__file__).parent.parent / "data" / "theorem1_deq_m4.json", "data/theorem1_deq_m4.json")
+    result = run(*args)
+    assert_one_line_error(result)
+    assert message in result.output
+    assert not Path("p.png").exists()
