@@ -90,7 +90,7 @@ def print_partition(partition, model, name: str) -> None:
             ("adjacent pairs", f"{data['adjacent_pairs']:,}"),
             ("region areas", f"min {area['min']:.3g}, median {area['median']:.3g}, max {area['max']:.3g} "
                              f"(sum {area['total']:.6g} of {area['slice']:.6g})"),
-            ("method", f"exact ({partition.engine}), float64"),
+            ("method", f"{partition.method} ({partition.engine}), float64"),
             ("device", partition.device), ("seconds", fmt_seconds(partition.seconds)),
             ("regions/s", fmt_rate(data["regions_per_second"]))]
     for note in partition.notes:

@@ -498,6 +498,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
         plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
                        size=size or (6.5, 6.0))
         summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
+        method = partition.method
     else:
         if level is not None or colour != "region":
             raise UserError("--level and --color apply to 2-D plots")
@@ -510,7 +511,8 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
 
         segment_plot(model, result, out_file, output_index, dpi, size or (8.0, 4.5))
         summary = f"{result.activation_regions:,} regions, {fmt_int(result.linear_pieces)} linear pieces"
-    stdout_console().print(f"wrote {out_file}: {summary} (exact, float64)")
+        method = result.method
+    stdout_console().print(f"wrote {out_file}: {summary} ({method}, float64)")
 
 
 main.add_command(compare)

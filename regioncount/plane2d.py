@@ -136,6 +136,13 @@ class PlanePartition:
     unresolved: int = 0
     notes: list[str] = field(default_factory=list)
     partition_seconds: float = 0.0
+    #: zero tests decided by the tolerance band (a vertex or a centre within 1e-9 of a line, not on it)
+    tolerance_decisions: int = 0
+
+    @property
+    def method(self) -> str:
+        """"exact" when no decision was left to the tolerance, else "approximate"."""
+        return "exact" if self.tolerance_decisions == 0 and self.unresolved == 0 else "approximate"
 
     @property
     def activation_regions(self) -> int:
@@ -159,7 +166,8 @@ class PlanePartition:
         total = (self.plane.high[0] - self.plane.low[0]) * (self.plane.high[1] - self.plane.low[1])
         return {
             "model": self.model,
-            "method": "exact",
+            "method": self.method,
+            "tolerance_decisions": self.tolerance_decisions,
             "algorithm": self.engine,
             "activation_regions": self.activation_regions,
             "linear_pieces": self.linear_pieces,
@@ -190,6 +198,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
     polys = rectangle(plane.low, plane.high, device)
     state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
     bits: torch.Tensor | None = None
+    doubtful = torch.zeros((), dtype=torch.int64, device=device)  # decisions inside the tolerance band
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
         weight, bias = weight.to(device), bias.to(device)
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
@@ -212,6 +221,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
             t = tol[origin, j][:, None]
+            doubtful += ((f.abs() <= t) & (f != 0)).any(1).sum()  # a vertex taken as on the line by tolerance
             # padding repeats real vertices, so no mask is needed for "some vertex above / below"
             real = ((f > t).any(1) & (f < -t).any(1)).nonzero().flatten()
             if real.numel() == 0:
@@ -224,14 +234,16 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
         centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
         Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
-        active = pre > tol.index_select(0, origin)
+        tol_o = tol.index_select(0, origin)
+        active = pre > tol_o
+        doubtful += ((pre.abs() <= tol_o) & (pre != 0)).any(1).sum()
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         state = Zo.mul_(active[:, None, :])
     readout, out_bias = model.weights[-1].to(device), model.biases[-1].to(device)
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
-    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0
+    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, int(doubtful)
 
 
 def _deq_patterns(model: DEQ, x: torch.Tensor) -> torch.Tensor:
@@ -257,6 +269,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
     open_pieces = rectangle(plane.low, plane.high, device)
     done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
+    doubtful = 0  # not tracked here: vertices made by a unit's own cut sit within rounding of its line
     for _ in range(100_000):
         if open_pieces.count == 0:
             break
@@ -308,7 +321,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
     out = z @ A.T  # (P, 3, k)
     skip = torch.stack([B @ u, B @ w, B @ o + c])  # (3, k)
     out = out + skip[None]
-    return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved
+    return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved, doubtful
 
 
 def _words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
@@ -389,10 +402,10 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     start = time.perf_counter()
     with torch.no_grad():
         if isinstance(model, FFN):
-            polys, bits, grads, offs, unresolved = _ffn_partition(model, plane, dev, max_regions)
+            polys, bits, grads, offs, unresolved, doubtful = _ffn_partition(model, plane, dev, max_regions)
             engine = "polygon subdivision (layered)"
         else:
-            polys, bits, grads, offs, unresolved = _deq_partition(model, plane, dev, max_regions)
+            polys, bits, grads, offs, unresolved, doubtful = _deq_partition(model, plane, dev, max_regions)
             engine = "polygon subdivision (pattern refinement)"
         synchronize(dev)
         partition_seconds = time.perf_counter() - start
@@ -424,9 +437,12 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         notes.append(f"{unmatched} edge probes landed on a boundary and were skipped")
     if unresolved:
         notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
+    if doubtful:
+        notes.append(f"{doubtful} decisions were taken by the 1e-9 zero tolerance, not exactly: approximate")
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
         patterns=region_words,
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
-        engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds)
+        engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds,
+        tolerance_decisions=doubtful)

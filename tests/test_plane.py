@@ -228,3 +228,18 @@ def test_one_dimensional_plots(tmp_path):
 def test_cli_plane_bad_input(model_file, args, pattern):
     result = run("count", model_file, *args)
     assert result.exit_code == 2 and "Traceback" not in result.output and pattern in result.output
+
+
+@pytest.mark.parametrize("offset, method", [(0.0, "exact"), (2.0**-40, "approximate")])
+def test_partition_labels_tolerance_decisions(offset, method):
+    """Three lines: x = 0, y = 0 and x + y = offset.  Through the vertex (offset 0) every zero test is exact;
+    2^-40 beside it, the 1e-9 rule decides and the partition says approximate (with the count)."""
+    from regioncount import FFN
+    from regioncount.plane2d import partition_plane
+
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([0.0, 0.0, -offset], dtype=torch.float64)
+    net = FFN([W, torch.ones(1, 3, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+    part = partition_plane(net, [-1, -1], [1, 1], device="cpu")
+    assert part.method == method and part.to_json()["method"] == method
+    assert (part.tolerance_decisions > 0) == (method == "approximate")
