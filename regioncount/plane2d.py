@@ -40,6 +40,8 @@ from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .walk1d import slopes_differ
 
 ZERO_TOL = 1e-9
+#: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
+MAX_EXTENT = 1e100
 
 
 @dataclass(frozen=True)
@@ -397,6 +399,10 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces."""
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
+    reach = max(abs(v) for v in (*plane.low, *plane.high))
+    if not reach <= MAX_EXTENT:
+        raise SegmentError(f"the slice reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} areas overflow float64 "
+                           "(counts at large extents are labelled approximate well before that)")
     dev = resolve_device(device)
     synchronize(dev)
     start = time.perf_counter()

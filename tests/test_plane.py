@@ -243,3 +243,25 @@ def test_partition_labels_tolerance_decisions(offset, method):
     part = partition_plane(net, [-1, -1], [1, 1], device="cpu")
     assert part.method == method and part.to_json()["method"] == method
     assert (part.tolerance_decisions > 0) == (method == "approximate")
+
+
+def test_large_extents_are_labelled_or_refused_never_nan():
+    import math
+    import sys
+    sys.path.insert(0, "benchmarks")
+    from bench_plane import he_ffn
+
+    from regioncount.errors import SegmentError
+    from regioncount.plane2d import partition_plane
+
+    net = he_ffn(16, 3)
+    small = partition_plane(net, [-100, -100], [100, 100], device="cpu")
+    for extent in (1e4, 1e8, 1e12):
+        part = partition_plane(net, [-extent, -extent], [extent, extent], device="cpu")
+        data = part.to_json()
+        assert all(math.isfinite(v) for v in data["area"].values())
+        # a larger slice contains the smaller: fewer regions can only come from tolerance decisions
+        if part.activation_regions < small.activation_regions:
+            assert part.method == "approximate" and part.tolerance_decisions > 0
+    with pytest.raises(SegmentError, match="overflow"):
+        partition_plane(net, [-1e200, -1e200], [1e200, 1e200], device="cpu")
