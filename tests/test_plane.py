@@ -248,7 +248,9 @@ def test_partition_labels_tolerance_decisions(offset, method):
 def test_large_extents_are_labelled_or_refused_never_nan():
     import math
     import sys
-    sys.path.insert(0, "benchmarks")
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from bench_plane import he_ffn
 
     from regioncount.errors import SegmentError
