@@ -124,13 +124,16 @@ def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[fl
         ts = np.concatenate([[0.0], result.breakpoints, [1.0]])
         p, q = np.array(seg["p"]), np.array(seg["q"])
         x = torch.from_numpy(p[None] + ts[:, None] * (q - p)[None])
-    if isinstance(model, DEQ) and model.unit_order is None:
-        from regioncount.deq_general import solve_fixed_points
+    def evaluate(xc):  # noqa: ANN001, ANN202 - one chunk of points
+        if isinstance(model, DEQ) and model.unit_order is None:
+            from regioncount.deq_general import solve_fixed_points
 
-        z = solve_fixed_points(model, x).z
-        y = z @ model.A.T + x @ model.B.T + model.c
-    else:
-        y = model.forward(x)
+            z = solve_fixed_points(model, xc).z
+            return (z @ model.A.T + xc @ model.B.T + model.c)[:, output]
+        return model.forward(xc)[:, output]
+
+    # in chunks: the memory of the forward pass stays bounded however many breakpoints there are
+    y = torch.cat([evaluate(x[start:start + 2**18]) for start in range(0, x.shape[0], 2**18)])
     title = (f"{result.model}: {result.activation_regions:,} activation regions, "
              f"{fmt_int(result.linear_pieces)} linear pieces ({result.method}, {result.dtype})")
-    plot_segment(result, ts, y[:, output].numpy(), path, title=title, dpi=dpi, size=size)
+    plot_segment(result, ts, y.numpy(), path, title=title, dpi=dpi, size=size)

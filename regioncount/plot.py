@@ -122,7 +122,16 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
     path = _check_png(path)
     check_figure(size, dpi)
     fig, (ax, rug) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
-    ax.plot(xs, ys, color="black", lw=0.8)
+    columns = max(50, int(size[0] * dpi * 0.8))
+    if len(xs) <= 8 * columns:
+        ax.plot(xs, ys, color="black", lw=0.8)
+    else:  # more vertices than pixels: per pixel column, the exact range of the curve's vertices there
+        edges = np.linspace(xs[0], xs[-1], columns + 1)
+        starts = np.searchsorted(xs, edges[:-1], side="left")
+        starts = np.minimum(starts, len(xs) - 1)
+        lows, highs = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+        mids = (edges[:-1] + edges[1:]) / 2
+        ax.fill_between(mids, lows, highs, color="black", linewidth=0.6, step="mid")
     breakpoints = xs[1:-1]
     lo, hi = float(ys.min()), float(ys.max())
     pad = 0.05 * (hi - lo or 1.0)
@@ -152,7 +161,6 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
                    transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
         inset.set_facecolor("white")
     # breakpoint density per pixel column: every breakpoint counted, whatever their number
-    columns = max(50, int(size[0] * dpi * 0.8))
     hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
     rug.bar(edges[:-1], hist, width=np.diff(edges), align="edge", color="tab:red", linewidth=0)
     rug.set_ylabel("breakpoints\nper column", fontsize=7)
