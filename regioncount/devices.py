@@ -19,11 +19,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RegionCountError("--device cuda was asked for but no CUDA device is available")
-        torch.backends.cuda.matmul.allow_tf32 = False  # counts are float64; keep float32 honest too
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
     raise RegionCountError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+
+
+def tf32_enabled() -> bool:
+    """Whether this process lets float32 GEMMs on CUDA run in TF32 (a user setting; never changed here)."""
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
 
 
 def physical_memory_bytes() -> int:

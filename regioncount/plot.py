@@ -1,4 +1,5 @@
-"""Matplotlib figures (Agg backend: no display needed)."""
+"""PNG figures drawn with matplotlib's object API (``Figure``): no pyplot, no global backend switch, so
+importing this module changes nothing in the process; PNGs are rendered by the Agg canvas."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .atomic import atomic_output, check_output_path
-from .errors import RegionCountError  # noqa: E402
+from .errors import RegionCountError
 
 
 def _check_png(path: str | Path) -> Path:
@@ -33,11 +31,8 @@ def check_figure(size: tuple[float, float], dpi: int) -> None:
 
 
 def _save(fig, path: Path, dpi: int) -> None:
-    try:
-        with atomic_output(path) as temp:
-            fig.savefig(temp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=dpi, format="png")
 
 
 def _log2(value: int) -> float:
@@ -51,7 +46,8 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     path = _check_png(path)
     ms = [row.m for row in rows]
     check_figure(size, dpi)
-    fig, ax = plt.subplots(figsize=size)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
     ax.plot(ms, [_log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
             label="Theorem 1 DEQ, counted exactly (2^m)")
     ax.plot(ms, [_log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
@@ -121,7 +117,8 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
 
     path = _check_png(path)
     check_figure(size, dpi)
-    fig, (ax, rug) = plt.subplots(2, 1, figsize=size, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    fig = Figure(figsize=size)
+    ax, rug = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
     columns = max(50, int(size[0] * dpi * 0.8))
     if len(xs) <= 8 * columns:
         ax.plot(xs, ys, color="black", lw=0.8)
@@ -187,7 +184,8 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
         raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
     verts = [xy[i, : n[i]] for i in range(len(n))]
     check_figure(size, dpi)
-    fig, ax = plt.subplots(figsize=size)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
     if colour == "gradient":
         norms = partition.gradients[:, output].norm(dim=1).cpu().numpy()
         collection = PolyCollection(verts, array=norms[region], cmap="viridis", edgecolors="black",

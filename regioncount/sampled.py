@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .deq_general import solve_fixed_points
-from .devices import default_memory_limit, resolve_device, synchronize
+from .devices import default_memory_limit, resolve_device, synchronize, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
 from .exact1d import _normalized_deq, deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
@@ -285,6 +285,9 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
         warnings.append(f"unsaturated: {f1:,} of {K:,} patterns were seen once; more regions are likely unseen")
     if used and K > used / 2:
         warnings.append(f"unsaturated: {K:,} distinct patterns among {used:,} samples")
+    if dev.type == "cuda" and torch_dtype == torch.float32 and tf32_enabled():
+        warnings.append("TF32 is enabled in this process (torch.backends.cuda.matmul.allow_tf32 or "
+                        "set_float32_matmul_precision): float32 pre-activations were computed with 10-bit mantissas")
     if patterns.failures:
         warnings.append(f"{patterns.failures:,} fixed-point solves failed their checks and were left out")
     return SampledCount(
