@@ -1,4 +1,4 @@
-"""Region-count bounds for ReLU FFNs and DEQs, as exact Python integers (paper-notes.md §3, algorithms.md §4).
+"""Region-count bounds for ReLU FFNs and DEQs, as exact Python integers (``docs/theory.md``).
 
 Notation: ``n0`` input dimension, ``widths`` = (n_1, ..., n_L) hidden widths.
 """

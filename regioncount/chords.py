@@ -1,4 +1,4 @@
-"""Exact counts along random chords of a box, and the boundary density they measure (algorithms.md §3.2).
+"""Exact counts along random chords of a box, and the boundary density they measure (``docs/algorithms.md``).
 
 Chords are isotropic uniform random (IUR) lines hitting the box, clipped to it: a direction u uniform on
 the sphere, then a point uniform in the disc of radius R (the box's half-diagonal) orthogonal to u through

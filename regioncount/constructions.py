@@ -39,7 +39,7 @@ def _check_width(m: int, what: str = "width") -> None:
 
 
 def theorem1_deq(m: int, readout: str = "b", input_dim: int = 1) -> DEQ:
-    """The width-m DEQ of Theorem 1 (paper-notes.md §2); only x_1 is used.
+    """The width-m DEQ of Theorem 1 (``docs/theory.md``); only x_1 is used.
 
     Units t = 1..m: ``W[t, i] = -2^(t-i+1)`` (i < t), ``U[t, 1] = 2^t``, ``b[t] = -1``, so
     ``z_t(x) = relu(2 T^(t-1)(x_1) - 1)`` with T the tent map, and the breakpoints on [0, 1] are exactly
@@ -144,7 +144,7 @@ def tooth_zigzag(teeth: int) -> Zigzag:
 
 
 def fold_zigzag(units: int) -> Zigzag:
-    """(n+1) monotone pieces from n >= 3 units (algorithms.md §4.2): widths 2u (u for piece 3),
+    """(n+1) monotone pieces from n >= 3 units (``docs/theory.md``): widths 2u (u for piece 3),
     u = 1/(2n+1); units 2 and 3 face left so that the first piece gets its slope."""
     n = units
     if n < 3:

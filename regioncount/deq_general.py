@@ -1,7 +1,7 @@
 """DEQs with a general (non-triangular) W: batched fixed points and the exact 1-D pattern walk.
 
 On an activation pattern D = diag(d) the fixed point is affine: with M_D = I - W D,
-``u = M_D^{-1} (U x + b)`` (pre-activations), ``z = D u`` (algorithms.md §2.2).  A pattern is
+``u = M_D^{-1} (U x + b)`` (pre-activations), ``z = D u`` (``docs/algorithms.md``).  A pattern is
 *consistent* at x when u_j > 0 exactly where d_j = 1.
 
 * :func:`solve_fixed_points`: (damped) Picard iteration per point, stopped on each point's own residual,

@@ -74,7 +74,7 @@ def _domain(value: Any) -> Domain:
 
 
 def model_from_dict(data: Any) -> Model:
-    """Build and validate a model from a parsed v1 JSON object (see model-format.md)."""
+    """Build and validate a model from a parsed v1 JSON object (see ``docs/model-format.md``)."""
     if not isinstance(data, dict):
         raise ModelFormatError("the model must be a JSON object")
     kind = data.get("type")

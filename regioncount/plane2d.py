@@ -1,4 +1,4 @@
-"""Exact partitions of a 2-D slice into linear regions (algorithms.md §3.2).
+"""Exact partitions of a 2-D slice into linear regions (``docs/algorithms.md``).
 
 The slice is x(s, t) = o + s u + t w for (s, t) in [s0, s1] x [t0, t1]: the box itself for a 2-D model,
 or a plane through a d-D input space.  Two engines, both vectorized over all polygons at once:

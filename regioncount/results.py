@@ -49,7 +49,7 @@ class SegmentCount:
         return self.activation_regions / self.seconds if self.seconds > 0 else None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object of model-format.md (integers stay Python ints, however large)."""
+        """The JSON object of ``docs/model-format.md`` (integers stay Python ints, however large)."""
         data: dict[str, Any] = {
             "model": self.model,
             "method": self.method,

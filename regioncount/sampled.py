@@ -1,7 +1,7 @@
 """Sampled d-D region counting: distinct activation patterns of many points in a box.
 
 The number of distinct patterns among the samples is the number of regions that received at least one
-sample, so it is a **lower bound** on the regions meeting the box (algorithms.md §3.1): deterministic, and
+sample, so it is a **lower bound** on the regions meeting the box (``docs/algorithms.md``): deterministic, and
 exact in the sense that patterns are compared bit for bit (see :mod:`regioncount.patterns`).  The richness
 estimate (Chao1) and the coverage (Good-Turing) are **heuristics**: regions smaller than about 1/N of the
 box are invisible to both.

@@ -1,4 +1,4 @@
-"""The DEQ-vs-FFN separation of Theorem 1, evaluated exactly (paper-notes.md §3, algorithms.md §4.4).
+"""The DEQ-vs-FFN separation of Theorem 1, evaluated exactly (``docs/theory.md``).
 
 For a width m and alpha in (0, 1): the Theorem 1 DEQ has 2^m regions on [0, 1] (counted exactly here);
 the FFN family of the theorem has depth L <= L_max = floor(m^alpha) and width <= w_max =

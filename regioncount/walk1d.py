@@ -15,7 +15,7 @@ Zeros that this rule discards without being bitwise equal to the breakpoint they
 dyadic weights of moderate size every quantity except the breakpoint itself (a correctly rounded
 ``-c/s``) is exact, and equal rational breakpoints are equal floats.
 
-Patterns use the strict convention of algorithms.md §0: a unit is active iff its pre-activation is > 0,
+Patterns use the strict convention of ``docs/model-format.md``: a unit is active iff its pre-activation is > 0,
 read at the midpoint of the piece.
 """
 
@@ -321,7 +321,7 @@ def _split_once(tl: torch.Tensor, tr: torch.Tensor, x: torch.Tensor, inside: tor
 
 @dataclass
 class FFNKernel:
-    """Feed-forward net, one layer per step (algorithms.md §1.2).
+    """Feed-forward net, one layer per step (``docs/algorithms.md``).
 
     The state of a piece is the affine map of the previous layer's output, ``H`` (P, 2, n): row 0 the
     slopes, row 1 the intercepts.  A layer computes ``Z = H W^T (+ b on the intercept row)`` with one
