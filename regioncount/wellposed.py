@@ -1,4 +1,5 @@
-"""Well-posedness certificates for ReLU DEQs ``z = relu(W z + q)``, ``q = U x + b`` (``docs/algorithms.md``, ``docs/exactness.md``).
+"""Well-posedness certificates for ReLU DEQs ``z = relu(W z + q)``, ``q = U x + b`` (``docs/algorithms.md``,
+``docs/exactness.md``).
 
 Writing u = W z + q, z = u+, s = u-, the fixed-point equation is the linear complementarity problem
 LCP(I - W, -q).  It has exactly one solution for every q in R^m iff ``I - W`` is a P-matrix (every principal
