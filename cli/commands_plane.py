@@ -12,6 +12,7 @@ from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
 from regioncount.models import DEQ
 
+from .common import parse_point
 from .render import FINITE, fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
 
 
@@ -30,8 +31,7 @@ def plane_options(func: Callable) -> Callable:
     return func
 
 
-def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed,
-                           parse_point):
+def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed):
     from regioncount.plane2d import partition_plane
 
     low = high = None

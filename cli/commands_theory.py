@@ -35,8 +35,8 @@ from regioncount.separation import (
 from regioncount.training import exact_errors, train_sawtooth_ffn, training_settings
 from regioncount.wellposed import DEFAULT_P_MATRIX_CAP, certify
 
-from .main import UserError, guard, key_value_table, print_json, progress_bar, stdout_console
-from .render import FiniteFloat
+from .common import UserError, guard, progress_bar
+from .render import FiniteFloat, key_value_table, print_json, stdout_console
 
 
 def _sci(value: int) -> str:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Callable, Iterator
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regioncount import __version__
-from regioncount.constructions import READOUTS, theorem1_deq, theorem1_expected
+from regioncount.constructions import READOUTS, theorem1_deq, theorem1_expected_on_interval
 from regioncount.devices import DEVICE_CHOICES
-from regioncount.errors import RegionCountError
 from regioncount.exact1d import DEFAULT_MAX_REGIONS, count_segment
 from regioncount.export import write_array
 from regioncount.io import load_model, save_model
 from regioncount.results import SegmentCount
 
 from .commands_plane import plane_options
+from .commands_theory import bound, check, compare
+from .common import UserError, check_outputs, guard, parse_point, progress_bar
 from .render import (
     FINITE,
     FiniteFloat,
@@ -30,89 +27,8 @@ from .render import (
     fmt_seconds,
     key_value_table,
     print_json,
-    stderr_console,
     stdout_console,
 )
-
-
-class UserError(click.ClickException):
-    """A one-line error and exit status 2 (never a traceback)."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-def guard(func: Callable) -> Callable:
-    """Turn library errors (and I/O errors) raised by a command into :class:`UserError`."""
-
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003
-        try:
-            return func(*args, **kwargs)
-        except RegionCountError as exc:
-            raise UserError(str(exc)) from None
-        except BrokenPipeError:  # e.g. `regioncount ... --json | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise click.exceptions.Exit(141) from None
-        except OSError as exc:
-            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
-        except MemoryError:
-            raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
-        except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing partial is left
-            click.echo("Error: interrupted", err=True)
-            raise click.exceptions.Exit(130) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as exc:  # last resort: one line, never a traceback (REGIONCOUNT_DEBUG=1 re-raises)
-            if os.environ.get("REGIONCOUNT_DEBUG"):
-                raise
-            raise UserError(f"internal error ({type(exc).__name__}: {exc}); please report it") from None
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
-
-
-def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, graph: str | None = None,
-                  polygons: str | None = None, model: str | None = None,
-                  figure: tuple[tuple[float, float], int] | None = None) -> None:
-    """Refuse a bad output path (suffix, missing or unwritable folder) or a figure too large to render
-    (``figure`` = (size in inches, dpi), checked when a plot is asked for) before any work starts."""
-    from regioncount.atomic import check_output_path
-    from regioncount.export import ARRAY_SUFFIXES
-
-    if plot is not None and figure is not None:
-        from regioncount.plot import check_figure
-
-        check_figure(*figure)
-    from .commands_plane import POLYGON_SUFFIXES
-
-    for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),
-                                 (graph, (".graphml",), "--graph (GraphML)"), (polygons, POLYGON_SUFFIXES, "--polygons"),
-                                 (model, None, "--save-model")):
-        if path is not None:
-            check_output_path(path, suffixes, what)
-
-
-def parse_point(text: str, what: str) -> tuple[float, ...]:
-    """A comma-separated list of numbers (rationals like 1/3 allowed)."""
-    try:
-        return tuple(float(Fraction(part.strip())) for part in text.split(","))
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
-    """A rich progress bar on stderr driven by the covered fraction of the segment."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
-        task = progress.add_task(label, total=1.0)
-        yield lambda fraction: progress.update(task, completed=fraction)
 
 
 def figure_options(func: Callable) -> Callable:
@@ -248,7 +164,7 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
     model = theorem1_deq(width, readout)
     if save_model is not None:
         _save(model, save_model)
-    expected_regions, expected_pieces = expected_on_interval(width, readout, interval)
+    expected_regions, expected_pieces = theorem1_expected_on_interval(width, readout, interval)
     result = run_count(model, interval=interval, known_regions=expected_regions, keep=plot_file is not None,
                        **options)
     if plot_file is not None:
@@ -274,22 +190,6 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
 def _save(model, path: str) -> None:  # noqa: ANN001
     save_model(model, path)
-
-
-def expected_on_interval(m: int, readout: str, interval: tuple[float, float]) -> tuple[int, int | None]:
-    """Known counts of the Theorem 1 DEQ on [A, B]: 1 + #{k/2^m in (A, B), 0 < k < 2^m}.
-
-    Readouts (a), (b), (d) change slope at every breakpoint; for (c) the piece count is known only when
-    [A, B] contains [0, 1].
-    """
-    a, b = (Fraction(v) for v in interval)
-    scale = 2**m
-    lo = max(1, int((a * scale) // 1) + 1)
-    hi = min(scale - 1, -int((-b * scale) // 1) - 1)
-    regions = 1 + max(0, hi - lo + 1)
-    if readout != "c":
-        return regions, regions
-    return regions, theorem1_expected(m, "c")[1] if a <= 0 and b >= 1 else None
 
 
 @main.command()
@@ -342,7 +242,7 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
         )
 
         partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
-                                           min(options["max_regions"], 10**8), assume_well_posed, parse_point)
+                                           min(options["max_regions"], 10**8), assume_well_posed)
         if graph_file is not None:
             write_graph(partition, graph_file)
         if polygons_file is not None:
@@ -463,7 +363,6 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         console.print(key_value_table("Exact counts along random chords", rows))
 
 
-from .commands_theory import bound, check, compare  # noqa: E402  (registers the commands on `main`)
 
 
 @main.command()
@@ -492,7 +391,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
         from .commands_plane import partition_from_options
 
         partition = partition_from_options(model, box, origin, dirs, extent, through, device, 10**7,
-                                           assume_well_posed, parse_point)
+                                           assume_well_posed)
         from regioncount.plot import plot_partition
 
         plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,

@@ -82,6 +82,22 @@ def theorem1_expected(m: int, readout: str = "b") -> tuple[int, int]:
     return regions, regions
 
 
+def theorem1_expected_on_interval(m: int, readout: str, interval: tuple[float, float]) -> tuple[int, int | None]:
+    """Known counts of the Theorem 1 DEQ on [A, B]: 1 + #{k/2^m in (A, B), 0 < k < 2^m}.
+
+    Readouts (a), (b), (d) change slope at every breakpoint; for (c) the piece count is known only when
+    [A, B] contains [0, 1].
+    """
+    a, b = (Fraction(v) for v in interval)
+    scale = 2**m
+    lo = max(1, int((a * scale) // 1) + 1)
+    hi = min(scale - 1, -int((-b * scale) // 1) - 1)
+    regions = 1 + max(0, hi - lo + 1)
+    if readout != "c":
+        return regions, regions
+    return regions, theorem1_expected(m, "c")[1] if a <= 0 and b >= 1 else None
+
+
 @dataclass(frozen=True)
 class Zigzag:
     """One zigzag layer y -> Z(y) = sum_k out_k relu(sigma_k (y - p_k)) + kappa, mapping [0, 1] onto [0, 1]."""

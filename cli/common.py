@@ -1,0 +1,98 @@
+"""Helpers shared by the command modules: one-line errors, the library-error guard, output checks, point
+parsing and the progress bar.  Command modules import from here (never from ``main``), so the CLI has no
+import cycle."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from regioncount.errors import RegionCountError
+
+from .render import stderr_console
+
+
+class UserError(click.ClickException):
+    """A one-line error and exit status 2 (never a traceback)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def guard(func: Callable) -> Callable:
+    """Turn library errors (and I/O errors) raised by a command into :class:`UserError`."""
+
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003
+        try:
+            return func(*args, **kwargs)
+        except RegionCountError as exc:
+            raise UserError(str(exc)) from None
+        except BrokenPipeError:  # e.g. `regioncount ... --json | head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(141) from None
+        except OSError as exc:
+            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
+        except MemoryError:
+            raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
+        except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing partial is left
+            click.echo("Error: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # last resort: one line, never a traceback (REGIONCOUNT_DEBUG=1 re-raises)
+            if os.environ.get("REGIONCOUNT_DEBUG"):
+                raise
+            raise UserError(f"internal error ({type(exc).__name__}: {exc}); please report it") from None
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, graph: str | None = None,
+                  polygons: str | None = None, model: str | None = None,
+                  figure: tuple[tuple[float, float], int] | None = None) -> None:
+    """Refuse a bad output path (suffix, missing or unwritable folder) or a figure too large to render
+    (``figure`` = (size in inches, dpi), checked when a plot is asked for) before any work starts."""
+    from regioncount.atomic import check_output_path
+    from regioncount.export import ARRAY_SUFFIXES
+
+    if plot is not None and figure is not None:
+        from regioncount.plot import check_figure
+
+        check_figure(*figure)
+    from .commands_plane import POLYGON_SUFFIXES
+
+    for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),
+                                 (graph, (".graphml",), "--graph (GraphML)"), (polygons, POLYGON_SUFFIXES, "--polygons"),
+                                 (model, None, "--save-model")):
+        if path is not None:
+            check_output_path(path, suffixes, what)
+
+
+def parse_point(text: str, what: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers (rationals like 1/3 allowed)."""
+    try:
+        return tuple(float(Fraction(part.strip())) for part in text.split(","))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
+    """A rich progress bar on stderr driven by the covered fraction of the segment."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
+        task = progress.add_task(label, total=1.0)
+        yield lambda fraction: progress.update(task, completed=fraction)
