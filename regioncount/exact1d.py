@@ -25,7 +25,7 @@ from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import exact_count, rational_cost
 from .results import SegmentCount
-from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
+from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from .wellposed import require_well_posed
 
 
@@ -242,7 +242,8 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
             f"beyond the float64-safe limit {MAX_INTERMEDIATE:.0e}"
         )
     upper = region_upper_bound(model)
-    if (max_regions is None or upper <= max_regions) and (not keep_breakpoints or 16 * upper <= memory_limit):
+    if (max_regions is None or upper <= max_regions) and (not keep_breakpoints
+                                                         or KEPT_BYTES_PER_REGION * upper <= memory_limit):
         return None
     if known_regions is not None:
         estimate = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
@@ -255,9 +256,10 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
             f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
             "(raise max_regions / --max-regions to go on)"
         )
-    if keep_breakpoints and 16 * regions > memory_limit:
+    if keep_breakpoints and KEPT_BYTES_PER_REGION * regions > memory_limit:
         raise CostLimitError(
-            f"keeping breakpoints for an estimated {regions:.4g} regions needs {16 * regions / 2**30:.3g} GiB, "
+            f"keeping breakpoints for an estimated {regions:.4g} regions needs "
+            f"{KEPT_BYTES_PER_REGION * regions / 2**30:.3g} GiB, "
             f"above the memory limit of {memory_limit / 2**30:.3g} GiB; count without keeping breakpoints"
         )
     return estimate
@@ -275,7 +277,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     Args:
         interval: (a, b) for a 1-D model; segment: (p, q) end points for d-D input.
         linear_pieces: also merge neighbouring regions with the same affine output (costs ~1.5x).
-        keep_breakpoints: return the sorted breakpoints and region lengths (16 bytes per region).
+        keep_breakpoints: return the sorted breakpoints and region lengths (about 40 bytes per region at peak).
         device: "auto", "cpu" or "cuda".  Counting is float64 throughout.
         max_regions / memory_limit: refuse, before starting, counts estimated to exceed them.
         max_pieces: pieces per batch (memory of one batch is about 8 * max_pieces * (2 n + 12) bytes).
@@ -319,9 +321,10 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     method, second_opinion = "exact", ""
     breakpoints = lengths = None
     if keep_breakpoints:
-        lefts = torch.cat(sink.lefts)
-        breakpoints = lefts[1:].numpy()
-        lengths = (torch.cat(sink.rights) - lefts).numpy()
+        lefts = torch.cat(sink.lefts).numpy()  # pieces are contiguous: each right end is the next left end
+        sink.lefts.clear()
+        breakpoints = lefts[1:]
+        lengths = np.diff(lefts, append=seg.t_high)
     if doubtful:
         if rational_cost(model, regions) <= RATIONAL_RECOUNT_BUDGET:
             exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
