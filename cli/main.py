@@ -206,6 +206,8 @@ def _save(model, path: str) -> None:  # noqa: ANN001
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Points per batch (default: by memory).")
 @click.option("--lines", type=click.IntRange(min=2), default=None, help="Exact counts along this many random chords of the box.")
+@click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
+              help="(sampling) Stop after the first batch when the whole run is projected to take longer.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
@@ -221,7 +223,7 @@ def _save(model, path: str) -> None:  # noqa: ANN001
 @guard
 def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
-          lines: int | None, dtype: str, assume_well_posed: bool, plane: bool, origin: str | None,
+          lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, origin: str | None,
           dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
           graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
           size: tuple[float, float] | None, **options) -> None:
@@ -265,7 +267,8 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
             raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")
         if interval is not None or segment is not None:
             raise UserError("--interval/--segment count along a segment; --box/--samples/--lines count in a box")
-        run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options)
+        run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
+                      max_seconds)
         return
     if dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
@@ -292,7 +295,8 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
 
 
 def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int,
-                  batch: int | None, lines: int | None, dtype: str, assume_well_posed: bool, options: dict) -> None:
+                  batch: int | None, lines: int | None, dtype: str, assume_well_posed: bool, options: dict,
+                  max_seconds: float | None = None) -> None:
     """The d-D part of ``count``: sampled distinct patterns and/or exact chord statistics."""
     from regioncount.chords import chord_statistics
     from regioncount.sampled import resolve_box, sample_regions
@@ -314,7 +318,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         with progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns") as progress:
             sampled = sample_regions(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
                                      seed=seed, batch=batch, device=options["device"], dtype=dtype,
-                                     assume_well_posed=assume_well_posed, progress=progress)
+                                     assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds)
         data = sampled.to_json()
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],

@@ -225,13 +225,15 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                    high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
                    seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
                    dtype: str = "float64", assume_well_posed: bool = False,
-                   progress: Callable[[float], None] | None = None) -> SampledCount:
+                   progress: Callable[[float], None] | None = None,
+                   max_seconds: float | None = None) -> SampledCount:
     """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
 
     ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
     sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
     sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
-    can gain or lose patterns near region boundaries.
+    can gain or lose patterns near region boundaries.  ``max_seconds``: stop after the first batch when the
+    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).
     """
     if samples < 1:
         raise RegionCountError(f"the number of samples must be positive, got {samples}")
@@ -269,6 +271,13 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
             distinct.add(patterns(x))
             if progress is not None:
                 progress((first + count) / total)
+            if first == 0 and max_seconds is not None and count < total:
+                synchronize(dev)
+                projected = (time.perf_counter() - start) * total / count
+                if projected > max_seconds:
+                    raise CostLimitError(
+                        f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
+                        f"{count:,}), above the limit of {max_seconds:g} s; raise --max-seconds or lower --samples")
         counts = distinct.counts
     synchronize(dev)
     seconds = time.perf_counter() - start

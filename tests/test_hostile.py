@@ -189,6 +189,7 @@ def test_huge_exact_bounds_print():
     (["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", "1000", "--batch", str(10**12)], "GiB"),
     (["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--lines", str(10**12)], "GiB"),
     (["deq", "--width", "6", "--plot", "p.png", "--dpi", "1200", "--size", "100", "100"], "pixels"),
+    (["count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", str(10**12)], "would take about"),
 ])
 def test_hostile_sizes_are_refused_with_an_estimate(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
