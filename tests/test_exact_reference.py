@@ -136,3 +136,25 @@ def test_constructions_as_stored(teeth, depth):
     exact = exact_count(fold, [0.0], [1.0], 0.0, 1.0)
     fast = count_segment(fold, interval=(0, 1))
     assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+
+
+@pytest.mark.parametrize("dims, max_pieces", [([1, 300, 1], 2), ([1, 300, 2], 7), ([1, 40, 40, 1], 2), ([2, 64, 30, 1], 3)])
+def test_children_built_in_chunks_give_the_same_answer(dims, max_pieces):
+    """Wide layers whose children are built one or a few at a time (tiny batches): same counts, pieces and
+    breakpoints as the default batches and as the exact rational reference."""
+    from regioncount import FFN
+
+    gen = torch.Generator().manual_seed(sum(dims) + max_pieces)
+    weights = [torch.randint(-8, 9, (o, i), generator=gen).double() / 8 for i, o in zip(dims, dims[1:])]
+    biases = [torch.randint(-8, 9, (o,), generator=gen).double() / 16 for o in dims[1:]]
+    model = FFN(weights, biases)
+    p, v = [0.0] * dims[0], [1.0] + [0.5] * (dims[0] - 1)
+    q = [a + b for a, b in zip(p, v)]
+    interval = dict(interval=(-2.0, 2.0)) if dims[0] == 1 else dict(segment=(p, q))
+    small = count_segment(model, **interval, keep_breakpoints=True, max_pieces=max_pieces)
+    default = count_segment(model, **interval, keep_breakpoints=True)
+    assert (small.activation_regions, small.linear_pieces) == (default.activation_regions, default.linear_pieces)
+    assert small.breakpoints.tolist() == default.breakpoints.tolist()
+    t_low, t_high = (-2.0, 2.0) if dims[0] == 1 else (0.0, 1.0)
+    exact = exact_count(model, p if dims[0] > 1 else [0.0], v if dims[0] > 1 else [1.0], t_low, t_high)
+    assert (exact.activation_regions, exact.linear_pieces) == (small.activation_regions, small.linear_pieces)
