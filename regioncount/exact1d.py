@@ -299,8 +299,12 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
                           max_pieces, known_regions)
     tau = merge_tolerance(seg.t_low, seg.t_high)
-    exact_slopes = linear_pieces and exact_arithmetic(model, torch.tensor(seg.origin, dtype=DTYPE),
-                                                      torch.tensor(seg.direction, dtype=DTYPE))
+    arithmetic_exact = exact_arithmetic(model, torch.tensor(seg.origin, dtype=DTYPE),
+                                        torch.tensor(seg.direction, dtype=DTYPE))
+    exact_slopes = linear_pieces and arithmetic_exact
+    # an FFN outside the exact-arithmetic test may round its slopes and intercepts (catastrophic
+    # cancellation with weights of very different scales): no decision of its walk is proven
+    unproven = isinstance(model, FFN) and not arithmetic_exact
 
     def new_sink() -> PieceSink:
         sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
@@ -325,20 +329,22 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         sink.lefts.clear()
         breakpoints = lefts[1:]
         lengths = np.diff(lefts, append=seg.t_high)
-    if doubtful:
+    if doubtful or unproven:
+        why = (f"{doubtful} doubtful float64 decision(s)" if doubtful else
+               "float64 arithmetic not provably exact for these weights")
         if rational_cost(model, regions) <= RATIONAL_RECOUNT_BUDGET:
             exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
             regions = exact.activation_regions
             pieces = exact.linear_pieces if linear_pieces else None
-            second_opinion = f"; {doubtful} doubtful float64 decision(s) re-decided by an exact rational recount"
+            second_opinion = f"; {why}: decided by an exact rational recount"
             if keep_breakpoints:
                 ends = np.array([seg.t_low] + [float(b) for b in exact.breakpoints] + [seg.t_high])
                 breakpoints, lengths = ends[1:-1], np.diff(ends)
         else:
             method = "approximate"
-            second_opinion = (f"; {doubtful} decision(s) left to the float64 tolerance (an exact recount "
-                              f"would take about {rational_cost(model, regions):.2g} rational operations, above "
-                              f"the budget of {RATIONAL_RECOUNT_BUDGET:.0e})")
+            second_opinion = (f"; {why}, left to float64 (an exact recount would take about "
+                              f"{rational_cost(model, regions):.2g} rational operations, above the budget of "
+                              f"{RATIONAL_RECOUNT_BUDGET:.0e})")
     seconds = time.perf_counter() - start
     tracked = linear_pieces or keep_breakpoints
     return SegmentCount(
