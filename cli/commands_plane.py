@@ -10,7 +10,6 @@ import numpy as np
 
 from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
-from regioncount.models import DEQ
 
 from .common import parse_point
 from .render import FINITE, fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
@@ -125,6 +124,8 @@ def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[fl
         p, q = np.array(seg["p"]), np.array(seg["q"])
         x = torch.from_numpy(p[None] + ts[:, None] * (q - p)[None])
     def evaluate(xc):  # noqa: ANN001, ANN202 - one chunk of points
+        from regioncount.models import DEQ
+
         if isinstance(model, DEQ) and model.unit_order is None:
             from regioncount.deq_general import solve_fixed_points
 

@@ -18,22 +18,7 @@ from regioncount.bounds import (
     serra,
     telgarsky,
 )
-from regioncount.constructions import serra_attaining_ffn
-from regioncount.devices import DEVICE_CHOICES
-from regioncount.exact1d import count_segment
-from regioncount.io import load_model
-from regioncount.models import DEQ
-from regioncount.separation import (
-    DEFAULT_CONSTRUCT_BUDGET,
-    DEFAULT_MAX_SECONDS,
-    check_compare_cost,
-    compare_width,
-    l1_lower_bound,
-    parse_alpha,
-    parse_widths,
-)
-from regioncount.training import exact_errors, train_sawtooth_ffn, training_settings
-from regioncount.wellposed import DEFAULT_P_MATRIX_CAP, certify
+from regioncount.settings import DEFAULT_CONSTRUCT_BUDGET, DEFAULT_MAX_SECONDS, DEFAULT_P_MATRIX_CAP, DEVICE_CHOICES
 
 from .common import UserError, guard, progress_bar
 from .render import FiniteFloat, key_value_table, print_json, stdout_console
@@ -71,6 +56,8 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int,
             max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
+    from regioncount.separation import check_compare_cost, compare_width, l1_lower_bound, parse_alpha, parse_widths
+    from regioncount.training import exact_errors, train_sawtooth_ffn, training_settings
     if plot_file is not None:
         from regioncount.atomic import check_output_path
 
@@ -151,6 +138,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
 def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int | None, deq_width: int | None,
           verify: bool, as_json: bool) -> None:
     """Upper and lower bounds on the regions of an FFN architecture, as exact integers."""
+    from regioncount.constructions import serra_attaining_ffn
+    from regioncount.exact1d import count_segment
+
     if widths_text is not None and (depth is not None or width is not None):
         raise UserError("give either --widths or --depth with --width, not both")
     if widths_text is not None:
@@ -221,6 +211,10 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
 @guard
 def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
     """Is a DEQ well-posed (one fixed point for every input), and why.  Exit 1 when it is not shown to be."""
+    from regioncount.io import load_model
+    from regioncount.models import DEQ
+    from regioncount.wellposed import certify
+
     model = load_model(model_file)
     if not isinstance(model, DEQ):
         if as_json:

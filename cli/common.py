@@ -27,11 +27,22 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+def _apply_threads() -> None:
+    """Set torch's CPU threads to the group's ``--threads`` (the command line owns its process)."""
+    ctx = click.get_current_context(silent=True)
+    threads = None if ctx is None else ctx.meta.get("regioncount.threads")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def guard(func: Callable) -> Callable:
     """Turn library errors (and I/O errors) raised by a command into :class:`UserError`."""
 
     def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003
         try:
+            _apply_threads()
             return func(*args, **kwargs)
         except RegionCountError as exc:
             raise UserError(str(exc)) from None

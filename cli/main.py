@@ -5,16 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from regioncount import __version__
-from regioncount.constructions import READOUTS, theorem1_deq, theorem1_expected_on_interval
-from regioncount.devices import DEVICE_CHOICES
-from regioncount.exact1d import DEFAULT_MAX_REGIONS, count_segment
-from regioncount.export import write_array
-from regioncount.io import load_model, save_model
-from regioncount.results import SegmentCount
+from regioncount.settings import DEFAULT_MAX_REGIONS, DEVICE_CHOICES, READOUTS
+
+if TYPE_CHECKING:
+    from regioncount.results import SegmentCount
 
 from .commands_plane import plane_options
 from .commands_theory import bound, check, compare
@@ -65,6 +64,9 @@ def common_count_options(func: Callable) -> Callable:
 def run_count(model, *, interval=None, segment=None, device: str, as_json: bool, breakpoints_file: str | None,
               no_linear: bool, max_regions: int, max_memory: float | None,
               known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False) -> SegmentCount:
+    from regioncount.exact1d import count_segment
+    from regioncount.export import write_array
+
     memory = None if max_memory is None else int(max_memory * 2**30)
     with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
         result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
@@ -136,11 +138,10 @@ DEFAULT_THREADS = 1
               envvar="REGIONCOUNT_THREADS", help="CPU threads for torch's operators (env REGIONCOUNT_THREADS).")
 def main(threads: int) -> None:
     """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
-    import torch
-
     from regioncount.bounds import MAX_BOUND_DIGITS
 
-    torch.set_num_threads(threads)
+    # applied by `guard` when a command really runs, so that --help never loads torch
+    click.get_current_context().meta["regioncount.threads"] = threads
     if hasattr(sys, "set_int_max_str_digits"):  # exact bounds may have up to MAX_BOUND_DIGITS digits
         sys.set_int_max_str_digits(max(sys.get_int_max_str_digits(), MAX_BOUND_DIGITS + 100))
 
@@ -161,6 +162,8 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
     """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
     check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, model=save_model,
                   figure=(size or (8.0, 4.5), dpi))
+    from regioncount.constructions import theorem1_deq, theorem1_expected_on_interval
+
     model = theorem1_deq(width, readout)
     if save_model is not None:
         _save(model, save_model)
@@ -189,6 +192,8 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
 
 def _save(model, path: str) -> None:  # noqa: ANN001
+    from regioncount.io import save_model
+
     save_model(model, path)
 
 
@@ -231,6 +236,8 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
     2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines)."""
     check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file,
                   figure=(size or (8.0, 4.5), dpi))
+    from regioncount.io import load_model
+
     model = load_model(model_file)
     if plane or origin is not None or dirs is not None or through is not None:
         if interval is not None or segment is not None or samples is not None or grid or lines is not None:
@@ -388,6 +395,9 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
     check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
+    from regioncount.exact1d import count_segment
+    from regioncount.io import load_model
+
     model = load_model(model_file)
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
         interval is None and segment is None and model.input_dim == 2)

@@ -5,54 +5,46 @@ The Python API mirrors the command line::
     from regioncount import theorem1_deq, load_model, count_segment
     result = count_segment(theorem1_deq(12), interval=(0, 1))
     result.activation_regions, result.linear_pieces   # 4096, 4096
+
+Every name below is imported on first use, so ``import regioncount`` is instant (torch is loaded by the
+first function that needs it).
 """
 
-from .constructions import (
-    READOUTS,
-    fold_ffn,
-    sawtooth_ffn,
-    tent_ffn,
-    theorem1_deq,
-    theorem1_expected,
-)
-from .errors import (
-    CostLimitError,
-    ModelFormatError,
-    NotWellPosedError,
-    RegionCountError,
-    SegmentError,
-)
-from .exact1d import count_segment, resolve_segment
-from .io import load_model, model_from_dict, model_from_state_dict, model_to_dict, save_model
-from .models import DEQ, FFN, Domain
-from .results import SegmentCount
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "READOUTS": "settings", "fold_ffn": "constructions", "sawtooth_ffn": "constructions",
+    "tent_ffn": "constructions", "theorem1_deq": "constructions", "theorem1_expected": "constructions",
+    "CostLimitError": "errors", "ModelFormatError": "errors", "NotWellPosedError": "errors",
+    "RegionCountError": "errors", "SegmentError": "errors",
+    "count_segment": "exact1d", "resolve_segment": "exact1d",
+    "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
+    "save_model": "io",
+    "DEQ": "models", "FFN": "models", "Domain": "models",
+    "SegmentCount": "results",
+    "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
+    "compare_width": "separation", "certify": "wellposed", "serra": "bounds",
+    "plot_partition": "plot", "plot_separation": "plot",
+}
 
-def __getattr__(name: str):
-    """Lazy access to the heavier capabilities (they pull in matplotlib/sympy only when used)."""
-    lazy = {
-        "sample_regions": ("sampled", "sample_regions"),
-        "chord_statistics": ("chords", "chord_statistics"),
-        "partition_plane": ("plane2d", "partition_plane"),
-        "compare_width": ("separation", "compare_width"),
-        "certify": ("wellposed", "certify"),
-        "serra": ("bounds", "serra"),
-        "plot_partition": ("plot", "plot_partition"),
-        "plot_separation": ("plot", "plot_separation"),
-    }
-    if name in lazy:
-        import importlib
 
-        module, attribute = lazy[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attribute)
-    raise AttributeError(f"module 'regioncount' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'regioncount' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-__all__ = [
-    "DEQ", "FFN", "Domain", "READOUTS", "SegmentCount", "CostLimitError", "ModelFormatError",
-    "NotWellPosedError", "RegionCountError", "SegmentError", "count_segment", "fold_ffn", "load_model",
-    "model_from_dict", "model_from_state_dict", "model_to_dict", "resolve_segment", "save_model",
-    "sawtooth_ffn", "tent_ffn", "theorem1_deq", "theorem1_expected", "sample_regions", "chord_statistics",
-    "partition_plane", "compare_width", "certify", "serra", "plot_partition", "plot_separation",
-]
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

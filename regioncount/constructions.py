@@ -16,13 +16,7 @@ import torch
 
 from .errors import CostLimitError, RegionCountError
 from .models import DEQ, DTYPE, FFN, Domain
-
-READOUTS = {
-    "a": "y = T^m(x_1) = 2^m x_1 - sum_i 2^(m-i+1) z_i (sawtooth; uses an input skip)",
-    "b": "y = -sum_i 2^(m-i+1) z_i (staircase of slopes 0 and -2^(m+1))",
-    "c": "y = z_m (adjacent zero pieces merge)",
-    "d": "y = sum_i z_i",
-}
+from .settings import READOUTS  # noqa: E402  (re-exported)
 
 #: Largest width for which float64 resolves the breakpoints k / 2^m of the Theorem 1 DEQ with margin:
 #: every slope, intercept and breakpoint is a dyadic rational with at most m + 2 significant bits, and

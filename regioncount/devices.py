@@ -7,8 +7,7 @@ import os
 import torch
 
 from .errors import RegionCountError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from .settings import DEVICE_CHOICES  # noqa: E402,F401  (re-exported)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

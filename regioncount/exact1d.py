@@ -43,8 +43,8 @@ def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None
     return require_well_posed(model.W).reason
 
 
-#: Refuse counts beyond this many regions unless asked (about 10 minutes on a 2-core CPU, ~1 min on a GPU).
-DEFAULT_MAX_REGIONS = 2**34
+from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
+
 #: Largest magnitude an intermediate slope or intercept may reach (float64 overflows at 1.8e308).
 MAX_INTERMEDIATE = 1e300
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful

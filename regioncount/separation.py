@@ -18,10 +18,7 @@ from .bounds import construction_pieces, integer_root, min_width_to_match, same_
 from .constructions import MAX_EXACT_DEQ_WIDTH, constructed_ffn, theorem1_deq
 from .errors import RegionCountError
 from .exact1d import count_segment
-
-#: Largest region count of an explicit FFN that ``compare`` builds and counts exactly.
-DEFAULT_CONSTRUCT_BUDGET = 2**20
-
+from .settings import DEFAULT_CONSTRUCT_BUDGET  # noqa: E402  (re-exported)
 
 #: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
 #: denominator above 10^MAX_ALPHA_DIGITS) is refused: write 1/3, not 0.3333333333333333.
@@ -211,7 +208,6 @@ MAX_WIDTH_LIST = 1000
 #: Regions per second of the exact DEQ count used to estimate ``compare``'s time before it starts
 #: (measured, README: 2-core CPU ~1.5e7/s; NVIDIA H100 ~3e9/s), and the default time limit.
 DEQ_RATE = {"cpu": 1.5e7, "cuda": 3e9}
-DEFAULT_MAX_SECONDS = 120.0
 
 
 def check_compare_cost(widths: list[int], device: str, max_seconds: float) -> float:

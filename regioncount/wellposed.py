@@ -26,9 +26,8 @@ import networkx as nx
 import torch
 
 from .errors import NotWellPosedError
+from .settings import DEFAULT_P_MATRIX_CAP  # noqa: E402  (re-exported)
 
-#: Largest width for which all 2^m - 1 principal minors are computed by default (65,535 determinants).
-DEFAULT_P_MATRIX_CAP = 16
 _BORDERLINE = 1e-9
 #: Up to this width a passing float64 sufficient condition is confirmed in exact rational arithmetic;
 #: above it, it must pass with a float-error margin (see :func:`_margin`).

@@ -86,12 +86,12 @@ def test_hostile_options_are_one_line_errors(args):
 
 
 def test_bad_output_path_is_refused_before_the_count(monkeypatch):
-    import regioncount_cli.main as cli
+    import regioncount.exact1d as exact1d
 
     def no_count(*args, **kwargs):  # noqa: ANN002, ANN003
         raise AssertionError("the count must not start")
 
-    monkeypatch.setattr(cli, "count_segment", no_count)
+    monkeypatch.setattr(exact1d, "count_segment", no_count)
     assert_one_line_error(run("deq", "--width", "8", "--breakpoints", "bp.txt"))
 
 
@@ -116,12 +116,12 @@ def test_outputs_are_complete_after_a_run(tmp_path):
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    import regioncount_cli.main as cli
+    import regioncount.exact1d as exact1d
 
     def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "count_segment", interrupted)
+    monkeypatch.setattr(exact1d, "count_segment", interrupted)
     result = run("deq", "--width", "8")
     assert result.exit_code == 130 and "interrupted" in result.output
 
@@ -202,3 +202,14 @@ def test_hostile_sizes_are_refused_with_an_estimate(tmp_path, monkeypatch, args,
     assert_one_line_error(result)
     assert message in result.output
     assert not Path("p.png").exists()
+
+
+def test_help_does_not_load_torch():
+    import subprocess
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom regioncount_cli.main import main\n"
+            "for args in ([\"--help\"], [\"deq\", \"--help\"], [\"count\", \"--help\"], [\"compare\", \"--help\"]):\n"
+            "    assert CliRunner().invoke(main, args).exit_code == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
