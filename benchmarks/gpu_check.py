@@ -2,9 +2,9 @@
 
     python benchmarks/gpu_check.py [--out DIR] [--quick]
 
-Meant for a machine with a CUDA GPU and no network: it installs nothing (run it from the repository
-root, with the project importable: ``pip install --no-deps --no-build-isolation -e .`` or
-``PYTHONPATH=.``).  Each step runs in a subprocess with its own time budget, so one hang or crash cannot
+Meant for a machine with a CUDA GPU and no network: it installs nothing and needs no installation (the
+steps get the repository on PYTHONPATH, and a temporary ``regioncount_cli`` link to ``cli/`` when the
+project is not installed).  Each step runs in a subprocess with its own time budget, so one hang or crash cannot
 take the rest down; a step over budget is killed and reported.  Writes ``DIR/gpu-check-<card>.md`` (the
 tables and the test output) and ``DIR/gpu-check-<card>.json`` (card, torch/Triton versions, every
 figure).  Without a GPU the CUDA parts skip and the script still runs end to end (a dry run).
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV: dict = dict(os.environ)
 
 
 def machine() -> dict:
@@ -54,10 +55,23 @@ def _cpu_name() -> str:
     return cpu_name()
 
 
+def importable_env() -> dict:
+    """The environment for the steps: the repository on PYTHONPATH and, when the project is not installed,
+    a temporary ``regioncount_cli`` link to ``cli/`` (the package name the tests import)."""
+    paths = [str(ROOT)]
+    probe = subprocess.run([sys.executable, "-c", "import regioncount_cli"], capture_output=True, cwd=ROOT)
+    if probe.returncode != 0:
+        link_dir = Path(tempfile.mkdtemp())
+        (link_dir / "regioncount_cli").symlink_to(ROOT / "cli", target_is_directory=True)
+        paths.append(str(link_dir))
+    old = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(paths + ([old] if old else [])))
+
+
 def run_step(name: str, argv: list[str], budget: float, log: list[str]) -> dict:
     """Run one step with a wall-clock budget; returns its status, seconds and output."""
     start = time.perf_counter()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = ENV
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=budget, cwd=ROOT, env=env)
         status, stdout, stderr = ("ok" if out.returncode == 0 else f"exit {out.returncode}"), out.stdout, out.stderr
@@ -158,6 +172,8 @@ def main() -> None:
     if args.step == "profile":
         profile()
         return
+    global ENV
+    ENV = importable_env()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     info = machine()
