@@ -20,7 +20,7 @@ import torch
 from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
-from .exactness import exact_arithmetic
+from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import exact_count, rational_cost
@@ -304,7 +304,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     exact_slopes = linear_pieces and arithmetic_exact
     # an FFN outside the exact-arithmetic test may round its slopes and intercepts (catastrophic
     # cancellation with weights of very different scales): no decision of its walk is proven
-    unproven = isinstance(model, FFN) and not arithmetic_exact
+    unproven = not arithmetic_exact
+    prove_deq = isinstance(model, DEQ) and not arithmetic_exact and isinstance(kernel, DEQKernel)
 
     def new_sink() -> PieceSink:
         sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
@@ -314,14 +315,33 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     sink = new_sink()
     synchronize(dev)
     start = time.perf_counter()
+    kernel_snapshots = {} if prove_deq else None
+    if prove_deq:
+        kernel.snapshots = kernel_snapshots
     _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
     if sink.suspicious:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
+        if prove_deq:
+            kernel_snapshots.clear()
         _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
     synchronize(dev)
+    proven_after = False
+    if prove_deq:
+        kernel.snapshots = None
+        snapshots = {}
+        for t, pairs in kernel_snapshots.items():
+            lows_s, highs_s = torch.stack([p[0].min for p in pairs]), torch.stack([p[0].max for p in pairs])
+            lows_c, highs_c = torch.stack([p[1].min for p in pairs]), torch.stack([p[1].max for p in pairs])
+            snapshots[t] = np.array([max(-float(lows_s.min()), float(highs_s.max())),
+                                     max(-float(lows_c.min()), float(highs_c.max()))])
+        proven_after = deq_walk_proven_exact(model, torch.tensor(seg.origin, dtype=DTYPE),
+                                             torch.tensor(seg.direction, dtype=DTYPE), snapshots, linear_pieces)
+        unproven = not proven_after
+        exact_slopes = linear_pieces and proven_after
     regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None
-    doubtful = sink.near_coincident + sink.slope_doubts
+    # with every slope proven exact, bitwise slope comparisons were exact decisions, not doubtful ones
+    doubtful = sink.near_coincident + (0 if exact_slopes else sink.slope_doubts)
     method, second_opinion = "exact", ""
     breakpoints = lengths = None
     if keep_breakpoints:
@@ -364,7 +384,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         longest_region=sink.longest if tracked else None,
         estimate=estimate,
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
-                  + ("; slopes exact" if exact_slopes else "") + second_opinion,
+                  + ("; slopes exact" if exact_slopes else "")
+                  + ("; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
     )
 
 

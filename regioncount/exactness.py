@@ -91,3 +91,83 @@ def exact_arithmetic(model: Model, origin: torch.Tensor, direction: torch.Tensor
     out_lo = np.minimum(_matvec_lo(low_bit_exponent(A), s_lo), _matvec_lo(low_bit_exponent(model.B), v_lo))
     out_mag = A.abs().numpy() @ s_mag + model.B.abs().numpy() @ v_mag
     return _ok(out_lo, out_mag)
+
+
+def _deq_static(model: DEQ, origin: torch.Tensor, direction: torch.Tensor) -> dict | None:
+    """Lowest-bit exponents of every quantity of the triangular-DEQ walk, or None when the normalization
+    by 1 - W_tt is not exact (then nothing can be proven)."""
+    order = model.unit_order
+    if order is None:
+        return None
+    idx = torch.tensor(order)
+    W = model.W[idx][:, idx]
+    one_minus = 1.0 - torch.diagonal(W)
+    mant, _ = np.frexp(one_minus.numpy())
+    if not np.all(np.abs(mant) == 0.5) or not torch.equal(1.0 - one_minus, torch.diagonal(W)):
+        return None
+    scale = 1.0 / one_minus
+    Wn = torch.tril(W, diagonal=-1) * scale[:, None]
+    Un, bn = model.U[idx] * scale[:, None], model.b[idx] * scale
+    v_lo, p_lo = low_bit_exponent(direction), low_bit_exponent(origin)
+    wn_lo = low_bit_exponent(Wn)
+    s_lo = _matvec_lo(low_bit_exponent(Un), v_lo)
+    c_lo = np.minimum(_matvec_lo(low_bit_exponent(Un), p_lo), low_bit_exponent(bn))
+    for t in range(1, model.width):
+        s_lo[t] = min(s_lo[t], float(np.min(wn_lo[t, :t] + s_lo[:t])))
+        c_lo[t] = min(c_lo[t], float(np.min(wn_lo[t, :t] + c_lo[:t])))
+    A = model.A[:, idx]
+    a_lo = low_bit_exponent(A)
+    out_lo = np.minimum(_matvec_lo(a_lo, s_lo), _matvec_lo(low_bit_exponent(model.B), v_lo))
+    s0 = Un.abs().numpy() @ direction.abs().numpy()
+    c0 = Un.abs().numpy() @ origin.abs().numpy() + bn.abs().numpy()
+    out0 = model.B.abs().numpy() @ direction.abs().numpy()
+    return {"wn": Wn.abs().numpy(), "wn_lo": wn_lo, "s_lo": s_lo, "c_lo": c_lo, "a": A.abs().numpy(), "a_lo": a_lo,
+            "out_lo": out_lo, "s0": s0, "c0": c0, "out0": out0}
+
+
+def _below(value: np.ndarray, lo: np.ndarray) -> bool:
+    """Every |value| < 2^(lo + 53) where lo is finite (an exactly representable multiple of 2^lo)."""
+    finite = np.isfinite(lo)
+    return bool(np.all(value[finite] < np.exp2(lo[finite] + 53)))
+
+
+def deq_walk_proven_exact(model: DEQ, origin: torch.Tensor, direction: torch.Tensor,
+                          measured: dict[int, np.ndarray], linear: bool) -> bool:
+    """A posteriori proof that no float64 operation of a triangular-DEQ walk rounded (``docs/exactness.md``).
+
+    ``measured[t]`` = (max |us_t|, max |uc_t|): the largest complete slope and intercept of unit t over all
+    pieces, recorded by the walk for every step it did in torch (the fused kernel's last levels are not
+    measured).  Every value of the walk is a multiple of 2^lo (lo from the weights), and each partial sum
+    of unit j is bounded by |u0_j| + sum_i |Wn_ji| M_i, with M_i the measured maximum of unit i (or, for
+    unmeasured units, the same bound recursively).  A product or sum whose magnitude stays below 2^(lo + 53)
+    is exact, because rounding is monotone and 2^(lo + 53) is a float; by induction over the operations,
+    all checks passing proves that every slope, intercept and output slope equals its exact rational value.
+    """
+    static = _deq_static(model, origin, direction)
+    if static is None:
+        return False
+    wn, wn_lo, s_lo, c_lo = static["wn"], static["wn_lo"], static["s_lo"], static["c_lo"]
+    if not (_below(static["s0"], s_lo) and _below(static["c0"], c_lo) and _below(static["out0"], static["out_lo"])):
+        return False
+    m = model.width
+    max_s, max_c = np.zeros(m), np.zeros(m)
+    for j in range(m):
+        # every partial sum of unit j is at most the sum of the absolute values of its terms
+        bound_s = static["s0"][j] + float(wn[j, :j] @ max_s[:j])
+        bound_c = static["c0"][j] + float(wn[j, :j] @ max_c[:j])
+        products_ok = (_below(wn[j, :j] * max_s[:j], wn_lo[j, :j] + s_lo[:j])
+                       and _below(wn[j, :j] * max_c[:j], wn_lo[j, :j] + c_lo[:j]))
+        if not (products_ok and _below(np.array([bound_s]), s_lo[j:j + 1])
+                and _below(np.array([bound_c]), c_lo[j:j + 1])):
+            return False
+        if j in measured:  # the measured maxima are exact values (by induction) and never above the bound
+            max_s[j], max_c[j] = min(bound_s, measured[j][0]), min(bound_c, measured[j][1])
+        else:
+            max_s[j], max_c[j] = bound_s, bound_c
+    if linear:
+        a, a_lo = static["a"], static["a_lo"]
+        if not _below(a * max_s[None, :], a_lo + s_lo[None, :]):
+            return False
+        if not _below(static["out0"] + a @ max_s, static["out_lo"]):
+            return False
+    return True

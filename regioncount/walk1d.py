@@ -29,6 +29,9 @@ import torch
 from .errors import CostLimitError
 
 TOLERANCE_RATIO = 2.0**-46
+#: The a-posteriori exactness proof measures every level of a triangular-DEQ walk except the last few, where
+#: most pieces are (their bounds come from the |W| recursion over these levels instead; ``docs/exactness.md``).
+UNMEASURED_LAST_LEVELS = 3
 #: Peak bytes per region when breakpoints are kept (left ends while counting, then the breakpoints and the
 #: region lengths): measured 33-40 B on the Theorem 1 DEQ, m = 22..23 (was ~50 B when right ends were kept
 #: too); the cost checks use this.
@@ -201,6 +204,9 @@ class DEQKernel:
     bn: torch.Tensor
     #: count-only runs hand the last ``fused_levels`` units to the fused kernel (0: plain torch throughout)
     fused_levels: int = 0
+    #: when a dict, the largest |us_t|, |uc_t| of every step t done in torch are recorded in it (the
+    #: evidence of :func:`regioncount.exactness.deq_walk_proven_exact`)
+    snapshots: dict | None = None
 
     @property
     def steps(self) -> int:
@@ -251,6 +257,8 @@ class DEQKernel:
                 stack.append((tuple(None if v is None else v[:half] for v in item), t))
                 continue
             us, uc = gs[:, 0], gc[:, 0]
+            if self.snapshots is not None and P and t < m - UNMEASURED_LAST_LEVELS:
+                self._record(t, us, uc)
             x = -uc / us
             inside = (x > tl + tau) & (x < tr - tau)
             if ends is None:
@@ -289,6 +297,11 @@ class DEQKernel:
             stack.append(((left, right, new_ends, new_gs, new_gc, new_out, None if seg is None else seg[parent]),
                           t + 1))
 
+
+    def _record(self, t: int, us: torch.Tensor, uc: torch.Tensor) -> None:
+        """Running maxima of |us_t|, |uc_t| (unit t's complete slope and intercept) over all pieces."""
+        # (min, max) pairs: two reductions per step, no |.| pass; combined once after the walk
+        self.snapshots.setdefault(t, []).append((us.aminmax(), uc.aminmax()))
 
     def _count_fused(self, tl: torch.Tensor, tr: torch.Tensor, gs: torch.Tensor, gc: torch.Tensor,
                      seg: torch.Tensor | None, t: int, tau: float, sink: PieceSink) -> None:

@@ -182,3 +182,57 @@ def test_ffns_with_weights_of_wildly_different_scales(seed):
         exact = exact_count(net, [0.0], [1.0], -1.0, 1.0)
         if fast.method == "exact":
             assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_triangular_deqs_with_weights_of_wildly_different_scales(seed):
+    """Triangular DEQs with weights 2^-45 .. 2^45: exact is claimed only when proven (statically, a
+    posteriori from the walk's magnitudes, or by the rational recount), and then it is right."""
+    from regioncount import DEQ
+
+    rng = random.Random(700 + seed)
+    for _ in range(50):
+        m = rng.randint(1, 6)
+        W = torch.zeros(m, m, dtype=torch.float64)
+        for t in range(m):
+            for i in range(t):
+                W[t, i] = rng.choice([0, 1, -1, 2, -0.5, 2.0 ** rng.randint(-45, 45), -(2.0 ** rng.randint(-45, 45))])
+        U = torch.tensor([[rng.choice([1, -1, 2, 2.0 ** rng.randint(-40, 40)])] for _ in range(m)], dtype=torch.float64)
+        b = torch.tensor([rng.choice([0, 0.5, -0.5, 0.25 + 2.0 ** -rng.randint(20, 60), 0.1]) for _ in range(m)],
+                         dtype=torch.float64)
+        A = torch.tensor([[rng.choice([1, -1, 0, 2.0 ** rng.randint(-40, 40)]) for _ in range(m)]], dtype=torch.float64)
+        deq = DEQ(W=W, U=U, b=b, A=A)
+        fast = count_segment(deq, interval=(-1.0, 1.0))
+        exact = exact_count(deq, [0.0], [1.0], -1.0, 1.0)
+        if fast.method == "exact":
+            assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+
+
+@pytest.mark.parametrize("m", [22, 24, 30, 40])
+def test_theorem1_beyond_the_static_test_is_proven_exact(m):
+    """The static test's |W| bound fails beyond m = 20; the walk's own magnitudes prove exactness up to 40."""
+    from regioncount import theorem1_deq
+
+    interval = (0.0, 1.0) if m <= 24 else (0.25, 0.25 + 2.0**-14)
+    result = count_segment(theorem1_deq(m), interval=interval, linear_pieces=m <= 24, max_regions=None)
+    assert result.method == "exact" and "proven a posteriori" in result.algorithm
+    expected = 2**m if m <= 24 else 2 ** (m - 14)
+    assert result.activation_regions == expected
+
+
+def test_the_a_posteriori_proof_refuses_a_rounding_walk():
+    """A triangular DEQ whose walk must round (2^60 + 1 is not a float64): no proof, so not labelled exact
+    from float64 alone."""
+    import numpy as np
+
+    from regioncount import DEQ
+    from regioncount.exactness import deq_walk_proven_exact
+
+    W = torch.tensor([[0.0, 0.0], [2.0**60, 0.0]], dtype=torch.float64)
+    deq = DEQ(W=W, U=torch.tensor([[1.0], [1.0]], dtype=torch.float64), b=torch.tensor([0.0, 0.0], dtype=torch.float64),
+              A=torch.ones(1, 2, dtype=torch.float64))
+    one = torch.tensor([1.0], dtype=torch.float64)
+    measured = {0: np.array([1.0, 0.0]), 1: np.array([1.0, 0.0])}
+    assert not deq_walk_proven_exact(deq, torch.tensor([0.0], dtype=torch.float64), one, measured, False)
+    result = count_segment(deq, interval=(-1.0, 1.0))
+    assert "proven a posteriori" not in result.algorithm
