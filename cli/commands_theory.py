@@ -168,6 +168,7 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
         attained = one_d and all(n >= 3 for n in widths[:-1])
         data["attained_1d"] = attained if one_d else None
         data["verified_regions"] = None
+        data["verified_method"] = None
         if verify:
             if not one_d:
                 raise UserError("--verify builds a 1-D construction; use --input-dim 1")
@@ -179,6 +180,7 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
             verified = count_segment(net, interval=(0.0, 1.0))
             data["verified_regions"] = verified.activation_regions
             data["verified_pieces"] = verified.linear_pieces
+            data["verified_method"] = verified.method
     if deq_width is not None:
         data["deq_max"] = deq_max(deq_width)
         data["deq_width"] = deq_width
@@ -196,8 +198,8 @@ def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int
                  ("1-D bound attained by a construction", {True: "yes (fold layers, then a zigzag layer)", False: "not known",
                                                           None: "-"}[data["attained_1d"]])]
         if data["verified_regions"] is not None:
-            rows.append(("construction counted exactly", f"{_sci(data['verified_regions'])} regions, "
-                                                          f"{_sci(data['verified_pieces'])} pieces"))
+            rows.append((f"construction counted ({data['verified_method']})",
+                         f"{_sci(data['verified_regions'])} regions, {_sci(data['verified_pieces'])} pieces"))
     if deq_width is not None:
         rows.append((f"width-{deq_width} DEQ maximum (attained, Theorem 1)", _sci(data["deq_max"])))
     stdout_console().print(key_value_table("Region bounds (exact integers)", rows))

@@ -122,6 +122,7 @@ class DepthRow:
     status: str
     constructed_width: int | None = None
     constructed_regions: int | None = None
+    constructed_method: str | None = None  # "exact" or "approximate" (see docs/exactness.md)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +134,7 @@ class DepthRow:
             "status": self.status,
             "constructed_width": self.constructed_width,
             "constructed_regions": self.constructed_regions,
+            "constructed_method": self.constructed_method,
         }
 
 
@@ -181,6 +183,7 @@ def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device:
         net = constructed_ffn(needed, depth)
         result = count_segment(net, interval=(0.0, 1.0), linear_pieces=False, device=device)
         row.constructed_width, row.constructed_regions = needed, result.activation_regions
+        row.constructed_method = result.method
     return row
 
 
