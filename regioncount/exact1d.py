@@ -299,13 +299,14 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
                           max_pieces, known_regions)
     tau = merge_tolerance(seg.t_low, seg.t_high)
-    arithmetic_exact = exact_arithmetic(model, torch.tensor(seg.origin, dtype=DTYPE),
-                                        torch.tensor(seg.direction, dtype=DTYPE))
+    origin, direction = torch.tensor(seg.origin, dtype=DTYPE), torch.tensor(seg.direction, dtype=DTYPE)
+    arithmetic_exact = exact_arithmetic(model, origin, direction)
     exact_slopes = linear_pieces and arithmetic_exact
-    # an FFN outside the exact-arithmetic test may round its slopes and intercepts (catastrophic
-    # cancellation with weights of very different scales): no decision of its walk is proven
+    # a net outside the exact-arithmetic test may round its slopes and intercepts (catastrophic
+    # cancellation with weights of very different scales): no decision of its walk is proven, unless a
+    # DEQ walk's recorded magnitudes prove it afterwards
     unproven = not arithmetic_exact
-    prove_deq = isinstance(model, DEQ) and not arithmetic_exact and isinstance(kernel, DEQKernel)
+    prove_deq = isinstance(model, DEQ) and not arithmetic_exact
 
     def new_sink() -> PieceSink:
         sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
@@ -315,28 +316,21 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     sink = new_sink()
     synchronize(dev)
     start = time.perf_counter()
-    kernel_snapshots = {} if prove_deq else None
     if prove_deq:
-        kernel.snapshots = kernel_snapshots
+        kernel.snapshots = {}
     _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
     if sink.suspicious:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
         if prove_deq:
-            kernel_snapshots.clear()
+            kernel.snapshots = {}
         _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
     synchronize(dev)
     proven_after = False
     if prove_deq:
+        measured = kernel.measured_maxima()
         kernel.snapshots = None
-        snapshots = {}
-        for t, pairs in kernel_snapshots.items():
-            lows_s, highs_s = torch.stack([p[0].min for p in pairs]), torch.stack([p[0].max for p in pairs])
-            lows_c, highs_c = torch.stack([p[1].min for p in pairs]), torch.stack([p[1].max for p in pairs])
-            snapshots[t] = np.array([max(-float(lows_s.min()), float(highs_s.max())),
-                                     max(-float(lows_c.min()), float(highs_c.max()))])
-        proven_after = deq_walk_proven_exact(model, torch.tensor(seg.origin, dtype=DTYPE),
-                                             torch.tensor(seg.direction, dtype=DTYPE), snapshots, linear_pieces)
+        proven_after = deq_walk_proven_exact(model, origin, direction, measured, linear_pieces)
         unproven = not proven_after
         exact_slopes = linear_pieces and proven_after
     regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None

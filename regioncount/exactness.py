@@ -60,37 +60,17 @@ def exact_arithmetic(model: Model, origin: torch.Tensor, direction: torch.Tensor
                 return False
         return True
     assert isinstance(model, DEQ)
-    order = model.unit_order
-    if order is None:
+    static = _deq_static(model, origin, direction)
+    if static is None:
         return False
-    idx = torch.tensor(order)
-    W = model.W[idx][:, idx]
-    one_minus = 1.0 - torch.diagonal(W)
-    # the normalization divides by 1 - W_tt: exact only for powers of two (and 1 - W_tt itself exact)
-    mant, _ = np.frexp(one_minus.numpy())
-    if not np.all(np.abs(mant) == 0.5) or not torch.equal(1.0 - one_minus, torch.diagonal(W)):
+    wn = static["wn"]
+    s_mag, c_mag = static["s0"].copy(), static["c0"].copy()
+    for t in range(1, model.width):  # forward substitution: unit t adds the contributions of units i < t
+        s_mag[t] += float(wn[t, :t] @ s_mag[:t])
+        c_mag[t] += float(wn[t, :t] @ c_mag[:t])
+    if not (_ok(static["s_lo"], s_mag) and _ok(static["c_lo"], c_mag)):
         return False
-    scale = 1.0 / one_minus
-    Wn = torch.tril(W, diagonal=-1) * scale[:, None]
-    Un, bn = model.U[idx] * scale[:, None], model.b[idx] * scale
-    wn_lo, wn_abs = low_bit_exponent(Wn), Wn.abs().numpy()
-    s_lo = _matvec_lo(low_bit_exponent(Un), v_lo)
-    s_mag = Un.abs().numpy() @ v_mag
-    c_lo = np.minimum(_matvec_lo(low_bit_exponent(Un), p_lo), low_bit_exponent(bn))
-    c_mag = Un.abs().numpy() @ p_mag + bn.abs().numpy()
-    m = model.width
-    for t in range(m):  # forward substitution: unit t adds the contributions of units i < t
-        if t:
-            s_lo[t] = min(s_lo[t], float(np.min(wn_lo[t, :t] + s_lo[:t])))
-            c_lo[t] = min(c_lo[t], float(np.min(wn_lo[t, :t] + c_lo[:t])))
-            s_mag[t] += float(wn_abs[t, :t] @ s_mag[:t])
-            c_mag[t] += float(wn_abs[t, :t] @ c_mag[:t])
-    if not (_ok(s_lo, s_mag) and _ok(c_lo, c_mag)):
-        return False
-    A = model.A[:, idx]
-    out_lo = np.minimum(_matvec_lo(low_bit_exponent(A), s_lo), _matvec_lo(low_bit_exponent(model.B), v_lo))
-    out_mag = A.abs().numpy() @ s_mag + model.B.abs().numpy() @ v_mag
-    return _ok(out_lo, out_mag)
+    return _ok(static["out_lo"], static["a"] @ s_mag + static["out0"])
 
 
 def _deq_static(model: DEQ, origin: torch.Tensor, direction: torch.Tensor) -> dict | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import CostLimitError
@@ -299,9 +300,18 @@ class DEQKernel:
 
 
     def _record(self, t: int, us: torch.Tensor, uc: torch.Tensor) -> None:
-        """Running maxima of |us_t|, |uc_t| (unit t's complete slope and intercept) over all pieces."""
+        """Record the (min, max) of us_t and uc_t (unit t's complete slope and intercept) of one batch."""
         # (min, max) pairs: two reductions per step, no |.| pass; combined once after the walk
         self.snapshots.setdefault(t, []).append((us.aminmax(), uc.aminmax()))
+
+    def measured_maxima(self) -> dict[int, np.ndarray]:
+        """Per recorded step t: (max |us_t|, max |uc_t|) over all pieces, from the (min, max) records."""
+        maxima = {}
+        for t, pairs in (self.snapshots or {}).items():
+            slopes = torch.stack([torch.stack([s.min, s.max]) for s, _ in pairs])
+            intercepts = torch.stack([torch.stack([c.min, c.max]) for _, c in pairs])
+            maxima[t] = np.array([float(slopes.abs().max()), float(intercepts.abs().max())])
+        return maxima
 
     def _count_fused(self, tl: torch.Tensor, tr: torch.Tensor, gs: torch.Tensor, gc: torch.Tensor,
                      seg: torch.Tensor | None, t: int, tau: float, sink: PieceSink) -> None:
