@@ -11,7 +11,7 @@ import numpy as np
 from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
 
-from .common import parse_point
+from .common import POLYGON_SUFFIXES, parse_point
 from .render import FINITE, fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
 
 
@@ -43,9 +43,6 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
         raise RegionCountError("give either --box (2-D input) or a plane (--origin/--dirs or --through)")
     return partition_plane(model, low, high, origin=origin_p, dirs=dirs_p, extent=extent, through=through_p,
                            device=device, max_regions=max_regions, assume_well_posed=assume_well_posed)
-
-
-POLYGON_SUFFIXES = (".geojson", ".npz", ".json")
 
 
 def write_polygons(partition, path: str) -> None:

@@ -68,6 +68,10 @@ def guard(func: Callable) -> Callable:
     return wrapper
 
 
+#: File types of ``--polygons`` (GeoJSON or compressed numpy arrays).
+POLYGON_SUFFIXES = (".geojson", ".npz", ".json")
+
+
 def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, graph: str | None = None,
                   polygons: str | None = None, model: str | None = None,
                   figure: tuple[tuple[float, float], int] | None = None) -> None:
@@ -80,8 +84,6 @@ def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, gr
         from regioncount.plot import check_figure
 
         check_figure(*figure)
-    from .commands_plane import POLYGON_SUFFIXES
-
     for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),
                                  (graph, (".graphml",), "--graph (GraphML)"), (polygons, POLYGON_SUFFIXES, "--polygons"),
                                  (model, None, "--save-model")):
