@@ -21,9 +21,10 @@ from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .exactness import deq_walk_proven_exact, exact_arithmetic
+from .forward_error import LayerBound, layer_bounds
 from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
 from .models import DEQ, DTYPE, FFN, Model
-from .rational1d import exact_count, rational_cost
+from .rational1d import exact_count, ffn_output_slope_at, rational_cost
 from .results import SegmentCount
 from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from .wellposed import require_well_posed
@@ -50,6 +51,8 @@ MAX_INTERMEDIATE = 1e300
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
 #: float64 decisions; above it the count is labelled approximate.
 RATIONAL_RECOUNT_BUDGET = 2e6
+#: Rational operations allowed for re-deciding single open slope comparisons of a certified FFN walk.
+LOCAL_EXACT_BUDGET = 2e6
 PILOT_PIECES = 16
 PILOT_FRACTION = 2.0**-10
 
@@ -186,10 +189,15 @@ def default_max_pieces(device: torch.device) -> int:
 
 
 def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,
-         track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False) -> None:
+         track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False,
+         certify: list[LayerBound] | None = None) -> None:
     with torch.no_grad():
-        kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
-                   track_ends=track_ends)
+        if certify is not None:
+            kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
+                       certify=certify)
+        else:
+            kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
+                       track_ends=track_ends)
 
 
 def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
@@ -307,6 +315,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     # DEQ walk's recorded magnitudes prove it afterwards
     unproven = not arithmetic_exact
     prove_deq = isinstance(model, DEQ) and not arithmetic_exact
+    # an FFN with rounded arithmetic carries rigorous forward-error bounds that prove its decisions
+    certify = isinstance(model, FFN) and not arithmetic_exact
 
     def new_sink() -> PieceSink:
         sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
@@ -318,8 +328,9 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     start = time.perf_counter()
     if prove_deq:
         kernel.snapshots = {}
-    _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau)
-    if sink.suspicious:
+    bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) if certify else None
+    _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
+    if sink.suspicious and not certify:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
         if prove_deq:
@@ -334,8 +345,15 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         unproven = not proven_after
         exact_slopes = linear_pieces and proven_after
     regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None
+    local_note = ""
+    if certify:
+        pieces, unsure_slopes, local_note = _resolve_slope_doubts(model, seg, sink, pieces)
+        proven_after = sink.uncertain == 0 and unsure_slopes == 0
+        unproven = not proven_after
     # with every slope proven exact, bitwise slope comparisons were exact decisions, not doubtful ones
     doubtful = sink.near_coincident + (0 if exact_slopes else sink.slope_doubts)
+    if certify:  # every decision the bounds do not prove (tolerance merges included) is doubtful
+        doubtful = sink.uncertain + unsure_slopes
     method, second_opinion = "exact", ""
     breakpoints = lengths = None
     if keep_breakpoints:
@@ -344,7 +362,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         breakpoints = lefts[1:]
         lengths = np.diff(lefts, append=seg.t_high)
     if doubtful or unproven:
-        why = (f"{doubtful} doubtful float64 decision(s)" if doubtful else
+        why = (f"{doubtful} float64 decision(s) not proven by the forward-error bounds" if certify else
+               f"{doubtful} doubtful float64 decision(s)" if doubtful else
                "float64 arithmetic not provably exact for these weights")
         if rational_cost(model, regions) <= RATIONAL_RECOUNT_BUDGET:
             exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
@@ -379,8 +398,32 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         estimate=estimate,
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
                   + ("; slopes exact" if exact_slopes else "")
-                  + ("; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
+                  + ("; float64 rounding bounded, every decision proven (forward error analysis)"
+                     + local_note if certify and proven_after else
+                     "; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
     )
+
+
+def _resolve_slope_doubts(model: FFN, seg: Segment, sink: PieceSink, pieces: int | None
+                          ) -> tuple[int | None, int, str]:
+    """Re-decide in exact arithmetic the slope comparisons that a certified walk's bounds left open.
+
+    Each open pair of neighbouring pieces is settled by the exact output slopes at the two pieces'
+    midpoints (:func:`regioncount.rational1d.ffn_output_slope_at`), when they are all recorded and their cost
+    fits ``LOCAL_EXACT_BUDGET``; the piece count is corrected where the float comparison was wrong.
+    Returns (pieces, slope decisions still open, a note for the algorithm line).
+    """
+    total = sink.slope_doubts_total
+    if total == 0 or pieces is None:
+        return pieces, 0, ""
+    parameters = sum(w.numel() + b.numel() for w, b in zip(model.weights, model.biases))
+    if total > len(sink.slope_doubt_pairs) or 4 * total * parameters > LOCAL_EXACT_BUDGET:
+        return pieces, total, ""
+    p, v = list(seg.origin), list(seg.direction)
+    for left_mid, right_mid, counted in sink.slope_doubt_pairs:
+        differ = ffn_output_slope_at(model, p, v, left_mid) != ffn_output_slope_at(model, p, v, right_mid)
+        pieces += int(differ) - int(counted)
+    return pieces, 0, f"; {total} slope comparison(s) decided exactly"
 
 
 def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_pieces: bool, keep_breakpoints: bool,

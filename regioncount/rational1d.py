@@ -115,6 +115,21 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
     )
 
 
+def ffn_output_slope_at(model: FFN, p: list[float], v: list[float], t: float) -> tuple[Fraction, ...]:
+    """Exact output slope d y / d t of ``model`` along x(t) = p + t v on the activation region containing
+    the point t (which must lie strictly inside a region): the pattern is evaluated exactly at x(t) and the
+    slope propagated through it.  About ``2 * parameters`` rational operations."""
+    point = [Fraction(pi) + Fraction(t) * Fraction(vi) for pi, vi in zip(p, v)]
+    slope = [Fraction(vi) for vi in v]
+    for w, b in zip(model.weights[:-1], model.biases[:-1]):
+        W, bias = _fr(w), _fr(b)
+        z = [sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(W, bias)]
+        s = [sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in W]
+        point = [zj if zj > 0 else Fraction(0) for zj in z]
+        slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(s, z)]
+    return tuple(sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in _fr(model.weights[-1]))
+
+
 def _topological(W: list[list[Fraction]]) -> list[int]:
     m = len(W)
     done: list[int] = []

@@ -28,6 +28,17 @@ import numpy as np
 import torch
 
 from .errors import CostLimitError
+from .forward_error import (
+    INFLATE,
+    LayerBound,
+    input_scale,
+    masked_error,
+    output_slope_errors,
+    uncertain_gaps,
+    uncertain_midpoints,
+    uncertain_signs,
+    zero_radius,
+)
 
 TOLERANCE_RATIO = 2.0**-46
 #: The a-posteriori exactness proof measures every level of a triangular-DEQ walk except the last few, where
@@ -38,6 +49,9 @@ UNMEASURED_LAST_LEVELS = 3
 #: too); the cost checks use this.
 KEPT_BYTES_PER_REGION = 40
 SLOPE_RTOL = 1e-9
+#: Neighbouring pieces of a certified walk whose slopes are re-decided one by one in exact arithmetic
+#: (beyond this many, the slope decisions are left to the whole recount or labelled approximate).
+MAX_SLOPE_DOUBTS = 256
 
 
 def merge_tolerance(t_low: float, t_high: float) -> float:
@@ -74,6 +88,13 @@ class PieceSink:
         #: are compared bit for bit and no slope decision is doubtful
         self.exact_slopes = False
         self.slope_doubts = 0
+        self._uncertain: list[torch.Tensor] = []
+        self.last_slope_error: torch.Tensor | None = None
+        self.last_mid: torch.Tensor | None = None
+        #: certified walks: neighbouring pieces whose slopes the bounds could not tell apart, as
+        #: (midpoint left, midpoint right, counted as a slope change), kept up to MAX_SLOPE_DOUBTS
+        self.slope_doubt_pairs: list[tuple[float, float, bool]] = []
+        self.slope_doubts_total = 0
 
     def add_near(self, count: torch.Tensor) -> None:
         """Record tolerance-decided zeros (a 0-d tensor, kept on its device until the end: no sync)."""
@@ -86,6 +107,16 @@ class PieceSink:
         self._suspicious.append(count)
         if len(self._suspicious) >= 1024:
             self._suspicious = [torch.stack(self._suspicious).sum()]
+
+    def add_uncertain(self, count: torch.Tensor) -> None:
+        """Record decisions that the forward-error bounds of a certified walk do not prove (0-d tensor)."""
+        self._uncertain.append(count)
+        if len(self._uncertain) >= 1024:
+            self._uncertain = [torch.stack(self._uncertain).sum()]
+
+    @property
+    def uncertain(self) -> int:
+        return int(torch.stack(self._uncertain).sum()) if self._uncertain else 0
 
     @property
     def suspicious(self) -> int:
@@ -118,7 +149,11 @@ class PieceSink:
         self.segment_counts.index_add_(0, seg, per_piece)
         self._advance(int(per_piece.sum()), None)
 
-    def add_pieces(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None) -> None:
+    def add_pieces(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None,
+                   slope_errors: torch.Tensor | None = None) -> None:
+        """Final pieces in increasing t: ends (P,), output slopes (P, k) or None, and (certified walks)
+        bounds on the slopes' rounding errors (P, k): neighbours whose slopes differ by no more than their
+        errors in every coordinate are uncertain decisions."""
         if left.numel() == 0:
             return
         lengths = right - left
@@ -132,7 +167,24 @@ class PieceSink:
                 slopes_with_prev = slopes
             differ, doubtful = compare_slopes(slopes_with_prev[1:], slopes_with_prev[:-1], self.exact_slopes)
             self.slope_changes += int(differ.sum())
-            self.slope_doubts += int(doubtful)
+            if slope_errors is not None:
+                errors = slope_errors if self.last_slope_error is None else \
+                    torch.cat([self.last_slope_error[None], slope_errors])
+                gap = (slopes_with_prev[1:] - slopes_with_prev[:-1]).abs()
+                unsure = (gap <= (errors[1:] + errors[:-1]) * INFLATE).all(dim=1)
+                n_unsure = int(unsure.sum())
+                if n_unsure:
+                    self.slope_doubts_total += n_unsure
+                    if self.slope_doubts_total <= MAX_SLOPE_DOUBTS:
+                        mids = (left + right) * 0.5
+                        if self.last_mid is not None:
+                            mids = torch.cat([self.last_mid[None], mids])
+                        for i in unsure.nonzero()[:, 0].tolist():
+                            self.slope_doubt_pairs.append((float(mids[i]), float(mids[i + 1]), bool(differ[i])))
+                self.last_slope_error = slope_errors[-1].clone()
+                self.last_mid = ((left[-1] + right[-1]) * 0.5).clone()
+            else:
+                self.slope_doubts += int(doubtful)
             self.last_slope = slopes[-1].clone()
         if self.keep:
             self.lefts.append(left.cpu())
@@ -362,11 +414,14 @@ class FFNKernel:
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
             max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None,
-            track_ends: bool = False) -> None:
+            track_ends: bool = False, certify: list[LayerBound] | None = None) -> None:
         """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
         count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``.
-        ``track_ends`` as in :meth:`DEQKernel.run`."""
+        ``track_ends`` as in :meth:`DEQKernel.run`.  ``certify`` (single segment, rounded arithmetic): the hidden
+        layers' :class:`~regioncount.forward_error.LayerBound`; the walk then carries rigorous forward-error
+        bounds and counts every decision they do not prove in ``sink.uncertain``."""
         dev, dt = self.p.device, self.p.dtype
+        bounds = certify
         L = len(self.weights)
         need_pieces = track_linear or sink.keep
         if segments is None:
@@ -390,11 +445,17 @@ class FFNKernel:
             return
         ones = torch.ones_like(tl)
         ends_cs = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # each end t = -c / s
-        stack = [(tl, tr, ends_cs, state, 0, seg)]
+        # certify: per piece, the error bounds of the input rows (P, 2) and the radii of the two ends (P, 2)
+        cert = (torch.zeros_like(tl)[:, None].repeat(1, 2), torch.zeros_like(tl)[:, None].repeat(1, 2)) \
+            if certify is not None else None
+        stack = [(tl, tr, ends_cs, state, 0, seg, cert)]
         while stack:
-            tl, tr, ends_cs, h, layer, seg = stack.pop()
+            tl, tr, ends_cs, h, layer, seg, cert = stack.pop()
             if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
-                h = _masked_children(*h, tl, tr)
+                parent_z, parent_index, parent_cert = h
+                h, err = _masked_children(parent_z, parent_index, tl, tr, parent_cert, sink)
+                if cert is not None:
+                    cert = (err, cert[1])
             P = tl.shape[0]
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
@@ -410,8 +471,28 @@ class FFNKernel:
                 cut = int(torch.searchsorted(torch.cumsum(counts + 1, 0), n_children // 2).clamp(1, P - 1))
                 for part in (slice(cut, None), slice(None, cut)):
                     stack.append((tl[part], tr[part], None if ends_cs is None else ends_cs[part], h[part], layer,
-                                  None if seg is None else seg[part]))
+                                  None if seg is None else seg[part],
+                                  None if cert is None else (cert[0][part], cert[1][part])))
                 continue
+            parent_cert = zero_radii = None
+            if cert is not None:
+                bound = bounds[layer]
+                h_norms = h.norm(dim=2)
+                scale = input_scale(h_norms, cert[0], bound)
+                rl, rr = cert[1][:, 0], cert[1][:, 1]
+                parent_cert = (scale, h_norms, cert[0], bound)
+                # valid zeros are proven by the gap test; merged ones (n_valid - kept) are never proven
+                sink.add_uncertain(uncertain_signs(zs, zc, scale, h_norms, bound, tl, tr, rl, rr, valid)
+                                   + valid.sum() - counts.sum())
+                if kept.shape[1]:
+                    norms = bound.row_norms[units]
+                    zero_radii = zero_radius(kept, zs.gather(1, units), scale[:, 0, None] * norms,
+                                             scale[:, 1, None] * norms + bound.gamma * bound.bias_abs[units])
+                    cut_points = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)
+                    cut_points.scatter_(1, (counts + 1)[:, None], tr[:, None])
+                    radii = torch.cat([rl[:, None], zero_radii, torch.zeros_like(rl[:, None])], 1)
+                    radii.scatter_(1, (counts + 1)[:, None], rr[:, None])
+                    sink.add_uncertain(uncertain_gaps(cut_points, radii, counts))
             # flags are recorded once per batch, after the halving decision
             sink.add_near(equal_distinct)
             if ends_cs is None:
@@ -428,28 +509,55 @@ class FFNKernel:
                 continue
             kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
             left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
+            child_radii = None
+            if cert is not None:
+                # each child's end radii: the parent's end radii or the radius of the zero that cut it
+                radii_cs = torch.stack([zero_radii] * 2, 2) if kept.shape[1] else None
+                child_radii = _split_many(tl, tr, kept, counts, n_children,
+                                          torch.stack([cert[1][:, 0], cert[1][:, 0], cert[1][:, 1],
+                                                       cert[1][:, 1]], 1), radii_cs)[3][:, ::2]
             # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
             parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
             if last:
                 for part in parts:  # in increasing t, as the sink needs
-                    zp = _masked_children(z, parent[part], left[part], right[part])
-                    sink.add_pieces(left[part], right[part], zp[:, 0] @ self.readout.T if track_linear else None)
+                    zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
+                    slopes = slope_errors = None
+                    if track_linear:
+                        slopes = zp[:, 0] @ self.readout.T
+                        if err is not None:
+                            slope_errors = output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+                    sink.add_pieces(left[part], right[part], slopes, slope_errors)
             else:
                 for part in reversed(parts):  # leftmost chunk on top of the stack
                     stack.append((left[part], right[part], None if child_cs is None else child_cs[part],
-                                  (z, parent[part]), layer + 1, None if seg is None else seg[parent[part]]))
+                                  (z, parent[part], parent_cert), layer + 1, None if seg is None else seg[parent[part]],
+                                  None if child_radii is None else (None, child_radii[part])))
 
 
-def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                     parent_cert: tuple | None = None, sink: PieceSink | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The children's layer maps (C, 2, n): their parents' pre-activation maps ``z[parent]`` with the units
-    inactive at each child's midpoint zeroed (the ReLU on that child)."""
+    inactive at each child's midpoint zeroed (the ReLU on that child).
+
+    With the parents' certification data ``(scale, h_norms, err, bound)`` (:mod:`regioncount.forward_error`),
+    also the children's row error norms (C, 2), and the midpoint activations whose sign is not certain are
+    counted in ``sink``; otherwise the second result is None.
+    """
     zp = z.index_select(0, parent)
     mid = (left + right) * 0.5
-    active = zp[:, 0] * mid[:, None] + zp[:, 1] > 0
+    values = torch.addcmul(zp[:, 1], zp[:, 0], mid[:, None])
+    active = values > 0
+    err = None
+    if parent_cert is not None:
+        scale, h_norms, parent_err, bound = parent_cert
+        scale, h_norms = scale.index_select(0, parent), h_norms.index_select(0, parent)
+        sink.add_uncertain(uncertain_midpoints(values, scale, h_norms, bound, mid))
+        err = masked_error(parent_err.index_select(0, parent), h_norms, bound)
     zp *= active[:, None, :]
-    return zp
+    return zp, err
 
 
 _VELTKAMP = 134217729.0  # 2^27 + 1

@@ -214,7 +214,10 @@ def test_zero_on_an_earlier_breakpoint_is_classified_exactly():
                   [torch.tensor([-0.3, 0.0], dtype=torch.float64), torch.tensor([offset], dtype=torch.float64),
                    torch.zeros(1, dtype=torch.float64)])
         result = count_segment(ffn, interval=(0, 1))
-        assert (result.activation_regions, result.near_coincident) == (2 + flagged, flagged)
+        # 0.3 and 0.9 are not short dyadics: the FFN walk is a rounded, certified one, whose unproven
+        # decisions (here the coincidence) are re-decided by the exact recount
+        assert result.activation_regions == 2 + flagged and result.method == "exact"
+        assert result.doubtful_decisions >= 1
         deq = DEQ(W=torch.zeros(2, 2, dtype=torch.float64), U=torch.tensor([[1.0], [slope]], dtype=torch.float64),
                   b=torch.tensor([-0.3, offset], dtype=torch.float64), A=torch.ones(1, 2, dtype=torch.float64))
         result = count_segment(deq, interval=(0, 1))
