@@ -121,6 +121,9 @@ class WalkResult:
     failures: int
     walkers: int
     steps: int
+    #: decisions taken inside a tolerance band (merged or skipped near-coincident crossings, zero tests
+    #: of units not meant to flip, slope comparisons within the relative tolerance)
+    doubtful: int = 0
 
 
 class _Walkers:
@@ -145,10 +148,15 @@ class _Walkers:
         sol = checked_solve(M, rhs)
         return sol[..., 0], sol[..., 1]
 
-    def settle(self, idx: torch.Tensor, active: torch.Tensor, t: torch.Tensor, rounds: int):
-        """Make each pattern consistent on (t, t + eps): a unit with u_j(t) ~ 0 is active iff g_j > 0."""
+    def settle(self, idx: torch.Tensor, active: torch.Tensor, t: torch.Tensor, rounds: int,
+               flipping: torch.Tensor | None = None):
+        """Make each pattern consistent on (t, t + eps): a unit with u_j(t) ~ 0 is active iff g_j > 0.
+
+        Returns (active, g, h, settled, doubtful): ``doubtful`` counts units other than ``flipping`` (the
+        units crossing at t, (len(idx), m) bool) whose value was taken as zero by the tolerance."""
         settled = torch.zeros(active.shape[0], dtype=torch.bool, device=active.device)
         g = h = None
+        doubtful = 0
         for _ in range(rounds):
             g, h = self.affine(idx, active)
             value = g * t[:, None] + h
@@ -156,10 +164,14 @@ class _Walkers:
             zero = value.abs() <= 1e-11 * scale
             wanted = torch.where(zero, g > 0, value > 0)
             settled = (wanted == active).all(1)
+            band = zero & (value != 0)
+            if flipping is not None:
+                band &= ~flipping
+            doubtful = int(band.sum())
             if bool(settled.all()):
                 break
             active = torch.where(settled[:, None], active, wanted)
-        return active, g, h, settled
+        return active, g, h, settled, doubtful
 
     def slope(self, idx: torch.Tensor, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Output slope dy/dt on each walker's pattern: A (d * g) + B v, (K, k)."""
@@ -179,6 +191,7 @@ class _Walk:
     breakpoints: list[tuple[torch.Tensor, torch.Tensor]]  # (walker ids, t) per step
     failures: int
     steps: int
+    doubtful: int = 0
 
 
 def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, *,
@@ -196,7 +209,7 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
     everyone = torch.arange(K, device=device)
     state = _Walkers(model, P, V, device)
     fixed = solve_fixed_points(model, P + t[:, None] * V)
-    active, g, h, settled = state.settle(everyone, fixed.u > 0, t, m + 2)
+    active, g, h, settled, doubtful = state.settle(everyone, fixed.u > 0, t, m + 2)
     failures = int((~settled | ~fixed.ok).sum())
     first = active.clone()
     counts = torch.ones(K, dtype=torch.int64, device=device)
@@ -213,27 +226,35 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
         gi, hi, ai, ti = g[idx], h[idx], active[idx], t[idx]
         leaving = torch.where(ai, gi < 0, gi > 0)
         crossing = torch.where(leaving & (gi != 0), -hi / gi, torch.full_like(hi, math.inf))
+        # crossings just after t (within tau, but not on it) are skipped by the tolerance
+        doubtful += int(((crossing > ti[:, None]) & (crossing <= ti[:, None] + tau)).sum())
         crossing = torch.where(crossing > ti[:, None] + tau, crossing, torch.full_like(hi, math.inf))
         nxt = crossing.amin(1)
         stop = nxt >= end[idx] - tau
+        doubtful += int((stop & (nxt < end[idx])).sum())  # a crossing just before the end, dropped
         running[idx[stop]] = False
         move = idx[~stop]
         if move.numel() == 0:
             break
         t_new = nxt[~stop]
         flip = crossing[~stop] <= t_new[:, None] + tau
-        new_active, g_new, h_new, ok = state.settle(move, active[move] ^ flip, t_new, m + 2)
+        doubtful += int((flip & (crossing[~stop] != t_new[:, None])).sum())  # near-coincident, merged
+        new_active, g_new, h_new, ok, band = state.settle(move, active[move] ^ flip, t_new, m + 2, flip)
+        doubtful += band
         failures += int((~ok).sum())
         if linear_pieces:
             new_slope = state.slope(move, new_active, g_new)
-            slope_changes[move] += slopes_differ(new_slope, last_slope[move]).long()
+            differ = slopes_differ(new_slope, last_slope[move])
+            doubtful += int((~differ & (new_slope != last_slope[move]).any(1)).sum())  # equal within rtol
+            slope_changes[move] += differ.long()
             last_slope[move] = new_slope
         active[move], g[move], h[move], t[move] = new_active, g_new, h_new, t_new
         counts[move] += 1
         if keep_breakpoints:
             points.append((move.cpu(), t_new.cpu()))
     failures += int(running.sum())
-    return _Walk(counts, first, active, slope_changes, first_slope, last_slope, points, failures, steps)
+    return _Walk(counts, first, active, slope_changes, first_slope, last_slope, points, failures, steps,
+                 doubtful)
 
 
 def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
@@ -264,7 +285,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
         inner = cuts[1:-1][boundary_changes.cpu()]
         found = [tt for _, tt in walk.breakpoints]
         breakpoints = torch.sort(torch.cat(found + [inner])).values.numpy()
-    return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps)
+    return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps, walk.doubtful)
 
 
 def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, int]:

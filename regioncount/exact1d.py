@@ -451,7 +451,8 @@ def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_piece
         activation_regions=walk.activation_regions,
         linear_pieces=walk.linear_pieces,
         segment=seg.describe(),
-        method="exact",
+        method="approximate" if walk.doubtful else "exact",
+        doubtful_decisions=walk.doubtful,
         device=dev.type,
         seconds=seconds,
         tolerance=merge_tolerance(seg.t_low, seg.t_high),
@@ -459,5 +460,7 @@ def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_piece
         region_lengths=lengths,
         shortest_region=None if lengths is None else float(lengths.min()),
         longest_region=None if lengths is None else float(lengths.max()),
-        algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}",
+        algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}"
+                  + (f"; {walk.doubtful} decision(s) left to the tolerance (no exact second opinion for a "
+                     "general W yet)" if walk.doubtful else ""),
     )

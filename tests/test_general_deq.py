@@ -104,3 +104,17 @@ def test_chords_of_a_general_deq_are_walked_together():
     single = [count_segment(model, segment=(p.tolist(), q.tolist()), linear_pieces=False).activation_regions
               for p, q in zip(P, Q)]
     assert batched.tolist() == single
+
+
+def test_general_walk_reports_tolerance_decisions():
+    """A general-W DEQ whose two units cross 2^-50 apart (below the merge tolerance): the walk merges them,
+    so the count is labelled approximate with the decision counted; apart by 2^-20 it is exact."""
+    for gap, method in ((2.0**-50, "approximate"), (2.0**-20, "exact")):
+        W = torch.tensor([[0.0, 0.25], [-0.25, 0.0]], dtype=torch.float64)  # cyclic, contractive
+        # unit 2 feeds unit 1 only where unit 2 is active; pick biases so that the two zeros are gap apart
+        model = DEQ(W=W, U=[[1.0], [1.0]], b=[-0.5, -0.5 - gap], A=[[1.0, 2.0]])
+        result = count_segment(model, interval=(0, 0.49))  # both units inactive: no crossing
+        assert result.method == "exact" and result.activation_regions == 1
+        result = count_segment(model, interval=(0, 1))
+        assert result.method == method, result.algorithm
+        assert (result.doubtful_decisions > 0) == (method == "approximate")
