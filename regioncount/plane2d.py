@@ -40,6 +40,9 @@ from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .walk1d import slopes_differ
 
 ZERO_TOL = 1e-9
+#: DEQ partitions: a vertex this far (relative to the scale) on the wrong side of a line, yet within
+#: ZERO_TOL, was accepted by the tolerance rather than by rounding of a computed vertex.
+ROUNDING_BAND = 2.0**-40
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
 
@@ -271,7 +274,10 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
     open_pieces = rectangle(plane.low, plane.high, device)
     done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
-    doubtful = 0  # not tracked here: vertices made by a unit's own cut sit within rounding of its line
+    # vertices made by a unit's own cut sit within rounding of its line (relative 1e-16 .. 1e-13); a piece
+    # accepted with a vertex on the wrong side by more than ROUNDING_BAND of the scale (but within the
+    # tolerance) is a decision left to the tolerance
+    doubtful = 0
     for _ in range(100_000):
         if open_pieces.count == 0:
             break
@@ -288,6 +294,8 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
         final = worst >= 0
         if bool(final.any()):
             idx = final.nonzero().flatten()
+            beyond_rounding = values[idx] * sign[idx, None, :] < -(ROUNDING_BAND / ZERO_TOL) * tol[idx, None, :]
+            doubtful += int((beyond_rounding & open_pieces.valid()[idx, :, None]).any(2).any(1).sum())
             done.append((open_pieces.select(idx), active[idx], coef[idx]))
         idx = (~final).nonzero().flatten()
         if idx.numel() == 0:

@@ -267,3 +267,15 @@ def test_large_extents_are_labelled_or_refused_never_nan():
             assert part.method == "approximate" and part.tolerance_decisions > 0
     with pytest.raises(SegmentError, match="overflow"):
         partition_plane(net, [-1e200, -1e200], [1e200, 1e200], device="cpu")
+
+
+def test_deq_partition_reports_lines_closer_than_the_tolerance():
+    """Two DEQ units whose lines are 1e-11 apart (inside the 1e-9 zero tolerance): the sliver between them
+    is not resolved, and the partition says approximate instead of exact; 1e-3 apart it is exact."""
+    for gap, method in ((1e-11, "approximate"), (1e-3, "exact")):
+        model = DEQ(W=torch.zeros(2, 2, dtype=torch.float64), U=[[1.0, 0.0], [1.0, 0.0]],
+                    b=[-0.5, -0.5 - gap], A=[[1.0, 1.0]])
+        part = partition_plane(model, low=(0, 0), high=(1, 1), device="cpu")
+        assert part.method == method
+        if method == "exact":
+            assert part.activation_regions == 3
