@@ -12,7 +12,9 @@ or a plane through a d-D input space.  Two engines, both vectorized over all pol
   D's sign constraints, the piece is cut along that constraint's line.  Final pieces lie in one region
   each, and by the convexity lemma pieces with the same pattern belong to the same region.
 
-A value within 1e-9 of the scale of an affine function (|slope| * extent + |offset|) counts as zero, so
+A value within ``ZERO_TOL`` (2^-40 for FFN lines, whose vertices are exact up to rounding; 1e-9 for DEQ
+constraints, whose coefficients come from linear solves) of the scale of an affine function
+(|slope| * extent + |offset|) counts as zero, so
 three lines through one point, a line along an edge, or a unit that is identically zero never create
 zero-area polygons.  Regions are then joined into an adjacency graph (probing across every polygon edge),
 whose components of equal affine output give the linear pieces.
@@ -39,9 +41,13 @@ from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .walk1d import slopes_differ
 
-ZERO_TOL = 1e-9
+#: Zero tolerance of the FFN partition, relative to a line's scale: about 10^4 times float64's rounding, so
+#: boxes of extent E resolve features down to about 1e-12 E (at extent 1e8, features of 1e-4).
+ZERO_TOL = 2.0**-40
+#: Zero tolerance of the DEQ partition (coefficients from linear solves carry more rounding).
+DEQ_ZERO_TOL = 1e-9
 #: DEQ partitions: a vertex this far (relative to the scale) on the wrong side of a line, yet within
-#: ZERO_TOL, was accepted by the tolerance rather than by rounding of a computed vertex.
+#: DEQ_ZERO_TOL, was accepted by the tolerance rather than by rounding of a computed vertex.
 ROUNDING_BAND = 2.0**-40
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -141,7 +147,8 @@ class PlanePartition:
     unresolved: int = 0
     notes: list[str] = field(default_factory=list)
     partition_seconds: float = 0.0
-    #: zero tests decided by the tolerance band (a vertex or a centre within 1e-9 of a line, not on it)
+    #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a line,
+    #: not on it)
     tolerance_decisions: int = 0
 
     @property
@@ -287,14 +294,14 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         values = (open_pieces.xy[..., :1] * coef[:, None, 0] + open_pieces.xy[..., 1:] * coef[:, None, 1]
                   + coef[:, None, 2])  # (P, V, m)
-        tol = _scale(coef, es, et) * ZERO_TOL  # (P, m)
+        tol = _scale(coef, es, et) * DEQ_ZERO_TOL  # (P, m)
         signed = values * sign[:, None, :] + tol[:, None, :]
         signed = torch.where(open_pieces.valid()[..., None], signed, torch.zeros_like(signed))
         worst, unit = signed.amin(1).min(1)  # most violated constraint per piece
         final = worst >= 0
         if bool(final.any()):
             idx = final.nonzero().flatten()
-            beyond_rounding = values[idx] * sign[idx, None, :] < -(ROUNDING_BAND / ZERO_TOL) * tol[idx, None, :]
+            beyond_rounding = values[idx] * sign[idx, None, :] < -(ROUNDING_BAND / DEQ_ZERO_TOL) * tol[idx, None, :]
             doubtful += int((beyond_rounding & open_pieces.valid()[idx, :, None]).any(2).any(1).sum())
             done.append((open_pieces.select(idx), active[idx], coef[idx]))
         idx = (~final).nonzero().flatten()
@@ -452,7 +459,9 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     if unresolved:
         notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
     if doubtful:
-        notes.append(f"{doubtful} decisions were taken by the 1e-9 zero tolerance, not exactly: approximate")
+        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) else ZERO_TOL
+        notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
+                     "exactly: approximate")
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
         patterns=region_words,

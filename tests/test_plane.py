@@ -279,3 +279,21 @@ def test_deq_partition_reports_lines_closer_than_the_tolerance():
         assert part.method == method
         if method == "exact":
             assert part.activation_regions == 3
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_large_extents_keep_their_regions(seed):
+    """Nested boxes of extent 1 .. 1e6 (each contains the previous one): counts labelled exact never
+    decrease, and up to 1e4 they are exact (the zero tolerance is relative to the scale: 2^-40)."""
+    model = random_ffn([2, 16, 16, 1], seed)
+    previous = 0
+    for extent in (1.0, 1e2, 1e4, 1e6, 1e8, 1e12):
+        part = partition_plane(model, low=(-extent, -extent), high=(extent, extent), device="cpu")
+        assert not torch.isnan(part.areas).any()
+        if extent <= 1e4:
+            assert part.method == "exact"
+        if part.method == "exact":
+            assert part.activation_regions >= previous
+            previous = part.activation_regions
+        else:
+            assert part.tolerance_decisions > 0
