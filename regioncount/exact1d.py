@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .cost import default_max_pieces, estimate_exact
 from .deq_general import walk_segment
 from .devices import default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
@@ -183,11 +184,6 @@ def region_upper_bound(model: Model) -> int:
     return 2**model.width
 
 
-def default_max_pieces(device: torch.device) -> int:
-    """Pieces per batch: small enough to stay in cache on a CPU, large enough to fill a GPU."""
-    return 2**23 if device.type == "cuda" else 2**16
-
-
 def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,
          track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False,
          certify: list[LayerBound] | None = None) -> None:
@@ -252,6 +248,8 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
     upper = region_upper_bound(model)
     if (max_regions is None or upper <= max_regions) and (not keep_breakpoints
                                                          or KEPT_BYTES_PER_REGION * upper <= memory_limit):
+        _check_walk_memory(model, device, upper if known_regions is None else known_regions, max_pieces,
+                           memory_limit)
         return None
     if known_regions is not None:
         estimate = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
@@ -270,7 +268,19 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
             f"{KEPT_BYTES_PER_REGION * regions / 2**30:.3g} GiB, "
             f"above the memory limit of {memory_limit / 2**30:.3g} GiB; count without keeping breakpoints"
         )
+    _check_walk_memory(model, device, regions, max_pieces, memory_limit)
     return estimate
+
+
+def _check_walk_memory(model: Model, device: torch.device, regions: float, max_pieces: int,
+                       memory_limit: int) -> None:
+    """Refuse a walk whose batches (:func:`regioncount.cost.estimate_exact`, pieces and breakpoints aside)
+    would not fit the memory limit, or on CUDA the device's memory."""
+    limit = memory_limit
+    if device.type == "cuda":
+        limit = min(limit, int(0.8 * torch.cuda.get_device_properties(device).total_memory))
+    estimate_exact(model, linear_pieces=True, keep_breakpoints=False, regions=regions, device=device,
+                   max_pieces=max_pieces).check(limit)
 
 
 def count_segment(model: Model, interval: Sequence[float] | None = None,

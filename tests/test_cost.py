@@ -1,0 +1,47 @@
+"""The cost model (regioncount.cost): predictions that grow with what drives memory, and refusals before
+any work, with the estimate in a one-line message."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from regioncount import FFN, count_segment, theorem1_deq
+from regioncount.cost import estimate_exact, estimate_sampled
+from regioncount.errors import CostLimitError
+
+
+def _ffn(dims, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
+    return FFN(weights, [torch.zeros(o, dtype=torch.float64) for o in dims[1:]])
+
+
+def test_exact_estimates_follow_the_batch_cap_and_the_kept_breakpoints():
+    small, wide = _ffn([1, 64, 1]), _ffn([1, 20000, 1])
+    a = estimate_exact(small, linear_pieces=True, keep_breakpoints=False, regions=None).bytes
+    b = estimate_exact(wide, linear_pieces=True, keep_breakpoints=False, regions=None).bytes
+    assert a < b <= 64 * 2**16 * 200  # capped by the batch: 64 * max_pieces state values
+    count_only = estimate_exact(wide, linear_pieces=False, keep_breakpoints=False, regions=None).bytes
+    assert count_only < b / 100  # one piece enters the only hidden layer; its children are never built
+    deq = theorem1_deq(20)
+    kept = estimate_exact(deq, linear_pieces=False, keep_breakpoints=True, regions=2**20).bytes
+    plain = estimate_exact(deq, linear_pieces=False, keep_breakpoints=False, regions=2**20).bytes
+    assert kept - plain == 40 * 2**20
+
+
+def test_a_walk_that_cannot_fit_is_refused_before_it_starts():
+    with pytest.raises(CostLimitError, match=r"needs about .* GiB \(estimated\), above the memory limit"):
+        count_segment(_ffn([1, 4096, 4096, 1]), interval=(-1, 1), memory_limit=16 * 2**20, device="cpu")
+    # the same net under a roomy limit counts
+    assert count_segment(_ffn([1, 256, 1]), interval=(-1, 1), memory_limit=2**30, device="cpu").activation_regions > 1
+
+
+def test_sampled_estimate_grows_with_samples_and_distinct_patterns():
+    net = _ffn([2, 256, 256, 1])
+    few = estimate_sampled(net, samples=10**5, distinct=10**3).bytes
+    many = estimate_sampled(net, samples=10**7, distinct=10**3).bytes
+    diverse = estimate_sampled(net, samples=10**7, distinct=10**7).bytes
+    assert few < many < diverse
