@@ -74,12 +74,13 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
     dev = resolve_device(device)
     seg = resolve_segment(model, segment=(P[0].tolist(), Q[0].tolist()))
     kernel = build_kernel(model, seg, dev)
-    sink = PieceSink(0.0, 1.0, False, None, DEFAULT_MAX_REGIONS, None)
-    sink.segment_counts = torch.zeros(P.shape[0], dtype=torch.int64, device=dev)
+    sink = PieceSink(0.0, 1.0, max_regions=DEFAULT_MAX_REGIONS, segments=P.shape[0])
     pieces = max_pieces or (2**22 if dev.type == "cuda" else 2**16)
     with torch.no_grad():
         kernel.run(0.0, 1.0, sink, track_linear=False, max_pieces=pieces, tau=merge_tolerance(0.0, 1.0),
                    segments=(P.to(dev, DTYPE), (Q - P).to(dev, DTYPE)))
+    if sink.segment_counts is None:  # every walk reports each segment's count at its last step
+        raise RuntimeError("the many-segment walk reported no counts")
     return sink.segment_counts.cpu()
 
 

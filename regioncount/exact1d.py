@@ -214,7 +214,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
     start = time.perf_counter()
     for offset in offsets.tolist():
         lo = seg.t_low + (span - width) * offset / PILOT_PIECES
-        sink = PieceSink(lo, lo + width, False, None, cap, None)
+        sink = PieceSink(lo, lo + width, max_regions=cap)
         try:
             _run(kernel, lo, lo + width, sink, False, max_pieces, tau)
         except CostLimitError:
@@ -329,9 +329,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     certify = isinstance(model, FFN) and not arithmetic_exact
 
     def new_sink() -> PieceSink:
-        sink = PieceSink(seg.t_low, seg.t_high, keep_breakpoints, progress, max_regions, memory_limit)
-        sink.exact_slopes = exact_slopes
-        return sink
+        return PieceSink(seg.t_low, seg.t_high, keep_breakpoints=keep_breakpoints, progress=progress,
+                         max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes)
 
     sink = new_sink()
     synchronize(dev)

@@ -66,9 +66,10 @@ class PieceSink:
     pieces themselves: left/right ends (P,) and, for linear pieces, the output slopes (P, k).
     """
 
-    def __init__(self, t_low: float, t_high: float, keep_breakpoints: bool,
-                 progress: Callable[[float], None] | None, max_regions: int | None,
-                 max_kept_bytes: int | None) -> None:
+    def __init__(self, t_low: float, t_high: float, *, keep_breakpoints: bool = False,
+                 progress: Callable[[float], None] | None = None, max_regions: int | None = None,
+                 max_kept_bytes: int | None = None, exact_slopes: bool = False, segments: int | None = None
+                 ) -> None:
         self.t_low, self.span = t_low, t_high - t_low
         self.keep = keep_breakpoints
         self.progress = progress
@@ -83,10 +84,12 @@ class PieceSink:
         self.longest = 0.0
         self._near: list[torch.Tensor] = []
         self._suspicious: list[torch.Tensor] = []
+        #: many-segment runs: regions per segment (``segments`` zeros, int64, on the device of the walk)
         self.segment_counts: torch.Tensor | None = None
+        self.segments = segments
         #: True when every output slope is computed exactly (:mod:`regioncount.exactness`): then slopes
         #: are compared bit for bit and no slope decision is doubtful
-        self.exact_slopes = False
+        self.exact_slopes = exact_slopes
         self.slope_doubts = 0
         self._uncertain: list[torch.Tensor] = []
         self.last_slope_error: torch.Tensor | None = None
@@ -146,7 +149,11 @@ class PieceSink:
 
     def add_segment_counts(self, seg: torch.Tensor, per_piece: torch.Tensor) -> None:
         """Many-segment mode: piece i of this batch contributes ``per_piece[i]`` regions to segment seg[i]."""
-        self.segment_counts.index_add_(0, seg, per_piece)
+        if self.segment_counts is None:
+            if self.segments is None:
+                raise ValueError("a many-segment walk needs a sink made with segments=K")
+            self.segment_counts = torch.zeros(self.segments, dtype=torch.int64, device=per_piece.device)
+        self.segment_counts.index_add_(0, seg, per_piece.long())
         self._advance(int(per_piece.sum()), None)
 
     def add_pieces(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None,
