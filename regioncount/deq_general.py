@@ -24,6 +24,7 @@ import torch
 
 from .errors import NotWellPosedError
 from .models import DEQ, DTYPE
+from .tolerances import FIXED_POINT_RESIDUAL_RTOL, FIXED_POINT_STEP_TOL, SETTLE_ZERO_RTOL
 from .walk1d import merge_tolerance, slopes_differ
 
 
@@ -67,7 +68,7 @@ def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk
     return out
 
 
-def solve_fixed_points(model: DEQ, x: torch.Tensor, *, tol: float = 1e-13, max_iter: int = 2000,
+def solve_fixed_points(model: DEQ, x: torch.Tensor, *, tol: float = FIXED_POINT_STEP_TOL, max_iter: int = 2000,
                        damping: float = 1.0, polish_rounds: int = 8) -> FixedPoints:
     """Fixed points z* = relu(W z* + U x + b) of points ``x`` (B, d), exact up to float64 rounding.
 
@@ -109,7 +110,7 @@ def solve_fixed_points(model: DEQ, x: torch.Tensor, *, tol: float = 1e-13, max_i
         active[todo] = active_next
     z = torch.where(u > 0, u, torch.zeros((), dtype=DTYPE, device=x.device))
     residual = (torch.relu(z @ W.T + q) - z).abs().amax(1)
-    ok &= residual <= 1e-10 * (1 + z.abs().amax(1))
+    ok &= residual <= FIXED_POINT_RESIDUAL_RTOL * (1 + z.abs().amax(1))
     return FixedPoints(z, u, ok, iterations)
 
 
@@ -161,7 +162,7 @@ class _Walkers:
             g, h = self.affine(idx, active)
             value = g * t[:, None] + h
             scale = g.abs() * t.abs()[:, None] + h.abs() + 1.0
-            zero = value.abs() <= 1e-11 * scale
+            zero = value.abs() <= SETTLE_ZERO_RTOL * scale
             wanted = torch.where(zero, g > 0, value > 0)
             settled = (wanted == active).all(1)
             band = zero & (value != 0)

@@ -39,16 +39,11 @@ from .exact1d import deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
+from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
+from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
+from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from .walk1d import slopes_differ
 
-#: Zero tolerance of the FFN partition, relative to a line's scale: about 10^4 times float64's rounding, so
-#: boxes of extent E resolve features down to about 1e-12 E (at extent 1e8, features of 1e-4).
-ZERO_TOL = 2.0**-40
-#: Zero tolerance of the DEQ partition (coefficients from linear solves carry more rounding).
-DEQ_ZERO_TOL = 1e-9
-#: DEQ partitions: a vertex this far (relative to the scale) on the wrong side of a line, yet within
-#: DEQ_ZERO_TOL, was accepted by the tolerance rather than by rounding of a computed vertex.
-ROUNDING_BAND = 2.0**-40
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
 

@@ -39,8 +39,9 @@ from .forward_error import (
     uncertain_signs,
     zero_radius,
 )
+from .tolerances import MERGE_RATIO as TOLERANCE_RATIO
+from .tolerances import SLOPE_RTOL
 
-TOLERANCE_RATIO = 2.0**-46
 #: The a-posteriori exactness proof measures every level of a triangular-DEQ walk except the last few, where
 #: most pieces are (their bounds come from the |W| recursion over these levels instead; ``docs/exactness.md``).
 UNMEASURED_LAST_LEVELS = 3
@@ -48,7 +49,6 @@ UNMEASURED_LAST_LEVELS = 3
 #: region lengths): measured 33-40 B on the Theorem 1 DEQ, m = 22..23 (was ~50 B when right ends were kept
 #: too); the cost checks use this.
 KEPT_BYTES_PER_REGION = 40
-SLOPE_RTOL = 1e-9
 #: Neighbouring pieces of a certified walk whose slopes are re-decided one by one in exact arithmetic
 #: (beyond this many, the slope decisions are left to the whole recount or labelled approximate).
 MAX_SLOPE_DOUBTS = 256
