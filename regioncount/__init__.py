@@ -1,5 +1,17 @@
 """regioncount: exact and sampled linear-region counting for ReLU FFNs and DEQs.
 
+Map of the package (``docs/`` explains the mathematics and algorithms):
+
+* models, io, export: FFN / DEQ models, reading and writing model files (safe, bounded), conversions;
+* exact1d (count_segment) -> walk1d, fused_deq, deq_general: exact 1-D counts along a segment;
+* exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
+  exact-rational second opinion, and every tolerance with the decision it takes;
+* plane2d, polygons: exact 2-D partitions; sampled, patterns: sampled d-D counts; chords: random chords;
+* wellposed, bounds, constructions, separation, training: certificates, FFN bounds, the Theorem 1 DEQ and
+  other constructions, the DEQ-vs-FFN comparison;
+* cost, devices, settings, atomic, plot, results, errors: cost model, devices, defaults, atomic outputs,
+  figures, result types, error types.
+
 The Python API mirrors the command line::
 
     from regioncount import theorem1_deq, load_model, count_segment
