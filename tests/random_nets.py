@@ -86,3 +86,26 @@ def random_deq(rng: random.Random, d: int, t_low: float, permute: bool = False) 
         perm = torch.randperm(m, generator=torch.Generator().manual_seed(rng.randrange(10**6)))
         W, U, b, A = W[perm][:, perm], U[perm], b[perm], A[:, perm]
     return DEQ(W=W, U=U, b=b, A=A, B=B, name="random-deq")
+
+
+def gaussian_ffn(dims: list[int], seed: int, bias: float = 0.5, *, he: bool = False, dead_out: bool = False,
+                 name: str | None = None) -> FFN:
+    """Gaussian FFN (float64): weights N(0, 1) (``he``: N(0, 2 / fan_in)), biases N(0, bias^2);
+    ``dead_out`` zeroes every second output weight (linear pieces < regions)."""
+    import math
+
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * (math.sqrt(2 / i) if he else 1.0)
+               for i, o in zip(dims, dims[1:])]
+    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * bias for o in dims[1:]]
+    if dead_out:
+        weights[-1][:, ::2] = 0.0
+    return FFN(weights, biases, name=name or f"ffn{dims}-{seed}")
+
+
+def run_cli(*args):
+    """Invoke the command line in-process (click's runner); every argument is passed as a string."""
+    from click.testing import CliRunner
+    from regioncount_cli.main import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])

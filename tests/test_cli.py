@@ -6,15 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from regioncount_cli.main import main
+from random_nets import run_cli
 
 JSON_KEYS = {"model", "method", "activation_regions", "linear_pieces", "dtype", "device", "seconds"}
 
 
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result
+run = run_cli
 
 
 def test_deq_table():

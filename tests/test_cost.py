@@ -3,21 +3,16 @@ any work, with the estimate in a one-line message."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
-import torch
+from random_nets import gaussian_ffn
 
-from regioncount import FFN, count_segment, theorem1_deq
+from regioncount import count_segment, theorem1_deq
 from regioncount.cost import estimate_exact, estimate_sampled
 from regioncount.errors import CostLimitError
 
 
 def _ffn(dims, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
-    return FFN(weights, [torch.zeros(o, dtype=torch.float64) for o in dims[1:]])
-
+    return gaussian_ffn(dims, seed, bias=0.0, he=True)
 
 def test_exact_estimates_follow_the_batch_cap_and_the_kept_breakpoints():
     small, wide = _ffn([1, 64, 1]), _ffn([1, 20000, 1])

@@ -208,7 +208,7 @@ def test_triangular_deqs_with_weights_of_wildly_different_scales(seed):
             assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
 
 
-@pytest.mark.parametrize("m", [22, 24, 30, 40])
+@pytest.mark.parametrize("m", [22, 24, 30, pytest.param(40, marks=pytest.mark.slow)])
 def test_theorem1_beyond_the_static_test_is_proven_exact(m):
     """The static test's |W| bound fails beyond m = 20; the walk's own magnitudes prove exactness up to 40."""
     from regioncount import theorem1_deq

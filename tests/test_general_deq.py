@@ -48,6 +48,7 @@ def test_walk_matches_the_triangular_enumerator(m, readout):
         assert walk.breakpoints.tolist() == exact.breakpoints.tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_walk_matches_a_dense_scan_on_contractive_W(seed):
     model = contractive_deq(6, 1, seed)

@@ -9,16 +9,13 @@ import sys
 
 import pytest
 import torch
-from click.testing import CliRunner
-from regioncount_cli.main import main
+from random_nets import run_cli
 
 from regioncount import theorem1_deq
 from regioncount.atomic import atomic_output
 from regioncount.errors import RegionCountError
 
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
+run = run_cli
 
 
 def assert_one_line_error(result, code: int = 2) -> None:
@@ -141,6 +138,7 @@ def test_python_api_raises_only_package_errors(files):
     assert theorem1_deq(3).width == 3
 
 
+@pytest.mark.slow
 def test_one_wide_layer_counts_in_bounded_memory():
     """1 -> 20000 -> 1 with linear pieces: one piece splits into ~16,000 children; their (children, 2, n)
     maps are built in chunks, so the peak stays far below the 5 GB a single batch would take."""

@@ -9,10 +9,9 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from lp_reference import affine_preactivations, bfs_regions
 from PIL import Image
-from regioncount_cli.main import main
+from random_nets import gaussian_ffn, run_cli
 
 from regioncount import DEQ, FFN, theorem1_deq
 from regioncount.errors import SegmentError
@@ -23,13 +22,7 @@ from regioncount.sampled import sample_regions
 BOX = ([-1.0, -1.0], [1.0, 1.0])
 
 
-def random_ffn(dims, seed, bias=0.5, dead_out=False):
-    gen = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) for i, o in zip(dims, dims[1:])]
-    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * bias for o in dims[1:]]
-    if dead_out:
-        weights[-1][:, ::2] = 0.0  # half the last layer does not reach the output: pieces < regions
-    return FFN(weights, biases, name=f"ffn-{seed}")
+random_ffn = gaussian_ffn
 
 
 def random_deq(m, seed, triangular):
@@ -162,8 +155,7 @@ def test_region_colours_are_unique_and_neighbours_differ():
     assert all(np.abs(colours[i] - colours[j]).max() > 0.05 for i, j in pairs)
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 @pytest.fixture

@@ -10,22 +10,20 @@ import pytest
 import torch
 from click.testing import CliRunner
 from lp_reference import bfs_regions
+from random_nets import gaussian_ffn, run_cli
 from regioncount_cli.main import main
 
-from regioncount import FFN, count_segment, theorem1_deq
+from regioncount import count_segment, theorem1_deq
 from regioncount.chords import chord_statistics, count_chords, random_chords
 from regioncount.errors import RegionCountError, SegmentError
 from regioncount.patterns import DistinctPatterns, pack_bits, positive
 from regioncount.sampled import Box, chao1, sample_regions
 
-
-def random_ffn(dims, seed, bias=0.5):
-    gen = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) for i, o in zip(dims, dims[1:])]
-    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * bias for o in dims[1:]]
-    return FFN(weights, biases, name=f"ffn{dims}-{seed}")
+random_ffn = gaussian_ffn
 
 
+
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_sampled_never_exceeds_exact_and_reaches_it(seed):
     net = random_ffn([2, 6, 6, 1], seed)
@@ -143,8 +141,7 @@ def test_crofton_boundary_length_of_theorem1():
     assert abs(estimate - 63) <= 1.5 * ci  # a 95% interval; 1.5x keeps the test stable
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def test_cli_sampled_and_lines(tmp_path):
@@ -189,8 +186,6 @@ def test_grid_gives_no_richness_claims(tmp_path):
     """A grid is not a random sample: coverage and Chao1 are null (JSON) and the table says why."""
     import json
 
-    from click.testing import CliRunner
-    from regioncount_cli.main import main
 
     model = theorem1_deq(6, input_dim=2)
     grid = sample_regions(model, samples=64, grid=True, device="cpu")

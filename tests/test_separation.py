@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from random_nets import run_cli
 from regioncount_cli.main import main
 
 from regioncount import theorem1_deq
@@ -99,8 +100,7 @@ def test_training_stays_above_the_derived_bound():
     assert l1 >= float(l1_lower_bound(6, pieces)) > 0
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def test_compare_json_and_plot(tmp_path):
@@ -171,8 +171,6 @@ def test_alpha_with_many_digits_is_refused_fast():
 
 
 def test_cli_compare_refuses_a_long_alpha():
-    from click.testing import CliRunner
-    from regioncount_cli.main import main
 
     out = CliRunner().invoke(main, ["compare", "--alpha", "0.3333333333333333", "--widths", "4:6"])
     assert out.exit_code == 2 and "significant digits" in out.output
