@@ -74,6 +74,7 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
                                max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
                                assume_well_posed=assume_well_posed, progress=progress)
     if breakpoints_file is not None:
+        assert result.breakpoints is not None  # kept because a file was asked for
         write_array(result.breakpoints, breakpoints_file)
     return result
 
@@ -343,6 +344,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         if sampled.grid:
             estimates = [("coverage / Chao1", "not given for a grid (they assume independent random samples)")]
         else:
+            assert sampled.chao1_interval is not None and sampled.chao1 is not None  # random samples
             lo95, hi95 = sampled.chao1_interval
             estimates = [("Good-Turing coverage", f"{sampled.coverage:.6f}  (heuristic)"),
                          ("Chao1 richness", f"{sampled.chao1:,.1f}  [{lo95:,.1f}, {hi95:,.1f}] 95%  (heuristic: tiny "

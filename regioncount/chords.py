@@ -66,6 +66,7 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
     if certificate is not None:  # general W: one pattern walker per chord, all in lock step
         from .deq_general import count_lines
 
+        assert isinstance(model, DEQ)  # only DEQs carry a well-posedness certificate
         counts, failures = count_lines(model, P, Q, device=resolve_device(device))
         if failures:
             raise NotWellPosedError(f"{failures} chord walks failed their fixed-point checks: the counts "

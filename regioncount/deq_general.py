@@ -156,10 +156,11 @@ class _Walkers:
         Returns (active, g, h, settled, doubtful): ``doubtful`` counts units other than ``flipping`` (the
         units crossing at t, (len(idx), m) bool) whose value was taken as zero by the tolerance."""
         settled = torch.zeros(active.shape[0], dtype=torch.bool, device=active.device)
-        g = h = None
+        g, h = self.affine(idx, active)
         doubtful = 0
-        for _ in range(rounds):
-            g, h = self.affine(idx, active)
+        for round_ in range(rounds):
+            if round_:
+                g, h = self.affine(idx, active)
             value = g * t[:, None] + h
             scale = g.abs() * t.abs()[:, None] + h.abs() + 1.0
             zero = value.abs() <= SETTLE_ZERO_RTOL * scale
@@ -216,7 +217,7 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
     counts = torch.ones(K, dtype=torch.int64, device=device)
     slope_changes = torch.zeros(K, dtype=torch.int64, device=device) if linear_pieces else None
     first_slope = state.slope(everyone, active, g) if linear_pieces else None
-    last_slope = first_slope.clone() if linear_pieces else None
+    last_slope = first_slope.clone() if first_slope is not None else None
     running = torch.ones(K, dtype=torch.bool, device=device)
     points: list[tuple[torch.Tensor, torch.Tensor]] = []
     steps = 0
@@ -243,7 +244,7 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
         new_active, g_new, h_new, ok, band = state.settle(move, active[move] ^ flip, t_new, m + 2, flip)
         doubtful += band
         failures += int((~ok).sum())
-        if linear_pieces:
+        if slope_changes is not None and last_slope is not None:
             new_slope = state.slope(move, new_active, g_new)
             differ = slopes_differ(new_slope, last_slope[move])
             doubtful += int((~differ & (new_slope != last_slope[move]).any(1)).sum())  # equal within rtol
@@ -279,6 +280,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     regions = int(walk.counts.sum()) - (K - 1) + int(boundary_changes.sum())
     pieces = None
     if linear_pieces:
+        assert walk.last_slope is not None and walk.first_slope is not None and walk.slope_changes is not None
         boundary_slope = slopes_differ(walk.last_slope[:-1], walk.first_slope[1:])
         pieces = 1 + int(walk.slope_changes.sum()) + int((boundary_changes & boundary_slope).sum())
     breakpoints = None

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,7 +189,7 @@ def _run(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: Piece
          track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False,
          certify: list[LayerBound] | None = None) -> None:
     with torch.no_grad():
-        if certify is not None:
+        if certify is not None and isinstance(kernel, FFNKernel):
             kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
                        certify=certify)
         else:
@@ -252,7 +253,7 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
                            memory_limit)
         return None
     if known_regions is not None:
-        estimate = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
+        estimate: dict[str, Any] = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
     else:
         estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions)
     regions = estimate["regions"]
@@ -310,6 +311,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     seg = resolve_segment(model, interval, segment)
     dev = resolve_device(device)
     if certificate is not None:
+        assert isinstance(model, DEQ)  # only DEQs have certificates
         return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate)
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
@@ -335,19 +337,20 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     sink = new_sink()
     synchronize(dev)
     start = time.perf_counter()
-    if prove_deq:
+    if prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
-    bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) if certify else None
+    bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
+        if certify and isinstance(model, FFN) else None
     _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
     if sink.suspicious and not certify:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
-        if prove_deq:
+        if prove_deq and isinstance(kernel, DEQKernel):
             kernel.snapshots = {}
         _run(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
     synchronize(dev)
     proven_after = False
-    if prove_deq:
+    if prove_deq and isinstance(kernel, DEQKernel) and isinstance(model, DEQ):
         measured = kernel.measured_maxima()
         kernel.snapshots = None
         proven_after = deq_walk_proven_exact(model, origin, direction, measured, linear_pieces)
@@ -355,7 +358,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         exact_slopes = linear_pieces and proven_after
     regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None
     local_note = ""
-    if certify:
+    unsure_slopes = 0
+    if certify and isinstance(model, FFN):
         pieces, unsure_slopes, local_note = _resolve_slope_doubts(model, seg, sink, pieces)
         proven_after = sink.uncertain == 0 and unsure_slopes == 0
         unproven = not proven_after

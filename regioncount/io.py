@@ -92,7 +92,9 @@ def model_from_dict(data: Any) -> Model:
         layers = data.get("layers")
         if not isinstance(layers, list) or not layers:
             raise ModelFormatError('"layers" must be a non-empty list of {"weight", "bias"} objects')
-        weights, biases = [], []
+        # nested lists: the models convert and validate them (__post_init__)
+        weights: list[Any] = []
+        biases: list[Any] = []
         for i, layer in enumerate(layers):
             if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
                 raise ModelFormatError(f'layers[{i}] must be an object with exactly the keys "weight" and "bias"')
@@ -102,13 +104,16 @@ def model_from_dict(data: Any) -> Model:
     for key in ("W", "U", "b", "A"):
         if key not in data:
             raise ModelFormatError(f'a deq model needs the key "{key}"')
+    parts: dict[str, Any] = {
+        "W": _matrix(data["W"], "W"),
+        "U": _matrix(data["U"], "U"),
+        "b": _vector(data["b"], "b"),
+        "A": _matrix(data["A"], "A"),
+        "c": _vector(data["c"], "c") if "c" in data else None,
+        "B": _matrix(data["B"], "B") if "B" in data else None,
+    }
     return DEQ(
-        W=_matrix(data["W"], "W"),
-        U=_matrix(data["U"], "U"),
-        b=_vector(data["b"], "b"),
-        A=_matrix(data["A"], "A"),
-        c=_vector(data["c"], "c") if "c" in data else None,
-        B=_matrix(data["B"], "B") if "B" in data else None,
+        **parts,
         name=name,
         domain=domain,
     )

@@ -152,8 +152,9 @@ class DEQ:
     U: torch.Tensor
     b: torch.Tensor
     A: torch.Tensor
-    c: torch.Tensor | None = None
-    B: torch.Tensor | None = None
+    # None on input means zeros: __post_init__ always leaves tensors here
+    c: torch.Tensor = None  # type: ignore[assignment]
+    B: torch.Tensor = None  # type: ignore[assignment]
     name: str | None = None
     domain: Domain | None = None
     unit_order: list[int] | None = field(init=False, repr=False)

@@ -55,8 +55,8 @@ class Plane:
     origin: tuple[float, ...]
     u: tuple[float, ...]
     w: tuple[float, ...]
-    low: tuple[float, float]
-    high: tuple[float, float]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
 
     def to_json(self) -> dict[str, Any]:
         return {"origin": list(self.origin), "u": list(self.u), "w": list(self.w), "s": [self.low[0], self.high[0]],
@@ -110,8 +110,8 @@ def resolve_plane(model: Model, low: Sequence[float] | None = None, high: Sequen
         if not (lo[0] < hi[0] and lo[1] < hi[1]):
             raise SegmentError("box needs LO < HI in every coordinate")
         return Plane((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), lo, hi)
-    u, w = np.array(plane.u), np.array(plane.w)
-    if np.linalg.matrix_rank(np.stack([u, w]), tol=1e-12 * max(1.0, np.abs(np.stack([u, w])).max())) < 2:
+    directions = np.stack([np.array(plane.u), np.array(plane.w)])
+    if np.linalg.matrix_rank(directions, tol=1e-12 * max(1.0, np.abs(directions).max())) < 2:
         raise SegmentError("the two plane directions are parallel (or zero)")
     return plane
 
@@ -220,6 +220,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
         candidates = (Z[:, 2] + sx + sy < -tol) & (Z[:, 2] + bx + by > tol)  # (P0, n)
         store = PolygonStore(polys, 0, capacity=2 * polys.count + 16, flags=candidates)
         for j in range(weight.shape[0]):
+            assert store.flags is not None
             idx = store.flags[:store.count, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue

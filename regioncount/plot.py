@@ -94,7 +94,7 @@ def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = Non
     from matplotlib import colormaps
 
     golden = 0.6180339887498949
-    base = [colorsys.rgb_to_hsv(*c[:3]) for c in colormaps["tab10"].colors]
+    base = [colorsys.rgb_to_hsv(*c[:3]) for c in colormaps["tab10"](np.arange(10))]
     colours = np.empty((n_regions, 3))
     for r in range(n_regions):
         c = int(classes[r])
@@ -140,7 +140,8 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
     if len(breakpoints) <= 400:
         segments = np.stack([np.stack([breakpoints, np.full_like(breakpoints, lo - pad)], 1),
                              np.stack([breakpoints, np.full_like(breakpoints, hi + pad)], 1)], 1)
-        ax.add_collection(LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.6))
+        lines = LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.6)  # type: ignore[arg-type]
+        ax.add_collection(lines)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_ylabel("output")
     ax.set_title(title, fontsize=9)

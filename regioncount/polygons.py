@@ -55,7 +55,7 @@ def _next_index(n: torch.Tensor, V: int) -> torch.Tensor:
     return torch.where(k + 1 < n[:, None], k + 1, torch.zeros_like(k))
 
 
-def rectangle(low: tuple[float, float], high: tuple[float, float], device: torch.device,
+def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.device,
               dtype: torch.dtype = torch.float64) -> Polygons:
     (x0, y0), (x1, y1) = low, high
     xy = torch.tensor([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], dtype=dtype, device=device)
@@ -125,15 +125,15 @@ class PolygonStore:
             new_cap *= 2
         if new_cap == cap and V <= old_V:
             return
-        V = max(V, old_V)
+        V = int(max(V, old_V))
         xy = torch.zeros(new_cap, V, 2, dtype=self.xy.dtype, device=self.xy.device)
         values = torch.zeros(new_cap, V, self.values.shape[2], dtype=self.values.dtype, device=self.values.device)
         xy[:cap, :old_V], values[:cap, :old_V] = self.xy, self.values
         if V > old_V:  # pad with the last real vertex
             last = (self.n[:cap] - 1).clamp_min(0)
-            rows = torch.arange(cap, device=self.xy.device)
-            xy[:cap, old_V:] = self.xy[rows, last][:, None]
-            values[:cap, old_V:] = self.values[rows, last][:, None]
+            index = torch.arange(cap, device=self.xy.device)
+            xy[:cap, old_V:] = self.xy[index, last][:, None]
+            values[:cap, old_V:] = self.values[index, last][:, None]
         n = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
         origin = torch.zeros(new_cap, dtype=torch.long, device=self.n.device)
         n[:cap], origin[:cap] = self.n, self.origin

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from .models import DEQ, FFN, Model
 
@@ -52,7 +53,7 @@ def _split(pieces, unit_maps):
 def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: float) -> ExactCount:
     P = [Fraction(x) for x in p]
     V = [Fraction(x) for x in v]
-    pieces = [(Fraction(t_low), Fraction(t_high), None)]
+    pieces: list[tuple[Fraction, Fraction, Any]] = [(Fraction(t_low), Fraction(t_high), None)]
     if isinstance(model, FFN):
         Ws, bs = [_fr(w) for w in model.weights], [_fr(b) for b in model.biases]
         # state: list of affine maps of the current layer's inputs, plus the pattern so far

@@ -113,6 +113,7 @@ class PatternFunction:
                 u = q[:, t] + z[:, :t] @ self.Wn[t, :t] if t else q[:, t]
                 z[:, t] = u.clamp_min(0)
             return pack_bits(z > 0)
+        assert isinstance(self.model, DEQ)  # the general-W kind
         fixed = solve_fixed_points(self.model, x.to(DTYPE))
         self.failures += fixed.failures
         return pack_bits((fixed.u > 0)[fixed.ok])

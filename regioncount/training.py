@@ -39,6 +39,7 @@ def exact_errors(model: FFN, m: int) -> tuple[float, float, int, int]:
     same_sign = left * right >= 0
     area = np.where(same_sign, (np.abs(left) + np.abs(right)) / 2 * h,
                     (left**2 + right**2) / (2 * np.maximum(np.abs(left) + np.abs(right), 1e-300)) * h)
+    assert count.linear_pieces is not None  # counted with linear pieces (the default)
     return float(area.sum()), float(np.abs(diff).max()), count.activation_regions, count.linear_pieces
 
 

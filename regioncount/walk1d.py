@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -303,7 +304,7 @@ class DEQKernel:
             need_pieces = False
         ones = torch.ones_like(tl)
         ends = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # exact (c, s): t = -c / s
-        stack = [((tl, tr, ends, gs, gc, out, seg), 0)]
+        stack: list[Any] = [((tl, tr, ends, gs, gc, out, seg), 0)]
         while stack:
             item, t = stack.pop()
             tl, tr, ends, gs, gc, out, seg = item
@@ -361,6 +362,7 @@ class DEQKernel:
     def _record(self, t: int, us: torch.Tensor, uc: torch.Tensor) -> None:
         """Record the (min, max) of us_t and uc_t (unit t's complete slope and intercept) of one batch."""
         # (min, max) pairs: two reductions per step, no |.| pass; combined once after the walk
+        assert self.snapshots is not None
         self.snapshots.setdefault(t, []).append((us.aminmax(), uc.aminmax()))
 
     def measured_maxima(self) -> dict[int, np.ndarray]:
@@ -453,15 +455,17 @@ class FFNKernel:
         ones = torch.ones_like(tl)
         ends_cs = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # each end t = -c / s
         # certify: per piece, the error bounds of the input rows (P, 2) and the radii of the two ends (P, 2)
-        cert = (torch.zeros_like(tl)[:, None].repeat(1, 2), torch.zeros_like(tl)[:, None].repeat(1, 2)) \
+        cert: tuple[torch.Tensor, torch.Tensor] | None = \
+            (torch.zeros_like(tl)[:, None].repeat(1, 2), torch.zeros_like(tl)[:, None].repeat(1, 2)) \
             if certify is not None else None
-        stack = [(tl, tr, ends_cs, state, 0, seg, cert)]
+        stack: list[Any] = [(tl, tr, ends_cs, state, 0, seg, cert)]
         while stack:
             tl, tr, ends_cs, h, layer, seg, cert = stack.pop()
             if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
                 parent_z, parent_index, parent_cert = h
                 h, err = _masked_children(parent_z, parent_index, tl, tr, parent_cert, sink)
                 if cert is not None:
+                    assert err is not None
                     cert = (err, cert[1])
             P = tl.shape[0]
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
@@ -483,6 +487,7 @@ class FFNKernel:
                 continue
             parent_cert = zero_radii = None
             if cert is not None:
+                assert bounds is not None
                 bound = bounds[layer]
                 h_norms = h.norm(dim=2)
                 scale = input_scale(h_norms, cert[0], bound)
@@ -519,10 +524,12 @@ class FFNKernel:
             child_radii = None
             if cert is not None:
                 # each child's end radii: the parent's end radii or the radius of the zero that cut it
-                radii_cs = torch.stack([zero_radii] * 2, 2) if kept.shape[1] else None
-                child_radii = _split_many(tl, tr, kept, counts, n_children,
-                                          torch.stack([cert[1][:, 0], cert[1][:, 0], cert[1][:, 1],
-                                                       cert[1][:, 1]], 1), radii_cs)[3][:, ::2]
+                radii_cs = torch.stack([zero_radii] * 2, 2) if zero_radii is not None else None
+                end_radii = _split_many(tl, tr, kept, counts, n_children,
+                                        torch.stack([cert[1][:, 0], cert[1][:, 0], cert[1][:, 1],
+                                                     cert[1][:, 1]], 1), radii_cs)[3]
+                assert end_radii is not None
+                child_radii = end_radii[:, ::2]
             # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
@@ -560,6 +567,7 @@ def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, 
     err = None
     if parent_cert is not None:
         scale, h_norms, parent_err, bound = parent_cert
+        assert sink is not None
         scale, h_norms = scale.index_select(0, parent), h_norms.index_select(0, parent)
         sink.add_uncertain(uncertain_midpoints(values, scale, h_norms, bound, mid))
         err = masked_error(parent_err.index_select(0, parent), h_norms, bound)
@@ -677,8 +685,8 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
 
 
 def _split_many(tl: torch.Tensor, tr: torch.Tensor, kept: torch.Tensor, counts: torch.Tensor,
-                n_children: int, ends_cs: torch.Tensor, kept_cs: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                n_children: int, ends_cs: torch.Tensor | None, kept_cs: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Split piece p at its ``counts[p]`` sorted zeros ``kept[p, :counts[p]]``; children in t order.
 
     ``ends_cs`` (P, 4): exact (c, s) of each piece's left and right end; ``kept_cs`` (P, c_max, 2) those
@@ -696,6 +704,7 @@ def _split_many(tl: torch.Tensor, tr: torch.Tensor, kept: torch.Tensor, counts: 
     k = torch.arange(n_children, device=tl.device) - first[parent]
     child_cs = None
     if ends_cs is not None:
+        assert kept_cs is not None
         cs = torch.cat([ends_cs[:, None, :2], kept_cs, ends_cs[:, None, 2:]], 1)  # (P, c_max + 2, 2)
         cs.scatter_(1, (counts + 1)[:, None, None].expand(-1, 1, 2), ends_cs[:, None, 2:])
         child_cs = torch.cat([cs[parent, k], cs[parent, k + 1]], 1)

@@ -248,6 +248,7 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
         if ok:
             text = f"every principal minor of I - W is positive ({dets:,} determinants)"
         else:
+            assert subset is not None  # a failing test names its subset
             names = "{" + ",".join(str(i + 1) for i in subset) + "}"
             text = (f"principal minor det((I - W)[{names}]) = {minor:.6g} <= 0 ({dets:,} determinants checked): "
                     "some q = U x + b in R^m has no fixed point or several")
@@ -258,6 +259,7 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
     first = next((c for c in checks if c.passed), None)
     p_check = checks[-1]
     if p_check.passed is False:
+        assert subset is not None
         return Certificate(m, False, "P-matrix", p_check.text, checks, order,
                            [i + 1 for i in subset], minor)
     if first is not None:
