@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regioncount.errors import RegionCountError
 
-from .render import stderr_console
+from .render import flag_names, stderr_console
 
 
 class UserError(click.ClickException):
@@ -45,7 +45,7 @@ def guard(func: Callable) -> Callable:
             _apply_threads()
             return func(*args, **kwargs)
         except RegionCountError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(flag_names(str(exc))) from None
         except BrokenPipeError:  # e.g. `regioncount ... --json | head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(141) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import click
@@ -27,12 +28,27 @@ def fmt_rate(value: float | None) -> str:
     return f"{value:,.3g}/s" if value < 1e4 else f"{value:.3e}/s"
 
 
+#: Library messages name API parameters in backticks; these read differently on the command line (every
+#: other name ``x_y`` is the flag ``--x-y``).
+SPECIAL_FLAGS = {"device='cuda'": "--device cuda", "low, high": "--box LO HI"}
+
+
+def flag_names(message: str) -> str:
+    """A library message as the command line says it: each backticked API parameter becomes its flag."""
+    def flag(match: re.Match) -> str:
+        name = match.group(1)
+        return SPECIAL_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+    return re.sub(r"`([^`]+)`", flag, message)
+
+
 def key_value_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column table for people; library wording (backticked API names) becomes flag names."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("quantity", style="bold")
     table.add_column("value")
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, flag_names(value))
     return table
 
 

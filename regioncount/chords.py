@@ -124,12 +124,12 @@ def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, devic
     """Exact counts on ``lines`` IUR chords: regions per chord, breakpoints per unit length (ratio
     estimator, delta-method interval) and the Crofton estimate of the boundary volume."""
     if lines < 2:
-        raise RegionCountError(f"--lines needs at least 2 chords, got {lines}")
+        raise RegionCountError(f"`lines` needs at least 2 chords, got {lines}")
     width = model.width if isinstance(model, DEQ) else max(model.hidden_widths or [1])
     need = lines * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
     if need > default_memory_limit():
         raise CostLimitError(f"{lines:,} chords need about {need / 2**30:.3g} GiB, above the limit of "
-                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer --lines")
+                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer `lines`")
     P, Q = random_chords(box, lines, seed)
     dev = resolve_device(device)
     synchronize(dev)

@@ -17,7 +17,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RegionCountError("--device cuda was asked for but no CUDA device is available")
+            raise RegionCountError("`device='cuda'` was asked for but no CUDA device is available")
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")

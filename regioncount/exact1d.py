@@ -42,7 +42,7 @@ def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None
     if not isinstance(model, DEQ) or model.unit_order is not None:
         return None
     if assume_well_posed:
-        return "assumed well-posed (--assume-well-posed): every solve is checked"
+        return "assumed well-posed (`assume_well_posed`): every solve is checked"
     return require_well_posed(model.W).reason
 
 
@@ -93,7 +93,7 @@ def resolve_segment(model: Model, interval: Sequence[float] | None = None,
         raise SegmentError("give either an interval or a segment, not both")
     if interval is not None:
         if d != 1:
-            raise SegmentError(f"the model has {d}-dimensional input: give a segment P Q (--segment), not an interval")
+            raise SegmentError(f"the model has {d}-dimensional input: give a `segment` P Q, not an `interval`")
         if len(interval) != 2:
             raise SegmentError(f"an interval has two ends, got {len(interval)} numbers")
         a, b = _finite_pair(interval[0], interval[1], "the interval")
@@ -111,7 +111,7 @@ def resolve_segment(model: Model, interval: Sequence[float] | None = None,
             raise SegmentError("the segment is too long for float64 (Q - P overflows)")
         return Segment(p, direction, 0.0, 1.0, "segment")
     if model.domain is None:
-        option = "--interval A B" if d == 1 else "--segment P Q"
+        option = "`interval` A B" if d == 1 else "`segment` P Q"
         raise SegmentError(f"the model has no domain: give {option}")
     if d == 1:
         return resolve_segment(model, interval=(model.domain.low[0], model.domain.high[0]))
@@ -221,7 +221,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
         except CostLimitError:
             raise CostLimitError(
                 f"a pilot on 1/1024 of the segment already found over {cap:,} regions: the whole count is "
-                f"likely far above the limit of {max_regions:.4g} regions (raise --max-regions to go on)"
+                f"likely far above the limit of {max_regions:.4g} regions (raise `max_regions` to go on)"
             ) from None
         found += sink.regions
     synchronize(device)
@@ -261,7 +261,7 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
     if max_regions is not None and regions > max_regions:
         raise CostLimitError(
             f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
-            "(raise max_regions / --max-regions to go on)"
+            "(raise `max_regions` to go on)"
         )
     if keep_breakpoints and KEPT_BYTES_PER_REGION * regions > memory_limit:
         raise CostLimitError(

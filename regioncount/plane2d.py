@@ -85,25 +85,25 @@ def resolve_plane(model: Model, low: Sequence[float] | None = None, high: Sequen
     d = model.input_dim
     if through is not None:
         if len(through) != 3:
-            raise SegmentError("--through needs three points")
-        p1, p2, p3 = (_finite_point(p, d, "--through point") for p in through)
+            raise SegmentError("`through` needs three points")
+        p1, p2, p3 = (_finite_point(p, d, "`through` point") for p in through)
         u = tuple(b - a for a, b in zip(p1, p2))
         w = tuple(c - a for a, c in zip(p1, p3))
         plane = Plane(p1, u, w, (0.0, 0.0), (1.0, 1.0))
     elif origin is not None or dirs is not None:
         if origin is None or dirs is None:
-            raise SegmentError("a plane needs both --origin P and --dirs U V")
+            raise SegmentError("a plane needs both `origin` P and `dirs` U V")
         if not (extent > 0 and math.isfinite(extent)):
-            raise SegmentError(f"--extent must be positive, got {extent}")
-        plane = Plane(_finite_point(origin, d, "--origin"), _finite_point(dirs[0], d, "--dirs U"),
-                      _finite_point(dirs[1], d, "--dirs V"), (-extent, -extent), (extent, extent))
+            raise SegmentError(f"`extent` must be positive, got {extent}")
+        plane = Plane(_finite_point(origin, d, "`origin`"), _finite_point(dirs[0], d, "`dirs` U"),
+                      _finite_point(dirs[1], d, "`dirs` V"), (-extent, -extent), (extent, extent))
     else:
         if d != 2:
-            raise SegmentError(f"the model has {d}-dimensional input: give a plane (--origin P --dirs U V, "
-                               "or --through P1 P2 P3)")
+            raise SegmentError(f"the model has {d}-dimensional input: give a plane (`origin` P `dirs` U V, "
+                               "or `through` P1 P2 P3)")
         if low is None or high is None:
             if model.domain is None:
-                raise SegmentError("the model has no domain: give --box LO HI")
+                raise SegmentError("the model has no domain: give a box (`low, high`)")
             low, high = model.domain.low, model.domain.high
         lo = _finite_point(low if len(low) == 2 else list(low) * 2, 2, "box LO")
         hi = _finite_point(high if len(high) == 2 else list(high) * 2, 2, "box HI")
@@ -236,7 +236,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
                 continue
             store.split(idx[real], f[real], t[real].expand(-1, f.shape[1]))
             if store.count > max_polygons:
-                raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
+                raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise `max_regions`")
         polys = store.polygons()
         origin = store.origin[:store.count]
         centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
@@ -318,7 +318,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
                                                  tol_f[cut_idx])
         open_pieces = Polygons(torch.cat([xy1, xy2]), torch.cat([n1, n2]))
         if sum(p.count for p, _, _ in done) + open_pieces.count > max_polygons:
-            raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise --max-regions")
+            raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise `max_regions`")
     V = max(p.xy.shape[1] for p, _, _ in done)
 
     def pad(p: Polygons) -> torch.Tensor:

@@ -27,7 +27,7 @@ def check_figure(size: tuple[float, float], dpi: int) -> None:
     pixels = size[0] * dpi * size[1] * dpi
     if not pixels <= MAX_PIXELS:
         raise RegionCountError(f"a {size[0]:g} x {size[1]:g} inch figure at {dpi} dpi has {pixels:,.0f} pixels, above "
-                               f"the limit of {MAX_PIXELS:,} (lower --dpi or --size)")
+                               f"the limit of {MAX_PIXELS:,} (lower `dpi` or `size`)")
 
 
 def _save(fig, path: Path, dpi: int) -> None:

@@ -56,7 +56,7 @@ def resolve_box(model: Model, low: Sequence[float] | float | None = None,
     d = model.input_dim
     if low is None and high is None:
         if model.domain is None:
-            raise SegmentError("the model has no domain: give --box LO HI")
+            raise SegmentError("the model has no domain: give a box (`low, high`)")
         return Box(tuple(model.domain.low), tuple(model.domain.high))
     if low is None or high is None:
         raise SegmentError("give both LO and HI of the box")
@@ -254,7 +254,7 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     batch_bytes = batch * max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1]) * 24
     if batch_bytes > default_memory_limit():
         raise CostLimitError(f"a batch of {batch:,} points needs about {batch_bytes / 2**30:.3g} GiB of activations, "
-                             f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower --batch")
+                             f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower `batch`")
     patterns = PatternFunction(model, dev, torch_dtype)
     distinct = DistinctPatterns(patterns.n_words, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -278,7 +278,7 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                 if projected > max_seconds:
                     raise CostLimitError(
                         f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
-                        f"{count:,}), above the limit of {max_seconds:g} s; raise --max-seconds or lower --samples")
+                        f"{count:,}), above the limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
         counts = distinct.counts
     synchronize(dev)
     seconds = time.perf_counter() - start

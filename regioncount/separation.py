@@ -225,7 +225,7 @@ def check_compare_cost(widths: list[int], device: str, max_seconds: float) -> fl
     seconds = sum(2.0**m for m in widths) / DEQ_RATE.get(kind, DEQ_RATE["cpu"])
     if seconds > max_seconds:
         raise RegionCountError(f"counting the DEQs of widths up to {max(widths)} would take about {seconds:.3g} s on "
-                               f"{kind} (limit {max_seconds:g} s); raise --max-seconds, use --device cuda or "
+                               f"{kind} (limit {max_seconds:g} s); raise `max_seconds`, use `device='cuda'` or "
                                "fewer widths")
     return seconds
 

@@ -266,7 +266,7 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
         return Certificate(m, True, first.name, first.text, checks, order)
     reason = f"cannot certify: no sufficient condition holds ({checks[1].text}) and {p_check.text}"
     if p_check.passed is None:
-        reason += " (raise --p-matrix-cap, or pass --assume-well-posed to count with every solve checked)"
+        reason += " (raise `p_matrix_cap`, or pass `assume_well_posed` to count with every solve checked)"
     return Certificate(m, None, "none", reason, checks, order)
 
 

@@ -159,3 +159,16 @@ def test_cuda_request_without_gpu_is_a_clear_error():
 def test_version_and_help():
     assert run("--version").exit_code == 0
     assert "count" in run("--help").output
+
+
+def test_library_errors_name_parameters_and_the_command_line_names_flags():
+    import pytest
+
+    from regioncount import count_segment, theorem1_deq
+    from regioncount.errors import CostLimitError
+
+    with pytest.raises(CostLimitError, match="raise `max_regions`"):
+        count_segment(theorem1_deq(14), interval=(0, 1), max_regions=100)
+    result = run("deq", "--width", 14, "--max-regions", 100)
+    assert result.exit_code != 0
+    assert "--max-regions" in result.output and "`" not in result.output and "max_regions" not in result.output

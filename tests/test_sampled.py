@@ -176,7 +176,7 @@ def test_cli_sampled_bad_input(tmp_path, args, pattern):
 
 
 def test_no_box_and_no_domain_is_an_error():
-    with pytest.raises(SegmentError, match="--box"):
+    with pytest.raises(SegmentError, match="`low, high`"):
         sample_regions(random_ffn([2, 3, 1], 0), samples=10)
     with pytest.raises(RegionCountError, match="positive"):
         sample_regions(random_ffn([2, 3, 1], 0), -1, 1, samples=0)
