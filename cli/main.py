@@ -167,7 +167,9 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
     model = theorem1_deq(width, readout)
     if save_model is not None:
-        _save(model, save_model)
+        from regioncount.io import save_model as write_model
+
+        write_model(model, save_model)
     expected_regions, expected_pieces = theorem1_expected_on_interval(width, readout, interval)
     result = run_count(model, interval=interval, known_regions=expected_regions, keep=plot_file is not None,
                        **options)
@@ -190,12 +192,6 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
              ("agree", "[green]yes[/green]" if agrees else "[red]NO[/red]")]
     rows += method_rows(result)
     stdout_console().print(key_value_table(f"Theorem 1 DEQ, width {width}", rows))
-
-
-def _save(model, path: str) -> None:  # noqa: ANN001
-    from regioncount.io import save_model
-
-    save_model(model, path)
 
 
 @main.command()

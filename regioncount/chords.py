@@ -13,13 +13,13 @@ so mean crossings times half the box's surface estimates the (d-1)-volume of the
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .devices import default_memory_limit, resolve_device, synchronize
+from .cost import default_max_pieces
+from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, NotWellPosedError, RegionCountError
 from .exact1d import DEFAULT_MAX_REGIONS, build_kernel, deq_certificate, resolve_segment
 from .models import DEQ, DTYPE, Model
@@ -76,7 +76,7 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
     seg = resolve_segment(model, segment=(P[0].tolist(), Q[0].tolist()))
     kernel = build_kernel(model, seg, dev)
     sink = PieceSink(0.0, 1.0, max_regions=DEFAULT_MAX_REGIONS, segments=P.shape[0])
-    pieces = max_pieces or (2**22 if dev.type == "cuda" else 2**16)
+    pieces = max_pieces or default_max_pieces(dev)
     with torch.no_grad():
         kernel.run(0.0, 1.0, sink, track_linear=False, max_pieces=pieces, tau=merge_tolerance(0.0, 1.0),
                    segments=(P.to(dev, DTYPE), (Q - P).to(dev, DTYPE)))
@@ -132,11 +132,9 @@ def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, devic
                              f"{default_memory_limit() / 2**30:.3g} GiB; use fewer `lines`")
     P, Q = random_chords(box, lines, seed)
     dev = resolve_device(device)
-    synchronize(dev)
-    start = time.perf_counter()
+    watch = Stopwatch(dev)
     counts = count_chords(model, P, Q, device=dev, assume_well_posed=assume_well_posed).to(DTYPE)
-    synchronize(dev)
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds()
     lengths = torch.linalg.vector_norm(Q - P, dim=1)
     K = float(lines)
     crossings = counts - 1

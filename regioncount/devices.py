@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -40,6 +41,20 @@ def physical_memory_bytes() -> int:
 def default_memory_limit() -> int:
     """Memory the count may use for kept outputs (breakpoints, lengths): half of the RAM."""
     return physical_memory_bytes() // 2
+
+
+class Stopwatch:
+    """Wall-clock seconds of device work: the device is synchronized when the watch starts and each time it
+    is read, so queued GPU kernels are counted (``watch = Stopwatch(device); ...; watch.seconds()``)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        synchronize(device)
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        synchronize(self.device)
+        return time.perf_counter() - self.start
 
 
 def synchronize(device: torch.device) -> None:

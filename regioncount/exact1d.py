@@ -10,7 +10,6 @@ chosen device and packages a :class:`~regioncount.results.SegmentCount`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 
 from .cost import default_max_pieces, estimate_exact
 from .deq_general import walk_segment
-from .devices import default_memory_limit, resolve_device, synchronize
+from .devices import Stopwatch, default_memory_limit, resolve_device, synchronize
 from .errors import CostLimitError, NotWellPosedError, SegmentError
 from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .forward_error import LayerBound, layer_bounds
@@ -212,7 +211,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
     # a pilot covers 1/1024 of the segment: more than max_regions / 16 there means > 64x the limit overall
     cap = None if max_regions is None else max(1000, max_regions // 16)
     found = 0
-    start = time.perf_counter()
+    watch = Stopwatch(device)
     for offset in offsets.tolist():
         lo = seg.t_low + (span - width) * offset / PILOT_PIECES
         sink = PieceSink(lo, lo + width, max_regions=cap)
@@ -224,8 +223,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
                 f"likely far above the limit of {max_regions:.4g} regions (raise `max_regions` to go on)"
             ) from None
         found += sink.regions
-    synchronize(device)
-    elapsed = time.perf_counter() - start
+    elapsed = watch.seconds()
     density = (found - PILOT_PIECES) / (PILOT_PIECES * width)
     regions = 1 + density * span
     return {"regions": regions, "seconds": elapsed / max(found, 1) * regions,
@@ -335,8 +333,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                          max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes)
 
     sink = new_sink()
-    synchronize(dev)
-    start = time.perf_counter()
+    watch = Stopwatch(dev)
     if prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
     bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
@@ -391,7 +388,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
             second_opinion = (f"; {why}, left to float64 (an exact recount would take about "
                               f"{rational_cost(model, regions):.2g} rational operations, above the budget of "
                               f"{RATIONAL_RECOUNT_BUDGET:.0e})")
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds()
     tracked = linear_pieces or keep_breakpoints
     return SegmentCount(
         model=model.name or model.describe(),
@@ -444,12 +441,10 @@ def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_piece
     """Exact count of a general-W DEQ by the batched pattern walk (cost O(regions * m^3) in torch)."""
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
-    synchronize(dev)
-    start = time.perf_counter()
+    watch = Stopwatch(dev)
     walk = walk_segment(model, p, v, seg.t_low, seg.t_high, walkers=walkers, device=dev,
                         linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
-    synchronize(dev)
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds()
     if walk.failures:
         raise NotWellPosedError(
             f"{walk.failures} fixed-point solves or pattern updates failed their checks along the segment: "

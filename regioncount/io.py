@@ -119,10 +119,6 @@ def model_from_dict(data: Any) -> Model:
     )
 
 
-def _float_list(tensor: torch.Tensor) -> list:
-    return tensor.tolist()
-
-
 def model_to_dict(model: Model) -> dict[str, Any]:
     """The v1 JSON object of a model (floats written with full float64 precision by ``json``)."""
     data: dict[str, Any] = {"type": model.kind}
@@ -130,13 +126,13 @@ def model_to_dict(model: Model) -> dict[str, Any]:
         data["name"] = model.name
     if isinstance(model, FFN):
         data["layers"] = [
-            {"weight": _float_list(w), "bias": _float_list(b)} for w, b in zip(model.weights, model.biases)
+            {"weight": w.tolist(), "bias": b.tolist()} for w, b in zip(model.weights, model.biases)
         ]
     else:
-        data.update(W=_float_list(model.W), U=_float_list(model.U), b=_float_list(model.b),
-                    A=_float_list(model.A), c=_float_list(model.c))
+        data.update(W=model.W.tolist(), U=model.U.tolist(), b=model.b.tolist(),
+                    A=model.A.tolist(), c=model.c.tolist())
         if model.B.any():
-            data["B"] = _float_list(model.B)
+            data["B"] = model.B.tolist()
     if model.domain is not None:
         data["domain"] = {"low": list(model.domain.low), "high": list(model.domain.high)}
     return data

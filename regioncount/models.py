@@ -123,10 +123,6 @@ class FFN:
     def hidden_widths(self) -> list[int]:
         return [int(w.shape[0]) for w in self.weights[:-1]]
 
-    @property
-    def num_neurons(self) -> int:
-        return sum(self.hidden_widths)
-
     def describe(self) -> str:
         widths = "x".join(str(n) for n in self.hidden_widths) or "no hidden layer"
         return f"FFN {self.input_dim} -> [{widths}] -> {self.output_dim}"
@@ -187,11 +183,6 @@ class DEQ:
         self.unit_order = order if order is not None and bool((torch.diagonal(self.W) < 1).all()) else None
 
     @property
-    def triangular(self) -> bool:
-        """True when the fixed point is found exactly by forward substitution."""
-        return self.unit_order is not None
-
-    @property
     def width(self) -> int:
         return int(self.W.shape[0])
 
@@ -202,10 +193,6 @@ class DEQ:
     @property
     def output_dim(self) -> int:
         return int(self.A.shape[0])
-
-    @property
-    def num_neurons(self) -> int:
-        return self.width
 
     def describe(self) -> str:
         return f"DEQ width {self.width}, input {self.input_dim} -> output {self.output_dim}"

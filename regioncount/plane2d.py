@@ -23,7 +23,6 @@ whose components of equal affine output give the linear pieces.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from .deq_general import checked_solve, solve_fixed_points
-from .devices import resolve_device, synchronize
+from .devices import Stopwatch, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact1d import deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
@@ -415,8 +414,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         raise SegmentError(f"the slice reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} areas overflow float64 "
                            "(counts at large extents are labelled approximate well before that)")
     dev = resolve_device(device)
-    synchronize(dev)
-    start = time.perf_counter()
+    watch = Stopwatch(dev)
     with torch.no_grad():
         if isinstance(model, FFN):
             polys, bits, grads, offs, unresolved, doubtful = _ffn_partition(model, plane, dev, max_regions)
@@ -424,8 +422,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         else:
             polys, bits, grads, offs, unresolved, doubtful = _deq_partition(model, plane, dev, max_regions)
             engine = "polygon subdivision (pattern refinement)"
-        synchronize(dev)
-        partition_seconds = time.perf_counter() - start
+        partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = _words(bits, widths)
         region, representative = _region_ids(words)
@@ -439,8 +436,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_words = words[representative]
         pairs, unmatched = _adjacency(model, plane, polys, region, region_words, R)
-    synchronize(dev)
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds()
     gradients, offsets = grads[representative], offs[representative]
     flat = gradients.reshape(R, -1)
     i, j = pairs[:, 0], pairs[:, 1]

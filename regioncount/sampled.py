@@ -10,7 +10,6 @@ box are invisible to both.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 
 from .deq_general import solve_fixed_points
-from .devices import default_memory_limit, resolve_device, synchronize, tf32_enabled
+from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
 from .exact1d import _normalized_deq, deq_certificate
 from .models import DEQ, DTYPE, FFN, Model
@@ -37,9 +36,6 @@ class Box:
     @property
     def dim(self) -> int:
         return len(self.low)
-
-    def volume(self) -> float:
-        return math.prod(h - lo for lo, h in zip(self.low, self.high))
 
     def surface(self) -> float:
         """H^(d-1) of the boundary: 2 * sum_i prod_{j != i} (high_j - low_j)."""
@@ -260,8 +256,7 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     gen = torch.Generator(device=dev).manual_seed(seed)
     low_t = torch.tensor(box.low, dtype=torch_dtype, device=dev)
     width_t = torch.tensor([h - lo for lo, h in zip(box.low, box.high)], dtype=torch_dtype, device=dev)
-    synchronize(dev)
-    start = time.perf_counter()
+    watch = Stopwatch(dev)
     with torch.no_grad():
         for first in range(0, total, batch):
             count = min(batch, total - first)
@@ -273,15 +268,13 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
             if progress is not None:
                 progress((first + count) / total)
             if first == 0 and max_seconds is not None and count < total:
-                synchronize(dev)
-                projected = (time.perf_counter() - start) * total / count
+                projected = watch.seconds() * total / count
                 if projected > max_seconds:
                     raise CostLimitError(
                         f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
                         f"{count:,}), above the limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
         counts = distinct.counts
-    synchronize(dev)
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds()
     used = int(counts.sum())
     K = int(counts.shape[0])
     f1, f2 = int((counts == 1).sum()), int((counts == 2).sum())

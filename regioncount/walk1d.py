@@ -130,7 +130,8 @@ class PieceSink:
     def near_coincident(self) -> int:
         return int(torch.stack(self._near).sum()) if self._near else 0
 
-    def _advance(self, count: int, right_end: torch.Tensor | float | None) -> None:
+    def add_count(self, count: int, right_end: torch.Tensor | float | None) -> None:
+        """Count ``count`` more final pieces (regions), the last ending at ``right_end`` (for the progress)."""
         self.regions += count
         if self.max_regions is not None and self.regions > self.max_regions:
             raise CostLimitError(
@@ -145,9 +146,6 @@ class PieceSink:
         if self.progress is not None and right_end is not None:
             self.progress(min(1.0, (float(right_end) - self.t_low) / self.span))
 
-    def add_count(self, count: int, right_end: torch.Tensor | None) -> None:
-        self._advance(count, right_end)
-
     def add_segment_counts(self, seg: torch.Tensor, per_piece: torch.Tensor) -> None:
         """Many-segment mode: piece i of this batch contributes ``per_piece[i]`` regions to segment seg[i]."""
         if self.segment_counts is None:
@@ -155,7 +153,7 @@ class PieceSink:
                 raise ValueError("a many-segment walk needs a sink made with segments=K")
             self.segment_counts = torch.zeros(self.segments, dtype=torch.int64, device=per_piece.device)
         self.segment_counts.index_add_(0, seg, per_piece.long())
-        self._advance(int(per_piece.sum()), None)
+        self.add_count(int(per_piece.sum()), None)
 
     def add_pieces(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None,
                    slope_errors: torch.Tensor | None = None) -> None:
@@ -196,7 +194,7 @@ class PieceSink:
             self.last_slope = slopes[-1].clone()
         if self.keep:
             self.lefts.append(left.cpu())
-        self._advance(int(left.numel()), right[-1])
+        self.add_count(int(left.numel()), right[-1])
 
     @property
     def linear_pieces(self) -> int | None:
