@@ -77,7 +77,9 @@ def run_case(case: dict) -> dict:
         else:
             import torch
 
-            from regioncount.exact1d import build_kernel, estimate_regions, resolve_segment
+            from regioncount.cost import estimate_regions
+            from regioncount.kernels import build_kernel
+            from regioncount.segment import resolve_segment
 
             seg = resolve_segment(model, interval)
             kernel = build_kernel(model, seg, torch.device("cpu"), 0)

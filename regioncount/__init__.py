@@ -3,7 +3,8 @@
 Map of the package (``docs/`` explains the mathematics and algorithms):
 
 * models, io, export: FFN / DEQ models, reading and writing model files (safe, bounded), conversions;
-* exact1d (count_segment) -> walk1d, fused_deq, deq_general: exact 1-D counts along a segment;
+* exact1d (count_segment) -> segment, kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a
+  segment (the segment, the kernels built and run, the walks);
 * exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
   exact-rational second opinion, and every tolerance with the decision it takes;
 * plane2d, polygons: exact 2-D partitions; sampled, patterns: sampled d-D counts; chords: random chords;

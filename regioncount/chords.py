@@ -21,10 +21,13 @@ import torch
 from .cost import default_max_pieces
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, NotWellPosedError, RegionCountError
-from .exact1d import DEFAULT_MAX_REGIONS, build_kernel, deq_certificate, resolve_segment
+from .kernels import build_kernel
 from .models import DEQ, DTYPE, Model
 from .sampled import Box
+from .segment import resolve_segment
+from .settings import DEFAULT_MAX_REGIONS
 from .walk1d import PieceSink, merge_tolerance
+from .wellposed import deq_certificate
 
 
 def random_chords(box: Box, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

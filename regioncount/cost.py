@@ -15,13 +15,18 @@ measured peaks on a grid of nets; see ``docs/algorithms.md``, "Cost model"):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from .devices import Stopwatch
 from .errors import CostLimitError
-from .models import DEQ, FFN, Model
-from .walk1d import KEPT_BYTES_PER_REGION
+from .kernels import magnitude_bound, run_kernel
+from .models import DEQ, DTYPE, FFN, Model
+from .segment import Segment
+from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
 
 #: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries)
 FFN_BYTES_PER_STATE_VALUE = 64
@@ -109,3 +114,102 @@ def _product(values) -> float:
         if out > 2.0**62:
             return 2.0**62
     return out
+
+#: Largest magnitude an intermediate slope or intercept may reach (float64 overflows at 1.8e308).
+MAX_INTERMEDIATE = 1e300
+#: The pilot estimate counts PILOT_PIECES stratified sub-segments of PILOT_FRACTION of the length each.
+PILOT_PIECES = 16
+PILOT_FRACTION = 2.0**-10
+
+
+def region_upper_bound(model: Model) -> int:
+    """A guaranteed bound on the regions along any segment: prod(n_l + 1) for an FFN, 2^m for a DEQ."""
+    if isinstance(model, FFN):
+        return math.prod(n + 1 for n in model.hidden_widths)
+    return 2**model.width
+
+
+def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
+                     max_pieces: int, max_regions: int | None) -> dict:
+    """Pilot estimate: exact counts on 16 stratified sub-segments of 1/1024 of the length each.
+
+    Returns ``{"regions": estimated total, "seconds": estimated time, "pilot_fraction": ...}``; the
+    breakpoint density of the pilots times the length gives the regions, their rate gives the time.
+    """
+    span = seg.t_high - seg.t_low
+    gen = torch.Generator().manual_seed(0)
+    offsets = (torch.arange(PILOT_PIECES, dtype=DTYPE) + torch.rand(PILOT_PIECES, generator=gen, dtype=DTYPE))
+    width = span * PILOT_FRACTION
+    tau = merge_tolerance(seg.t_low, seg.t_high)
+    # a pilot covers 1/1024 of the segment: more than max_regions / 16 there means > 64x the limit overall
+    cap = None if max_regions is None else max(1000, max_regions // 16)
+    found = 0
+    watch = Stopwatch(device)
+    for offset in offsets.tolist():
+        lo = seg.t_low + (span - width) * offset / PILOT_PIECES
+        sink = PieceSink(lo, lo + width, max_regions=cap)
+        try:
+            run_kernel(kernel, lo, lo + width, sink, False, max_pieces, tau)
+        except CostLimitError:
+            raise CostLimitError(
+                f"a pilot on 1/1024 of the segment already found over {cap:,} regions: the whole count is "
+                f"likely far above the limit of {max_regions:.4g} regions (raise `max_regions` to go on)"
+            ) from None
+        found += sink.regions
+    elapsed = watch.seconds()
+    density = (found - PILOT_PIECES) / (PILOT_PIECES * width)
+    regions = 1 + density * span
+    return {"regions": regions, "seconds": elapsed / max(found, 1) * regions,
+            "pilot_fraction": PILOT_PIECES * PILOT_FRACTION}
+
+
+def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
+               keep_breakpoints: bool, max_regions: int | None, memory_limit: int,
+               max_pieces: int, known_regions: int | None = None) -> dict | None:
+    """Refuse (CostLimitError, with the estimate and the limit) a count that cannot fit.
+
+    The guaranteed bound (:func:`region_upper_bound`) decides when it is small enough; otherwise
+    ``known_regions`` (e.g. 2^m for the Theorem 1 DEQ) or a pilot estimate is used.
+    """
+    bound = magnitude_bound(model, seg)
+    if not bound < MAX_INTERMEDIATE:
+        raise CostLimitError(
+            f"weights too large along this segment: intermediate values could reach {bound:.3g}, "
+            f"beyond the float64-safe limit {MAX_INTERMEDIATE:.0e}"
+        )
+    upper = region_upper_bound(model)
+    if (max_regions is None or upper <= max_regions) and (not keep_breakpoints
+                                                         or KEPT_BYTES_PER_REGION * upper <= memory_limit):
+        check_walk_memory(model, device, upper if known_regions is None else known_regions, max_pieces,
+                           memory_limit)
+        return None
+    if known_regions is not None:
+        estimate: dict[str, Any] = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
+    else:
+        estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions)
+    regions = estimate["regions"]
+    timing = "" if estimate["seconds"] is None else f", about {estimate['seconds']:.3g} s"
+    if max_regions is not None and regions > max_regions:
+        raise CostLimitError(
+            f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
+            "(raise `max_regions` to go on)"
+        )
+    if keep_breakpoints and KEPT_BYTES_PER_REGION * regions > memory_limit:
+        raise CostLimitError(
+            f"keeping breakpoints for an estimated {regions:.4g} regions needs "
+            f"{KEPT_BYTES_PER_REGION * regions / 2**30:.3g} GiB, "
+            f"above the memory limit of {memory_limit / 2**30:.3g} GiB; count without keeping breakpoints"
+        )
+    check_walk_memory(model, device, regions, max_pieces, memory_limit)
+    return estimate
+
+
+def check_walk_memory(model: Model, device: torch.device, regions: float, max_pieces: int,
+                       memory_limit: int) -> None:
+    """Refuse a walk whose batches (:func:`regioncount.cost.estimate_exact`, pieces and breakpoints aside)
+    would not fit the memory limit, or on CUDA the device's memory."""
+    limit = memory_limit
+    if device.type == "cuda":
+        limit = min(limit, int(0.8 * torch.cuda.get_device_properties(device).total_memory))
+    estimate_exact(model, linear_pieces=True, keep_breakpoints=False, regions=regions, device=device,
+                   max_pieces=max_pieces).check(limit)

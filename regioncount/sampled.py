@@ -19,9 +19,10 @@ import torch
 from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
-from .exact1d import _normalized_deq, deq_certificate
+from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import DistinctPatterns, pack_bits, packed_words, positive
+from .wellposed import deq_certificate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -85,7 +86,7 @@ class PatternFunction:
                            for w, b in zip(model.weights[:-1], model.biases[:-1])]
             self.kind = "ffn"
         elif model.unit_order is not None:
-            Wn, Un, bn, _ = _normalized_deq(model)
+            Wn, Un, bn, _ = normalized_deq(model)
             self.Wn, self.Un, self.bn = Wn.to(device, dtype), Un.to(device, dtype), bn.to(device, dtype)
             self.kind = "triangular"
         else:

@@ -92,7 +92,7 @@ def test_random_deqs_fused_equals_plain_and_cpu(seed):
 
 
 def test_fused_is_the_default_when_triton_is_there():
-    from regioncount.exact1d import build_kernel
+    from regioncount.kernels import build_kernel
 
     seg = resolve_segment(theorem1_deq(4), interval=(0, 1))
     kernel = build_kernel(theorem1_deq(4), seg, torch.device("cuda"))
