@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from regioncount.results import SegmentCount
 
 from .commands_plane import plane_options
+from .commands_steep import steep
 from .commands_theory import bound, check, compare
 from .common import UserError, check_outputs, guard, parse_point, progress_bar
 from .render import (
@@ -429,6 +430,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
 main.add_command(compare)
 main.add_command(bound)
 main.add_command(check)
+main.add_command(steep)
 
 if __name__ == "__main__":
     main()

@@ -8,8 +8,8 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
 * exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
   exact-rational second opinion, and every tolerance with the decision it takes;
 * plane2d, polygons: exact 2-D partitions; sampled, patterns: sampled d-D counts; chords: random chords;
-* wellposed, bounds, constructions, separation, training: certificates, FFN bounds, the Theorem 1 DEQ and
-  other constructions, the DEQ-vs-FFN comparison;
+* wellposed, bounds, constructions, separation, training, steep: certificates, FFN bounds, the Theorem 1
+  DEQ and other constructions, the DEQ-vs-FFN comparison, the steep-ramp separation;
 * cost, devices, settings, atomic, plot, results, errors: cost model, devices, defaults, atomic outputs,
   figures, result types, error types.
 
@@ -35,14 +35,15 @@ _LAZY = {
     "tent_ffn": "constructions", "theorem1_deq": "constructions", "theorem1_expected": "constructions",
     "CostLimitError": "errors", "ModelFormatError": "errors", "NotWellPosedError": "errors",
     "RegionCountError": "errors", "SegmentError": "errors",
-    "count_segment": "exact1d", "resolve_segment": "exact1d",
+    "count_segment": "exact1d", "resolve_segment": "segment",
     "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
     "save_model": "io",
     "DEQ": "models", "FFN": "models", "Domain": "models",
     "SegmentCount": "results",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
     "compare_width": "separation", "certify": "wellposed", "serra": "bounds",
-    "plot_partition": "plot", "plot_separation": "plot",
+    "plot_partition": "plot", "plot_separation": "plot", "plot_steep": "plot",
+    "steep_row": "steep", "steep_ramp_deq": "steep", "steep_ramp_ffn": "steep", "weight_lower_bound": "steep",
 }
 
 

@@ -68,6 +68,35 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     _save(fig, path, dpi)
 
 
+def plot_steep(rows: Sequence, path: str | Path, *, dpi: int = 150, size: tuple[float, float] = (8.0, 5.6)) -> None:
+    """log2 of the largest weight against m (delta = 2^-m): per depth, the certified lower bound for any FFN at
+    the width cap (solid) and the constructed width-2 FFN (dashed); the DEQ's constant weights (flat)."""
+    path = _check_png(path)
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    ms = [row.m for row in rows]
+    colours = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    for k, depth in enumerate(d.depth for d in rows[0].depths):
+        colour = colours[k % len(colours)]
+        bounds = [max(row.depths[k].weight_lower_bound, 1e-300) for row in rows]
+        ax.plot(ms, [math.log2(b) for b in bounds], "-", color=colour, lw=1.8,
+                label=f"FFN depth {depth}: certified lower bound (width <= {rows[0].depths[k].width_cap:,})")
+        ax.plot(ms, [math.log2(row.depths[k].constructed_max_abs_weight) for row in rows], "--", color=colour,
+                lw=1.0, label=f"FFN depth {depth}: constructed, width 2, exact")
+    ax.plot(ms, [math.log2(row.deq_max_abs_weight) for row in rows], "o-", color="tab:blue", lw=2,
+            label="DEQ, width 2: exact, every |weight| <= 1")
+    ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_xlabel("m  (ramp width delta = 2^-m)")
+    ax.set_ylabel("log2 of the largest |weight|")
+    ax.set_title("Steep ramp: weights an FFN needs (L-infinity error <= eps) against the DEQ's")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
 def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = None):
     """(R, 3) RGB colours, one per region, all different, and neighbours far apart in hue.
 

@@ -131,6 +131,26 @@ def ffn_output_slope_at(model: FFN, p: list[float], v: list[float], t: float) ->
     return tuple(sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in _fr(model.weights[-1]))
 
 
+def exact_output(model: Model, x: Fraction) -> tuple[Fraction, ...]:
+    """The model's output at the 1-D input point ``x``, exactly (an FFN, or a DEQ whose unit graph is acyclic
+    with diagonal < 1, solved by forward substitution: ``z_t = relu(r_t) / (1 - W_tt)``)."""
+    if isinstance(model, FFN):
+        h = [Fraction(x)]
+        for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+            h = [max(Fraction(0), sum((wj * hj for wj, hj in zip(row, h)), Fraction(0)) + bj)
+                 for row, bj in zip(_fr(weight), _fr(bias))]
+        return tuple(sum((wj * hj for wj, hj in zip(row, h)), Fraction(0)) + bj
+                     for row, bj in zip(_fr(model.weights[-1]), _fr(model.biases[-1])))
+    W, U, b, A, B, c = _fr(model.W), _fr(model.U), _fr(model.b), _fr(model.A), _fr(model.B), _fr(model.c)
+    m = len(W)
+    z = [Fraction(0)] * m
+    for t in _topological(W):
+        r = sum((W[t][i] * z[i] for i in range(m) if i != t), Fraction(0)) + U[t][0] * x + b[t]
+        z[t] = max(Fraction(0), r) / (1 - W[t][t])
+    return tuple(sum((a * zi for a, zi in zip(row, z)), Fraction(0)) + brow[0] * x + ck
+                 for row, brow, ck in zip(A, B, c))
+
+
 def _topological(W: list[list[Fraction]]) -> list[int]:
     m = len(W)
     done: list[int] = []
