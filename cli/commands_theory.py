@@ -97,22 +97,31 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
         return
     table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
                   title_justify="left")
-    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "m ReLUs", "need w", "built", "separated"):
+    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
+                 "smallest match", "separated"):
         table.add_column(name, justify="right")
     for row in rows:
         last = row.depths[-1]
         deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{_sci(row.deq_regions)}[/red]"
-        built = "-" if last.constructed_regions is None else _sci(last.constructed_regions)
         need = _sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
+        best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
+        best_text = (f"{_sci(best['regions'])} ({best['status']})" if best["regions"] is not None
+                     else f"[dim]{_sci(best['pieces_by_construction'])} (not counted)[/dim]")
+        match = last.smallest_match
+        match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
+                      else f"{match['widths'][0]}^{len(match['widths'])}")
+        match_text += f": {_sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
         table.add_row(str(row.m), deq, str(row.max_depth), _sci(row.max_width), _sci(row.best_ffn_bound),
-                      f"{row.best_ffn_bound / row.deq_regions:.1e}", _sci(row.same_neurons_bound), need, built,
-                      "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
+                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, _sci(row.same_neurons_bound), need,
+                      match_text, "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
     console = stdout_console()
     console.print(table)
     console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
                   "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
-                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). built: regions of "
-                  "that fold/tent FFN, counted exactly. --json has every depth.")
+                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
+                  "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
+                  "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
+                  "counted. --json has every depth.")
     trained = [(row.m, t) for row in rows for t in row.trained]
     if trained:
         t_table = Table(title="Trained FFNs in the family (fit to T^m; errors exact for the trained weights)",

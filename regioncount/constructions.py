@@ -102,6 +102,10 @@ class Zigzag:
     kappa: Fraction
 
 
+#: A zigzag layer of one unit that passes [0, 1] on unchanged: relu(y).
+IDENTITY_ZIGZAG = Zigzag((Fraction(1),), (Fraction(0),), (Fraction(1),), Fraction(0))
+
+
 def _tensor(values: Sequence[Fraction]) -> torch.Tensor:
     return torch.tensor([float(v) for v in values], dtype=DTYPE)
 

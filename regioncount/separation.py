@@ -15,9 +15,20 @@ from fractions import Fraction
 from typing import Any
 
 from .bounds import construction_pieces, integer_root, min_width_to_match, same_neurons_max, serra
-from .constructions import MAX_EXACT_DEQ_WIDTH, constructed_ffn, theorem1_deq
+from .constructions import (
+    IDENTITY_ZIGZAG,
+    MAX_EXACT_DEQ_WIDTH,
+    compose_zigzags,
+    constructed_ffn,
+    fold_zigzag,
+    serra_attaining_ffn,
+    theorem1_deq,
+    tooth_zigzag,
+    zigzag_layer,
+)
 from .errors import RegionCountError
 from .exact1d import count_segment
+from .models import FFN
 from .settings import DEFAULT_CONSTRUCT_BUDGET  # noqa: E402  (re-exported)
 
 #: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
@@ -112,6 +123,59 @@ def l1_lower_bound(m: int, pieces: int) -> Fraction:
     return max(Fraction(0), Fraction(2**m - 2 * pieces - 2, 2 ** (m + 3)))
 
 
+def family_pieces(widths: list[int]) -> tuple[int, str]:
+    """Pieces on [0, 1] of :func:`family_construction` for these widths, and whether they attain Serra's 1-D
+    bound prod(n_l + 1) ("attained") or not ("open"): fold layers (n >= 3) before a last zigzag layer of any
+    width attain it; a tent layer (n = 2) doubles the pieces (3 would be the bound); a width-1 layer passes
+    its input on.  Depth 1 always attains."""
+    if len(widths) == 1 or all(n >= 3 for n in widths[:-1]):
+        return serra(1, widths), "attained"
+    pieces = widths[-1] + 1
+    for n in widths[:-1]:
+        pieces *= n + 1 if n >= 3 else 2 if n == 2 else 1
+    return pieces, "open"
+
+
+def family_construction(widths: list[int]) -> FFN:
+    """The package's best explicit FFN with these per-layer widths on [0, 1] (see :func:`family_pieces`)."""
+    if len(widths) == 1 or all(n >= 3 for n in widths[:-1]):
+        return serra_attaining_ffn(widths)
+    layers = [fold_zigzag(n) if n >= 3 else tooth_zigzag(2) if n == 2 else IDENTITY_ZIGZAG for n in widths[:-1]]
+    return compose_zigzags([*layers, zigzag_layer(widths[-1])], "mixed-" + "-".join(map(str, widths)))
+
+
+def balanced_widths(m: int, depth: int) -> list[int]:
+    """Per-layer widths with prod(n_l + 1) >= 2^m and the fewest neurons among widths n_l + 1 in {k, k+1},
+    k = floor(2^(m/L)) (AM-GM: balanced factors minimise the sum for a given product); the larger widths
+    come first.  Widths below 3 (k < 4) are raised to 3 where the fold needs it, keeping depth L."""
+    root, exact = integer_root(2**m, depth)
+    if exact:
+        factors = [root] * depth
+    else:
+        k = root
+        factors = [k + 1] * depth
+        for j in range(depth + 1):
+            trial = [k + 1] * j + [k] * (depth - j)
+            if _product_int(trial) >= 2**m:
+                factors = trial
+                break
+    widths = [max(a - 1, 1) for a in factors]
+    if any(n < 3 for n in widths[:-1]):
+        # small factors: fold layers of width 3 (x4 each) and a last layer for the rest, width-1 identities before
+        fours = max(0, (m - 1) // 2)
+        rest = 2 ** (m - 2 * fours)  # 2 or 4 (or 1 when m = 0)
+        layers = [3] * fours + [max(rest - 1, 1)]
+        widths = [1] * (depth - len(layers)) + layers if len(layers) <= depth else widths
+    return widths
+
+
+def _product_int(values: list[int]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
 @dataclass
 class DepthRow:
     depth: int
@@ -123,6 +187,8 @@ class DepthRow:
     constructed_width: int | None = None
     constructed_regions: int | None = None
     constructed_method: str | None = None  # "exact" or "approximate" (see docs/exactness.md)
+    best_in_family: dict[str, Any] = field(default_factory=dict)
+    smallest_match: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +201,8 @@ class DepthRow:
             "constructed_width": self.constructed_width,
             "constructed_regions": self.constructed_regions,
             "constructed_method": self.constructed_method,
+            "best_in_family": self.best_in_family,
+            "smallest_match": self.smallest_match,
         }
 
 
@@ -179,12 +247,40 @@ def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device:
     else:
         status = "open"
     row = DepthRow(depth, bound, float(Fraction(bound, target)), l1_lower_bound(m, bound), needed, status)
+    row.best_in_family = _built_and_counted([max_width] * depth, construct_budget, device, linear_pieces=True)
+    match = balanced_widths(m, depth)
+    row.smallest_match = _built_and_counted(match, construct_budget, device, linear_pieces=False)
     if construction_pieces(needed, depth) >= target and construction_pieces(needed, depth) <= construct_budget:
-        net = constructed_ffn(needed, depth)
-        result = count_segment(net, interval=(0.0, 1.0), linear_pieces=False, device=device)
-        row.constructed_width, row.constructed_regions = needed, result.activation_regions
-        row.constructed_method = result.method
+        # the uniform-width construction at the width needed (the smallest match when that is uniform)
+        if match == [needed] * depth and row.smallest_match["regions"] is not None:
+            row.constructed_regions, row.constructed_method = (row.smallest_match["regions"],
+                                                               row.smallest_match["method"])
+        else:
+            result = count_segment(constructed_ffn(needed, depth), interval=(0.0, 1.0), linear_pieces=False,
+                                   device=device)
+            row.constructed_regions, row.constructed_method = result.activation_regions, result.method
+        row.constructed_width = needed
+    row.smallest_match["neurons"] = sum(match)
+    row.smallest_match["width_over_cap"] = max(match) / max_width if max_width else float("inf")
+    row.smallest_match["reaches_2m"] = row.smallest_match["pieces_by_construction"] >= target
     return row
+
+
+def _built_and_counted(widths: list[int], budget: int, device: str, linear_pieces: bool) -> dict[str, Any]:
+    """Build the family construction for ``widths`` and count it exactly when its pieces fit ``budget``."""
+    bound = serra(1, widths)
+    entry: dict[str, Any] = {"widths": widths, "bound": bound, "regions": None, "pieces": None,
+                             "method": None}
+    pieces, status = family_pieces(widths)
+    entry["pieces_by_construction"] = pieces
+    entry["status"] = status
+    # the walk's work grows with pieces x width: one very wide layer is skipped rather than counted slowly
+    if pieces <= budget and pieces * max(widths) <= MAX_COUNT_WORK:
+        result = count_segment(family_construction(widths), interval=(0.0, 1.0), device=device,
+                               linear_pieces=linear_pieces)
+        entry["regions"], entry["pieces"], entry["method"] = (result.activation_regions, result.linear_pieces,
+                                                              result.method)
+    return entry
 
 
 def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CONSTRUCT_BUDGET,
@@ -205,6 +301,9 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
     return CompareRow(m, deq.activation_regions, deq_seconds, max_depth, max_width, best,
                       best < deq.activation_regions, same_neurons_max(m), depths)
 
+
+#: Largest pieces x width of a family construction that ``compare`` counts (about a second on a CPU).
+MAX_COUNT_WORK = 2**25
 
 #: Most DEQ widths one ``compare`` takes.
 MAX_WIDTH_LIST = 1000

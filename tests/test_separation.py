@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -174,3 +175,34 @@ def test_cli_compare_refuses_a_long_alpha():
 
     out = CliRunner().invoke(main, ["compare", "--alpha", "0.3333333333333333", "--widths", "4:6"])
     assert out.exit_code == 2 and "significant digits" in out.output
+
+
+def test_best_in_family_is_built_and_counted_at_the_bound():
+    """m = 16, alpha = 1/2: L_max = 4, w_max = 8; the fold FFN of widths (8, 8, 8, 8) attains Serra's bound
+    6561, counted exactly; the smallest match of depth 4 is 15^4 with 2^16 regions, 1.875x the cap."""
+    row = compare_width(16, Fraction(1, 2), device="cpu")
+    best = row.depths[-1].best_in_family
+    assert best["widths"] == [8, 8, 8, 8] and best["bound"] == 6561
+    assert (best["regions"], best["pieces"], best["status"], best["method"]) == (6561, 6561, "attained", "exact")
+    match = row.depths[-1].smallest_match
+    assert match["widths"] == [15, 15, 15, 15] and match["regions"] == 2**16 and match["neurons"] == 60
+    assert match["width_over_cap"] == 15 / 8 and match["reaches_2m"]
+
+
+@pytest.mark.parametrize("m, depth", [(16, 3), (17, 4), (10, 4), (7, 4), (5, 3), (12, 2), (9, 1)])
+def test_smallest_match_reaches_2m_and_no_neuron_can_go(m, depth):
+    from regioncount.separation import balanced_widths, family_pieces
+
+    widths = balanced_widths(m, depth)
+    assert len(widths) == depth
+    pieces, _ = family_pieces(widths)
+    assert pieces >= 2**m
+    if all(n >= 3 for n in widths[:-1]):  # fold widths: taking one unit from the widest layer falls short
+        fewer = sorted(widths, reverse=True)
+        fewer[0] -= 1
+        assert math.prod(n + 1 for n in fewer) < 2**m or fewer[0] < 3
+    from regioncount import count_segment
+    from regioncount.separation import family_construction
+
+    if pieces <= 2**16:
+        assert count_segment(family_construction(widths), interval=(0, 1)).activation_regions == pieces
