@@ -18,6 +18,7 @@ from .bounds import construction_pieces, integer_root, min_width_to_match, same_
 from .constructions import (
     IDENTITY_ZIGZAG,
     MAX_EXACT_DEQ_WIDTH,
+    Zigzag,
     compose_zigzags,
     constructed_ffn,
     fold_zigzag,
@@ -119,8 +120,76 @@ def width_cap(m: int, alpha: Fraction) -> int:
 
 
 def l1_lower_bound(m: int, pieces: int) -> Fraction:
-    """Derived bound: any continuous g with N pieces has int_0^1 |T^m - g| >= (2^m - 2N - 2) / 2^(m+3)."""
-    return max(Fraction(0), Fraction(2**m - 2 * pieces - 2, 2 ** (m + 3)))
+    """Sharp bound (``docs/theory.md``): every continuous g with N linear pieces on [0, 1] has
+    int_0^1 |T^m - g| >= (2^m - 2N + 2) / 2^(m+2) (0 when that is negative)."""
+    return max(Fraction(0), Fraction(2**m - 2 * pieces + 2, 2 ** (m + 2)))
+
+
+#: The teeth approximant reproduces at most 2^this pieces of T^m (its exact error stays cheap to compute).
+MAX_APPROXIMANT_TEETH_EXPONENT = 6
+
+
+def linf_lower_bound(m: int, pieces: int) -> Fraction:
+    """Every continuous g with N pieces is at least 1/2 from T^m in L-infinity when 2^m >= 2N (some tent of
+    T^m lies inside one linear piece of g, and a line misses a tent of height 1 by 1/2 somewhere)."""
+    return Fraction(1, 2) if 2**m >= 2 * pieces else Fraction(0)
+
+
+def tent_power(x: Fraction, m: int) -> Fraction:
+    """T^m(x) exactly, T(x) = 2 min(x, 1 - x) on [0, 1]."""
+    for _ in range(m):
+        x = 2 * min(x, 1 - x)
+    return x
+
+
+def teeth_approximant(m: int, depth: int, width: int) -> tuple[FFN, int]:
+    """An FFN of ``depth`` hidden layers and width <= ``width`` (>= 2) that equals T^m on its first 2^k
+    pieces and is flat at 1/2 after them: ``T^k(min(x / a, 1 - 2^-(k+1)))`` with a = 2^(k-m), the min by a
+    2-unit layer, T^k by depth - 1 layers of 2^s dyadic teeth each (T^s, 2^s <= width), k = s (depth - 1).
+    Returns the FFN and k."""
+    s = max(1, (width.bit_length() - 1)) if width >= 2 else 0
+    k = min(s * (depth - 1), m - 1, MAX_APPROXIMANT_TEETH_EXPONENT) if s else 0
+    s_per_layer = [s] * (depth - 1)
+    # use only as many teeth as T^m has room for (k < m)
+    remaining, layers = k, []
+    for per in s_per_layer:
+        take = min(per, remaining)
+        layers.append(take)
+        remaining -= take
+    a = Fraction(1, 2 ** (m - k))
+    cap = 1 - Fraction(1, 2 ** (k + 1))
+    compress = Zigzag((1 / a, 1 / a), (Fraction(0), cap * a), (Fraction(1), Fraction(-1)), Fraction(0))
+    zigzags = [compress] + [tooth_zigzag(2**t) if t else IDENTITY_ZIGZAG for t in layers]
+    return compose_zigzags(zigzags, f"teeth-m{m}-L{depth}-k{k}"), k
+
+
+def exact_errors_to_sawtooth(model: FFN, m: int) -> tuple[Fraction, Fraction]:
+    """(L1, L-infinity) distance between the model and T^m on [0, 1], exactly: both are piecewise linear, so
+    the difference is linear between consecutive points of the union of their breakpoints, where it is
+    evaluated exactly and |.| integrated in closed form (with the crossing point when it changes sign).
+    Beyond the model's last breakpoint (rounded up to a breakpoint of T^m) the model is a constant c and
+    every remaining piece of T^m contributes exactly h (c^2 + (1 - c)^2) / 2 (c in [0, 1]), h = 2^-m."""
+    from .rational1d import exact_count, exact_output
+
+    kinks = exact_count(model, [0.0], [1.0], 0.0, 1.0).breakpoints
+    last = -(-max(kinks, default=Fraction(0)) * 2**m // 1)  # index of the first T^m breakpoint after them
+    points = sorted({Fraction(j, 2**m) for j in range(int(last) + 1)} | set(kinks))
+    diff = [exact_output(model, x)[0] - tent_power(x, m) for x in points]
+    tail, tail_max = Fraction(0), Fraction(0)
+    if last < 2**m:
+        c = exact_output(model, Fraction(1))[0]
+        if exact_output(model, points[-1])[0] != c or not 0 <= c <= 1:
+            raise RegionCountError("the approximant is not a constant in [0, 1] after its last breakpoint")
+        tail = (2**m - last) * Fraction(1, 2**m) * (c * c + (1 - c) ** 2) / 2
+        tail_max = max(c, 1 - c)
+    l1 = Fraction(0)
+    for (x0, d0), (x1, d1) in zip(zip(points, diff), zip(points[1:], diff[1:])):
+        h = x1 - x0
+        if d0 * d1 >= 0:
+            l1 += (abs(d0) + abs(d1)) / 2 * h
+        else:
+            l1 += (d0 * d0 + d1 * d1) / (2 * (abs(d0) + abs(d1))) * h
+    return l1 + tail, max(max(abs(d) for d in diff), tail_max)
 
 
 def family_pieces(widths: list[int]) -> tuple[int, str]:
@@ -218,6 +287,8 @@ class CompareRow:
     same_neurons_bound: int
     depths: list[DepthRow]
     trained: list[dict[str, Any]] = field(default_factory=list)
+    l1_error: dict[str, Any] = field(default_factory=dict)
+    linf_error: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -231,6 +302,8 @@ class CompareRow:
             "separated": self.separated,
             "same_neurons_bound": self.same_neurons_bound,
             "depths": [d.to_json() for d in self.depths],
+            "l1_error": self.l1_error,
+            "linf_error": self.linf_error,
             "trained": self.trained,
         }
 
@@ -298,12 +371,28 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
     max_depth, max_width = depth_cap(m, alpha), width_cap(m, alpha)
     depths = [depth_row(m, L, max_width, construct_budget, device) for L in range(1, max_depth + 1)]
     best = max(d.bound_at_max_width for d in depths)
-    return CompareRow(m, deq.activation_regions, deq_seconds, max_depth, max_width, best,
-                      best < deq.activation_regions, same_neurons_max(m), depths)
+    row = CompareRow(m, deq.activation_regions, deq_seconds, max_depth, max_width, best,
+                     best < deq.activation_regions, same_neurons_max(m), depths)
+    lower = l1_lower_bound(m, best)
+    row.l1_error = {"lower_bound": float(lower), "exact_lower_bound": str(lower)}
+    row.linf_error = {"lower_bound": float(linf_lower_bound(m, best))}
+    if max_width >= 2 and m >= 2:
+        net, k = teeth_approximant(m, max_depth, max_width)
+        l1, linf = exact_errors_to_sawtooth(net, m)
+        widths = [int(w.shape[0]) for w in net.weights[:-1]]
+        row.l1_error |= {"constructed": float(l1), "constructed_exact": str(l1), "constructed_widths": widths,
+                         "constructed_teeth": 2**k}
+        row.linf_error["constructed"] = float(linf)
+    else:  # the constant 1/2 (all weights zero) is always in the family
+        row.l1_error |= {"constructed": 0.25, "constructed_exact": "1/4", "constructed_widths": [1] * max_depth,
+                         "constructed_teeth": 0}
+        row.linf_error["constructed"] = 0.5
+    return row
 
 
-#: Largest pieces x width of a family construction that ``compare`` counts (about a second on a CPU).
-MAX_COUNT_WORK = 2**25
+#: Largest pieces x width of a family construction that ``compare`` counts (a fraction of a second on a
+#: 2-core CPU; larger ones report their pieces by construction and ``regions: null``).
+MAX_COUNT_WORK = 2**23
 
 #: Most DEQ widths one ``compare`` takes.
 MAX_WIDTH_LIST = 1000

@@ -79,8 +79,72 @@ def test_a_family_that_is_not_separated():
 
 
 def test_l1_bound():
-    assert l1_lower_bound(10, 1) == Fraction(1024 - 4, 2**13)
+    assert l1_lower_bound(10, 1) == Fraction(1, 4)  # one piece: the best line is the constant 1/2, error 1/4
+    assert l1_lower_bound(2, 2) == Fraction(1, 8)
     assert l1_lower_bound(3, 10) == 0
+
+
+def _pl_l1(points, values, m):
+    """Exact L1 distance between the PL function through (points, values) and T^m (dyadic data)."""
+    from regioncount.separation import tent_power
+
+    grid = sorted(set(points) | {Fraction(j, 2**m) for j in range(2**m + 1)})
+
+    def g(x):
+        for (x0, y0), (x1, y1) in zip(zip(points, values), zip(points[1:], values[1:])):
+            if x0 <= x <= x1:
+                return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        raise AssertionError
+
+    total = Fraction(0)
+    for a, b in zip(grid, grid[1:]):
+        d0, d1 = g(a) - tent_power(a, m), g(b) - tent_power(b, m)
+        total += ((abs(d0) + abs(d1)) / 2 if d0 * d1 >= 0 else (d0 * d0 + d1 * d1) / (2 * (abs(d0) + abs(d1)))) * (b - a)
+    return total
+
+
+@pytest.mark.parametrize("m, pieces", [(2, 1), (2, 2), (3, 2), pytest.param(3, 3, marks=pytest.mark.slow)])
+def test_sharp_l1_bound_holds_by_brute_force(m, pieces):
+    """Every continuous PL g with N pieces, breakpoints on the 1/16 grid (1/8 for N = 3) and values on the
+    1/4 grid in [-1/4, 5/4] ([0, 1] for N = 3), is at least (2^m - 2N + 2) / 2^(m+2) from T^m in L1 (exact
+    arithmetic); for N = 1 the bound is attained (1/4, by the constant 1/2)."""
+    import itertools
+
+    bound = l1_lower_bound(m, pieces)
+    # three pieces: a coarser grid keeps the search to ~13,000 functions
+    xs = [Fraction(j, 16 if pieces < 3 else 8) for j in range(1, 16 if pieces < 3 else 8)]
+    ys = [Fraction(j, 4) for j in (range(-1, 6) if pieces < 3 else range(0, 5))]
+    best = None
+    for cuts in itertools.combinations(xs, pieces - 1):
+        points = [Fraction(0), *cuts, Fraction(1)]
+        for values in itertools.product(ys, repeat=len(points)):
+            error = _pl_l1(points, list(values), m)
+            assert error >= bound, (points, values, error, bound)
+            best = error if best is None else min(best, error)
+    if pieces == 1:
+        assert best == bound  # attained by the constant 1/2
+
+
+def test_the_l1_bracket_is_ordered_and_the_construction_is_in_the_family():
+    from regioncount.separation import depth_cap, exact_errors_to_sawtooth, teeth_approximant, width_cap
+
+    for m, alpha in ((8, Fraction(1, 2)), (12, Fraction(1, 2)), (16, Fraction(1, 4)), (13, Fraction(1, 3))):
+        row = compare_width(m, alpha, device="cpu")
+        assert 0 <= row.l1_error["lower_bound"] <= row.l1_error["constructed"] <= 0.25
+        assert Fraction(row.l1_error["exact_lower_bound"]) == l1_lower_bound(m, row.best_ffn_bound)
+        net, k = teeth_approximant(m, depth_cap(m, alpha), width_cap(m, alpha))
+        assert len(net.hidden_widths) <= row.max_depth and max(net.hidden_widths) <= max(row.max_width, 2)
+        l1, linf = exact_errors_to_sawtooth(net, m)
+        assert l1 == Fraction(2 * (2**m - 2**k) + 1, 2 ** (m + 3)) == Fraction(row.l1_error["constructed_exact"])
+        assert linf == Fraction(1, 2) and row.linf_error["lower_bound"] in (0.0, 0.5)
+        # the sharp bound holds against the construction too (its pieces are within the family's bound)
+        assert l1 >= l1_lower_bound(m, count_pieces(net))
+
+
+def count_pieces(net):
+    from regioncount import count_segment
+
+    return count_segment(net, interval=(0, 1)).linear_pieces
 
 
 def test_exact_errors():
