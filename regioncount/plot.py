@@ -36,24 +36,31 @@ def _save(fig, path: Path, dpi: int) -> None:
 
 
 def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
-                    size: tuple[float, float] = (8.0, 5.6)) -> None:
-    """log2(regions) against m: the DEQ (counted), the family's best bound, constructed and trained FFNs."""
+                    size: tuple[float, float] = (8.0, 8.4)) -> None:
+    """Top: log2(regions) against m: the DEQ (counted), the family's best bound, the best in-family FFN and
+    the smallest match (built and counted), and trained FFNs.  Bottom: the L1 error bracket of the family
+    against T^m (sharp lower bound, explicit in-family FFN)."""
     path = _check_png(path)
     ms = [row.m for row in rows]
     check_figure(size, dpi)
     fig = Figure(figsize=size)
-    ax = fig.subplots()
+    ax, err = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
     ax.plot(ms, [math.log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
             label="Theorem 1 DEQ, counted exactly (2^m)")
     ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
             label=f"best FFN bound, depth <= m^{alpha}, width <= 2^(m^(1-{alpha})-1)")
     ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
             label="best FFN bound with m ReLUs in total")
-    built = [(row.m, d.constructed_regions, d.depth) for row in rows for d in row.depths
-             if d.constructed_regions is not None and d.depth == row.max_depth]
-    if built:
-        ax.plot([b[0] for b in built], [math.log2(b[1]) for b in built], "^", color="tab:green", ms=7,
-                label="FFN of depth L_max at the width needed, built and counted")
+    best = [(row.m, max((d.best_in_family.get("regions") or 0) for d in row.depths)) for row in rows]
+    best = [(m, r) for m, r in best if r]
+    if best:
+        ax.plot([b[0] for b in best], [math.log2(b[1]) for b in best], "D", color="tab:red", ms=5,
+                label="best in-family FFN, built and counted")
+    match = [(row.m, row.depths[-1].smallest_match.get("regions")) for row in rows]
+    match = [(m, r) for m, r in match if r]
+    if match:
+        ax.plot([b[0] for b in match], [math.log2(b[1]) for b in match], "^", color="tab:green", ms=7,
+                label="smallest match of depth L_max (outside the family), built and counted")
     trained = [(row.m, t["linear_pieces"]) for row in rows for t in row.trained]
     if trained:
         ax.plot([t[0] for t in trained], [math.log2(max(1, t[1])) for t in trained], "x", color="tab:purple", ms=8,
@@ -63,7 +70,21 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     ax.set_title(f"DEQ vs FFN separation, alpha = {alpha}")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    bracket = [(row.m, row.l1_error["lower_bound"], row.l1_error["constructed"]) for row in rows if row.l1_error]
+    if bracket:
+        err.fill_between([b[0] for b in bracket], [b[1] for b in bracket], [b[2] for b in bracket],
+                         color="tab:orange", alpha=0.25, label="L1 error of the best in-family FFN lies here")
+        err.plot([b[0] for b in bracket], [b[1] for b in bracket], "-", color="tab:orange",
+                 label="sharp lower bound (every in-family FFN)")
+        err.plot([b[0] for b in bracket], [b[2] for b in bracket], "--", color="tab:brown",
+                 label="explicit in-family FFN (exact)")
+    err.set_xlabel("DEQ width m")
+    err.set_ylabel("L1 error to T^m")
+    err.set_ylim(0, 0.26)
+    err.grid(alpha=0.3)
+    err.xaxis.set_major_locator(MaxNLocator(integer=True))
+    err.legend(fontsize=7, loc="lower right", frameon=False)
     fig.tight_layout()
     _save(fig, path, dpi)
 
