@@ -19,15 +19,19 @@ from regioncount.separation import compare_width, parse_alpha
 def markdown(rows, alpha) -> str:
     lines = [f"alpha = {alpha}: DEQ counted exactly vs the FFN family (depth <= m^alpha, width <= 2^(m^(1-alpha)-1))",
              "",
-             "| m | DEQ regions (counted) | L_max | w_max | best FFN bound | bound / 2^m | width needed at L_max "
-             "| that FFN, counted | separated |",
+             "| m | DEQ regions (counted) | L_max | w_max | best FFN bound | best in family (counted) "
+             "| smallest match at L_max (counted) | L1 error in family | separated |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
     for row in rows:
-        last = row.depths[-1]
-        built = "-" if last.constructed_regions is None else f"{last.constructed_regions:,}"
+        best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
+        best_text = "-" if best["regions"] is None else f"{best['regions']:,} ({best['status']})"
+        match = row.depths[-1].smallest_match
+        widths = "x".join(map(str, match["widths"]))
+        match_text = f"{widths}: " + ("not counted" if match["regions"] is None else f"{match['regions']:,}")
+        bracket = f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}"
         lines.append(f"| {row.m} | {row.deq_regions:,} | {row.max_depth} | {row.max_width:,} | "
-                     f"{row.best_ffn_bound:,} | {row.best_ffn_bound / row.deq_regions:.2e} | "
-                     f"{last.min_width_to_match:,} | {built} | {'yes' if row.separated else 'no'} |")
+                     f"{row.best_ffn_bound:,} | {best_text} | {match_text} | {bracket} | "
+                     f"{'yes' if row.separated else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
