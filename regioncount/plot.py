@@ -51,8 +51,10 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
             label=f"best FFN bound, depth <= m^{alpha}, width <= 2^(m^(1-{alpha})-1)")
     ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
             label="best FFN bound with m ReLUs in total")
-    best = [(row.m, max((d.best_in_family.get("regions") or 0) for d in row.depths)) for row in rows]
-    best = [(m, r) for m, r in best if r]
+    # the deepest-reaching in-family construction of each row, where it was counted
+    tops = [(row.m, max(row.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family)
+            for row in rows]
+    best = [(m, top["regions"]) for m, top in tops if top.get("regions")]
     if best:
         ax.plot([b[0] for b in best], [math.log2(b[1]) for b in best], "D", color="tab:red", ms=5,
                 label="best in-family FFN, built and counted")
