@@ -92,8 +92,11 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
         from regioncount.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
 
         plot_separation(rows, str(a), plot_file)
+    unseparated = [row.m for row in rows if not row.separated]
+    from_m = next((row.m for row in rows if row.m > max(unseparated, default=0)), None)
     if as_json:
-        print_json({"alpha": float(a), "alpha_exact": str(a), "rows": [row.to_json() for row in rows]})
+        print_json({"alpha": float(a), "alpha_exact": str(a), "separated_from_m": from_m,
+                    "rows": [row.to_json() for row in rows]})
         return
     table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
                   title_justify="left")
@@ -117,6 +120,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                       "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
     console = stdout_console()
     console.print(table)
+    console.print(f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
+                                              if from_m is not None else "not separated at the largest m. ")
+                  + rows[-1].verdict() + ".")
     console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
                   "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
                   "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "

@@ -290,6 +290,21 @@ class CompareRow:
     l1_error: dict[str, Any] = field(default_factory=dict)
     linf_error: dict[str, Any] = field(default_factory=dict)
 
+    def verdict(self) -> str:
+        """What this row shows, in words (every number counted or proved)."""
+        top = max(self.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family
+        if top.get("regions") is not None:
+            best = f"the best in-family FFN built has {top['regions']:,} regions (counted, {top['status']})"
+        else:
+            best = f"the best in-family construction has {top.get('pieces_by_construction', 0):,} pieces (not counted)"
+        if not self.separated:
+            return (f"not separated at m = {self.m}: the family's bound {self.best_ffn_bound:,} reaches the DEQ's "
+                    f"{self.deq_regions:,} counted regions; {best}")
+        lower = self.l1_error.get("lower_bound", 0.0)
+        return (f"separated at m = {self.m}: the DEQ has {self.deq_regions:,} regions (counted), every in-family FFN "
+                f"at most {self.best_ffn_bound:,} (Serra's bound); {best}; every in-family FFN is at least "
+                f"{lower:.4f} from T^m in L1")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "m": self.m,
@@ -304,6 +319,7 @@ class CompareRow:
             "depths": [d.to_json() for d in self.depths],
             "l1_error": self.l1_error,
             "linf_error": self.linf_error,
+            "verdict": self.verdict(),
             "trained": self.trained,
         }
 

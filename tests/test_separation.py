@@ -270,3 +270,14 @@ def test_smallest_match_reaches_2m_and_no_neuron_can_go(m, depth):
 
     if pieces <= 2**16:
         assert count_segment(family_construction(widths), interval=(0, 1)).activation_regions == pieces
+
+
+def test_verdict_and_where_separation_starts():
+    result = run("compare", "--alpha", "0.5", "--widths", "1:4", "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["separated_from_m"] == 2
+    first, last = data["rows"][0], data["rows"][-1]
+    assert first["verdict"].startswith("not separated at m = 1")
+    assert last["verdict"].startswith("separated at m = 4") and "counted" in last["verdict"]
+    assert last["l1_error"]["lower_bound"] <= last["l1_error"]["constructed"]
