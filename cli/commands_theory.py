@@ -39,7 +39,8 @@ def _sci(value: int) -> str:
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Write log2(regions) vs m to FILE.png.")
-@click.option("--construct-budget", type=click.IntRange(min=1), default=DEFAULT_CONSTRUCT_BUDGET, show_default=True,
+@click.option("--construct-budget", "--budget", "construct_budget", type=click.IntRange(min=1),
+              default=DEFAULT_CONSTRUCT_BUDGET, show_default=True,
               help="Build and count explicit FFNs with at most this many regions.")
 @click.option("--train", is_flag=True, help="Train a few FFNs of the family to fit T^m; report exact errors.")
 @click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
