@@ -46,6 +46,8 @@ def _sci(value: int) -> str:
 @click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
               help="Train only for widths m up to this.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--train-seeds", type=click.IntRange(min=1, max=32), default=2, show_default=True,
+              help="Random initialisations per trained net (plus one at the explicit in-family approximant).")
 @click.option("--time-budget", type=FiniteFloat(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds of training per network at most.")
 @click.option("--train-width-cap", type=click.IntRange(min=1), default=64, show_default=True,
@@ -54,11 +56,11 @@ def _sci(value: int) -> str:
               help="Refuse DEQ counts estimated to take longer than this in all.")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
-            train: bool, train_max_m: int, train_steps: int, time_budget: float, train_width_cap: int,
-            max_seconds: float) -> None:
+            train: bool, train_max_m: int, train_steps: int, train_seeds: int, time_budget: float,
+            train_width_cap: int, max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
-    from regioncount.separation import check_compare_cost, compare_width, l1_lower_bound, parse_alpha, parse_widths
-    from regioncount.training import exact_errors, train_sawtooth_ffn, training_settings
+    from regioncount.separation import check_compare_cost, compare_width, parse_alpha, parse_widths
+    from regioncount.training import train_in_family, training_settings
     if plot_file is not None:
         from regioncount.atomic import check_output_path
 
@@ -78,14 +80,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                     # the bar advances smoothly through each network's training
                     tick = None if progress is None else (
                         lambda f, i=i, k=k, n=n_settings: progress((i + (k + f) / n) / len(widths)))
-                    net = train_sawtooth_ffn(m, depth, width, steps=train_steps, time_budget=time_budget,
-                                             device=device if device != "auto" else "cpu", progress=tick)
-                    l1, linf, regions, pieces = exact_errors(net.model, m)
-                    bound = float(l1_lower_bound(m, pieces))
-                    row.trained.append({"depth": depth, "width": width, "steps": net.steps,
-                                        "seconds": net.seconds, "l1_error": l1, "linf_error": linf,
-                                        "regions": regions, "linear_pieces": pieces, "l1_lower_bound": bound,
-                                        "above_bound": l1 >= bound})
+                    row.trained.append(train_in_family(
+                        m, depth, width, seeds=train_seeds, steps=train_steps, time_budget=time_budget,
+                        device=device if device != "auto" else "cpu", progress=tick))
             rows.append(row)
             if progress is not None:
                 progress((i + 1) / len(widths))
@@ -135,12 +132,16 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     if trained:
         t_table = Table(title="Trained FFNs in the family (fit to T^m; errors exact for the trained weights)",
                         title_justify="left")
-        for name in ("m", "depth", "width", "steps", "pieces", "L1 error", "L1 lower bound", "Linf error", "above bound"):
+        for name in ("m", "depth", "width", "best of", "best init", "pieces", "L1 error", "L1 lower bound",
+                     "constructed L1", "Linf error", "above bound"):
             t_table.add_column(name, justify="right")
         for m, t in trained:
-            t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["steps"]), f"{t['linear_pieces']:,}",
-                            f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}", f"{t['linf_error']:.4f}",
-                            "yes" if t["above_bound"] else "[red]NO[/red]")
+            constructed = "-" if t["constructed_l1_error"] is None else (
+                f"{t['constructed_l1_error']:.4f}" + (" [red](trained is worse)[/red]" if t["worse_than_constructed"]
+                                                      else ""))
+            t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
+                            f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
+                            constructed, f"{t['linf_error']:.4f}", "yes" if t["above_bound"] else "[red]NO[/red]")
         console.print(t_table)
 
 

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,11 +55,12 @@ class TrainedNet:
 
 def train_sawtooth_ffn(m: int, depth: int, width: int, *, steps: int = 3000, time_budget: float = 10.0,
                        seed: int = 0, device: str | torch.device = "cpu", lr: float = 3e-3,
-                       progress: Callable[[float], None] | None = None) -> TrainedNet:
+                       progress: Callable[[float], None] | None = None, init: FFN | None = None) -> TrainedNet:
     """Fit an FFN (``depth`` hidden layers of ``width``) to T^m on [0, 1] with Adam on an MSE loss.
 
     Float32 training on a uniform grid of max(4096, 2^(m+3)) points plus the kinks k / 2^m; stops after
-    ``steps`` steps or ``time_budget`` seconds, whichever comes first; returns the float64 model.
+    ``steps`` steps or ``time_budget`` seconds, whichever comes first; returns the float64 model.  ``init``:
+    start from this FFN (same depth, widths <= ``width``; zero-padded, so the starting function is the same).
     """
     torch.manual_seed(seed)
     device = torch.device(device)
@@ -68,6 +70,8 @@ def train_sawtooth_ffn(m: int, depth: int, width: int, *, steps: int = 3000, tim
         layers += [nn.Linear(fan_in, width), nn.ReLU()]
         fan_in = width
     layers.append(nn.Linear(fan_in, 1))
+    if init is not None:
+        _embed(layers, init, width)
     net = nn.Sequential(*layers).to(device)
     n_points = max(4096, 2 ** (m + 3))
     x = torch.linspace(0, 1, n_points, dtype=DTYPE)[:, None]
@@ -93,6 +97,52 @@ def train_sawtooth_ffn(m: int, depth: int, width: int, *, steps: int = 3000, tim
     model = FFN([layer.weight.detach().cpu().double() for layer in linears],
                 [layer.bias.detach().cpu().double() for layer in linears], name=f"trained-L{depth}-w{width}")
     return TrainedNet(depth, width, done, time.perf_counter() - start, model)
+
+
+def _embed(layers: list[nn.Module], init: FFN, width: int) -> None:
+    """Copy ``init``'s weights into the zero-initialised Linear layers (extra units get zero weights)."""
+    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+    if len(linears) != len(init.weights) or max(init.hidden_widths or [0]) > width:
+        raise ValueError("the initial FFN does not fit the trained architecture")
+    with torch.no_grad():
+        for layer, w, b in zip(linears, init.weights, init.biases):
+            layer.weight.zero_()
+            layer.bias.zero_()
+            layer.weight[: w.shape[0], : w.shape[1]] = w.float()
+            layer.bias[: b.shape[0]] = b.float()
+
+
+def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: int = 2000, time_budget: float = 10.0,
+                    device: str | torch.device = "cpu",
+                    progress: Callable[[float], None] | None = None) -> dict:
+    """Train the (depth, width) FFN to fit T^m from ``seeds`` random inits and from the explicit in-family
+    approximant (:func:`regioncount.separation.teeth_approximant`); report the best by exact L1 error, where
+    it lies in the family's bracket, and whether it is worse than the approximant it could have stayed at."""
+    from .separation import exact_errors_to_sawtooth, l1_lower_bound, teeth_approximant
+
+    starts: list[tuple[str, FFN | None, int]] = [(f"random (seed {s})", None, s) for s in range(seeds)]
+    constructed_l1 = None
+    if width >= 2 and m >= 2:
+        approximant, _ = teeth_approximant(m, depth, width)
+        constructed_l1 = float(exact_errors_to_sawtooth(approximant, m)[0])
+        starts.append(("constructed approximant", approximant, 0))
+    results: list[dict[str, Any]] = []
+    for k, (label, init, seed) in enumerate(starts):
+        tick = None if progress is None else (lambda f, k=k: progress((k + f) / len(starts)))
+        net = train_sawtooth_ffn(m, depth, width, steps=steps, time_budget=time_budget, seed=seed, device=device,
+                                 progress=tick, init=init)
+        l1, linf, regions, pieces = exact_errors(net.model, m)
+        results.append({"init": label, "steps": net.steps, "seconds": net.seconds, "l1_error": l1,
+                        "linf_error": linf, "regions": regions, "linear_pieces": pieces})
+    best = min(results, key=lambda r: r["l1_error"])
+    lower = float(l1_lower_bound(m, best["linear_pieces"]))
+    out = {"depth": depth, "width": width, **best, "l1_lower_bound": lower, "above_bound": best["l1_error"] >= lower,
+           "starts": len(starts), "all_l1_errors": [r["l1_error"] for r in results],
+           "constructed_l1_error": constructed_l1,
+           "worse_than_constructed": constructed_l1 is not None and best["l1_error"] > constructed_l1}
+    if constructed_l1 is not None and constructed_l1 > lower:
+        out["bracket_position"] = (best["l1_error"] - lower) / (constructed_l1 - lower)
+    return out
 
 
 def training_settings(max_depth: int, max_width: int, width_cap: int = 64) -> list[tuple[int, int]]:

@@ -281,3 +281,14 @@ def test_verdict_and_where_separation_starts():
     assert first["verdict"].startswith("not separated at m = 1")
     assert last["verdict"].startswith("separated at m = 4") and "counted" in last["verdict"]
     assert last["l1_error"]["lower_bound"] <= last["l1_error"]["constructed"]
+
+
+def test_training_from_random_and_from_the_approximant_is_reported_honestly():
+    from regioncount.training import train_in_family
+
+    out = train_in_family(6, 2, 2, seeds=1, steps=60, time_budget=5)
+    assert out["starts"] == 2 and len(out["all_l1_errors"]) == 2
+    assert out["l1_error"] == min(out["all_l1_errors"]) and out["above_bound"]
+    assert out["l1_error"] >= out["l1_lower_bound"] > 0
+    assert out["worse_than_constructed"] == (out["l1_error"] > out["constructed_l1_error"])
+    assert out["init"] in ("random (seed 0)", "constructed approximant")
