@@ -22,12 +22,11 @@ from .cost import default_max_pieces
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, NotWellPosedError, RegionCountError
 from .kernels import build_kernel
-from .models import DEQ, DTYPE, Model
+from .models import DEQ, DTYPE, Model, deq_certificate
 from .sampled import Box
 from .segment import resolve_segment
 from .settings import DEFAULT_MAX_REGIONS
 from .walk1d import PieceSink, merge_tolerance
-from .wellposed import deq_certificate
 
 
 def random_chords(box: Box, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

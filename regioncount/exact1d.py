@@ -23,13 +23,12 @@ from .errors import NotWellPosedError
 from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .forward_error import layer_bounds
 from .kernels import build_kernel, run_kernel
-from .models import DEQ, DTYPE, FFN, Model
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .rational1d import exact_count, ffn_output_slope_at, rational_cost
 from .results import SegmentCount
 from .segment import Segment, resolve_segment
 from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from .walk1d import DEQKernel, PieceSink, merge_tolerance
-from .wellposed import deq_certificate
 
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
 #: float64 decisions; above it the count is labelled approximate.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import ModelFormatError, NotWellPosedError
-from .wellposed import acyclic_order
+from .wellposed import acyclic_order, require_well_posed
 
 DTYPE = torch.float64
 
@@ -216,3 +216,17 @@ class DEQ:
 
 
 Model = FFN | DEQ
+
+
+def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None:
+    """For a DEQ that forward substitution cannot solve: the certificate that it is well-posed.
+
+    Raises :class:`NotWellPosedError` (one line, with the failing minor and ||W||_2) unless it is shown
+    well-posed or ``assume_well_posed`` is set; returns a short description, or None for FFNs and
+    triangular DEQs.
+    """
+    if not isinstance(model, DEQ) or model.unit_order is not None:  # FFNs and triangular DEQs need none
+        return None
+    if assume_well_posed:
+        return "assumed well-posed (`assume_well_posed`): every solve is checked"
+    return require_well_posed(model.W).reason

@@ -34,14 +34,13 @@ import torch
 from .deq_general import checked_solve, solve_fixed_points
 from .devices import Stopwatch, resolve_device
 from .errors import CostLimitError, SegmentError
-from .models import DEQ, DTYPE, FFN, Model
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from .walk1d import slopes_differ
-from .wellposed import deq_certificate
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100

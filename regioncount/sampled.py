@@ -20,9 +20,8 @@ from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
 from .kernels import normalized_deq
-from .models import DEQ, DTYPE, FFN, Model
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import DistinctPatterns, pack_bits, packed_words, positive
-from .wellposed import deq_certificate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

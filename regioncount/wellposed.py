@@ -21,15 +21,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import networkx as nx
 import torch
 
 from .errors import NotWellPosedError
-
-if TYPE_CHECKING:  # models imports this module (acyclic_order): no runtime import back
-    from .models import Model
 from .settings import DEFAULT_P_MATRIX_CAP  # noqa: E402  (re-exported)
 
 _BORDERLINE = 1e-9
@@ -286,19 +282,3 @@ def require_well_posed(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP
 
 __all__ = ["Certificate", "Check", "acyclic_order", "certify", "p_matrix_test", "require_well_posed",
            "DEFAULT_P_MATRIX_CAP"]
-
-
-def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None:
-    """For a DEQ that forward substitution cannot solve: the certificate that it is well-posed.
-
-    Raises :class:`NotWellPosedError` (one line, with the failing minor and ||W||_2) unless it is shown
-    well-posed or ``assume_well_posed`` is set; returns a short description, or None for FFNs and
-    triangular DEQs.
-    """
-    from .models import DEQ  # models imports this module: imported here, not at the top
-
-    if not isinstance(model, DEQ) or model.unit_order is not None:  # FFNs and triangular DEQs need none
-        return None
-    if assume_well_posed:
-        return "assumed well-posed (`assume_well_posed`): every solve is checked"
-    return require_well_posed(model.W).reason

@@ -1,5 +1,5 @@
-"""The package's module-level imports form no cycle (library and CLI), and the library never imports the
-CLI.  Imports inside functions are deliberate lazy imports and are not edges of this graph."""
+"""The package's imports form no cycle (library and CLI), and the library never imports the CLI.  Imports
+inside functions (lazy imports) are edges too: deferring an import does not remove the dependency."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"regioncount": ROOT / "regioncount", "regioncount_cli": ROOT / "cli"}
 
 
-def _module_level_imports(package: str, path: Path) -> set[str]:
+def _imports(package: str, path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     found = set()
-    for node in tree.body:  # module level only (including if-blocks such as TYPE_CHECKING is skipped)
+    for node in ast.walk(tree):  # every import, at module level or inside functions and if-blocks
         if isinstance(node, ast.ImportFrom):
             if node.level == 1:
                 base = f"{package}.{node.module}" if node.module else package
@@ -36,7 +36,7 @@ def _graph() -> nx.DiGraph:
         for path in sorted(folder.glob("*.py")):
             name = package if path.stem == "__init__" else f"{package}.{path.stem}"
             graph.add_node(name)
-            for target in _module_level_imports(package, path):
+            for target in _imports(package, path):
                 graph.add_edge(name, target)
     return graph
 
