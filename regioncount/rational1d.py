@@ -116,31 +116,39 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
     )
 
 
+def _ffn_at(model: FFN, point: list[Fraction], slope: list[Fraction] | None
+            ) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...] | None]:
+    """The FFN's exact outputs at ``point`` and, with a direction ``slope``, their exact directional
+    derivatives on the activation region of the point (pattern: pre-activation > 0)."""
+    for w, b in zip(model.weights[:-1], model.biases[:-1]):
+        W, bias = _fr(w), _fr(b)
+        z = [sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(W, bias)]
+        if slope is not None:
+            s = [sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in W]
+            slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(s, z)]
+        point = [zj if zj > 0 else Fraction(0) for zj in z]
+    readout, last = _fr(model.weights[-1]), _fr(model.biases[-1])
+    outputs = tuple(sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(readout, last))
+    if slope is None:
+        return outputs, None
+    return outputs, tuple(sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in readout)
+
+
 def ffn_output_slope_at(model: FFN, p: list[float], v: list[float], t: float) -> tuple[Fraction, ...]:
     """Exact output slope d y / d t of ``model`` along x(t) = p + t v on the activation region containing
     the point t (which must lie strictly inside a region): the pattern is evaluated exactly at x(t) and the
     slope propagated through it.  About ``2 * parameters`` rational operations."""
     point = [Fraction(pi) + Fraction(t) * Fraction(vi) for pi, vi in zip(p, v)]
-    slope = [Fraction(vi) for vi in v]
-    for w, b in zip(model.weights[:-1], model.biases[:-1]):
-        W, bias = _fr(w), _fr(b)
-        z = [sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(W, bias)]
-        s = [sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in W]
-        point = [zj if zj > 0 else Fraction(0) for zj in z]
-        slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(s, z)]
-    return tuple(sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in _fr(model.weights[-1]))
+    slopes = _ffn_at(model, point, [Fraction(vi) for vi in v])[1]
+    assert slopes is not None
+    return slopes
 
 
 def exact_output(model: Model, x: Fraction) -> tuple[Fraction, ...]:
     """The model's output at the 1-D input point ``x``, exactly (an FFN, or a DEQ whose unit graph is acyclic
     with diagonal < 1, solved by forward substitution: ``z_t = relu(r_t) / (1 - W_tt)``)."""
     if isinstance(model, FFN):
-        h = [Fraction(x)]
-        for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
-            h = [max(Fraction(0), sum((wj * hj for wj, hj in zip(row, h)), Fraction(0)) + bj)
-                 for row, bj in zip(_fr(weight), _fr(bias))]
-        return tuple(sum((wj * hj for wj, hj in zip(row, h)), Fraction(0)) + bj
-                     for row, bj in zip(_fr(model.weights[-1]), _fr(model.biases[-1])))
+        return _ffn_at(model, [Fraction(x)], None)[0]
     W, U, b, A, B, c = _fr(model.W), _fr(model.U), _fr(model.b), _fr(model.A), _fr(model.B), _fr(model.c)
     m = len(W)
     z = [Fraction(0)] * m

@@ -9,6 +9,7 @@ All integers are exact (Python ints; sympy for the irrational width cap), howeve
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -225,7 +226,7 @@ def balanced_widths(m: int, depth: int) -> list[int]:
         factors = [k + 1] * depth
         for j in range(depth + 1):
             trial = [k + 1] * j + [k] * (depth - j)
-            if _product_int(trial) >= 2**m:
+            if math.prod(trial) >= 2**m:
                 factors = trial
                 break
     widths = [max(a - 1, 1) for a in factors]
@@ -236,13 +237,6 @@ def balanced_widths(m: int, depth: int) -> list[int]:
         layers = [3] * fours + [max(rest - 1, 1)]
         widths = [1] * (depth - len(layers)) + layers if len(layers) <= depth else widths
     return widths
-
-
-def _product_int(values: list[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 @dataclass
