@@ -517,17 +517,15 @@ class FFNKernel:
                 else:
                     sink.add_segment_counts(seg, counts + 1)
                 continue
-            kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
-            left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
-            child_radii = None
-            if cert is not None:
-                # each child's end radii: the parent's end radii or the radius of the zero that cut it
-                radii_cs = torch.stack([zero_radii] * 2, 2) if zero_radii is not None else None
-                end_radii = _split_many(tl, tr, kept, counts, n_children,
-                                        torch.stack([cert[1][:, 0], cert[1][:, 0], cert[1][:, 1],
-                                                     cert[1][:, 1]], 1), radii_cs)[3]
-                assert end_radii is not None
-                child_radii = end_radii[:, ::2]
+            if cert is None:  # tracked ends carry their exact (c, s)
+                kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
+                left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
+                child_radii = None
+            else:  # a certified walk (never end-tracked): each child's end radii, its parent's or its zero's
+                assert ends_cs is None
+                kept_radii = zero_radii[:, :, None] if zero_radii is not None else kept.new_zeros(kept.shape + (1,))
+                left, right, parent, child_radii = _split_many(tl, tr, kept, counts, n_children, cert[1], kept_radii)
+                child_cs = None
             # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
@@ -683,27 +681,30 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
 
 
 def _split_many(tl: torch.Tensor, tr: torch.Tensor, kept: torch.Tensor, counts: torch.Tensor,
-                n_children: int, ends_cs: torch.Tensor | None, kept_cs: torch.Tensor | None
+                n_children: int, end_attrs: torch.Tensor | None, kept_attrs: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Split piece p at its ``counts[p]`` sorted zeros ``kept[p, :counts[p]]``; children in t order.
 
-    ``ends_cs`` (P, 4): exact (c, s) of each piece's left and right end; ``kept_cs`` (P, c_max, 2) those
-    of the zeros (both None when ends are not tracked).  Returns the children's left, right ends, parent
-    index and their ends' (c, s) (P', 4) or None.
+    Each cut point may carry k attributes that the children inherit at their ends: ``end_attrs`` (P, 2k)
+    for each piece's left and right end, ``kept_attrs`` (P, c_max, k) for the zeros (both None: none).  The
+    exact (c, s) of tracked ends (k = 2) and the error radii of a certified walk (k = 1) travel this way.
+    Returns the children's left, right ends, parent index and their ends' attributes (P', 2k) or None.
     """
     P = tl.shape[0]
     if kept.shape[1] == 0:
-        return tl, tr, torch.arange(P, device=tl.device), ends_cs
+        return tl, tr, torch.arange(P, device=tl.device), end_attrs
     ends = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)  # (P, c_max + 2)
     ends.scatter_(1, (counts + 1)[:, None], tr[:, None])
     sizes = counts + 1
     parent = torch.repeat_interleave(torch.arange(P, device=tl.device), sizes, output_size=n_children)
     first = torch.cumsum(sizes, 0) - sizes
     k = torch.arange(n_children, device=tl.device) - first[parent]
-    child_cs = None
-    if ends_cs is not None:
-        assert kept_cs is not None
-        cs = torch.cat([ends_cs[:, None, :2], kept_cs, ends_cs[:, None, 2:]], 1)  # (P, c_max + 2, 2)
-        cs.scatter_(1, (counts + 1)[:, None, None].expand(-1, 1, 2), ends_cs[:, None, 2:])
-        child_cs = torch.cat([cs[parent, k], cs[parent, k + 1]], 1)
-    return ends[parent, k], ends[parent, k + 1], parent, child_cs
+    child_attrs = None
+    if end_attrs is not None:
+        assert kept_attrs is not None
+        width = kept_attrs.shape[2]
+        left, right = end_attrs[:, None, :width], end_attrs[:, None, width:]
+        attrs = torch.cat([left, kept_attrs, right], 1)  # (P, c_max + 2, k)
+        attrs.scatter_(1, (counts + 1)[:, None, None].expand(-1, 1, width), right)
+        child_attrs = torch.cat([attrs[parent, k], attrs[parent, k + 1]], 1)
+    return ends[parent, k], ends[parent, k + 1], parent, child_attrs
