@@ -18,7 +18,13 @@ from regioncount.bounds import (
     serra,
     telgarsky,
 )
-from regioncount.settings import DEFAULT_CONSTRUCT_BUDGET, DEFAULT_MAX_SECONDS, DEFAULT_P_MATRIX_CAP, DEVICE_CHOICES
+from regioncount.settings import (
+    DEFAULT_CONSTRUCT_BUDGET,
+    DEFAULT_CONSTRUCT_SECONDS,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_P_MATRIX_CAP,
+    DEVICE_CHOICES,
+)
 
 from .common import UserError, guard, progress_bar
 from .render import FiniteFloat, key_value_table, print_json, stdout_console
@@ -42,6 +48,8 @@ def _sci(value: int) -> str:
 @click.option("--construct-budget", "--budget", "construct_budget", type=click.IntRange(min=1),
               default=DEFAULT_CONSTRUCT_BUDGET, show_default=True,
               help="Build and count explicit FFNs with at most this many regions.")
+@click.option("--construct-seconds", type=FiniteFloat(min=0), default=DEFAULT_CONSTRUCT_SECONDS, show_default=True,
+              help="Estimated seconds per width m for building and counting FFN constructions.")
 @click.option("--train", is_flag=True, help="Train a few FFNs of the family to fit T^m; report exact errors.")
 @click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
               help="Train only for widths m up to this.")
@@ -53,10 +61,11 @@ def _sci(value: int) -> str:
 @click.option("--train-width-cap", type=click.IntRange(min=1), default=64, show_default=True,
               help="Widest trained network (the family's width cap can be huge).")
 @click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_MAX_SECONDS, show_default=True,
-              help="Refuse DEQ counts estimated to take longer than this in all.")
+              help="Time limit in all: refuse DEQ counts estimated to exceed it; FFN constructions are "
+                   "counted only within what the DEQs leave (estimated).")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
-            train: bool, train_max_m: int, train_steps: int, train_seeds: int, time_budget: float,
+            construct_seconds: float, train: bool, train_max_m: int, train_steps: int, train_seeds: int, time_budget: float,
             train_width_cap: int, max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     from regioncount.separation import check_compare_cost, compare_width, parse_alpha, parse_widths
@@ -67,12 +76,15 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
         check_output_path(plot_file, (".png",), "the plot")
     a = parse_alpha(alpha)
     widths = parse_widths(widths_text)
-    check_compare_cost(widths, device, max_seconds)
+    deq_seconds = check_compare_cost(widths, device, max_seconds)
+    # what the DEQ counts leave of the limit is shared by the rows' exact counts of FFN constructions
+    construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / len(widths))
     rows = []
     label = "comparing and training" if train else "comparing"
     with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
         for i, m in enumerate(widths):
-            row = compare_width(m, a, construct_budget=construct_budget, device=device)
+            row = compare_width(m, a, construct_budget=construct_budget, device=device,
+                                construct_seconds=construct_seconds)
             if train and m <= train_max_m:
                 settings = training_settings(row.max_depth, row.max_width, train_width_cap)
                 n_settings = len(settings)

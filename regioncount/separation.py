@@ -31,7 +31,7 @@ from .constructions import (
 from .errors import RegionCountError
 from .exact1d import count_segment
 from .models import FFN
-from .settings import DEFAULT_CONSTRUCT_BUDGET  # noqa: E402  (re-exported)
+from .settings import DEFAULT_CONSTRUCT_BUDGET, DEFAULT_CONSTRUCT_SECONDS  # noqa: E402  (re-exported)
 
 #: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
 #: denominator above 10^MAX_ALPHA_DIGITS) is refused: write 1/3, not 0.3333333333333333.
@@ -128,7 +128,6 @@ def l1_lower_bound(m: int, pieces: int) -> Fraction:
 
 #: The teeth approximant reproduces at most 2^this pieces of T^m (its exact error stays cheap to compute).
 MAX_APPROXIMANT_TEETH_EXPONENT = 6
-
 
 def linf_lower_bound(m: int, pieces: int) -> Fraction:
     """Every continuous g with N pieces is at least 1/2 from T^m in L-infinity when 2^m >= 2N (some tent of
@@ -318,8 +317,11 @@ class CompareRow:
         }
 
 
-def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device: str) -> DepthRow:
-    """Bound at w_max, the width needed to reach 2^m, its status, and (within budget) a built FFN."""
+def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device: str,
+              allowance: CountAllowance | None = None) -> DepthRow:
+    """Bound at w_max, the width needed to reach 2^m, its status, and (within the piece budget and the time
+    ``allowance``) built FFNs counted exactly."""
+    allowance = allowance if allowance is not None else CountAllowance(float("inf"), device)
     target = 2**m
     bound = serra(1, [max_width] * depth)
     needed = min_width_to_match(m, depth)
@@ -330,45 +332,112 @@ def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device:
     else:
         status = "open"
     row = DepthRow(depth, bound, float(Fraction(bound, target)), l1_lower_bound(m, bound), needed, status)
-    row.best_in_family = _built_and_counted([max_width] * depth, construct_budget, device, linear_pieces=True)
+    row.best_in_family = _built_and_counted([max_width] * depth, construct_budget, allowance, linear_pieces=True)
     match = balanced_widths(m, depth)
-    row.smallest_match = _built_and_counted(match, construct_budget, device, linear_pieces=False)
-    if construction_pieces(needed, depth) >= target and construction_pieces(needed, depth) <= construct_budget:
+    row.smallest_match = _built_and_counted(match, construct_budget, allowance, linear_pieces=False)
+    needed_pieces = construction_pieces(needed, depth)
+    if needed_pieces >= target:
         # the uniform-width construction at the width needed (the smallest match when that is uniform)
-        if match == [needed] * depth and row.smallest_match["regions"] is not None:
-            row.constructed_regions, row.constructed_method = (row.smallest_match["regions"],
-                                                               row.smallest_match["method"])
-        else:
+        if match == [needed] * depth:
+            if row.smallest_match["regions"] is not None:
+                row.constructed_regions, row.constructed_method = (row.smallest_match["regions"],
+                                                                   row.smallest_match["method"])
+                row.constructed_width = needed
+        elif _may_count([needed] * depth, needed_pieces, construct_budget, allowance) is None:
             result = count_segment(constructed_ffn(needed, depth), interval=(0.0, 1.0), linear_pieces=False,
                                    device=device)
             row.constructed_regions, row.constructed_method = result.activation_regions, result.method
-        row.constructed_width = needed
+            row.constructed_width = needed
     row.smallest_match["neurons"] = sum(match)
     row.smallest_match["width_over_cap"] = max(match) / max_width if max_width else float("inf")
     row.smallest_match["reaches_2m"] = row.smallest_match["pieces_by_construction"] >= target
     return row
 
 
-def _built_and_counted(widths: list[int], budget: int, device: str, linear_pieces: bool) -> dict[str, Any]:
-    """Build the family construction for ``widths`` and count it exactly when its pieces fit ``budget``."""
+class CountAllowance:
+    """Seconds of exact FFN counting a ``compare`` row may still spend, by the cost model
+    :func:`construction_seconds`; each count is taken (and its estimate subtracted) only when it fits."""
+
+    def __init__(self, seconds: float, device: str) -> None:
+        from .devices import resolve_device
+
+        self.seconds_left = seconds
+        self.device = device
+        self.kind = resolve_device(device).type
+
+    def take(self, estimate: float) -> bool:
+        if estimate > self.seconds_left:
+            return False
+        self.seconds_left -= estimate
+        return True
+
+
+#: Work (pieces x widest hidden layer: the walk carries each piece's hidden state) per second of the exact
+#: count of a family construction, conservative for a 2-core CPU and an NVIDIA H100 (measured: a 2,047^2
+#: net with 4.2e6 pieces, 8.6e9 units, in 19 s on a 16-thread Xeon; 4.4e12 units in ~150 s on the H100).
+FFN_COUNT_RATE = {"cpu": 2e8, "cuda": 1e10}
+#: A single hidden layer is counted by sorting its kinks: about this many work units per piece.
+ONE_LAYER_UNITS_PER_PIECE = 128
+#: Seconds per weight or bias to build a construction (its layers are derived in exact rationals).
+BUILD_SECONDS_PER_PARAMETER = 2e-6
+#: Largest construction (weights and biases) ``compare`` builds: 2^25 float64 values, 256 MiB.
+MAX_BUILT_PARAMETERS = 2**25
+
+
+def construction_parameters(widths: list[int]) -> int:
+    """Weights and biases of a 1 -> widths -> 1 FFN."""
+    return sum(a * b + b for a, b in zip([1] + widths, widths + [1]))
+
+
+def construction_seconds(widths: list[int], pieces: int, kind: str) -> float:
+    """Estimated seconds to build and count a family construction with these hidden ``widths`` and
+    ``pieces`` on a device of this ``kind`` (``docs/theory.md``, "Cost of the family search")."""
+    units = ONE_LAYER_UNITS_PER_PIECE if len(widths) == 1 else max(widths)
+    return (pieces * units / FFN_COUNT_RATE.get(kind, FFN_COUNT_RATE["cpu"])
+            + construction_parameters(widths) * BUILD_SECONDS_PER_PARAMETER)
+
+
+def _may_count(widths: list[int], pieces: int, budget: int, allowance: CountAllowance) -> str | None:
+    """Why a construction is not counted (None: it is, and its estimate is taken from ``allowance``)."""
+    if pieces > budget:
+        return f"{pieces:,} pieces over the construct budget {budget:,}"
+    parameters = construction_parameters(widths)
+    if parameters > MAX_BUILT_PARAMETERS:
+        return f"{parameters:,} parameters, over the {MAX_BUILT_PARAMETERS:,} that compare builds"
+    estimate = construction_seconds(widths, pieces, allowance.kind)
+    if not allowance.take(estimate):
+        return (f"counting would take about {estimate:.3g} s on {allowance.kind}, over the "
+                f"{max(allowance.seconds_left, 0.0):.3g} s left of the time limit")
+    return None
+
+
+def _built_and_counted(widths: list[int], budget: int, allowance: CountAllowance,
+                       linear_pieces: bool) -> dict[str, Any]:
+    """Build the family construction for ``widths`` and count it exactly when it fits the piece ``budget``
+    and the time ``allowance``; ``not_counted`` says why otherwise."""
     bound = serra(1, widths)
     entry: dict[str, Any] = {"widths": widths, "bound": bound, "regions": None, "pieces": None,
                              "method": None}
     pieces, status = family_pieces(widths)
     entry["pieces_by_construction"] = pieces
     entry["status"] = status
-    # the walk's work grows with pieces x width: one very wide layer is skipped rather than counted slowly
-    if pieces <= budget and pieces * max(widths) <= MAX_COUNT_WORK:
-        result = count_segment(family_construction(widths), interval=(0.0, 1.0), device=device,
+    reason = _may_count(widths, pieces, budget, allowance)
+    if reason is None:
+        result = count_segment(family_construction(widths), interval=(0.0, 1.0), device=allowance.device,
                                linear_pieces=linear_pieces)
         entry["regions"], entry["pieces"], entry["method"] = (result.activation_regions, result.linear_pieces,
                                                               result.method)
+    else:
+        entry["not_counted"] = reason
     return entry
 
 
 def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CONSTRUCT_BUDGET,
-                  device: str = "auto") -> CompareRow:
-    """One row of ``regioncount compare``: the DEQ counted exactly against the FFN family's bounds."""
+                  device: str = "auto", construct_seconds: float = DEFAULT_CONSTRUCT_SECONDS) -> CompareRow:
+    """One row of ``regioncount compare``: the DEQ counted exactly against the FFN family's bounds.
+
+    Family constructions are built and counted exactly when they have at most ``construct_budget`` pieces
+    and their estimated counting times (:func:`construction_seconds`) fit ``construct_seconds`` together."""
     if m < 1:
         raise RegionCountError(f"widths must be at least 1, got {m}")
     if m > MAX_EXACT_DEQ_WIDTH:
@@ -379,7 +448,8 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
                         known_regions=2**m, max_regions=None)
     deq_seconds = time.perf_counter() - start
     max_depth, max_width = depth_cap(m, alpha), width_cap(m, alpha)
-    depths = [depth_row(m, L, max_width, construct_budget, device) for L in range(1, max_depth + 1)]
+    allowance = CountAllowance(construct_seconds, device)
+    depths = [depth_row(m, L, max_width, construct_budget, device, allowance) for L in range(1, max_depth + 1)]
     best = max(d.bound_at_max_width for d in depths)
     row = CompareRow(m, deq.activation_regions, deq_seconds, max_depth, max_width, best,
                      best < deq.activation_regions, same_neurons_max(m), depths)
@@ -399,10 +469,6 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
         row.linf_error["constructed"] = 0.5
     return row
 
-
-#: Largest pieces x width of a family construction that ``compare`` counts (a fraction of a second on a
-#: 2-core CPU; larger ones report their pieces by construction and ``regions: null``).
-MAX_COUNT_WORK = 2**23
 
 #: Most DEQ widths one ``compare`` takes.
 MAX_WIDTH_LIST = 1000

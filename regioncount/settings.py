@@ -19,6 +19,8 @@ DEFAULT_MAX_REGIONS = 2**34
 
 #: Largest region count of an explicit FFN that ``compare`` builds and counts exactly.
 DEFAULT_CONSTRUCT_BUDGET = 2**20
+#: Estimated seconds of building and exactly counting FFN constructions per ``compare`` width m.
+DEFAULT_CONSTRUCT_SECONDS = 1.0
 
 #: ``compare``'s default limit on the estimated time of its DEQ counts.
 DEFAULT_MAX_SECONDS = 120.0

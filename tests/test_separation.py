@@ -292,3 +292,39 @@ def test_training_from_random_and_from_the_approximant_is_reported_honestly():
     assert out["l1_error"] >= out["l1_lower_bound"] > 0
     assert out["worse_than_constructed"] == (out["l1_error"] > out["constructed_l1_error"])
     assert out["init"] in ("random (seed 0)", "constructed approximant")
+
+
+def test_constructions_are_counted_only_within_the_piece_budget_and_the_time_allowance():
+    """m = 16: with no time allowance nothing is built, and each entry says why; a piece budget below the
+    construction's pieces says so instead; with the default allowance the depth-4 match is counted."""
+    none = compare_width(16, Fraction(1, 2), device="cpu", construct_seconds=0.0)
+    for depth in none.depths:
+        for entry in (depth.best_in_family, depth.smallest_match):
+            assert entry["regions"] is None and "time limit" in entry["not_counted"]
+        assert depth.constructed_regions is None
+    small = compare_width(16, Fraction(1, 2), device="cpu", construct_budget=1000)
+    match = small.depths[-1].smallest_match
+    assert match["regions"] is None and "over the construct budget 1,000" in match["not_counted"]
+    assert small.depths[0].best_in_family["regions"] == 9  # 8 units, 9 pieces: within both
+    full = compare_width(16, Fraction(1, 2), device="cpu")
+    assert full.depths[-1].smallest_match["regions"] == 2**16 and "not_counted" not in full.depths[-1].smallest_match
+
+
+def test_construction_cost_model_grows_with_pieces_and_width_and_refuses_huge_builds():
+    from regioncount.separation import MAX_BUILT_PARAMETERS, CountAllowance, _may_count, construction_seconds
+
+    assert construction_seconds([2047, 2047], 2**22, "cpu") > 10 * construction_seconds([45] * 4, 2**22, "cpu")
+    assert construction_seconds([63] * 4, 2**24, "cuda") < construction_seconds([63] * 4, 2**24, "cpu")
+    allowance = CountAllowance(float("inf"), "cpu")
+    reason = _may_count([2**24], 2**24 + 1, 2**30, allowance)
+    assert reason is not None and f"{MAX_BUILT_PARAMETERS:,}" in reason
+    allowance = CountAllowance(1.0, "cpu")
+    assert _may_count([15] * 4, 2**16, 2**20, allowance) is None and allowance.seconds_left < 1.0
+
+
+def test_compare_cli_construct_seconds_zero_counts_no_construction():
+    result = run("compare", "--widths", "12", "--construct-seconds", "0", "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)["rows"][0]
+    assert all(d["best_in_family"]["regions"] is None for d in row["depths"])
+    assert row["deq_regions"] == 2**12
