@@ -138,22 +138,21 @@ def uncertain_signs(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_n
     m = (a + b) * 0.5
     w = (b - a) * (0.5 * INFLATE) + 2 * UNIT_ROUNDOFF * m.abs()
     far = torch.maximum(a.abs(), b.abs())
-    zm = torch.addcmul(zc, zs, m[:, None]).abs_()
-    slopes = zs.abs()
     coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bound.gamma, far) \
         + scale[:, 0] * bound.max_row_norm * w * INFLATE
-    certain = zm > torch.addcmul(coarse[:, None], slopes, w[:, None], value=INFLATE)
-    certain |= skip
+    # few full (P, n) passes (the walk's cost on a GPU is memory traffic): |z~(m)| and the threshold, one
+    # comparison, and the doubtful entries' coordinates; ``skip`` and zero units are dropped among those
+    zm = torch.addcmul(zc, zs, m[:, None]).abs_()
+    threshold = zs.abs().mul_(w[:, None] * INFLATE).add_(coarse[:, None])
+    rows, cols = torch.le(zm, threshold).nonzero(as_tuple=True)
+    keep = ~skip[rows, cols]
     if bound.has_zero_units:
-        certain |= bound.zero_units
-    doubt = ~certain
-    if not bool(doubt.any()):
-        return doubt.sum()
-    rows, cols = doubt.nonzero(as_tuple=True)
+        keep &= ~bound.zero_units[cols]
+    rows, cols = rows[keep], cols[keep]
     norms = bound.row_norms[cols]
     fine = value_errors(scale[rows], h_norms[rows], norms, bound.bias_abs[cols], bound.gamma, far[rows]) \
         + scale[rows, 0] * norms * w[rows] * INFLATE
-    return (zm[rows, cols] <= (fine + slopes[rows, cols] * w[rows]) * INFLATE).sum()
+    return (zm[rows, cols] <= (fine + zs[rows, cols].abs() * w[rows]) * INFLATE).sum()
 
 
 def uncertain_gaps(ends: torch.Tensor, radii: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -175,10 +174,7 @@ def uncertain_midpoints(values: torch.Tensor, scale: torch.Tensor, h_norms: torc
     (``values`` (C, n) = the computed ``s~ mid + c~``; ``scale``, ``h_norms`` (C, 2) of the parents).  A
     coarse test with each child's largest bound first, then each remaining unit with its own."""
     coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bound.gamma, mid)
-    doubt = values.abs() <= coarse[:, None]
-    if not bool(doubt.any()):
-        return doubt.sum()
-    rows, cols = doubt.nonzero(as_tuple=True)
+    rows, cols = torch.le(values.abs(), coarse[:, None]).nonzero(as_tuple=True)
     error = value_errors(scale[rows], h_norms[rows], bound.row_norms[cols], bound.bias_abs[cols], bound.gamma,
                          mid[rows])
     return ((values[rows, cols].abs() <= error) & (error > 0)).sum()
