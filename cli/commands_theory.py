@@ -30,6 +30,11 @@ from .common import UserError, guard, progress_bar
 from .render import FiniteFloat, key_value_table, print_json, stdout_console
 
 
+def _approx(entry: dict) -> str:
+    """'~' before a count whose walk left decisions unproven (method ``approximate``), else nothing."""
+    return "~" if entry.get("method") == "approximate" else ""
+
+
 def _sci(value: int) -> str:
     """An exact integer in full when short (< 100,000), else in compact scientific form (1.05e6)."""
     if value < 100_000:
@@ -118,12 +123,12 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
         deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{_sci(row.deq_regions)}[/red]"
         need = _sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
         best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
-        best_text = (f"{_sci(best['regions'])} ({best['status']})" if best["regions"] is not None
+        best_text = (f"{_approx(best)}{_sci(best['regions'])} ({best['status']})" if best["regions"] is not None
                      else f"[dim]{_sci(best['pieces_by_construction'])} (not counted)[/dim]")
         match = last.smallest_match
         match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
                       else f"{match['widths'][0]}^{len(match['widths'])}")
-        match_text += f": {_sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
+        match_text += f": {_approx(match)}{_sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
         table.add_row(str(row.m), deq, str(row.max_depth), _sci(row.max_width), _sci(row.best_ffn_bound),
                       f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, _sci(row.same_neurons_bound), need,
                       match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
@@ -138,7 +143,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                   "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
                   "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
                   "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
-                  "counted. L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
+                  "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
+                  "'not counted' = over --construct-budget or --construct-seconds). "
+                  "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
                   "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
     trained = [(row.m, t) for row in rows for t in row.trained]
     if trained:

@@ -287,7 +287,9 @@ class CompareRow:
         """What this row shows, in words (every number counted or proved)."""
         top = max(self.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family
         if top.get("regions") is not None:
-            best = f"the best in-family FFN built has {top['regions']:,} regions (counted, {top['status']})"
+            how = "counted" if top.get("method") == "exact" else \
+                f"counted approximately: {top.get('doubtful_decisions', 0):,} decisions left to rounding"
+            best = f"the best in-family FFN built has {top['regions']:,} regions ({how}, {top['status']})"
         else:
             best = f"the best in-family construction has {top.get('pieces_by_construction', 0):,} pieces (not counted)"
         if not self.separated:
@@ -427,6 +429,7 @@ def _built_and_counted(widths: list[int], budget: int, allowance: CountAllowance
                                linear_pieces=linear_pieces)
         entry["regions"], entry["pieces"], entry["method"] = (result.activation_regions, result.linear_pieces,
                                                               result.method)
+        entry["doubtful_decisions"] = result.doubtful_decisions
     else:
         entry["not_counted"] = reason
     return entry
