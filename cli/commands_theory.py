@@ -45,7 +45,9 @@ def _sci(value: int) -> str:
 
 
 @click.command()
-@click.option("--alpha", default="0.5", show_default=True, help="Depth exponent alpha in (0, 1), e.g. 0.5 or 1/3.")
+@click.option("--alpha", default="0.5", show_default=True,
+              help="Depth exponent alpha in (0, 1), e.g. 0.5 or 1/3, or a comma list (1/4,1/3,1/2) to see the "
+                   "verdict as alpha varies.")
 @click.option("--widths", "widths_text", default="4:20", show_default=True, help="DEQ widths m: A:B, A:B:step or a,b,c.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -73,46 +75,110 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             construct_seconds: float, train: bool, train_max_m: int, train_steps: int, train_seeds: int, time_budget: float,
             train_width_cap: int, max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
-    from regioncount.separation import check_compare_cost, compare_width, parse_alpha, parse_widths
-    from regioncount.training import train_in_family, training_settings
+    from regioncount.separation import check_compare_cost, parse_alphas, parse_widths, separated_from
+
     if plot_file is not None:
         from regioncount.atomic import check_output_path
 
         check_output_path(plot_file, (".png",), "the plot")
-    a = parse_alpha(alpha)
+    alphas = parse_alphas(alpha)
     widths = parse_widths(widths_text)
-    deq_seconds = check_compare_cost(widths, device, max_seconds)
+    deq_seconds = check_compare_cost(widths * len(alphas), device, max_seconds)
     # what the DEQ counts leave of the limit is shared by the rows' exact counts of FFN constructions
-    construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / len(widths))
-    rows = []
+    construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / (len(widths) * len(alphas)))
+    training = dict(max_m=train_max_m, steps=train_steps, seeds=train_seeds, time_budget=time_budget,
+                    width_cap=train_width_cap) if train else None
+    results = []
     label = "comparing and training" if train else "comparing"
     with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
-        for i, m in enumerate(widths):
-            row = compare_width(m, a, construct_budget=construct_budget, device=device,
-                                construct_seconds=construct_seconds)
-            if train and m <= train_max_m:
-                settings = training_settings(row.max_depth, row.max_width, train_width_cap)
-                n_settings = len(settings)
-                for k, (depth, width) in enumerate(settings):
-                    # the bar advances smoothly through each network's training
-                    tick = None if progress is None else (
-                        lambda f, i=i, k=k, n=n_settings: progress((i + (k + f) / n) / len(widths)))
-                    row.trained.append(train_in_family(
-                        m, depth, width, seeds=train_seeds, steps=train_steps, time_budget=time_budget,
-                        device=device if device != "auto" else "cpu", progress=tick))
-            rows.append(row)
-            if progress is not None:
-                progress((i + 1) / len(widths))
+        for j, a in enumerate(alphas):
+            tick = None if progress is None else (lambda f, j=j: progress((j + f) / len(alphas)))
+            rows = _compare_rows(a, widths, device, construct_budget, construct_seconds, training, tick)
+            results.append((a, rows, separated_from(rows)))
     if plot_file is not None:
         from regioncount.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
 
-        plot_separation(rows, str(a), plot_file)
-    unseparated = [row.m for row in rows if not row.separated]
-    from_m = next((row.m for row in rows if row.m > max(unseparated, default=0)), None)
+        for a, rows, _ in results:
+            plot_separation(rows, str(a), _alpha_path(plot_file, a) if len(alphas) > 1 else plot_file)
+    as_objects = [{"alpha": float(a), "alpha_exact": str(a), "separated_from_m": from_m,
+                   "rows": [row.to_json() for row in rows]} for a, rows, from_m in results]
     if as_json:
-        print_json({"alpha": float(a), "alpha_exact": str(a), "separated_from_m": from_m,
-                    "rows": [row.to_json() for row in rows]})
+        print_json(as_objects[0] if len(alphas) == 1 else
+                   {"alphas": as_objects, "summary": [_summary(a, rows, from_m) for a, rows, from_m in results]})
         return
+    console = stdout_console()
+    for a, rows, from_m in results:
+        _print_compare_table(console, a, rows, from_m)
+    if len(alphas) > 1:
+        summary = Table(title="As alpha varies (largest m of the range)", title_justify="left")
+        for name in ("alpha", "m", "L_max", "w_max", "FFN bound / 2^m", "smallest match width / w_max",
+                     "L1 error >=", "separated from m"):
+            summary.add_column(name, justify="right")
+        for a, rows, from_m in results:
+            item = _summary(a, rows, from_m)
+            summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), _sci(item["max_width"]),
+                            f"{item['best_ratio_to_deq']:.2e}", f"{item['smallest_match_width_over_cap']:.3g}",
+                            f"{item['l1_lower_bound']:.4f}", "-" if from_m is None else str(from_m))
+        console.print(summary)
+    console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
+                  "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
+                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
+                  "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
+                  "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
+                  "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
+                  "'not counted' = over --construct-budget or --construct-seconds). "
+                  "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
+                  "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
+    for a, rows, _ in results:
+        _print_trained(console, a, rows, len(alphas) > 1)
+
+
+def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,
+                  training: dict | None, progress) -> list:
+    """The rows of one alpha (``compare_width`` per m), with the trained FFNs of ``--train`` attached."""
+    from regioncount.separation import compare_width
+    from regioncount.training import train_in_family, training_settings
+
+    rows = []
+    for i, m in enumerate(widths):
+        row = compare_width(m, a, construct_budget=construct_budget, device=device,
+                            construct_seconds=construct_seconds)
+        if training is not None and m <= training["max_m"]:
+            settings = training_settings(row.max_depth, row.max_width, training["width_cap"])
+            n_settings = len(settings)
+            for k, (depth, width) in enumerate(settings):
+                # the bar advances smoothly through each network's training
+                tick = None if progress is None else (
+                    lambda f, i=i, k=k, n=n_settings: progress((i + (k + f) / n) / len(widths)))
+                row.trained.append(train_in_family(
+                    m, depth, width, seeds=training["seeds"], steps=training["steps"],
+                    time_budget=training["time_budget"], device=device if device != "auto" else "cpu",
+                    progress=tick))
+        rows.append(row)
+        if progress is not None:
+            progress((i + 1) / len(widths))
+    return rows
+
+
+def _alpha_path(path: str, a) -> str:
+    """FILE.png -> FILE_alpha-1_3.png: one plot per alpha."""
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}_alpha-{a.numerator}_{a.denominator}{dot}{suffix}"
+
+
+def _summary(a, rows: list, from_m: int | None) -> dict:
+    """One alpha at the largest m of the range: caps, the bound's ratio to 2^m, how far outside the family
+    the smallest match of depth L_max lies, the L1 lower bound, and where separation starts."""
+    last = rows[-1]
+    match = last.depths[-1].smallest_match
+    return {"alpha": float(a), "alpha_exact": str(a), "m": last.m, "max_depth": last.max_depth,
+            "max_width": last.max_width, "best_ratio_to_deq": float(last.best_ffn_bound / last.deq_regions),
+            "smallest_match_width_over_cap": match["width_over_cap"],
+            "l1_lower_bound": last.l1_error["lower_bound"], "separated_from_m": from_m}
+
+
+def _print_compare_table(console, a, rows: list, from_m: int | None) -> None:
+    """The rich table of one alpha and its verdict."""
     table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
                   title_justify="left")
     for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
@@ -133,35 +199,30 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                       f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, _sci(row.same_neurons_bound), need,
                       match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
                       "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
-    console = stdout_console()
     console.print(table)
     console.print(f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
                                               if from_m is not None else "not separated at the largest m. ")
                   + rows[-1].verdict() + ".")
-    console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
-                  "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
-                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
-                  "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
-                  "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
-                  "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
-                  "'not counted' = over --construct-budget or --construct-seconds). "
-                  "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
-                  "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
+
+
+def _print_trained(console, a, rows: list, name_alpha: bool) -> None:
+    """The table of trained FFNs of one alpha (nothing without ``--train``)."""
     trained = [(row.m, t) for row in rows for t in row.trained]
-    if trained:
-        t_table = Table(title="Trained FFNs in the family (fit to T^m; errors exact for the trained weights)",
-                        title_justify="left")
-        for name in ("m", "depth", "width", "best of", "best init", "pieces", "L1 error", "L1 lower bound",
-                     "constructed L1", "Linf error", "above bound"):
-            t_table.add_column(name, justify="right")
-        for m, t in trained:
-            constructed = "-" if t["constructed_l1_error"] is None else (
-                f"{t['constructed_l1_error']:.4f}" + (" [red](trained is worse)[/red]" if t["worse_than_constructed"]
-                                                      else ""))
-            t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
-                            f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
-                            constructed, f"{t['linf_error']:.4f}", "yes" if t["above_bound"] else "[red]NO[/red]")
-        console.print(t_table)
+    if not trained:
+        return
+    title = "Trained FFNs in the family (fit to T^m; errors exact for the trained weights)"
+    t_table = Table(title=title + (f", alpha = {a}" if name_alpha else ""), title_justify="left")
+    for name in ("m", "depth", "width", "best of", "best init", "pieces", "L1 error", "L1 lower bound",
+                 "constructed L1", "Linf error", "above bound"):
+        t_table.add_column(name, justify="right")
+    for m, t in trained:
+        constructed = "-" if t["constructed_l1_error"] is None else (
+            f"{t['constructed_l1_error']:.4f}" + (" [red](trained is worse)[/red]" if t["worse_than_constructed"]
+                                                  else ""))
+        t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
+                        f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
+                        constructed, f"{t['linf_error']:.4f}", "yes" if t["above_bound"] else "[red]NO[/red]")
+    console.print(t_table)
 
 
 @click.command()

@@ -63,6 +63,31 @@ def parse_alpha(value: str | float | Fraction) -> Fraction:
     return alpha
 
 
+#: Most alphas one ``compare`` takes.
+MAX_ALPHAS = 16
+
+
+def parse_alphas(text: str) -> list[Fraction]:
+    """A comma list of alphas ("1/4,1/3,0.5"), each as :func:`parse_alpha`, duplicates dropped, in order."""
+    parts = [part for part in str(text).split(",") if part.strip()]
+    if not parts:
+        raise RegionCountError(f"alpha must be a number in (0, 1) such as 0.5 or 1/3, got {text!r}")
+    if len(parts) > MAX_ALPHAS:
+        raise RegionCountError(f"{len(parts)} alphas given; at most {MAX_ALPHAS}")
+    alphas: list[Fraction] = []
+    for part in parts:
+        alpha = parse_alpha(part)
+        if alpha not in alphas:
+            alphas.append(alpha)
+    return alphas
+
+
+def separated_from(rows: list[CompareRow]) -> int | None:
+    """The smallest m of ``rows`` from which every row is separated (None when the last one is not)."""
+    unseparated = [row.m for row in rows if not row.separated]
+    return next((row.m for row in rows if row.m > max(unseparated, default=0)), None)
+
+
 def _exact_root(m: int, q: int) -> int | None:
     """The integer r with r^q = m, or None (bounded: for q >= bit_length(m) only m = 0, 1 qualify)."""
     if m < 2:

@@ -328,3 +328,28 @@ def test_compare_cli_construct_seconds_zero_counts_no_construction():
     row = json.loads(result.output)["rows"][0]
     assert all(d["best_in_family"]["regions"] is None for d in row["depths"])
     assert row["deq_regions"] == 2**12
+
+
+def test_compare_several_alphas_gives_each_and_a_summary(tmp_path):
+    plot = tmp_path / "sep.png"
+    result = run("compare", "--alpha", "1/4,0.5,1/2", "--widths", "6,10", "--json", "--device", "cpu",
+                 "--plot", str(plot))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [a["alpha_exact"] for a in data["alphas"]] == ["1/4", "1/2"]  # 0.5 and 1/2 are one alpha
+    assert [s["alpha_exact"] for s in data["summary"]] == ["1/4", "1/2"]
+    for block, summary in zip(data["alphas"], data["summary"]):
+        last = block["rows"][-1]
+        assert summary["m"] == 10 and summary["max_depth"] == last["max_depth"]
+        assert summary["separated_from_m"] == block["separated_from_m"] == 6
+        assert summary["l1_lower_bound"] == last["l1_error"]["lower_bound"]
+    assert (tmp_path / "sep_alpha-1_4.png").exists() and (tmp_path / "sep_alpha-1_2.png").exists()
+    table = run("compare", "--alpha", "1/4,1/2", "--widths", "6", "--device", "cpu")
+    assert table.exit_code == 0 and "As alpha varies" in table.output
+
+
+@pytest.mark.parametrize("text, message", [("", "alpha must be"), ("1/2,2", "strictly between"),
+                                           (",".join(["1/3"] * 17), "at most 16")])
+def test_bad_alpha_lists_are_one_line_errors(text, message):
+    result = run("compare", "--alpha", text, "--widths", "4")
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
