@@ -55,8 +55,9 @@ def _sci(value: int) -> str:
 @click.option("--construct-budget", "--budget", "construct_budget", type=click.IntRange(min=1),
               default=DEFAULT_CONSTRUCT_BUDGET, show_default=True,
               help="Build and count explicit FFNs with at most this many regions.")
-@click.option("--construct-seconds", type=FiniteFloat(min=0), default=DEFAULT_CONSTRUCT_SECONDS, show_default=True,
-              help="Estimated seconds per width m for building and counting FFN constructions.")
+@click.option("--construct-seconds", type=FiniteFloat(min=0),
+              help="Estimated seconds per width m for building and counting FFN constructions "
+                   f"[default: {DEFAULT_CONSTRUCT_SECONDS['cpu']:g} on a CPU, {DEFAULT_CONSTRUCT_SECONDS['cuda']:g} on CUDA].")
 @click.option("--train", is_flag=True, help="Train a few FFNs of the family to fit T^m; report exact errors.")
 @click.option("--train-max-m", type=click.IntRange(min=1), default=10, show_default=True,
               help="Train only for widths m up to this.")
@@ -72,8 +73,8 @@ def _sci(value: int) -> str:
                    "counted only within what the DEQs leave (estimated).")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
-            construct_seconds: float, train: bool, train_max_m: int, train_steps: int, train_seeds: int, time_budget: float,
-            train_width_cap: int, max_seconds: float) -> None:
+            construct_seconds: float | None, train: bool, train_max_m: int, train_steps: int, train_seeds: int,
+            time_budget: float, train_width_cap: int, max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     from regioncount.separation import check_compare_cost, parse_alphas, parse_widths, separated_from
 
@@ -85,6 +86,11 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     widths = parse_widths(widths_text)
     deq_seconds = check_compare_cost(widths * len(alphas), device, max_seconds)
     # what the DEQ counts leave of the limit is shared by the rows' exact counts of FFN constructions
+    if construct_seconds is None:
+        from regioncount.devices import resolve_device
+        from regioncount.separation import default_construct_seconds
+
+        construct_seconds = default_construct_seconds(resolve_device(device).type)
     construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / (len(widths) * len(alphas)))
     training = dict(max_m=train_max_m, steps=train_steps, seeds=train_seeds, time_budget=time_budget,
                     width_cap=train_width_cap) if train else None

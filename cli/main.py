@@ -55,7 +55,7 @@ def common_count_options(func: Callable) -> Callable:
         click.option("--max-regions", type=click.IntRange(min=1), default=DEFAULT_MAX_REGIONS, show_default=True,
                      help="Refuse counts estimated above this many regions."),
         click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
-                     help="GiB allowed for kept breakpoints (default: half the RAM)."),
+                     help="GiB allowed for kept breakpoints and sampled pattern sets (default: half the RAM)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -323,7 +323,9 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         with progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns") as progress:
             sampled = sample_regions(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
                                      seed=seed, batch=batch, device=options["device"], dtype=dtype,
-                                     assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds)
+                                     assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
+                                     memory_limit=None if options["max_memory"] is None
+                                     else int(options["max_memory"] * 2**30))
         data = sampled.to_json()
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],

@@ -94,6 +94,7 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
     rows (``SAMPLED_BYTES_PER_WORD`` per sample and word) and the distinct set with its sorting copies
     (``DISTINCT_BYTES_PER_WORD`` per distinct pattern and word).  ``distinct``: the expected number of
     distinct patterns (e.g. extrapolated from the first batch); None: every sample distinct."""
+    from .patterns import BUFFER_MIN_ROWS, DistinctPatterns
     from .sampled import default_batch
 
     dev = torch.device(device)
@@ -101,7 +102,10 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
     widths = [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
     words = sum((n + 63) // 64 for n in widths) + 2
     distinct = float(samples) if distinct is None else min(float(samples), float(distinct))
-    total = batch * max(widths) * 24 + samples * words * SAMPLED_BYTES_PER_WORD \
+    # raw rows wait in blocks of PENDING_ROWS and deduplicated ones in a buffer merged once it is as large
+    # as the set: the buffered rows never exceed those two, whatever the number of samples
+    buffered = min(float(samples), DistinctPatterns.PENDING_ROWS + max(distinct, float(BUFFER_MIN_ROWS)))
+    total = batch * max(widths) * 24 + buffered * words * SAMPLED_BYTES_PER_WORD \
         + distinct * words * DISTINCT_BYTES_PER_WORD
     return CostEstimate(f"a sampled count of {samples:,} points ({sum(widths)} units, about {distinct:.3g} "
                         "distinct patterns)", int(total))

@@ -64,6 +64,10 @@ def mix_hash(words: torch.Tensor) -> torch.Tensor:
     return h
 
 
+#: Deduplicated rows buffered before a merge into the set, at least (and at least as many as the set).
+BUFFER_MIN_ROWS = 1 << 16
+
+
 class DistinctPatterns:
     """A running multiset of packed patterns: keys (K,), rows (K, W), counts (K,), kept sorted by key.
 
@@ -116,7 +120,7 @@ class DistinctPatterns:
         batch = self._reduce(self._key(rows), rows, ones)
         self._buffer.append(batch)
         self._buffered += batch[0].shape[0]
-        if self._buffered >= max(self.keys.shape[0], 1 << 16):
+        if self._buffered >= max(self.keys.shape[0], BUFFER_MIN_ROWS):
             self._flush()
 
     def _flush(self) -> None:
@@ -137,6 +141,12 @@ class DistinctPatterns:
 
     def __len__(self) -> int:
         return int(self.counts.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now: the merged set, the buffered batches and the raw rows not yet deduplicated."""
+        held = [self.keys, self.rows, self._counts, *self._pending] + [t for b in self._buffer for t in b]
+        return sum(t.element_size() * t.numel() for t in held)
 
 
 def row_keys(rows: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .cost import estimate_sampled
 from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
@@ -218,19 +219,31 @@ def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int
     return int(max(2**10, min(2**24, budget // (width * 24))))
 
 
+def _check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
+    """Stop a sampled run whose distinct-pattern set, after ``done`` samples, holds more than ``limit`` bytes."""
+    held = distinct.nbytes
+    if held > limit:
+        raise CostLimitError(f"the distinct patterns of the first {done:,} samples ({len(distinct):,} patterns) "
+                             f"already hold {held / 2**30:.3g} GiB, above the memory limit of "
+                             f"{limit / 2**30:.3g} GiB; lower the number of samples or raise the limit")
+
+
 def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                    high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
                    seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
                    dtype: str = "float64", assume_well_posed: bool = False,
                    progress: Callable[[float], None] | None = None,
-                   max_seconds: float | None = None) -> SampledCount:
+                   max_seconds: float | None = None, memory_limit: int | None = None) -> SampledCount:
     """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
 
     ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
     sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
     sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
     can gain or lose patterns near region boundaries.  ``max_seconds``: stop after the first batch when the
-    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).
+    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).  ``memory_limit``
+    (bytes, default half the RAM): when even the worst case (every sample a new pattern, at most 2^units)
+    is estimated above it, the distinct set is measured after every batch and the run stops with a
+    :class:`CostLimitError` as soon as it holds more (the number of patterns is not known in advance).
     """
     if samples < 1:
         raise RegionCountError(f"the number of samples must be positive, got {samples}")
@@ -251,6 +264,12 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if batch_bytes > default_memory_limit():
         raise CostLimitError(f"a batch of {batch:,} points needs about {batch_bytes / 2**30:.3g} GiB of activations, "
                              f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower `batch`")
+    memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
+    widths = [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
+    most_distinct = min(total, 2 ** min(sum(widths), 62))
+    worst = estimate_sampled(model, samples=total, distinct=most_distinct, batch=batch, device=dev,
+                             dtype=torch_dtype)
+    watch_memory = worst.bytes > memory_limit  # else no run of this size can outgrow the limit
     patterns = PatternFunction(model, dev, torch_dtype)
     distinct = DistinctPatterns(patterns.n_words, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -267,6 +286,8 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
             distinct.add(patterns(x))
             if progress is not None:
                 progress((first + count) / total)
+            if watch_memory:
+                _check_sampled_memory(distinct, first + count, memory_limit)
             if first == 0 and max_seconds is not None and count < total:
                 projected = watch.seconds() * total / count
                 if projected > max_seconds:

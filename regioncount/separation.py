@@ -385,12 +385,12 @@ class CountAllowance:
     """Seconds of exact FFN counting a ``compare`` row may still spend, by the cost model
     :func:`construction_seconds`; each count is taken (and its estimate subtracted) only when it fits."""
 
-    def __init__(self, seconds: float, device: str) -> None:
+    def __init__(self, seconds: float | None, device: str) -> None:
         from .devices import resolve_device
 
-        self.seconds_left = seconds
         self.device = device
         self.kind = resolve_device(device).type
+        self.seconds_left = default_construct_seconds(self.kind) if seconds is None else seconds
 
     def take(self, estimate: float) -> bool:
         if estimate > self.seconds_left:
@@ -409,6 +409,11 @@ ONE_LAYER_UNITS_PER_PIECE = 128
 BUILD_SECONDS_PER_PARAMETER = 2e-6
 #: Largest construction (weights and biases) ``compare`` builds: 2^25 float64 values, 256 MiB.
 MAX_BUILT_PARAMETERS = 2**25
+
+
+def default_construct_seconds(kind: str) -> float:
+    """The default time allowance per ``compare`` width m on a device of this ``kind`` ("cpu", "cuda")."""
+    return DEFAULT_CONSTRUCT_SECONDS.get(kind, DEFAULT_CONSTRUCT_SECONDS["cpu"])
 
 
 def construction_parameters(widths: list[int]) -> int:
@@ -461,11 +466,12 @@ def _built_and_counted(widths: list[int], budget: int, allowance: CountAllowance
 
 
 def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CONSTRUCT_BUDGET,
-                  device: str = "auto", construct_seconds: float = DEFAULT_CONSTRUCT_SECONDS) -> CompareRow:
+                  device: str = "auto", construct_seconds: float | None = None) -> CompareRow:
     """One row of ``regioncount compare``: the DEQ counted exactly against the FFN family's bounds.
 
     Family constructions are built and counted exactly when they have at most ``construct_budget`` pieces
-    and their estimated counting times (:func:`construction_seconds`) fit ``construct_seconds`` together."""
+    and their estimated counting times (:func:`construction_seconds`) fit ``construct_seconds`` together
+    (None: :data:`~regioncount.settings.DEFAULT_CONSTRUCT_SECONDS` of the device)."""
     if m < 1:
         raise RegionCountError(f"widths must be at least 1, got {m}")
     if m > MAX_EXACT_DEQ_WIDTH:

@@ -19,8 +19,9 @@ DEFAULT_MAX_REGIONS = 2**34
 
 #: Largest region count of an explicit FFN that ``compare`` builds and counts exactly.
 DEFAULT_CONSTRUCT_BUDGET = 2**20
-#: Estimated seconds of building and exactly counting FFN constructions per ``compare`` width m.
-DEFAULT_CONSTRUCT_SECONDS = 1.0
+#: Estimated seconds of building and exactly counting FFN constructions per ``compare`` width m, by device
+#: kind (a GPU counts the large constructions of ``--budget 2^30`` in seconds each).
+DEFAULT_CONSTRUCT_SECONDS = {"cpu": 1.0, "cuda": 10.0}
 
 #: ``compare``'s default limit on the estimated time of its DEQ counts.
 DEFAULT_MAX_SECONDS = 120.0

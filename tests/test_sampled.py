@@ -208,3 +208,26 @@ def test_chao1_bias_correction_factor():
     est_n, _, _ = chao1(10, 4, 2, n=5)
     est, _, _ = chao1(10, 4, 2)
     assert est_n == 10 + (4 / 5) * 4 * 3 / 6 and est == 10 + 4 * 3 / 6
+
+
+def test_sampled_memory_is_bounded_by_the_limit_not_only_estimated():
+    """A limit below what the pattern set needs stops the run with a one-line estimate; the estimate's
+    buffered rows stop growing with the number of samples (they are merged into the set)."""
+    from regioncount.cost import estimate_sampled
+    from regioncount.errors import CostLimitError
+    from regioncount.sampled import sample_regions
+
+    net = gaussian_ffn([2, 32, 32, 1], seed=3)
+    with pytest.raises(CostLimitError, match="memory limit"):
+        sample_regions(net, -1, 1, samples=10**6, device="cpu", memory_limit=2**16)
+    fine = sample_regions(net, -1, 1, samples=10**5, device="cpu", memory_limit=2**30)
+    assert fine.distinct_patterns > 100
+    small = estimate_sampled(net, samples=10**7, distinct=5000).bytes
+    assert estimate_sampled(net, samples=10**12, distinct=5000).bytes == small
+
+
+def test_sampled_memory_limit_from_the_cli_is_a_one_line_error():
+    result = run_cli("count", "data/theorem1_deq_m4.json", "--box", "0", "1", "--samples", "1000000",
+                     "--max-memory", "0.000001")
+    assert result.exit_code != 0 and "memory limit" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
