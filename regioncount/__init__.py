@@ -37,7 +37,7 @@ _LAZY = {
     "RegionCountError": "errors", "SegmentError": "errors",
     "count_segment": "exact1d", "resolve_segment": "segment",
     "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
-    "save_model": "io",
+    "save_model": "io", "from_module": "convert",
     "DEQ": "models", "FFN": "models", "Domain": "models",
     "SegmentCount": "results",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",

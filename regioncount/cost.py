@@ -88,6 +88,15 @@ def estimate_exact(model: Model, *, linear_pieces: bool, keep_breakpoints: bool,
     return CostEstimate(what, int(walk + kept))
 
 
+def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
+    """Points per batch: about 64 MiB of activations on a CPU, 2 GiB on a GPU."""
+    width = max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1])
+    budget = 2**31 if device.type == "cuda" else 2**24  # small CPU batches stay in cache: 2x faster
+    if isinstance(model, DEQ) and model.unit_order is None:
+        budget //= max(1, model.width)  # the polish solves an m x m system per point
+    return int(max(2**10, min(2**24, budget // (width * 24))))
+
+
 def estimate_sampled(model: Model, *, samples: int, distinct: float | None = None, batch: int | None = None,
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> CostEstimate:
     """Peak bytes of a sampled count of ``samples`` points: the batch's activations, the buffered pattern
@@ -95,7 +104,6 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
     (``DISTINCT_BYTES_PER_WORD`` per distinct pattern and word).  ``distinct``: the expected number of
     distinct patterns (e.g. extrapolated from the first batch); None: every sample distinct."""
     from .patterns import BUFFER_MIN_ROWS, DistinctPatterns
-    from .sampled import default_batch
 
     dev = torch.device(device)
     batch = batch or default_batch(model, dtype, dev)

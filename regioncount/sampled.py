@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .cost import estimate_sampled
+from .cost import default_batch, estimate_sampled  # noqa: F401  (default_batch re-exported)
 from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
@@ -208,15 +208,6 @@ class SampledCount:
 
 GRID_NOTE = ("none for a grid: coverage and Chao1 assume independent random samples; a regular grid "
              "sees each region in proportion to its area, deterministically")
-
-
-def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
-    """Points per batch: about 64 MiB of activations on a CPU, 2 GiB on a GPU."""
-    width = max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1])
-    budget = 2**31 if device.type == "cuda" else 2**24  # small CPU batches stay in cache: 2x faster
-    if isinstance(model, DEQ) and model.unit_order is None:
-        budget //= max(1, model.width)  # the polish solves an m x m system per point
-    return int(max(2**10, min(2**24, budget // (width * 24))))
 
 
 def _check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
