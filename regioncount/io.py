@@ -160,50 +160,55 @@ def _parse_json(path: Path) -> Any:
         raise ModelFormatError(f"{path}: invalid JSON ({reason})") from None
 
 
-_LINEAR_KEY = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)\.(?P<param>weight|bias)$")
+_PARAM_KEY = re.compile(r"^(?P<path>.+)\.(?P<param>weight|bias)$")
+_INDEXED_PATH = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
 
 
 def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
-    """An FFN from the ``state_dict`` of an ``nn.Sequential`` of ``Linear`` and ``ReLU`` layers.
+    """An FFN from the ``state_dict`` of a ReLU network of ``Linear`` layers.
 
-    Keys look like ``"0.weight", "0.bias", "2.weight", ...`` (an optional common prefix such as
-    ``"net."`` is allowed).  A ReLU is assumed between consecutive Linear layers, so their indices must
-    differ by at least 2; the last Linear layer is the readout.
+    Keys are ``<layer>.weight`` and ``<layer>.bias``.  When every layer name is one common prefix plus an
+    index (``0``, ``2``, ``net.4``: an ``nn.Sequential``), layers are taken in index order and consecutive
+    indices (no room for a ReLU) are refused; otherwise (``fc1``, ``fc2``, ``out``) in the order of the file,
+    which is the order the module registered them.  A state_dict stores no activations: a ReLU is assumed
+    between consecutive layers, and the model's name says so.  The last layer is the readout.
     """
     if not isinstance(state, dict) or not state:
         raise ModelFormatError(f"{source}: expected a non-empty state_dict (a dict of tensors)")
-    layers: dict[int, dict[str, torch.Tensor]] = {}
-    prefixes = set()
+    layers: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
-        match = _LINEAR_KEY.match(str(key))
+        match = _PARAM_KEY.match(str(key))
         if match is None or not isinstance(value, torch.Tensor):
             raise ModelFormatError(
-                f"{source}: key {key!r} is not the weight or bias of an indexed nn.Sequential Linear layer"
+                f"{source}: key {key!r} is not the weight or bias of a Linear layer (a state_dict is read as "
+                "Linear layers with ReLUs between them; convert other modules with regioncount.from_module)"
             )
-        prefixes.add(match["prefix"])
-        layers.setdefault(int(match["index"]), {})[match["param"]] = value
-    if len(prefixes) != 1:
-        raise ModelFormatError(f"{source}: keys have different prefixes {sorted(prefixes)}")
-    indices = sorted(layers)
-    for prev, cur in zip(indices, indices[1:]):
-        if cur - prev < 2:
-            raise ModelFormatError(
-                f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate Linear layers"
-            )
+        layers.setdefault(match["path"], {})[match["param"]] = value
+    names = list(layers)
+    indexed = [_INDEXED_PATH.match(name) for name in names]
+    if all(indexed) and len({m["prefix"] for m in indexed if m}) == 1:
+        order = sorted(range(len(names)), key=lambda i: int(indexed[i]["index"]))  # type: ignore[index]
+        numbers = [int(indexed[i]["index"]) for i in order]  # type: ignore[index]
+        for prev, cur in zip(numbers, numbers[1:]):
+            if cur - prev < 2:
+                raise ModelFormatError(
+                    f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate Linear layers"
+                )
+        names = [names[i] for i in order]
     weights, biases = [], []
-    for index in indices:
-        params = layers[index]
+    for name in names:
+        params = layers[name]
         if "weight" not in params:
-            raise ModelFormatError(f"{source}: layer {index} has a bias but no weight")
-        for name, tensor in params.items():
-            _check_tensor(tensor, f"{source}: {index}.{name}")
+            raise ModelFormatError(f"{source}: layer {name} has a bias but no weight")
+        for param, tensor in params.items():
+            _check_tensor(tensor, f"{source}: {name}.{param}")
         weight = params["weight"].detach().to(torch.float64)
         bias = params.get("bias")
         if weight.dim() != 2:
-            raise ModelFormatError(f"{source}: {index}.weight has shape {tuple(weight.shape)}, expected a matrix")
+            raise ModelFormatError(f"{source}: {name}.weight has shape {tuple(weight.shape)}, expected a matrix")
         weights.append(weight)
         biases.append(torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64))
-    return FFN(weights, biases, name=Path(source).name)
+    return FFN(weights, biases, name=f"{Path(source).name} (state_dict: ReLU assumed between layers)")
 
 
 def _check_tensor(tensor: torch.Tensor, where: str) -> None:

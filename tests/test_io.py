@@ -128,8 +128,11 @@ def test_cyclic_W_is_judged_when_counted():
 
 def test_bad_state_dict_keys(tmp_path):
     path = tmp_path / "bad.pt"
-    torch.save({"conv.weight": torch.zeros(2, 2)}, path)
-    with pytest.raises(ModelFormatError, match="not the weight or bias"):
+    torch.save({"bn.running_mean": torch.zeros(2)}, path)
+    with pytest.raises(ModelFormatError, match="not the weight or bias.*from_module"):
+        load_model(path)
+    torch.save({"conv.weight": torch.zeros(2, 1, 3, 3)}, path)
+    with pytest.raises(ModelFormatError, match="expected a matrix"):
         load_model(path)
     torch.save({"0.weight": torch.zeros(2, 1), "1.weight": torch.zeros(1, 2)}, path)
     with pytest.raises(ModelFormatError, match="adjacent"):
@@ -137,3 +140,26 @@ def test_bad_state_dict_keys(tmp_path):
     torch.save({"0.weight": torch.full((2, 1), float("nan")), "0.bias": torch.zeros(2)}, path)
     with pytest.raises(ModelFormatError, match="non-finite"):
         load_model(path)
+
+
+def test_state_dict_with_named_layers_is_read_in_registration_order_and_says_relu_is_assumed(tmp_path):
+    """fc1, fc2, out (not indexed): the file's order is the module's; counts equal the same net as JSON."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    net.add_module("fc1", torch.nn.Linear(1, 6))
+    net.add_module("act1", torch.nn.ReLU())
+    net.add_module("fc2", torch.nn.Linear(6, 4))
+    net.add_module("act2", torch.nn.ReLU())
+    net.add_module("out", torch.nn.Linear(4, 1))
+    net = net.double()
+    path = tmp_path / "named.pt"
+    torch.save(net.state_dict(), path)
+    model = load_model(path)
+    assert model.hidden_widths == [6, 4] and "ReLU assumed" in model.name
+    x = torch.linspace(-2, 2, 41, dtype=torch.float64)[:, None]
+    assert torch.equal(model.forward(x), net(x).detach())
+    from regioncount import from_module
+
+    same = from_module(net)
+    assert count_segment(model, interval=(-2, 2)).activation_regions == \
+        count_segment(same, interval=(-2, 2)).activation_regions
