@@ -76,7 +76,14 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             construct_seconds: float | None, train: bool, train_max_m: int, train_steps: int, train_seeds: int,
             time_budget: float, train_width_cap: int, max_seconds: float) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
-    from regioncount.separation import check_compare_cost, parse_alphas, parse_widths, separated_from
+    from regioncount.separation import (
+        alpha_summary,
+        check_compare_cost,
+        default_construct_seconds,
+        parse_alphas,
+        parse_widths,
+        separated_from,
+    )
 
     if plot_file is not None:
         from regioncount.atomic import check_output_path
@@ -87,10 +94,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     deq_seconds = check_compare_cost(widths * len(alphas), device, max_seconds)
     # what the DEQ counts leave of the limit is shared by the rows' exact counts of FFN constructions
     if construct_seconds is None:
-        from regioncount.devices import resolve_device
-        from regioncount.separation import default_construct_seconds
-
-        construct_seconds = default_construct_seconds(resolve_device(device).type)
+        construct_seconds = default_construct_seconds(device)
     construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / (len(widths) * len(alphas)))
     training = dict(max_m=train_max_m, steps=train_steps, seeds=train_seeds, time_budget=time_budget,
                     width_cap=train_width_cap) if train else None
@@ -110,7 +114,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                    "rows": [row.to_json() for row in rows]} for a, rows, from_m in results]
     if as_json:
         print_json(as_objects[0] if len(alphas) == 1 else
-                   {"alphas": as_objects, "summary": [_summary(a, rows, from_m) for a, rows, from_m in results]})
+                   {"alphas": as_objects, "summary": [alpha_summary(a, rows) for a, rows, _ in results]})
         return
     console = stdout_console()
     for a, rows, from_m in results:
@@ -121,7 +125,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                      "L1 error >=", "separated from m"):
             summary.add_column(name, justify="right")
         for a, rows, from_m in results:
-            item = _summary(a, rows, from_m)
+            item = alpha_summary(a, rows)
             summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), _sci(item["max_width"]),
                             f"{item['best_ratio_to_deq']:.2e}", f"{item['smallest_match_width_over_cap']:.3g}",
                             f"{item['l1_lower_bound']:.4f}", "-" if from_m is None else str(from_m))
@@ -170,17 +174,6 @@ def _alpha_path(path: str, a) -> str:
     """FILE.png -> FILE_alpha-1_3.png: one plot per alpha."""
     stem, dot, suffix = path.rpartition(".")
     return f"{stem}_alpha-{a.numerator}_{a.denominator}{dot}{suffix}"
-
-
-def _summary(a, rows: list, from_m: int | None) -> dict:
-    """One alpha at the largest m of the range: caps, the bound's ratio to 2^m, how far outside the family
-    the smallest match of depth L_max lies, the L1 lower bound, and where separation starts."""
-    last = rows[-1]
-    match = last.depths[-1].smallest_match
-    return {"alpha": float(a), "alpha_exact": str(a), "m": last.m, "max_depth": last.max_depth,
-            "max_width": last.max_width, "best_ratio_to_deq": float(last.best_ffn_bound / last.deq_regions),
-            "smallest_match_width_over_cap": match["width_over_cap"],
-            "l1_lower_bound": last.l1_error["lower_bound"], "separated_from_m": from_m}
 
 
 def _print_compare_table(console, a, rows: list, from_m: int | None) -> None:

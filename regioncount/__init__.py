@@ -41,7 +41,7 @@ _LAZY = {
     "DEQ": "models", "FFN": "models", "Domain": "models",
     "SegmentCount": "results",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
-    "compare_width": "separation", "certify": "wellposed", "serra": "bounds",
+    "compare_width": "separation", "alpha_summary": "separation", "certify": "wellposed", "serra": "bounds",
     "plot_partition": "plot", "plot_separation": "plot", "plot_steep": "plot",
     "steep_row": "steep", "steep_ramp_deq": "steep", "steep_ramp_ffn": "steep", "weight_lower_bound": "steep",
 }

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .cost import default_max_pieces
+from .cost import default_max_pieces, layer_widths
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, NotWellPosedError, RegionCountError
 from .kernels import build_kernel
@@ -127,7 +127,7 @@ def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, devic
     estimator, delta-method interval) and the Crofton estimate of the boundary volume."""
     if lines < 2:
         raise RegionCountError(f"`lines` needs at least 2 chords, got {lines}")
-    width = model.width if isinstance(model, DEQ) else max(model.hidden_widths or [1])
+    width = max(layer_widths(model))
     need = lines * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
     if need > default_memory_limit():
         raise CostLimitError(f"{lines:,} chords need about {need / 2**30:.3g} GiB, above the limit of "

@@ -88,9 +88,15 @@ def estimate_exact(model: Model, *, linear_pieces: bool, keep_breakpoints: bool,
     return CostEstimate(what, int(walk + kept))
 
 
+def layer_widths(model: Model) -> list[int]:
+    """The widths whose activations a forward pass holds: the hidden layers of an FFN ([1] when it has
+    none), ``[m]`` for a DEQ."""
+    return [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
+
+
 def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
     """Points per batch: about 64 MiB of activations on a CPU, 2 GiB on a GPU."""
-    width = max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1])
+    width = max(layer_widths(model))
     budget = 2**31 if device.type == "cuda" else 2**24  # small CPU batches stay in cache: 2x faster
     if isinstance(model, DEQ) and model.unit_order is None:
         budget //= max(1, model.width)  # the polish solves an m x m system per point
@@ -107,7 +113,7 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
 
     dev = torch.device(device)
     batch = batch or default_batch(model, dtype, dev)
-    widths = [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
+    widths = layer_widths(model)
     words = sum((n + 63) // 64 for n in widths) + 2
     distinct = float(samples) if distinct is None else min(float(samples), float(distinct))
     # raw rows wait in blocks of PENDING_ROWS and deduplicated ones in a buffer merged once it is as large

@@ -185,16 +185,15 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
             )
         layers.setdefault(match["path"], {})[match["param"]] = value
     names = list(layers)
-    indexed = [_INDEXED_PATH.match(name) for name in names]
-    if all(indexed) and len({m["prefix"] for m in indexed if m}) == 1:
-        order = sorted(range(len(names)), key=lambda i: int(indexed[i]["index"]))  # type: ignore[index]
-        numbers = [int(indexed[i]["index"]) for i in order]  # type: ignore[index]
-        for prev, cur in zip(numbers, numbers[1:]):
+    matches = [m for m in map(_INDEXED_PATH.match, names) if m is not None]
+    if len(matches) == len(names) and len({m["prefix"] for m in matches}) == 1:  # an nn.Sequential
+        by_index = sorted((int(m["index"]), name) for m, name in zip(matches, names))
+        for (prev, _), (cur, _) in zip(by_index, by_index[1:]):
             if cur - prev < 2:
                 raise ModelFormatError(
                     f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate Linear layers"
                 )
-        names = [names[i] for i in order]
+        names = [name for _, name in by_index]
     weights, biases = [], []
     for name in names:
         params = layers[name]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .cost import default_batch, estimate_sampled  # noqa: F401  (default_batch re-exported)
+from .cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
 from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError, SegmentError
@@ -251,12 +251,12 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if grid and total > 2**62:
         raise CostLimitError(f"a grid of {per_dim}^{box.dim} points is too large")
     batch = default_batch(model, torch_dtype, dev) if batch is None else max(1, int(batch))
-    batch_bytes = batch * max([model.width] if isinstance(model, DEQ) else model.hidden_widths or [1]) * 24
+    widths = layer_widths(model)
+    batch_bytes = batch * max(widths) * 24
     if batch_bytes > default_memory_limit():
         raise CostLimitError(f"a batch of {batch:,} points needs about {batch_bytes / 2**30:.3g} GiB of activations, "
                              f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower `batch`")
     memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
-    widths = [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
     most_distinct = min(total, 2 ** min(sum(widths), 62))
     worst = estimate_sampled(model, samples=total, distinct=most_distinct, batch=batch, device=dev,
                              dtype=torch_dtype)

@@ -88,6 +88,16 @@ def separated_from(rows: list[CompareRow]) -> int | None:
     return next((row.m for row in rows if row.m > max(unseparated, default=0)), None)
 
 
+def alpha_summary(alpha: Fraction, rows: list[CompareRow]) -> dict[str, Any]:
+    """One alpha at the largest m of ``rows``: the caps, the family's bound over 2^m, how far outside the
+    family the smallest match of depth L_max lies, the L1 lower bound, and where separation starts."""
+    last = rows[-1]
+    return {"alpha": float(alpha), "alpha_exact": str(alpha), "m": last.m, "max_depth": last.max_depth,
+            "max_width": last.max_width, "best_ratio_to_deq": float(last.best_ffn_bound / last.deq_regions),
+            "smallest_match_width_over_cap": last.depths[-1].smallest_match["width_over_cap"],
+            "l1_lower_bound": last.l1_error["lower_bound"], "separated_from_m": separated_from(rows)}
+
+
 def _exact_root(m: int, q: int) -> int | None:
     """The integer r with r^q = m, or None (bounded: for q >= bit_length(m) only m = 0, 1 qualify)."""
     if m < 2:
@@ -153,6 +163,7 @@ def l1_lower_bound(m: int, pieces: int) -> Fraction:
 
 #: The teeth approximant reproduces at most 2^this pieces of T^m (its exact error stays cheap to compute).
 MAX_APPROXIMANT_TEETH_EXPONENT = 6
+
 
 def linf_lower_bound(m: int, pieces: int) -> Fraction:
     """Every continuous g with N pieces is at least 1/2 from T^m in L-infinity when 2^m >= 2N (some tent of
@@ -411,9 +422,11 @@ BUILD_SECONDS_PER_PARAMETER = 2e-6
 MAX_BUILT_PARAMETERS = 2**25
 
 
-def default_construct_seconds(kind: str) -> float:
-    """The default time allowance per ``compare`` width m on a device of this ``kind`` ("cpu", "cuda")."""
-    return DEFAULT_CONSTRUCT_SECONDS.get(kind, DEFAULT_CONSTRUCT_SECONDS["cpu"])
+def default_construct_seconds(device: str) -> float:
+    """The default time allowance per ``compare`` width m on ``device`` ("auto", "cpu", "cuda")."""
+    from .devices import resolve_device
+
+    return DEFAULT_CONSTRUCT_SECONDS.get(resolve_device(device).type, DEFAULT_CONSTRUCT_SECONDS["cpu"])
 
 
 def construction_parameters(widths: list[int]) -> int:
