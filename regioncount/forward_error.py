@@ -123,15 +123,29 @@ def value_errors(scale: torch.Tensor, h_norms: torch.Tensor, row_norm: torch.Ten
     return (k * row_norm + (gamma_ + 2 * UNIT_ROUNDOFF) * bias_abs) * INFLATE
 
 
-def uncertain_signs(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_norms: torch.Tensor,
-                    bound: LayerBound, tl: torch.Tensor, tr: torch.Tensor, rl: torch.Tensor, rr: torch.Tensor,
-                    skip: torch.Tensor) -> torch.Tensor:
-    """0-d count of units (not in ``skip`` (P, n)) whose sign on the true piece is not certainly constant.
+@dataclass
+class SignScreen:
+    """The (piece, unit) entries whose sign on the true piece the coarse test of :func:`sign_screen` did not
+    prove constant: ``rows``, ``cols`` (K,) in row-major order, ``zm`` (K,) = ``|z~(m)|`` there; ``w``,
+    ``far`` (P,): each piece's widened half-width and largest ``|t|``."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    zm: torch.Tensor
+    w: torch.Tensor
+    far: torch.Tensor
+
+
+def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_norms: torch.Tensor,
+                bound: LayerBound, tl: torch.Tensor, tr: torch.Tensor, rl: torch.Tensor, rr: torch.Tensor
+                ) -> SignScreen:
+    """Screen every unit of every piece ((P, n) ``zs``, ``zc``) for a constant sign on the true piece.
 
     The true piece lies inside [m - w, m + w] = [tl - rl, tr + rr] (ends (P,) with radii (P,), rounded
     outwards), where the true ``|z(t)| >= |z(m)| - |s| w``; so a unit keeps one sign when
-    ``|z~(m)| > err(m) + (|s~| + e_s) w``.  A coarse test with each piece's largest error bound settles almost
-    every unit in a few passes; the rest are tested with their own bounds.
+    ``|z~(m)| > err(m) + (|s~| + e_s) w``.  This coarse test, with each piece's largest error bound, costs a
+    few full passes (the walk's cost on a GPU is memory traffic) and settles every unit whose zero is not
+    near the piece; the rest (the crossings among them) are returned.
     """
     a = tl - rl * INFLATE - 2 * UNIT_ROUNDOFF * tl.abs()
     b = tr + rr * INFLATE + 2 * UNIT_ROUNDOFF * tr.abs()
@@ -140,19 +154,25 @@ def uncertain_signs(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_n
     far = torch.maximum(a.abs(), b.abs())
     coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bound.gamma, far) \
         + scale[:, 0] * bound.max_row_norm * w * INFLATE
-    # few full (P, n) passes (the walk's cost on a GPU is memory traffic): |z~(m)| and the threshold, one
-    # comparison, and the doubtful entries' coordinates; ``skip`` and zero units are dropped among those
     zm = torch.addcmul(zc, zs, m[:, None]).abs_()
-    threshold = zs.abs().mul_(w[:, None] * INFLATE).add_(coarse[:, None])
+    threshold = torch.addcmul(coarse[:, None], zs.abs(), (w * INFLATE)[:, None])
     rows, cols = torch.le(zm, threshold).nonzero(as_tuple=True)
-    keep = ~skip[rows, cols]
+    return SignScreen(rows=rows, cols=cols, zm=zm[rows, cols], w=w, far=far)
+
+
+def uncertain_signs(screen: SignScreen, skip: torch.Tensor, zs: torch.Tensor, scale: torch.Tensor,
+                    h_norms: torch.Tensor, bound: LayerBound) -> torch.Tensor:
+    """0-d count of the screened entries (not in ``skip`` (K,), e.g. the crossings, and not identically zero
+    units) whose sign on the true piece is not proven constant by each unit's own error bound."""
+    keep = ~skip
     if bound.has_zero_units:
-        keep &= ~bound.zero_units[cols]
-    rows, cols = rows[keep], cols[keep]
+        keep &= ~bound.zero_units[screen.cols]
+    rows, cols, zm = screen.rows[keep], screen.cols[keep], screen.zm[keep]
+    w = screen.w[rows]
     norms = bound.row_norms[cols]
-    fine = value_errors(scale[rows], h_norms[rows], norms, bound.bias_abs[cols], bound.gamma, far[rows]) \
-        + scale[rows, 0] * norms * w[rows] * INFLATE
-    return (zm[rows, cols] <= (fine + zs[rows, cols].abs() * w[rows]) * INFLATE).sum()
+    fine = value_errors(scale[rows], h_norms[rows], norms, bound.bias_abs[cols], bound.gamma, screen.far[rows]) \
+        + scale[rows, 0] * norms * w * INFLATE
+    return (zm <= (fine + zs[rows, cols].abs() * w) * INFLATE).sum()
 
 
 def uncertain_gaps(ends: torch.Tensor, radii: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from .forward_error import (
     input_scale,
     masked_error,
     output_slope_errors,
+    sign_screen,
     uncertain_gaps,
     uncertain_midpoints,
     uncertain_signs,
@@ -469,10 +470,30 @@ class FFNKernel:
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
             zs, zc = z[:, 0], z[:, 1]
-            x = torch.div(zc, zs).neg_()
             lo, hi = tl[:, None], tr[:, None]
-            valid = (x > lo + tau) & (x < hi - tau)
-            counts, kept, units, equal_distinct = _dedupe_crossings(x, valid, tl, tau, zs, zc)
+            parent_cert = zero_radii = screen = None
+            if cert is None:
+                x = torch.div(zc, zs).neg_()
+                valid = (x > lo + tau) & (x < hi - tau)
+                n_valid = valid.sum(1)
+                counts, kept, units, equal_distinct = _dedupe_sorted(*_sorted_zeros(x, valid, n_valid), tl, tau,
+                                                                     zs, zc)
+            else:
+                # certified walk: a screen proves most units sign-constant on the piece in a few full passes;
+                # the zeros are then computed, tested and sorted on the screened entries only
+                assert bounds is not None
+                bound = bounds[layer]
+                h_norms = h.norm(dim=2)
+                scale = input_scale(h_norms, cert[0], bound)
+                rl, rr = cert[1][:, 0], cert[1][:, 1]
+                screen = sign_screen(zs, zc, scale, h_norms, bound, tl, tr, rl, rr)
+                zs_k, zc_k = zs[screen.rows, screen.cols], zc[screen.rows, screen.cols]
+                x_k = torch.div(zc_k, zs_k).neg_()
+                valid_k = (x_k > tl[screen.rows] + tau) & (x_k < tr[screen.rows] - tau)
+                n_valid = torch.bincount(screen.rows[valid_k], minlength=P)
+                counts, kept, units, equal_distinct = _dedupe_sorted(
+                    *_sorted_zeros_sparse(screen.rows[valid_k], screen.cols[valid_k], x_k[valid_k], n_valid),
+                    tl, tau, zs, zc)
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
             if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
@@ -483,17 +504,12 @@ class FFNKernel:
                                   None if seg is None else seg[part],
                                   None if cert is None else (cert[0][part], cert[1][part])))
                 continue
-            parent_cert = zero_radii = None
-            if cert is not None:
-                assert bounds is not None
-                bound = bounds[layer]
-                h_norms = h.norm(dim=2)
-                scale = input_scale(h_norms, cert[0], bound)
-                rl, rr = cert[1][:, 0], cert[1][:, 1]
-                parent_cert = (scale, h_norms, cert[0], bound)
+            if screen is not None:
+                assert cert is not None and bounds is not None
                 # valid zeros are proven by the gap test; merged ones (n_valid - kept) are never proven
-                sink.add_uncertain(uncertain_signs(zs, zc, scale, h_norms, bound, tl, tr, rl, rr, valid)
-                                   + valid.sum() - counts.sum())
+                sink.add_uncertain(uncertain_signs(screen, valid_k, zs, scale, h_norms, bound)
+                                   + n_valid.sum() - counts.sum())
+                parent_cert = (scale, h_norms, cert[0], bound)
                 if kept.shape[1]:
                     norms = bound.row_norms[units]
                     zero_radii = zero_radius(kept, zs.gather(1, units), scale[:, 0, None] * norms,
@@ -505,11 +521,11 @@ class FFNKernel:
                     sink.add_uncertain(uncertain_gaps(cut_points, radii, counts))
             # flags are recorded once per batch, after the halving decision
             sink.add_near(equal_distinct)
-            if ends_cs is None:
-                sink.add_suspicious(((x >= lo) & (x <= hi)).sum() - valid.sum())
-            else:
-                sink.add_near(((x > lo) & (x < hi)).sum() - valid.sum())
+            if ends_cs is not None:
+                sink.add_near(((x > lo) & (x < hi)).sum() - n_valid.sum())
                 sink.add_near(_count_end_slivers(x, zc, zs, tl, tr, ends_cs))
+            elif cert is None:  # (a certified walk decides by its proof, not by this flag)
+                sink.add_suspicious(((x >= lo) & (x <= hi)).sum() - n_valid.sum())
             last = layer == L - 1
             if last and not need_pieces:
                 if seg is None:
@@ -636,31 +652,60 @@ def _count_end_slivers(x: torch.Tensor, zc: torch.Tensor, zs: torch.Tensor, tl: 
     return total
 
 
-def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, tau: float,
-                      zs: torch.Tensor, zc: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sorted distinct zeros per piece: returns counts (P,), a (P, c_max) matrix padded with +inf, the
-    unit of each kept zero (P, c_max), and the number of flagged zeros (0-d tensor: tolerance merges and
-    float-equal but exactly distinct zeros).
+def _sorted_zeros(x: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each piece's valid zeros in increasing order: (n_valid (P,), values (P, c) padded with +inf, their
+    units (P, c)), from the dense zeros ``x`` (P, n) and mask ``valid`` (P, n) (``n_valid = valid.sum(1)``)."""
+    P = x.shape[0]
+    c_max = int(n_valid.max()) if P else 0
+    if c_max == 0:
+        return n_valid, x.new_empty((P, 0)), torch.zeros(P, 0, dtype=torch.long, device=x.device)
+    xs = torch.where(valid, x, torch.inf)
+    if c_max == 1:
+        value, unit = xs.min(1, keepdim=True)
+        return n_valid, value, unit
+    if c_max <= 16:
+        xs, order = torch.topk(xs, c_max, dim=1, largest=False, sorted=True)
+        return n_valid, xs, order
+    xs, order = torch.sort(xs, dim=1)
+    return n_valid, xs[:, :c_max], order[:, :c_max]
+
+
+def _sorted_zeros_sparse(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_valid: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """As :func:`_sorted_zeros`, from the valid zeros listed as entries: piece ``rows`` (K,, non-decreasing),
+    unit ``cols`` (K,), value ``values`` (K,); ``n_valid`` (P,) the entries per piece."""
+    P = n_valid.shape[0]
+    c_max = int(n_valid.max()) if P else 0
+    if c_max == 0:
+        return n_valid, values.new_empty((P, 0)), torch.zeros(P, 0, dtype=torch.long, device=values.device)
+    first = torch.cumsum(n_valid, 0) - n_valid
+    position = torch.arange(rows.shape[0], device=rows.device) - first[rows]
+    xs = torch.full((P, c_max), torch.inf, dtype=values.dtype, device=values.device)
+    xs[rows, position] = values
+    units = torch.zeros((P, c_max), dtype=torch.long, device=values.device)
+    units[rows, position] = cols
+    if c_max == 1:
+        return n_valid, xs, units
+    xs, order = torch.sort(xs, dim=1, stable=True)
+    return n_valid, xs, units.gather(1, order)
+
+
+def _dedupe_sorted(n_valid: torch.Tensor, xs: torch.Tensor, order: torch.Tensor, tl: torch.Tensor, tau: float,
+                   zs: torch.Tensor, zc: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sorted distinct zeros per piece, from each piece's sorted valid zeros ``xs`` (P, c) (+inf padded) and
+    their units ``order`` (P, c): returns counts (P,), a (P, c_max) matrix padded with +inf, the unit of each
+    kept zero (P, c_max), and the number of flagged zeros (0-d tensor: tolerance merges and float-equal but
+    exactly distinct zeros).
 
     Zeros of one layer that are equal in float64 are one breakpoint; when their exact values differ (a
     sliver below float64 resolution, decided exactly with error-free products) it is flagged.
     """
-    P = x.shape[0]
-    n_valid = valid.sum(1)
-    c_max = int(n_valid.max()) if P else 0
-    none = x.new_zeros((), dtype=torch.int64)
-    if c_max == 0:
-        return n_valid, x.new_empty((P, 0)), torch.zeros(P, 0, dtype=torch.long, device=x.device), none
-    xs = torch.where(valid, x, torch.inf)
-    if c_max == 1:
-        value, unit = xs.min(1, keepdim=True)
-        return n_valid, value, unit, none
-    if c_max <= 16:
-        xs, order = torch.topk(xs, c_max, dim=1, largest=False, sorted=True)
-    else:
-        xs, order = torch.sort(xs, dim=1)
-        xs, order = xs[:, :c_max], order[:, :c_max]
+    P, c_max = xs.shape
+    none = xs.new_zeros((), dtype=torch.int64)
+    if c_max <= 1:  # valid zeros lie more than tau inside their piece: nothing to merge
+        return n_valid, xs, order, none
     prev = torch.cat([tl[:, None], xs[:, :-1]], 1)
     finite = torch.isfinite(xs)
     flagged = _count_float_equal_distinct(zs, zc, order, xs, finite)
@@ -673,9 +718,9 @@ def _dedupe_crossings(x: torch.Tensor, valid: torch.Tensor, tl: torch.Tensor, ta
     if bool((counts == n_valid).all()):
         return counts, xs[:, :c_max], order[:, :c_max], flagged
     position = torch.where(keep, torch.cumsum(keep, 1) - 1, c_max)
-    packed = torch.full((P, c_max + 1), torch.inf, dtype=x.dtype, device=x.device)
+    packed = torch.full((P, c_max + 1), torch.inf, dtype=xs.dtype, device=xs.device)
     packed.scatter_(1, position, torch.where(keep, xs, torch.inf))
-    units = torch.zeros((P, c_max + 1), dtype=torch.long, device=x.device)
+    units = torch.zeros((P, c_max + 1), dtype=torch.long, device=xs.device)
     units.scatter_(1, position, order)
     return counts, packed[:, :c_max], units[:, :c_max], flagged
 
