@@ -30,7 +30,8 @@ def plane_options(func: Callable) -> Callable:
     return func
 
 
-def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed):
+def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed,
+                           memory_limit: int | None = None):
     from regioncount.plane2d import partition_plane
 
     low = high = None
@@ -42,7 +43,8 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
     if box is not None and (origin is not None or through is not None):
         raise RegionCountError("give either --box (2-D input) or a plane (--origin/--dirs or --through)")
     return partition_plane(model, low, high, origin=origin_p, dirs=dirs_p, extent=extent, through=through_p,
-                           device=device, max_regions=max_regions, assume_well_posed=assume_well_posed)
+                           device=device, max_regions=max_regions, memory_limit=memory_limit,
+                           assume_well_posed=assume_well_posed)
 
 
 def write_polygons(partition, path: str) -> None:

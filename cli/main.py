@@ -55,7 +55,7 @@ def common_count_options(func: Callable) -> Callable:
         click.option("--max-regions", type=click.IntRange(min=1), default=DEFAULT_MAX_REGIONS, show_default=True,
                      help="Refuse counts estimated above this many regions."),
         click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
-                     help="GiB allowed for kept breakpoints and sampled pattern sets (default: half the RAM)."),
+                     help="GiB allowed for kept breakpoints, sampled pattern sets and 2-D partitions (default: half the RAM)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -249,7 +249,9 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
         )
 
         partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
-                                           min(options["max_regions"], 10**8), assume_well_posed)
+                                           min(options["max_regions"], 10**8), assume_well_posed,
+                                           memory_limit=None if options["max_memory"] is None
+                                           else int(options["max_memory"] * 2**30))
         if graph_file is not None:
             write_graph(partition, graph_file)
         if polygons_file is not None:

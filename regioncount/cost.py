@@ -10,7 +10,9 @@ measured peaks on a grid of nets; see ``docs/algorithms.md``, "Cost model"):
 * exact 1-D walk of a triangular DEQ: ``max_pieces`` pieces of ``m`` columns (slopes and intercepts);
 * kept breakpoints: ``KEPT_BYTES_PER_REGION`` per region;
 * sampled counts: the batch's activations, plus the distinct-pattern set, whose buffered rows grow with
-  the number of samples until they are merged: ``SAMPLED_BYTES_PER_WORD`` per sample and pattern word.
+  the number of samples until they are merged: ``SAMPLED_BYTES_PER_WORD`` per sample and pattern word;
+* 2-D partitions: ``PLANE_BYTES_PER_POLYGON_UNIT`` per polygon and unit of the widest layer (its maps,
+  values and bit patterns with their temporaries), plus ``PLANE_BYTES_PER_POLYGON`` for its vertices.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ DEQ_BYTES_PER_PIECE_UNIT = 40
 SAMPLED_BYTES_PER_WORD = 11
 #: bytes per distinct pattern and word (the merged set, its keys and the copies made while sorting)
 DISTINCT_BYTES_PER_WORD = 30
+#: bytes per polygon and unit of the widest layer of a 2-D partition (the (P, 3, n) maps and their copies,
+#: the (P, n) values, tolerances, candidate flags and bit patterns)
+PLANE_BYTES_PER_POLYGON_UNIT = 100
+#: bytes per polygon for its padded vertices, counts, origins and region bookkeeping
+PLANE_BYTES_PER_POLYGON = 2048
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,12 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
         + distinct * words * DISTINCT_BYTES_PER_WORD
     return CostEstimate(f"a sampled count of {samples:,} points ({sum(widths)} units, about {distinct:.3g} "
                         "distinct patterns)", int(total))
+
+
+def plane_polygon_bytes(model: Model) -> int:
+    """Peak bytes per polygon of a 2-D partition of ``model`` (see the module docstring); the partition
+    stops with an estimate once its polygons would need more than the memory limit."""
+    return PLANE_BYTES_PER_POLYGON_UNIT * max(layer_widths(model)) + PLANE_BYTES_PER_POLYGON
 
 
 def _product(values) -> float:

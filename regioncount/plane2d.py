@@ -31,8 +31,9 @@ import networkx as nx
 import numpy as np
 import torch
 
+from .cost import plane_polygon_bytes
 from .deq_general import checked_solve, solve_fixed_points
-from .devices import Stopwatch, resolve_device
+from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, mix_hash, pack_bits
@@ -192,12 +193,36 @@ class PlanePartition:
         }
 
 
+@dataclass(frozen=True)
+class PolygonLimit:
+    """The most polygons a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow at
+    ``bytes_each`` per polygon."""
+
+    max_regions: int
+    memory_limit: int
+    bytes_each: int
+
+    @classmethod
+    def of(cls, model: Model, max_regions: int, memory_limit: int) -> PolygonLimit:
+        return cls(max_regions, memory_limit, plane_polygon_bytes(model))
+
+    def check(self, polygons: int) -> None:
+        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
+        if polygons > self.max_regions:
+            raise CostLimitError(f"more than {self.max_regions:,} polygons (the limit); raise `max_regions`")
+        if polygons * self.bytes_each > self.memory_limit:
+            raise CostLimitError(f"the partition reached {polygons:,} polygons, about "
+                                 f"{polygons * self.bytes_each / 2**30:.3g} GiB at {self.bytes_each:,} bytes each "
+                                 f"(estimated), above the memory limit of {self.memory_limit / 2**30:.3g} GiB; "
+                                 "raise `memory_limit` or take a smaller slice")
+
+
 def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
     """|a_s| * max|s| + |a_t| * max|t| + |a_c| for coefficient stacks (..., 3, n) -> (..., n)."""
     return coef[..., 0, :].abs() * extent_s + coef[..., 1, :].abs() * extent_t + coef[..., 2, :].abs()
 
 
-def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons: int):
+def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit):
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
     es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
     polys = rectangle(plane.low, plane.high, device)
@@ -233,8 +258,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, max_polygons:
             if real.numel() == 0:
                 continue
             store.split(idx[real], f[real], t[real].expand(-1, f.shape[1]))
-            if store.count > max_polygons:
-                raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise `max_regions`")
+            limit.check(store.count)
         polys = store.polygons()
         origin = store.origin[:store.count]
         centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
@@ -270,7 +294,7 @@ def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
     return checked_solve(M, rhs.expand(active.shape[0], m, 3)).transpose(1, 2)
 
 
-def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons: int):
+def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit):
     es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
     open_pieces = rectangle(plane.low, plane.high, device)
     done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
@@ -315,8 +339,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, max_polygons:
         (xy1, n1, _), (xy2, n2, _) = split_pairs(pieces.xy[cut_idx], pieces.n[cut_idx], no_values, f[cut_idx],
                                                  tol_f[cut_idx])
         open_pieces = Polygons(torch.cat([xy1, xy2]), torch.cat([n1, n2]))
-        if sum(p.count for p, _, _ in done) + open_pieces.count > max_polygons:
-            raise CostLimitError(f"more than {max_polygons:,} polygons (the limit); raise `max_regions`")
+        limit.check(sum(p.count for p, _, _ in done) + open_pieces.count)
     V = max(p.xy.shape[1] for p, _, _ in done)
 
     def pad(p: Polygons) -> torch.Tensor:
@@ -404,8 +427,12 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
                     device: str | torch.device = "auto", max_regions: int = 10**7,
-                    assume_well_posed: bool = False) -> PlanePartition:
-    """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces."""
+                    memory_limit: int | None = None, assume_well_posed: bool = False) -> PlanePartition:
+    """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
+
+    The subdivision stops (:class:`~regioncount.errors.CostLimitError`) once it holds more than
+    ``max_regions`` polygons, or more than its share of ``memory_limit`` bytes (default: half the RAM) at
+    :func:`~regioncount.cost.plane_polygon_bytes` each; the message gives the estimate."""
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
     reach = max(abs(v) for v in (*plane.low, *plane.high))
@@ -413,13 +440,14 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         raise SegmentError(f"the slice reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} areas overflow float64 "
                            "(counts at large extents are labelled approximate well before that)")
     dev = resolve_device(device)
+    limit = PolygonLimit.of(model, max_regions, default_memory_limit() if memory_limit is None else memory_limit)
     watch = Stopwatch(dev)
     with torch.no_grad():
         if isinstance(model, FFN):
-            polys, bits, grads, offs, unresolved, doubtful = _ffn_partition(model, plane, dev, max_regions)
+            polys, bits, grads, offs, unresolved, doubtful = _ffn_partition(model, plane, dev, limit)
             engine = "polygon subdivision (layered)"
         else:
-            polys, bits, grads, offs, unresolved, doubtful = _deq_partition(model, plane, dev, max_regions)
+            polys, bits, grads, offs, unresolved, doubtful = _deq_partition(model, plane, dev, limit)
             engine = "polygon subdivision (pattern refinement)"
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None

@@ -289,3 +289,20 @@ def test_large_extents_keep_their_regions(seed):
             previous = part.activation_regions
         else:
             assert part.tolerance_decisions > 0
+
+
+def test_partition_memory_is_bounded_with_an_estimate(model_file):
+    """The subdivision stops, with the estimate, once its polygons need more than the memory limit; the same
+    net counts normally under the default limit."""
+    from regioncount.cost import plane_polygon_bytes
+    from regioncount.errors import CostLimitError
+
+    net = gaussian_ffn([2, 32, 32, 1], 0)
+    full = partition_plane(net, [-2, -2], [2, 2], device="cpu")
+    assert full.polygons.count > 100
+    limit = 50 * plane_polygon_bytes(net)
+    with pytest.raises(CostLimitError, match=r"polygons, about .* GiB .* above the memory limit"):
+        partition_plane(net, [-2, -2], [2, 2], device="cpu", memory_limit=limit)
+    result = run("count", model_file, "--plane", "--max-memory", "1e-6")
+    assert result.exit_code == 2 and "memory limit" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
