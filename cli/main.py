@@ -56,6 +56,12 @@ def common_count_options(func: Callable) -> Callable:
                      help="Refuse counts estimated above this many regions."),
         click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
                      help="GiB allowed for kept breakpoints, sampled pattern sets and 2-D partitions (default: half the RAM)."),
+        click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+                     help="Split an exact 1-D count over a local Dask cluster of N single-threaded worker processes."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Split an exact 1-D count over the Dask cluster at ADDRESS (tcp://host:port)."),
+        click.option("--tasks", type=click.IntRange(min=1, max=4096), default=None,
+                     help="Parts the count is split into (default: 2 per worker; without a cluster, run in turn)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -63,17 +69,30 @@ def common_count_options(func: Callable) -> Callable:
 
 
 def run_count(model, *, interval=None, segment=None, device: str, as_json: bool, breakpoints_file: str | None,
-              no_linear: bool, max_regions: int, max_memory: float | None,
+              no_linear: bool, max_regions: int, max_memory: float | None, workers: int | None = None,
+              scheduler: str | None = None, tasks: int | None = None,
               known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False) -> SegmentCount:
     from regioncount.exact1d import count_segment
     from regioncount.export import write_array
 
     memory = None if max_memory is None else int(max_memory * 2**30)
-    with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
-        result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
-                               keep_breakpoints=keep or breakpoints_file is not None, device=device,
-                               max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
-                               assume_well_posed=assume_well_posed, progress=progress)
+    keep = keep or breakpoints_file is not None
+    if workers is not None or scheduler is not None or tasks is not None:
+        from regioncount.distributed import count_segment_split, open_engine
+
+        with open_engine(workers=workers, scheduler=scheduler) as engine, \
+                progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
+            result = count_segment_split(model, interval=interval, segment=segment,
+                                         tasks=tasks or 2 * max(engine.workers, 1), engine=engine,
+                                         linear_pieces=not no_linear, keep_breakpoints=keep, device=device,
+                                         max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
+                                         assume_well_posed=assume_well_posed, progress=progress)
+    else:
+        with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
+            result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
+                                   keep_breakpoints=keep, device=device,
+                                   max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
+                                   assume_well_posed=assume_well_posed, progress=progress)
     if breakpoints_file is not None:
         assert result.breakpoints is not None  # kept because a file was asked for
         write_array(result.breakpoints, breakpoints_file)
@@ -97,11 +116,17 @@ def count_rows(result: SegmentCount) -> list[tuple[str, str]]:
     return rows
 
 
+def engine_text(engine: dict) -> str:
+    where = f"dask, {engine['workers']} worker(s)" if engine["engine"] == "dask" else "this process"
+    return f"{where}; {engine['tasks']} task(s), {engine['cuts']} certified cut(s)"
+
+
 def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
     return [
         ("method", f"{result.method} ({result.algorithm})"),
         ("dtype", result.dtype),
         ("device", result.device),
+        *([("engine", engine_text(result.engine))] if result.engine is not None else []),
         ("seconds", fmt_seconds(result.seconds)),
         ("regions/s", fmt_rate(result.regions_per_second)),
     ]
@@ -237,6 +262,12 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
     from regioncount.io import load_model
 
     model = load_model(model_file)
+    split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
+             if options[key] is not None]
+    if split and (plane or origin is not None or dirs is not None or through is not None or box is not None
+                  or samples is not None or grid or lines is not None):
+        raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment); 2-D partitions and sampled "
+                        "counts run in this process")
     if plane or origin is not None or dirs is not None or through is not None:
         if interval is not None or segment is not None or samples is not None or grid or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"

@@ -5,6 +5,8 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
 * models, io, export: FFN / DEQ models, reading and writing model files (safe, bounded), conversions;
 * exact1d (count_segment) -> segment, kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a
   segment (the segment, the kernels built and run, the walks);
+* distributed (count_segment_split, open_engine): an exact 1-D count split into tasks at certified cuts and
+  merged exactly, run in this process or on Dask;
 * exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
   exact-rational second opinion, and every tolerance with the decision it takes;
 * plane2d, polygons: exact 2-D partitions; sampled, patterns: sampled d-D counts; chords: random chords;
@@ -35,7 +37,8 @@ _LAZY = {
     "tent_ffn": "constructions", "theorem1_deq": "constructions", "theorem1_expected": "constructions",
     "CostLimitError": "errors", "ModelFormatError": "errors", "NotWellPosedError": "errors",
     "RegionCountError": "errors", "SegmentError": "errors",
-    "count_segment": "exact1d", "resolve_segment": "segment",
+    "count_segment": "exact1d", "count_along": "exact1d", "resolve_segment": "segment",
+    "count_segment_split": "distributed", "open_engine": "distributed",
     "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
     "save_model": "io", "from_module": "convert",
     "DEQ": "models", "FFN": "models", "Domain": "models",

@@ -25,7 +25,7 @@ from .forward_error import layer_bounds
 from .kernels import build_kernel, run_kernel
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .rational1d import exact_count, ffn_output_slope_at, rational_cost
-from .results import SegmentCount
+from .results import RegionEnds, SegmentCount, region_ends
 from .segment import Segment, resolve_segment
 from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from .walk1d import DEQKernel, PieceSink, merge_tolerance
@@ -60,8 +60,31 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         fused: levels of a triangular DEQ's count-only walk done by the fused GPU kernel (None: default on
             CUDA when Triton is installed; 0: plain torch).  The counts are identical either way.
     """
-    certificate = deq_certificate(model, assume_well_posed)
+    certificate = deq_certificate(model, assume_well_posed)  # an ill-posed DEQ is refused before its segment
     seg = resolve_segment(model, interval, segment)
+    return _count(model, seg, certificate, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
+                  device=device, max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
+                  known_regions=known_regions, walkers=walkers, progress=progress, fused=fused)
+
+
+def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_breakpoints: bool = False,
+                device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
+                memory_limit: int | None = None, max_pieces: int | None = None,
+                known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
+                progress: Callable[[float], None] | None = None, fused: int | None = None) -> SegmentCount:
+    """:func:`count_segment` on a resolved :class:`~regioncount.segment.Segment` (options as there): counts
+    the part ``t in [seg.t_low, seg.t_high]`` of the line ``seg.origin + t seg.direction``, so the parts of
+    one line can be counted separately and merged (:mod:`regioncount.distributed`)."""
+    return _count(model, seg, deq_certificate(model, assume_well_posed), linear_pieces=linear_pieces,
+                  keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
+                  memory_limit=memory_limit, max_pieces=max_pieces, known_regions=known_regions, walkers=walkers,
+                  progress=progress, fused=fused)
+
+
+def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces: bool, keep_breakpoints: bool,
+           device: str | torch.device, max_regions: int | None, memory_limit: int | None, max_pieces: int | None,
+           known_regions: int | None, walkers: int, progress: Callable[[float], None] | None,
+           fused: int | None) -> SegmentCount:
     dev = resolve_device(device)
     if certificate is not None:
         assert isinstance(model, DEQ)  # only DEQs have certificates
@@ -160,6 +183,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         region_lengths=lengths,
         shortest_region=sink.shortest if tracked else None,
         longest_region=sink.longest if tracked else None,
+        end_regions=RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest)
+        if tracked and sink.first_length is not None and sink.last_length is not None else None,
         estimate=estimate,
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
                   + ("; slopes exact" if exact_slopes else "")
@@ -223,6 +248,7 @@ def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_piece
         region_lengths=lengths,
         shortest_region=None if lengths is None else float(lengths.min()),
         longest_region=None if lengths is None else float(lengths.max()),
+        end_regions=None if lengths is None else region_ends(lengths),
         algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}"
                   + (f"; {walk.doubtful} decision(s) left to the tolerance (no exact second opinion for a "
                      "general W yet)" if walk.doubtful else ""),

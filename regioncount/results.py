@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class RegionEnds:
+    """Lengths of a segment's first and last regions, and the shortest and longest of the regions strictly
+    between them (``inf`` and 0 when there are none)."""
+
+    first: float
+    last: float
+    inner_shortest: float
+    inner_longest: float
+
+
+def region_ends(lengths: np.ndarray) -> RegionEnds:
+    """The :class:`RegionEnds` of a segment's region lengths (in order)."""
+    inner = lengths[1:-1]
+    return RegionEnds(float(lengths[0]), float(lengths[-1]), float(inner.min()) if inner.size else math.inf,
+                      float(inner.max()) if inner.size else 0.0)
 
 
 @dataclass
@@ -43,6 +62,11 @@ class SegmentCount:
     longest_region: float | None = None
     estimate: dict[str, Any] | None = None
     algorithm: str = "breakpoint propagation"
+    #: when region lengths are tracked: the first and last regions' lengths and the extremes of those
+    #: between them, what a merge of the counts of adjacent parts needs (:mod:`regioncount.distributed`)
+    end_regions: RegionEnds | None = field(default=None, repr=False)
+    #: where the count ran when it was split into tasks: ``{"engine", "workers", "tasks", ...}``
+    engine: dict[str, Any] | None = None
 
     @property
     def regions_per_second(self) -> float | None:
@@ -69,4 +93,6 @@ class SegmentCount:
         }
         if self.estimate is not None:
             data["estimate"] = self.estimate
+        if self.engine is not None:
+            data["engine"] = self.engine
         return data

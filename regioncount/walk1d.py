@@ -84,6 +84,12 @@ class PieceSink:
         self.lefts: list[torch.Tensor] = []
         self.shortest = float("inf")
         self.longest = 0.0
+        #: lengths of the first and last regions seen, and the extremes of those between them (pieces
+        #: mode): what merging the counts of adjacent parts of a segment needs
+        self.first_length: float | None = None
+        self.last_length: float | None = None
+        self.inner_shortest = float("inf")
+        self.inner_longest = 0.0
         self._near: list[torch.Tensor] = []
         self._suspicious: list[torch.Tensor] = []
         #: many-segment runs: regions per segment (``segments`` zeros, int64, on the device of the walk)
@@ -166,6 +172,17 @@ class PieceSink:
         lengths = right - left
         self.shortest = min(self.shortest, float(lengths.min()))
         self.longest = max(self.longest, float(lengths.max()))
+        # the regions strictly between the first and the last: everything but the first region, with each
+        # batch's last region held back until a later batch shows it was not the last
+        inner = lengths
+        if self.first_length is None:
+            self.first_length = float(lengths[0])
+            inner = lengths[1:]
+        elif self.last_length is not None and self.regions > 1:
+            self._inner_extremes(torch.tensor([self.last_length]))
+        if inner.numel() > 1:
+            self._inner_extremes(inner[:-1])
+        self.last_length = float(lengths[-1])
         if slopes is not None:
             self.saw_slopes = True
             if self.last_slope is not None:
@@ -196,6 +213,11 @@ class PieceSink:
         if self.keep:
             self.lefts.append(left.cpu())
         self.add_count(int(left.numel()), right[-1])
+
+    def _inner_extremes(self, lengths: torch.Tensor) -> None:
+        if lengths.numel():
+            self.inner_shortest = min(self.inner_shortest, float(lengths.min()))
+            self.inner_longest = max(self.inner_longest, float(lengths.max()))
 
     @property
     def linear_pieces(self) -> int | None:

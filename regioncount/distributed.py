@@ -1,0 +1,307 @@
+"""Counts split into independent tasks and merged exactly, run in this process or on Dask (``docs/scale.md``).
+
+An exact 1-D count of ``[t_low, t_high]`` is cut at ``K - 1`` points into ``K`` parts of similar cost (from a
+pilot density).  Each cut is **certified to lie inside one linear region**: an exact count of a tiny window
+around it finds one region and one linear piece (otherwise the cut moves).  Each part is then counted by
+:func:`~regioncount.exact1d.count_along` on the same line, as a task (a plain function of plain data: the
+model's arrays and two floats), and the counts merge exactly: the region (and the linear piece) through each
+cut was counted once on each side, so
+
+    regions = sum(regions_k) - (K - 1),    pieces = sum(pieces_k) - (K - 1),
+
+breakpoints are concatenated, and the lengths of the two regions at each cut are added.  The merged count is
+exact when every part's count is.  Tasks run in this process (``Engine()``), on a ``LocalCluster`` of
+single-threaded worker processes (``open_engine(workers=N)``) or on an existing Dask cluster
+(``open_engine(scheduler="tcp://host:port")``); Dask reruns the tasks of a worker that dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import RegionCountError
+from .models import DEQ, FFN, Model
+from .results import RegionEnds, SegmentCount, region_ends
+from .segment import Segment, resolve_segment
+
+#: Pilot strata per part: the cuts are quantiles of a density measured on this many stratified windows.
+PILOT_STRATA_PER_PART = 8
+#: Each pilot window covers this fraction of its stratum (the pilot costs about this fraction of the count).
+PILOT_WINDOW_FRACTION = 2.0**-6
+#: A cut is certified by an exact count of [c - h, c + h], h = CUT_WINDOW * span (at least 64 ulps of c).
+CUT_WINDOW = 2.0**-40
+#: Tries per cut: the candidate moves by span * 2^-24 * (1, -1, 2, -2, ...) until a window is one region.
+CUT_TRIES = 33
+
+
+class DaskUnavailableError(RegionCountError):
+    """``workers``/``scheduler`` were asked for but ``dask.distributed`` is not installed."""
+
+
+def model_payload(model: Model) -> dict[str, Any]:
+    """The model as plain data (numpy float64 arrays, strings), what a task receives."""
+    if isinstance(model, FFN):
+        return {"kind": "ffn", "weights": [w.numpy() for w in model.weights],
+                "biases": [b.numpy() for b in model.biases], "name": model.name}
+    return {"kind": "deq", "W": model.W.numpy(), "U": model.U.numpy(), "b": model.b.numpy(), "A": model.A.numpy(),
+            "B": model.B.numpy(), "c": model.c.numpy(), "name": model.name}
+
+
+def model_from_payload(payload: dict[str, Any]) -> Model:
+    """Inverse of :func:`model_payload` (the same float64 values, bit for bit)."""
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float64).copy())
+
+    if payload["kind"] == "ffn":
+        return FFN([tensor(w) for w in payload["weights"]], [tensor(b) for b in payload["biases"]],
+                   name=payload["name"])
+    return DEQ(tensor(payload["W"]), tensor(payload["U"]), tensor(payload["b"]), tensor(payload["A"]),
+               c=tensor(payload["c"]), B=tensor(payload["B"]), name=payload["name"])
+
+
+def count_part(payload: dict[str, Any], segment: dict[str, Any], options: dict[str, Any]) -> SegmentCount:
+    """Task: the exact count of one part ``[t_low, t_high]`` of a line (``segment``: the fields of a
+    :class:`~regioncount.segment.Segment`), with :func:`~regioncount.exact1d.count_along`'s ``options``."""
+    from .exact1d import count_along
+
+    return count_along(model_from_payload(payload), Segment(**segment), **options)
+
+
+@dataclass
+class Engine:
+    """Where tasks run: this process (``client`` None) or a Dask cluster (a ``distributed.Client``)."""
+
+    client: Any = None
+    workers: int = 1
+    scheduler: str | None = None
+    _cluster: Any = field(default=None, repr=False)
+
+    def describe(self, tasks: int) -> dict[str, Any]:
+        """What the output says about where the count ran."""
+        if self.client is None:
+            return {"engine": "in-process", "workers": 1, "tasks": tasks}
+        return {"engine": "dask", "workers": self.workers, "tasks": tasks, "scheduler": self.scheduler}
+
+    def map(self, fn: Callable[..., Any], args: Sequence[tuple], progress: Callable[[float], None] | None = None
+            ) -> list[Any]:
+        """``[fn(*a) for a in args]``, on the cluster when there is one (results in the order of ``args``;
+        a task's exception is raised here)."""
+        if self.client is None:
+            out = []
+            for i, a in enumerate(args):
+                out.append(fn(*a))
+                if progress is not None:
+                    progress((i + 1) / len(args))
+            return out
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *a, pure=False) for a in args]
+        done = 0
+        for future in as_completed(futures):
+            future.result()  # raises the task's error, if any
+            done += 1
+            if progress is not None:
+                progress(done / len(futures))
+        return self.client.gather(futures)
+
+
+@contextmanager
+def open_engine(workers: int | None = None, scheduler: str | None = None) -> Iterator[Engine]:
+    """An :class:`Engine`: a ``LocalCluster`` of ``workers`` single-threaded worker processes on this machine,
+    the Dask cluster at ``scheduler`` (``tcp://host:port``), or, with neither, this process.  Closed (a
+    cluster it started shut down) on exit."""
+    if workers is None and scheduler is None:
+        yield Engine()
+        return
+    if workers is not None and scheduler is not None:
+        raise RegionCountError("give either `workers` (a local cluster) or `scheduler` (an existing one), not both")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DaskUnavailableError("running on Dask needs dask.distributed: pip install 'regioncount[dask]'") \
+            from None
+    if workers is not None:
+        if workers < 1:
+            raise RegionCountError(f"`workers` must be at least 1, got {workers}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        client = Client(cluster)
+        try:
+            yield Engine(client, workers, cluster.scheduler_address, cluster)
+        finally:
+            client.close()
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, timeout=10)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RegionCountError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        count = len(client.scheduler_info().get("workers", {}))
+        yield Engine(client, count, scheduler)
+    finally:
+        client.close()
+
+
+def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device) -> list[float]:
+    """``parts - 1`` cut candidates in (t_low, t_high) splitting the count into parts of similar cost: the
+    quantiles of a piecewise-constant region density measured by count-only walks of a window in each of
+    ``PILOT_STRATA_PER_PART * parts`` strata (uniform cuts for a general-W DEQ, which has no batched walk)."""
+    span = seg.t_high - seg.t_low
+    if parts <= 1:
+        return []
+    uniform = [seg.t_low + span * k / parts for k in range(1, parts)]
+    if isinstance(model, DEQ) and model.unit_order is None:
+        return uniform
+    from .kernels import build_kernel, run_kernel
+    from .walk1d import PieceSink, merge_tolerance
+
+    strata = PILOT_STRATA_PER_PART * parts
+    kernel = build_kernel(model, seg, device, 0)
+    width = span / strata * PILOT_WINDOW_FRACTION
+    tau = merge_tolerance(seg.t_low, seg.t_high)
+    density = []
+    for s in range(strata):
+        lo = seg.t_low + span * (s + 0.5) / strata - width / 2
+        sink = PieceSink(lo, lo + width)
+        run_kernel(kernel, lo, lo + width, sink, False, 2**16, tau)
+        density.append(sink.regions)
+    weights = np.asarray(density, dtype=np.float64)
+    weights += max(weights.mean(), 1.0) / 8  # every stratum costs something (the walk's fixed overhead)
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    targets = cumulative[-1] * np.arange(1, parts) / parts
+    # invert the piecewise-linear cumulative cost: stratum s covers [t_low + s span / strata, ...)
+    position = np.interp(targets, cumulative, np.arange(strata + 1, dtype=np.float64))
+    return [seg.t_low + span * float(p) / strata for p in position]
+
+
+def certify_cut(model: Model, seg: Segment, candidate: float, options: dict[str, Any]) -> float | None:
+    """A cut near ``candidate`` proven to lie inside one linear region (an exact count of a small window
+    around it finds one region and one linear piece), or None when ``CUT_TRIES`` candidates fail."""
+    from .exact1d import count_along
+
+    span = seg.t_high - seg.t_low
+    step = span * 2.0**-24
+    for k in range(CUT_TRIES):
+        offset = 0 if k == 0 else ((k + 1) // 2) * (1 if k % 2 else -1)
+        cut = candidate + offset * step
+        half = max(span * CUT_WINDOW, 64 * math.ulp(cut))
+        lo, hi = cut - half, cut + half
+        if not (seg.t_low < lo and hi < seg.t_high):
+            continue
+        window = dataclasses.replace(seg, t_low=lo, t_high=hi)
+        check = count_along(model, window, linear_pieces=True, device=options.get("device", "cpu"),
+                            assume_well_posed=options.get("assume_well_posed", False), max_regions=None)
+        if check.method == "exact" and check.activation_regions == 1 and check.linear_pieces == 1:
+            return cut
+    return None
+
+
+def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool, keep_breakpoints: bool
+                ) -> SegmentCount:
+    """One count from the counts of adjacent parts whose every shared end lies inside one region (see the
+    module docstring): regions and pieces minus one per cut, breakpoints concatenated, the two lengths
+    at each cut added."""
+    cuts = len(parts) - 1
+    regions = sum(p.activation_regions for p in parts) - cuts
+    pieces = None
+    if linear_pieces:
+        assert all(p.linear_pieces is not None for p in parts)
+        pieces = sum(int(p.linear_pieces or 0) for p in parts) - cuts
+    breakpoints = lengths = None
+    if keep_breakpoints:
+        assert all(p.breakpoints is not None and p.region_lengths is not None for p in parts)
+        breakpoints = np.concatenate([p.breakpoints for p in parts if p.breakpoints is not None])
+        pieces_lengths = [np.asarray(p.region_lengths, dtype=np.float64).copy() for p in parts]
+        for left, right in zip(pieces_lengths, pieces_lengths[1:]):
+            right[0] += left[-1]
+        lengths = np.concatenate([pl[:-1] for pl in pieces_lengths[:-1]] + [pieces_lengths[-1]])
+    shortest = longest = None
+    end_regions = None
+    if lengths is not None:
+        end_regions = region_ends(lengths)
+    elif all(p.end_regions is not None for p in parts):
+        ends = [p.end_regions for p in parts if p.end_regions is not None]
+        # the regions at each cut are joined; every other region is whole inside one part
+        inner = [e.inner_shortest for e in ends] + [ends[k].last + ends[k + 1].first for k in range(cuts)]
+        inner_long = [e.inner_longest for e in ends] + [ends[k].last + ends[k + 1].first for k in range(cuts)]
+        end_regions = RegionEnds(ends[0].first, ends[-1].last, min(inner), max(inner_long))
+    if end_regions is not None:
+        both = (end_regions.first, end_regions.last) if regions > 1 else (end_regions.first,)
+        shortest = min(end_regions.inner_shortest, *both)
+        longest = max(end_regions.inner_longest, *both)
+    doubtful = sum(p.doubtful_decisions for p in parts)
+    methods = {p.method for p in parts}
+    algorithms = list(dict.fromkeys(p.algorithm for p in parts))
+    first = parts[0]
+    return SegmentCount(
+        model=first.model, activation_regions=regions, linear_pieces=pieces, segment=seg.describe(),
+        method="exact" if methods == {"exact"} else "approximate", dtype=first.dtype, device=first.device,
+        seconds=sum(p.seconds for p in parts), tolerance=first.tolerance,
+        near_coincident=sum(p.near_coincident for p in parts), doubtful_decisions=doubtful,
+        breakpoints=breakpoints, region_lengths=lengths, shortest_region=shortest, longest_region=longest,
+        end_regions=end_regions,
+        algorithm=" | ".join(algorithms) + (f"; split at {cuts} cut(s), each certified inside one region by an "
+                                            "exact window count" if cuts else ""),
+    )
+
+
+def count_segment_split(model: Model, interval: Sequence[float] | None = None,
+                        segment: tuple[Sequence[float], Sequence[float]] | None = None, *, tasks: int,
+                        engine: Engine | None = None, linear_pieces: bool = True, keep_breakpoints: bool = False,
+                        device: str | torch.device = "cpu", max_regions: int | None = None,
+                        memory_limit: int | None = None, known_regions: int | None = None,
+                        assume_well_posed: bool = False, progress: Callable[[float], None] | None = None
+                        ) -> SegmentCount:
+    """:func:`~regioncount.exact1d.count_segment`, split into ``tasks`` parts run on ``engine`` (default: this
+    process) and merged exactly (see the module docstring); the same counts, breakpoints and labels as the
+    unsplit count.  The whole count's cost is checked here, before any task is submitted."""
+    from .cost import check_cost, default_max_pieces
+    from .devices import default_memory_limit, resolve_device
+    from .kernels import build_kernel
+    from .models import deq_certificate
+    from .settings import DEFAULT_MAX_REGIONS
+
+    if tasks < 1:
+        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
+    engine = engine or Engine()
+    started = time.perf_counter()
+    certificate = deq_certificate(model, assume_well_posed)
+    seg = resolve_segment(model, interval, segment)
+    dev = resolve_device(device)
+    max_regions = DEFAULT_MAX_REGIONS if max_regions is None else max_regions
+    memory_limit = default_memory_limit() if memory_limit is None else memory_limit
+    estimate = None
+    if certificate is None:
+        kernel = build_kernel(model, seg, dev, 0)
+        estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
+                              default_max_pieces(dev), known_regions)
+    options = {"linear_pieces": linear_pieces, "keep_breakpoints": keep_breakpoints, "device": dev.type,
+               "max_regions": max_regions, "memory_limit": memory_limit, "assume_well_posed": assume_well_posed}
+    cuts: list[float] = []
+    for candidate in pilot_cuts(model, seg, tasks, dev):
+        cut = certify_cut(model, seg, candidate, options)
+        if cut is not None and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    ends = [seg.t_low, *cuts, seg.t_high]
+    payload = model_payload(model)
+    args = []
+    for lo, hi in zip(ends, ends[1:]):
+        part = dataclasses.asdict(dataclasses.replace(seg, t_low=lo, t_high=hi))
+        # the whole count's regions were checked above; each part checks its own walk's memory
+        args.append((payload, part, options | {"max_regions": None}))
+    parts = engine.map(count_part, args, progress)
+    merged = merge_parts(parts, seg, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
+    return dataclasses.replace(merged, seconds=time.perf_counter() - started, estimate=estimate,
+                               engine=engine.describe(len(parts)) | {"cuts": len(cuts)},
+                               model=model.name or model.describe())
+

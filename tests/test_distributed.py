@@ -1,0 +1,232 @@
+"""Counts split into tasks (regioncount.distributed): the same answer as one walk, in this process and on a
+local Dask cluster, with cuts on breakpoints, at the ends and inside slivers, and a worker killed mid-count."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from random_nets import gaussian_ffn, run_cli
+from test_general_deq import contractive_deq
+
+from regioncount import FFN, count_segment, theorem1_deq
+from regioncount.distributed import (
+    Engine,
+    certify_cut,
+    count_segment_split,
+    merge_parts,
+    model_from_payload,
+    model_payload,
+    open_engine,
+)
+from regioncount.exact1d import count_along
+from regioncount.segment import resolve_segment
+
+
+def _same(split, whole, *, bitwise_breakpoints: bool) -> None:
+    assert split.activation_regions == whole.activation_regions
+    assert split.linear_pieces == whole.linear_pieces
+    assert split.method == whole.method == "exact"
+    if whole.breakpoints is not None:
+        assert split.breakpoints.shape == whole.breakpoints.shape
+        if bitwise_breakpoints:
+            assert np.array_equal(split.breakpoints, whole.breakpoints)
+            assert np.array_equal(split.region_lengths, whole.region_lengths)
+        else:  # GEMMs on batches of other sizes round the last bits differently
+            np.testing.assert_allclose(split.breakpoints, whole.breakpoints, rtol=0, atol=1e-12)
+    if whole.shortest_region is not None:
+        assert split.shortest_region == pytest.approx(whole.shortest_region, rel=1e-9)
+        assert split.longest_region == pytest.approx(whole.longest_region, rel=1e-9)
+
+
+CASES = {
+    "theorem1": (lambda: theorem1_deq(10), {"interval": (0.0, 1.0)}, True),
+    "ffn": (lambda: gaussian_ffn([1, 32, 32, 2], 3), {"interval": (-3.0, 3.0)}, False),
+    "ffn-2d-segment": (lambda: gaussian_ffn([2, 24, 24, 1], 5), {"segment": ([-2.0, -1.0], [2.0, 1.5])}, False),
+    "general-W": (lambda: contractive_deq(6, 1, 2), {"interval": (-3.0, 3.0)}, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("tasks", [1, 2, 7])
+@pytest.mark.parametrize("keep", [False, True])
+def test_split_counts_equal_one_walk(case, tasks, keep):
+    build, where, bitwise = CASES[case]
+    model = build()
+    whole = count_segment(model, **where, keep_breakpoints=keep, device="cpu")
+    split = count_segment_split(model, **where, tasks=tasks, keep_breakpoints=keep)
+    _same(split, whole, bitwise_breakpoints=bitwise)
+    assert split.engine == {"engine": "in-process", "workers": 1, "tasks": tasks, "cuts": tasks - 1}
+
+
+def test_payload_round_trip_is_bitwise():
+    for model in (gaussian_ffn([3, 5, 2], 0), contractive_deq(4, 2, 1), theorem1_deq(5)):
+        back = model_from_payload(model_payload(model))
+        assert type(back) is type(model)
+        for name, value in vars(model).items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, getattr(back, name))
+            elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+                assert all(torch.equal(a, b) for a, b in zip(value, getattr(back, name)))
+
+
+def _sliver_net() -> FFN:
+    """Kinks at 1/2 and 1/2 + 2^-50 (two units of one layer), and at 1/4 (a third)."""
+    W = torch.tensor([[1.0], [1.0], [1.0]], dtype=torch.float64)
+    b = torch.tensor([-0.5, -(0.5 + 2.0**-50), -0.25], dtype=torch.float64)
+    return FFN([W, torch.tensor([[1.0, 2.0, 4.0]], dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+
+
+@pytest.mark.parametrize("candidate", [0.5, 0.5 + 2.0**-51, 0.25, 0.0, 1.0])
+def test_cuts_on_breakpoints_in_slivers_and_at_the_ends_move_into_a_region(candidate):
+    model = _sliver_net()
+    seg = resolve_segment(model, (0.0, 1.0))
+    cut = certify_cut(model, seg, candidate, {"device": "cpu"})
+    assert cut is not None and 0.0 < cut < 1.0
+    assert cut not in (0.5, 0.25) and not 0.5 <= cut <= 0.5 + 2.0**-50
+    parts = [count_along(model, dataclasses.replace(seg, t_low=lo, t_high=hi), keep_breakpoints=True, device="cpu")
+             for lo, hi in ((0.0, cut), (cut, 1.0))]
+    merged = merge_parts(parts, seg, linear_pieces=True, keep_breakpoints=True)
+    whole = count_segment(model, interval=(0.0, 1.0), keep_breakpoints=True, device="cpu")
+    assert whole.activation_regions == merged.activation_regions == 4  # the sliver is a region
+    assert np.array_equal(merged.breakpoints, whole.breakpoints)
+
+
+def test_a_cut_exactly_on_a_breakpoint_would_not_merge():
+    """The certification is what makes the merge right: the window around a breakpoint has two regions."""
+    model = theorem1_deq(6)
+    seg = resolve_segment(model, (0.0, 1.0))
+    window = dataclasses.replace(seg, t_low=0.5 - 2.0**-40, t_high=0.5 + 2.0**-40)
+    assert count_along(model, window, device="cpu").activation_regions == 2
+    assert certify_cut(model, seg, 0.5, {"device": "cpu"}) != 0.5
+
+
+def test_bad_arguments():
+    from regioncount.errors import RegionCountError
+
+    with pytest.raises(RegionCountError, match="at least 1"):
+        count_segment_split(theorem1_deq(3), interval=(0, 1), tasks=0)
+    with pytest.raises(RegionCountError, match="not both"):
+        with open_engine(workers=1, scheduler="tcp://127.0.0.1:1"):
+            pass
+
+
+def test_in_process_engine_runs_in_order():
+    seen = []
+    assert Engine().map(pow, [(2, 3), (3, 2)], seen.append) == [8, 9]
+    assert seen == [0.5, 1.0]
+
+
+dask_distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster_engine():
+    with open_engine(workers=2) as engine:
+        yield engine
+
+
+def test_dask_counts_equal_one_walk(cluster_engine):
+    for case in ("theorem1", "ffn", "general-W"):
+        build, where, bitwise = CASES[case]
+        model = build()
+        whole = count_segment(model, **where, keep_breakpoints=True, device="cpu")
+        split = count_segment_split(model, **where, tasks=5, engine=cluster_engine, keep_breakpoints=True)
+        _same(split, whole, bitwise_breakpoints=bitwise)
+        assert split.engine["engine"] == "dask" and split.engine["workers"] == 2
+
+
+def test_a_worker_killed_mid_count_changes_nothing(cluster_engine):
+    """One worker process is killed when the first task ends; Dask restarts it and reruns its tasks."""
+    model = theorem1_deq(16)
+    whole = count_segment(model, interval=(0.0, 1.0), linear_pieces=False, device="cpu")
+    pids = cluster_engine.client.run(os.getpid)
+    killed = []
+
+    def kill_one(fraction: float) -> None:
+        if not killed:
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    split = count_segment_split(model, interval=(0.0, 1.0), tasks=12, engine=cluster_engine, linear_pieces=False,
+                                progress=kill_one)
+    assert killed
+    assert split.activation_regions == whole.activation_regions == 2**16 and split.method == "exact"
+
+
+def test_cli_workers_and_tasks(tmp_path):
+    model = tmp_path / "net.json"
+    assert run_cli("deq", "-m", 4, "--save-model", model).exit_code == 0
+    result = run_cli("deq", "-m", 12, "--workers", 2, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["activation_regions"] == 4096 and data["agrees"]
+    assert data["engine"]["engine"] == "dask" and data["engine"]["workers"] == 2 and data["engine"]["tasks"] == 4
+    table = run_cli("deq", "-m", 10, "--tasks", 3)
+    assert table.exit_code == 0 and "certified cut" in table.output
+    refused = run_cli("count", model, "--box", "0", "1", "--workers", 2)
+    assert refused.exit_code == 2 and "splits an exact 1-D count" in refused.output
+    along = json.loads(run_cli("count", model, "--interval", 0, 1, "--tasks", 3, "--json").output)
+    assert along["activation_regions"] == 16 and along["engine"]["cuts"] == 2
+
+
+@pytest.mark.slow
+def test_cli_on_a_separate_scheduler_survives_a_killed_worker(tmp_path):
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1; the CLI counts with --scheduler, and one
+    worker (with its nanny) is killed while it processes a task: its tasks rerun on the other one."""
+    import subprocess
+    import sys
+    import time
+
+    from distributed import Client
+
+    model = tmp_path / "deq.json"
+    assert run_cli("deq", "-m", 21, "--save-model", model, "--no-linear").exit_code == 0
+    address_file = tmp_path / "scheduler.json"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    dask_cli = [sys.executable, "-m"]
+    procs = [subprocess.Popen([*dask_cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(address_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        for _ in range(200):
+            if address_file.exists() and address_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(address_file.read_text())["address"]
+        workers = [subprocess.Popen([*dask_cli, "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                     "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                   for _ in range(2)]
+        procs += workers
+        watcher = Client(address, timeout=30)
+        watcher.wait_for_workers(2, timeout=60)
+        count = subprocess.Popen([sys.executable, "-m", "regioncount_cli.main", "count", str(model), "--interval",
+                                  "0", "1", "--no-linear", "--scheduler", address, "--tasks", "24", "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        victim = None
+        deadline = time.time() + 120
+        while victim is None and time.time() < deadline and count.poll() is None:
+            busy = [w for w, tasks in watcher.processing().items() if tasks]
+            if busy:
+                pids = watcher.run(os.getpid, workers=busy[:1])
+                victim = next(iter(pids.values()))
+                os.kill(victim, signal.SIGKILL)
+            time.sleep(0.01)
+        out, err = count.communicate(timeout=300)
+        assert victim is not None, "no task was seen running"
+        assert count.returncode == 0, err
+        data = json.loads(out)
+        assert data["activation_regions"] == 2**21 and data["method"] == "exact"
+        assert data["engine"]["engine"] == "dask"
+        watcher.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
