@@ -118,7 +118,8 @@ def count_rows(result: SegmentCount) -> list[tuple[str, str]]:
 
 def engine_text(engine: dict) -> str:
     where = f"dask, {engine['workers']} worker(s)" if engine["engine"] == "dask" else "this process"
-    return f"{where}; {engine['tasks']} task(s), {engine['cuts']} certified cut(s)"
+    cuts = f", {engine['cuts']} certified cut(s)" if "cuts" in engine else ""
+    return f"{where}; {engine['tasks']} task(s){cuts}"
 
 
 def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
@@ -264,10 +265,9 @@ def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[
     model = load_model(model_file)
     split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
              if options[key] is not None]
-    if split and (plane or origin is not None or dirs is not None or through is not None or box is not None
-                  or samples is not None or grid or lines is not None):
-        raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment); 2-D partitions and sampled "
-                        "counts run in this process")
+    if split and (plane or origin is not None or dirs is not None or through is not None or lines is not None):
+        raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
+                        "(--samples/--grid); 2-D partitions and --lines run in this process")
     if plane or origin is not None or dirs is not None or through is not None:
         if interval is not None or segment is not None or samples is not None or grid or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
@@ -352,13 +352,26 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     as_json = options["as_json"]
     data: dict = {}
     sampled = chords = None
-    if samples is not None or grid or lines is None:
+    memory = None if options["max_memory"] is None else int(options["max_memory"] * 2**30)
+    if (samples is not None or grid or lines is None) and (options["workers"] is not None
+                                                           or options["scheduler"] is not None
+                                                           or options["tasks"] is not None):
+        from regioncount.distributed import open_engine, sample_regions_split
+
+        with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
+                progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns (tasks)") as progress:
+            sampled = sample_regions_split(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
+                                           seed=seed, tasks=options["tasks"] or 2 * max(engine.workers, 1),
+                                           engine=engine, batch=batch, device=options["device"], dtype=dtype,
+                                           assume_well_posed=assume_well_posed, progress=progress,
+                                           memory_limit=memory)
+    elif samples is not None or grid or lines is None:
         with progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns") as progress:
             sampled = sample_regions(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
                                      seed=seed, batch=batch, device=options["device"], dtype=dtype,
                                      assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
-                                     memory_limit=None if options["max_memory"] is None
-                                     else int(options["max_memory"] * 2**30))
+                                     memory_limit=memory)
+    if sampled is not None:
         data = sampled.to_json()
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],
@@ -389,7 +402,9 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
                 *estimates,
                 ("largest regions", ", ".join(f"{f:.3%}" for f in sampled.largest_fractions[:5]) + " of the box"),
                 ("method", f"sampled ({'exact pattern comparison'}), {sampled.dtype}"),
-                ("device", sampled.device), ("seconds", fmt_seconds(sampled.seconds)),
+                ("device", sampled.device),
+                *([("engine", engine_text(sampled.engine))] if sampled.engine is not None else []),
+                ("seconds", fmt_seconds(sampled.seconds)),
                 ("points/s", fmt_rate(sampled.points_per_second))]
         for warning in sampled.warnings:
             rows.append(("[yellow]warning[/yellow]", warning))

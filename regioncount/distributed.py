@@ -31,6 +31,7 @@ import torch
 from .errors import RegionCountError
 from .models import DEQ, FFN, Model
 from .results import RegionEnds, SegmentCount, region_ends
+from .sampled import SampledCount
 from .segment import Segment, resolve_segment
 
 #: Pilot strata per part: the cuts are quantiles of a density measured on this many stratified windows.
@@ -113,6 +114,30 @@ class Engine:
                 progress(done / len(futures))
         return self.client.gather(futures)
 
+    def reduce(self, fn: Callable[..., Any], args: Sequence[tuple], merge: Callable[[Any], None],
+               progress: Callable[[float], None] | None = None) -> None:
+        """Call ``merge(fn(*a))`` for every ``a`` in ``args``, each result as soon as it arrives (in any order
+        on a cluster), so that only the merged state and the results in flight are held."""
+        if self.client is None:
+            for i, a in enumerate(args):
+                merge(fn(*a))
+                if progress is not None:
+                    progress((i + 1) / len(args))
+            return
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *a, pure=False) for a in args]
+        for done, future in enumerate(as_completed(futures), 1):
+            merge(future.result())
+            future.release()
+            if progress is not None:
+                progress(done / len(futures))
+
+
+def _import_counters() -> None:
+    """Run on each worker once: import the counting modules (torch with them)."""
+    import regioncount.exact1d  # noqa: F401
+
 
 @contextmanager
 def open_engine(workers: int | None = None, scheduler: str | None = None) -> Iterator[Engine]:
@@ -135,6 +160,7 @@ def open_engine(workers: int | None = None, scheduler: str | None = None) -> Ite
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         client = Client(cluster)
+        client.run(_import_counters)  # the workers' imports belong to the cluster's start, not to the count
         try:
             yield Engine(client, workers, cluster.scheduler_address, cluster)
         finally:
@@ -305,3 +331,73 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
                                engine=engine.describe(len(parts)) | {"cuts": len(cuts)},
                                model=model.name or model.describe())
 
+
+
+def sample_part(payload: dict[str, Any], low: tuple[float, ...], high: tuple[float, ...], seed: int, per_dim: int,
+                start: int, stop: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Task: the distinct patterns of the sample stream's points ``start .. stop - 1`` (see
+    :class:`~regioncount.sampled.SamplePoints`) as ``{"rows": (K, W) int64, "counts": (K,) int64,
+    "failures", "collisions"}``; ``options``: device, dtype, batch, memory_limit, watch_memory."""
+    from .devices import resolve_device
+    from .patterns import DistinctPatterns
+    from .sampled import DTYPES, Box, PatternFunction, SamplePoints, check_sampled_memory, sample_range
+
+    model = model_from_payload(payload)
+    dev, dtype = resolve_device(options["device"]), DTYPES[options["dtype"]]
+    patterns = PatternFunction(model, dev, dtype)
+    distinct = DistinctPatterns(patterns.n_words, dev)
+    points = SamplePoints(Box(tuple(low), tuple(high)), seed, per_dim, dev, dtype)
+
+    def after_batch(done: int) -> None:
+        if options["watch_memory"]:
+            check_sampled_memory(distinct, done, options["memory_limit"])
+
+    sample_range(patterns, points, start, stop, options["batch"], distinct, after_batch)
+    counts = distinct.counts
+    return {"rows": distinct.rows.cpu().numpy(), "counts": counts.cpu().numpy(), "failures": patterns.failures,
+            "collisions": distinct.collisions}
+
+
+def sample_regions_split(model: Model, low: Sequence[float] | float | None = None,
+                         high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
+                         seed: int = 0, tasks: int, engine: Engine | None = None, batch: int | None = None,
+                         device: str | torch.device = "cpu", dtype: str = "float64", assume_well_posed: bool = False,
+                         progress: Callable[[float], None] | None = None, memory_limit: int | None = None
+                         ) -> SampledCount:
+    """:func:`~regioncount.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
+    ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
+    arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed."""
+    from .patterns import DistinctPatterns, packed_words
+    from .sampled import check_sampled_memory, plan_sampling, summarize
+
+    if tasks < 1:
+        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
+    engine = engine or Engine()
+    started = time.perf_counter()
+    plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
+                         assume_well_posed=assume_well_posed, memory_limit=memory_limit)
+    widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
+    union = DistinctPatterns(sum(packed_words(n) for n in widths), torch.device("cpu"))
+    failures = collisions = 0
+    options = {"device": plan.device.type, "dtype": dtype, "batch": plan.batch, "memory_limit": plan.memory_limit,
+               "watch_memory": plan.watch_memory}
+    bounds = [plan.total * k // tasks for k in range(tasks + 1)]
+    payload = model_payload(model)
+    args = [(payload, plan.box.low, plan.box.high, seed, plan.per_dim, lo, hi, options)
+            for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    done = 0
+
+    def merge(part: dict[str, Any]) -> None:
+        nonlocal failures, collisions, done
+        union.add_counted(torch.from_numpy(part["rows"]), torch.from_numpy(part["counts"]))
+        failures += part["failures"]
+        collisions += part["collisions"]
+        done += int(part["counts"].sum())
+        if plan.watch_memory:
+            check_sampled_memory(union, done, plan.memory_limit)
+
+    engine.reduce(sample_part, args, merge, progress)
+    union.collisions += collisions
+    result = summarize(model, union, failures, box=plan.box, grid=grid, seed=seed, dtype=dtype, device=plan.device,
+                       seconds=time.perf_counter() - started)
+    return dataclasses.replace(result, engine=engine.describe(len(args)))

@@ -111,6 +111,16 @@ class DistinctPatterns:
 
     PENDING_ROWS = 1 << 17
 
+    def add_counted(self, rows: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add packed patterns (B, W) with multiplicities (B,), e.g. another multiset's ``rows`` and
+        ``counts``: the exact multiset union (equal rows are merged and their counts summed)."""
+        rows, counts = rows.to(self.device), counts.to(self.device, torch.int64)
+        batch = self._reduce(self._key(rows), rows, counts)
+        self._buffer.append(batch)
+        self._buffered += batch[0].shape[0]
+        if self._buffered >= max(self.keys.shape[0], BUFFER_MIN_ROWS):
+            self._flush()
+
     def _reduce_pending(self) -> None:
         if not self._pending:
             return

@@ -168,6 +168,8 @@ class SampledCount:
     solve_failures: int = 0
     hash_collisions: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: where the samples were drawn when the run was split into tasks (:mod:`regioncount.distributed`)
+    engine: dict[str, Any] | None = None
 
     @property
     def points_per_second(self) -> float | None:
@@ -203,14 +205,14 @@ class SampledCount:
             "solve_failures": self.solve_failures,
             "hash_collisions_resolved": self.hash_collisions,
             "warnings": self.warnings,
-        }
+        } | ({"engine": self.engine} if self.engine is not None else {})
 
 
 GRID_NOTE = ("none for a grid: coverage and Chao1 assume independent random samples; a regular grid "
              "sees each region in proportion to its area, deterministically")
 
 
-def _check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
+def check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
     """Stop a sampled run whose distinct-pattern set, after ``done`` samples, holds more than ``limit`` bytes."""
     held = distinct.nbytes
     if held > limit:
@@ -219,23 +221,71 @@ def _check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> 
                              f"{limit / 2**30:.3g} GiB; lower the number of samples or raise the limit")
 
 
-def sample_regions(model: Model, low: Sequence[float] | float | None = None,
-                   high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
-                   seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
-                   dtype: str = "float64", assume_well_posed: bool = False,
-                   progress: Callable[[float], None] | None = None,
-                   max_seconds: float | None = None, memory_limit: int | None = None) -> SampledCount:
-    """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
+#: Random samples come in blocks of SAMPLE_BLOCK points, block j drawn by its own generator seeded with
+#: ``block_seed(seed, j)``: the same seed gives the same points however a run is batched or split into tasks.
+SAMPLE_BLOCK = 1 << 16
 
-    ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
-    sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
-    sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
-    can gain or lose patterns near region boundaries.  ``max_seconds``: stop after the first batch when the
-    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).  ``memory_limit``
-    (bytes, default half the RAM): when even the worst case (every sample a new pattern, at most 2^units)
-    is estimated above it, the distinct set is measured after every batch and the run stops with a
-    :class:`CostLimitError` as soon as it holds more (the number of patterns is not known in advance).
-    """
+
+def _splitmix64(value: int) -> int:
+    value = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return value ^ (value >> 31)
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The generator seed (< 2^63) of random block ``block`` of the stream with ``seed`` (splitmix64)."""
+    return _splitmix64(_splitmix64(seed) ^ block) >> 1
+
+
+class SamplePoints:
+    """The sample stream of a run: point i is cell centre i of the ``per_dim``^d grid (``per_dim`` > 0),
+    else point i % SAMPLE_BLOCK of random block i // SAMPLE_BLOCK (uniform in the box)."""
+
+    def __init__(self, box: Box, seed: int, per_dim: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.box, self.seed, self.per_dim, self.device, self.dtype = box, seed, per_dim, device, dtype
+        self._low = torch.tensor(box.low, dtype=dtype, device=device)
+        self._width = torch.tensor([h - lo for lo, h in zip(box.low, box.high)], dtype=dtype, device=device)
+        self._cached: tuple[int, torch.Tensor] | None = None
+
+    def _block(self, j: int) -> torch.Tensor:
+        if self._cached is None or self._cached[0] != j:
+            gen = torch.Generator(device=self.device).manual_seed(block_seed(self.seed, j))
+            x = torch.rand(SAMPLE_BLOCK, self.box.dim, generator=gen, device=self.device, dtype=self.dtype)
+            self._cached = (j, x.mul_(self._width).add_(self._low))
+        return self._cached[1]
+
+    def __call__(self, first: int, count: int) -> torch.Tensor:
+        """Points ``first .. first + count - 1`` (count, d)."""
+        if self.per_dim:
+            return _grid_points(self.box, self.per_dim, first, count, self.device, self.dtype)
+        parts = []
+        end = first + count
+        for j in range(first // SAMPLE_BLOCK, (end - 1) // SAMPLE_BLOCK + 1):
+            lo, hi = max(first, j * SAMPLE_BLOCK) - j * SAMPLE_BLOCK, min(end, (j + 1) * SAMPLE_BLOCK) - j * SAMPLE_BLOCK
+            parts.append(self._block(j)[lo:hi])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """A checked sampled run: its box, device, dtype, grid size (0: random), number of points, batch, memory
+    limit, and whether the distinct set must be measured as it grows (the worst case exceeds the limit)."""
+
+    box: Box
+    device: torch.device
+    torch_dtype: torch.dtype
+    per_dim: int
+    total: int
+    batch: int
+    memory_limit: int
+    watch_memory: bool
+
+
+def plan_sampling(model: Model, low: Sequence[float] | float | None, high: Sequence[float] | float | None, *,
+                  samples: int, grid: bool, batch: int | None, device: str | torch.device, dtype: str,
+                  assume_well_posed: bool, memory_limit: int | None) -> SamplingPlan:
+    """Check a sampled run's arguments and cost before it starts (see :func:`sample_regions`)."""
     if samples < 1:
         raise RegionCountError(f"the number of samples must be positive, got {samples}")
     if dtype not in DTYPES:
@@ -256,37 +306,77 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if batch_bytes > default_memory_limit():
         raise CostLimitError(f"a batch of {batch:,} points needs about {batch_bytes / 2**30:.3g} GiB of activations, "
                              f"above the limit of {default_memory_limit() / 2**30:.3g} GiB; lower `batch`")
-    memory_limit = default_memory_limit() if memory_limit is None else int(memory_limit)
+    limit = default_memory_limit() if memory_limit is None else int(memory_limit)
     most_distinct = min(total, 2 ** min(sum(widths), 62))
     worst = estimate_sampled(model, samples=total, distinct=most_distinct, batch=batch, device=dev,
                              dtype=torch_dtype)
-    watch_memory = worst.bytes > memory_limit  # else no run of this size can outgrow the limit
+    # else no run of this size can outgrow the limit
+    return SamplingPlan(box, dev, torch_dtype, per_dim, total, batch, limit, watch_memory=worst.bytes > limit)
+
+
+def sample_regions(model: Model, low: Sequence[float] | float | None = None,
+                   high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
+                   seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
+                   dtype: str = "float64", assume_well_posed: bool = False,
+                   progress: Callable[[float], None] | None = None,
+                   max_seconds: float | None = None, memory_limit: int | None = None) -> SampledCount:
+    """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
+
+    ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
+    sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
+    sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
+    can gain or lose patterns near region boundaries.  ``max_seconds``: stop after the first batch when the
+    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).  ``memory_limit``
+    (bytes, default half the RAM): when even the worst case (every sample a new pattern, at most 2^units)
+    is estimated above it, the distinct set is measured after every batch and the run stops with a
+    :class:`CostLimitError` as soon as it holds more (the number of patterns is not known in advance).
+    """
+    plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
+                         assume_well_posed=assume_well_posed, memory_limit=memory_limit)
+    box, dev, torch_dtype, per_dim, total, batch = plan.box, plan.device, plan.torch_dtype, plan.per_dim, \
+        plan.total, plan.batch
+    memory_limit, watch_memory = plan.memory_limit, plan.watch_memory
     patterns = PatternFunction(model, dev, torch_dtype)
     distinct = DistinctPatterns(patterns.n_words, dev)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    low_t = torch.tensor(box.low, dtype=torch_dtype, device=dev)
-    width_t = torch.tensor([h - lo for lo, h in zip(box.low, box.high)], dtype=torch_dtype, device=dev)
+    points = SamplePoints(box, seed, per_dim, dev, torch_dtype)
     watch = Stopwatch(dev)
+
+    def after_batch(done: int) -> None:
+        if progress is not None:
+            progress(done / total)
+        if watch_memory:
+            check_sampled_memory(distinct, done, memory_limit)
+        if done <= batch and max_seconds is not None and done < total:
+            projected = watch.seconds() * total / done
+            if projected > max_seconds:
+                raise CostLimitError(
+                    f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
+                    f"{done:,}), above the limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
+
+    sample_range(patterns, points, 0, total, batch, distinct, after_batch)
+    return summarize(model, distinct, patterns.failures, box=box, grid=grid, seed=seed, dtype=dtype, device=dev,
+                     seconds=watch.seconds())
+
+
+def sample_range(patterns: PatternFunction, points: SamplePoints, start: int, stop: int, batch: int,
+                 distinct: DistinctPatterns, after_batch: Callable[[int], None] | None = None) -> None:
+    """Add the patterns of the stream's points ``start .. stop - 1`` to ``distinct``, ``batch`` at a time;
+    ``after_batch(done)`` is called after each batch with the points done so far (from ``start``)."""
     with torch.no_grad():
-        for first in range(0, total, batch):
-            count = min(batch, total - first)
-            if grid:
-                x = _grid_points(box, per_dim, first, count, dev, torch_dtype)
-            else:
-                x = torch.rand(count, box.dim, generator=gen, device=dev, dtype=torch_dtype) * width_t + low_t
-            distinct.add(patterns(x))
-            if progress is not None:
-                progress((first + count) / total)
-            if watch_memory:
-                _check_sampled_memory(distinct, first + count, memory_limit)
-            if first == 0 and max_seconds is not None and count < total:
-                projected = watch.seconds() * total / count
-                if projected > max_seconds:
-                    raise CostLimitError(
-                        f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
-                        f"{count:,}), above the limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
+        for first in range(start, stop, batch):
+            count = min(batch, stop - first)
+            distinct.add(patterns(points(first, count)))
+            if after_batch is not None:
+                after_batch(first + count - start)
+
+
+def summarize(model: Model, distinct: DistinctPatterns, failures: int, *, box: Box, grid: bool, seed: int,
+              dtype: str, device: torch.device, seconds: float) -> SampledCount:
+    """The :class:`SampledCount` of a finished distinct-pattern multiset (counts, Chao1, coverage, histogram,
+    warnings); the same multiset gives the same result however its samples were batched or split."""
+    dev, torch_dtype = device, DTYPES[dtype]
+    with torch.no_grad():
         counts = distinct.counts
-    seconds = watch.seconds()
     used = int(counts.sum())
     K = int(counts.shape[0])
     f1, f2 = int((counts == 1).sum()), int((counts == 2).sum())
@@ -303,8 +393,8 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
     if dev.type == "cuda" and torch_dtype == torch.float32 and tf32_enabled():
         warnings.append("TF32 is enabled in this process (torch.backends.cuda.matmul.allow_tf32 or "
                         "set_float32_matmul_precision): float32 pre-activations were computed with 10-bit mantissas")
-    if patterns.failures:
-        warnings.append(f"{patterns.failures:,} fixed-point solves failed their checks and were left out")
+    if failures:
+        warnings.append(f"{failures:,} fixed-point solves failed their checks and were left out")
     return SampledCount(
         model=model.name or model.describe(), samples=used, distinct_patterns=K, seen_once=f1, seen_twice=f2,
         coverage=None if grid else (1 - f1 / used if used else 0.0), chao1=None if grid else estimate,
@@ -312,5 +402,5 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
         largest_fractions=largest,
         histogram={"log10_fraction_edges": [math.log10(e) for e in edges], "regions": hist},
         box=box, grid=grid, seed=seed, dtype=dtype, device=dev.type, seconds=seconds,
-        solve_failures=patterns.failures, hash_collisions=distinct.collisions, warnings=warnings,
+        solve_failures=failures, hash_collisions=distinct.collisions, warnings=warnings,
     )

@@ -122,6 +122,47 @@ def test_in_process_engine_runs_in_order():
     assert seen == [0.5, 1.0]
 
 
+SAMPLED = {
+    "ffn-2d": (lambda: gaussian_ffn([2, 16, 16, 1], 0), -2.0, 2.0),
+    "ffn-8d": (lambda: gaussian_ffn([8, 64, 64, 1], 1), -1.0, 1.0),
+    "general-W": (lambda: contractive_deq(6, 2, 1), -2.0, 2.0),
+    "theorem1": (lambda: theorem1_deq(9), 0.0, 1.0),
+}
+
+
+def _sampled_json(result) -> dict:
+    data = result.to_json()
+    for key in ("seconds", "points_per_second", "engine"):
+        data.pop(key, None)
+    return data
+
+
+@pytest.mark.parametrize("case", sorted(SAMPLED))
+@pytest.mark.parametrize("tasks", [1, 2, 7])
+def test_split_sampling_equals_one_run(case, tasks):
+    """Same seed, same points: distinct counts, f1/f2, coverage, Chao1 and histogram are identical."""
+    from regioncount import sample_regions
+    from regioncount.distributed import sample_regions_split
+
+    build, lo, hi = SAMPLED[case]
+    model = build()
+    for grid in (False, True):
+        whole = sample_regions(model, lo, hi, samples=150_000 if not grid else 4096, seed=11, grid=grid, device="cpu")
+        split = sample_regions_split(model, lo, hi, samples=150_000 if not grid else 4096, seed=11, grid=grid,
+                                     tasks=tasks)
+        assert _sampled_json(split) == _sampled_json(whole)
+        assert split.engine == {"engine": "in-process", "workers": 1, "tasks": tasks}
+
+
+def test_the_sample_stream_does_not_depend_on_the_batch():
+    from regioncount import sample_regions
+
+    model = gaussian_ffn([3, 12, 1], 2)
+    runs = [sample_regions(model, -1, 1, samples=200_003, seed=5, batch=batch, device="cpu")
+            for batch in (1000, 65536, 70001, 2**20)]
+    assert all(_sampled_json(r) == _sampled_json(runs[0]) for r in runs)
+
+
 dask_distributed = pytest.importorskip("distributed")
 
 
@@ -139,6 +180,17 @@ def test_dask_counts_equal_one_walk(cluster_engine):
         split = count_segment_split(model, **where, tasks=5, engine=cluster_engine, keep_breakpoints=True)
         _same(split, whole, bitwise_breakpoints=bitwise)
         assert split.engine["engine"] == "dask" and split.engine["workers"] == 2
+
+
+def test_dask_sampling_equals_one_run(cluster_engine):
+    from regioncount import sample_regions
+    from regioncount.distributed import sample_regions_split
+
+    model = gaussian_ffn([8, 64, 64, 1], 1)
+    whole = sample_regions(model, -1, 1, samples=300_000, seed=3, device="cpu")
+    split = sample_regions_split(model, -1, 1, samples=300_000, seed=3, tasks=6, engine=cluster_engine)
+    assert _sampled_json(split) == _sampled_json(whole)
+    assert split.engine["engine"] == "dask"
 
 
 def test_a_worker_killed_mid_count_changes_nothing(cluster_engine):
@@ -170,10 +222,15 @@ def test_cli_workers_and_tasks(tmp_path):
     assert data["engine"]["engine"] == "dask" and data["engine"]["workers"] == 2 and data["engine"]["tasks"] == 4
     table = run_cli("deq", "-m", 10, "--tasks", 3)
     assert table.exit_code == 0 and "certified cut" in table.output
-    refused = run_cli("count", model, "--box", "0", "1", "--workers", 2)
+    refused = run_cli("count", model, "--lines", 10, "--workers", 2)
     assert refused.exit_code == 2 and "splits an exact 1-D count" in refused.output
     along = json.loads(run_cli("count", model, "--interval", 0, 1, "--tasks", 3, "--json").output)
     assert along["activation_regions"] == 16 and along["engine"]["cuts"] == 2
+    sampled = json.loads(run_cli("count", model, "--samples", 20000, "--tasks", 3, "--json").output)
+    alone = json.loads(run_cli("count", model, "--samples", 20000, "--json").output)
+    assert sampled["engine"]["tasks"] == 3
+    assert {k: v for k, v in sampled.items() if k not in ("seconds", "points_per_second", "engine")} == \
+        {k: v for k, v in alone.items() if k not in ("seconds", "points_per_second")}
 
 
 @pytest.mark.slow
