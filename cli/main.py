@@ -222,7 +222,7 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
 
 @main.command()
-@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.argument("model_files", metavar="MODEL...", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B",
               help="Interval for a 1-D model (default: the model's domain).")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
@@ -250,14 +250,28 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @figure_options
 @common_count_options
 @guard
-def count(model_file: str, interval: tuple[float, float] | None, segment: tuple[str, str] | None,
+def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
           lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, origin: str | None,
           dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
           graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
           size: tuple[float, float] | None, **options) -> None:
     """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
-    2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines)."""
+    2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines).
+    Several MODELs (e.g. checkpoints) are counted one task each: a table, or one JSON line per model."""
+    if len(model_files) > 1:
+        extras = [flag for flag, value in (("--plane", plane or origin or dirs or through), ("--lines", lines),
+                                           ("--plot", plot_file), ("--graph", graph_file),
+                                           ("--polygons", polygons_file),
+                                           ("--breakpoints", options["breakpoints_file"])) if value]
+        if extras:
+            raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
+        from .commands_many import count_many
+
+        count_many(model_files, interval=interval, segment=segment, box=box, samples=samples, grid=grid, seed=seed,
+                   batch=batch, dtype=dtype, assume_well_posed=assume_well_posed, options=options)
+        return
+    model_file = model_files[0]
     check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file,
                   figure=(size or (8.0, 4.5), dpi))
     from regioncount.io import load_model

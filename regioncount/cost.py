@@ -30,8 +30,9 @@ from .models import DEQ, DTYPE, FFN, Model
 from .segment import Segment
 from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
 
-#: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries)
-FFN_BYTES_PER_STATE_VALUE = 64
+#: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries;
+#: measured by ``benchmarks/bench_memory.py`` after the certified walk's sign screen made its zeros sparse)
+FFN_BYTES_PER_STATE_VALUE = 48
 #: bytes per (piece, unit) of a triangular-DEQ batch
 DEQ_BYTES_PER_PIECE_UNIT = 40
 #: bytes per sample and 64-bit pattern word of the distinct-pattern set (buffered rows, sorting copies)

@@ -401,3 +401,37 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
     result = summarize(model, union, failures, box=plan.box, grid=grid, seed=seed, dtype=dtype, device=plan.device,
                        seconds=time.perf_counter() - started)
     return dataclasses.replace(result, engine=engine.describe(len(args)))
+
+
+def sample_model(payload: dict[str, Any], options: dict[str, Any]) -> SampledCount:
+    """Task: :func:`~regioncount.sampled.sample_regions` of one model (``options``: its keyword arguments)."""
+    from .sampled import sample_regions
+
+    return sample_regions(model_from_payload(payload), **options)
+
+
+def _indexed(index: int, fn: Callable[..., Any], args: tuple) -> tuple[int, Any]:
+    return index, fn(*args)
+
+
+def count_models(models: Sequence[Model], *, segments: Sequence[Segment] | None = None,
+                 sampled: dict[str, Any] | None = None, boxes: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
+                 options: dict[str, Any] | None = None,
+                 engine: Engine | None = None, on_result: Callable[[int, Any], None],
+                 progress: Callable[[float], None] | None = None) -> None:
+    """Count many models, one task each, on ``engine`` (default: this process): exactly along
+    ``segments[i]`` (with :func:`~regioncount.exact1d.count_along`'s ``options``), or, with ``sampled`` (the
+    keyword arguments of :func:`~regioncount.sampled.sample_regions`), by sampling ``boxes[i]`` (low, high;
+    None: each model's domain).  ``on_result(i, result)``
+    is called as each count arrives (in order in this process, in any order on a cluster)."""
+    engine = engine or Engine()
+    args: list[tuple] = []
+    for i, model in enumerate(models):
+        payload = model_payload(model)
+        if sampled is not None:
+            where = {} if boxes is None else {"low": tuple(boxes[i][0]), "high": tuple(boxes[i][1])}
+            args.append((i, sample_model, (payload, sampled | where)))
+        else:
+            assert segments is not None
+            args.append((i, count_part, (payload, dataclasses.asdict(segments[i]), options or {})))
+    engine.reduce(_indexed, args, lambda pair: on_result(*pair), progress)

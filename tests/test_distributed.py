@@ -287,3 +287,31 @@ def test_cli_on_a_separate_scheduler_survives_a_killed_worker(tmp_path):
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def test_many_models_one_task_each(tmp_path):
+    """`count A B C`: a table, or one JSON line per model, each equal to counting that file alone."""
+    files = []
+    for seed in range(3):
+        path = tmp_path / f"ck{seed}.json"
+        from regioncount import save_model
+
+        save_model(gaussian_ffn([1, 12, 12, 1], seed), path)
+        files.append(path)
+    lines = run_cli("count", *files, "--interval", -3, 3, "--json")
+    assert lines.exit_code == 0, lines.output
+    rows = [json.loads(line) for line in lines.output.splitlines()]
+    assert [row["file"] for row in rows] == [str(f) for f in files]
+    for row, path in zip(rows, files):
+        alone = json.loads(run_cli("count", path, "--interval", -3, 3, "--json").output)
+        assert row["activation_regions"] == alone["activation_regions"]
+        assert row["linear_pieces"] == alone["linear_pieces"] and row["method"] == "exact"
+    sampled = [json.loads(line) for line in
+               run_cli("count", *files, "--samples", 5000, "--box", -3, 3, "--json").output.splitlines()]
+    alone = json.loads(run_cli("count", files[1], "--samples", 5000, "--box", -3, 3, "--json").output)
+    assert sampled[1]["distinct_patterns"] == alone["distinct_patterns"]
+    table = run_cli("count", *files, "--interval", -3, 3)
+    assert table.exit_code == 0 and "Regions of 3 models" in table.output
+    for extra in (["--plane"], ["--lines", 5], ["--tasks", 2]):
+        refused = run_cli("count", *files, *extra)
+        assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
