@@ -71,10 +71,14 @@ def _sci(value: int) -> str:
 @click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=DEFAULT_MAX_SECONDS, show_default=True,
               help="Time limit in all: refuse DEQ counts estimated to exceed it; FFN constructions are "
                    "counted only within what the DEQs leave (estimated).")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+              help="Run the rows (alpha, m) as tasks on a local Dask cluster of N single-threaded worker processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run the rows on the Dask cluster at ADDRESS.")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
             construct_seconds: float | None, train: bool, train_max_m: int, train_steps: int, train_seeds: int,
-            time_budget: float, train_width_cap: int, max_seconds: float) -> None:
+            time_budget: float, train_width_cap: int, max_seconds: float, workers: int | None,
+            scheduler: str | None) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     from regioncount.separation import (
         alpha_summary,
@@ -100,11 +104,20 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                     width_cap=train_width_cap) if train else None
     results = []
     label = "comparing and training" if train else "comparing"
-    with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
-        for j, a in enumerate(alphas):
-            tick = None if progress is None else (lambda f, j=j: progress((j + f) / len(alphas)))
-            rows = _compare_rows(a, widths, device, construct_budget, construct_seconds, training, tick)
-            results.append((a, rows, separated_from(rows)))
+    if workers is not None or scheduler is not None:
+        from regioncount.distributed import open_engine
+
+        with open_engine(workers=workers, scheduler=scheduler) as engine, \
+                progress_bar(not as_json and sys.stderr.isatty(), label + " (tasks)") as progress:
+            by_alpha = _compare_rows_on(engine, alphas, widths, device, construct_budget, construct_seconds, training,
+                                        progress)
+        results = [(a, rows, separated_from(rows)) for a, rows in zip(alphas, by_alpha)]
+    else:
+        with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
+            for j, a in enumerate(alphas):
+                tick = None if progress is None else (lambda f, j=j: progress((j + f) / len(alphas)))
+                rows = _compare_rows(a, widths, device, construct_budget, construct_seconds, training, tick)
+                results.append((a, rows, separated_from(rows)))
     if plot_file is not None:
         from regioncount.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
 
@@ -145,29 +158,30 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
 
 def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,
                   training: dict | None, progress) -> list:
-    """The rows of one alpha (``compare_width`` per m), with the trained FFNs of ``--train`` attached."""
-    from regioncount.separation import compare_width
-    from regioncount.training import train_in_family, training_settings
+    """The rows of one alpha (``compare_row`` per m, with the trained FFNs of ``--train`` attached)."""
+    from regioncount.training import compare_row
 
     rows = []
     for i, m in enumerate(widths):
-        row = compare_width(m, a, construct_budget=construct_budget, device=device,
-                            construct_seconds=construct_seconds)
-        if training is not None and m <= training["max_m"]:
-            settings = training_settings(row.max_depth, row.max_width, training["width_cap"])
-            n_settings = len(settings)
-            for k, (depth, width) in enumerate(settings):
-                # the bar advances smoothly through each network's training
-                tick = None if progress is None else (
-                    lambda f, i=i, k=k, n=n_settings: progress((i + (k + f) / n) / len(widths)))
-                row.trained.append(train_in_family(
-                    m, depth, width, seeds=training["seeds"], steps=training["steps"],
-                    time_budget=training["time_budget"], device=device if device != "auto" else "cpu",
-                    progress=tick))
-        rows.append(row)
+        tick = None if progress is None else (lambda f, i=i: progress((i + f) / len(widths)))
+        rows.append(compare_row(m, a, construct_budget=construct_budget, device=device,
+                                construct_seconds=construct_seconds, training=training, progress=tick))
         if progress is not None:
             progress((i + 1) / len(widths))
     return rows
+
+
+def _compare_rows_on(engine, alphas: list, widths: list[int], device: str, construct_budget: int,
+                     construct_seconds: float, training: dict | None, progress) -> list[list]:
+    """Every (alpha, m) row as one task on a Dask ``engine``; rows regrouped by alpha, in order of m."""
+    from functools import partial
+
+    from regioncount.training import compare_row
+
+    task = partial(compare_row, construct_budget=construct_budget, device=device,
+                   construct_seconds=construct_seconds, training=training)
+    rows = engine.map(task, [(m, a) for a in alphas for m in widths], progress)
+    return [rows[j * len(widths):(j + 1) * len(widths)] for j in range(len(alphas))]
 
 
 def _alpha_path(path: str, a) -> str:

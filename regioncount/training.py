@@ -150,3 +150,25 @@ def training_settings(max_depth: int, max_width: int, width_cap: int = 64) -> li
     width = max(1, min(max_width, width_cap))
     depths = sorted({1, max(1, math.ceil(max_depth / 2)), max_depth})
     return [(depth, width) for depth in depths]
+
+
+def compare_row(m: int, alpha: Any, *, construct_budget: int, device: str, construct_seconds: float | None,
+                training: dict[str, Any] | None = None, progress: Callable[[float], None] | None = None) -> Any:
+    """One row of ``regioncount compare`` (:func:`regioncount.separation.compare_width`), with, when
+    ``training`` is given (``max_m``, ``steps``, ``seeds``, ``time_budget``, ``width_cap``) and ``m <=
+    max_m``, the FFNs of the family trained to fit T^m attached as ``row.trained``.  A plain function of
+    plain data: a compare sweep runs its rows as tasks (:mod:`regioncount.distributed`)."""
+    from .separation import compare_width
+
+    row = compare_width(m, alpha, construct_budget=construct_budget, device=device,
+                        construct_seconds=construct_seconds)
+    if training is not None and m <= training["max_m"]:
+        settings = training_settings(row.max_depth, row.max_width, training["width_cap"])
+        n = len(settings)
+        for k, (depth, width) in enumerate(settings):
+            # the progress advances smoothly through each network's training
+            tick = None if progress is None else (lambda f, k=k: progress((k + f) / n))
+            row.trained.append(train_in_family(
+                m, depth, width, seeds=training["seeds"], steps=training["steps"],
+                time_budget=training["time_budget"], device=device if device != "auto" else "cpu", progress=tick))
+    return row

@@ -315,3 +315,27 @@ def test_many_models_one_task_each(tmp_path):
     for extra in (["--plane"], ["--lines", 5], ["--tasks", 2]):
         refused = run_cli("count", *files, *extra)
         assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
+
+
+def test_compare_rows_as_tasks_equal_the_sequential_sweep(cluster_engine):
+    """`compare --workers`: every (alpha, m) row is a task; the answer is the sequential one."""
+    from fractions import Fraction
+
+    from regioncount_cli.commands_theory import _compare_rows, _compare_rows_on
+
+    alphas, widths = [Fraction(1, 2), Fraction(1, 3)], [4, 8]
+    sequential = [_compare_rows(a, widths, "cpu", 2**16, 1.0, None, None) for a in alphas]
+    on_tasks = _compare_rows_on(cluster_engine, alphas, widths, "cpu", 2**16, 1.0, None, None)
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if "second" not in k}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    assert [[strip(r.to_json()) for r in rows] for rows in on_tasks] == \
+        [[strip(r.to_json()) for r in rows] for rows in sequential]
+    result = run_cli("compare", "--alpha", "1/2", "--widths", "4:6:2", "--workers", 2, "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["m"] for row in json.loads(result.output)["rows"]] == [4, 6]
