@@ -115,7 +115,10 @@ class DistinctPatterns:
         """Add packed patterns (B, W) with multiplicities (B,), e.g. another multiset's ``rows`` and
         ``counts``: the exact multiset union (equal rows are merged and their counts summed)."""
         rows, counts = rows.to(self.device), counts.to(self.device, torch.int64)
-        batch = self._reduce(self._key(rows), rows, counts)
+        self._buffer_batch(self._reduce(self._key(rows), rows, counts))
+
+    def _buffer_batch(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        """Buffer deduplicated (keys, rows, counts); merge into the set once the buffer is as large as it."""
         self._buffer.append(batch)
         self._buffered += batch[0].shape[0]
         if self._buffered >= max(self.keys.shape[0], BUFFER_MIN_ROWS):
@@ -127,11 +130,7 @@ class DistinctPatterns:
         rows = torch.cat(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending, self._pending_rows = [], 0
         ones = torch.ones(rows.shape[0], dtype=torch.int64, device=rows.device)
-        batch = self._reduce(self._key(rows), rows, ones)
-        self._buffer.append(batch)
-        self._buffered += batch[0].shape[0]
-        if self._buffered >= max(self.keys.shape[0], BUFFER_MIN_ROWS):
-            self._flush()
+        self._buffer_batch(self._reduce(self._key(rows), rows, ones))
 
     def _flush(self) -> None:
         self._reduce_pending()
