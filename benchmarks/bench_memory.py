@@ -83,8 +83,8 @@ def run_case(case: dict) -> dict:
             import torch
 
             from regioncount.cost import estimate_regions
+            from regioncount.geometry import resolve_segment
             from regioncount.kernels import build_kernel
-            from regioncount.segment import resolve_segment
 
             seg = resolve_segment(model, interval)
             kernel = build_kernel(model, seg, torch.device("cpu"), 0)

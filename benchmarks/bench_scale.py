@@ -92,7 +92,7 @@ def overhead_per_task(workers: int, tasks: int = 64) -> float:
 
     from regioncount import open_engine, theorem1_deq
     from regioncount.distributed import count_part, model_payload
-    from regioncount.segment import resolve_segment
+    from regioncount.geometry import resolve_segment
 
     model = theorem1_deq(8)
     seg = resolve_segment(model, (0.0, 1.0))

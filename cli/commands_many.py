@@ -20,9 +20,8 @@ def count_many(model_files: tuple[str, ...], *, interval: tuple[float, float] | 
     --box), on a Dask cluster with --workers/--scheduler; print a table, or with --json one JSON line per
     model as its count arrives (each line names its file)."""
     from regioncount.distributed import count_models, open_engine
+    from regioncount.geometry import resolve_box, resolve_segment
     from regioncount.io import load_model
-    from regioncount.sampled import resolve_box
-    from regioncount.segment import resolve_segment
 
     if options["tasks"] is not None:
         raise UserError("--tasks splits one count; several models are counted one task each")

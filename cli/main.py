@@ -351,7 +351,8 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
                   max_seconds: float | None = None) -> None:
     """The d-D part of ``count``: sampled distinct patterns and/or exact chord statistics."""
     from regioncount.chords import chord_statistics
-    from regioncount.sampled import resolve_box, sample_regions
+    from regioncount.geometry import resolve_box
+    from regioncount.sampled import sample_regions
 
     if options["breakpoints_file"] is not None:
         raise UserError("--breakpoints applies to a segment count, not to a box")

@@ -3,8 +3,9 @@
 Map of the package (``docs/`` explains the mathematics and algorithms):
 
 * models, io, export: FFN / DEQ models, reading and writing model files (safe, bounded), conversions;
-* exact1d (count_segment) -> segment, kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a
-  segment (the segment, the kernels built and run, the walks);
+* geometry: where a count looks (Domain, Segment, Box, Plane), resolved from input with one validation;
+* exact1d (count_segment) -> kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a segment
+  (the kernels built and run, the walks);
 * distributed (count_segment_split, open_engine): an exact 1-D count split into tasks at certified cuts and
   merged exactly, run in this process or on Dask;
 * exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
@@ -37,11 +38,12 @@ _LAZY = {
     "tent_ffn": "constructions", "theorem1_deq": "constructions", "theorem1_expected": "constructions",
     "CostLimitError": "errors", "ModelFormatError": "errors", "NotWellPosedError": "errors",
     "RegionCountError": "errors", "SegmentError": "errors",
-    "count_segment": "exact1d", "count_along": "exact1d", "resolve_segment": "segment",
+    "count_segment": "exact1d", "count_along": "exact1d", "resolve_segment": "geometry",
     "count_segment_split": "distributed", "open_engine": "distributed",
     "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
     "save_model": "io", "from_module": "convert",
-    "DEQ": "models", "FFN": "models", "Domain": "models",
+    "DEQ": "models", "FFN": "models", "Domain": "geometry", "Segment": "geometry", "Box": "geometry",
+    "Plane": "geometry", "resolve_box": "geometry", "resolve_plane": "geometry",
     "SegmentCount": "results",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
     "compare_width": "separation", "alpha_summary": "separation", "certify": "wellposed", "serra": "bounds",

@@ -21,10 +21,9 @@ import torch
 from .cost import default_max_pieces, layer_widths
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, NotWellPosedError, RegionCountError
+from .geometry import Box, resolve_segment
 from .kernels import build_kernel
 from .models import DEQ, DTYPE, Model, deq_certificate
-from .sampled import Box
-from .segment import resolve_segment
 from .settings import DEFAULT_MAX_REGIONS
 from .walk1d import PieceSink, merge_tolerance
 

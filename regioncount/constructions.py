@@ -15,7 +15,8 @@ from itertools import accumulate
 import torch
 
 from .errors import CostLimitError, RegionCountError
-from .models import DEQ, DTYPE, FFN, Domain
+from .geometry import Domain
+from .models import DEQ, DTYPE, FFN
 from .settings import READOUTS  # noqa: E402  (re-exported)
 
 #: Largest width for which float64 resolves the breakpoints k / 2^m of the Theorem 1 DEQ with margin:

@@ -25,9 +25,9 @@ import torch
 
 from .devices import Stopwatch
 from .errors import CostLimitError
+from .geometry import Segment
 from .kernels import magnitude_bound, run_kernel
 from .models import DEQ, DTYPE, FFN, Model
-from .segment import Segment
 from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
 
 #: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries;

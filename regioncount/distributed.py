@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from .errors import RegionCountError
+from .geometry import Segment, resolve_segment
 from .models import DEQ, FFN, Model
 from .results import RegionEnds, SegmentCount, region_ends
 from .sampled import SampledCount
-from .segment import Segment, resolve_segment
 
 #: Pilot strata per part: the cuts are quantiles of a density measured on this many stratified windows.
 PILOT_STRATA_PER_PART = 8
@@ -71,7 +71,7 @@ def model_from_payload(payload: dict[str, Any]) -> Model:
 
 def count_part(payload: dict[str, Any], segment: dict[str, Any], options: dict[str, Any]) -> SegmentCount:
     """Task: the exact count of one part ``[t_low, t_high]`` of a line (``segment``: the fields of a
-    :class:`~regioncount.segment.Segment`), with :func:`~regioncount.exact1d.count_along`'s ``options``."""
+    :class:`~regioncount.geometry.Segment`), with :func:`~regioncount.exact1d.count_along`'s ``options``."""
     from .exact1d import count_along
 
     return count_along(model_from_payload(payload), Segment(**segment), **options)

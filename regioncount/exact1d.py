@@ -2,7 +2,7 @@
 
 ``count_segment(model, interval=(a, b))`` for 1-D input, ``count_segment(model, segment=(p, q))`` for
 d-D input (``x(t) = p + t (q - p)``, t in [0, 1]); with neither, the model's ``domain`` (its diagonal from
-``low`` to ``high`` for d > 1).  The segment is resolved by :mod:`regioncount.segment`, the kernels
+``low`` to ``high`` for d > 1).  The segment is resolved by :mod:`regioncount.geometry`, the kernels
 built and run by :mod:`regioncount.kernels` (over :mod:`regioncount.walk1d`), the cost checked by
 :mod:`regioncount.cost` and a general-W DEQ's well-posedness by :mod:`regioncount.wellposed`; this module
 decides what is proven (static test, a-posteriori proofs, forward-error bounds, the exact second opinion)
@@ -22,11 +22,11 @@ from .devices import Stopwatch, default_memory_limit, resolve_device, synchroniz
 from .errors import NotWellPosedError
 from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .forward_error import layer_bounds
+from .geometry import Segment, resolve_segment
 from .kernels import build_kernel, run_kernel
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .rational1d import exact_count, ffn_output_slope_at, rational_cost
 from .results import RegionEnds, SegmentCount, region_ends
-from .segment import Segment, resolve_segment
 from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from .walk1d import DEQKernel, PieceSink, merge_tolerance
 
@@ -72,7 +72,7 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
                 memory_limit: int | None = None, max_pieces: int | None = None,
                 known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
                 progress: Callable[[float], None] | None = None, fused: int | None = None) -> SegmentCount:
-    """:func:`count_segment` on a resolved :class:`~regioncount.segment.Segment` (options as there): counts
+    """:func:`count_segment` on a resolved :class:`~regioncount.geometry.Segment` (options as there): counts
     the part ``t in [seg.t_low, seg.t_high]`` of the line ``seg.origin + t seg.direction``, so the parts of
     one line can be counted separately and merged (:mod:`regioncount.distributed`)."""
     return _count(model, seg, deq_certificate(model, assume_well_posed), linear_pieces=linear_pieces,

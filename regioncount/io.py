@@ -18,7 +18,8 @@ import torch
 
 from .atomic import atomic_output
 from .errors import ModelFormatError, RegionCountError
-from .models import DEQ, FFN, Domain, Model
+from .geometry import Domain
+from .models import DEQ, FFN, Model
 
 FFN_KEYS = {"type", "layers", "name", "domain"}
 DEQ_KEYS = {"type", "W", "U", "b", "A", "c", "B", "name", "domain"}  # "B": readout input skip (extension)

@@ -8,8 +8,8 @@ import torch
 
 from .forward_error import LayerBound
 from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
+from .geometry import Segment
 from .models import DEQ, DTYPE, FFN, Model
-from .segment import Segment
 from .walk1d import DEQKernel, FFNKernel, PieceSink
 
 

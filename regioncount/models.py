@@ -21,26 +21,10 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import ModelFormatError, NotWellPosedError
+from .geometry import Domain
 from .wellposed import acyclic_order, require_well_posed
 
 DTYPE = torch.float64
-
-
-@dataclass(frozen=True)
-class Domain:
-    """An axis-aligned box ``[low, high]`` in input space (each a tuple of length d)."""
-
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.low) != len(self.high):
-            raise ModelFormatError(
-                f"domain: low has {len(self.low)} coordinates but high has {len(self.high)}"
-            )
-        for i, (lo, hi) in enumerate(zip(self.low, self.high)):
-            if not (lo < hi):
-                raise ModelFormatError(f"domain: low[{i}] = {lo} is not below high[{i}] = {hi}")
 
 
 def _as_tensor(value: object, what: str, dims: int) -> torch.Tensor:

@@ -22,19 +22,18 @@ whose components of equal affine output give the linear pieces.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import numpy as np
 import torch
 
 from .cost import plane_polygon_bytes
 from .deq_general import checked_solve, solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
+from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
@@ -45,74 +44,6 @@ from .walk1d import slopes_differ
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
-
-
-@dataclass(frozen=True)
-class Plane:
-    """x(s, t) = origin + s u + t w, (s, t) in [low, high]."""
-
-    origin: tuple[float, ...]
-    u: tuple[float, ...]
-    w: tuple[float, ...]
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"origin": list(self.origin), "u": list(self.u), "w": list(self.w), "s": [self.low[0], self.high[0]],
-                "t": [self.low[1], self.high[1]]}
-
-    def points(self, st: torch.Tensor) -> torch.Tensor:
-        """Input-space points (N, d) of plane coordinates (N, 2)."""
-        o, u, w = (torch.tensor(v, dtype=DTYPE, device=st.device) for v in (self.origin, self.u, self.w))
-        return o + st[:, :1] * u + st[:, 1:] * w
-
-
-def _finite_point(values: Sequence[float], d: int, what: str) -> tuple[float, ...]:
-    point = tuple(float(v) for v in values)
-    if len(point) != d:
-        raise SegmentError(f"{what} has {len(point)} coordinates but the model's input has {d}")
-    if not all(math.isfinite(v) for v in point):
-        raise SegmentError(f"{what} must be finite")
-    return point
-
-
-def resolve_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
-                  origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
-                  extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None) -> Plane:
-    """The slice: a box of a 2-D model; a plane through ``origin`` spanned by ``dirs`` with (s, t) in
-    [-extent, extent]^2; or the parallelogram through three points (s, t in [0, 1])."""
-    d = model.input_dim
-    if through is not None:
-        if len(through) != 3:
-            raise SegmentError("`through` needs three points")
-        p1, p2, p3 = (_finite_point(p, d, "`through` point") for p in through)
-        u = tuple(b - a for a, b in zip(p1, p2))
-        w = tuple(c - a for a, c in zip(p1, p3))
-        plane = Plane(p1, u, w, (0.0, 0.0), (1.0, 1.0))
-    elif origin is not None or dirs is not None:
-        if origin is None or dirs is None:
-            raise SegmentError("a plane needs both `origin` P and `dirs` U V")
-        if not (extent > 0 and math.isfinite(extent)):
-            raise SegmentError(f"`extent` must be positive, got {extent}")
-        plane = Plane(_finite_point(origin, d, "`origin`"), _finite_point(dirs[0], d, "`dirs` U"),
-                      _finite_point(dirs[1], d, "`dirs` V"), (-extent, -extent), (extent, extent))
-    else:
-        if d != 2:
-            raise SegmentError(f"the model has {d}-dimensional input: give a plane (`origin` P `dirs` U V, "
-                               "or `through` P1 P2 P3)")
-        if low is None or high is None:
-            if model.domain is None:
-                raise SegmentError("the model has no domain: give a box (`low, high`)")
-            low, high = model.domain.low, model.domain.high
-        lo = _finite_point(low if len(low) == 2 else list(low) * 2, 2, "box LO")
-        hi = _finite_point(high if len(high) == 2 else list(high) * 2, 2, "box HI")
-        if not (lo[0] < hi[0] and lo[1] < hi[1]):
-            raise SegmentError("box needs LO < HI in every coordinate")
-        return Plane((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), lo, hi)
-    directions = np.stack([np.array(plane.u), np.array(plane.w)])
-    if np.linalg.matrix_rank(directions, tol=1e-12 * max(1.0, np.abs(directions).max())) < 2:
-        raise SegmentError("the two plane directions are parallel (or zero)")
-    return plane
 
 
 @dataclass

@@ -19,60 +19,13 @@ import torch
 from .cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
 from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
-from .errors import CostLimitError, RegionCountError, SegmentError
+from .errors import CostLimitError, RegionCountError
+from .geometry import Box, resolve_box
 from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import DistinctPatterns, pack_bits, packed_words, positive
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass
-class Box:
-    """Axis-aligned box [low, high] in input space."""
-
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-
-    @property
-    def dim(self) -> int:
-        return len(self.low)
-
-    def surface(self) -> float:
-        """H^(d-1) of the boundary: 2 * sum_i prod_{j != i} (high_j - low_j)."""
-        sides = [h - lo for lo, h in zip(self.low, self.high)]
-        return 2 * sum(math.prod(sides[:i] + sides[i + 1:]) for i in range(len(sides)))
-
-    def to_json(self) -> dict[str, list[float]]:
-        return {"low": list(self.low), "high": list(self.high)}
-
-
-def resolve_box(model: Model, low: Sequence[float] | float | None = None,
-                high: Sequence[float] | float | None = None) -> Box:
-    """The box to sample: LO/HI as sequences or one number for every coordinate, else the model's domain."""
-    d = model.input_dim
-    if low is None and high is None:
-        if model.domain is None:
-            raise SegmentError("the model has no domain: give a box (`low, high`)")
-        return Box(tuple(model.domain.low), tuple(model.domain.high))
-    if low is None or high is None:
-        raise SegmentError("give both LO and HI of the box")
-
-    def expand(value, what):
-        values = [float(value)] * d if isinstance(value, (int, float)) else [float(v) for v in value]
-        if len(values) == 1:
-            values = values * d
-        if len(values) != d:
-            raise SegmentError(f"box {what} has {len(values)} coordinates but the model's input has {d}")
-        if not all(math.isfinite(v) for v in values):
-            raise SegmentError(f"box {what} must be finite")
-        return tuple(values)
-
-    lo, hi = expand(low, "LO"), expand(high, "HI")
-    for i, (a, b) in enumerate(zip(lo, hi)):
-        if not a < b:
-            raise SegmentError(f"box needs LO < HI in every coordinate; coordinate {i} has {a:g} >= {b:g}")
-    return Box(lo, hi)
 
 
 class PatternFunction:

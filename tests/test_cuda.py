@@ -157,7 +157,7 @@ def test_general_w_walk_cuda_equal_cpu():
 
 def test_chords_cuda_equal_cpu():
     from regioncount.chords import count_chords, random_chords
-    from regioncount.sampled import resolve_box
+    from regioncount.geometry import resolve_box
 
     rng = random.Random(3)
     models = [theorem1_deq(7, input_dim=2), random_ffn(rng, 2, 0.0), random_deq(rng, 2, 0.0)]
@@ -173,7 +173,7 @@ def test_general_w_chords_cuda_equal_cpu():
     from test_general_deq import contractive_deq
 
     from regioncount.chords import count_chords, random_chords
-    from regioncount.sampled import resolve_box
+    from regioncount.geometry import resolve_box
 
     model = contractive_deq(5, 2, 1)
     P, Q = random_chords(resolve_box(model, -2.0, 2.0), 64, seed=2)

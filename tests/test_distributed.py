@@ -25,7 +25,7 @@ from regioncount.distributed import (
     open_engine,
 )
 from regioncount.exact1d import count_along
-from regioncount.segment import resolve_segment
+from regioncount.geometry import resolve_segment
 
 
 def _same(split, whole, *, bitwise_breakpoints: bool) -> None:

@@ -97,7 +97,7 @@ def test_assume_well_posed_goes_on_and_checks(tmp_path):
 
 def test_chords_of_a_general_deq_are_walked_together():
     from regioncount.chords import count_chords, random_chords
-    from regioncount.sampled import Box
+    from regioncount.geometry import Box
 
     model = contractive_deq(6, 2, 21, norm=0.8)
     P, Q = random_chords(Box((-1.0, -1.0), (1.0, 1.0)), 30, seed=5)

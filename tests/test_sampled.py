@@ -16,8 +16,9 @@ from regioncount_cli.main import main
 from regioncount import count_segment, theorem1_deq
 from regioncount.chords import chord_statistics, count_chords, random_chords
 from regioncount.errors import RegionCountError, SegmentError
+from regioncount.geometry import Box
 from regioncount.patterns import DistinctPatterns, pack_bits, positive
-from regioncount.sampled import Box, chao1, sample_regions
+from regioncount.sampled import chao1, sample_regions
 
 random_ffn = gaussian_ffn
 
