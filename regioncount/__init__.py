@@ -13,8 +13,10 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
 * plane2d, polygons: exact 2-D partitions; sampled, patterns: sampled d-D counts; chords: random chords;
 * wellposed, bounds, constructions, separation, training, steep: certificates, FFN bounds, the Theorem 1
   DEQ and other constructions, the DEQ-vs-FFN comparison, the steep-ramp separation;
-* cost, devices, settings, atomic, plot, results, errors: cost model, devices, defaults, atomic outputs,
-  figures, result types, error types.
+* results: every count's result type (SegmentCount, SampledCount, PlanePartition, ChordStatistics) and the
+  Result protocol (``to_json``) that all results follow;
+* cost, devices, settings, atomic, plot, errors: cost model, devices, defaults, atomic outputs, figures,
+  error types.
 
 The Python API mirrors the command line::
 
@@ -44,7 +46,8 @@ _LAZY = {
     "save_model": "io", "from_module": "convert",
     "DEQ": "models", "FFN": "models", "Domain": "geometry", "Segment": "geometry", "Box": "geometry",
     "Plane": "geometry", "resolve_box": "geometry", "resolve_plane": "geometry",
-    "SegmentCount": "results",
+    "SegmentCount": "results", "SampledCount": "results", "PlanePartition": "results",
+    "ChordStatistics": "results", "Result": "results",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
     "compare_width": "separation", "alpha_summary": "separation", "certify": "wellposed", "serra": "bounds",
     "plot_partition": "plot", "plot_separation": "plot", "plot_steep": "plot",

@@ -13,8 +13,6 @@ so mean crossings times half the box's surface estimates the (d-1)-volume of the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -24,6 +22,7 @@ from .errors import CostLimitError, NotWellPosedError, RegionCountError
 from .geometry import Box, resolve_segment
 from .kernels import build_kernel
 from .models import DEQ, DTYPE, Model, deq_certificate
+from .results import ChordStatistics
 from .settings import DEFAULT_MAX_REGIONS
 from .walk1d import PieceSink, merge_tolerance
 
@@ -84,40 +83,6 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
     if sink.segment_counts is None:  # every walk reports each segment's count at its last step
         raise RuntimeError("the many-segment walk reported no counts")
     return sink.segment_counts.cpu()
-
-
-@dataclass
-class ChordStatistics:
-    """Exact counts along K random chords and the estimates they give (means with 95% intervals)."""
-
-    model: str
-    chords: int
-    regions_per_chord: tuple[float, float]
-    breakpoints_per_length: tuple[float, float]
-    boundary_volume: tuple[float, float]
-    box: Box
-    seed: int
-    device: str
-    seconds: float
-    counts: torch.Tensor
-    lengths: torch.Tensor
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "method": "exact along random chords",
-            "measures": "boundary density (Crofton), not the number of regions",
-            "chords": self.chords,
-            "regions_per_chord": {"mean": self.regions_per_chord[0], "ci95": self.regions_per_chord[1]},
-            "breakpoints_per_unit_length": {"mean": self.breakpoints_per_length[0],
-                                            "ci95": self.breakpoints_per_length[1]},
-            "boundary_volume": {"estimate": self.boundary_volume[0], "ci95": self.boundary_volume[1],
-                                "dimension": self.box.dim - 1},
-            "dtype": "float64",
-            "device": self.device,
-            "seconds": self.seconds,
-            "seed": self.seed,
-        }
 
 
 def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, device: str | torch.device = "auto",

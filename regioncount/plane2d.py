@@ -23,8 +23,7 @@ whose components of equal affine output give the linear pieces.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import networkx as nx
 import torch
@@ -37,6 +36,7 @@ from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, mix_hash, pack_bits
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
+from .results import PlanePartition
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
@@ -44,84 +44,6 @@ from .walk1d import slopes_differ
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
-
-
-@dataclass
-class PlanePartition:
-    """Exact partition of a plane slice.  Per piece: ``polygons`` (plane coordinates), ``region`` id.
-    ``seconds`` covers everything (partition, ids, areas, adjacency, linear pieces); ``partition_seconds``
-    the polygon subdivision alone.
-    Per region: ``patterns`` (packed words), ``gradients`` (R, k, 2) and ``offsets`` (R, k) of the affine
-    output y = G (s, t) + c, ``areas`` (R,), ``bounded`` (R,) not touching the slice's border."""
-
-    model: str
-    plane: Plane
-    polygons: Polygons
-    region: torch.Tensor
-    patterns: torch.Tensor
-    gradients: torch.Tensor
-    offsets: torch.Tensor
-    areas: torch.Tensor
-    bounded: torch.Tensor
-    pairs: torch.Tensor
-    same_affine: torch.Tensor
-    linear_pieces: int
-    seconds: float
-    device: str
-    engine: str
-    unresolved: int = 0
-    notes: list[str] = field(default_factory=list)
-    partition_seconds: float = 0.0
-    #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a line,
-    #: not on it)
-    tolerance_decisions: int = 0
-
-    @property
-    def method(self) -> str:
-        """"exact" when no decision was left to the tolerance, else "approximate"."""
-        return "exact" if self.tolerance_decisions == 0 and self.unresolved == 0 else "approximate"
-
-    @property
-    def activation_regions(self) -> int:
-        return int(self.patterns.shape[0])
-
-    @property
-    def graph(self) -> nx.Graph:
-        """The region adjacency graph: node = region (area, pattern as hex words), edge = shared boundary
-        segment, with ``same_affine`` when both regions compute the same affine output map."""
-        graph = nx.Graph()
-        areas = self.areas.tolist()
-        for r, words in enumerate(self.patterns.tolist()):
-            graph.add_node(r, area=areas[r], pattern=" ".join(f"{w & (2**64 - 1):016x}" for w in words),
-                           bounded=bool(self.bounded[r]))
-        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
-                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
-        return graph
-
-    def to_json(self) -> dict[str, Any]:
-        areas = self.areas.double()
-        total = (self.plane.high[0] - self.plane.low[0]) * (self.plane.high[1] - self.plane.low[1])
-        return {
-            "model": self.model,
-            "method": self.method,
-            "tolerance_decisions": self.tolerance_decisions,
-            "algorithm": self.engine,
-            "activation_regions": self.activation_regions,
-            "linear_pieces": self.linear_pieces,
-            "dtype": "float64",
-            "device": self.device,
-            "seconds": self.seconds,
-            "partition_seconds": self.partition_seconds,
-            "regions_per_second": self.activation_regions / self.seconds if self.seconds > 0 else None,
-            "plane": self.plane.to_json(),
-            "polygons": self.polygons.count,
-            "bounded_regions": int(self.bounded.sum()),
-            "adjacent_pairs": int(self.pairs.shape[0]),
-            "area": {"total": float(areas.sum()), "slice": total, "min": float(areas.min()),
-                     "max": float(areas.max()), "mean": float(areas.mean()), "median": float(areas.median())},
-            "unresolved_pieces": self.unresolved,
-            "notes": self.notes,
-        }
 
 
 @dataclass(frozen=True)

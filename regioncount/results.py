@@ -1,12 +1,28 @@
-"""Result objects returned by the counting functions, with their JSON form."""
+"""The results of counts, in one place, each with its JSON form: ``SegmentCount`` (exact 1-D), ``SampledCount``
+(sampled d-D), ``PlanePartition`` (exact 2-D) and ``ChordStatistics`` (exact counts on random chords).  Every
+result of the package (these, and the theory rows of :mod:`regioncount.separation` and :mod:`regioncount.steep`,
+the certificates of :mod:`regioncount.wellposed`) satisfies :class:`Result`."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+import networkx as nx
 import numpy as np
+import torch
+
+from .geometry import Box, Plane
+from .polygons import Polygons
+
+
+@runtime_checkable
+class Result(Protocol):
+    """What every result of the package offers: its JSON object (the data the command line's table shows;
+    ``docs/model-format.md`` names the fields of the counts)."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -96,3 +112,181 @@ class SegmentCount:
         if self.engine is not None:
             data["engine"] = self.engine
         return data
+
+
+GRID_NOTE = ("none for a grid: coverage and Chao1 assume independent random samples; a regular grid "
+             "sees each region in proportion to its area, deterministically")
+
+@dataclass
+class SampledCount:
+    """Distinct activation patterns among ``samples`` points of ``box`` (a lower bound on the regions)."""
+
+    model: str
+    samples: int
+    distinct_patterns: int
+    seen_once: int
+    seen_twice: int
+    coverage: float | None
+    chao1: float | None
+    chao1_interval: tuple[float, float] | None
+    largest_fractions: list[float]
+    histogram: dict[str, Any]
+    box: Box
+    grid: bool
+    seed: int
+    dtype: str
+    device: str
+    seconds: float
+    solve_failures: int = 0
+    hash_collisions: int = 0
+    warnings: list[str] = field(default_factory=list)
+    #: where the samples were drawn when the run was split into tasks (:mod:`regioncount.distributed`)
+    engine: dict[str, Any] | None = None
+
+    @property
+    def points_per_second(self) -> float | None:
+        return self.samples / self.seconds if self.seconds > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "method": "sampled",
+            "activation_regions": self.distinct_patterns,
+            "linear_pieces": None,
+            "dtype": self.dtype,
+            "device": self.device,
+            "seconds": self.seconds,
+            "points_per_second": self.points_per_second,
+            "samples": self.samples,
+            "distinct_patterns": self.distinct_patterns,
+            "distinct_is": "a lower bound on the regions meeting the box",
+            "seen_once": self.seen_once,
+            "seen_twice": self.seen_twice,
+            "estimate": {
+                "good_turing_coverage": self.coverage,
+                "chao1": self.chao1,
+                "chao1_interval_95": None if self.chao1_interval is None else list(self.chao1_interval),
+                "note": (GRID_NOTE if self.grid else
+                         "heuristic: regions smaller than about 1/samples of the box are invisible to it"),
+            },
+            "largest_region_fractions": self.largest_fractions,
+            "fraction_histogram": self.histogram,
+            "box": self.box.to_json(),
+            "grid": self.grid,
+            "seed": self.seed,
+            "solve_failures": self.solve_failures,
+            "hash_collisions_resolved": self.hash_collisions,
+            "warnings": self.warnings,
+        } | ({"engine": self.engine} if self.engine is not None else {})
+
+
+@dataclass
+class PlanePartition:
+    """Exact partition of a plane slice.  Per piece: ``polygons`` (plane coordinates), ``region`` id.
+    ``seconds`` covers everything (partition, ids, areas, adjacency, linear pieces); ``partition_seconds``
+    the polygon subdivision alone.
+    Per region: ``patterns`` (packed words), ``gradients`` (R, k, 2) and ``offsets`` (R, k) of the affine
+    output y = G (s, t) + c, ``areas`` (R,), ``bounded`` (R,) not touching the slice's border."""
+
+    model: str
+    plane: Plane
+    polygons: Polygons
+    region: torch.Tensor
+    patterns: torch.Tensor
+    gradients: torch.Tensor
+    offsets: torch.Tensor
+    areas: torch.Tensor
+    bounded: torch.Tensor
+    pairs: torch.Tensor
+    same_affine: torch.Tensor
+    linear_pieces: int
+    seconds: float
+    device: str
+    engine: str
+    unresolved: int = 0
+    notes: list[str] = field(default_factory=list)
+    partition_seconds: float = 0.0
+    #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a line,
+    #: not on it)
+    tolerance_decisions: int = 0
+
+    @property
+    def method(self) -> str:
+        """"exact" when no decision was left to the tolerance, else "approximate"."""
+        return "exact" if self.tolerance_decisions == 0 and self.unresolved == 0 else "approximate"
+
+    @property
+    def activation_regions(self) -> int:
+        return int(self.patterns.shape[0])
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The region adjacency graph: node = region (area, pattern as hex words), edge = shared boundary
+        segment, with ``same_affine`` when both regions compute the same affine output map."""
+        graph = nx.Graph()
+        areas = self.areas.tolist()
+        for r, words in enumerate(self.patterns.tolist()):
+            graph.add_node(r, area=areas[r], pattern=" ".join(f"{w & (2**64 - 1):016x}" for w in words),
+                           bounded=bool(self.bounded[r]))
+        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
+                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
+        return graph
+
+    def to_json(self) -> dict[str, Any]:
+        areas = self.areas.double()
+        total = (self.plane.high[0] - self.plane.low[0]) * (self.plane.high[1] - self.plane.low[1])
+        return {
+            "model": self.model,
+            "method": self.method,
+            "tolerance_decisions": self.tolerance_decisions,
+            "algorithm": self.engine,
+            "activation_regions": self.activation_regions,
+            "linear_pieces": self.linear_pieces,
+            "dtype": "float64",
+            "device": self.device,
+            "seconds": self.seconds,
+            "partition_seconds": self.partition_seconds,
+            "regions_per_second": self.activation_regions / self.seconds if self.seconds > 0 else None,
+            "plane": self.plane.to_json(),
+            "polygons": self.polygons.count,
+            "bounded_regions": int(self.bounded.sum()),
+            "adjacent_pairs": int(self.pairs.shape[0]),
+            "area": {"total": float(areas.sum()), "slice": total, "min": float(areas.min()),
+                     "max": float(areas.max()), "mean": float(areas.mean()), "median": float(areas.median())},
+            "unresolved_pieces": self.unresolved,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class ChordStatistics:
+    """Exact counts along K random chords and the estimates they give (means with 95% intervals)."""
+
+    model: str
+    chords: int
+    regions_per_chord: tuple[float, float]
+    breakpoints_per_length: tuple[float, float]
+    boundary_volume: tuple[float, float]
+    box: Box
+    seed: int
+    device: str
+    seconds: float
+    counts: torch.Tensor
+    lengths: torch.Tensor
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "method": "exact along random chords",
+            "measures": "boundary density (Crofton), not the number of regions",
+            "chords": self.chords,
+            "regions_per_chord": {"mean": self.regions_per_chord[0], "ci95": self.regions_per_chord[1]},
+            "breakpoints_per_unit_length": {"mean": self.breakpoints_per_length[0],
+                                            "ci95": self.breakpoints_per_length[1]},
+            "boundary_volume": {"estimate": self.boundary_volume[0], "ci95": self.boundary_volume[1],
+                                "dimension": self.box.dim - 1},
+            "dtype": "float64",
+            "device": self.device,
+            "seconds": self.seconds,
+            "seed": self.seed,
+        }

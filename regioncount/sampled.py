@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +23,7 @@ from .geometry import Box, resolve_box
 from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import DistinctPatterns, pack_bits, packed_words, positive
+from .results import SampledCount
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -97,72 +97,6 @@ def chao1(distinct: int, f1: int, f2: int, n: int | None = None) -> tuple[float,
     c = math.exp(1.96 * math.sqrt(math.log(1 + var / unseen**2)))
     return estimate, distinct + unseen / c, distinct + unseen * c
 
-
-@dataclass
-class SampledCount:
-    """Distinct activation patterns among ``samples`` points of ``box`` (a lower bound on the regions)."""
-
-    model: str
-    samples: int
-    distinct_patterns: int
-    seen_once: int
-    seen_twice: int
-    coverage: float | None
-    chao1: float | None
-    chao1_interval: tuple[float, float] | None
-    largest_fractions: list[float]
-    histogram: dict[str, Any]
-    box: Box
-    grid: bool
-    seed: int
-    dtype: str
-    device: str
-    seconds: float
-    solve_failures: int = 0
-    hash_collisions: int = 0
-    warnings: list[str] = field(default_factory=list)
-    #: where the samples were drawn when the run was split into tasks (:mod:`regioncount.distributed`)
-    engine: dict[str, Any] | None = None
-
-    @property
-    def points_per_second(self) -> float | None:
-        return self.samples / self.seconds if self.seconds > 0 else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "method": "sampled",
-            "activation_regions": self.distinct_patterns,
-            "linear_pieces": None,
-            "dtype": self.dtype,
-            "device": self.device,
-            "seconds": self.seconds,
-            "points_per_second": self.points_per_second,
-            "samples": self.samples,
-            "distinct_patterns": self.distinct_patterns,
-            "distinct_is": "a lower bound on the regions meeting the box",
-            "seen_once": self.seen_once,
-            "seen_twice": self.seen_twice,
-            "estimate": {
-                "good_turing_coverage": self.coverage,
-                "chao1": self.chao1,
-                "chao1_interval_95": None if self.chao1_interval is None else list(self.chao1_interval),
-                "note": (GRID_NOTE if self.grid else
-                         "heuristic: regions smaller than about 1/samples of the box are invisible to it"),
-            },
-            "largest_region_fractions": self.largest_fractions,
-            "fraction_histogram": self.histogram,
-            "box": self.box.to_json(),
-            "grid": self.grid,
-            "seed": self.seed,
-            "solve_failures": self.solve_failures,
-            "hash_collisions_resolved": self.hash_collisions,
-            "warnings": self.warnings,
-        } | ({"engine": self.engine} if self.engine is not None else {})
-
-
-GRID_NOTE = ("none for a grid: coverage and Chao1 assume independent random samples; a regular grid "
-             "sees each region in proportion to its area, deterministically")
 
 
 def check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
