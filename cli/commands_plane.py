@@ -12,7 +12,7 @@ from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
 
 from .common import POLYGON_SUFFIXES, parse_point
-from .render import FINITE, fmt_int, fmt_rate, fmt_seconds, key_value_table, stdout_console
+from .render import FINITE, fmt_int
 
 
 def plane_options(func: Callable) -> Callable:
@@ -75,33 +75,6 @@ def write_graph(partition, path: str) -> None:
     target = check_output_path(path, (".graphml",), "the adjacency graph (GraphML)")
     with atomic_output(target) as temp:
         nx.write_graphml(partition.graph, temp)
-
-
-def print_partition(partition, model, name: str) -> None:
-    data = partition.to_json()
-    area = data["area"]
-    rows = [("model", f"{partition.model} ({model.describe()})"),
-            ("slice", _plane_text(partition.plane)),
-            ("activation regions", fmt_int(partition.activation_regions)),
-            ("linear pieces", fmt_int(partition.linear_pieces)),
-            ("bounded regions", f"{data['bounded_regions']:,} (not touching the slice's border)"),
-            ("adjacent pairs", f"{data['adjacent_pairs']:,}"),
-            ("region areas", f"min {area['min']:.3g}, median {area['median']:.3g}, max {area['max']:.3g} "
-                             f"(sum {area['total']:.6g} of {area['slice']:.6g})"),
-            ("method", f"{partition.method} ({partition.engine}), float64"),
-            ("device", partition.device), ("seconds", fmt_seconds(partition.seconds)),
-            ("regions/s", fmt_rate(data["regions_per_second"]))]
-    for note in partition.notes:
-        rows.append(("[yellow]note[/yellow]", note))
-    stdout_console().print(key_value_table(f"Exact 2-D partition of {name}", rows))
-
-
-def _plane_text(plane) -> str:
-    if plane.u == (1.0, 0.0) and plane.w == (0.0, 1.0) and plane.origin == (0.0, 0.0):
-        return f"box [{plane.low[0]:g}, {plane.high[0]:g}] x [{plane.low[1]:g}, {plane.high[1]:g}]"
-    fmt = lambda v: "(" + ", ".join(f"{x:g}" for x in v) + ")"  # noqa: E731
-    return (f"plane {fmt(plane.origin)} + s {fmt(plane.u)} + t {fmt(plane.w)}, s in [{plane.low[0]:g}, "
-            f"{plane.high[0]:g}], t in [{plane.low[1]:g}, {plane.high[1]:g}]")
 
 
 def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[float, float]) -> None:

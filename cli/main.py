@@ -23,12 +23,9 @@ from .render import (
     FINITE,
     FiniteFloat,
     fmt_int,
-    fmt_rate,
-    fmt_seconds,
-    key_value_table,
-    print_json,
     stdout_console,
 )
+from .tables import render, segment_text
 
 
 def figure_options(func: Callable) -> Callable:
@@ -97,40 +94,6 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
         assert result.breakpoints is not None  # kept because a file was asked for
         write_array(result.breakpoints, breakpoints_file)
     return result
-
-
-def segment_text(result: SegmentCount) -> str:
-    seg = result.segment
-    if seg["kind"] == "interval":
-        return f"[{seg['interval'][0]:g}, {seg['interval'][1]:g}]"
-    p = ",".join(f"{v:g}" for v in seg["p"])
-    q = ",".join(f"{v:g}" for v in seg["q"])
-    return f"segment ({p}) -> ({q})"
-
-
-def count_rows(result: SegmentCount) -> list[tuple[str, str]]:
-    rows = [
-        ("activation regions", fmt_int(result.activation_regions)),
-        ("linear pieces", fmt_int(result.linear_pieces)),
-    ]
-    return rows
-
-
-def engine_text(engine: dict) -> str:
-    where = f"dask, {engine['workers']} worker(s)" if engine["engine"] == "dask" else "this process"
-    cuts = f", {engine['cuts']} certified cut(s)" if "cuts" in engine else ""
-    return f"{where}; {engine['tasks']} task(s){cuts}"
-
-
-def method_rows(result: SegmentCount) -> list[tuple[str, str]]:
-    return [
-        ("method", f"{result.method} ({result.algorithm})"),
-        ("dtype", result.dtype),
-        ("device", result.device),
-        *([("engine", engine_text(result.engine))] if result.engine is not None else []),
-        ("seconds", fmt_seconds(result.seconds)),
-        ("regions/s", fmt_rate(result.regions_per_second)),
-    ]
 
 
 class OneLineErrors(click.Group):
@@ -206,19 +169,13 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
         segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
     agrees = result.activation_regions == expected_regions and (
         result.linear_pieces is None or expected_pieces is None or result.linear_pieces == expected_pieces)
-    if options["as_json"]:
-        data = result.to_json()
-        data.update(width=width, readout=readout, interval=list(interval), expected_regions=expected_regions,
-                    expected_linear_pieces=expected_pieces, agrees=agrees)
-        print_json(data)
-        return
-    rows = [("width m", str(width)), ("readout", f"({readout}) {READOUTS[readout]}"),
-            ("interval", segment_text(result))]
-    rows += count_rows(result)
-    rows += [("expected", f"{fmt_int(expected_regions)} regions, {fmt_int(expected_pieces)} pieces"),
-             ("agree", "[green]yes[/green]" if agrees else "[red]NO[/red]")]
-    rows += method_rows(result)
-    stdout_console().print(key_value_table(f"Theorem 1 DEQ, width {width}", rows))
+    render(result, as_json=options["as_json"], title=f"Theorem 1 DEQ, width {width}",
+           head=[("width m", str(width)), ("readout", f"({readout}) {READOUTS[readout]}"),
+                 ("interval", segment_text(result))],
+           tail=[("expected", f"{fmt_int(expected_regions)} regions, {fmt_int(expected_pieces)} pieces"),
+                 ("agree", "[green]yes[/green]" if agrees else "[red]NO[/red]")],
+           extra={"width": width, "readout": readout, "interval": list(interval), "expected_regions": expected_regions,
+                  "expected_linear_pieces": expected_pieces, "agrees": agrees})
 
 
 @main.command()
@@ -288,7 +245,6 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
                             "--samples/--grid/--lines")
         from .commands_plane import (
             partition_from_options,
-            print_partition,
             write_graph,
             write_polygons,
         )
@@ -305,12 +261,8 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
             from regioncount.plot import plot_partition
 
             plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
-        if options["as_json"]:
-            data = partition.to_json()
-            data["file"] = str(Path(model_file))
-            print_json(data)
-        else:
-            print_partition(partition, model, Path(model_file).name)
+        render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
+               head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
         return
     if graph_file is not None or polygons_file is not None:
         raise UserError("--graph and --polygons need --plane")
@@ -333,17 +285,9 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
         from .commands_plane import segment_plot
 
         segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
-    if options["as_json"]:
-        data = result.to_json()
-        data["file"] = str(Path(model_file))
-        print_json(data)
-        return
-    rows = [("model", f"{result.model} ({model.describe()})"), ("along", segment_text(result))]
-    rows += count_rows(result)
-    if result.shortest_region is not None:
-        rows.append(("region lengths", f"{result.shortest_region:.4g} .. {result.longest_region:.4g}"))
-    rows += method_rows(result)
-    stdout_console().print(key_value_table(f"Regions of {Path(model_file).name}", rows))
+    render(result, as_json=options["as_json"], title=f"Regions of {Path(model_file).name}",
+           head=[("model", f"{result.model} ({model.describe()})"), ("along", segment_text(result))],
+           extra={"file": str(Path(model_file))})
 
 
 def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int,
@@ -365,7 +309,6 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
         raise UserError(f"--lines needs at least 2 chords, got {lines}")
     the_box = resolve_box(model, low, high)
     as_json = options["as_json"]
-    data: dict = {}
     sampled = chords = None
     memory = None if options["max_memory"] is None else int(options["max_memory"] * 2**30)
     if (samples is not None or grid or lines is None) and (options["workers"] is not None
@@ -386,58 +329,16 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
                                      seed=seed, batch=batch, device=options["device"], dtype=dtype,
                                      assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
                                      memory_limit=memory)
-    if sampled is not None:
-        data = sampled.to_json()
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],
                                   assume_well_posed=assume_well_posed)
-        if sampled is None:
-            data = chords.to_json()
-        else:
-            data["lines"] = chords.to_json()
-    if as_json:
-        data["file"] = str(Path(model_file))
-        print_json(data)
-        return
-    console = stdout_console()
+    where = {"file": str(Path(model_file))}
     if sampled is not None:
-        if sampled.grid:
-            estimates = [("coverage / Chao1", "not given for a grid (they assume independent random samples)")]
-        else:
-            assert sampled.chao1_interval is not None and sampled.chao1 is not None  # random samples
-            lo95, hi95 = sampled.chao1_interval
-            estimates = [("Good-Turing coverage", f"{sampled.coverage:.6f}  (heuristic)"),
-                         ("Chao1 richness", f"{sampled.chao1:,.1f}  [{lo95:,.1f}, {hi95:,.1f}] 95%  (heuristic: tiny "
-                                            "regions are invisible to it)")]
-        rows = [("model", f"{sampled.model} ({model.describe()})"),
-                ("box", f"[{', '.join(f'{v:g}' for v in the_box.low)}] .. [{', '.join(f'{v:g}' for v in the_box.high)}]"),
-                ("samples", f"{sampled.samples:,} ({'grid' if grid else 'uniform random'}, seed {seed})"),
-                ("distinct patterns", f"{sampled.distinct_patterns:,}  (a lower bound on the regions meeting the box)"),
-                ("seen once / twice", f"{sampled.seen_once:,} / {sampled.seen_twice:,}"),
-                *estimates,
-                ("largest regions", ", ".join(f"{f:.3%}" for f in sampled.largest_fractions[:5]) + " of the box"),
-                ("method", f"sampled ({'exact pattern comparison'}), {sampled.dtype}"),
-                ("device", sampled.device),
-                *([("engine", engine_text(sampled.engine))] if sampled.engine is not None else []),
-                ("seconds", fmt_seconds(sampled.seconds)),
-                ("points/s", fmt_rate(sampled.points_per_second))]
-        for warning in sampled.warnings:
-            rows.append(("[yellow]warning[/yellow]", warning))
-        console.print(key_value_table(f"Sampled regions of {Path(model_file).name}", rows))
-    if chords is not None:
-        mean, ci = chords.regions_per_chord
-        bmean, bci = chords.breakpoints_per_length
-        vmean, vci = chords.boundary_volume
-        rows = [("chords", f"{chords.chords:,} isotropic random chords of the box (seed {seed})"),
-                ("regions per chord", f"{mean:.4g} +- {ci:.2g} (95%)"),
-                ("breakpoints per unit length", f"{bmean:.4g} +- {bci:.2g} (95%)"),
-                (f"boundary {the_box.dim - 1}-volume (Crofton)", f"{vmean:.4g} +- {vci:.2g} (95%)"),
-                ("note", "this measures boundary density, not the number of regions"),
-                ("method", "exact along each chord (breakpoint propagation), float64"),
-                ("seconds", fmt_seconds(chords.seconds))]
-        console.print(key_value_table("Exact counts along random chords", rows))
-
-
+        render(sampled, as_json=as_json, title=f"Sampled regions of {Path(model_file).name}",
+               head=[("model", f"{sampled.model} ({model.describe()})")],
+               extra=where | ({"lines": chords.to_json()} if chords is not None else {}))
+    if chords is not None and (sampled is None or not as_json):
+        render(chords, as_json=as_json, title="Exact counts along random chords", extra=where)
 
 
 @main.command()

@@ -41,3 +41,25 @@ def test_every_result_is_a_result_with_a_json_object():
         if kind is not None:
             assert type(result) is kind and type(result).__module__ == "regioncount.results"
         json.dumps(result.to_json(), allow_nan=False, default=str)
+
+
+def test_tables_and_json_come_from_one_result(tmp_path):
+    """Each command renders one result object: the numbers in its table are those of its JSON."""
+    import re
+
+    from random_nets import run_cli
+
+    from regioncount import save_model
+
+    path = tmp_path / "net.json"
+    save_model(gaussian_ffn([2, 6, 6, 1], 1), path)
+    for args, key, label in [(("deq", "-m", 6), "activation_regions", "activation regions"),
+                             (("count", path, "--segment", "-1,-1", "1,1"), "activation_regions", "activation regions"),
+                             (("count", path, "--box", "-1", "1", "--samples", 4000), "distinct_patterns",
+                              "distinct patterns"),
+                             (("count", path, "--plane", "--box", "-1", "1"), "activation_regions", "activation regions")]:
+        data = json.loads(run_cli(*args, "--json").output)
+        table = run_cli(*args).output
+        shown = re.search(rf"{label}\s*│\s*([\d,]+)", table)
+        assert shown is not None, table
+        assert int(shown.group(1).replace(",", "")) == data[key]

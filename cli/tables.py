@@ -1,0 +1,140 @@
+"""One renderer per result type: ``render(result, as_json=...)`` prints the result's JSON object or its table,
+both from the same result object, so ``--json`` and the table can never disagree.  A command adds its own
+rows before (``head``) or after (``tail``) the result's, and its own keys to the JSON (``extra``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
+
+if TYPE_CHECKING:  # the result types import torch: --help must not
+    from regioncount.results import ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
+
+Rows = list[tuple[str, str]]
+#: the table rows of each result type, by class name (looked up without importing the result modules)
+_ROWS: dict[str, Callable[[Any], Rows]] = {}
+
+
+def _rows_of(name: str) -> Callable[[Callable[[Any], Rows]], Callable[[Any], Rows]]:
+    def register(func: Callable[[Any], Rows]) -> Callable[[Any], Rows]:
+        _ROWS[name] = func
+        return func
+
+    return register
+
+
+def render(result: Result, *, as_json: bool, title: str, head: Sequence[tuple[str, str]] = (),
+           tail: Sequence[tuple[str, str]] = (), extra: dict[str, Any] | None = None) -> None:
+    """Print ``result`` as one JSON object (``extra`` keys added) or as a titled table (``head`` rows, the
+    result's rows, ``tail`` rows)."""
+    if as_json:
+        print_json(result.to_json() | (extra or {}))
+        return
+    stdout_console().print(key_value_table(title, [*head, *rows(result), *tail]))
+
+
+def rows(result: Result) -> Rows:
+    """The table rows of a result (one function per result type)."""
+    try:
+        return _ROWS[type(result).__name__](result)
+    except KeyError:
+        raise TypeError(f"no table for {type(result).__name__}") from None
+
+
+def engine_text(engine: dict) -> str:
+    where = f"dask, {engine['workers']} worker(s)" if engine["engine"] == "dask" else "this process"
+    cuts = f", {engine['cuts']} certified cut(s)" if "cuts" in engine else ""
+    return f"{where}; {engine['tasks']} task(s){cuts}"
+
+
+def segment_text(result: SegmentCount) -> str:
+    seg = result.segment
+    if seg["kind"] == "interval":
+        return f"[{seg['interval'][0]:g}, {seg['interval'][1]:g}]"
+    p = ",".join(f"{v:g}" for v in seg["p"])
+    q = ",".join(f"{v:g}" for v in seg["q"])
+    return f"segment ({p}) -> ({q})"
+
+
+@_rows_of("SegmentCount")
+def _segment_rows(result: SegmentCount) -> Rows:
+    out = [("activation regions", fmt_int(result.activation_regions)),
+           ("linear pieces", fmt_int(result.linear_pieces))]
+    if result.shortest_region is not None:
+        out.append(("region lengths", f"{result.shortest_region:.4g} .. {result.longest_region:.4g}"))
+    out += [("method", f"{result.method} ({result.algorithm})"), ("dtype", result.dtype), ("device", result.device)]
+    if result.engine is not None:
+        out.append(("engine", engine_text(result.engine)))
+    out += [("seconds", fmt_seconds(result.seconds)), ("regions/s", fmt_rate(result.regions_per_second))]
+    return out
+
+
+@_rows_of("SampledCount")
+def _sampled_rows(result: SampledCount) -> Rows:
+    box = result.box
+    if result.grid:
+        estimates = [("coverage / Chao1", "not given for a grid (they assume independent random samples)")]
+    else:
+        assert result.chao1_interval is not None and result.chao1 is not None  # random samples
+        lo95, hi95 = result.chao1_interval
+        estimates = [("Good-Turing coverage", f"{result.coverage:.6f}  (heuristic)"),
+                     ("Chao1 richness", f"{result.chao1:,.1f}  [{lo95:,.1f}, {hi95:,.1f}] 95%  (heuristic: tiny "
+                                        "regions are invisible to it)")]
+    out = [("box", f"[{', '.join(f'{v:g}' for v in box.low)}] .. [{', '.join(f'{v:g}' for v in box.high)}]"),
+           ("samples", f"{result.samples:,} ({'grid' if result.grid else 'uniform random'}, seed {result.seed})"),
+           ("distinct patterns", f"{result.distinct_patterns:,}  (a lower bound on the regions meeting the box)"),
+           ("seen once / twice", f"{result.seen_once:,} / {result.seen_twice:,}"),
+           *estimates,
+           ("largest regions", ", ".join(f"{f:.3%}" for f in result.largest_fractions[:5]) + " of the box"),
+           ("method", f"sampled (exact pattern comparison), {result.dtype}"),
+           ("device", result.device)]
+    if result.engine is not None:
+        out.append(("engine", engine_text(result.engine)))
+    out += [("seconds", fmt_seconds(result.seconds)), ("points/s", fmt_rate(result.points_per_second))]
+    out += [("[yellow]warning[/yellow]", warning) for warning in result.warnings]
+    return out
+
+
+@_rows_of("ChordStatistics")
+def _chord_rows(result: ChordStatistics) -> Rows:
+    mean, ci = result.regions_per_chord
+    bmean, bci = result.breakpoints_per_length
+    vmean, vci = result.boundary_volume
+    return [("chords", f"{result.chords:,} isotropic random chords of the box (seed {result.seed})"),
+            ("regions per chord", f"{mean:.4g} +- {ci:.2g} (95%)"),
+            ("breakpoints per unit length", f"{bmean:.4g} +- {bci:.2g} (95%)"),
+            (f"boundary {result.box.dim - 1}-volume (Crofton)", f"{vmean:.4g} +- {vci:.2g} (95%)"),
+            ("note", "this measures boundary density, not the number of regions"),
+            ("method", "exact along each chord (breakpoint propagation), float64"),
+            ("seconds", fmt_seconds(result.seconds))]
+
+
+def plane_text(plane) -> str:  # noqa: ANN001 - a regioncount.geometry.Plane
+    if plane.u == (1.0, 0.0) and plane.w == (0.0, 1.0) and plane.origin == (0.0, 0.0):
+        return f"box [{plane.low[0]:g}, {plane.high[0]:g}] x [{plane.low[1]:g}, {plane.high[1]:g}]"
+
+    def fmt(v: tuple[float, ...]) -> str:
+        return "(" + ", ".join(f"{x:g}" for x in v) + ")"
+
+    return (f"plane {fmt(plane.origin)} + s {fmt(plane.u)} + t {fmt(plane.w)}, s in [{plane.low[0]:g}, "
+            f"{plane.high[0]:g}], t in [{plane.low[1]:g}, {plane.high[1]:g}]")
+
+
+@_rows_of("PlanePartition")
+def _partition_rows(result: PlanePartition) -> Rows:
+    data = result.to_json()
+    area = data["area"]
+    out = [("slice", plane_text(result.plane)),
+           ("activation regions", fmt_int(result.activation_regions)),
+           ("linear pieces", fmt_int(result.linear_pieces)),
+           ("bounded regions", f"{data['bounded_regions']:,} (not touching the slice's border)"),
+           ("adjacent pairs", f"{data['adjacent_pairs']:,}"),
+           ("region areas", f"min {area['min']:.3g}, median {area['median']:.3g}, max {area['max']:.3g} "
+                            f"(sum {area['total']:.6g} of {area['slice']:.6g})"),
+           ("method", f"{result.method} ({result.engine}), float64"),
+           ("device", result.device), ("seconds", fmt_seconds(result.seconds)),
+           ("regions/s", fmt_rate(data["regions_per_second"]))]
+    out += [("[yellow]note[/yellow]", note) for note in result.notes]
+    return out
