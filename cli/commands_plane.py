@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 import numpy as np
@@ -45,6 +46,28 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
     return partition_plane(model, low, high, origin=origin_p, dirs=dirs_p, extent=extent, through=through_p,
                            device=device, max_regions=max_regions, memory_limit=memory_limit,
                            assume_well_posed=assume_well_posed)
+
+
+def count_plane(model, model_file: str, box, origin, dirs, extent: float, through, assume_well_posed: bool,
+                options: dict, *, graph_file: str | None, polygons_file: str | None, plot_file: str | None,
+                output_index: int, dpi: int, size) -> None:
+    """The exact 2-D part of ``count``: partition, optional GraphML/polygon/PNG outputs, table or JSON."""
+    from .tables import render
+
+    partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
+                                       min(options["max_regions"], 10**8), assume_well_posed,
+                                       memory_limit=None if options["max_memory"] is None
+                                       else int(options["max_memory"] * 2**30))
+    if graph_file is not None:
+        write_graph(partition, graph_file)
+    if polygons_file is not None:
+        write_polygons(partition, polygons_file)
+    if plot_file is not None:
+        from regioncount.plot import plot_partition
+
+        plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
+    render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
+           head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
 
 
 def write_polygons(partition, path: str) -> None:

@@ -216,13 +216,13 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
     2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines).
     Several MODELs (e.g. checkpoints) are counted one task each: a table, or one JSON line per model."""
+    is_plane = bool(plane or origin is not None or dirs is not None or through is not None)
+    in_box = box is not None or samples is not None or grid or lines is not None
+    along = interval is not None or segment is not None
+    _check_count_flags(len(model_files), is_plane, in_box, along, sampling=samples is not None or grid, lines=lines,
+                       plot_file=plot_file,
+                       graph_file=graph_file, polygons_file=polygons_file, dtype=dtype, options=options)
     if len(model_files) > 1:
-        extras = [flag for flag, value in (("--plane", plane or origin or dirs or through), ("--lines", lines),
-                                           ("--plot", plot_file), ("--graph", graph_file),
-                                           ("--polygons", polygons_file),
-                                           ("--breakpoints", options["breakpoints_file"])) if value]
-        if extras:
-            raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
         from .commands_many import count_many
 
         count_many(model_files, interval=interval, segment=segment, box=box, samples=samples, grid=grid, seed=seed,
@@ -234,48 +234,57 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     from regioncount.io import load_model
 
     model = load_model(model_file)
+    if is_plane:
+        from .commands_plane import count_plane
+
+        count_plane(model, model_file, box, origin, dirs, extent, through, assume_well_posed, options,
+                    graph_file=graph_file, polygons_file=polygons_file, plot_file=plot_file,
+                    output_index=output_index, dpi=dpi, size=size)
+    elif in_box:
+        run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
+                      max_seconds)
+    else:
+        _count_along(model, model_file, interval, segment, assume_well_posed, options, plot_file=plot_file,
+                     output_index=output_index, dpi=dpi, size=size)
+
+
+def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool, *, sampling: bool,
+                       lines: int | None,
+                       plot_file: str | None, graph_file: str | None, polygons_file: str | None, dtype: str,
+                       options: dict) -> None:
+    """The one place where ``count``'s flags are checked against each other (one-line errors)."""
+    if n_models > 1:
+        extras = [flag for flag, value in (("--plane", is_plane), ("--lines", lines), ("--plot", plot_file),
+                                           ("--graph", graph_file), ("--polygons", polygons_file),
+                                           ("--breakpoints", options["breakpoints_file"])) if value]
+        if extras:
+            raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
+        return
     split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
              if options[key] is not None]
-    if split and (plane or origin is not None or dirs is not None or through is not None or lines is not None):
+    if split and (is_plane or lines is not None):
         raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
                         "(--samples/--grid); 2-D partitions and --lines run in this process")
-    if plane or origin is not None or dirs is not None or through is not None:
-        if interval is not None or segment is not None or samples is not None or grid or lines is not None:
+    if is_plane:
+        if along or sampling or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
                             "--samples/--grid/--lines")
-        from .commands_plane import (
-            partition_from_options,
-            write_graph,
-            write_polygons,
-        )
-
-        partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
-                                           min(options["max_regions"], 10**8), assume_well_posed,
-                                           memory_limit=None if options["max_memory"] is None
-                                           else int(options["max_memory"] * 2**30))
-        if graph_file is not None:
-            write_graph(partition, graph_file)
-        if polygons_file is not None:
-            write_polygons(partition, polygons_file)
-        if plot_file is not None:
-            from regioncount.plot import plot_partition
-
-            plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
-        render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
-               head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
         return
     if graph_file is not None or polygons_file is not None:
         raise UserError("--graph and --polygons need --plane")
-    if box is not None or samples is not None or grid or lines is not None:
+    if in_box:
         if plot_file is not None:
             raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")
-        if interval is not None or segment is not None:
+        if along:
             raise UserError("--interval/--segment count along a segment; --box/--samples/--lines count in a box")
-        run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
-                      max_seconds)
         return
     if dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
+
+
+def _count_along(model, model_file: str, interval, segment, assume_well_posed: bool, options: dict, *,
+                 plot_file: str | None, output_index: int, dpi: int, size) -> None:
+    """The exact 1-D part of ``count``: along --interval/--segment or the model's domain."""
     ends = None
     if segment is not None:
         ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
