@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 import click
@@ -10,13 +9,6 @@ from rich.table import Table
 
 from regioncount.bounds import (
     MAX_LAYERS,
-    check_bound_cost,
-    deq_max,
-    montufar_lower,
-    montufar_per_layer,
-    product_1d,
-    serra,
-    telgarsky,
 )
 from regioncount.settings import (
     DEFAULT_CONSTRUCT_BUDGET,
@@ -28,20 +20,12 @@ from regioncount.settings import (
 
 from .common import UserError, guard, progress_bar
 from .render import FiniteFloat, key_value_table, print_json, stdout_console
+from .tables import sci
 
 
 def _approx(entry: dict) -> str:
     """'~' before a count whose walk left decisions unproven (method ``approximate``), else nothing."""
     return "~" if entry.get("method") == "approximate" else ""
-
-
-def _sci(value: int) -> str:
-    """An exact integer in full when short (< 100,000), else in compact scientific form (1.05e6)."""
-    if value < 100_000:
-        return str(value)
-    exponent = len(str(value)) - 1 if value.bit_length() < 10_000 else int(math.log10(value))
-    mantissa = value / 10**exponent if exponent < 300 else float(value // 10 ** (exponent - 2)) / 100
-    return f"{mantissa:.2f}e{exponent}"
 
 
 @click.command()
@@ -139,7 +123,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             summary.add_column(name, justify="right")
         for a, rows, from_m in results:
             item = alpha_summary(a, rows)
-            summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), _sci(item["max_width"]),
+            summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), sci(item["max_width"]),
                             f"{item['best_ratio_to_deq']:.2e}", f"{item['smallest_match_width_over_cap']:.3g}",
                             f"{item['l1_lower_bound']:.4f}", "-" if from_m is None else str(from_m))
         console.print(summary)
@@ -199,17 +183,17 @@ def _print_compare_table(console, a, rows: list, from_m: int | None) -> None:
         table.add_column(name, justify="right")
     for row in rows:
         last = row.depths[-1]
-        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{_sci(row.deq_regions)}[/red]"
-        need = _sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
+        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
+        need = sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
         best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
-        best_text = (f"{_approx(best)}{_sci(best['regions'])} ({best['status']})" if best["regions"] is not None
-                     else f"[dim]{_sci(best['pieces_by_construction'])} (not counted)[/dim]")
+        best_text = (f"{_approx(best)}{sci(best['regions'])} ({best['status']})" if best["regions"] is not None
+                     else f"[dim]{sci(best['pieces_by_construction'])} (not counted)[/dim]")
         match = last.smallest_match
         match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
                       else f"{match['widths'][0]}^{len(match['widths'])}")
-        match_text += f": {_approx(match)}{_sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
-        table.add_row(str(row.m), deq, str(row.max_depth), _sci(row.max_width), _sci(row.best_ffn_bound),
-                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, _sci(row.same_neurons_bound), need,
+        match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
+        table.add_row(str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
+                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
                       match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
                       "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
     console.print(table)
@@ -250,71 +234,32 @@ def _print_trained(console, a, rows: list, name_alpha: bool) -> None:
 def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int | None, deq_width: int | None,
           verify: bool, as_json: bool) -> None:
     """Upper and lower bounds on the regions of an FFN architecture, as exact integers."""
-    from regioncount.constructions import serra_attaining_ffn
-    from regioncount.exact1d import count_segment
+    from regioncount.bounds import bound_report
 
+    from .tables import render
+
+    widths = _bound_widths(widths_text, depth, width, deq_width)
+    render(bound_report(input_dim, widths, deq_width=deq_width, verify=verify), as_json=as_json,
+           title="Region bounds (exact integers)")
+
+
+def _bound_widths(widths_text: str | None, depth: int | None, width: int | None, deq_width: int | None
+                  ) -> list[int] | None:
+    """The hidden widths from --widths n1,n2,... or --depth L --width w (None with --deq-width alone)."""
     if widths_text is not None and (depth is not None or width is not None):
         raise UserError("give either --widths or --depth with --width, not both")
     if widths_text is not None:
         try:
-            widths = [int(v) for v in widths_text.split(",")]
+            return [int(v) for v in widths_text.split(",")]
         except ValueError:
             raise UserError(f"--widths must be comma-separated integers, got {widths_text!r}") from None
-    elif depth is not None and width is not None:
+    if depth is not None and width is not None:
         if depth > MAX_LAYERS:
             raise UserError(f"--depth {depth:,}: at most {MAX_LAYERS:,} layers")
-        widths = [width] * depth
-    elif deq_width is not None:
-        widths = None
-    else:
-        raise UserError("give --widths n1,n2,... or --depth L --width w (or --deq-width m)")
-    data: dict = {}
-    if widths is not None:
-        check_bound_cost(input_dim, widths)
-        one_d = input_dim == 1
-        data = {"input_dim": input_dim, "widths": widths, "serra": serra(input_dim, widths),
-                "montufar_per_layer": montufar_per_layer(input_dim, widths),
-                "product_1d": product_1d(widths) if one_d else None,
-                "telgarsky": telgarsky(widths) if one_d else None,
-                "montufar_lower": montufar_lower(input_dim, widths)}
-        attained = one_d and all(n >= 3 for n in widths[:-1])
-        data["attained_1d"] = attained if one_d else None
-        data["verified_regions"] = None
-        data["verified_method"] = None
-        if verify:
-            if not one_d:
-                raise UserError("--verify builds a 1-D construction; use --input-dim 1")
-            if not attained:
-                raise UserError("no construction in the tool attains this bound (it needs every width but the last >= 3)")
-            if data["product_1d"] > 2**26:
-                raise UserError(f"the construction has {data['product_1d']:,} regions, above the 2^26 verify budget")
-            net = serra_attaining_ffn(widths)
-            verified = count_segment(net, interval=(0.0, 1.0))
-            data["verified_regions"] = verified.activation_regions
-            data["verified_pieces"] = verified.linear_pieces
-            data["verified_method"] = verified.method
+        return [width] * depth
     if deq_width is not None:
-        data["deq_max"] = deq_max(deq_width)
-        data["deq_width"] = deq_width
-    if as_json:
-        print_json(data)
-        return
-    rows = []
-    if widths is not None:
-        rows += [("architecture", f"input {input_dim} -> [{', '.join(map(str, widths))}]"),
-                 ("Serra et al. 2018 (upper)", _sci(data["serra"])),
-                 ("Montufar 2017 per-layer (upper)", _sci(data["montufar_per_layer"])),
-                 ("prod(n_l + 1), 1-D (upper)", "-" if data["product_1d"] is None else _sci(data["product_1d"])),
-                 ("Telgarsky (2w)^L, 1-D (upper)", "-" if data["telgarsky"] is None else _sci(data["telgarsky"])),
-                 ("Montufar et al. 2014 (lower)", "-" if data["montufar_lower"] is None else _sci(data["montufar_lower"])),
-                 ("1-D bound attained by a construction", {True: "yes (fold layers, then a zigzag layer)", False: "not known",
-                                                          None: "-"}[data["attained_1d"]])]
-        if data["verified_regions"] is not None:
-            rows.append((f"construction counted ({data['verified_method']})",
-                         f"{_sci(data['verified_regions'])} regions, {_sci(data['verified_pieces'])} pieces"))
-    if deq_width is not None:
-        rows.append((f"width-{deq_width} DEQ maximum (attained, Theorem 1)", _sci(data["deq_max"])))
-    stdout_console().print(key_value_table("Region bounds (exact integers)", rows))
+        return None
+    raise UserError("give --widths n1,n2,... or --depth L --width w (or --deq-width m)")
 
 
 @click.command()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
 
 if TYPE_CHECKING:  # the result types import torch: --help must not
+    from regioncount.bounds import BoundReport
     from regioncount.results import ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
 
 Rows = list[tuple[str, str]]
@@ -137,4 +138,39 @@ def _partition_rows(result: PlanePartition) -> Rows:
            ("device", result.device), ("seconds", fmt_seconds(result.seconds)),
            ("regions/s", fmt_rate(data["regions_per_second"]))]
     out += [("[yellow]note[/yellow]", note) for note in result.notes]
+    return out
+
+
+def sci(value: int) -> str:
+    """An exact integer in full when short (< 100,000), else in compact scientific form (1.05e6)."""
+    import math
+
+    if value < 100_000:
+        return str(value)
+    exponent = len(str(value)) - 1 if value.bit_length() < 10_000 else int(math.log10(value))
+    mantissa = value / 10**exponent if exponent < 300 else float(value // 10 ** (exponent - 2)) / 100
+    return f"{mantissa:.2f}e{exponent}"
+
+
+@_rows_of("BoundReport")
+def _bound_rows(report: BoundReport) -> Rows:
+    def maybe(value: int | None) -> str:
+        return "-" if value is None else sci(value)
+
+    out: Rows = []
+    if report.widths is not None:
+        assert report.serra is not None and report.montufar_per_layer is not None
+        out += [("architecture", f"input {report.input_dim} -> [{', '.join(map(str, report.widths))}]"),
+                ("Serra et al. 2018 (upper)", sci(report.serra)),
+                ("Montufar 2017 per-layer (upper)", sci(report.montufar_per_layer)),
+                ("prod(n_l + 1), 1-D (upper)", maybe(report.product_1d)),
+                ("Telgarsky (2w)^L, 1-D (upper)", maybe(report.telgarsky)),
+                ("Montufar et al. 2014 (lower)", maybe(report.montufar_lower)),
+                ("1-D bound attained by a construction", {True: "yes (fold layers, then a zigzag layer)",
+                                                          False: "not known", None: "-"}[report.attained_1d])]
+        if report.verified_regions is not None:
+            out.append((f"construction counted ({report.verified_method})",
+                        f"{sci(report.verified_regions)} regions, {maybe(report.verified_pieces)} pieces"))
+    if report.deq_width is not None and report.deq_max is not None:
+        out.append((f"width-{report.deq_width} DEQ maximum (attained, Theorem 1)", sci(report.deq_max)))
     return out

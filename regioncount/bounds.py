@@ -5,7 +5,9 @@ Notation: ``n0`` input dimension, ``widths`` = (n_1, ..., n_L) hidden widths.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import comb, prod
+from typing import Any
 
 from .errors import RegionCountError
 
@@ -143,3 +145,79 @@ def construction_pieces(width: int, depth: int) -> int:
     if width >= 3:
         return (width + 1) ** depth
     return 2**depth if width == 2 else 2
+
+
+@dataclass
+class BoundReport:
+    """Every bound of ``regioncount bound`` for one architecture (exact integers), whether the 1-D bound is
+    attained by a construction of the package, and, when asked, that construction counted exactly; and/or
+    the maximum of a width-m DEQ."""
+
+    input_dim: int
+    widths: list[int] | None
+    serra: int | None = None
+    montufar_per_layer: int | None = None
+    product_1d: int | None = None
+    telgarsky: int | None = None
+    montufar_lower: int | None = None
+    attained_1d: bool | None = None
+    verified_regions: int | None = None
+    verified_pieces: int | None = None
+    verified_method: str | None = None
+    deq_width: int | None = None
+    deq_max: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.widths is not None:
+            data = {"input_dim": self.input_dim, "widths": self.widths, "serra": self.serra,
+                    "montufar_per_layer": self.montufar_per_layer, "product_1d": self.product_1d,
+                    "telgarsky": self.telgarsky, "montufar_lower": self.montufar_lower,
+                    "attained_1d": self.attained_1d, "verified_regions": self.verified_regions,
+                    "verified_method": self.verified_method}
+            if self.verified_pieces is not None:
+                data["verified_pieces"] = self.verified_pieces
+        if self.deq_width is not None:
+            data.update(deq_max=self.deq_max, deq_width=self.deq_width)
+        return data
+
+
+#: Largest 1-D construction ``bound_report(..., verify=True)`` builds and counts (regions).
+VERIFY_BUDGET = 2**26
+
+
+def bound_report(input_dim: int, widths: list[int] | None, *, deq_width: int | None = None,
+                 verify: bool = False) -> BoundReport:
+    """The bounds of the FFN ``input_dim -> widths`` (``docs/theory.md``) and/or the width-``deq_width`` DEQ's
+    maximum; with ``verify``, the 1-D construction attaining Serra's bound (fold layers of width >= 3, then
+    any last width) is built and counted exactly."""
+    report = BoundReport(input_dim, widths)
+    if widths is not None:
+        check_bound_cost(input_dim, widths)
+        one_d = input_dim == 1
+        report.serra = serra(input_dim, widths)
+        report.montufar_per_layer = montufar_per_layer(input_dim, widths)
+        report.product_1d = product_1d(widths) if one_d else None
+        report.telgarsky = telgarsky(widths) if one_d else None
+        report.montufar_lower = montufar_lower(input_dim, widths)
+        report.attained_1d = all(n >= 3 for n in widths[:-1]) if one_d else None
+        if verify:
+            if not one_d:
+                raise RegionCountError("`verify` builds a 1-D construction; use `input_dim` 1")
+            if not report.attained_1d:
+                raise RegionCountError("no construction in the tool attains this bound (it needs every width but "
+                                       "the last >= 3)")
+            assert report.product_1d is not None
+            if report.product_1d > VERIFY_BUDGET:
+                raise RegionCountError(f"the construction has {report.product_1d:,} regions, above the 2^26 "
+                                       "`verify` budget")
+            from .constructions import serra_attaining_ffn
+            from .exact1d import count_segment
+
+            verified = count_segment(serra_attaining_ffn(widths), interval=(0.0, 1.0))
+            report.verified_regions = verified.activation_regions
+            report.verified_pieces = verified.linear_pieces
+            report.verified_method = verified.method
+    if deq_width is not None:
+        report.deq_width, report.deq_max = deq_width, deq_max(deq_width)
+    return report
