@@ -11,7 +11,7 @@ measured peaks on a grid of nets; see ``docs/algorithms.md``, "Cost model"):
 * kept breakpoints: ``KEPT_BYTES_PER_REGION`` per region;
 * sampled counts: the batch's activations, plus the distinct-pattern set, whose buffered rows grow with
   the number of samples until they are merged: ``SAMPLED_BYTES_PER_WORD`` per sample and pattern word, and
-  the batch temporaries the C heap keeps (``SAMPLED_HEAP_RETENTION`` batches);
+  the freed merge blocks the C heap keeps (up to ``SAMPLED_HEAP_RETENTION`` merges of raw rows);
 * 2-D partitions: ``PLANE_BYTES_PER_POLYGON_UNIT`` per polygon and unit of the widest layer (its maps,
   values and bit patterns with their temporaries), plus ``PLANE_BYTES_PER_POLYGON`` for its vertices.
 """
@@ -39,9 +39,9 @@ DEQ_BYTES_PER_PIECE_UNIT = 40
 #: bytes per sample and 64-bit pattern word of the distinct-pattern set (buffered rows, sorting copies)
 SAMPLED_BYTES_PER_WORD = 11
 #: bytes per distinct pattern and word (the merged set, its keys and the copies made while sorting)
-DISTINCT_BYTES_PER_WORD = 30
-#: batches' worth of activation bytes that the C heap keeps after a long sampled run (measured on glibc)
-SAMPLED_HEAP_RETENTION = 8
+DISTINCT_BYTES_PER_WORD = 22
+#: merges of raw pattern rows whose freed blocks the C heap keeps on a long sampled run (measured, glibc)
+SAMPLED_HEAP_RETENTION = 16
 #: bytes per polygon and unit of the widest layer of a 2-D partition (the (P, 3, n) maps and their copies,
 #: the (P, n) values, tolerances, candidate flags and bit patterns)
 PLANE_BYTES_PER_POLYGON_UNIT = 100
@@ -131,10 +131,11 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
     # as the set: the buffered rows never exceed those two, whatever the number of samples
     buffered = min(float(samples), DistinctPatterns.PENDING_ROWS + max(distinct, float(BUFFER_MIN_ROWS)))
     batch_bytes = batch * max(widths) * 24
-    # freed batch temporaries stay in glibc's heap once its dynamic mmap threshold has risen to their size:
-    # measured about SAMPLED_HEAP_RETENTION batches' worth on a long run (none with a fixed
-    # MALLOC_MMAP_THRESHOLD_, which makes sampling 3x slower)
-    retained = SAMPLED_HEAP_RETENTION * batch_bytes if samples > batch else 0
+    # each merge of PENDING_ROWS raw rows frees blocks that glibc's heap keeps once its dynamic mmap threshold
+    # has risen to their size (none with a fixed MALLOC_MMAP_THRESHOLD_, which makes sampling 3x slower):
+    # measured up to about SAMPLED_HEAP_RETENTION merges' worth of raw rows
+    merges = min(SAMPLED_HEAP_RETENTION, max(0, samples // DistinctPatterns.PENDING_ROWS - 1))
+    retained = merges * DistinctPatterns.PENDING_ROWS * (words - 2) * 8  # the raw rows' pattern words
     total = batch_bytes + retained + buffered * words * SAMPLED_BYTES_PER_WORD \
         + distinct * words * DISTINCT_BYTES_PER_WORD
     return CostEstimate(f"a sampled count of {samples:,} points ({sum(widths)} units, about {distinct:.3g} "
