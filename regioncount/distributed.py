@@ -187,7 +187,8 @@ def open_engine(workers: int | None = None, scheduler: str | None = None) -> Ite
 def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device) -> list[float]:
     """``parts - 1`` cut candidates in (t_low, t_high) splitting the count into parts of similar cost: the
     quantiles of a piecewise-constant region density measured by count-only walks of a window in each of
-    ``PILOT_STRATA_PER_PART * parts`` strata (``PILOT_WINDOW_FRACTION / parts`` of the segment in all) (uniform cuts for a general-W DEQ, which has no batched walk)."""
+    ``PILOT_STRATA_PER_PART * parts`` strata (``PILOT_WINDOW_FRACTION / parts`` of the segment in all);
+    uniform cuts for a general-W DEQ, which has no batched walk."""
     span = seg.t_high - seg.t_low
     if parts <= 1:
         return []
