@@ -41,8 +41,10 @@ PILOT_STRATA_PER_PART = 8
 PILOT_WINDOW_FRACTION = 2.0**-7
 #: A cut is certified by an exact count of [c - h, c + h], h = CUT_WINDOW * span (at least 64 ulps of c).
 CUT_WINDOW = 2.0**-40
-#: Tries per cut: the candidate moves by span * 2^-24 * (1, -1, 2, -2, ...) until a window is one region.
+#: Tries per cut: the candidate moves by span * 2^-24 * CUT_STEP_RATIO * (1, -1, 2, -2, ...) until a window is
+#: one region.
 CUT_TRIES = 33
+CUT_STEP_RATIO = (math.sqrt(5) - 1) / 2
 
 
 class DaskUnavailableError(RegionCountError):
@@ -223,7 +225,9 @@ def certify_cut(model: Model, seg: Segment, candidate: float, options: dict[str,
     from .exact1d import count_along
 
     span = seg.t_high - seg.t_low
-    step = span * 2.0**-24
+    # an irrational multiple of a power of two: the moved cuts do not land on a dyadic grid of breakpoints
+    # (the Theorem 1 DEQ's are the multiples of 2^-m, every multiple of a dyadic step when m >= 24)
+    step = span * 2.0**-24 * CUT_STEP_RATIO
     for k in range(CUT_TRIES):
         offset = 0 if k == 0 else ((k + 1) // 2) * (1 if k % 2 else -1)
         cut = candidate + offset * step

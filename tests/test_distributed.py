@@ -339,3 +339,12 @@ def test_compare_rows_as_tasks_equal_the_sequential_sweep(cluster_engine):
     result = run_cli("compare", "--alpha", "1/2", "--widths", "4:6:2", "--workers", 2, "--json")
     assert result.exit_code == 0, result.output
     assert [row["m"] for row in json.loads(result.output)["rows"]] == [4, 6]
+
+
+def test_cuts_of_a_wide_theorem1_deq_avoid_its_dyadic_breakpoints():
+    """For m >= 24 every multiple of 2^-24 is a breakpoint: the cuts must still be found (K - 1 of them)."""
+    model = theorem1_deq(26)
+    seg = resolve_segment(model, (0.0, 1.0))
+    for candidate in (0.25, 0.5, 0.75):
+        cut = certify_cut(model, seg, candidate, {"device": "cpu"})
+        assert cut is not None and (cut * 2**26) % 1 != 0
