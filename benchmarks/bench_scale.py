@@ -25,29 +25,8 @@ import time
 from bench_exact1d import cpu_name  # benchmarks run as scripts: their folder is on the path
 
 
-def count_seconds(width: int, workers: int | None, repeats: int) -> tuple[float, int]:
-    import torch
-
-    from regioncount import count_segment, count_segment_split, open_engine, theorem1_deq
-
-    torch.set_num_threads(1)  # this script owns its process
-    model = theorem1_deq(width)
-    best, regions = float("inf"), 0
-    if workers is None:
-        for _ in range(repeats):
-            result = count_segment(model, interval=(0, 1), linear_pieces=False, device="cpu",
-                                   known_regions=2**width)
-            best, regions = min(best, result.seconds), result.activation_regions
-        return best, regions
-    with open_engine(workers=workers) as engine:
-        for _ in range(repeats):
-            result = count_segment_split(model, interval=(0, 1), tasks=2 * workers, engine=engine,
-                                         linear_pieces=False, device="cpu", known_regions=2**width)
-            best, regions = min(best, result.seconds), result.activation_regions
-    return best, regions
-
-
 def sampled_net_file() -> str:
+    """A He-init 2 -> 64 x 3 FFN written to a temporary v1 JSON file."""
     import math
     import tempfile
 
@@ -64,25 +43,28 @@ def sampled_net_file() -> str:
     return path
 
 
-def sampled_seconds(path: str, samples: int, workers: int | None, repeats: int) -> tuple[float, int]:
+def interleaved_counts(width: int, net: str, samples: int, workers: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each count, in-process and split, alternating in one process (the machine's speed drifts
+    by up to 1.5x between runs, so the two sides are measured side by side)."""
     import torch
 
-    from regioncount import load_model, open_engine, sample_regions
+    from regioncount import count_segment, count_segment_split, load_model, open_engine, sample_regions, theorem1_deq
     from regioncount.distributed import sample_regions_split
 
-    torch.set_num_threads(1)
-    model = load_model(path)
-    best, distinct = float("inf"), 0
-    if workers is None:
-        for _ in range(repeats):
-            result = sample_regions(model, -1, 1, samples=samples, device="cpu")
-            best, distinct = min(best, result.seconds), result.distinct_patterns
-        return best, distinct
+    torch.set_num_threads(1)  # this script owns its process
+    deq, ffn = theorem1_deq(width), load_model(net)
+    times: dict[str, list[float]] = {"deq": [], "deq-split": [], "sampled": [], "sampled-split": []}
     with open_engine(workers=workers) as engine:
+        count_segment_split(theorem1_deq(12), interval=(0, 1), tasks=2 * workers, engine=engine)  # warm
         for _ in range(repeats):
-            result = sample_regions_split(model, -1, 1, samples=samples, tasks=2 * workers, engine=engine)
-            best, distinct = min(best, result.seconds), result.distinct_patterns
-    return best, distinct
+            times["deq"].append(count_segment(deq, interval=(0, 1), linear_pieces=False, device="cpu",
+                                              known_regions=2**width).seconds)
+            times["deq-split"].append(count_segment_split(deq, interval=(0, 1), tasks=2 * workers, engine=engine,
+                                                          linear_pieces=False, known_regions=2**width).seconds)
+            times["sampled"].append(sample_regions(ffn, -1, 1, samples=samples, device="cpu").seconds)
+            times["sampled-split"].append(sample_regions_split(ffn, -1, 1, samples=samples, tasks=2 * workers,
+                                                               engine=engine).seconds)
+    return times
 
 
 def overhead_per_task(workers: int, tasks: int = 64) -> float:
@@ -138,27 +120,29 @@ def main() -> None:
     parser.add_argument("--json", dest="json_file")
     args = parser.parse_args()
     rows = []
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; every process single-threaded\n")
-    print("| count | run | result | count (best) | whole command (best) |")
-    print("|---|---|---:|---:|---:|")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; every process single-threaded; best of {args.repeats}, "
+          "the two sides of each count alternating\n")
+    print("| count | run | count (best) | whole command (best) |")
+    print("|---|---|---:|---:|")
     net = sampled_net_file()
+    times = interleaved_counts(args.width, net, args.samples, args.workers, args.repeats)
+    labels = {"deq": f"Theorem 1 DEQ m = {args.width}, count only",
+              "sampled": f"sampled 2 -> 64 x 3, {args.samples:,} points"}
     for what in ("deq", "sampled"):
         for workers in (None, args.workers):
-            if what == "deq":
-                seconds, result = count_seconds(args.width, workers, args.repeats)
-                whole = command_seconds(args.width, workers, args.repeats)
-                label, shown = f"Theorem 1 DEQ m = {args.width}, count only", f"{result:,} regions"
-            else:
-                seconds, result = sampled_seconds(net, args.samples, workers, args.repeats)
-                whole = command_seconds(0, workers, args.repeats, sampled=net, samples=args.samples)
-                label, shown = f"sampled 2 -> 64 x 3, {args.samples:,} points", f"{result:,} patterns"
+            key = what if workers is None else f"{what}-split"
+            best = min(times[key])
+            whole = command_seconds(args.width, workers, args.repeats,
+                                    sampled=net if what == "sampled" else None, samples=args.samples)
             name = "in-process" if workers is None else f"dask, {workers} workers"
-            rows.append({"count": label, "run": name, "result": result, "count_seconds": seconds,
+            rows.append({"count": labels[what], "run": name, "count_seconds": best, "all_seconds": times[key],
                          "command_seconds": whole})
-            print(f"| {label} | {name} | {shown} | {seconds:.2f} s | {whole:.2f} s |")
+            print(f"| {labels[what]} | {name} | {best:.2f} s | {whole:.2f} s |")
     for k in (0, 2):
         base, split = rows[k], rows[k + 1]
-        print(f"\n{base['count']}: speed-up {base['count_seconds'] / split['count_seconds']:.2f}x (count), "
+        ratios = sorted(a / b for a, b in zip(base["all_seconds"], split["all_seconds"]))
+        print(f"\n{base['count']}: speed-up {base['count_seconds'] / split['count_seconds']:.2f}x (best against "
+              f"best), {ratios[len(ratios) // 2]:.2f}x (median of the paired runs), "
               f"{base['command_seconds'] / split['command_seconds']:.2f}x (whole command)")
     per_task = overhead_per_task(args.workers)
     print(f"\nscheduling overhead: {per_task * 1e3:.1f} ms per task; it is 5% of tasks longer than "
