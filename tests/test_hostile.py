@@ -211,3 +211,52 @@ def test_help_does_not_load_torch():
             "assert 'torch' not in sys.modules, 'torch imported'\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+#: address-space limit of each hostile run in its own process (torch's CPU build maps ~1.5 GiB at import)
+HOSTILE_MEMORY = 3 * 2**30
+HOSTILE_SECONDS = 120
+
+
+@pytest.mark.slow
+def test_hostile_inputs_in_bounded_processes(files, tmp_path):
+    """Each hostile input runs as its own `regioncount` process under an address-space limit and a time
+    limit: exit status 2, one line on stderr starting with "Error:", no "internal error", nothing written."""
+    import resource
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "out"
+    out.mkdir()
+    model = "data/theorem1_deq_m4.json"
+    cases = [
+        ["count", files["/dev/zero"], "--interval", "0", "1"],
+        ["count", files["fifo"], "--interval", "0", "1"],
+        ["count", files["expanded.pt"], "--interval", "0", "1"],
+        ["count", files["deep.json"], "--interval", "0", "1"],
+        ["count", files["bigint.json"], "--interval", "0", "1"],
+        ["count", model, "--box", "0", "1", "--samples", str(10**12)],
+        ["count", model, "--box", "0", "1", "--lines", str(10**9)],
+        ["count", model, "--box", "0", "1", "--samples", "1000", "--batch", str(10**10)],
+        ["compare", "--widths", "4:100"],
+        ["bound", "--input-dim", "1000000", "--widths", "1000000,1000000"],
+        ["deq", "--width", "26", "--plot", str(out / "deq.png")],
+        ["deq", "--width", "12", "--plot", str(out / "big.png"), "--dpi", "1200", "--size", "100", "100"],
+        ["deq", "--width", "30", "--breakpoints", str(out / "bp.npy"), "--max-memory", "0.5"],
+    ]
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (HOSTILE_MEMORY, HOSTILE_MEMORY))
+
+    def run_limited(args: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
+        done = subprocess.run([sys.executable, "-m", "regioncount_cli.main", *args], capture_output=True, text=True,
+                              preexec_fn=limits, timeout=HOSTILE_SECONDS, env=os.environ | {"REGIONCOUNT_THREADS": "1"})
+        return args, done
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for args, done in pool.map(run_limited, cases):
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2, (args, done.returncode, done.stderr[-500:])
+            assert len(lines) == 1 and lines[0].startswith("Error: "), (args, done.stderr[-500:])
+            assert "internal error" not in done.stderr and "Traceback" not in done.stderr, args
+    assert list(out.iterdir()) == []  # nothing written, not even a partial file
