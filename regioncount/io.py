@@ -241,8 +241,66 @@ def _load_torch(path: Path) -> FFN:
     return model_from_state_dict(state, str(path))
 
 
+#: dtypes a safetensors file may hold for weights (real floating point), by the names of its header
+SAFETENSORS_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+#: largest safetensors header read (the JSON that lists names, dtypes, shapes and offsets)
+MAX_SAFETENSORS_HEADER = 2**24
+
+
+def _load_safetensors(path: Path, size: int) -> FFN:
+    """A state_dict stored as ``.safetensors`` (weights only, no code, no pickle): its header is checked
+    (real floating dtypes, element counts, offsets inside the file) before any tensor is read, with the
+    ``safetensors`` library (``pip install "regioncount[safetensors]"``)."""
+    import json
+    import struct
+
+    with path.open("rb") as handle:
+        raw = handle.read(8)
+        length = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
+        if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+            raise ModelFormatError(f"{path}: not a safetensors file (header length {length})")
+        try:
+            header = json.loads(handle.read(length))
+        except (ValueError, RecursionError):
+            raise ModelFormatError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list):
+            raise ModelFormatError(f"{path}: tensor {name!r} has no shape in the header")
+        if entry.get("dtype") not in SAFETENSORS_FLOAT_DTYPES:
+            raise ModelFormatError(f"{path}: {name}: dtype {entry.get('dtype')}; weights must be real floating point "
+                                   "(F16, BF16, F32, F64)")
+        count = 1
+        for dim in entry["shape"]:
+            if not isinstance(dim, int) or dim < 0:
+                raise ModelFormatError(f"{path}: {name}: bad shape {entry['shape']}")
+            count *= dim
+        if count > MAX_TENSOR_ELEMENTS:
+            raise ModelFormatError(f"{path}: {name}: {count:,} elements, above the limit of {MAX_TENSOR_ELEMENTS:,}")
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ModelFormatError(f"{path}: reading .safetensors needs the safetensors package: "
+                               "pip install 'regioncount[safetensors]'") from None
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    return model_from_state_dict(state, str(path))
+
+
+def _is_safetensors(head: bytes, path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length (its high bytes zero), then a JSON object."""
+    return path.suffix.lower() == ".safetensors" or (len(head) > 9 and head[8:9] == b"{" and head[7:8] == b"\x00")
+
+
 def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
-    """Load a model from a v1 JSON file or a PyTorch ``state_dict`` file (chosen by content).
+    """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file or a ``.safetensors`` state_dict (chosen
+    by content and suffix).
 
     Only regular files up to ``max_bytes`` are read (devices, FIFOs and sockets are refused before they
     are opened); every problem is a one-line :class:`ModelFormatError` naming the file.
@@ -267,6 +325,8 @@ def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
         raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _load_torch(path)
+    if _is_safetensors(head, path):
+        return _load_safetensors(path, info.st_size)
     if path.suffix.lower() in TORCH_SUFFIXES:
         if head.lstrip()[:1] in (b"{", b"["):
             raise ModelFormatError(f"{path}: not a PyTorch file but JSON text; name it .json to read it as a v1 model")

@@ -163,3 +163,36 @@ def test_state_dict_with_named_layers_is_read_in_registration_order_and_says_rel
     same = from_module(net)
     assert count_segment(model, interval=(-2, 2)).activation_regions == \
         count_segment(same, interval=(-2, 2)).activation_regions
+
+
+def test_safetensors_state_dicts_are_read_like_pt_files(tmp_path):
+    """A .safetensors state_dict (weights only) counts as the same .pt file does; bad headers and dtypes are
+    one-line errors naming the file, before any tensor is read."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    import torch
+
+    from regioncount import count_segment, load_model
+    from regioncount.errors import ModelFormatError
+
+    gen = torch.Generator().manual_seed(0)
+    state = {"fc1.weight": torch.randn(8, 1, generator=gen), "fc1.bias": torch.randn(8, generator=gen),
+             "fc2.weight": torch.randn(8, 8, generator=gen), "fc2.bias": torch.randn(8, generator=gen),
+             "out.weight": torch.randn(1, 8, generator=gen), "out.bias": torch.zeros(1)}
+    safetensors_torch.save_file(state, tmp_path / "net.safetensors")
+    torch.save(state, tmp_path / "net.pt")
+    (tmp_path / "renamed.bin").write_bytes((tmp_path / "net.safetensors").read_bytes())
+    a, b, c = (load_model(tmp_path / name) for name in ("net.safetensors", "net.pt", "renamed.bin"))
+    for other in (b, c):
+        assert all(torch.equal(x, y) for x, y in zip(a.weights, other.weights))
+    assert "ReLU assumed" in a.name
+    assert count_segment(a, interval=(-3, 3)).activation_regions == count_segment(b, interval=(-3, 3)).activation_regions
+    safetensors_torch.save_file({"0.weight": torch.ones(3, 1, dtype=torch.int32)}, tmp_path / "ints.safetensors")
+    with pytest.raises(ModelFormatError, match="ints.safetensors.*real floating"):
+        load_model(tmp_path / "ints.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 8 + b"{}")
+    with pytest.raises(ModelFormatError, match="bad.safetensors: not a safetensors file"):
+        load_model(tmp_path / "bad.safetensors")
+    huge = b'{"0.weight": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 4]}}'
+    (tmp_path / "huge.safetensors").write_bytes(len(huge).to_bytes(8, "little") + huge + b"\0" * 4)
+    with pytest.raises(ModelFormatError, match="above the limit"):
+        load_model(tmp_path / "huge.safetensors")
