@@ -165,8 +165,9 @@ _PARAM_KEY = re.compile(r"^(?P<path>.+)\.(?P<param>weight|bias)$")
 _INDEXED_PATH = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
 
 
-def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
-    """An FFN from the ``state_dict`` of a ReLU network of ``Linear`` layers.
+def model_from_state_dict(state: Any, source: str = "state_dict") -> Model:
+    """An FFN from the ``state_dict`` of a ReLU network of ``Linear`` layers (a DEQ when it has ``W.weight``
+    and ``U.weight``: :func:`deq_from_state_dict`).
 
     Keys are ``<layer>.weight`` and ``<layer>.bias``.  When every layer name is one common prefix plus an
     index (``0``, ``2``, ``net.4``: an ``nn.Sequential``), layers are taken in index order and consecutive
@@ -176,13 +177,16 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
     """
     if not isinstance(state, dict) or not state:
         raise ModelFormatError(f"{source}: expected a non-empty state_dict (a dict of tensors)")
+    if "W.weight" in state and "U.weight" in state:
+        return deq_from_state_dict(state, source)
     layers: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         match = _PARAM_KEY.match(str(key))
         if match is None or not isinstance(value, torch.Tensor):
             raise ModelFormatError(
                 f"{source}: key {key!r} is not the weight or bias of a Linear layer (a state_dict is read as "
-                "Linear layers with ReLUs between them; convert other modules with regioncount.from_module)"
+                "Linear layers with ReLUs between them, or as a DEQ with layers W, U and a readout A; convert "
+                "other modules with regioncount.from_module)"
             )
         layers.setdefault(match["path"], {})[match["param"]] = value
     names = list(layers)
@@ -211,6 +215,43 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> FFN:
     return FFN(weights, biases, name=f"{Path(source).name} (state_dict: ReLU assumed between layers)")
 
 
+#: readout layer names of a DEQ module's state_dict, in order of preference
+DEQ_READOUTS = ("A", "readout", "out", "head", "fc")
+
+
+def deq_from_state_dict(state: dict, source: str = "state_dict") -> DEQ:
+    """A DEQ ``z = relu(W z + U x + b)``, ``y = A z + B x + c`` from the state_dict of a DEQ module with
+    ``Linear`` layers named ``W`` (m x m; a bias, if any, is added to b), ``U`` (m x d, its bias is b), a
+    readout ``A`` (or ``readout``, ``out``, ``head``, ``fc``; its bias is c) and optionally ``B`` (k x d,
+    no bias), as torchdeq-style modules name them.  Other keys are refused by name."""
+    def tensor(key: str) -> torch.Tensor:
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise ModelFormatError(f"{source}: {key} is not a tensor")
+        _check_tensor(value, f"{source}: {key}")
+        return value.detach().to(torch.float64)
+
+    readout = next((name for name in DEQ_READOUTS if f"{name}.weight" in state), None)
+    if readout is None:
+        raise ModelFormatError(f"{source}: a DEQ state_dict (W.weight, U.weight) needs a readout layer named one of "
+                               f"{', '.join(DEQ_READOUTS)}")
+    known = {"W.weight", "W.bias", "U.weight", "U.bias", f"{readout}.weight", f"{readout}.bias", "B.weight"}
+    extra = sorted(str(key) for key in state if key not in known)
+    if extra:
+        raise ModelFormatError(f"{source}: key {extra[0]!r} is not part of a ReLU DEQ (W, U, {readout}, B); "
+                               "convert other modules with regioncount.from_module")
+    W, U = tensor("W.weight"), tensor("U.weight")
+    m = W.shape[0]
+    b = tensor("U.bias") if "U.bias" in state else torch.zeros(m, dtype=torch.float64)
+    if "W.bias" in state:
+        b = b + tensor("W.bias")
+    A = tensor(f"{readout}.weight")
+    k, d = A.shape[0] if A.dim() == 2 else 0, U.shape[1] if U.dim() == 2 else 0
+    c = tensor(f"{readout}.bias") if f"{readout}.bias" in state else torch.zeros(k, dtype=torch.float64)
+    B = tensor("B.weight") if "B.weight" in state else torch.zeros(k, d, dtype=torch.float64)
+    return DEQ(W, U, b, A, c=c, B=B, name=f"{Path(source).name} (DEQ state_dict: ReLU fixed point assumed)")
+
+
 def _check_tensor(tensor: torch.Tensor, where: str) -> None:
     """Refuse, before materialising anything, tensors that are not plain real floating arrays of a sane size."""
     if tensor.layout != torch.strided:
@@ -225,7 +266,7 @@ def _check_tensor(tensor: torch.Tensor, where: str) -> None:
                                "elements on a smaller storage; save a contiguous copy")
 
 
-def _load_torch(path: Path) -> FFN:
+def _load_torch(path: Path) -> Model:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
@@ -247,7 +288,7 @@ SAFETENSORS_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 MAX_SAFETENSORS_HEADER = 2**24
 
 
-def _load_safetensors(path: Path, size: int) -> FFN:
+def _load_safetensors(path: Path, size: int) -> Model:
     """A state_dict stored as ``.safetensors`` (weights only, no code, no pickle): its header is checked
     (real floating dtypes, element counts, offsets inside the file) before any tensor is read, with the
     ``safetensors`` library (``pip install "regioncount[safetensors]"``)."""

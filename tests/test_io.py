@@ -196,3 +196,42 @@ def test_safetensors_state_dicts_are_read_like_pt_files(tmp_path):
     (tmp_path / "huge.safetensors").write_bytes(len(huge).to_bytes(8, "little") + huge + b"\0" * 4)
     with pytest.raises(ModelFormatError, match="above the limit"):
         load_model(tmp_path / "huge.safetensors")
+
+
+def test_deq_module_state_dicts(tmp_path):
+    """A torchdeq-style DEQ module (Linear layers W, U, a readout) saved as a state_dict is read as that DEQ:
+    the Theorem 1 DEQ round-trips through it with its 2^m regions; stray keys are refused by name."""
+    import torch
+    from torch import nn
+
+    from regioncount import count_segment, load_model, theorem1_deq
+    from regioncount.errors import ModelFormatError
+
+    deq = theorem1_deq(6)
+    m, d, k = deq.width, deq.input_dim, deq.output_dim
+
+    class ReLUDEQ(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W = nn.Linear(m, m, bias=False)
+            self.U = nn.Linear(d, m)
+            self.A = nn.Linear(m, k)
+
+    module = ReLUDEQ().double()
+    with torch.no_grad():
+        module.W.weight.copy_(deq.W)
+        module.U.weight.copy_(deq.U)
+        module.U.bias.copy_(deq.b)
+        module.A.weight.copy_(deq.A)
+        module.A.bias.copy_(deq.c)
+    torch.save(module.state_dict(), tmp_path / "deq.pt")
+    loaded = load_model(tmp_path / "deq.pt")
+    assert torch.equal(loaded.W, deq.W) and torch.equal(loaded.b, deq.b) and "DEQ state_dict" in loaded.name
+    assert count_segment(loaded, interval=(0, 1)).activation_regions == 2**6
+    state = module.state_dict() | {"norm.weight": torch.ones(m, dtype=torch.float64)}
+    torch.save(state, tmp_path / "extra.pt")
+    with pytest.raises(ModelFormatError, match="'norm.weight' is not part of a ReLU DEQ"):
+        load_model(tmp_path / "extra.pt")
+    torch.save({"W.weight": deq.W, "U.weight": deq.U}, tmp_path / "noreadout.pt")
+    with pytest.raises(ModelFormatError, match="needs a readout layer"):
+        load_model(tmp_path / "noreadout.pt")
