@@ -191,7 +191,8 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--grid", is_flag=True, help="Sample a regular grid of cell centres instead of uniform points.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Points per batch (default: by memory).")
-@click.option("--lines", type=click.IntRange(min=2), default=None, help="Exact counts along this many random chords of the box.")
+@click.option("--chords", "--lines", "lines", type=click.IntRange(min=2), default=None,
+              help="Exact counts along this many random chords of the box (--lines is the old name).")
 @click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
               help="(sampling) Stop after the first batch when the whole run is projected to take longer.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
@@ -254,7 +255,7 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
                        options: dict) -> None:
     """The one place where ``count``'s flags are checked against each other (one-line errors)."""
     if n_models > 1:
-        extras = [flag for flag, value in (("--plane", is_plane), ("--lines", lines), ("--plot", plot_file),
+        extras = [flag for flag, value in (("--plane", is_plane), ("--chords", lines), ("--plot", plot_file),
                                            ("--graph", graph_file), ("--polygons", polygons_file),
                                            ("--breakpoints", options["breakpoints_file"])) if value]
         if extras:
@@ -264,11 +265,11 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
              if options[key] is not None]
     if split and (is_plane or lines is not None):
         raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
-                        "(--samples/--grid); 2-D partitions and --lines run in this process")
+                        "(--samples/--grid); 2-D partitions and --chords run in this process")
     if is_plane:
         if along or sampling or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
-                            "--samples/--grid/--lines")
+                            "--samples/--grid/--chords")
         return
     if graph_file is not None or polygons_file is not None:
         raise UserError("--graph and --polygons need --plane")
@@ -276,7 +277,7 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
         if plot_file is not None:
             raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")
         if along:
-            raise UserError("--interval/--segment count along a segment; --box/--samples/--lines count in a box")
+            raise UserError("--interval/--segment count along a segment; --box/--samples/--chords count in a box")
         return
     if dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
@@ -315,7 +316,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     if samples is not None and samples <= 0:
         raise UserError(f"--samples must be positive, got {samples}")
     if lines is not None and lines < 2:
-        raise UserError(f"--lines needs at least 2 chords, got {lines}")
+        raise UserError(f"--chords needs at least 2 chords, got {lines}")
     the_box = resolve_box(model, low, high)
     as_json = options["as_json"]
     sampled = chords = None
@@ -345,7 +346,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     if sampled is not None:
         render(sampled, as_json=as_json, title=f"Sampled regions of {Path(model_file).name}",
                head=[("model", f"{sampled.model} ({model.describe()})")],
-               extra=where | ({"lines": chords.to_json()} if chords is not None else {}))
+               extra=where | ({"chords": chords.to_json()} if chords is not None else {}))
     if chords is not None and (sampled is None or not as_json):
         render(chords, as_json=as_json, title="Exact counts along random chords", extra=where)
 

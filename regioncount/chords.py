@@ -85,24 +85,24 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
     return sink.segment_counts.cpu()
 
 
-def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, device: str | torch.device = "auto",
+def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, device: str | torch.device = "auto",
                      assume_well_posed: bool = False) -> ChordStatistics:
-    """Exact counts on ``lines`` IUR chords: regions per chord, breakpoints per unit length (ratio
+    """Exact counts on ``chords`` IUR chords: regions per chord, breakpoints per unit length (ratio
     estimator, delta-method interval) and the Crofton estimate of the boundary volume."""
-    if lines < 2:
-        raise RegionCountError(f"`lines` needs at least 2 chords, got {lines}")
+    if chords < 2:
+        raise RegionCountError(f"`chords` needs at least 2 chords, got {chords}")
     width = max(layer_widths(model))
-    need = lines * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
+    need = chords * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
     if need > default_memory_limit():
-        raise CostLimitError(f"{lines:,} chords need about {need / 2**30:.3g} GiB, above the limit of "
-                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer `lines`")
-    P, Q = random_chords(box, lines, seed)
+        raise CostLimitError(f"{chords:,} chords need about {need / 2**30:.3g} GiB, above the limit of "
+                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer `chords`")
+    P, Q = random_chords(box, chords, seed)
     dev = resolve_device(device)
     watch = Stopwatch(dev)
     counts = count_chords(model, P, Q, device=dev, assume_well_posed=assume_well_posed).to(DTYPE)
     seconds = watch.seconds()
     lengths = torch.linalg.vector_norm(Q - P, dim=1)
-    K = float(lines)
+    K = float(chords)
     crossings = counts - 1
     half_width = lambda values: 1.96 * float(values.std()) / math.sqrt(K)  # noqa: E731
     ratio = float(crossings.sum() / lengths.sum())
@@ -110,7 +110,7 @@ def chord_statistics(model: Model, box: Box, lines: int, *, seed: int = 0, devic
     ratio_ci = 1.96 * float(residual.std()) / (math.sqrt(K) * float(lengths.mean()))
     scale = box.surface() / 2
     return ChordStatistics(
-        model=model.name or model.describe(), chords=lines,
+        model=model.name or model.describe(), chords=chords,
         regions_per_chord=(float(counts.mean()), half_width(counts)),
         breakpoints_per_length=(ratio, ratio_ci),
         boundary_volume=(float(crossings.mean()) * scale, half_width(crossings) * scale),

@@ -150,10 +150,10 @@ def test_cli_sampled_and_lines(tmp_path):
     doc = {"type": "deq", "W": [[0, 0], [-4, 0]], "U": [[2, 0], [4, 0]], "b": [-1, -1], "A": [[1, 1]],
            "domain": {"low": [0, 0], "high": [1, 1]}}
     path.write_text(json.dumps(doc))
-    data = json.loads(run("count", path, "--samples", 10000, "--lines", 50, "--json").output)
+    data = json.loads(run("count", path, "--samples", 10000, "--chords", 50, "--json").output)
     assert data["method"] == "sampled" and data["distinct_patterns"] == 4 and data["samples"] == 10000
     assert data["activation_regions"] == 4 and "lower bound" in data["distinct_is"]
-    assert data["lines"]["chords"] == 50 and "boundary" in data["lines"]["measures"]
+    assert data["chords"]["chords"] == 50 and "boundary" in data["chords"]["measures"]
     out = run("count", path, "--box", "0", "1", "--samples", 1000).output
     assert "lower bound" in out and "heuristic" in out
     data = json.loads(run("count", path, "--box", "0,0", "1,1", "--grid", "--samples", 400, "--json").output)
