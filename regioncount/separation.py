@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -285,6 +286,8 @@ class DepthRow:
     constructed_width: int | None = None
     constructed_regions: int | None = None
     constructed_method: str | None = None  # "exact" or "approximate" (see docs/exactness.md)
+    #: why the uniform construction at the width needed was not counted (budget, time), when it was not
+    constructed_not_counted: str | None = None
     best_in_family: dict[str, Any] = field(default_factory=dict)
     smallest_match: dict[str, Any] = field(default_factory=dict)
 
@@ -299,6 +302,7 @@ class DepthRow:
             "constructed_width": self.constructed_width,
             "constructed_regions": self.constructed_regions,
             "constructed_method": self.constructed_method,
+            "constructed_not_counted": self.constructed_not_counted,
             "best_in_family": self.best_in_family,
             "smallest_match": self.smallest_match,
         }
@@ -381,11 +385,14 @@ def depth_row(m: int, depth: int, max_width: int, construct_budget: int, device:
                 row.constructed_regions, row.constructed_method = (row.smallest_match["regions"],
                                                                    row.smallest_match["method"])
                 row.constructed_width = needed
-        elif _may_count([needed] * depth, needed_pieces, construct_budget, allowance) is None:
-            result = count_segment(constructed_ffn(needed, depth), interval=(0.0, 1.0), linear_pieces=False,
-                                   device=device)
-            row.constructed_regions, row.constructed_method = result.activation_regions, result.method
-            row.constructed_width = needed
+        else:
+            uniform = _built_and_counted([needed] * depth, construct_budget, allowance, linear_pieces=False,
+                                         build=lambda: constructed_ffn(needed, depth), pieces=needed_pieces)
+            if uniform["regions"] is not None:
+                row.constructed_regions, row.constructed_method = uniform["regions"], uniform["method"]
+                row.constructed_width = needed
+            else:
+                row.constructed_not_counted = uniform["not_counted"]
     row.smallest_match["neurons"] = sum(match)
     row.smallest_match["width_over_cap"] = max(match) / max_width if max_width else float("inf")
     row.smallest_match["reaches_2m"] = row.smallest_match["pieces_by_construction"] >= target
@@ -456,20 +463,24 @@ def _may_count(widths: list[int], pieces: int, budget: int, allowance: CountAllo
     return None
 
 
-def _built_and_counted(widths: list[int], budget: int, allowance: CountAllowance,
-                       linear_pieces: bool) -> dict[str, Any]:
-    """Build the family construction for ``widths`` and count it exactly when it fits the piece ``budget``
-    and the time ``allowance``; ``not_counted`` says why otherwise."""
+def _built_and_counted(widths: list[int], budget: int, allowance: CountAllowance, linear_pieces: bool,
+                       build: Callable[[], FFN] | None = None, pieces: int | None = None) -> dict[str, Any]:
+    """Build a construction for ``widths`` (the family's, or ``build()`` with its known ``pieces``) and count
+    it exactly when it fits the piece ``budget`` and the time ``allowance``; ``not_counted`` says why
+    otherwise."""
     bound = serra(1, widths)
     entry: dict[str, Any] = {"widths": widths, "bound": bound, "regions": None, "pieces": None,
                              "method": None}
-    pieces, status = family_pieces(widths)
+    if build is None or pieces is None:
+        pieces, status = family_pieces(widths)
+        build = build or (lambda: family_construction(widths))
+    else:
+        status = "constructed"
     entry["pieces_by_construction"] = pieces
     entry["status"] = status
     reason = _may_count(widths, pieces, budget, allowance)
     if reason is None:
-        result = count_segment(family_construction(widths), interval=(0.0, 1.0), device=allowance.device,
-                               linear_pieces=linear_pieces)
+        result = count_segment(build(), interval=(0.0, 1.0), device=allowance.device, linear_pieces=linear_pieces)
         entry["regions"], entry["pieces"], entry["method"] = (result.activation_regions, result.linear_pieces,
                                                               result.method)
         entry["doubtful_decisions"] = result.doubtful_decisions
