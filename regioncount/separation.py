@@ -32,33 +32,18 @@ from .constructions import (
 from .errors import RegionCountError
 from .exact1d import count_segment
 from .models import FFN
+from .numbers import MAX_DIGITS, bounded_fraction
 from .settings import DEFAULT_CONSTRUCT_BUDGET, DEFAULT_CONSTRUCT_SECONDS  # noqa: E402  (re-exported)
 
 #: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
 #: denominator above 10^MAX_ALPHA_DIGITS) is refused: write 1/3, not 0.3333333333333333.
-MAX_ALPHA_DIGITS = 12
+MAX_ALPHA_DIGITS = MAX_DIGITS
 
 
 def parse_alpha(value: str | float | Fraction) -> Fraction:
-    """alpha as an exact fraction in (0, 1): "0.5" -> 1/2, "1/3" -> 1/3 (decimals taken as typed).
-
-    Decimals with more than :data:`MAX_ALPHA_DIGITS` significant digits, and fractions whose terms exceed
-    10^MAX_ALPHA_DIGITS, are refused (every later computation is then bounded).
-    """
-    text = str(value).strip()
-    try:
-        alpha = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise RegionCountError(f"alpha must be a number in (0, 1) such as 0.5 or 1/3, got {value!r}") from None
-    if "/" not in text:
-        mantissa = text.lower().split("e")[0]
-        digits = mantissa.replace(".", "").replace("-", "").replace("+", "").lstrip("0")
-        if len(digits) > MAX_ALPHA_DIGITS:
-            raise RegionCountError(f"alpha {text} has {len(digits)} significant digits (at most {MAX_ALPHA_DIGITS}); "
-                                   "give it as a fraction such as 1/3")
-    if max(abs(alpha.numerator), alpha.denominator) > 10**MAX_ALPHA_DIGITS:
-        raise RegionCountError(f"alpha {text} is too precise: numerator and denominator must be at most "
-                               f"10^{MAX_ALPHA_DIGITS}")
+    """alpha as an exact fraction in (0, 1): "0.5" -> 1/2, "1/3" -> 1/3 (decimals taken as typed), of
+    bounded size (:func:`regioncount.numbers.bounded_fraction`: every later computation is then bounded)."""
+    alpha = bounded_fraction(value, "alpha", "0.5 or 1/3 in (0, 1)")
     if not 0 < alpha < 1:
         raise RegionCountError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     return alpha

@@ -27,6 +27,7 @@ import torch
 
 from .errors import RegionCountError
 from .models import DEQ, DTYPE, FFN, Model
+from .numbers import bounded_fraction
 from .wellposed import certify
 
 #: Centre of the ramp (dyadic, so every construction is stored exactly).
@@ -199,13 +200,9 @@ def steep_row(m: int, depths: list[int], width_cap: int, eps: Fraction) -> Steep
 
 
 def parse_eps(text: str) -> Fraction:
-    """An error tolerance in [0, 1/2): a decimal or a fraction of bounded size."""
-    try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise RegionCountError(f"`eps` must be a number such as 0.25 or 1/4, got {text!r}") from None
-    if len(str(value)) > 40:
-        raise RegionCountError(f"`eps` {text!r} has too many digits (at most about 12 significant digits)")
+    """An error tolerance in [0, 1/2): a decimal or a fraction of bounded size
+    (:func:`regioncount.numbers.bounded_fraction`)."""
+    value = bounded_fraction(text, "`eps`", "0.25 or 1/4")
     if not 0 <= value < Fraction(1, 2):
         raise RegionCountError(f"`eps` must be in [0, 1/2), got {text}")
     return value
