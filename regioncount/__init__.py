@@ -15,6 +15,7 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
   DEQ and other constructions, the DEQ-vs-FFN comparison, the steep-ramp separation;
 * results: every count's result type (SegmentCount, SampledCount, PlanePartition, ChordStatistics) and the
   Result protocol (``to_json``) that all results follow;
+* numbers: exact numbers typed by a user, of bounded size;
 * cost, devices, settings, atomic, plot, errors: cost model, devices, defaults, atomic outputs, figures,
   error types.
 
