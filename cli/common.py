@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -91,12 +92,40 @@ def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, gr
             check_output_path(path, suffixes, what)
 
 
+#: Largest file read as a point (``--segment img0.npy img1.txt``).
+MAX_POINT_FILE_BYTES = 2**26
+
+
 def parse_point(text: str, what: str) -> tuple[float, ...]:
-    """A comma-separated list of numbers (rationals like 1/3 allowed)."""
+    """A comma-separated list of numbers (rationals like 1/3 allowed), or the name of a file holding the point:
+    ``.npy`` (any shape, flattened; no pickles) or text (numbers separated by commas or whitespace)."""
+    path = Path(text)
+    if ("," not in text or text.endswith((".npy", ".txt", ".csv"))) and path.is_file():
+        return _point_from_file(path, what)
     try:
         return tuple(float(Fraction(part.strip())) for part in text.split(","))
     except (ValueError, ZeroDivisionError):
-        raise UserError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
+        hint = " (or a file: .npy, or numbers in text)" if "," not in text else ""
+        raise UserError(f"{what}: {text!r} is not a comma-separated list of numbers{hint}") from None
+
+
+def _point_from_file(path: Path, what: str) -> tuple[float, ...]:
+    import numpy as np
+
+    size = path.stat().st_size
+    if size > MAX_POINT_FILE_BYTES:
+        raise UserError(f"{what}: {path} has {size:,} bytes, above the limit of {MAX_POINT_FILE_BYTES:,} for a point")
+    try:
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, allow_pickle=False)
+            if not np.issubdtype(values.dtype, np.floating) and not np.issubdtype(values.dtype, np.integer):
+                raise ValueError(f"dtype {values.dtype}")
+            return tuple(float(v) for v in np.asarray(values, dtype=np.float64).ravel())
+        words = path.read_text().replace(",", " ").split()
+        return tuple(float(Fraction(word)) for word in words)
+    except (ValueError, ZeroDivisionError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{what}: {path} is not a point file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                        ".npy of numbers, or numbers in text)") from None
 
 
 @contextlib.contextmanager

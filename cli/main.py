@@ -183,7 +183,7 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B",
               help="Interval for a 1-D model (default: the model's domain).")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
-              help="Segment end points for d-D input, comma-separated coordinates.")
+              help="Segment end points for d-D input: comma-separated coordinates, or files (.npy, or numbers in text).")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI",
               help="The box: a sampled d-D count, or with --plane an exact 2-D partition (comma-separated, "
                    "or one number for every coordinate).")

@@ -172,3 +172,30 @@ def test_library_errors_name_parameters_and_the_command_line_names_flags():
     result = run("deq", "--width", 14, "--max-regions", 100)
     assert result.exit_code != 0
     assert "--max-regions" in result.output and "`" not in result.output and "max_regions" not in result.output
+
+
+def test_segment_ends_from_files(tmp_path):
+    """`--segment img0.npy img1.txt`: long points from files count like the same points typed out; bad
+    files are one-line errors."""
+    import numpy as np
+    from random_nets import gaussian_ffn
+
+    from regioncount import save_model
+
+    model = tmp_path / "net.json"
+    save_model(gaussian_ffn([64, 16, 16, 1], 0), model)
+    rng = np.random.default_rng(0)
+    p, q = rng.uniform(-1, 1, 64).tolist(), rng.uniform(-1, 1, 64).tolist()
+    np.save(tmp_path / "p.npy", np.array(p).reshape(8, 8))  # any shape: flattened
+    (tmp_path / "q.txt").write_text("\n".join(" ".join(repr(v) for v in q[i:i + 8]) for i in range(0, 64, 8)))
+    typed = json.loads(run("count", model, "--segment", ",".join(map(repr, p)), ",".join(map(repr, q)),
+                           "--json").output)
+    from_files = json.loads(run("count", model, "--segment", tmp_path / "p.npy", tmp_path / "q.txt", "--json").output)
+    assert from_files["activation_regions"] == typed["activation_regions"] > 1
+    assert from_files["segment"] == typed["segment"]
+    (tmp_path / "bad.txt").write_text("1 2 three")
+    bad = run("count", model, "--segment", tmp_path / "bad.txt", tmp_path / "q.txt")
+    assert bad.exit_code == 2 and "not a point file" in bad.output and len(bad.output.strip().splitlines()) == 1
+    np.save(tmp_path / "short.npy", np.array(p[:3]))
+    short = run("count", model, "--segment", tmp_path / "short.npy", tmp_path / "q.txt")
+    assert short.exit_code == 2 and "coordinates" in short.output
