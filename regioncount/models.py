@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import ModelFormatError, NotWellPosedError
+from .fixedpoint import solve_fixed_points
 from .geometry import Domain
 from .wellposed import acyclic_order, require_well_posed
 
@@ -182,9 +183,20 @@ class DEQ:
         return f"DEQ width {self.width}, input {self.input_dim} -> output {self.output_dim}"
 
     def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact fixed point z*(x) by forward substitution, for points ``x`` of shape (N, d); (N, m)."""
+        """The fixed point z*(x) for points ``x`` of shape (N, d); (N, m): by forward substitution (exact) for
+        a triangular W; otherwise, once W is certified well-posed (:func:`deq_certificate`, cached while W is
+        unchanged), by :func:`regioncount.fixedpoint.solve_fixed_points` (Picard iteration, then an exact
+        solve on each point's pattern, checked), exact up to float64 rounding."""
         if self.unit_order is None:
-            raise NotWellPosedError("W is not triangular with diagonal < 1: forward substitution does not apply")
+            key = (id(self.W), self.W._version)
+            if getattr(self, "_certified", None) != key:
+                deq_certificate(self)  # raises NotWellPosedError unless W is shown well-posed
+                object.__setattr__(self, "_certified", key)
+            points = solve_fixed_points(self, x.to(DTYPE))
+            if points.failures:
+                raise NotWellPosedError(f"{points.failures} of {x.shape[0]} fixed points failed their checks "
+                                        "(sign consistency and residual)")
+            return points.z
         x = x.to(DTYPE)
         pre_input = x @ self.U.T + self.b
         z = torch.zeros(x.shape[0], self.width, dtype=DTYPE)

@@ -119,3 +119,22 @@ def test_general_walk_reports_tolerance_decisions():
         result = count_segment(model, interval=(0, 1))
         assert result.method == method, result.algorithm
         assert (result.doubtful_decisions > 0) == (method == "approximate")
+
+
+def test_forward_of_a_certified_general_deq_and_the_public_solver():
+    """DEQ.forward works for a certified non-triangular W (the checked solve), agrees with the public
+    solver and satisfies the fixed-point equation; an ill-posed W is refused in one line."""
+    from regioncount import solve_fixed_points
+
+    model = contractive_deq(8, 3, 4)
+    x = torch.rand(500, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 4 - 2
+    z = model.fixed_point(x)
+    points = solve_fixed_points(model, x)
+    assert points.failures == 0 and torch.equal(z, points.z)
+    assert torch.allclose(torch.relu(z @ model.W.T + x @ model.U.T + model.b), z, rtol=0, atol=1e-12)
+    y = model.forward(x)
+    assert torch.allclose(y, z @ model.A.T + model.c, rtol=0, atol=1e-12)
+    cyclic = DEQ(W=torch.roll(torch.eye(4, dtype=torch.float64), 1, 0) * 2, U=torch.ones(4, 1, dtype=torch.float64),
+                 b=torch.zeros(4, dtype=torch.float64), A=torch.ones(1, 4, dtype=torch.float64))
+    with pytest.raises(NotWellPosedError):
+        cyclic.forward(torch.zeros(2, 1, dtype=torch.float64))
