@@ -4,6 +4,7 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
 
 * models, io, export: FFN / DEQ models, reading and writing model files (safe, bounded), conversions;
 * fixedpoint (solve_fixed_points): fixed points of a DEQ with any well-posed W, checked;
+* nn (ReLUDEQ): a ReLU DEQ as a torch.nn.Module, to train and then count;
 * geometry: where a count looks (Domain, Segment, Box, Plane), resolved from input with one validation;
 * exact1d (count_segment) -> kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a segment
   (the kernels built and run, the walks);
@@ -46,7 +47,7 @@ _LAZY = {
     "count_segment_split": "distributed", "open_engine": "distributed",
     "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
     "save_model": "io", "from_module": "convert",
-    "solve_fixed_points": "fixedpoint", "DEQ": "models", "FFN": "models",
+    "solve_fixed_points": "fixedpoint", "ReLUDEQ": "nn", "DEQ": "models", "FFN": "models",
     "Domain": "geometry", "Segment": "geometry", "Box": "geometry",
     "Plane": "geometry", "resolve_box": "geometry", "resolve_plane": "geometry",
     "SegmentCount": "results", "SampledCount": "results", "PlanePartition": "results",

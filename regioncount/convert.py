@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import ModelFormatError
-from .models import FFN
+from .models import FFN, Model
 
 #: Functions and tensor methods traced as a ReLU, and as a no-op on a batch of vectors.
 _RELU_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.relu_}
@@ -126,14 +126,19 @@ def _function_step(chain: _Chain, node: Any) -> None:
 
 
 def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_points: int = 256,
-                seed: int = 0, name: str | None = None) -> FFN:
-    """The FFN computing ``module``'s function, traced with ``torch.fx`` (see the module docstring).
+                seed: int = 0, name: str | None = None) -> Model:
+    """The FFN computing ``module``'s function, traced with ``torch.fx`` (see the module docstring); the
+    DEQ of a :class:`regioncount.nn.ReLUDEQ`.
 
     ``input_dim``: the length of the input vectors (default: the first Linear layer's ``in_features``).
     The result is checked on ``check_points`` random inputs in [-1, 1]^d (and 10x wider) against
     ``module(x)`` within :data:`CHECK_TOLERANCE` of the module's float type, relative to the outputs' size;
     any mismatch, untraceable module, branch or unsupported layer is a one-line :class:`ModelFormatError`.
     """
+    from .nn import ReLUDEQ
+
+    if isinstance(module, ReLUDEQ):  # a DEQ module: its fixed point is not a traceable chain of layers
+        return module.to_model(name)
     label = name or type(module).__name__
     try:
         traced = torch.fx.symbolic_trace(module)
