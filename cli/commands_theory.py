@@ -19,7 +19,7 @@ from regioncount.settings import (
 )
 
 from .common import UserError, guard, progress_bar
-from .render import FiniteFloat, key_value_table, print_json, stdout_console
+from .render import FiniteFloat, print_json, stdout_console
 from .tables import sci
 
 
@@ -283,17 +283,10 @@ def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
             click.echo(f"{model_file}: an FFN, always well-defined (no fixed point to solve)")
         return
     cert = certify(model.W, p_matrix_cap)
-    if as_json:
-        print_json(cert.to_json())
-    else:
-        verdict = {True: "[green]well-posed[/green]", False: "[red]NOT well-posed[/red]",
-                   None: "[yellow]undecided[/yellow]"}[cert.well_posed]
-        rows = [("model", f"{model.name or model_file} ({model.describe()})"), ("verdict", verdict),
-                ("certificate", f"{cert.method}: {cert.reason}")]
-        for c in cert.checks:
-            mark = {True: "holds", False: "fails", None: "not run"}[c.passed]
-            rows.append((c.name, f"{mark}: {c.text}"))
-        stdout_console().print(key_value_table("DEQ well-posedness", rows))
+    from .tables import render
+
+    render(cert, as_json=as_json, title="DEQ well-posedness",
+           head=[("model", f"{model.name or model_file} ({model.describe()})")])
     if cert.well_posed is not True:
         raise click.exceptions.Exit(1)
 

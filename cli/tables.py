@@ -12,6 +12,7 @@ from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json,
 if TYPE_CHECKING:  # the result types import torch: --help must not
     from regioncount.bounds import BoundReport
     from regioncount.results import ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
+    from regioncount.wellposed import Certificate
 
 Rows = list[tuple[str, str]]
 #: the table rows of each result type, by class name (looked up without importing the result modules)
@@ -173,4 +174,15 @@ def _bound_rows(report: BoundReport) -> Rows:
                         f"{sci(report.verified_regions)} regions, {maybe(report.verified_pieces)} pieces"))
     if report.deq_width is not None and report.deq_max is not None:
         out.append((f"width-{report.deq_width} DEQ maximum (attained, Theorem 1)", sci(report.deq_max)))
+    return out
+
+
+@_rows_of("Certificate")
+def _certificate_rows(cert: Certificate) -> Rows:
+    verdict = {True: "[green]well-posed[/green]", False: "[red]NOT well-posed[/red]",
+               None: "[yellow]undecided[/yellow]"}[cert.well_posed]
+    out = [("verdict", verdict), ("certificate", f"{cert.method}: {cert.reason}")]
+    for check in cert.checks:
+        mark = {True: "holds", False: "fails", None: "not run"}[check.passed]
+        out.append((check.name, f"{mark}: {check.text}"))
     return out
