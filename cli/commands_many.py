@@ -13,6 +13,21 @@ from .common import UserError, parse_point, progress_bar
 from .render import fmt_int, fmt_seconds, stdout_console
 
 
+def _places(models: list, sampling: bool, interval, segment, box) -> tuple[list | None, list | None]:
+    """Each model's box (sampling; --box, else its domain) or segment (--interval/--segment, else its domain)."""
+    from regioncount.geometry import resolve_box, resolve_segment
+
+    if sampling:
+        low = high = None
+        if box is not None:
+            low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
+        return [resolve_box(model, low, high) for model in models], None
+    ends = None
+    if segment is not None:
+        ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
+    return None, [resolve_segment(model, interval, ends) for model in models]
+
+
 def count_many(model_files: tuple[str, ...], *, interval: tuple[float, float] | None,
                segment: tuple[str, str] | None, box: tuple[str, str] | None, samples: int | None, grid: bool,
                seed: int, batch: int | None, dtype: str, assume_well_posed: bool, options: dict[str, Any]) -> None:
@@ -20,7 +35,6 @@ def count_many(model_files: tuple[str, ...], *, interval: tuple[float, float] | 
     --box), on a Dask cluster with --workers/--scheduler; print a table, or with --json one JSON line per
     model as its count arrives (each line names its file)."""
     from regioncount.distributed import count_models, open_engine
-    from regioncount.geometry import resolve_box, resolve_segment
     from regioncount.io import load_model
 
     if options["tasks"] is not None:
@@ -32,18 +46,7 @@ def count_many(model_files: tuple[str, ...], *, interval: tuple[float, float] | 
     if not sampling and dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
     memory = None if options["max_memory"] is None else int(options["max_memory"] * 2**30)
-    segments = None
-    sampled = None
-    if sampling:
-        low = high = None
-        if box is not None:
-            low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
-        sampled = [resolve_box(model, low, high) for model in models]
-    else:
-        ends = None
-        if segment is not None:
-            ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
-        segments = [resolve_segment(model, interval, ends) for model in models]
+    sampled, segments = _places(models, sampling, interval, segment, box)
     as_json = options["as_json"]
     results: dict[int, Any] = {}
 
