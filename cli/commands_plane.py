@@ -122,7 +122,7 @@ def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[fl
         from regioncount.models import DEQ
 
         if isinstance(model, DEQ) and model.unit_order is None:
-            from regioncount.deq_general import solve_fixed_points
+            from regioncount.fixedpoint import solve_fixed_points
 
             z = solve_fixed_points(model, xc).z
             return (z @ model.A.T + xc @ model.B.T + model.c)[:, output]

@@ -4,9 +4,10 @@ On an activation pattern D = diag(d) the fixed point is affine: with M_D = I - W
 ``u = M_D^{-1} (U x + b)`` (pre-activations), ``z = D u`` (``docs/algorithms.md``).  A pattern is
 *consistent* at x when u_j > 0 exactly where d_j = 1.
 
-* :func:`solve_fixed_points`: (damped) Picard iteration per point, stopped on each point's own residual,
-  then an exact polish: take D from the iterate, solve M_D u = q, and accept only if u has the signs D
-  (a few pattern updates are tried; points that still fail are reported, never hidden).
+* :func:`regioncount.fixedpoint.solve_fixed_points` (its own module, which the model classes use): (damped)
+  Picard iteration per point, stopped on each point's own residual, then an exact polish: take D from the
+  iterate, solve M_D u = q, and accept only if u has the signs D (a few pattern updates are tried; points
+  that still fail are reported, never hidden).
 * :func:`walk_segment`: along x(t) = p + t v, u(t) = g t + h on the current pattern; the next breakpoint is
   the first t where a unit of the wrong orientation reaches zero; the pattern after it is settled by the
   lexicographic rule (a unit at zero is active iff its slope g_j > 0).  K walkers start at K cuts of the
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fixedpoint import FixedPoints, checked_solve, solve_fixed_points  # noqa: F401  (re-exported)
+from .fixedpoint import checked_solve, solve_fixed_points
 from .models import DEQ, DTYPE
 from .tolerances import SETTLE_ZERO_RTOL
 from .walk1d import merge_tolerance, slopes_differ

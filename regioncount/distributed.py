@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,9 @@ import torch
 from .errors import RegionCountError
 from .geometry import Segment, resolve_segment
 from .models import DEQ, FFN, Model
-from .results import RegionEnds, SegmentCount, region_ends
+from .results import SegmentCount, region_ends
 from .sampled import SampledCount
+from .walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
 
 #: Pilot strata per part: the cuts are quantiles of a density measured on this many stratified windows.
 PILOT_STRATA_PER_PART = 8
@@ -87,7 +88,6 @@ class Engine:
     client: Any = None
     workers: int = 1
     scheduler: str | None = None
-    _cluster: Any = field(default=None, repr=False)
 
     def describe(self, tasks: int) -> dict[str, Any]:
         """What the output says about where the count ran."""
@@ -99,23 +99,13 @@ class Engine:
             ) -> list[Any]:
         """``[fn(*a) for a in args]``, on the cluster when there is one (results in the order of ``args``;
         a task's exception is raised here)."""
-        if self.client is None:
-            out = []
-            for i, a in enumerate(args):
-                out.append(fn(*a))
-                if progress is not None:
-                    progress((i + 1) / len(args))
-            return out
-        from distributed import as_completed
+        out: list[Any] = [None] * len(args)
 
-        futures = [self.client.submit(fn, *a, pure=False) for a in args]
-        done = 0
-        for future in as_completed(futures):
-            future.result()  # raises the task's error, if any
-            done += 1
-            if progress is not None:
-                progress(done / len(futures))
-        return self.client.gather(futures)
+        def keep(pair: tuple[int, Any]) -> None:
+            out[pair[0]] = pair[1]
+
+        self.reduce(_indexed, [(i, fn, a) for i, a in enumerate(args)], keep, progress)
+        return out
 
     def reduce(self, fn: Callable[..., Any], args: Sequence[tuple], merge: Callable[[Any], None],
                progress: Callable[[float], None] | None = None) -> None:
@@ -170,7 +160,7 @@ def open_engine(workers: int | None = None, scheduler: str | None = None) -> Ite
         client = Client(cluster)
         client.run(_import_counters)  # the workers' imports belong to the cluster's start, not to the count
         try:
-            yield Engine(client, workers, cluster.scheduler_address, cluster)
+            yield Engine(client, workers, cluster.scheduler_address)
         finally:
             client.close()
             cluster.close()
@@ -186,11 +176,13 @@ def open_engine(workers: int | None = None, scheduler: str | None = None) -> Ite
         client.close()
 
 
-def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device) -> list[float]:
+def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device,
+               kernel: DEQKernel | FFNKernel | None = None) -> list[float]:
     """``parts - 1`` cut candidates in (t_low, t_high) splitting the count into parts of similar cost: the
     quantiles of a piecewise-constant region density measured by count-only walks of a window in each of
     ``PILOT_STRATA_PER_PART * parts`` strata (``PILOT_WINDOW_FRACTION / parts`` of the segment in all);
-    uniform cuts for a general-W DEQ, which has no batched walk."""
+    uniform cuts for a general-W DEQ, which has no batched walk.  ``kernel``: the model's walk kernel along
+    ``seg`` when already built."""
     span = seg.t_high - seg.t_low
     if parts <= 1:
         return []
@@ -198,10 +190,9 @@ def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device) -> 
     if isinstance(model, DEQ) and model.unit_order is None:
         return uniform
     from .kernels import build_kernel, run_kernel
-    from .walk1d import PieceSink, merge_tolerance
 
     strata = PILOT_STRATA_PER_PART * parts
-    kernel = build_kernel(model, seg, device, 0)
+    kernel = kernel if kernel is not None else build_kernel(model, seg, device, 0)
     width = span / strata * PILOT_WINDOW_FRACTION / parts
     tau = merge_tolerance(seg.t_low, seg.t_high)
     density = []
@@ -262,20 +253,15 @@ def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool,
         for left, right in zip(pieces_lengths, pieces_lengths[1:]):
             right[0] += left[-1]
         lengths = np.concatenate([pl[:-1] for pl in pieces_lengths[:-1]] + [pieces_lengths[-1]])
-    shortest = longest = None
     end_regions = None
     if lengths is not None:
         end_regions = region_ends(lengths)
     elif all(p.end_regions is not None for p in parts):
-        ends = [p.end_regions for p in parts if p.end_regions is not None]
-        # the regions at each cut are joined; every other region is whole inside one part
-        inner = [e.inner_shortest for e in ends] + [ends[k].last + ends[k + 1].first for k in range(cuts)]
-        inner_long = [e.inner_longest for e in ends] + [ends[k].last + ends[k + 1].first for k in range(cuts)]
-        end_regions = RegionEnds(ends[0].first, ends[-1].last, min(inner), max(inner_long))
-    if end_regions is not None:
-        both = (end_regions.first, end_regions.last) if regions > 1 else (end_regions.first,)
-        shortest = min(end_regions.inner_shortest, *both)
-        longest = max(end_regions.inner_longest, *both)
+        end_regions, regions_so_far = parts[0].end_regions, parts[0].activation_regions
+        for part in parts[1:]:
+            assert end_regions is not None and part.end_regions is not None
+            end_regions = end_regions.joined(regions_so_far, part.end_regions, part.activation_regions)
+            regions_so_far += part.activation_regions - 1
     doubtful = sum(p.doubtful_decisions for p in parts)
     methods = {p.method for p in parts}
     algorithms = list(dict.fromkeys(p.algorithm for p in parts))
@@ -285,7 +271,9 @@ def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool,
         method="exact" if methods == {"exact"} else "approximate", dtype=first.dtype, device=first.device,
         seconds=sum(p.seconds for p in parts), tolerance=first.tolerance,
         near_coincident=sum(p.near_coincident for p in parts), doubtful_decisions=doubtful,
-        breakpoints=breakpoints, region_lengths=lengths, shortest_region=shortest, longest_region=longest,
+        breakpoints=breakpoints, region_lengths=lengths,
+        shortest_region=None if end_regions is None else end_regions.shortest,
+        longest_region=None if end_regions is None else end_regions.longest,
         end_regions=end_regions,
         algorithm=" | ".join(algorithms) + (f"; split at {cuts} cut(s), each certified inside one region by an "
                                             "exact window count" if cuts else ""),
@@ -317,7 +305,7 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
     dev = resolve_device(device)
     max_regions = DEFAULT_MAX_REGIONS if max_regions is None else max_regions
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
-    estimate = None
+    estimate = kernel = None
     if certificate is None:
         kernel = build_kernel(model, seg, dev, 0)
         estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
@@ -325,7 +313,7 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
     options = {"linear_pieces": linear_pieces, "keep_breakpoints": keep_breakpoints, "device": dev.type,
                "max_regions": max_regions, "memory_limit": memory_limit, "assume_well_posed": assume_well_posed}
     cuts: list[float] = []
-    for candidate in pilot_cuts(model, seg, tasks, dev):
+    for candidate in pilot_cuts(model, seg, tasks, dev, kernel):
         cut = certify_cut(model, seg, candidate, options)
         if cut is not None and (not cuts or cut > cuts[-1]):
             cuts.append(cut)
@@ -378,8 +366,8 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
     """:func:`~regioncount.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
     ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
     arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed."""
-    from .patterns import DistinctPatterns, packed_words
-    from .sampled import check_sampled_memory, plan_sampling, summarize
+    from .patterns import DistinctPatterns
+    from .sampled import check_sampled_memory, pattern_words, plan_sampling, summarize
 
     if tasks < 1:
         raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
@@ -387,8 +375,7 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
     started = time.perf_counter()
     plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
                          assume_well_posed=assume_well_posed, memory_limit=memory_limit)
-    widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
-    union = DistinctPatterns(sum(packed_words(n) for n in widths), torch.device("cpu"))
+    union = DistinctPatterns(pattern_words(model), torch.device("cpu"))
     failures = collisions = 0
     options = {"device": plan.device.type, "dtype": dtype, "batch": plan.batch, "memory_limit": plan.memory_limit,
                "watch_memory": plan.watch_memory}

@@ -168,6 +168,8 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
                               f"{RATIONAL_RECOUNT_BUDGET:.0e})")
     seconds = watch.seconds()
     tracked = linear_pieces or keep_breakpoints
+    end_regions = RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest) \
+        if tracked and sink.first_length is not None and sink.last_length is not None else None
     return SegmentCount(
         model=model.name or model.describe(),
         activation_regions=regions,
@@ -181,10 +183,9 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
         near_coincident=sink.near_coincident,
         breakpoints=breakpoints,
         region_lengths=lengths,
-        shortest_region=sink.shortest if tracked else None,
-        longest_region=sink.longest if tracked else None,
-        end_regions=RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest)
-        if tracked and sink.first_length is not None and sink.last_length is not None else None,
+        shortest_region=None if end_regions is None else end_regions.shortest,
+        longest_region=None if end_regions is None else end_regions.longest,
+        end_regions=end_regions,
         estimate=estimate,
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
                   + ("; slopes exact" if exact_slopes else "")

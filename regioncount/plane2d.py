@@ -29,9 +29,9 @@ import networkx as nx
 import torch
 
 from .cost import plane_polygon_bytes
-from .deq_general import checked_solve, solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
+from .fixedpoint import checked_solve, solve_fixed_points
 from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, mix_hash, pack_bits

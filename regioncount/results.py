@@ -35,6 +35,26 @@ class RegionEnds:
     inner_shortest: float
     inner_longest: float
 
+    @property
+    def shortest(self) -> float:
+        return min(self.first, self.last, self.inner_shortest)
+
+    @property
+    def longest(self) -> float:
+        return max(self.first, self.last, self.inner_longest)
+
+    def joined(self, regions: int, right: RegionEnds, right_regions: int) -> RegionEnds:
+        """The ends of this part (``regions`` regions) followed by the adjacent part ``right``, when their
+        shared end lies inside one region: that region is this part's last and ``right``'s first, joined
+        (and it is the first or last region of both parts together when a part holds nothing else)."""
+        middle = self.last + right.first
+        inner_shortest = min(self.inner_shortest, right.inner_shortest)
+        inner_longest = max(self.inner_longest, right.inner_longest)
+        if regions > 1 and right_regions > 1:
+            inner_shortest, inner_longest = min(inner_shortest, middle), max(inner_longest, middle)
+        return RegionEnds(middle if regions == 1 else self.first, middle if right_regions == 1 else right.last,
+                          inner_shortest, inner_longest)
+
 
 def region_ends(lengths: np.ndarray) -> RegionEnds:
     """The :class:`RegionEnds` of a segment's region lengths (in order)."""

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from .cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
-from .deq_general import solve_fixed_points
 from .devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from .errors import CostLimitError, RegionCountError
+from .fixedpoint import solve_fixed_points
 from .geometry import Box, resolve_box
 from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
@@ -26,6 +26,12 @@ from .patterns import DistinctPatterns, pack_bits, packed_words, positive
 from .results import SampledCount
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def pattern_words(model: Model) -> int:
+    """64-bit words of a packed activation pattern: one block per hidden layer of an FFN, one for a DEQ."""
+    widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
+    return sum(packed_words(n) for n in widths)
 
 
 class PatternFunction:
@@ -44,8 +50,7 @@ class PatternFunction:
             self.kind = "triangular"
         else:
             self.kind = "general"
-        widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
-        self.n_words = sum(packed_words(n) for n in widths)
+        self.n_words = pattern_words(model)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Packed patterns (B', words); B' < B only for general-W DEQ points whose solve failed."""

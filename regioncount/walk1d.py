@@ -82,10 +82,8 @@ class PieceSink:
         self.last_slope: torch.Tensor | None = None
         self.saw_slopes = False
         self.lefts: list[torch.Tensor] = []
-        self.shortest = float("inf")
-        self.longest = 0.0
         #: lengths of the first and last regions seen, and the extremes of those between them (pieces
-        #: mode): what merging the counts of adjacent parts of a segment needs
+        #: mode): the shortest and longest regions, and what merging the counts of adjacent parts needs
         self.first_length: float | None = None
         self.last_length: float | None = None
         self.inner_shortest = float("inf")
@@ -170,8 +168,6 @@ class PieceSink:
         if left.numel() == 0:
             return
         lengths = right - left
-        self.shortest = min(self.shortest, float(lengths.min()))
-        self.longest = max(self.longest, float(lengths.max()))
         # the regions strictly between the first and the last: everything but the first region, with each
         # batch's last region held back until a later batch shows it was not the last
         inner = lengths
@@ -179,9 +175,9 @@ class PieceSink:
             self.first_length = float(lengths[0])
             inner = lengths[1:]
         elif self.last_length is not None and self.regions > 1:
-            self._inner_extremes(torch.tensor([self.last_length]))
+            self._inner_extremes(self.last_length, self.last_length)
         if inner.numel() > 1:
-            self._inner_extremes(inner[:-1])
+            self._inner_extremes(float(inner[:-1].min()), float(inner[:-1].max()))
         self.last_length = float(lengths[-1])
         if slopes is not None:
             self.saw_slopes = True
@@ -214,10 +210,9 @@ class PieceSink:
             self.lefts.append(left.cpu())
         self.add_count(int(left.numel()), right[-1])
 
-    def _inner_extremes(self, lengths: torch.Tensor) -> None:
-        if lengths.numel():
-            self.inner_shortest = min(self.inner_shortest, float(lengths.min()))
-            self.inner_longest = max(self.inner_longest, float(lengths.max()))
+    def _inner_extremes(self, shortest: float, longest: float) -> None:
+        self.inner_shortest = min(self.inner_shortest, shortest)
+        self.inner_longest = max(self.inner_longest, longest)
 
     @property
     def linear_pieces(self) -> int | None:

@@ -348,3 +348,16 @@ def test_cuts_of_a_wide_theorem1_deq_avoid_its_dyadic_breakpoints():
     for candidate in (0.25, 0.5, 0.75):
         cut = certify_cut(model, seg, candidate, {"device": "cpu"})
         assert cut is not None and (cut * 2**26) % 1 != 0
+
+
+def test_region_extremes_when_one_region_spans_whole_parts():
+    """Few regions, many tasks: middle parts lie inside one region, whose length is the sum of several parts'
+    (not of two neighbours); the shortest and longest regions are still the whole walk's."""
+    model = _sliver_net()
+    whole = count_segment(model, interval=(0.0, 1.0), device="cpu")
+    for tasks in (2, 7, 16):
+        split = count_segment_split(model, interval=(0.0, 1.0), tasks=tasks)
+        assert split.activation_regions == whole.activation_regions == 4
+        assert split.engine["cuts"] >= min(tasks - 1, 3)
+        assert split.shortest_region == pytest.approx(whole.shortest_region, rel=1e-9)
+        assert split.longest_region == pytest.approx(whole.longest_region, rel=1e-9)

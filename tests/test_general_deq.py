@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from regioncount_cli.main import main
 
 from regioncount import DEQ, count_segment, theorem1_deq
-from regioncount.deq_general import solve_fixed_points, walk_segment
+from regioncount.deq_general import walk_segment
 from regioncount.errors import NotWellPosedError
+from regioncount.fixedpoint import solve_fixed_points
 
 
 def contractive_deq(m, d, seed, norm=0.9):
