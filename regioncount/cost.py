@@ -120,12 +120,12 @@ def estimate_sampled(model: Model, *, samples: int, distinct: float | None = Non
     rows (``SAMPLED_BYTES_PER_WORD`` per sample and word) and the distinct set with its sorting copies
     (``DISTINCT_BYTES_PER_WORD`` per distinct pattern and word).  ``distinct``: the expected number of
     distinct patterns (e.g. extrapolated from the first batch); None: every sample distinct."""
-    from .patterns import BUFFER_MIN_ROWS, DistinctPatterns
+    from .patterns import BUFFER_MIN_ROWS, DistinctPatterns, pattern_words
 
     dev = torch.device(device)
     batch = batch or default_batch(model, dtype, dev)
     widths = layer_widths(model)
-    words = sum((n + 63) // 64 for n in widths) + 2
+    words = max(pattern_words(model), 1) + 2  # pattern words, plus the key and the count
     distinct = float(samples) if distinct is None else min(float(samples), float(distinct))
     # raw rows wait in blocks of PENDING_ROWS and deduplicated ones in a buffer merged once it is as large
     # as the set: the buffered rows never exceed those two, whatever the number of samples

@@ -366,8 +366,8 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
     """:func:`~regioncount.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
     ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
     arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed."""
-    from .patterns import DistinctPatterns
-    from .sampled import check_sampled_memory, pattern_words, plan_sampling, summarize
+    from .patterns import DistinctPatterns, pattern_words
+    from .sampled import check_sampled_memory, plan_sampling, summarize
 
     if tasks < 1:
         raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .models import FFN, Model
+
 _MIX1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 as a signed int64
 _MIX2 = -7723592293110705685  # 0x94D049BB133111EB
 _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15
@@ -24,6 +26,13 @@ _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15
 def packed_words(n_bits: int) -> int:
     """Number of int64 words for a pattern of ``n_bits`` bits."""
     return -(-n_bits // 64)
+
+
+def pattern_words(model: Model) -> int:
+    """64-bit words of a model's packed activation pattern: one block per hidden layer of an FFN, one block of
+    ``width`` bits for a DEQ."""
+    widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
+    return sum(packed_words(n) for n in widths)
 
 
 def positive(values: torch.Tensor) -> torch.Tensor:

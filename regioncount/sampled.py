@@ -22,16 +22,10 @@ from .fixedpoint import solve_fixed_points
 from .geometry import Box, resolve_box
 from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
-from .patterns import DistinctPatterns, pack_bits, packed_words, positive
+from .patterns import DistinctPatterns, pack_bits, pattern_words, positive
 from .results import SampledCount
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-def pattern_words(model: Model) -> int:
-    """64-bit words of a packed activation pattern: one block per hidden layer of an FFN, one for a DEQ."""
-    widths = model.hidden_widths if isinstance(model, FFN) else [model.width]
-    return sum(packed_words(n) for n in widths)
 
 
 class PatternFunction:
