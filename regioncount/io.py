@@ -289,9 +289,9 @@ MAX_SAFETENSORS_HEADER = 2**24
 
 
 def _load_safetensors(path: Path, size: int) -> Model:
-    """A state_dict stored as ``.safetensors`` (weights only, no code, no pickle): its header is checked
-    (real floating dtypes, element counts, offsets inside the file) before any tensor is read, with the
-    ``safetensors`` library (``pip install "regioncount[safetensors]"``)."""
+    """A state_dict stored as ``.safetensors`` (weights only, no code, no pickle): its header is checked (real
+    floating dtypes, element counts) before any tensor is read; the tensors are then read, and their offsets
+    checked, by the ``safetensors`` library (``pip install "regioncount[safetensors]"``)."""
     import json
     import struct
 

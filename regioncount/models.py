@@ -191,7 +191,7 @@ class DEQ:
             key = (id(self.W), self.W._version)
             if getattr(self, "_certified", None) != key:
                 deq_certificate(self)  # raises NotWellPosedError unless W is shown well-posed
-                object.__setattr__(self, "_certified", key)
+                self._certified = key
             points = solve_fixed_points(self, x.to(DTYPE))
             if points.failures:
                 raise NotWellPosedError(f"{points.failures} of {x.shape[0]} fixed points failed their checks "
