@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .common import UserError, parse_point, progress_bar
+from .common import UserError, max_memory_bytes, parse_point, progress_bar
 from .render import fmt_int, fmt_seconds, stdout_console
 
 
@@ -45,7 +45,7 @@ def count_many(model_files: tuple[str, ...], *, interval: tuple[float, float] | 
         raise UserError("--interval/--segment count along a segment; --box/--samples count in a box")
     if not sampling and dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
-    memory = None if options["max_memory"] is None else int(options["max_memory"] * 2**30)
+    memory = max_memory_bytes(options["max_memory"])
     sampled, segments = _places(models, sampling, interval, segment, box)
     as_json = options["as_json"]
     results: dict[int, Any] = {}

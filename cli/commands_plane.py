@@ -12,7 +12,7 @@ import numpy as np
 from regioncount.atomic import atomic_output, check_output_path
 from regioncount.errors import RegionCountError
 
-from .common import POLYGON_SUFFIXES, parse_point
+from .common import POLYGON_SUFFIXES, max_memory_bytes, parse_point
 from .render import FINITE, fmt_int
 
 
@@ -56,8 +56,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
 
     partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
                                        min(options["max_regions"], 10**8), assume_well_posed,
-                                       memory_limit=None if options["max_memory"] is None
-                                       else int(options["max_memory"] * 2**30))
+                                       memory_limit=max_memory_bytes(options["max_memory"]))
     if graph_file is not None:
         write_graph(partition, graph_file)
     if polygons_file is not None:

@@ -92,6 +92,16 @@ def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, gr
             check_output_path(path, suffixes, what)
 
 
+def max_memory_bytes(max_memory_gib: float | None) -> int | None:
+    """``--max-memory`` (GiB) as the bytes the library takes (None: its default, half the RAM)."""
+    return None if max_memory_gib is None else int(max_memory_gib * 2**30)
+
+
+def split_requested(options: dict) -> bool:
+    """Whether ``--workers``, ``--scheduler`` or ``--tasks`` asked for a count split into tasks."""
+    return any(options.get(key) is not None for key in ("workers", "scheduler", "tasks"))
+
+
 #: Largest file read as a point (``--segment img0.npy img1.txt``).
 MAX_POINT_FILE_BYTES = 2**26
 

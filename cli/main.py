@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 from .commands_plane import plane_options
 from .commands_steep import steep
 from .commands_theory import bound, check, compare
-from .common import UserError, check_outputs, guard, parse_point, progress_bar
+from .common import UserError, check_outputs, guard, max_memory_bytes, parse_point, progress_bar, split_requested
 from .render import (
     FINITE,
     FiniteFloat,
@@ -72,15 +72,15 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
     from regioncount.exact1d import count_segment
     from regioncount.export import write_array
 
-    memory = None if max_memory is None else int(max_memory * 2**30)
+    memory = max_memory_bytes(max_memory)
     keep = keep or breakpoints_file is not None
-    if workers is not None or scheduler is not None or tasks is not None:
+    if split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks}):
         from regioncount.distributed import count_segment_split, open_engine
 
         with open_engine(workers=workers, scheduler=scheduler) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
             result = count_segment_split(model, interval=interval, segment=segment,
-                                         tasks=tasks or 2 * max(engine.workers, 1), engine=engine,
+                                         tasks=engine.tasks(tasks), engine=engine,
                                          linear_pieces=not no_linear, keep_breakpoints=keep, device=device,
                                          max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
                                          assume_well_posed=assume_well_posed, progress=progress)
@@ -261,9 +261,9 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
         if extras:
             raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
         return
-    split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
-             if options[key] is not None]
-    if split and (is_plane or lines is not None):
+    if split_requested(options) and (is_plane or lines is not None):
+        split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
+                 if options[key] is not None]
         raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
                         "(--samples/--grid); 2-D partitions and --chords run in this process")
     if is_plane:
@@ -320,16 +320,14 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     the_box = resolve_box(model, low, high)
     as_json = options["as_json"]
     sampled = chords = None
-    memory = None if options["max_memory"] is None else int(options["max_memory"] * 2**30)
-    if (samples is not None or grid or lines is None) and (options["workers"] is not None
-                                                           or options["scheduler"] is not None
-                                                           or options["tasks"] is not None):
+    memory = max_memory_bytes(options["max_memory"])
+    if (samples is not None or grid or lines is None) and split_requested(options):
         from regioncount.distributed import open_engine, sample_regions_split
 
         with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns (tasks)") as progress:
             sampled = sample_regions_split(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
-                                           seed=seed, tasks=options["tasks"] or 2 * max(engine.workers, 1),
+                                           seed=seed, tasks=engine.tasks(options["tasks"]),
                                            engine=engine, batch=batch, device=options["device"], dtype=dtype,
                                            assume_well_posed=assume_well_posed, progress=progress,
                                            memory_limit=memory)

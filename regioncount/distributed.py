@@ -89,6 +89,11 @@ class Engine:
     workers: int = 1
     scheduler: str | None = None
 
+    def tasks(self, requested: int | None = None) -> int:
+        """The number of tasks to split one count into: ``requested``, else two per worker (which keeps every
+        worker busy when the parts' costs differ by up to a factor of two)."""
+        return requested if requested is not None else 2 * max(self.workers, 1)
+
     def describe(self, tasks: int) -> dict[str, Any]:
         """What the output says about where the count ran."""
         if self.client is None:
