@@ -38,6 +38,9 @@ def _apply_threads() -> None:
         torch.set_num_threads(threads)
 
 
+OUT_OF_MEMORY = "out of memory; lower --max-regions or --max-memory, or count without --breakpoints"
+
+
 def guard(func: Callable) -> Callable:
     """Turn library errors (and I/O errors) raised by a command into :class:`UserError`."""
 
@@ -53,13 +56,17 @@ def guard(func: Callable) -> Callable:
         except OSError as exc:
             raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".strip(": ")) from None
         except MemoryError:
-            raise UserError("out of memory; lower --max-regions or count without --breakpoints") from None
+            raise UserError(OUT_OF_MEMORY) from None
         except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing partial is left
             click.echo("Error: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # last resort: one line, never a traceback (REGIONCOUNT_DEBUG=1 re-raises)
+            # torch's allocators report exhaustion as a RuntimeError, not a MemoryError
+            if isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc)
+                                                  or "out of memory" in str(exc).lower()):
+                raise UserError(OUT_OF_MEMORY) from None
             if os.environ.get("REGIONCOUNT_DEBUG"):
                 raise
             raise UserError(f"internal error ({type(exc).__name__}: {exc}); please report it") from None

@@ -38,9 +38,28 @@ def physical_memory_bytes() -> int:
         return 8 * 2**30
 
 
+def address_space_left() -> int | None:
+    """Bytes this process may still map under its address-space limit (``RLIMIT_AS``, e.g. ``ulimit -v`` or a
+    job scheduler's cap), or None when it has none (or the OS does not say)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as status:
+            mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+        return max(soft - mapped, 0)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
 def default_memory_limit() -> int:
-    """Memory the count may use for kept outputs (breakpoints, lengths): half of the RAM."""
-    return physical_memory_bytes() // 2
+    """Memory a count may use (walk batches, kept breakpoints, pattern sets, polygons): half of the RAM, and
+    no more than half of what the process's address-space limit still allows."""
+    limit = physical_memory_bytes() // 2
+    left = address_space_left()
+    return limit if left is None else min(limit, left // 2)
 
 
 class Stopwatch:
