@@ -14,6 +14,8 @@ patterns, not with the number of samples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .models import FFN, Model
@@ -196,3 +198,26 @@ def group_rows(rows: torch.Tensor, keys: torch.Tensor | None = None,
             return inverse, representative, False
     _, inverse = torch.unique(rows, dim=0, return_inverse=True)
     return inverse, _representatives(inverse), not by_rows
+
+
+def layer_words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
+    """Packed patterns (B, words) of (B, units) bits: one block of words per layer of ``widths`` (the layout
+    of :class:`~regioncount.sampled.PatternFunction`), or one block for all units (``widths`` None)."""
+    if bits.shape[1] == 0:
+        return torch.zeros(bits.shape[0], 1, dtype=torch.int64, device=bits.device)
+    if widths is None or len(widths) == 1:
+        return pack_bits(bits)
+    return torch.cat([pack_bits(block) for block in torch.split(bits, list(widths), 1)], 1)
+
+
+def match_rows(table: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query row (Q, W) of int64 words, the index of the equal row of ``table`` (T, W) (rows of the
+    table distinct) and whether there is one; found by hash and confirmed word by word."""
+    keys = mix_hash(table)
+    order = torch.argsort(keys)
+    sorted_keys = keys[order]
+    query_keys = mix_hash(queries)
+    pos = torch.searchsorted(sorted_keys, query_keys).clamp_max(len(sorted_keys) - 1)
+    index = order[pos]
+    found = (sorted_keys[pos] == query_keys) & (table[index] == queries).all(1)
+    return index, found

@@ -31,12 +31,13 @@ import torch
 from .cost import plane_polygon_bytes
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
-from .fixedpoint import checked_solve, solve_fixed_points
+from .fixedpoint import checked_solve
 from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
-from .patterns import group_rows, mix_hash, pack_bits
+from .patterns import group_rows, layer_words, match_rows
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .results import PlanePartition
+from .sampled import deq_patterns, packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
@@ -129,13 +130,6 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, int(doubtful)
 
 
-def _deq_patterns(model: DEQ, x: torch.Tensor) -> torch.Tensor:
-    """Exact patterns (N, m) of points: forward substitution for triangular W, polished solves otherwise."""
-    if model.unit_order is not None:
-        return model.fixed_point(x.cpu()).to(x.device) > 0
-    return solve_fixed_points(model, x).u > 0
-
-
 def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
     """(P, 3, m) coefficients (s, t, const) of the pre-activations u on each piece's pattern."""
     device = active.device
@@ -160,7 +154,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
         if open_pieces.count == 0:
             break
         centre = open_pieces.centroids()
-        active = _deq_patterns(model, plane.points(centre))
+        active = deq_patterns(model, plane.points(centre))
         coef = _deq_affine(model, plane, active)  # (P, 3, m)
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         values = (open_pieces.xy[..., :1] * coef[:, None, 0] + open_pieces.xy[..., 1:] * coef[:, None, 1]
@@ -211,32 +205,6 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
     return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved, doubtful
 
 
-def _words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
-    """Packed patterns: one block of words per layer (``widths``), as :class:`PatternFunction` packs them."""
-    if bits.shape[1] == 0:
-        return torch.zeros(bits.shape[0], 1, dtype=torch.int64, device=bits.device)
-    if widths is None or len(widths) == 1:
-        return pack_bits(bits)
-    return torch.cat([pack_bits(block) for block in torch.split(bits, list(widths), 1)], 1)
-
-
-def _region_ids(words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Region id per piece (one per distinct packed pattern) and a representative piece of each region."""
-    inverse, representative, _ = group_rows(words)
-    return inverse, representative
-
-
-def _probe_words(model: Model, points: torch.Tensor) -> torch.Tensor:
-    """Packed patterns of probe points, in the layout of :func:`_words` for the same model."""
-    if isinstance(model, FFN):
-        if not model.hidden_widths:
-            return torch.zeros(points.shape[0], 1, dtype=torch.int64, device=points.device)
-        from .sampled import PatternFunction
-
-        return PatternFunction(model, points.device, DTYPE)(points)
-    return _words(_deq_patterns(model, points))
-
-
 def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor, region_words: torch.Tensor,
                n_regions: int) -> tuple[torch.Tensor, int]:
     """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
@@ -261,14 +229,8 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
     points = probe[use]
     if points.shape[0] == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    probe_words = _probe_words(model, plane.points(points))
-    keys = mix_hash(region_words)
-    order = torch.argsort(keys)
-    sorted_keys = keys[order]
-    probe_keys = mix_hash(probe_words)
-    pos = torch.searchsorted(sorted_keys, probe_keys).clamp_max(len(sorted_keys) - 1)
-    candidate = order[pos]
-    found = (sorted_keys[pos] == probe_keys) & (region_words[candidate] == probe_words).all(1)
+    probe_words = packed_patterns_at(model, plane.points(points))
+    candidate, found = match_rows(region_words, probe_words)
     pairs = torch.stack([owners[found], candidate[found]], 1)  # region_words is indexed by region id
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     pairs = torch.sort(pairs, 1).values
@@ -304,8 +266,8 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
             engine = "polygon subdivision (pattern refinement)"
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
-        words = _words(bits, widths)
-        region, representative = _region_ids(words)
+        words = layer_words(bits, widths)
+        region, representative, _ = group_rows(words)
         R = representative.shape[0]
         areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
         lo = torch.tensor(plane.low, dtype=DTYPE, device=dev)

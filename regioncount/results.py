@@ -15,6 +15,7 @@ import torch
 
 from .geometry import Box, Plane
 from .polygons import Polygons
+from .polytopes import Polytopes
 
 
 @runtime_checkable
@@ -276,6 +277,95 @@ class PlanePartition:
             "unresolved_pieces": self.unresolved,
             "notes": self.notes,
         }
+
+
+@dataclass
+class BoxPartition:
+    """Exact partition of a d-D box into activation regions.  Per cell: ``cells`` (polytopes), ``region`` id.
+    Per region: ``patterns`` (packed words), ``gradients`` (R, k, d) and ``offsets`` (R, k) of the affine
+    output y = G x + c, ``volumes`` (R,) (None for d > 3), ``bounded`` (R,) not touching the box's border,
+    ``centres`` (R, d) and ``inradii`` (R,) of the largest inscribed balls (None when not computed).
+    ``seconds`` covers everything; ``partition_seconds`` the subdivision alone."""
+
+    model: str
+    box: Box
+    cells: Polytopes
+    region: torch.Tensor
+    patterns: torch.Tensor
+    gradients: torch.Tensor
+    offsets: torch.Tensor
+    volumes: torch.Tensor | None
+    bounded: torch.Tensor
+    pairs: torch.Tensor
+    same_affine: torch.Tensor
+    linear_pieces: int
+    centres: np.ndarray | None
+    inradii: np.ndarray | None
+    seconds: float
+    partition_seconds: float
+    device: str
+    engine: str
+    notes: list[str] = field(default_factory=list)
+    #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a
+    #: hyperplane, not on it)
+    tolerance_decisions: int = 0
+
+    @property
+    def method(self) -> str:
+        """"exact" when no decision was left to the tolerance, else "approximate"."""
+        return "exact" if self.tolerance_decisions == 0 else "approximate"
+
+    @property
+    def activation_regions(self) -> int:
+        return int(self.patterns.shape[0])
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The region adjacency graph: node = region (pattern as hex words, bounded, volume for d <= 3,
+        Chebyshev centre and inradius when computed), edge = shared facet, with ``same_affine``."""
+        graph = nx.Graph()
+        vols = None if self.volumes is None else self.volumes.tolist()
+        for r, words in enumerate(self.patterns.tolist()):
+            data: dict[str, Any] = {"pattern": " ".join(f"{w & (2**64 - 1):016x}" for w in words),
+                                    "bounded": bool(self.bounded[r])}
+            if vols is not None:
+                data["volume"] = vols[r]
+            if self.centres is not None and self.inradii is not None:
+                data["centre"] = ",".join(repr(float(v)) for v in self.centres[r])
+                data["inradius"] = float(self.inradii[r])
+            graph.add_node(r, **data)
+        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
+                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
+        return graph
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "method": self.method,
+            "tolerance_decisions": self.tolerance_decisions,
+            "algorithm": self.engine,
+            "activation_regions": self.activation_regions,
+            "linear_pieces": self.linear_pieces,
+            "bounded_regions": int(self.bounded.sum()),
+            "adjacent_pairs": int(self.pairs.shape[0]),
+            "dtype": "float64",
+            "device": self.device,
+            "seconds": self.seconds,
+            "partition_seconds": self.partition_seconds,
+            "regions_per_second": self.activation_regions / self.seconds if self.seconds > 0 else None,
+            "box": self.box.to_json(),
+            "dimension": self.box.dim,
+            "cells": self.cells.count,
+        }
+        if self.volumes is not None:
+            vols = self.volumes.double()
+            out["volume"] = {"total": float(vols.sum()), "box": math.prod(h - lo for lo, h in zip(self.box.low, self.box.high)),
+                             "min": float(vols.min()), "max": float(vols.max()), "median": float(vols.median())}
+        if self.inradii is not None:
+            out["inradius"] = {"min": float(self.inradii.min()), "median": float(np.median(self.inradii)),
+                               "max": float(self.inradii.max())}
+        out["notes"] = self.notes
+        return out
 
 
 @dataclass

@@ -22,7 +22,7 @@ from .fixedpoint import solve_fixed_points
 from .geometry import Box, resolve_box
 from .kernels import normalized_deq
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
-from .patterns import DistinctPatterns, pack_bits, pattern_words, positive
+from .patterns import DistinctPatterns, layer_words, pack_bits, pattern_words, positive
 from .results import SampledCount
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -66,6 +66,24 @@ class PatternFunction:
         fixed = solve_fixed_points(self.model, x.to(DTYPE))
         self.failures += fixed.failures
         return pack_bits((fixed.u > 0)[fixed.ok])
+
+
+def deq_patterns(model: DEQ, x: torch.Tensor) -> torch.Tensor:
+    """Exact patterns (N, m) of points (N, d), units in their own order: forward substitution for a
+    triangular W, polished solves otherwise."""
+    if model.unit_order is not None:
+        return model.fixed_point(x.cpu()).to(x.device) > 0
+    return solve_fixed_points(model, x).u > 0
+
+
+def packed_patterns_at(model: Model, points: torch.Tensor) -> torch.Tensor:
+    """Packed patterns (N, words) of points (N, d) in float64: per layer for an FFN (as
+    :class:`PatternFunction`), units in their own order for a DEQ (as the exact partitions pack them)."""
+    if isinstance(model, FFN):
+        if not model.hidden_widths:
+            return torch.zeros(points.shape[0], 1, dtype=torch.int64, device=points.device)
+        return PatternFunction(model, points.device, DTYPE)(points)
+    return layer_words(deq_patterns(model, points))
 
 
 def _grid_points(box: Box, per_dim: int, start: int, count: int, device: torch.device,

@@ -9,6 +9,7 @@ pattern.  Works for FFNs and DEQs (any well-posed W, through u = (I - W D)^-1 (U
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 from scipy.optimize import linprog
 
@@ -109,3 +110,24 @@ def bfs_regions(model, low, high, tol: float = 1e-9) -> dict:
                 seen[neighbour] = x_f + step
                 queue.append(neighbour)
     return {"patterns": set(seen), "edges": edges}
+
+
+def reference_linear_pieces(model, ref) -> int:
+    """Components of the reference adjacency graph joining regions with the same output gradient."""
+    def gradient(pattern):
+        a, _ = affine_preactivations(model, pattern)
+        bits = np.array(pattern, dtype=float)
+        if isinstance(model, FFN):
+            last = a[-model.hidden_widths[-1]:] * bits[-model.hidden_widths[-1]:, None]
+            return model.weights[-1].numpy() @ last
+        return model.A.numpy() @ (a * bits[:, None]) + model.B.numpy()
+
+    grads = {p: gradient(p) for p in ref["patterns"]}
+    graph = nx.Graph()
+    graph.add_nodes_from(ref["patterns"])
+    for edge in ref["edges"]:
+        p, q = tuple(edge)
+        scale = max(np.abs(grads[p]).max(), np.abs(grads[q]).max())
+        if np.abs(grads[p] - grads[q]).max() <= 1e-9 * scale:
+            graph.add_edge(p, q)
+    return nx.number_connected_components(graph)

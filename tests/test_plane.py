@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from lp_reference import affine_preactivations, bfs_regions
+from lp_reference import bfs_regions, reference_linear_pieces
 from PIL import Image
 from random_nets import gaussian_ffn, run_cli
 
@@ -35,27 +35,6 @@ def random_deq(m, seed, triangular):
     return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=torch.float64) * 2,
                b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
                A=torch.randn(1, m, generator=gen, dtype=torch.float64), name=f"deq-{seed}")
-
-
-def reference_linear_pieces(model, ref) -> int:
-    """Components of the reference adjacency graph joining regions with the same output gradient."""
-    def gradient(pattern):
-        a, _ = affine_preactivations(model, pattern)
-        bits = np.array(pattern, dtype=float)
-        if isinstance(model, FFN):
-            last = a[-model.hidden_widths[-1]:] * bits[-model.hidden_widths[-1]:, None]
-            return model.weights[-1].numpy() @ last
-        return model.A.numpy() @ (a * bits[:, None]) + model.B.numpy()
-
-    grads = {p: gradient(p) for p in ref["patterns"]}
-    graph = nx.Graph()
-    graph.add_nodes_from(ref["patterns"])
-    for edge in ref["edges"]:
-        p, q = tuple(edge)
-        scale = max(np.abs(grads[p]).max(), np.abs(grads[q]).max())
-        if np.abs(grads[p] - grads[q]).max() <= 1e-9 * scale:
-            graph.add_edge(p, q)
-    return nx.number_connected_components(graph)
 
 
 CASES = ([("ffn", [2, 6, 1], s) for s in range(6)] + [("ffn", [2, 5, 5, 1], s) for s in range(8)]

@@ -1,0 +1,287 @@
+"""Exact partitions of a d-dimensional box into activation regions (``docs/exact-dd.md``).
+
+Layered subdivision, the d-dimensional form of :mod:`regioncount.plane2d`: every cell is a convex polytope
+(:mod:`regioncount.polytopes`) carrying the affine map of the units already read; each unit's zero
+hyperplane cuts the cells on which it changes sign, then the unit's sign is read at each cell's vertex mean
+and the map is updated.  FFNs go layer by layer (a layer's units all cut with the layer-start map);
+triangular DEQs unit by unit in forward-substitution order, where u_t = r_t(x) has the sign of
+r_t = (U x + b)_t + sum_{s != t} W_ts z_s and z_t = relu(r_t) / (1 - W_tt).  Each final cell is one region.
+
+A vertex value within ``PLANE_ZERO_TOL`` of a hyperplane's scale (|slope| . extent + |offset|) counts as
+on it; each such decision that is not an exact zero is counted, and a partition with any is labelled
+approximate.  Facets (faces of one constraint spanning d - 1 dimensions) give volumes (d <= 3), the region
+adjacency graph (a probe just across each facet's vertex mean), the linear pieces (components of adjacent
+regions with equal output maps) and, by one sparse LP over all regions, Chebyshev centres and inradii.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .devices import Stopwatch, default_memory_limit, resolve_device
+from .errors import CostLimitError, SegmentError
+from .geometry import Box, resolve_box
+from .models import DEQ, DTYPE, FFN, Model
+from .patterns import group_rows, layer_words, match_rows
+from .polytopes import Facets, Polytopes, facets, split, volumes
+from .polytopes import box as box_polytope
+from .results import BoxPartition
+from .sampled import packed_patterns_at
+from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from .walk1d import slopes_differ
+
+#: Largest box coordinate accepted (volumes, products of d coordinates, stay finite in float64).
+MAX_EXTENT = 1e30
+#: Chebyshev centres are computed by one LP when the partition holds at most this many regions.
+CHEBYSHEV_MAX_REGIONS = 200_000
+#: Bytes per vertex word or coordinate held at once while cutting (cells, children, temporaries).
+_BYTES_PER_ENTRY = 8 * 4
+
+
+@dataclass(frozen=True)
+class CellLimit:
+    """The most cells a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow."""
+
+    max_regions: int
+    memory_limit: int
+
+    def check(self, cells: Polytopes) -> None:
+        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
+        if cells.count > self.max_regions:
+            raise CostLimitError(f"more than {self.max_regions:,} cells (the limit); raise `max_regions` or "
+                                 "take a smaller box")
+        need = cells.count * cells.V * (cells.x.shape[2] + cells.tight.shape[2]) * _BYTES_PER_ENTRY
+        if need > self.memory_limit:
+            raise CostLimitError(f"the partition reached {cells.count:,} cells of up to {cells.V} vertices, "
+                                 f"about {need / 2**30:.3g} GiB (estimated), above the memory limit of "
+                                 f"{self.memory_limit / 2**30:.3g} GiB; raise `memory_limit` or take a smaller box")
+
+
+@dataclass
+class _Step:
+    """One round of cuts: ``pre`` maps the cells' states (P, d + 1, ·) to the round's pre-activation
+    coefficients (P, d + 1, n) (rows: slopes, then the constant); ``after`` gives the states once the
+    units' signs (P, n) are read; ``units`` are the global unit indices (bit = 2d + index)."""
+
+    units: list[int]
+    pre: Callable[[torch.Tensor], torch.Tensor]
+    after: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _ffn_steps(model: FFN, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
+    state = torch.cat([torch.eye(d, dtype=DTYPE, device=device), torch.zeros(1, d, dtype=DTYPE, device=device)])
+    steps, first = [], 0
+    for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+        weight, bias = weight.to(device), bias.to(device)
+
+        def pre(s: torch.Tensor, weight: torch.Tensor = weight, bias: torch.Tensor = bias) -> torch.Tensor:
+            Z = s @ weight.T
+            Z[:, -1] += bias
+            return Z
+
+        steps.append(_Step(list(range(first, first + weight.shape[0])), pre,
+                           lambda s, Z, active: Z * active[:, None, :].to(DTYPE)))
+        first += weight.shape[0]
+    return state[None], steps
+
+
+def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
+    assert model.unit_order is not None
+    W = model.W.to(device)
+    Q = torch.cat([model.U.T, model.b[None]]).to(device)  # (d + 1, m): the input part of every unit
+    steps = []
+    for t in model.unit_order:
+        def pre(z: torch.Tensor, t: int = t) -> torch.Tensor:
+            row = W[t].clone()
+            row[t] = 0.0
+            return (Q[:, t] + z @ row)[..., None]
+
+        def after(z: torch.Tensor, r: torch.Tensor, active: torch.Tensor, t: int = t) -> torch.Tensor:
+            z = z.clone()
+            z[:, :, t] = r[:, :, 0] * active[:, None, 0].to(DTYPE) / (1.0 - W[t, t])
+            return z
+
+        steps.append(_Step([t], pre, after))
+    return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
+
+
+def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
+    """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
+    and the number of decisions taken by the tolerance."""
+    d = bx.dim
+    units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
+    constraints = 2 * d + units
+    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+    cells = box_polytope(bx.low, bx.high, constraints, device)
+    state, steps = _ffn_steps(model, d, device) if isinstance(model, FFN) else _deq_steps(model, d, device)
+    bits = torch.zeros(1, units, dtype=torch.bool, device=device)
+    doubtful = torch.zeros((), dtype=torch.int64, device=device)
+    for step in steps:
+        Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
+        scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
+        tol = scale * ZERO_TOL  # (P0, n)
+        valid = cells.valid()
+        lo_x = torch.where(valid[..., None], cells.x, torch.inf).amin(1)  # (P0, d) bounding boxes
+        hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1)
+        low_end = Z[:, d] + torch.minimum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
+        high_end = Z[:, d] + torch.maximum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
+        candidate = (low_end < -tol) & (high_end > tol)  # (P0, n): unit j's hyperplane may cut cell p
+        origin = torch.arange(cells.count, device=device)
+        for j, unit in enumerate(step.units):
+            idx = candidate[origin, j].nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            zj = Z[origin[idx], :, j]  # (S, d + 1)
+            f = (cells.x[idx] @ zj[:, :d, None])[..., 0] + zj[:, d:]
+            t = tol[origin[idx], j]
+            live = cells.valid()[idx]
+            doubtful += ((f.abs() <= t[:, None]) & (f != 0) & live).any(1).sum()
+            cut = (((f > t[:, None]) & live).any(1) & ((f < -t[:, None]) & live).any(1)).nonzero().flatten()
+            if cut.numel() == 0:
+                continue
+            plus, minus = split(cells.select(idx[cut]), f[cut], t[cut], 2 * d + unit)
+            V = max(cells.V, plus.V, minus.V)
+            cells, plus, minus = cells.padded(V), plus.padded(V), minus.padded(V)
+            slots = idx[cut]
+            cells.x[slots], cells.n[slots], cells.tight[slots] = plus.x, plus.n, plus.tight
+            cells = Polytopes(torch.cat([cells.x, minus.x]), torch.cat([cells.n, minus.n]),
+                              torch.cat([cells.tight, minus.tight]))
+            origin = torch.cat([origin, origin[slots]])
+            limit.check(cells)
+        centre = cells.centres()
+        Zo = Z.index_select(0, origin)
+        pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
+        tol_o = tol.index_select(0, origin)
+        active = pre > tol_o
+        doubtful += ((pre.abs() <= tol_o) & (pre != 0)).any(1).sum()
+        bits = bits.index_select(0, origin)
+        bits[:, step.units] = active
+        state = step.after(state.index_select(0, origin), Zo, active)
+    if isinstance(model, FFN):
+        out = state @ model.weights[-1].to(device).T
+        out[:, d] += model.biases[-1].to(device)
+    else:
+        skip = torch.cat([model.B.T, model.c[None]]).to(device)
+        out = state @ model.A.to(device).T + skip
+    return cells, bits, out, int(doubtful)
+
+
+def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
+               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing a facet: a probe just across each facet's vertex mean, looked up by pattern.
+    Returns the pairs (E, 2) and the number of probes that matched no region."""
+    device = cells.x.device
+    size = max(h - lo for lo, h in zip(bx.low, bx.high))
+    height = found.offset - (found.normal * cells.centres()[found.owner]).sum(1)
+    step = torch.minimum(height * 1e-3, torch.full_like(height, 1e-7 * size))
+    probe = found.centre + found.normal * step[:, None]
+    lo = torch.tensor(bx.low, dtype=DTYPE, device=device)
+    hi = torch.tensor(bx.high, dtype=DTYPE, device=device)
+    inside = ((probe > lo) & (probe < hi)).all(1)
+    owners = region[found.owner[inside]]
+    if owners.numel() == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
+    words = packed_patterns_at(model, probe[inside])
+    index, matched = match_rows(region_words, words)
+    pairs = torch.stack([owners[matched], index[matched]], 1)
+    pairs = torch.sort(pairs[pairs[:, 0] != pairs[:, 1]], 1).values
+    R = region_words.shape[0]
+    code = torch.unique(pairs[:, 0] * R + pairs[:, 1])
+    return torch.stack([code // R, code % R], 1), int((~matched).sum())
+
+
+def chebyshev_balls(cells: Polytopes, found: Facets) -> tuple[np.ndarray, np.ndarray]:
+    """Largest inscribed balls of all cells by one sparse LP (scipy's HiGHS): maximise sum_p r_p subject to
+    normal_f . x_p + r_p <= offset_f for every facet f of cell p.  Returns centres (P, d) and radii (P,)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    P, d = cells.count, cells.x.shape[2]
+    owner = found.owner.cpu().numpy()
+    F = owner.shape[0]
+    rows = np.repeat(np.arange(F), d + 1)
+    cols = (owner[:, None] * (d + 1) + np.arange(d + 1)[None]).reshape(-1)
+    vals = np.concatenate([found.normal.cpu().numpy(), np.ones((F, 1))], 1).reshape(-1)
+    A = coo_matrix((vals, (rows, cols)), shape=(F, P * (d + 1))).tocsr()
+    cost = np.zeros(P * (d + 1))
+    cost[d::d + 1] = -1.0
+    bounds = np.tile(np.array([[None, None]] * d + [[0.0, None]], dtype=object), (P, 1))
+    res = linprog(cost, A_ub=A, b_ub=found.offset.cpu().numpy(), bounds=bounds.tolist(), method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"the Chebyshev LP did not solve: {res.message}")
+    sol = res.x.reshape(P, d + 1)
+    return sol[:, :d], sol[:, d]
+
+
+def partition_box(model: Model, low: Sequence[float] | float | None = None,
+                  high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
+                  max_regions: int = 10**6, memory_limit: int | None = None,
+                  chebyshev: bool = True) -> BoxPartition:
+    """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
+    counts, bounded regions, volumes (d <= 3), adjacency, linear pieces and (``chebyshev``, up to
+    :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs.
+
+    Stops with :class:`~regioncount.errors.CostLimitError` past ``max_regions`` cells or the memory limit
+    (default: half the RAM), with the estimate in the message."""
+    if isinstance(model, DEQ) and model.unit_order is None:
+        raise SegmentError("exact d-D partitions take FFNs and DEQs with a triangular W (after a permutation); "
+                           "for a general W count along segments, in a 2-D plane, or sample the box")
+    bx = resolve_box(model, low, high)
+    reach = max(abs(v) for v in (*bx.low, *bx.high))
+    if not reach <= MAX_EXTENT:
+        raise SegmentError(f"the box reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} volumes overflow float64")
+    dev = resolve_device(device)
+    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit)
+    watch = Stopwatch(dev)
+    d = bx.dim
+    with torch.no_grad():
+        cells, bits, out, doubtful = _subdivide(model, bx, dev, limit)
+        partition_seconds = watch.seconds()
+        widths = model.hidden_widths if isinstance(model, FFN) else None
+        words = layer_words(bits, widths)
+        region, representative, _ = group_rows(words)
+        R = representative.shape[0]
+        constraints = 2 * d + bits.shape[1]
+        found = facets(cells, constraints)
+        vol = None
+        if d <= 3:
+            vol = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, volumes(cells, found))
+        touches = cells.has_bits(0, 2 * d).any(1)
+        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
+        region_words = words[representative]
+        pairs, unmatched = _adjacency(model, bx, cells, found, region, region_words)
+    centres = radii = None
+    notes = []
+    if chebyshev and R == cells.count and R <= CHEBYSHEV_MAX_REGIONS:
+        centres, radii = chebyshev_balls(cells, found)
+        order = representative.cpu().numpy()
+        centres, radii = centres[order], radii[order]
+    elif chebyshev:
+        notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
+    seconds = watch.seconds()
+    gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
+    offsets = out[representative, d]
+    flat = gradients.reshape(R, -1)
+    same = (~slopes_differ(flat[pairs[:, 0]], flat[pairs[:, 1]])).cpu()
+    pairs = pairs.cpu()
+    same_pieces = nx.Graph()
+    same_pieces.add_nodes_from(range(R))
+    same_pieces.add_edges_from(pairs[same].tolist())
+    if unmatched:
+        notes.append(f"{unmatched} facet probes landed on a boundary and were skipped")
+    if doubtful:
+        notes.append(f"{doubtful} decisions were taken by the {ZERO_TOL:.2g} relative zero tolerance, not "
+                     "exactly: approximate")
+    return BoxPartition(
+        model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
+        gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
+        linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
+        seconds=seconds, partition_seconds=partition_seconds, device=dev.type,
+        engine="polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)",
+        notes=notes, tolerance_decisions=doubtful)
+

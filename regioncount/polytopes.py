@@ -1,0 +1,257 @@
+"""Batched convex polytopes in R^d, described by their vertices and which constraints are tight at each,
+and cut along hyperplanes all at once (``docs/exact-dd.md``).
+
+A batch holds P polytopes: ``x`` (P, V, d) vertices (rows past ``n[p]`` are padding that repeats the first
+vertex), ``n`` (P,) vertex counts and ``tight`` (P, V, K) int64 words, bit k of a vertex set when
+constraint k (a box facet, or a unit's hyperplane that cut the polytope or one of its ancestors) holds with
+equality there.  Vertices u, v span an edge exactly when the smallest face containing both, whose
+vertices are those whose tight sets contain tight(u) & tight(v), has no third vertex.  The test is
+combinatorial, so it also holds for degenerate polytopes (many hyperplanes through one vertex, a
+hyperplane repeated), where counting tight constraints does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+#: Entries of the (pairs x vertices x words) containment test evaluated at once.
+_CHUNK_ENTRIES = 1 << 22
+
+
+def bit_mask(bit: int) -> tuple[int, int]:
+    """(word, int64 mask) of constraint ``bit`` (64 constraints per word; bit 63 is the sign bit)."""
+    word, offset = divmod(bit, 64)
+    return word, (1 << offset) if offset < 63 else -(1 << 63)
+
+
+def words_for(constraints: int) -> int:
+    """Words per vertex that hold ``constraints`` incidence bits."""
+    return max(1, -(-constraints // 64))
+
+
+@dataclass
+class Polytopes:
+    x: torch.Tensor
+    n: torch.Tensor
+    tight: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def V(self) -> int:
+        return int(self.x.shape[1])
+
+    def valid(self) -> torch.Tensor:
+        """(P, V) mask of real (non-padding) vertices."""
+        return torch.arange(self.V, device=self.x.device)[None, :] < self.n[:, None]
+
+    def centres(self) -> torch.Tensor:
+        """(P, d) vertex means: interior points of full-dimensional polytopes."""
+        return (self.x * self.valid()[..., None]).sum(1) / self.n[:, None]
+
+    def select(self, index: torch.Tensor) -> Polytopes:
+        return Polytopes(self.x[index], self.n[index], self.tight[index])
+
+    def padded(self, V: int) -> Polytopes:
+        """The same polytopes with ``V`` vertex rows (V >= the largest count), padding repeating vertex 0."""
+        if V == self.V:
+            return self
+        if V < self.V:
+            return Polytopes(self.x[:, :V], self.n, self.tight[:, :V])
+        extra = V - self.V
+        return Polytopes(torch.cat([self.x, self.x[:, :1].expand(-1, extra, -1)], 1), self.n,
+                         torch.cat([self.tight, self.tight[:, :1].expand(-1, extra, -1)], 1))
+
+    def has_bits(self, first: int, last: int) -> torch.Tensor:
+        """(P, V) whether a real vertex has any constraint bit in [first, last) set."""
+        hit = torch.zeros(self.count, self.V, dtype=torch.bool, device=self.x.device)
+        for bit in range(first, last):
+            word, mask = bit_mask(bit)
+            hit |= (self.tight[..., word] & mask) != 0
+        return hit & self.valid()
+
+
+def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, device: torch.device,
+        dtype: torch.dtype = torch.float64) -> Polytopes:
+    """The box [low, high] as one polytope: 2^d corners; constraint 2i is x_i = low_i, 2i + 1 is x_i = high_i
+    (``constraints`` >= 2d sizes the incidence words)."""
+    d = len(low)
+    corners = torch.cartesian_prod(*[torch.tensor([0, 1], device=device)] * d).reshape(-1, d)
+    lo = torch.tensor(low, dtype=dtype, device=device)
+    hi = torch.tensor(high, dtype=dtype, device=device)
+    x = torch.where(corners.bool(), hi, lo)
+    tight = torch.zeros(x.shape[0], words_for(constraints), dtype=torch.int64, device=device)
+    for i in range(d):
+        for side in (0, 1):
+            word, mask = bit_mask(2 * i + side)
+            tight[:, word] |= torch.where(corners[:, i] == side, mask, 0)
+    return Polytopes(x[None], torch.tensor([x.shape[0]], device=device), tight[None])
+
+
+def _crossing_edges(poly: Polytopes, above: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+    """(E, 3) rows (polytope, u, v) of the edges from a vertex ``above`` to a vertex ``below`` the cut."""
+    pairs = (above[:, :, None] & below[:, None, :]).nonzero()
+    if pairs.shape[0] == 0:
+        return pairs
+    valid = poly.valid()
+    K = poly.tight.shape[2]
+    is_edge = torch.empty(pairs.shape[0], dtype=torch.bool, device=pairs.device)
+    step = max(1, _CHUNK_ENTRIES // (poly.V * K))
+    for start in range(0, pairs.shape[0], step):
+        s, u, v = pairs[start:start + step].unbind(1)
+        common = poly.tight[s, u] & poly.tight[s, v]  # (c, K)
+        inside = ((poly.tight[s] & common[:, None]) == common[:, None]).all(2) & valid[s]  # (c, V)
+        is_edge[start:start + step] = inside.sum(1) == 2
+    return pairs[is_edge]
+
+
+def _assemble(poly: Polytopes, keep: torch.Tensor, owner: torch.Tensor, x_new: torch.Tensor,
+              tight_new: torch.Tensor) -> Polytopes:
+    """Children: the kept vertices of each polytope, then its new vertices (``owner`` sorted ascending)."""
+    S, d, K = poly.count, poly.x.shape[2], poly.tight.shape[2]
+    device = poly.x.device
+    kept = keep.sum(1)
+    new = torch.bincount(owner, minlength=S)
+    n = kept + new
+    V = int(n.max())
+    x = torch.zeros(S, V, d, dtype=poly.x.dtype, device=device)
+    tight = torch.zeros(S, V, K, dtype=torch.int64, device=device)
+    ks, kv = keep.nonzero().unbind(1)
+    slot = (torch.cumsum(keep.long(), 1) - 1)[ks, kv]
+    x[ks, slot], tight[ks, slot] = poly.x[ks, kv], poly.tight[ks, kv]
+    first = torch.cumsum(new, 0) - new
+    rank = torch.arange(owner.shape[0], device=device) - first[owner]
+    slot = kept[owner] + rank
+    x[owner, slot], tight[owner, slot] = x_new, tight_new
+    pad = torch.arange(V, device=device)[None] >= n[:, None]
+    x = torch.where(pad[..., None], x[:, :1], x)
+    tight = torch.where(pad[..., None], tight[:, :1], tight)
+    return Polytopes(x, n, tight)
+
+
+def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) -> tuple[Polytopes, Polytopes]:
+    """Cut S polytopes, each with a vertex where the affine function ``f`` (S, V at the vertices) exceeds
+    ``zero_tol`` (S,) and one where it is below ``-zero_tol``, into the children f >= 0 and f <= 0.
+
+    A vertex with |f| <= zero_tol lies on the cut: it joins both children with constraint ``bit`` marked
+    tight.  Every edge from a vertex above to one below gives a new vertex, the exact zero of the
+    interpolated f (up to rounding), tight at the edge's common constraints and at ``bit``."""
+    valid = poly.valid()
+    above = (f > zero_tol[:, None]) & valid
+    below = (f < -zero_tol[:, None]) & valid
+    on = valid & ~above & ~below
+    word, mask = bit_mask(bit)
+    tight = poly.tight.clone()
+    tight[..., word] |= torch.where(on, mask, 0)
+    marked = Polytopes(poly.x, poly.n, tight)
+    s, u, v = _crossing_edges(marked, above, below).unbind(1)
+    fu, fv = f[s, u], f[s, v]
+    lam = (fu / (fu - fv))[:, None]
+    x_new = poly.x[s, u] + (poly.x[s, v] - poly.x[s, u]) * lam
+    tight_new = tight[s, u] & tight[s, v]
+    tight_new[:, word] |= mask
+    return (_assemble(marked, above | on, s, x_new, tight_new),
+            _assemble(marked, below | on, s, x_new, tight_new))
+
+
+def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct faces cut out by single constraints with at least d vertices: (F,) polytope index and
+    (F, V) vertex masks; lower-dimensional faces are dropped by the caller's rank test."""
+    d = poly.x.shape[2]
+    valid = poly.valid()
+    owners, masks = [], []
+    for bit in range(constraints):
+        word, mask = bit_mask(bit)
+        on = ((poly.tight[..., word] & mask) != 0) & valid
+        rows = (on.sum(1) >= d).nonzero().flatten()
+        if rows.numel():
+            owners.append(rows)
+            masks.append(on[rows])
+    if not owners:
+        return torch.zeros(0, dtype=torch.long, device=poly.x.device), valid[:0]
+    key = torch.cat([torch.cat(owners)[:, None], torch.cat(masks).long()], 1)
+    unique = torch.unique(key, dim=0)  # two constraints with the same vertex set name one face
+    return unique[:, 0], unique[:, 1:].bool()
+
+
+@dataclass
+class Facets:
+    """The facets of a batch of polytopes: ``owner`` (F,) polytope, ``mask`` (F, V) its vertices,
+    ``centre`` (F, d) vertex mean, ``normal`` (F, d) unit outward normal, ``offset`` (F,) with
+    normal . x <= offset on the polytope."""
+
+    owner: torch.Tensor
+    mask: torch.Tensor
+    centre: torch.Tensor
+    normal: torch.Tensor
+    offset: torch.Tensor
+
+
+def facets(poly: Polytopes, constraints: int, flat_rtol: float = 1e-10) -> Facets:
+    """Every facet of every polytope: faces of one constraint whose vertices span d - 1 dimensions (the
+    second-smallest eigenvalue of their scatter matrix above ``flat_rtol`` of the largest)."""
+    d = poly.x.shape[2]
+    owner, mask = _facet_masks(poly, constraints)
+    pts = poly.x[owner]  # (F, V, d)
+    w = mask.to(pts.dtype)[..., None]
+    count = w.sum(1)
+    centre = (pts * w).sum(1) / count
+    dev = (pts - centre[:, None]) * w
+    scatter = dev.transpose(1, 2) @ dev  # (F, d, d)
+    values, vectors = torch.linalg.eigh(scatter)
+    full = values[:, 1] > flat_rtol * values[:, -1].clamp_min(1e-300) if d > 1 else count[:, 0] >= 1
+    normal = vectors[:, :, 0]
+    inner = poly.centres()[owner]
+    sign = torch.where(((centre - inner) * normal).sum(1) < 0, -1.0, 1.0).to(normal.dtype)
+    normal = normal * sign[:, None]
+    keep = full.nonzero().flatten()
+    return Facets(owner[keep], mask[keep], centre[keep], normal[keep], (normal * centre).sum(1)[keep])
+
+
+def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    """Areas of convex polygons given by unordered vertices (F, V, 3) in planes with unit ``normal``."""
+    w = mask.to(pts.dtype)
+    centre = (pts * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+    helper = torch.where((normal[:, :1].abs() < 0.9), torch.tensor([1.0, 0.0, 0.0], dtype=pts.dtype, device=pts.device),
+                         torch.tensor([0.0, 1.0, 0.0], dtype=pts.dtype, device=pts.device))
+    e1 = torch.linalg.cross(normal, helper)
+    e1 = e1 / torch.linalg.vector_norm(e1, dim=1, keepdim=True)
+    e2 = torch.linalg.cross(normal, e1)
+    rel = pts - centre[:, None]
+    u, v = (rel * e1[:, None]).sum(2), (rel * e2[:, None]).sum(2)
+    return _shoelace(u, v, mask)
+
+
+def _shoelace(u: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Areas of convex polygons from unordered vertex coordinates (F, V), relative to an interior point."""
+    angle = torch.where(mask, torch.atan2(v, u), torch.full_like(u, 10.0))  # padding sorts last
+    order = torch.argsort(angle, 1)
+    u, v, m = torch.gather(u, 1, order), torch.gather(v, 1, order), torch.gather(mask, 1, order)
+    n = m.sum(1)
+    k = torch.arange(u.shape[1], device=u.device)[None]
+    nxt = torch.where(k + 1 < n[:, None], k + 1, torch.zeros_like(k))
+    cross = u * torch.gather(v, 1, nxt) - torch.gather(u, 1, nxt) * v
+    return 0.5 * (cross * m).sum(1).abs()
+
+
+def volumes(poly: Polytopes, found: Facets) -> torch.Tensor:
+    """(P,) volumes for d <= 3: lengths (d = 1), shoelace areas (d = 2), and for d = 3 the sum over facets
+    of area x distance to the vertex mean / 3."""
+    d = poly.x.shape[2]
+    valid = poly.valid()
+    if d == 1:
+        x = poly.x[..., 0]
+        return torch.where(valid, x, -torch.inf).amax(1) - torch.where(valid, x, torch.inf).amin(1)
+    if d == 2:
+        rel = poly.x - poly.centres()[:, None]
+        return _shoelace(rel[..., 0], rel[..., 1], valid)
+    if d != 3:
+        raise ValueError("volumes are computed for d <= 3")
+    areas = _polygon_areas(poly.x[found.owner], found.mask, found.normal)
+    height = found.offset - (found.normal * poly.centres()[found.owner]).sum(1)
+    return torch.zeros(poly.count, dtype=poly.x.dtype, device=poly.x.device).index_add_(
+        0, found.owner, areas * height / 3)

@@ -1,0 +1,187 @@
+"""Exact d-D partitions of a box against the LP-BFS reference, closed-form counts, the 1-D and 2-D counts,
+and degenerate arrangements (duplicate, rescaled and dead units, many hyperplanes through one point)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from lp_reference import bfs_regions, reference_linear_pieces
+from random_nets import gaussian_ffn, random_ffn
+
+from regioncount import DEQ, FFN, theorem1_deq
+from regioncount.box_partition import partition_box
+from regioncount.errors import CostLimitError, SegmentError
+from regioncount.exact1d import count_segment
+from regioncount.plane2d import partition_plane
+from regioncount.sampled import packed_patterns_at, sample_regions
+
+
+def cube(d: int, r: float = 1.0) -> tuple[list[float], list[float]]:
+    return [-r] * d, [r] * d
+
+
+def triangular_deq(m: int, d: int, seed: int) -> DEQ:
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.tril(torch.randn(m, m, generator=gen, dtype=torch.float64), -1) * 1.5
+    W.diagonal().copy_(torch.tensor([0.5, 0.0, -1.0, 0.0, 0.75, 0.0][:m], dtype=torch.float64))
+    return DEQ(W=W, U=torch.randn(m, d, generator=gen, dtype=torch.float64) * 2,
+               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
+               A=torch.randn(2, m, generator=gen, dtype=torch.float64),
+               B=torch.randn(2, d, generator=gen, dtype=torch.float64), name=f"tri-{seed}")
+
+
+def check_consistent(part, model, box) -> None:
+    """Volumes fill the box, every region's Chebyshev centre lies in it (its own pattern), no probe lost."""
+    if part.volumes is not None:
+        total = math.prod(h - lo for lo, h in zip(*box))
+        assert abs(float(part.volumes.sum()) - total) <= 1e-9 * total
+        assert float(part.volumes.min()) > 0
+    assert part.inradii is not None and part.centres is not None
+    assert (part.inradii > 0).all()
+    centres = torch.from_numpy(part.centres)
+    assert torch.equal(packed_patterns_at(model, centres), part.patterns)
+
+
+CASES = ([("ffn", [3, 6, 1], s) for s in range(3)] + [("ffn", [3, 5, 5, 1], s) for s in range(4)]
+         + [("ffn-dead", [3, 5, 4, 2], s) for s in range(2)] + [("ffn", [4, 5, 4, 1], s) for s in range(2)]
+         + [("tri", (5, 3), s) for s in range(3)] + [("tri", (4, 4), s) for s in range(1)])
+
+
+@pytest.mark.parametrize("kind, arch, seed", CASES)
+def test_partition_equals_the_lp_reference(kind, arch, seed):
+    if kind == "tri":
+        model = triangular_deq(*arch, seed=400 + seed)
+        d = arch[1]
+    else:
+        model = gaussian_ffn(arch, 500 + seed, dead_out=kind == "ffn-dead")
+        d = arch[0]
+    box = cube(d)
+    ref = bfs_regions(model, *box)
+    part = partition_box(model, *box, device="cpu")
+    assert part.method == "exact" and not part.notes
+    assert part.activation_regions == len(ref["patterns"])
+    assert part.pairs.shape[0] == len(ref["edges"])
+    assert part.linear_pieces == reference_linear_pieces(model, ref)
+    check_consistent(part, model, box)
+    if kind == "ffn-dead":
+        assert part.linear_pieces < part.activation_regions
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_degenerate_dyadic_nets_equal_the_lp_reference(seed):
+    """Dead units, duplicated and rescaled rows (the same hyperplane several times), small dyadic weights
+    whose hyperplanes meet in many-fold points."""
+    rng = random.Random(600 + seed)
+    d = 3 if seed % 3 else 4
+    model = random_ffn(rng, d, -1.0)
+    box = cube(d, 2.0)
+    ref = bfs_regions(model, *box)
+    part = partition_box(model, *box, device="cpu")
+    assert part.method == "exact"
+    assert part.activation_regions == len(ref["patterns"])
+    assert part.linear_pieces == reference_linear_pieces(model, ref)
+    check_consistent(part, model, box)
+
+
+def test_central_arrangement_many_planes_through_one_point():
+    """n planes through the origin in general position cut R^3 into 2 (C(n-1, 0) + C(n-1, 1) + C(n-1, 2))
+    cones; all meet the cube, and every cut passes through the same vertex."""
+    n = 7
+    gen = torch.Generator().manual_seed(3)
+    W = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    model = FFN([W, torch.ones(1, n, dtype=torch.float64)], [torch.zeros(n, dtype=torch.float64),
+                                                            torch.zeros(1, dtype=torch.float64)])
+    part = partition_box(model, *cube(3), device="cpu")
+    assert part.activation_regions == 2 * (1 + (n - 1) + math.comb(n - 1, 2))
+    assert part.method == "exact"
+    assert int(part.bounded.sum()) == 0
+    check_consistent(part, model, cube(3))
+
+
+def test_one_hidden_layer_in_general_position_fills_all_space():
+    """In a box holding every vertex, n generic planes in R^3 give 1 + n + C(n, 2) + C(n, 3) regions."""
+    n = 6
+    gen = torch.Generator().manual_seed(5)
+    W = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(n, generator=gen, dtype=torch.float64)
+    vertices = [np.linalg.solve(W[list(c)].numpy(), -b[list(c)].numpy()) for c in itertools.combinations(range(n), 3)]
+    reach = 2 * max(np.abs(v).max() for v in vertices) + 1
+    model = FFN([W, torch.ones(1, n, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+    part = partition_box(model, *cube(3, reach), device="cpu")
+    assert part.activation_regions == 1 + n + math.comb(n, 2) + math.comb(n, 3)
+    assert int(part.bounded.sum()) == math.comb(n - 1, 3)  # bounded regions of a generic arrangement
+
+
+def test_duplicate_and_scaled_units_cut_once():
+    W = torch.tensor([[1.0, 1.0, 0.0], [2.0, 2.0, 0.0], [-1.0, -1.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([0.5, 1.0, -0.5, 0.25], dtype=torch.float64)
+    model = FFN([W, torch.ones(1, 4, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+    part = partition_box(model, *cube(3), device="cpu")
+    assert part.activation_regions == 2 and part.method == "exact"
+    assert part.pairs.shape[0] == 1
+
+
+def test_unit_hyperplane_on_a_box_face():
+    """x_0 = 1 is the cube's face: it cuts nothing; x_0 = 0 splits the cube in two."""
+    W = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    model = FFN([W, torch.ones(1, 2, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+    part = partition_box(model, *cube(3), device="cpu")
+    assert part.activation_regions == 2 and part.method == "exact"
+    assert torch.allclose(part.volumes, torch.tensor([4.0, 4.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_dimensional_box_equals_the_exact_segment_count(seed):
+    model = gaussian_ffn([1, 8, 8, 2], 700 + seed)
+    part = partition_box(model, [-2.0], [2.0], device="cpu")
+    seg = count_segment(model, interval=(-2.0, 2.0), linear_pieces=True, device="cpu")
+    assert part.activation_regions == seg.activation_regions
+    assert part.linear_pieces == seg.linear_pieces
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_dimensional_box_equals_the_plane_partition(seed):
+    model = gaussian_ffn([2, 6, 6, 1], 800 + seed, dead_out=seed % 2 == 1)
+    part = partition_box(model, *cube(2), device="cpu")
+    plane = partition_plane(model, *cube(2), device="cpu")
+    assert part.activation_regions == plane.activation_regions
+    assert part.linear_pieces == plane.linear_pieces
+    assert part.pairs.shape[0] == plane.pairs.shape[0]
+    assert torch.allclose(torch.sort(part.volumes).values, torch.sort(plane.areas).values, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("m", [1, 4, 7])
+def test_theorem1_slabs_in_three_dimensions(m):
+    model = theorem1_deq(m, input_dim=3)
+    part = partition_box(model, device="cpu")
+    assert part.activation_regions == part.linear_pieces == 2**m
+    assert part.method == "exact"
+    assert torch.allclose(part.volumes, torch.full_like(part.volumes, 2.0**-m))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_sampling_never_exceeds_the_exact_partition(seed):
+    model = gaussian_ffn([3, 8, 8, 1], 900 + seed)
+    exact = partition_box(model, *cube(3), device="cpu").activation_regions
+    assert sample_regions(model, -1, 1, samples=200_000, seed=seed, device="cpu").distinct_patterns <= exact
+
+
+def test_limits_and_refusals():
+    model = gaussian_ffn([3, 8, 8, 1], 1)
+    with pytest.raises(CostLimitError, match="more than 10 cells"):
+        partition_box(model, *cube(3), device="cpu", max_regions=10)
+    with pytest.raises(CostLimitError, match="GiB"):
+        partition_box(model, *cube(3), device="cpu", memory_limit=10_000)
+    W = torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64)
+    general = DEQ(W=W, U=torch.ones(2, 3, dtype=torch.float64), b=torch.zeros(2, dtype=torch.float64),
+                  A=torch.ones(1, 2, dtype=torch.float64))
+    with pytest.raises(SegmentError, match="triangular"):
+        partition_box(general, *cube(3), device="cpu")
+    with pytest.raises(SegmentError, match="reaches"):
+        partition_box(model, *cube(3, 1e40), device="cpu")
