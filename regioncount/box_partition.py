@@ -25,6 +25,7 @@ import torch
 
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
+from .exact_cells import ExactCells, value_at
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import group_rows, layer_words, match_rows
@@ -39,6 +40,8 @@ from .walk1d import slopes_differ
 MAX_EXTENT = 1e30
 #: Chebyshev centres are computed by one LP when the partition holds at most this many regions.
 CHEBYSHEV_MAX_REGIONS = 200_000
+#: Most doubtful decisions re-decided in rational arithmetic per partition (each costs about a millisecond).
+EXACT_BUDGET = 20_000
 #: Bytes per vertex word or coordinate held at once while cutting (cells, children, temporaries).
 _BYTES_PER_ENTRY = 8 * 4
 
@@ -110,7 +113,7 @@ def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, 
     return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
 
 
-def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
+def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
     and the number of decisions taken by the tolerance."""
     d = bx.dim
@@ -121,6 +124,7 @@ def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
     state, steps = _ffn_steps(model, d, device) if isinstance(model, FFN) else _deq_steps(model, d, device)
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
+    referee = _Referee(ExactCells(model, bx.low, bx.high), constraints, exact_budget)
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
@@ -140,7 +144,10 @@ def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
             f = (cells.x[idx] @ zj[:, :d, None])[..., 0] + zj[:, d:]
             t = tol[origin[idx], j]
             live = cells.valid()[idx]
-            doubtful += ((f.abs() <= t[:, None]) & (f != 0) & live).any(1).sum()
+            doubt = (f.abs() <= t[:, None]) & (f != 0) & live
+            if bool(doubt.any()):
+                doubt = referee.vertices(cells, idx, origin, bits, unit, f, doubt)
+            doubtful += doubt.any(1).sum()
             cut = (((f > t[:, None]) & live).any(1) & ((f < -t[:, None]) & live).any(1)).nonzero().flatten()
             if cut.numel() == 0:
                 continue
@@ -157,8 +164,11 @@ def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
         Zo = Z.index_select(0, origin)
         pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
         tol_o = tol.index_select(0, origin)
+        doubt = (pre.abs() <= tol_o) & (pre != 0)
+        if bool(doubt.any()):
+            doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
         active = pre > tol_o
-        doubtful += ((pre.abs() <= tol_o) & (pre != 0)).any(1).sum()
+        doubtful += doubt.any(1).sum()
         bits = bits.index_select(0, origin)
         bits[:, step.units] = active
         state = step.after(state.index_select(0, origin), Zo, active)
@@ -168,7 +178,65 @@ def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit):
     else:
         skip = torch.cat([model.B.T, model.c[None]]).to(device)
         out = state @ model.A.to(device).T + skip
-    return cells, bits, out, int(doubtful)
+    return cells, bits, out, int(doubtful), referee
+
+
+class _Referee:
+    """Re-decides doubtful zero tests exactly (:class:`ExactCells`), within a budget of decisions."""
+
+    def __init__(self, exact: ExactCells, constraints: int, budget: int) -> None:
+        self.exact, self.constraints, self.left = exact, constraints, budget
+        self.spent = False
+        self.decided = 0
+
+    def _take(self) -> bool:
+        if self.left <= 0:
+            self.spent = True
+            return False
+        self.left -= 1
+        self.decided += 1
+        return True
+
+    def vertices(self, cells: Polytopes, idx: torch.Tensor, origin: torch.Tensor, bits: torch.Tensor, unit: int,
+                 f: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
+        """Doubtful vertex values ``f`` (S, V) of ``unit`` on cells ``idx``: a vertex proven on the hyperplane
+        gets f = 0 (in place); returns the doubts left."""
+        left = doubt.clone()
+        for row, col in doubt.nonzero().tolist():
+            if not self._take():
+                break
+            cell = int(idx[row])
+            cell_bits = bits[int(origin[cell])].tolist()
+            x = self.exact.vertex(cells.tight[cell, col].tolist(), cell_bits, self.constraints)
+            if x is not None and value_at(self.exact.unit(unit, cell_bits), x) == 0:
+                f[row, col] = 0.0
+                left[row, col] = False
+        return left
+
+    def centres(self, cells: Polytopes, origin: torch.Tensor, bits: torch.Tensor, units: list[int],
+                pre: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
+        """Doubtful centre values ``pre`` (P, n) of the step's ``units``: the exact value at the exact vertex
+        mean replaces the float one (in place) wherever every vertex is found; returns the doubts left."""
+        left = doubt.clone()
+        for cell, j in doubt.nonzero().tolist():
+            if not self._take():
+                break
+            cell_bits = bits[int(origin[cell])].tolist()
+            affine = self.exact.unit(units[j], cell_bits)
+            if not any(affine[0]) and affine[1] == 0:
+                value = 0
+            else:
+                points = [self.exact.vertex(cells.tight[cell, v].tolist(), cell_bits, self.constraints)
+                          for v in range(int(cells.n[cell]))]
+                if any(p is None for p in points):
+                    continue
+                centre = [sum(c) / len(points) for c in zip(*points)]  # type: ignore[misc]
+                value = value_at(affine, centre)
+                if value == 0:
+                    continue  # a hyperplane through the middle of a cell it did not cut: left to the tolerance
+            pre[cell, j] = 0.0 if value == 0 else (torch.inf if value > 0 else -torch.inf)
+            left[cell, j] = False
+        return left
 
 
 def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
@@ -221,12 +289,14 @@ def chebyshev_balls(cells: Polytopes, found: Facets) -> tuple[np.ndarray, np.nda
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
                   max_regions: int = 10**6, memory_limit: int | None = None,
-                  chebyshev: bool = True) -> BoxPartition:
+                  chebyshev: bool = True, exact_budget: int = EXACT_BUDGET) -> BoxPartition:
     """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
     counts, bounded regions, volumes (d <= 3), adjacency, linear pieces and (``chebyshev``, up to
     :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs.
 
-    Stops with :class:`~regioncount.errors.CostLimitError` past ``max_regions`` cells or the memory limit
+    Vertex and centre values inside the zero tolerance are decided again in rational arithmetic
+    (:mod:`regioncount.exact_cells`), at most ``exact_budget`` of them; the rest are counted as decisions
+    left to the tolerance.  Stops with :class:`~regioncount.errors.CostLimitError` past ``max_regions`` cells or the memory limit
     (default: half the RAM), with the estimate in the message."""
     if isinstance(model, DEQ) and model.unit_order is None:
         raise SegmentError("exact d-D partitions take FFNs and DEQs with a triangular W (after a permutation); "
@@ -240,7 +310,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     watch = Stopwatch(dev)
     d = bx.dim
     with torch.no_grad():
-        cells, bits, out, doubtful = _subdivide(model, bx, dev, limit)
+        cells, bits, out, doubtful, referee = _subdivide(model, bx, dev, limit, exact_budget)
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
@@ -275,13 +345,14 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     if unmatched:
         notes.append(f"{unmatched} facet probes landed on a boundary and were skipped")
     if doubtful:
+        spent = f" (the exact re-decision budget of {exact_budget:,} was spent)" if referee.spent else ""
         notes.append(f"{doubtful} decisions were taken by the {ZERO_TOL:.2g} relative zero tolerance, not "
-                     "exactly: approximate")
+                     f"exactly{spent}: approximate")
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
         gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
         seconds=seconds, partition_seconds=partition_seconds, device=dev.type,
         engine="polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)",
-        notes=notes, tolerance_decisions=doubtful)
+        notes=notes, tolerance_decisions=doubtful, exact_decisions=referee.decided)
 

@@ -307,8 +307,10 @@ class BoxPartition:
     engine: str
     notes: list[str] = field(default_factory=list)
     #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a
-    #: hyperplane, not on it)
+    #: hyperplane, not proven on it)
     tolerance_decisions: int = 0
+    #: zero tests inside the tolerance band decided again in rational arithmetic
+    exact_decisions: int = 0
 
     @property
     def method(self) -> str:
@@ -343,6 +345,7 @@ class BoxPartition:
             "model": self.model,
             "method": self.method,
             "tolerance_decisions": self.tolerance_decisions,
+            "exact_decisions": self.exact_decisions,
             "algorithm": self.engine,
             "activation_regions": self.activation_regions,
             "linear_pieces": self.linear_pieces,

@@ -84,7 +84,12 @@ def bfs_regions(model, low, high, tol: float = 1e-9) -> dict:
                 c[j] + np.sum(np.where(a[j] > 0, a[j] * low, a[j] * high))
             if corners[0] < 0 or corners[1] > 0:
                 continue
-            others = [k for k in np.nonzero(live)[0] if k != j]
+            # units on the same hyperplane as j (duplicated or rescaled rows) vanish with it: not constraints
+            unit_j = np.concatenate([a[j], [c[j]]]) / norms[j]
+            others = [k for k in np.nonzero(live)[0] if k != j and
+                      np.abs(np.abs(np.concatenate([a[k], [c[k]]]) / norms[k] @ unit_j)
+                             - np.linalg.norm(np.concatenate([a[k], [c[k]]]) / norms[k]) * np.linalg.norm(unit_j))
+                      > 1e-12]
             # variables (x, r); maximise r
             A_ub = [np.concatenate([-s[k] * a[k], [norms[k]]]) for k in others]
             b_ub = [s[k] * c[k] for k in others]

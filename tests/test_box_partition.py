@@ -75,7 +75,8 @@ def test_partition_equals_the_lp_reference(kind, arch, seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_degenerate_dyadic_nets_equal_the_lp_reference(seed):
     """Dead units, duplicated and rescaled rows (the same hyperplane several times), small dyadic weights
-    whose hyperplanes meet in many-fold points."""
+    whose hyperplanes meet in many-fold points: vertices on a hyperplane only up to rounding are proven on
+    it in rational arithmetic, and the count is exact."""
     rng = random.Random(600 + seed)
     d = 3 if seed % 3 else 4
     model = random_ffn(rng, d, -1.0)
@@ -86,6 +87,20 @@ def test_degenerate_dyadic_nets_equal_the_lp_reference(seed):
     assert part.activation_regions == len(ref["patterns"])
     assert part.linear_pieces == reference_linear_pieces(model, ref)
     check_consistent(part, model, box)
+
+
+def test_rational_re_decisions_change_the_answer():
+    """Without the exact second opinion (budget 0) the degenerate nets are labelled approximate."""
+    labels = []
+    for seed in range(12):
+        rng = random.Random(600 + seed)
+        d = 3 if seed % 3 else 4
+        model = random_ffn(rng, d, -1.0)
+        part = partition_box(model, *cube(d, 2.0), device="cpu", exact_budget=0, chebyshev=False)
+        labels.append(part.method)
+        if part.method == "approximate":
+            assert "budget" in " ".join(part.notes)
+    assert labels.count("approximate") >= 3
 
 
 def test_central_arrangement_many_planes_through_one_point():

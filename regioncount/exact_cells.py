@@ -1,0 +1,154 @@
+"""Exact second opinions for the d-D partition (``docs/exact-dd.md``): a vertex value that falls inside the
+zero tolerance is decided again in rational arithmetic.
+
+Float64 weights are dyadic rationals, so on a cell with known activation bits every unit's pre-activation
+is an exact affine function a . x + c with rational a, c (FFN: the layers composed with their masks;
+triangular DEQ: forward substitution, z_s = r_s / (1 - W_ss) on active units).  A vertex is the exact
+solution of the constraints tight at it (box faces and unit hyperplanes, from its incidence bits), and the
+value of the unit in question there is an exact rational: zero means the vertex lies on the hyperplane
+(the tolerance's answer, now proven), anything else leaves the decision to the tolerance (the count is then
+labelled approximate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import torch
+
+from .models import DEQ, FFN, Model
+from .polytopes import bit_mask
+
+Affine = tuple[tuple[Fraction, ...], Fraction]  # (a, c): a . x + c
+
+
+def _fractions(t: torch.Tensor) -> list:
+    return [[Fraction(v) for v in row] for row in t.tolist()] if t.dim() == 2 else [Fraction(v) for v in t.tolist()]
+
+
+class ExactCells:
+    """Exact unit hyperplanes and vertices of the cells of one model in a box of dimension ``d``.
+
+    ``bits`` arguments are a cell's activation bits (units in global order, as the partition numbers them),
+    of which only the units decided before the one asked about are read."""
+
+    def __init__(self, model: Model, low: Sequence[float], high: Sequence[float]) -> None:
+        self.model = model
+        self.d = len(low)
+        self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
+        self._cache: dict[tuple, list[Affine]] = {}
+        if isinstance(model, FFN):
+            self.W = [_fractions(w) for w in model.weights[:-1]]
+            self.b = [_fractions(b) for b in model.biases[:-1]]
+            starts = [0]
+            for w in model.hidden_widths:
+                starts.append(starts[-1] + w)
+            self.starts = starts
+        else:
+            assert isinstance(model, DEQ) and model.unit_order is not None
+            self.Wd = _fractions(model.W)
+            self.U = _fractions(model.U)
+            self.bd = _fractions(model.b)
+            self.order = list(model.unit_order)
+            self.position = {t: i for i, t in enumerate(self.order)}
+
+    # --- unit hyperplanes --------------------------------------------------------------------------------
+
+    def _ffn_layer(self, layer: int, bits: Sequence[bool]) -> list[Affine]:
+        """Pre-activations of FFN layer ``layer`` (0-based) as exact affine maps, given the earlier bits."""
+        key = ("ffn", layer, tuple(bits[:self.starts[layer]]))
+        if key not in self._cache:
+            d = self.d
+            if layer == 0:
+                h: list[Affine] = [(tuple(Fraction(int(i == k)) for i in range(d)), Fraction(0)) for k in range(d)]
+            else:
+                prev = self._ffn_layer(layer - 1, bits)
+                first = self.starts[layer - 1]
+                zero: Affine = ((Fraction(0),) * d, Fraction(0))
+                h = [p if bits[first + i] else zero for i, p in enumerate(prev)]
+            out = []
+            for row, bias in zip(self.W[layer], self.b[layer]):
+                a = [Fraction(0)] * d
+                c = bias
+                for w, (ha, hc) in zip(row, h):
+                    if w:
+                        a = [ai + w * hi for ai, hi in zip(a, ha)]
+                        c += w * hc
+                out.append((tuple(a), c))
+            self._cache[key] = out
+        return self._cache[key]
+
+    def _deq_r(self, unit: int, bits: Sequence[bool]) -> Affine:
+        """r_t of a triangular DEQ unit as an exact affine map, given the bits of the units before it."""
+        before = self.order[:self.position[unit]]
+        key = ("deq", unit, tuple(bits[s] for s in before))
+        if key not in self._cache:
+            d = self.d
+            a, c = list(self.U[unit]), self.bd[unit]
+            for s in before:
+                w = self.Wd[unit][s]
+                if w and bits[s]:
+                    ra, rc = self._deq_r(s, bits)
+                    scale = w / (1 - self.Wd[s][s])
+                    a = [ai + scale * x for ai, x in zip(a, ra)]
+                    c += scale * rc
+            self._cache[key] = [(tuple(a[:d]), c)]
+        return self._cache[key][0]
+
+    def unit(self, unit: int, bits: Sequence[bool]) -> Affine:
+        """The exact pre-activation (sign-equivalent r_t for a DEQ) of global unit ``unit`` on a cell."""
+        if isinstance(self.model, FFN):
+            layer = next(i for i in range(len(self.starts) - 1) if unit < self.starts[i + 1])
+            return self._ffn_layer(layer, bits)[unit - self.starts[layer]]
+        return self._deq_r(unit, bits)
+
+    # --- vertices ----------------------------------------------------------------------------------------
+
+    def constraint(self, bit: int, bits: Sequence[bool]) -> Affine:
+        """Constraint ``bit`` as a . x + c = 0: box faces first (2i: x_i = low_i, 2i + 1: x_i = high_i)."""
+        d = self.d
+        if bit < 2 * d:
+            i, side = divmod(bit, 2)
+            a = tuple(Fraction(int(k == i)) for k in range(d))
+            return a, -(self.high[i] if side else self.low[i])
+        return self.unit(bit - 2 * d, bits)
+
+    def vertex(self, tight_words: Sequence[int], bits: Sequence[bool], constraints: int) -> tuple[Fraction, ...] | None:
+        """The exact point where every constraint of ``tight_words`` holds, or None when they do not meet in
+        exactly one point (inconsistent incidences)."""
+        rows = []
+        for bit in range(constraints):
+            word, mask = bit_mask(bit)
+            if tight_words[word] & mask:
+                a, c = self.constraint(bit, bits)
+                rows.append([*a, -c])
+        return _solve_unique(rows, self.d)
+
+
+def _solve_unique(rows: list[list[Fraction]], d: int) -> tuple[Fraction, ...] | None:
+    """The unique solution x of rows [a | r] (a . x = r) by exact Gauss-Jordan, or None (none, or many)."""
+    m = [list(r) for r in rows]
+    pivots = []
+    r = 0
+    for col in range(d):
+        pivot = next((i for i in range(r, len(m)) if m[i][col] != 0), None)
+        if pivot is None:
+            return None
+        m[r], m[pivot] = m[pivot], m[r]
+        inv = 1 / m[r][col]
+        m[r] = [v * inv for v in m[r]]
+        for i in range(len(m)):
+            if i != r and m[i][col] != 0:
+                f = m[i][col]
+                m[i] = [vi - f * vr for vi, vr in zip(m[i], m[r])]
+        pivots.append(col)
+        r += 1
+    if any(row[d] != 0 for row in m[r:]):
+        return None  # the tight constraints do not all pass through one point
+    return tuple(m[i][d] for i in range(d))
+
+
+def value_at(affine: Affine, x: Sequence[Fraction]) -> Fraction:
+    a, c = affine
+    return sum((ai * xi for ai, xi in zip(a, x)), c)
