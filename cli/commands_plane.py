@@ -1,4 +1,4 @@
-"""``regioncount plot`` and the exact 2-D options of ``count`` (--plane): partitions, graphs, PNGs."""
+"""``regioncount plot`` and the exact partitions of ``count`` (--plane in 2-D, --exact in a d-D box): graphs, PNGs."""
 
 from __future__ import annotations
 
@@ -67,6 +67,24 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
         plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
     render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
            head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
+
+
+def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: str | None) -> None:
+    """The exact d-D part of ``count`` (--exact): partition of the box, optional GraphML, table or JSON."""
+    from regioncount.box_partition import partition_box
+
+    from .tables import render
+
+    low = high = None
+    if box is not None:
+        low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
+    partition = partition_box(model, low, high, device=options["device"], max_regions=min(options["max_regions"], 10**8),
+                              memory_limit=max_memory_bytes(options["max_memory"]))
+    if graph_file is not None:
+        write_graph(partition, graph_file)
+    render(partition, as_json=options["as_json"], title=f"Exact partition of a {partition.box.dim}-D box: "
+           f"{Path(model_file).name}", head=[("model", f"{partition.model} ({model.describe()})")],
+           extra={"file": str(Path(model_file))})
 
 
 def write_polygons(partition, path: str) -> None:

@@ -200,8 +200,12 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--assume-well-posed", is_flag=True,
               help="Count a DEQ whose well-posedness is not certified (every solve is still checked).")
 @click.option("--plane", is_flag=True, help="Exact 2-D partition: the --box of a 2-D model, or a plane.")
+@click.option("--exact", "exact_box", is_flag=True,
+              help="Exact d-D partition of the --box (default: the model's domain): every region, bounded ones, "
+                   "volumes (d <= 3), inradii, linear pieces.")
 @plane_options
-@click.option("--graph", "graph_file", type=click.Path(dir_okay=False), help="(--plane) adjacency graph as GraphML.")
+@click.option("--graph", "graph_file", type=click.Path(dir_okay=False),
+              help="(--plane, --exact) adjacency graph as GraphML.")
 @click.option("--polygons", "polygons_file", type=click.Path(dir_okay=False),
               help="(--plane) the polygons as .geojson or .npz.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw the count to FILE.png.")
@@ -210,18 +214,20 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @guard
 def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
-          lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, origin: str | None,
+          lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, exact_box: bool,
+          origin: str | None,
           dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
           graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
           size: tuple[float, float] | None, **options) -> None:
     """Count the regions of MODEL (v1 JSON or a PyTorch state_dict): exactly along a segment, exactly in a
-    2-D slice (--plane), or sampled in a d-D box (--box/--samples/--grid) and along random chords (--lines).
+    2-D slice (--plane) or a d-D box (--exact), or sampled in a d-D box (--box/--samples/--grid) and along
+    random chords (--chords).
     Several MODELs (e.g. checkpoints) are counted one task each: a table, or one JSON line per model."""
     is_plane = bool(plane or origin is not None or dirs is not None or through is not None)
-    in_box = box is not None or samples is not None or grid or lines is not None
+    in_box = box is not None or samples is not None or grid or lines is not None or exact_box
     along = interval is not None or segment is not None
     _check_count_flags(len(model_files), is_plane, in_box, along, sampling=samples is not None or grid, lines=lines,
-                       plot_file=plot_file,
+                       exact_box=exact_box, plot_file=plot_file,
                        graph_file=graph_file, polygons_file=polygons_file, dtype=dtype, options=options)
     if len(model_files) > 1:
         from .commands_many import count_many
@@ -241,6 +247,10 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
         count_plane(model, model_file, box, origin, dirs, extent, through, assume_well_posed, options,
                     graph_file=graph_file, polygons_file=polygons_file, plot_file=plot_file,
                     output_index=output_index, dpi=dpi, size=size)
+    elif exact_box:
+        from .commands_plane import count_box_exact
+
+        count_box_exact(model, model_file, box, options, graph_file=graph_file)
     elif in_box:
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
                       max_seconds)
@@ -250,29 +260,40 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
 
 
 def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool, *, sampling: bool,
-                       lines: int | None,
+                       lines: int | None, exact_box: bool,
                        plot_file: str | None, graph_file: str | None, polygons_file: str | None, dtype: str,
                        options: dict) -> None:
     """The one place where ``count``'s flags are checked against each other (one-line errors)."""
     if n_models > 1:
-        extras = [flag for flag, value in (("--plane", is_plane), ("--chords", lines), ("--plot", plot_file),
+        extras = [flag for flag, value in (("--plane", is_plane), ("--exact", exact_box), ("--chords", lines),
+                                           ("--plot", plot_file),
                                            ("--graph", graph_file), ("--polygons", polygons_file),
                                            ("--breakpoints", options["breakpoints_file"])) if value]
         if extras:
             raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
         return
-    if split_requested(options) and (is_plane or lines is not None):
+    if split_requested(options) and (is_plane or exact_box or lines is not None):
         split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
                  if options[key] is not None]
         raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
-                        "(--samples/--grid); 2-D partitions and --chords run in this process")
+                        "(--samples/--grid); partitions (--plane, --exact) and --chords run in this process")
+    if exact_box:
+        clash = [flag for flag, value in (("--plane", is_plane), ("--interval/--segment", along),
+                                          ("--samples/--grid", sampling), ("--chords", lines), ("--plot", plot_file),
+                                          ("--polygons", polygons_file),
+                                          ("--breakpoints", options["breakpoints_file"])) if value]
+        if clash:
+            raise UserError(f"--exact partitions a d-D box; it does not combine with {clash[0]}")
+        if dtype != "float64":
+            raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
+        return
     if is_plane:
         if along or sampling or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
                             "--samples/--grid/--chords")
         return
     if graph_file is not None or polygons_file is not None:
-        raise UserError("--graph and --polygons need --plane")
+        raise UserError("--graph needs --plane or --exact; --polygons needs --plane")
     if in_box:
         if plot_file is not None:
             raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")

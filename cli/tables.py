@@ -11,7 +11,7 @@ from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json,
 
 if TYPE_CHECKING:  # the result types import torch: --help must not
     from regioncount.bounds import BoundReport
-    from regioncount.results import ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
+    from regioncount.results import BoxPartition, ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
     from regioncount.wellposed import Certificate
 
 Rows = list[tuple[str, str]]
@@ -122,6 +122,29 @@ def plane_text(plane) -> str:  # noqa: ANN001 - a regioncount.geometry.Plane
 
     return (f"plane {fmt(plane.origin)} + s {fmt(plane.u)} + t {fmt(plane.w)}, s in [{plane.low[0]:g}, "
             f"{plane.high[0]:g}], t in [{plane.low[1]:g}, {plane.high[1]:g}]")
+
+
+@_rows_of("BoxPartition")
+def _box_partition_rows(result: BoxPartition) -> Rows:
+    data = result.to_json()
+    out = [("box", f"[{', '.join(f'{v:g}' for v in result.box.low)}] .. [{', '.join(f'{v:g}' for v in result.box.high)}]"),
+           ("activation regions", fmt_int(result.activation_regions)),
+           ("linear pieces", fmt_int(result.linear_pieces)),
+           ("bounded regions", f"{data['bounded_regions']:,} (not touching the box's border)"),
+           ("adjacent pairs", f"{data['adjacent_pairs']:,}")]
+    if "volume" in data:
+        vol = data["volume"]
+        out.append(("region volumes", f"min {vol['min']:.3g}, median {vol['median']:.3g}, max {vol['max']:.3g} "
+                                      f"(sum {vol['total']:.6g} of {vol['box']:.6g})"))
+    if "inradius" in data:
+        r = data["inradius"]
+        out.append(("inradii", f"min {r['min']:.3g}, median {r['median']:.3g}, max {r['max']:.3g}"))
+    exact = f"; {result.exact_decisions:,} decided in rational arithmetic" if result.exact_decisions else ""
+    out += [("method", f"{result.method} ({result.engine}), float64{exact}"),
+            ("device", result.device), ("seconds", fmt_seconds(result.seconds)),
+            ("regions/s", fmt_rate(data["regions_per_second"]))]
+    out += [("[yellow]note[/yellow]", note) for note in result.notes]
+    return out
 
 
 @_rows_of("PlanePartition")

@@ -200,3 +200,53 @@ def test_limits_and_refusals():
         partition_box(general, *cube(3), device="cpu")
     with pytest.raises(SegmentError, match="reaches"):
         partition_box(model, *cube(3, 1e40), device="cpu")
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    from regioncount.io import save_model
+
+    path = tmp_path / "m3.json"
+    save_model(gaussian_ffn([3, 6, 6, 1], 11), path)
+    return path
+
+
+def test_cli_exact_box_json_table_and_graph(model_file, tmp_path):
+    import json
+
+    import networkx as nx
+    from random_nets import run_cli
+
+    graph = tmp_path / "g.graphml"
+    out = run_cli("count", model_file, "--box", "-1", "1", "--exact", "--json", "--graph", graph)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    part = partition_box(gaussian_ffn([3, 6, 6, 1], 11), *cube(3), device="cpu")
+    assert data["activation_regions"] == part.activation_regions
+    assert data["linear_pieces"] == part.linear_pieces
+    assert data["method"] == "exact" and data["dimension"] == 3
+    assert abs(data["volume"]["total"] - 8.0) < 1e-9
+    loaded = nx.read_graphml(graph)
+    assert loaded.number_of_nodes() == part.activation_regions
+    assert loaded.number_of_edges() == part.pairs.shape[0]
+    table = run_cli("count", model_file, "--box", "-1", "1", "--exact")
+    assert table.exit_code == 0 and "activation regions" in table.output and "inradii" in table.output
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--exact", "--samples", "5"], "does not combine with --samples"),
+    (["--exact", "--chords", "5"], "does not combine with --chords"),
+    (["--exact", "--workers", "2"], "partitions"),
+    (["--exact", "--plot", "x.png"], "does not combine with --plot"),
+    (["--exact", "--dtype", "float32"], "float64 only"),
+    (["--exact", "--max-regions", "3"], "more than 3 cells"),
+    (["--exact"], "no domain"),
+])
+def test_cli_exact_box_refusals(model_file, args, pattern):
+    from random_nets import run_cli
+
+    box = [] if args == ["--exact"] else ["--box", "-1", "1"]
+    out = run_cli("count", model_file, *box, *args)
+    assert out.exit_code != 0
+    assert pattern in out.output, out.output
+    assert "Traceback" not in out.output

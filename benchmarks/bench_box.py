@@ -1,0 +1,124 @@
+"""Benchmark of exact d-D partitions of [-1, 1]^d against the LP-BFS reference and, when given, relucent.
+
+    python benchmarks/bench_box.py [--repeats 3] [--relucent-python /path/to/python] [--devices cpu]
+
+Nets: d -> w x L FFNs with N(0, 1) weights and N(0, 0.5^2) biases (seeds 0, 1).  regioncount's time is
+``BoxPartition.seconds`` (partition, volumes, adjacency graph, linear pieces, Chebyshev centres), best of
+``--repeats``, in this process after one warm-up.  The LP-BFS reference (``tests/lp_reference.py``, one
+HiGHS LP per unit per region) runs once on the nets with at most ``--reference-max`` units.  relucent runs
+in its own interpreter (``benchmarks/relucent_runner.py``, ``Complex.bfs`` with ``cube_mode="intersect"``,
+one worker, each net in a fresh interpreter, stopped after ``--relucent-timeout``); its time is its own
+search, without its start-up.  Regions are compared as pattern sets.
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from regioncount import FFN
+from regioncount.box_partition import partition_box
+from regioncount.sampled import packed_patterns_at
+
+HERE = Path(__file__).resolve().parent
+
+
+def gaussian_ffn(dims: list[int], seed: int) -> FFN:
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) for i, o in zip(dims, dims[1:])]
+    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * 0.5 for o in dims[1:]]
+    return FFN(weights, biases, name=f"{dims[0]} -> {dims[1]} x {len(dims) - 2}, seed {seed}")
+
+
+def pattern_set(model: FFN, points: np.ndarray) -> set[tuple[int, ...]]:
+    words = packed_patterns_at(model, torch.from_numpy(np.asarray(points, dtype=np.float64)))
+    return {tuple(row) for row in words.tolist()}
+
+
+def relucent_row(python: str, model: FFN, radius: float, timeout: float) -> dict | None:
+    """Run relucent on one model in its own interpreter; None when it runs past ``timeout`` seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "net.npz"
+        np.savez(path, **{f"W{k}": w.numpy() for k, w in enumerate(model.weights)},
+                 **{f"b{k}": b.numpy() for k, b in enumerate(model.biases)})
+        try:
+            out = subprocess.run([python, str(HERE / "relucent_runner.py"), str(radius), str(path)],
+                                 capture_output=True, text=True, check=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    return next(json.loads(line) for line in out.stdout.splitlines() if line.startswith("{"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--devices", default="cpu")
+    parser.add_argument("--relucent-python", help="a Python interpreter with relucent installed")
+    parser.add_argument("--relucent-timeout", type=float, default=600.0, help="seconds per relucent run")
+    parser.add_argument("--reference-max", type=int, default=16, help="largest net (units) run by the LP-BFS reference")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from lp_reference import bfs_regions
+
+    cases = [([3, 8, 8, 1], s) for s in (0, 1)] + [([3, 16, 16, 1], s) for s in (0, 1)] + \
+            [([4, 8, 8, 1], 0), ([4, 16, 16, 1], 0), ([3, 32, 32, 1], 0), ([5, 12, 12, 1], 0)]
+    models = [gaussian_ffn(dims, seed) for dims, seed in cases]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print()
+    print("| net | device | regions | regioncount | LP-BFS reference | relucent | speed-up vs relucent | same regions |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for device in args.devices.split(","):
+        partition_box(models[0], -1.0, 1.0, device=device)  # warm-up (imports, scipy)
+        for model in models:
+            d = model.input_dim
+            best = None
+            for _ in range(args.repeats):
+                part = partition_box(model, -1.0, 1.0, device=device)
+                best = part if best is None or part.seconds < best.seconds else best
+            assert best is not None and best.centres is not None
+            ours = pattern_set(model, best.centres)
+            agree = [len(ours) == best.activation_regions]
+            ref_text = "-"
+            if sum(model.hidden_widths) <= args.reference_max:
+                import time
+
+                start = time.perf_counter()
+                ref = bfs_regions(model, [-1.0] * d, [1.0] * d)
+                ref_text = f"{time.perf_counter() - start:.2f} s ({len(ref['patterns'])})"
+                agree.append(len(ref["patterns"]) == best.activation_regions)
+            rel_text = speed = "-"
+            rel = None
+            if args.relucent_python:
+                rel = relucent_row(args.relucent_python, model, 1.0, args.relucent_timeout)
+                if rel is None:
+                    rel_text = f"> {args.relucent_timeout:.0f} s (stopped)"
+                    speed = f"> {args.relucent_timeout / best.seconds:.0f}x"
+            if rel is not None:
+                rel_text = f"{rel['seconds']:.2f} s ({rel['cells']})" + (f" {rel['error'][:40]}" if rel["error"] else "")
+                speed = f"{rel['seconds'] / best.seconds:.0f}x"
+                widths = model.hidden_widths
+                theirs = set()
+                for bits in rel["patterns"]:
+                    blocks, start_bit = [], 0
+                    for w in widths:
+                        blocks.append(bits[start_bit:start_bit + w])
+                        start_bit += w
+                    words = []
+                    for block in blocks:
+                        words.append(sum(bit << k for k, bit in enumerate(block)))
+                    theirs.add(tuple(w if w < 2**63 else w - 2**64 for w in words))
+                agree.append(theirs == ours)
+            print(f"| {model.name} | {best.device} | {best.activation_regions:,} | {best.seconds * 1e3:.0f} ms "
+                  f"| {ref_text} | {rel_text} | {speed} | {'yes' if all(agree) else 'NO'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
