@@ -26,7 +26,6 @@ import torch
 
 from regioncount import FFN
 from regioncount.box_partition import partition_box
-from regioncount.sampled import packed_patterns_at
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,9 +37,15 @@ def gaussian_ffn(dims: list[int], seed: int) -> FFN:
     return FFN(weights, biases, name=f"{dims[0]} -> {dims[1]} x {len(dims) - 2}, seed {seed}")
 
 
-def pattern_set(model: FFN, points: np.ndarray) -> set[tuple[int, ...]]:
-    words = packed_patterns_at(model, torch.from_numpy(np.asarray(points, dtype=np.float64)))
-    return {tuple(row) for row in words.tolist()}
+def bit_patterns(model: FFN, points: np.ndarray) -> set[tuple[int, ...]]:
+    """Activation patterns (units in layer order, 1 = pre-activation > 0) of points (N, d)."""
+    h = torch.from_numpy(np.asarray(points, dtype=np.float64))
+    bits = []
+    for w, b in zip(model.weights[:-1], model.biases[:-1]):
+        pre = h @ w.T + b
+        bits.append(pre > 0)
+        h = pre.clamp_min(0)
+    return {tuple(row) for row in torch.cat(bits, 1).int().tolist()}
 
 
 def relucent_row(python: str, model: FFN, radius: float, timeout: float) -> dict | None:
@@ -84,7 +89,7 @@ def main() -> None:
                 part = partition_box(model, -1.0, 1.0, device=device)
                 best = part if best is None or part.seconds < best.seconds else best
             assert best is not None and best.centres is not None
-            ours = pattern_set(model, best.centres)
+            ours = bit_patterns(model, best.centres)
             agree = [len(ours) == best.activation_regions]
             ref_text = "-"
             if sum(model.hidden_widths) <= args.reference_max:
@@ -104,17 +109,7 @@ def main() -> None:
             if rel is not None:
                 rel_text = f"{rel['seconds']:.2f} s ({rel['cells']})" + (f" {rel['error'][:40]}" if rel["error"] else "")
                 speed = f"{rel['seconds'] / best.seconds:.0f}x"
-                widths = model.hidden_widths
-                theirs = set()
-                for bits in rel["patterns"]:
-                    blocks, start_bit = [], 0
-                    for w in widths:
-                        blocks.append(bits[start_bit:start_bit + w])
-                        start_bit += w
-                    words = []
-                    for block in blocks:
-                        words.append(sum(bit << k for k, bit in enumerate(block)))
-                    theirs.add(tuple(w if w < 2**63 else w - 2**64 for w in words))
+                theirs = {tuple(bits) for bits in rel["patterns"]}
                 agree.append(theirs == ours)
             print(f"| {model.name} | {best.device} | {best.activation_regions:,} | {best.seconds * 1e3:.0f} ms "
                   f"| {ref_text} | {rel_text} | {speed} | {'yes' if all(agree) else 'NO'} |", flush=True)

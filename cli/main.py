@@ -371,6 +371,37 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
 
 
 @main.command()
+@click.argument("model_files", metavar="CKPT...", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--steps", default=None, metavar="S1,S2,...",
+              help="Training step of each checkpoint, in argument order (default: the last number in each file name).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Draw regions and linear pieces against the step to FILE.png.")
+@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B", help="Interval for 1-D models.")
+@click.option("--segment", nargs=2, type=str, default=None, metavar="P Q", help="Segment of d-D input (points or files).")
+@click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="Sample this box instead.")
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Points to sample per checkpoint.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
+@click.option("--assume-well-posed", is_flag=True, help="Count DEQs whose well-posedness is not certified.")
+@figure_options
+@common_count_options
+@guard
+def track(model_files: tuple[str, ...], steps: str | None, out_file: str | None, interval, segment, box,
+          samples: int | None, seed: int, assume_well_posed: bool, output_index: int, dpi: int,
+          size: tuple[float, float] | None, **options) -> None:
+    """Follow region counts through training: count every checkpoint CKPT (exactly along --interval/--segment
+    or each model's domain, or sampled in --box), in step order, as a table or JSON lines, and plot them."""
+    from .commands_many import track as run_track
+
+    if options["breakpoints_file"] is not None:
+        raise UserError("--breakpoints takes one model (count MODEL --breakpoints FILE)")
+    check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
+    run_track(model_files, steps=steps, out_file=out_file, dpi=dpi, size=size,
+              count_args={"interval": interval, "segment": segment, "box": box, "samples": samples, "grid": False,
+                          "seed": seed, "batch": None, "dtype": "float64", "assume_well_posed": assume_well_posed},
+              options=options)
+
+
+@main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")
 @click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B", help="1-D: the interval.")

@@ -120,6 +120,29 @@ def plot_steep(rows: Sequence, path: str | Path, *, dpi: int = 150, size: tuple[
     _save(fig, path, dpi)
 
 
+def plot_track(steps: Sequence[int], regions: Sequence[int], pieces: Sequence[int | None], path: str | Path, *,
+               title: str, regions_label: str = "activation regions", dpi: int = 150,
+               size: tuple[float, float] = (8.0, 4.5)) -> None:
+    """Regions (and linear pieces, where counted) against the training step of each checkpoint; ``steps``
+    ascending."""
+    path = _check_png(path)
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    ax.plot(steps, regions, "o-", color="tab:blue", lw=1.8, ms=4, label=regions_label)
+    if pieces and all(p is not None for p in pieces):
+        ax.plot(steps, [float(p) for p in pieces if p is not None], "s--", color="tab:orange", lw=1.2, ms=3,
+                label="linear pieces")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("count")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
 def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = None):
     """(R, 3) RGB colours, one per region, all different, and neighbours far apart in hue.
 
