@@ -340,8 +340,8 @@ def _is_safetensors(head: bytes, path: Path) -> bool:
 
 
 def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
-    """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file or a ``.safetensors`` state_dict (chosen
-    by content and suffix).
+    """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file, a ``.safetensors`` state_dict or an
+    ``.onnx`` graph (chosen by content and suffix).
 
     Only regular files up to ``max_bytes`` are read (devices, FIFOs and sockets are refused before they
     are opened); every problem is a one-line :class:`ModelFormatError` naming the file.
@@ -364,6 +364,10 @@ def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
             head = handle.read(64)
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.suffix.lower() == ".onnx":
+        from .onnx_io import load_onnx
+
+        return load_onnx(path)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _load_torch(path)
     if _is_safetensors(head, path):
