@@ -29,13 +29,17 @@ class UserError(click.ClickException):
 
 
 def _apply_threads() -> None:
-    """Set torch's CPU threads to the group's ``--threads`` (the command line owns its process)."""
+    """Set torch's CPU threads to the group's ``--threads`` (the command line owns its process).  When torch
+    is not imported yet, OMP_NUM_THREADS sets them at its import, so commands that never need torch
+    (``bound``, ``--help``, argument errors) do not pay for importing it."""
     ctx = click.get_current_context(silent=True)
     threads = None if ctx is None else ctx.meta.get("regioncount.threads")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    if threads is None:
+        return
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 OUT_OF_MEMORY = "out of memory; lower --max-regions or --max-memory, or count without --breakpoints"
