@@ -68,8 +68,12 @@ def main() -> None:
     parser.add_argument("--devices", default="cpu")
     parser.add_argument("--relucent-python", help="a Python interpreter with relucent installed")
     parser.add_argument("--relucent-timeout", type=float, default=600.0, help="seconds per relucent run")
+    parser.add_argument("--all-space-only", action="store_true", help="only the table for all of R^d")
     parser.add_argument("--reference-max", type=int, default=16, help="largest net (units) run by the LP-BFS reference")
     args = parser.parse_args()
+    if args.all_space_only:
+        all_space_table(args)
+        return
     sys.path.insert(0, str(HERE.parent / "tests"))
     from lp_reference import bfs_regions
 
@@ -113,6 +117,37 @@ def main() -> None:
                 agree.append(theirs == ours)
             print(f"| {model.name} | {best.device} | {best.activation_regions:,} | {best.seconds * 1e3:.0f} ms "
                   f"| {ref_text} | {rel_text} | {speed} | {'yes' if all(agree) else 'NO'} |", flush=True)
+    all_space_table(args)
+
+
+def all_space_table(args: argparse.Namespace) -> None:
+    """Every region of R^d: count_all_space against relucent's unrestricted search."""
+    from regioncount.all_space import count_all_space
+    from regioncount.patterns import layer_words
+
+    cases = [([3, 8, 8, 1], 0), ([3, 8, 8, 1], 1), ([3, 16, 16, 1], 0), ([4, 8, 8, 1], 0)]
+    print()
+    print("All of R^d:")
+    print()
+    print("| net | regions (bounded) | regioncount | relucent | speed-up | same regions |")
+    print("|---|---:|---:|---:|---:|---|")
+    count_all_space(gaussian_ffn([2, 4, 1], 0), device="cpu")  # warm-up
+    for dims, seed in cases:
+        model = gaussian_ffn(dims, seed)
+        best = min((count_all_space(model, device="cpu") for _ in range(args.repeats)), key=lambda r: r.seconds)
+        rel_text, speed, same = "-", "-", "-"
+        if args.relucent_python:
+            rel = relucent_row(args.relucent_python, model, float("inf"), args.relucent_timeout)
+            if rel is None:
+                rel_text, speed = f"> {args.relucent_timeout:.0f} s (stopped)", f"> {args.relucent_timeout / best.seconds:.0f}x"
+            else:
+                rel_text = f"{rel['seconds']:.2f} s ({rel['cells']})"
+                speed = f"{rel['seconds'] / best.seconds:.0f}x"
+                theirs = layer_words(torch.tensor(rel["patterns"], dtype=torch.bool), model.hidden_widths)
+                assert best.patterns is not None
+                same = "yes" if {tuple(r) for r in theirs.tolist()} == {tuple(r) for r in best.patterns.tolist()} else "NO"
+        print(f"| {model.name} | {best.activation_regions:,} ({best.bounded_regions:,}) | {best.seconds * 1e3:.0f} ms "
+              f"| {rel_text} | {speed} | {same} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Times relucent on FFNs stored as .npz (W0, b0, W1, b1, ...), for bench_box.py; run with a Python that has
-relucent (and gurobipy, torch).  Prints one JSON line per file: cells meeting the cube, seconds, patterns."""
+relucent (and gurobipy, torch): ``python relucent_runner.py RADIUS FILE...`` (RADIUS ``inf``: all of R^d).
+Prints one JSON line per file: cells meeting the cube (or all cells), seconds, patterns."""
 
 from __future__ import annotations
 
@@ -35,7 +36,10 @@ def main() -> None:
         start = time.perf_counter()
         complex_ = Complex(net)
         try:
-            complex_.bfs(cube_radius=radius, cube_mode="intersect", nworkers=1, verbose=0)
+            if radius == float("inf"):  # every region of R^d
+                complex_.bfs(nworkers=1, verbose=0)
+            else:
+                complex_.bfs(cube_radius=radius, cube_mode="intersect", nworkers=1, verbose=0)
             error = None
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
             error = f"{type(exc).__name__}: {exc}"

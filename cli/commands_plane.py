@@ -69,11 +69,22 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
            head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
 
 
-def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: str | None) -> None:
-    """The exact d-D part of ``count`` (--exact): partition of the box, optional GraphML, table or JSON."""
+def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: str | None,
+                    all_space: bool = False) -> None:
+    """The exact d-D part of ``count`` (--exact): partition of the box, optional GraphML, table or JSON; with
+    --all-space every region of R^d."""
     from regioncount.box_partition import partition_box
 
     from .tables import render
+
+    if all_space:
+        from regioncount.all_space import count_all_space
+
+        result = count_all_space(model, device=options["device"], max_regions=min(options["max_regions"], 10**8),
+                                 memory_limit=max_memory_bytes(options["max_memory"]))
+        render(result, as_json=options["as_json"], title=f"Every region of R^{result.dimension}: {Path(model_file).name}",
+               head=[("model", f"{result.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
+        return
 
     low = high = None
     if box is not None:

@@ -203,6 +203,8 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--exact", "exact_box", is_flag=True,
               help="Exact d-D partition of the --box (default: the model's domain): every region, bounded ones, "
                    "volumes (d <= 3), inradii, linear pieces.")
+@click.option("--all-space", is_flag=True,
+              help="With --exact: every region of all of R^d, bounded and unbounded (no box).")
 @plane_options
 @click.option("--graph", "graph_file", type=click.Path(dir_okay=False),
               help="(--plane, --exact) adjacency graph as GraphML.")
@@ -215,7 +217,7 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
           lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, exact_box: bool,
-          origin: str | None,
+          all_space: bool, origin: str | None,
           dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
           graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
           size: tuple[float, float] | None, **options) -> None:
@@ -224,6 +226,10 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     random chords (--chords).
     Several MODELs (e.g. checkpoints) are counted one task each: a table, or one JSON line per model."""
     is_plane = bool(plane or origin is not None or dirs is not None or through is not None)
+    if all_space and not exact_box:
+        raise UserError("--all-space counts exactly: give it with --exact")
+    if all_space and (box is not None or graph_file is not None):
+        raise UserError("--all-space counts all of R^d: it takes no --box (and no --graph)")
     in_box = box is not None or samples is not None or grid or lines is not None or exact_box
     along = interval is not None or segment is not None
     _check_count_flags(len(model_files), is_plane, in_box, along, sampling=samples is not None or grid, lines=lines,
@@ -250,7 +256,7 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     elif exact_box:
         from .commands_plane import count_box_exact
 
-        count_box_exact(model, model_file, box, options, graph_file=graph_file)
+        count_box_exact(model, model_file, box, options, graph_file=graph_file, all_space=all_space)
     elif in_box:
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
                       max_seconds)

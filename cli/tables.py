@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
 
 if TYPE_CHECKING:  # the result types import torch: --help must not
+    from regioncount.all_space import AllSpaceCount
     from regioncount.bounds import BoundReport
     from regioncount.results import BoxPartition, ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
     from regioncount.wellposed import Certificate
@@ -122,6 +123,21 @@ def plane_text(plane) -> str:  # noqa: ANN001 - a regioncount.geometry.Plane
 
     return (f"plane {fmt(plane.origin)} + s {fmt(plane.u)} + t {fmt(plane.w)}, s in [{plane.low[0]:g}, "
             f"{plane.high[0]:g}], t in [{plane.low[1]:g}, {plane.high[1]:g}]")
+
+
+@_rows_of("AllSpaceCount")
+def _all_space_rows(result: AllSpaceCount) -> Rows:
+    exact = f"; {result.exact_decisions:,} decided in rational arithmetic" if result.exact_decisions else ""
+    faces = ", ".join(f"{c:,}" for c in result.face_cells)
+    out = [("domain", f"all of R^{result.dimension}"),
+           ("activation regions", fmt_int(result.activation_regions)),
+           ("bounded regions", fmt_int(result.bounded_regions)),
+           ("unbounded regions", fmt_int(result.activation_regions - result.bounded_regions)),
+           ("method", f"{result.method} (homogenised: partitions of the cube's top and {2 * result.dimension} side "
+                      f"faces, cells {faces}), float64{exact}"),
+           ("device", result.device), ("seconds", fmt_seconds(result.seconds))]
+    out += [("[yellow]note[/yellow]", note) for note in result.notes]
+    return out
 
 
 @_rows_of("BoxPartition")

@@ -13,7 +13,7 @@ Map of the package (``docs/`` explains the mathematics and algorithms):
 * exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
   exact-rational second opinion, and every tolerance with the decision it takes;
 * plane2d, polygons: exact 2-D partitions; box_partition, polytopes, exact_cells: exact d-D partitions of a
-  box (with rational re-decisions); sampled, patterns: sampled d-D counts; chords: random chords;
+  box (with rational re-decisions); all_space: every region of R^d; sampled, patterns: sampled d-D counts; chords: random chords;
 * wellposed, bounds, constructions, separation, training, steep: certificates, FFN bounds, the Theorem 1
   DEQ and other constructions, the DEQ-vs-FFN comparison, the steep-ramp separation;
 * results: every count's result type (SegmentCount, SampledCount, PlanePartition, BoxPartition,
@@ -54,6 +54,7 @@ _LAZY = {
     "Plane": "geometry", "resolve_box": "geometry", "resolve_plane": "geometry",
     "SegmentCount": "results", "SampledCount": "results", "PlanePartition": "results",
     "ChordStatistics": "results", "Result": "results", "BoxPartition": "results", "partition_box": "box_partition",
+    "count_all_space": "all_space", "AllSpaceCount": "all_space",
     "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
     "compare_width": "separation", "alpha_summary": "separation", "certify": "wellposed", "serra": "bounds",
     "plot_partition": "plot", "plot_separation": "plot", "plot_steep": "plot",

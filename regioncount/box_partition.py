@@ -116,7 +116,7 @@ def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, 
     return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
 
 
-def _subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int):
+def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
     and the number of decisions taken by the tolerance."""
     d = bx.dim
@@ -327,7 +327,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     watch = Stopwatch(dev)
     d = bx.dim
     with torch.no_grad():
-        cells, bits, out, doubtful, referee = _subdivide(model, bx, dev, limit, exact_budget)
+        cells, bits, out, doubtful, referee = subdivide(model, bx, dev, limit, exact_budget)
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
