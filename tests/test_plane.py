@@ -189,7 +189,7 @@ def test_one_dimensional_plots(tmp_path):
 
 @pytest.mark.parametrize("args, pattern", [
     (("--plane", "--samples", "10"), "does not combine"),
-    (("--graph", "x.graphml"), "need --plane"),
+    (("--graph", "x.graphml"), "needs --plane"),
     (("--plane", "--graph", "x.txt"), "GraphML"),
     (("--plane", "--polygons", "x.txt"), ".geojson or .npz"),
     (("--plane", "--plot", "x.jpg"), "PNG"),
