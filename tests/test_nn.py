@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from random_nets import run_cli
 
@@ -60,3 +61,40 @@ def test_from_module_takes_a_deq_module():
     model = from_module(module)
     x = torch.rand(10, 2, dtype=torch.float64)
     assert torch.allclose(model.forward(x), module(x).detach(), rtol=0, atol=1e-12)
+
+
+def test_a_deq_trained_with_a_torchdeq_solver_is_counted(tmp_path):
+    """Train a general-W ReLUDEQ whose forward pass uses torchdeq's fixed-point solver (kept contractive by
+    rescaling W), save its state_dict, and count it: the file, the module and the package's solver agree."""
+    torchdeq = pytest.importorskip("torchdeq")
+
+    core = torchdeq.get_deq(f_solver="fixed_point_iter", f_max_iter=200, f_tol=1e-13, b_max_iter=1)
+
+    def solver(f, z0):
+        z_out, _ = core(f, z0)
+        return z_out[-1]
+
+    torch.manual_seed(3)
+    module = ReLUDEQ(1, 8, triangular=False, solver=solver)
+    x = torch.linspace(0, 1, 64, dtype=torch.float64)[:, None]
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for _ in range(40):
+        with torch.no_grad():
+            norm = torch.linalg.matrix_norm(module.W.weight, 2)
+            module.W.weight.mul_(torch.clamp(0.9 / norm, max=1.0))
+        opt.zero_grad()
+        loss = ((module(x) - torch.sin(8 * x)) ** 2).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        norm = torch.linalg.matrix_norm(module.W.weight, 2)
+        module.W.weight.mul_(torch.clamp(0.9 / norm, max=1.0))
+    path = tmp_path / "deq.pt"
+    torch.save(module.state_dict(), path)
+    model = load_model(path)
+    grid = torch.linspace(0, 1, 513, dtype=torch.float64)[:, None]
+    assert torch.allclose(module(grid), model.forward(grid), rtol=1e-10, atol=1e-12)
+    from_file = count_segment(model, interval=(0.0, 1.0), linear_pieces=True, device="cpu")
+    from_module = count_segment(module.to_model(), interval=(0.0, 1.0), linear_pieces=True, device="cpu")
+    assert from_file.activation_regions == from_module.activation_regions >= 1
+    assert from_file.linear_pieces == from_module.linear_pieces
