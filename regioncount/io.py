@@ -339,9 +339,23 @@ def _is_safetensors(head: bytes, path: Path) -> bool:
     return path.suffix.lower() == ".safetensors" or (len(head) > 9 and head[8:9] == b"{" and head[7:8] == b"\x00")
 
 
+def _zip_is_pt2(path: Path) -> bool:
+    """Whether a zip file is a torch.export archive (read without unpickling, :mod:`regioncount.pt2_io`)."""
+    import zipfile
+
+    from .pt2_io import is_pt2
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return is_pt2(archive)
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
-    """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file, a ``.safetensors`` state_dict or an
-    ``.onnx`` graph (chosen by content and suffix).
+    """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file, a ``.safetensors`` state_dict, an
+    ``.onnx`` graph or a ``torch.export`` archive (``.pt2``, read without unpickling) (chosen by content and
+    suffix).
 
     Only regular files up to ``max_bytes`` are read (devices, FIFOs and sockets are refused before they
     are opened); every problem is a one-line :class:`ModelFormatError` naming the file.
@@ -368,6 +382,10 @@ def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
         from .onnx_io import load_onnx
 
         return load_onnx(path)
+    if head.startswith(b"PK\x03\x04") and (path.suffix.lower() == ".pt2" or _zip_is_pt2(path)):
+        from .pt2_io import load_pt2
+
+        return load_pt2(path)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _load_torch(path)
     if _is_safetensors(head, path):
