@@ -439,8 +439,9 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
                                            assume_well_posed)
         from regioncount.plot import plot_partition
 
-        plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
-                       size=size or (6.5, 6.0))
+        for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
+                                     size=size or (6.5, 6.0)):
+            click.echo(f"note: {notice}", err=True)
         summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
         method = partition.method
     else:

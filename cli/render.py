@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 from typing import Any
 
 import click
@@ -57,8 +59,17 @@ def print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, allow_nan=False, default=str))
 
 
+#: Width of tables written to a pipe or a file (no terminal to fit): wide enough that no column is cut.
+PIPE_WIDTH = 220
+
+
 def stdout_console() -> Console:
-    return Console(highlight=False)
+    """The console for results: the terminal's width, or, when stdout is not a terminal (a pipe, a file),
+    ``$COLUMNS`` or :data:`PIPE_WIDTH` columns, so that tables are not cut to 80 columns."""
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    columns = os.environ.get("COLUMNS", "")
+    return Console(highlight=False, width=int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH)
 
 
 def stderr_console() -> Console:

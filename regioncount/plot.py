@@ -35,6 +35,24 @@ def _save(fig, path: Path, dpi: int) -> None:
         fig.savefig(temp, dpi=dpi, format="png")
 
 
+def _tex(text: str, exponent: bool = False) -> str:
+    """A number typed by the user (``0.5``, ``1/3``) as mathtext: fractions as \\frac, or kept as a/b in an
+    exponent (where a stacked fraction is too small to read)."""
+    if "/" in text and not exponent:
+        num, den = text.split("/", 1)
+        return rf"\frac{{{num}}}{{{den}}}"
+    return text
+
+
+def fit_caption(text: str, width_inches: float, fontsize: float = 9) -> str:
+    """``text`` with each line wrapped to the figure's width (about 1.9 characters per inch per point of
+    font size below 10), so captions are not cut at the figure's edge."""
+    import textwrap
+
+    per_line = max(20, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, per_line) for line in text.split("\n"))
+
+
 def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
                     size: tuple[float, float] = (8.0, 8.4)) -> None:
     """Top: log2(regions) against m: the DEQ (counted), the family's best bound, the best in-family FFN and
@@ -46,9 +64,10 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     fig = Figure(figsize=size)
     ax, err = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
     ax.plot(ms, [math.log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
-            label="Theorem 1 DEQ, counted exactly (2^m)")
+            label=r"Theorem 1 DEQ, counted exactly ($2^m$)")
     ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
-            label=f"best FFN bound, depth <= m^{alpha}, width <= 2^(m^(1-{alpha})-1)")
+            label=rf"best FFN bound, depth $\leq m^{{{_tex(alpha, True)}}}$, width "
+                  rf"$\leq 2^{{m^{{1-{_tex(alpha, True)}}}-1}}$")
     ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
             label="best FFN bound with m ReLUs in total")
     # the deepest-reaching in-family construction of each row, where it was counted
@@ -68,8 +87,8 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
         ax.plot([t[0] for t in trained], [math.log2(max(1, t[1])) for t in trained], "x", color="tab:purple", ms=8,
                 label="trained FFNs in the family (exact pieces)")
     ax.set_xlabel("DEQ width m")
-    ax.set_ylabel("log2(linear regions on [0, 1])")
-    ax.set_title(f"DEQ vs FFN separation, alpha = {alpha}")
+    ax.set_ylabel(r"$\log_2$(linear regions on [0, 1])")
+    ax.set_title(rf"DEQ vs FFN separation, $\alpha = {_tex(alpha)}$")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="upper left", frameon=False)
@@ -82,7 +101,7 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
         err.plot([b[0] for b in bracket], [b[2] for b in bracket], "--", color="tab:brown",
                  label="explicit in-family FFN (exact)")
     err.set_xlabel("DEQ width m")
-    err.set_ylabel("L1 error to T^m")
+    err.set_ylabel(r"$L^1$ error to $T^m$")
     err.set_ylim(0, 0.26)
     err.grid(alpha=0.3)
     err.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -104,15 +123,16 @@ def plot_steep(rows: Sequence, path: str | Path, *, dpi: int = 150, size: tuple[
         colour = colours[k % len(colours)]
         bounds = [max(row.depths[k].weight_lower_bound, 1e-300) for row in rows]
         ax.plot(ms, [math.log2(b) for b in bounds], "-", color=colour, lw=1.8,
-                label=f"FFN depth {depth}: certified lower bound (width <= {rows[0].depths[k].width_cap:,})")
+                label=rf"FFN depth {depth}: certified lower bound (width $\leq$ {rows[0].depths[k].width_cap:,})")
         ax.plot(ms, [math.log2(row.depths[k].constructed_max_abs_weight) for row in rows], "--", color=colour,
                 lw=1.0, label=f"FFN depth {depth}: constructed, width 2, exact")
     ax.plot(ms, [math.log2(row.deq_max_abs_weight) for row in rows], "o-", color="tab:blue", lw=2,
-            label="DEQ, width 2: exact, every |weight| <= 1")
+            label=r"DEQ, width 2: exact, every $|w| \leq 1$")
     ax.axhline(0.0, color="black", lw=0.5)
-    ax.set_xlabel("m  (ramp width delta = 2^-m)")
-    ax.set_ylabel("log2 of the largest |weight|")
-    ax.set_title("Steep ramp: weights an FFN needs (L-infinity error <= eps) against the DEQ's")
+    ax.set_xlabel(r"$m$  (ramp width $\delta = 2^{-m}$)")
+    ax.set_ylabel(r"$\log_2$ of the largest $|w|$")
+    ax.set_title(fit_caption(r"Steep ramp: weights an FFN needs ($L^\infty$ error $\leq \varepsilon$) against the DEQ's",
+                             size[0], 10))
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
@@ -135,7 +155,7 @@ def plot_track(steps: Sequence[int], regions: Sequence[int], pieces: Sequence[in
                 label="linear pieces")
     ax.set_xlabel("training step")
     ax.set_ylabel("count")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(fit_caption(title, size[0], 10), fontsize=10)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, frameon=False)
@@ -214,7 +234,7 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
         ax.add_collection(lines)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_ylabel("output")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fit_caption(title, size[0]), fontsize=9)
     if regions > 400:  # too many to see: zoom onto the first 32 regions, exactly as computed
         k = 32
         inset = ax.inset_axes([0.6, 0.12, 0.38, 0.5])
@@ -239,9 +259,10 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
 
 
 def plot_partition(partition, path: str | Path, *, output: int = 0, level: float | None = None,
-                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0)) -> None:
+                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0)) -> list[str]:
     """Every region of a plane partition filled with its own colour, boundaries drawn, optionally the
-    level set ``y_output = level`` and a colouring by the local gradient norm."""
+    level set ``y_output = level`` and a colouring by the local gradient norm.  Returns the notices written
+    on the picture (a level set that the slice does not reach), for the caller to repeat."""
     import numpy as np
     from matplotlib.collections import LineCollection, PolyCollection
 
@@ -254,6 +275,7 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     if not 0 <= output < k:
         raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
     verts = [xy[i, : n[i]] for i in range(len(n))]
+    notices: list[str] = []
     check_figure(size, dpi)
     fig = Figure(figsize=size)
     ax = fig.subplots()
@@ -262,7 +284,11 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
         collection = PolyCollection(verts, array=norms[region], cmap="viridis", edgecolors="black",
                                     linewidths=0.15 if len(verts) < 20000 else 0.0)
         ax.add_collection(collection)
-        fig.colorbar(collection, ax=ax, label=f"|grad y_{output}| in the plane")
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        # a colour bar exactly as tall as the (equal-aspect) axes
+        bar_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
+        fig.colorbar(collection, cax=bar_axes, label=rf"$|\nabla y_{{{output}}}|$ in the plane")
     elif colour == "region":
         colours = region_colours(partition.activation_regions, partition.pairs.tolist())
         ax.add_collection(PolyCollection(verts, facecolors=colours[region], edgecolors="black",
@@ -284,6 +310,13 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
         if segments:
             ax.add_collection(LineCollection(segments, colors="white", linewidths=2.2))
             ax.add_collection(LineCollection(segments, colors="black", linewidths=1.0))
+        else:  # say so on the picture: an empty level set is an answer, not a failure to draw
+            live = vals[np.arange(vals.shape[1])[None] < n[:, None]] + level
+            notice = (f"level set y_{output} = {level:g} not reached in this slice "
+                      f"(y_{output} in [{live.min():.4g}, {live.max():.4g}])")
+            notices.append(notice)
+            ax.text(0.5, 0.02, notice, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     plane = partition.plane
     ax.set_xlim(plane.low[0], plane.high[0])
     ax.set_ylim(plane.low[1], plane.high[1])
@@ -291,7 +324,9 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     ax.set_xlabel("s" if plane.u != (1.0, 0.0) else "x1")
     ax.set_ylabel("t" if plane.w != (0.0, 1.0) else "x2")
     level_text = "" if level is None else f", level y_{output} = {level:g}"
-    ax.set_title(f"{partition.model}\n{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear "
-                 f"pieces (exact, float64{level_text})", fontsize=9)
+    ax.set_title(fit_caption(f"{partition.model}\n{partition.activation_regions:,} regions, "
+                             f"{partition.linear_pieces:,} linear pieces ({partition.method}, float64{level_text})",
+                             size[0]), fontsize=9)
     fig.tight_layout()
     _save(fig, path, dpi)
+    return notices

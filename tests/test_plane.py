@@ -16,7 +16,7 @@ from random_nets import gaussian_ffn, run_cli
 from regioncount import DEQ, FFN, theorem1_deq
 from regioncount.errors import SegmentError
 from regioncount.plane2d import partition_plane
-from regioncount.plot import region_colours
+from regioncount.plot import plot_partition, region_colours
 from regioncount.sampled import sample_regions
 
 BOX = ([-1.0, -1.0], [1.0, 1.0])
@@ -285,3 +285,35 @@ def test_partition_memory_is_bounded_with_an_estimate(model_file):
     result = run("count", model_file, "--plane", "--max-memory", "1e-6")
     assert result.exit_code == 2 and "memory limit" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_level_set_the_slice_does_not_reach_is_reported(tmp_path):
+    model = random_ffn([2, 6, 1], 41)
+    part = partition_plane(model, *BOX, device="cpu")
+    far = plot_partition(part, tmp_path / "far.png", level=1e6)
+    assert len(far) == 1 and "not reached" in far[0]
+    inside = float(part.offsets[:, 0].median())  # some region's value at the origin: reached
+    assert plot_partition(part, tmp_path / "near.png", level=float(model.forward(torch.zeros(1, 2))[0, 0])) == []
+    assert isinstance(inside, float)
+
+
+def test_captions_are_wrapped_to_the_figure():
+    from regioncount.plot import fit_caption
+
+    text = "x" * 30 + " " + "y" * 30 + " " + "z" * 30 + "\nshort"
+    wrapped = fit_caption(text, 3.0)
+    assert all(len(line) <= max(20, int(3.0 * 72 / (0.55 * 9))) for line in wrapped.split("\n"))
+    assert wrapped.replace("\n", " ").split() == text.replace("\n", " ").split()
+
+
+def test_tables_written_to_a_pipe_are_not_cut():
+    """At 80 columns the compare table's cells were cut to "…"; written to a pipe it is drawn in full."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "regioncount", "compare", "--alpha", "0.5", "--widths", "4:5"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout and "smallest match" in out.stdout
