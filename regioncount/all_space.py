@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .box_partition import CellLimit, subdivide
+from .box_partition import CellLimit, check_pilot, subdivide
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import SegmentError
 from .geometry import Box
@@ -117,6 +117,7 @@ def count_all_space(model: Model, *, device: str | torch.device = "auto", max_re
     words, unbounded, face_cells = [], [], []
     doubtful = decided = 0
     with torch.no_grad():
+        check_pilot(model, Box((-1.0,) * d, (1.0,) * d), dev, limit)
         cells, bits, _, doubt, referee = subdivide(model, Box((-1.0,) * d, (1.0,) * d), dev, limit, exact_budget)
         words.append(layer_words(bits, widths))
         unbounded.append(torch.zeros(cells.count, dtype=torch.bool, device=dev))

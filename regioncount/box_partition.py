@@ -30,7 +30,7 @@ from .exact_cells import ExactCells, value_at
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model
 from .patterns import group_rows, layer_words, match_rows
-from .polytopes import Facets, Polytopes, facets, split, volumes
+from .polytopes import Facets, Polytopes, facets, split, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
@@ -114,6 +114,31 @@ def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, 
 
         steps.append(_Step([t], pre, after))
     return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
+
+
+#: Points sampled before a partition starts: their distinct patterns are a proven lower bound on the regions.
+PILOT_SAMPLES = 1 << 14
+
+
+def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -> int:
+    """Refuse before any cutting when a pilot of :data:`PILOT_SAMPLES` uniform points already finds more
+    distinct patterns than ``max_regions``, or when that many cells (each at least d + 1 vertices) would not
+    fit in the memory limit.  Returns the number of patterns found (a lower bound on the regions)."""
+    from .sampled import sample_regions
+
+    found = sample_regions(model, bx.low, bx.high, samples=PILOT_SAMPLES, seed=0, device=device).distinct_patterns
+    d = bx.dim
+    units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
+    if found > limit.max_regions:
+        raise CostLimitError(f"the box holds at least {found:,} regions ({PILOT_SAMPLES:,} sampled points already "
+                             f"show that many patterns), above {limit.max_regions:,}; raise `max_regions` or take a "
+                             "smaller box")
+    need = found * (d + 1) * (d + words_for(2 * d + units)) * _BYTES_PER_ENTRY
+    if need > limit.memory_limit:
+        raise CostLimitError(f"the partition needs at least {need / 2**30:.3g} GiB ({found:,} regions seen by "
+                             f"sampling, at least {d + 1} vertices each), above the memory limit of "
+                             f"{limit.memory_limit / 2**30:.3g} GiB; raise `memory_limit` or take a smaller box")
+    return found
 
 
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int):
@@ -327,6 +352,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     watch = Stopwatch(dev)
     d = bx.dim
     with torch.no_grad():
+        check_pilot(model, bx, dev, limit)
         cells, bits, out, doubtful, referee = subdivide(model, bx, dev, limit, exact_budget)
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None

@@ -189,8 +189,20 @@ def test_sampling_never_exceeds_the_exact_partition(seed):
 
 def test_limits_and_refusals():
     model = gaussian_ffn([3, 8, 8, 1], 1)
-    with pytest.raises(CostLimitError, match="more than 10 cells"):
-        partition_box(model, *cube(3), device="cpu", max_regions=10)
+    with pytest.raises(CostLimitError, match="at least .* regions .*sampled points.* above 10;"):
+        partition_box(model, *cube(3), device="cpu", max_regions=10)  # refused by the pilot, before cutting
+    from regioncount.box_partition import CellLimit, check_pilot
+    from regioncount.geometry import Box
+
+    true = partition_box(model, *cube(3), device="cpu", chebyshev=False).activation_regions
+    seen = check_pilot(model, Box((-1.0,) * 3, (1.0,) * 3), torch.device("cpu"), CellLimit(10**9, 2**40))
+    assert seen <= true
+    if seen < true:  # the pilot lets it start; the partition itself stops at the limit
+        with pytest.raises(CostLimitError, match=f"more than {seen:,} cells"):
+            partition_box(model, *cube(3), device="cpu", max_regions=seen)
+    big = gaussian_ffn([3, 256, 256, 256, 1], 2)  # far too many regions: refused at once, not after hours
+    with pytest.raises(CostLimitError, match="sampled points"):
+        partition_box(big, *cube(3), device="cpu", max_regions=10_000)
     with pytest.raises(CostLimitError, match="GiB"):
         partition_box(model, *cube(3), device="cpu", memory_limit=10_000)
     W = torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64)
@@ -239,7 +251,7 @@ def test_cli_exact_box_json_table_and_graph(model_file, tmp_path):
     (["--exact", "--workers", "2"], "partitions"),
     (["--exact", "--plot", "x.png"], "does not combine with --plot"),
     (["--exact", "--dtype", "float32"], "float64 only"),
-    (["--exact", "--max-regions", "3"], "more than 3 cells"),
+    (["--exact", "--max-regions", "3"], "above 3;"),
     (["--exact"], "no domain"),
 ])
 def test_cli_exact_box_refusals(model_file, args, pattern):
