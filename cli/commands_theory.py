@@ -270,23 +270,32 @@ def _bound_widths(widths_text: str | None, depth: int | None, width: int | None,
 @guard
 def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
     """Is a DEQ well-posed (one fixed point for every input), and why.  Exit 1 when it is not shown to be."""
-    from regioncount.io import load_model
-    from regioncount.models import DEQ
+    from regioncount.modelfile import json_model
     from regioncount.wellposed import certify
 
-    model = load_model(model_file)
-    if not isinstance(model, DEQ):
+    parsed = json_model(model_file)  # a v1 JSON file is checked without torch
+    if parsed is not None:
+        kind, W, name = parsed["type"], parsed.get("W"), parsed["name"]
+        describe = (f"DEQ width {len(parsed['W'])}, input {len(parsed['U'][0])} -> output {len(parsed['A'])}"
+                    if kind == "deq" else "FFN")
+    else:
+        from regioncount.io import load_model
+        from regioncount.models import DEQ
+
+        model = load_model(model_file)
+        kind, name, describe = ("deq" if isinstance(model, DEQ) else "ffn"), model.name, model.describe()
+        W = model.W if isinstance(model, DEQ) else None
+    if kind != "deq":
         if as_json:
             print_json({"well_posed": True, "method": "ffn", "reason": "a feed-forward network has no fixed point "
                         "to solve: it is always well-defined"})
         else:
             click.echo(f"{model_file}: an FFN, always well-defined (no fixed point to solve)")
         return
-    cert = certify(model.W, p_matrix_cap)
+    cert = certify(W, p_matrix_cap)
     from .tables import render
 
-    render(cert, as_json=as_json, title="DEQ well-posedness",
-           head=[("model", f"{model.name or model_file} ({model.describe()})")])
+    render(cert, as_json=as_json, title="DEQ well-posedness", head=[("model", f"{name or model_file} ({describe})")])
     if cert.well_posed is not True:
         raise click.exceptions.Exit(1)
 

@@ -2,8 +2,9 @@
 
 Map of the package (``docs/`` explains the mathematics and algorithms):
 
-* models, io, export, onnx_io, pt2_io: FFN / DEQ models, reading and writing model files (safe, bounded; ONNX
-  graphs and torch.export archives read without running or unpickling anything), conversions;
+* models, modelfile, io, export, onnx_io, pt2_io: FFN / DEQ models, reading and writing model files (safe,
+  bounded; modelfile holds the torch-free checks; ONNX graphs and torch.export archives read without running
+  or unpickling anything), conversions;
 * fixedpoint (solve_fixed_points): fixed points of a DEQ with any well-posed W, checked;
 * nn (ReLUDEQ): a ReLU DEQ as a torch.nn.Module, to train and then count;
 * geometry: where a count looks (Domain, Segment, Box, Plane), resolved from input with one validation;

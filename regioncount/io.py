@@ -7,10 +7,7 @@ the problem.  PyTorch files are read with ``torch.load(weights_only=True)``: not
 from __future__ import annotations
 
 import json
-import math
 import re
-import stat
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,105 +16,22 @@ import torch
 from .atomic import atomic_output
 from .errors import ModelFormatError, RegionCountError
 from .geometry import Domain
+from .modelfile import MAX_MODEL_BYTES, parse_model, read_json, regular_file
 from .models import DEQ, FFN, Model
 
-FFN_KEYS = {"type", "layers", "name", "domain"}
-DEQ_KEYS = {"type", "W", "U", "b", "A", "c", "B", "name", "domain"}  # "B": readout input skip (extension)
-LAYER_KEYS = {"weight", "bias"}
 TORCH_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
-#: Largest model file read (bytes), and largest tensor (elements) accepted from a state_dict.
-MAX_MODEL_BYTES = 2**31
+#: Largest tensor (elements) accepted from a state_dict.
 MAX_TENSOR_ELEMENTS = 2**28
-
-
-def _number(value: Any, where: str) -> float:
-    """A JSON number, or a string holding an exact rational (``"-1/3"``), as the nearest float64."""
-    if isinstance(value, bool) or value is None:
-        raise ModelFormatError(f"{where}: expected a number, got {json.dumps(value)}")
-    if isinstance(value, (int, float)):
-        number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
-    elif isinstance(value, str):
-        try:
-            number = float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ModelFormatError(f"{where}: {value!r} is not a number or a rational like '-1/3'") from None
-        except OverflowError:
-            number = math.inf
-    else:
-        raise ModelFormatError(f"{where}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(number):
-        text = repr(value)
-        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
-        raise ModelFormatError(f"{where}: value {shown} is not finite or too large for float64")
-    return number
-
-
-def _vector(value: Any, where: str) -> list[float]:
-    if not isinstance(value, list):
-        raise ModelFormatError(f"{where}: expected a list of numbers")
-    return [_number(v, f"{where}[{i}]") for i, v in enumerate(value)]
-
-
-def _matrix(value: Any, where: str) -> list[list[float]]:
-    if not isinstance(value, list) or not value:
-        raise ModelFormatError(f"{where}: expected a non-empty list of rows")
-    rows = [_vector(row, f"{where}[{i}]") for i, row in enumerate(value)]
-    lengths = {len(row) for row in rows}
-    if len(lengths) != 1 or 0 in lengths:
-        raise ModelFormatError(f"{where}: rows have lengths {sorted(lengths)}; all rows need the same non-zero length")
-    return rows
-
-
-def _domain(value: Any) -> Domain:
-    if not isinstance(value, dict) or set(value) != {"low", "high"}:
-        raise ModelFormatError('domain: expected {"low": [...], "high": [...]}')
-    return Domain(tuple(_vector(value["low"], "domain.low")), tuple(_vector(value["high"], "domain.high")))
 
 
 def model_from_dict(data: Any) -> Model:
     """Build and validate a model from a parsed v1 JSON object (see ``docs/model-format.md``)."""
-    if not isinstance(data, dict):
-        raise ModelFormatError("the model must be a JSON object")
-    kind = data.get("type")
-    if kind not in ("ffn", "deq"):
-        raise ModelFormatError(f'"type" must be "ffn" or "deq", got {json.dumps(kind)}')
-    allowed = FFN_KEYS if kind == "ffn" else DEQ_KEYS
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ModelFormatError(f"unknown key(s) {unknown} for a {kind} model; allowed: {sorted(allowed)}")
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ModelFormatError('"name" must be a string')
-    domain = _domain(data["domain"]) if "domain" in data else None
-    if kind == "ffn":
-        layers = data.get("layers")
-        if not isinstance(layers, list) or not layers:
-            raise ModelFormatError('"layers" must be a non-empty list of {"weight", "bias"} objects')
-        # nested lists: the models convert and validate them (__post_init__)
-        weights: list[Any] = []
-        biases: list[Any] = []
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
-                raise ModelFormatError(f'layers[{i}] must be an object with exactly the keys "weight" and "bias"')
-            weights.append(_matrix(layer["weight"], f"layers[{i}].weight"))
-            biases.append(_vector(layer["bias"], f"layers[{i}].bias"))
-        return FFN(weights, biases, name=name, domain=domain)
-    for key in ("W", "U", "b", "A"):
-        if key not in data:
-            raise ModelFormatError(f'a deq model needs the key "{key}"')
-    parts: dict[str, Any] = {
-        "W": _matrix(data["W"], "W"),
-        "U": _matrix(data["U"], "U"),
-        "b": _vector(data["b"], "b"),
-        "A": _matrix(data["A"], "A"),
-        "c": _vector(data["c"], "c") if "c" in data else None,
-        "B": _matrix(data["B"], "B") if "B" in data else None,
-    }
-    return DEQ(
-        **parts,
-        name=name,
-        domain=domain,
-    )
+    parts = parse_model(data)
+    domain = Domain(*parts["domain"]) if parts["domain"] is not None else None
+    if parts["type"] == "ffn":
+        return FFN(parts["weights"], parts["biases"], name=parts["name"], domain=domain)
+    return DEQ(W=parts["W"], U=parts["U"], b=parts["b"], A=parts["A"], c=parts["c"], B=parts["B"],
+               name=parts["name"], domain=domain)
 
 
 def model_to_dict(model: Model) -> dict[str, Any]:
@@ -143,22 +57,6 @@ def save_model(model: Model, path: str | Path) -> None:
     """Write a model as a v1 JSON file (atomically: the file is complete or untouched)."""
     with atomic_output(path) as temp:
         temp.write_text(json.dumps(model_to_dict(model), indent=1) + "\n", encoding="utf-8")
-
-
-def _parse_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelFormatError(f"{path}: not UTF-8 text (a PyTorch file should end in .pt or .pth)") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise ModelFormatError(f"{path}: JSON nested too deeply (a v1 model is at most 4 levels deep)") from None
-    except ValueError as exc:  # e.g. an integer literal past Python's 4,300-digit limit
-        reason = "a number with more than 4,300 digits" if "digits" in str(exc) else str(exc).splitlines()[0]
-        raise ModelFormatError(f"{path}: invalid JSON ({reason})") from None
 
 
 _PARAM_KEY = re.compile(r"^(?P<path>.+)\.(?P<param>weight|bias)$")
@@ -361,23 +259,7 @@ def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
     are opened); every problem is a one-line :class:`ModelFormatError` naming the file.
     """
     path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelFormatError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFormatError(f"{path}: is a directory, expected a model file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFormatError(f"{path}: not a regular file (a device, FIFO or socket); refusing to read it")
-    if info.st_size > max_bytes:
-        raise ModelFormatError(f"{path}: {info.st_size:,} bytes, above the limit of {max_bytes:,} for a model file")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(64)
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    size, head = regular_file(path, max_bytes)
     if path.suffix.lower() == ".onnx":
         from .onnx_io import load_onnx
 
@@ -389,13 +271,13 @@ def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _load_torch(path)
     if _is_safetensors(head, path):
-        return _load_safetensors(path, info.st_size)
+        return _load_safetensors(path, size)
     if path.suffix.lower() in TORCH_SUFFIXES:
         if head.lstrip()[:1] in (b"{", b"["):
             raise ModelFormatError(f"{path}: not a PyTorch file but JSON text; name it .json to read it as a v1 model")
         raise ModelFormatError(f"{path}: not a PyTorch file (neither a zip archive nor a pickle)")
     try:
-        return model_from_dict(_parse_json(path))
+        return model_from_dict(read_json(path))
     except RegionCountError as exc:
         message = str(exc)
         raise type(exc)(message if message.startswith(str(path)) else f"{path}: {message}") from None

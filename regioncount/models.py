@@ -23,6 +23,7 @@ import torch
 from .errors import ModelFormatError, NotWellPosedError
 from .fixedpoint import solve_fixed_points
 from .geometry import Domain
+from .modelfile import check_deq_shapes, check_domain, check_ffn_shapes
 from .wellposed import acyclic_order, require_well_posed
 
 DTYPE = torch.float64
@@ -54,10 +55,7 @@ def _check_finite(tensor: torch.Tensor, what: str) -> None:
 
 
 def _check_domain(domain: Domain | None, input_dim: int) -> None:
-    if domain is not None and len(domain.low) != input_dim:
-        raise ModelFormatError(
-            f"domain has {len(domain.low)} coordinates but the model's input dimension is {input_dim}"
-        )
+    check_domain(None if domain is None else domain.low, input_dim)
 
 
 @dataclass
@@ -74,24 +72,11 @@ class FFN:
     domain: Domain | None = None
 
     def __post_init__(self) -> None:
-        if len(self.weights) == 0:
-            raise ModelFormatError("an FFN needs at least one layer")
-        if len(self.weights) != len(self.biases):
-            raise ModelFormatError(f"{len(self.weights)} weight matrices but {len(self.biases)} bias vectors")
+        check_ffn_shapes([(1, 1)] * len(self.weights), [1] * len(self.biases))  # counts first (messages)
         self.weights = [_as_matrix(w, f"layers[{i}].weight") for i, w in enumerate(self.weights)]
         self.biases = [_as_vector(b, f"layers[{i}].bias") for i, b in enumerate(self.biases)]
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if w.shape[0] == 0 or w.shape[1] == 0:
-                raise ModelFormatError(f"layers[{i}].weight has an empty shape {tuple(w.shape)}")
-            if b.shape[0] != w.shape[0]:
-                raise ModelFormatError(
-                    f"layers[{i}].bias has length {b.shape[0]} but layers[{i}].weight has {w.shape[0]} rows"
-                )
-            if i > 0 and w.shape[1] != self.weights[i - 1].shape[0]:
-                raise ModelFormatError(
-                    f"layers[{i}].weight has {w.shape[1]} columns but layers[{i - 1}] outputs "
-                    f"{self.weights[i - 1].shape[0]} values"
-                )
+        check_ffn_shapes([(int(w.shape[0]), int(w.shape[1])) for w in self.weights],
+                         [int(b.shape[0]) for b in self.biases])
         _check_domain(self.domain, self.input_dim)
 
     kind = "ffn"
@@ -147,22 +132,13 @@ class DEQ:
         self.U = _as_matrix(self.U, "U")
         self.b = _as_vector(self.b, "b")
         self.A = _as_matrix(self.A, "A")
-        m = self.W.shape[0]
-        if m == 0 or self.W.shape[1] != m:
-            raise ModelFormatError(f"W must be square and non-empty, got shape {tuple(self.W.shape)}")
-        if self.U.shape[0] != m or self.U.shape[1] == 0:
-            raise ModelFormatError(f"U must have shape ({m}, d) with d >= 1, got {tuple(self.U.shape)}")
-        if self.b.shape[0] != m:
-            raise ModelFormatError(f"b must have length {m} (the width of W), got {self.b.shape[0]}")
-        if self.A.shape[1] != m or self.A.shape[0] == 0:
-            raise ModelFormatError(f"A must have shape (k, {m}) with k >= 1, got {tuple(self.A.shape)}")
+        shape = lambda t: (int(t.shape[0]), int(t.shape[1]))  # noqa: E731
+        check_deq_shapes(shape(self.W), shape(self.U), int(self.b.shape[0]), shape(self.A), None, None)
         k, d = self.A.shape[0], self.U.shape[1]
         self.c = torch.zeros(k, dtype=DTYPE) if self.c is None else _as_vector(self.c, "c")
-        if self.c.shape[0] != k:
-            raise ModelFormatError(f"c must have length {k} (the rows of A), got {self.c.shape[0]}")
         self.B = torch.zeros(k, d, dtype=DTYPE) if self.B is None else _as_matrix(self.B, "B")
-        if tuple(self.B.shape) != (k, d):
-            raise ModelFormatError(f"B must have shape ({k}, {d}), got {tuple(self.B.shape)}")
+        check_deq_shapes(shape(self.W), shape(self.U), int(self.b.shape[0]), shape(self.A), int(self.c.shape[0]),
+                         shape(self.B))
         _check_domain(self.domain, d)
         order = acyclic_order(self.W)
         self.unit_order = order if order is not None and bool((torch.diagonal(self.W) < 1).all()) else None

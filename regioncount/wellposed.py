@@ -21,9 +21,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import networkx as nx
-import torch
+import numpy as np
 
 from .errors import NotWellPosedError
 from .settings import DEFAULT_P_MATRIX_CAP  # noqa: E402  (re-exported)
@@ -34,9 +35,21 @@ _BORDERLINE = 1e-9
 EXACT_CONFIRM_CAP = 64
 
 
-def exact_matrix(W: torch.Tensor) -> list[list[Fraction]]:
+#: A square float64 matrix: a numpy array, or anything numpy converts (a CPU torch tensor, nested lists).
+Matrix = Any
+
+
+def as_array(W: Matrix) -> np.ndarray:
+    """W as a float64 numpy array (torch tensors are detached and copied to the CPU first); this module
+    needs no torch, so ``regioncount check`` of a JSON file answers without importing it."""
+    if hasattr(W, "detach"):
+        W = W.detach().cpu().numpy()
+    return np.asarray(W, dtype=np.float64)
+
+
+def exact_matrix(W: Matrix) -> list[list[Fraction]]:
     """The float64 entries of W as exact rationals (a float64 is a dyadic rational)."""
-    return [[Fraction(float(v)) for v in row] for row in W.tolist()]
+    return [[Fraction(float(v)) for v in row] for row in as_array(W).tolist()]
 
 
 def positive_definite_exact(S: list[list[Fraction]]) -> bool:
@@ -79,7 +92,7 @@ def _monotone_exact(W: list[list[Fraction]]) -> bool:
     return positive_definite_exact([[(M[r][c] + M[c][r]) / 2 for c in range(m)] for r in range(m)])
 
 
-def _spectral_radius_below_one(absW: torch.Tensor) -> bool:
+def _spectral_radius_below_one(absW: np.ndarray) -> bool:
     """rho(|W|) < 1, proved by Collatz-Wielandt: a positive rational x with |W| x < x componentwise.
 
     x = (I - |W| + eps I)^{-1} 1 (in float64) is tried, then checked exactly; failure to find such an x
@@ -87,10 +100,10 @@ def _spectral_radius_below_one(absW: torch.Tensor) -> bool:
     """
     m = absW.shape[0]
     try:
-        x = torch.linalg.solve(torch.eye(m, dtype=torch.float64) * (1 + 1e-12) - absW, torch.ones(m, dtype=torch.float64))
-    except RuntimeError:
+        x = np.linalg.solve(np.eye(m) * (1 + 1e-12) - absW, np.ones(m))
+    except np.linalg.LinAlgError:
         return False
-    if not bool(torch.isfinite(x).all()) or not bool((x > 0).all()):
+    if not bool(np.isfinite(x).all()) or not bool((x > 0).all()):
         return False
     xs = [Fraction(float(v)) for v in x.tolist()]
     N = exact_matrix(absW)
@@ -132,15 +145,16 @@ class Certificate:
         }
 
 
-def acyclic_order(W: torch.Tensor) -> list[int] | None:
+def acyclic_order(W: Matrix) -> list[int] | None:
     """A forward-substitution order (topological order of the unit graph), or None if it has a cycle."""
+    W = as_array(W)
     m = W.shape[0]
-    off = W - torch.diag(torch.diagonal(W))
-    if not torch.triu(off, diagonal=1).any():
+    off = W - np.diag(np.diagonal(W))
+    if not np.triu(off, k=1).any():
         return list(range(m))
     graph = nx.DiGraph()
     graph.add_nodes_from(range(m))
-    rows, cols = off.nonzero(as_tuple=True)
+    rows, cols = off.nonzero()
     graph.add_edges_from(zip(cols.tolist(), rows.tolist()))
     if not nx.is_directed_acyclic_graph(graph):
         return None
@@ -166,7 +180,7 @@ def _exact_det(matrix: list[list[Fraction]]) -> Fraction:
     return det
 
 
-def p_matrix_test(M: torch.Tensor, exact_I_minus: list[list[Fraction]] | None = None
+def p_matrix_test(M: Matrix, exact_I_minus: list[list[Fraction]] | None = None
                   ) -> tuple[bool, list[int] | None, float | None, int]:
     """Every principal minor of M positive?  Returns (ok, failing subset 0-based, its minor, #determinants).
 
@@ -175,17 +189,19 @@ def p_matrix_test(M: torch.Tensor, exact_I_minus: list[list[Fraction]] | None = 
     ``exact_I_minus``: the exact rational matrix when M = I - W was rounded in float64 (I - W is formed
     exactly from W's stored values, never from the rounded difference).
     """
+    M = as_array(M)
     m = M.shape[0]
-    scale = max(1.0, float(M.abs().max()))
+    scale = max(1.0, float(np.abs(M).max()))
     count = 0
     exact = exact_I_minus if exact_I_minus is not None else [[Fraction(float(v)) for v in row] for row in M.tolist()]
     for k in range(1, m + 1):
-        subsets = torch.tensor(list(itertools.combinations(range(m), k)), dtype=torch.long)
+        subsets = np.array(list(itertools.combinations(range(m), k)), dtype=np.int64)
         count += subsets.shape[0]
-        for chunk in torch.split(subsets, 65536):
+        for start in range(0, subsets.shape[0], 65536):
+            chunk = subsets[start:start + 65536]
             blocks = M[chunk[:, :, None], chunk[:, None, :]]
-            dets = torch.linalg.det(blocks)
-            suspicious = (dets <= _BORDERLINE * scale**k).nonzero().flatten().tolist()
+            dets = np.linalg.det(blocks)
+            suspicious = np.flatnonzero(dets <= _BORDERLINE * scale**k).tolist()
             for i in suspicious:
                 subset = chunk[i].tolist()
                 value = _exact_det([[exact[r][c] for c in subset] for r in subset])
@@ -208,15 +224,15 @@ def _verdict(passed: bool, yes: str, no: str) -> str:
     return f" {yes}" if passed else f" {no}"
 
 
-def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
+def certify(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
     """Decide whether ``z = relu(W z + q)`` has exactly one fixed point for every q (see module doc)."""
-    W = W.to(torch.float64)
+    W = as_array(W)
     m = W.shape[0]
     checks: list[Check] = []
     order = acyclic_order(W)
-    diag = torch.diagonal(W)
+    diag = np.diagonal(W)
     if order is not None:
-        bad = (diag >= 1).nonzero().flatten().tolist()
+        bad = np.flatnonzero(diag >= 1).tolist()
         if bad:
             t = bad[0]
             text = f"W[{t + 1},{t + 1}] = {diag[t].item():g} >= 1: unit {t + 1} has no fixed point or two"
@@ -227,18 +243,18 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
     else:
         checks.append(Check("triangular", False, None, "the unit graph has a cycle"))
     exact = exact_matrix(W) if m <= EXACT_CONFIRM_CAP else None
-    norm = float(torch.linalg.matrix_norm(W, ord=2))
+    norm = float(np.linalg.norm(W, ord=2))
     passed = _confirmed(norm < 1 - _margin(m, norm), norm < 1 + _margin(m, norm), exact, _contraction_exact)
     how = " (I - W^T W positive definite: exact LDL^T)" if exact is not None else " (beyond the error margin)"
     checks.append(Check("contraction", passed, norm, f"||W||_2 = {norm:.6g}" + _verdict(passed, "< 1" + how, ">= 1")))
-    rho = float(torch.linalg.eigvals(W.abs()).abs().max())
-    passed = rho < 1 and _spectral_radius_below_one(W.abs())
+    rho = float(np.abs(np.linalg.eigvals(np.abs(W))).max())
+    passed = rho < 1 and _spectral_radius_below_one(np.abs(W))
     checks.append(Check("rho(|W|)", passed, rho, f"rho(|W|) = {rho:.6g}" + _verdict(
         passed, "< 1 (Collatz-Wielandt vector checked exactly)", ">= 1" if rho >= 1 else "< 1 not proved")))
-    eye = torch.eye(m, dtype=torch.float64)
+    eye = np.eye(m)
     sym = (eye - W + (eye - W).T) / 2
-    lam = float(torch.linalg.eigvalsh(sym).min())
-    scale = float(torch.linalg.matrix_norm(sym, ord=2))
+    lam = float(np.linalg.eigvalsh(sym).min())
+    scale = float(np.linalg.norm(sym, ord=2))
     passed = _confirmed(lam > _margin(m, scale), lam > -_margin(m, scale), exact, _monotone_exact)
     how = (" (positive definite: exact LDL^T)" if exact is not None
            else f" (by more than the error margin {_margin(m, scale):.2g})")
@@ -270,12 +286,12 @@ def certify(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certif
     return Certificate(m, None, "none", reason, checks, order)
 
 
-def require_well_posed(W: torch.Tensor, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
+def require_well_posed(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
     """:func:`certify`, raising :class:`NotWellPosedError` (one line, with ||W||_2) unless well-posed."""
     cert = certify(W, p_matrix_cap)
     if cert.well_posed is True:
         return cert
-    norm = float(torch.linalg.matrix_norm(W.to(torch.float64), ord=2))
+    norm = float(np.linalg.norm(as_array(W), ord=2))
     verdict = "not well-posed" if cert.well_posed is False else "not shown to be well-posed"
     raise NotWellPosedError(f"the DEQ is {verdict}: {cert.reason} (||W||_2 = {norm:.4g})")
 

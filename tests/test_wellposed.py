@@ -122,3 +122,29 @@ def test_singular_solve_is_a_one_line_error(tmp_path):
         assert len(out.output.strip().splitlines()) == 1
     out = runner.invoke(main, ["check", str(tmp_path / "cyc.json")])
     assert out.exit_code == 1 and "undecided" in out.output
+
+
+def test_check_of_a_json_file_needs_no_torch(tmp_path):
+    """`regioncount check` of a v1 JSON DEQ answers without importing torch, with the same certificate."""
+    import json
+    import subprocess
+    import sys
+
+    from regioncount import theorem1_deq
+    from regioncount.io import save_model
+
+    path = tmp_path / "deq.json"
+    save_model(theorem1_deq(6), path)
+    probe = ("import sys, runpy; sys.argv = ['regioncount', 'check', sys.argv[1], '--json']\n"
+             "try:\n    runpy.run_module('regioncount', run_name='__main__')\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().endswith("NOTORCH"), out.stderr
+    data = json.loads(out.stdout)
+    assert data["well_posed"] is True and data["method"] == "triangular"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"type": "deq", "W": [[0.0, 1.0]], "U": [[1.0]], "b": [0.0], "A": [[1.0]]}))
+    out = subprocess.run([sys.executable, "-m", "regioncount", "check", str(bad)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "W must be square" in out.stderr and "Traceback" not in out.stderr
