@@ -68,7 +68,8 @@ def common_count_options(func: Callable) -> Callable:
 def run_count(model, *, interval=None, segment=None, device: str, as_json: bool, breakpoints_file: str | None,
               no_linear: bool, max_regions: int, max_memory: float | None, workers: int | None = None,
               scheduler: str | None = None, tasks: int | None = None,
-              known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False) -> SegmentCount:
+              known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False,
+              max_seconds: float | None = None) -> SegmentCount:
     from regioncount.exact1d import count_segment
     from regioncount.export import write_array
 
@@ -89,7 +90,7 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
             result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
                                    keep_breakpoints=keep, device=device,
                                    max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
-                                   assume_well_posed=assume_well_posed, progress=progress)
+                                   assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds)
     if breakpoints_file is not None:
         assert result.breakpoints is not None  # kept because a file was asked for
         write_array(result.breakpoints, breakpoints_file)
@@ -194,7 +195,8 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--chords", "--lines", "lines", type=click.IntRange(min=2), default=None,
               help="Exact counts along this many random chords of the box (--lines is the old name).")
 @click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
-              help="(sampling) Stop after the first batch when the whole run is projected to take longer.")
+              help="Refuse an exact 1-D count projected (by a timed pilot) to take longer; stop sampling after "
+                   "the first batch when the whole run is projected to take longer.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
@@ -261,7 +263,8 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
                       max_seconds)
     else:
-        _count_along(model, model_file, interval, segment, assume_well_posed, options, plot_file=plot_file,
+        _count_along(model, model_file, interval, segment, assume_well_posed, options, max_seconds=max_seconds,
+                     plot_file=plot_file,
                      output_index=output_index, dpi=dpi, size=size)
 
 
@@ -311,13 +314,13 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
 
 
 def _count_along(model, model_file: str, interval, segment, assume_well_posed: bool, options: dict, *,
-                 plot_file: str | None, output_index: int, dpi: int, size) -> None:
+                 max_seconds: float | None, plot_file: str | None, output_index: int, dpi: int, size) -> None:
     """The exact 1-D part of ``count``: along --interval/--segment or the model's domain."""
     ends = None
     if segment is not None:
         ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
     result = run_count(model, interval=interval, segment=ends, assume_well_posed=assume_well_posed,
-                       keep=plot_file is not None, **options)
+                       keep=plot_file is not None, max_seconds=max_seconds, **options)
     if plot_file is not None:
         from .commands_plane import segment_plot
 

@@ -171,8 +171,9 @@ def region_upper_bound(model: Model) -> int:
 
 
 def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
-                     max_pieces: int, max_regions: int | None) -> dict:
-    """Pilot estimate: exact counts on 16 stratified sub-segments of 1/1024 of the length each.
+                     max_pieces: int, max_regions: int | None, linear_pieces: bool = False) -> dict:
+    """Pilot estimate: exact counts on 16 stratified sub-segments of 1/1024 of the length each (with the
+    linear-piece merge when ``linear_pieces``, so that the time is the real walk's).
 
     Returns ``{"regions": estimated total, "seconds": estimated time, "pilot_fraction": ...}``; the
     breakpoint density of the pilots times the length gives the regions, their rate gives the time.
@@ -190,7 +191,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
         lo = seg.t_low + (span - width) * offset / PILOT_PIECES
         sink = PieceSink(lo, lo + width, max_regions=cap)
         try:
-            run_kernel(kernel, lo, lo + width, sink, False, max_pieces, tau)
+            run_kernel(kernel, lo, lo + width, sink, linear_pieces, max_pieces, tau)
         except CostLimitError:
             raise CostLimitError(
                 f"a pilot on 1/1024 of the segment already found over {cap:,} regions: the whole count is "
@@ -204,13 +205,20 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
             "pilot_fraction": PILOT_PIECES * PILOT_FRACTION}
 
 
+#: With a time limit, a count whose guaranteed bound exceeds this many regions is timed by the pilot first.
+TIMED_PILOT_REGIONS = 20_000
+
+
 def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
                keep_breakpoints: bool, max_regions: int | None, memory_limit: int,
-               max_pieces: int, known_regions: int | None = None) -> dict | None:
+               max_pieces: int, known_regions: int | None = None, max_seconds: float | None = None,
+               linear_pieces: bool = False) -> dict | None:
     """Refuse (CostLimitError, with the estimate and the limit) a count that cannot fit.
 
     The guaranteed bound (:func:`region_upper_bound`) decides when it is small enough; otherwise
-    ``known_regions`` (e.g. 2^m for the Theorem 1 DEQ) or a pilot estimate is used.
+    ``known_regions`` (e.g. 2^m for the Theorem 1 DEQ) or a pilot estimate is used.  With ``max_seconds``,
+    a count that may exceed :data:`TIMED_PILOT_REGIONS` regions is timed by the pilot (the walk as it will
+    run, ``linear_pieces`` included, on 1.6% of the segment) and refused when projected past the limit.
     """
     bound = magnitude_bound(model, seg)
     if not bound < MAX_INTERMEDIATE:
@@ -219,21 +227,31 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
             f"beyond the float64-safe limit {MAX_INTERMEDIATE:.0e}"
         )
     upper = region_upper_bound(model)
+    timed = max_seconds is not None and upper > TIMED_PILOT_REGIONS
     if (max_regions is None or upper <= max_regions) and (not keep_breakpoints
-                                                         or KEPT_BYTES_PER_REGION * upper <= memory_limit):
+                                                         or KEPT_BYTES_PER_REGION * upper <= memory_limit) \
+            and not timed:
         check_walk_memory(model, device, upper if known_regions is None else known_regions, max_pieces,
                            memory_limit)
         return None
-    if known_regions is not None:
+    if known_regions is not None and not timed:
         estimate: dict[str, Any] = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
     else:
-        estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions)
+        estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions, linear_pieces)
+        if known_regions is not None:  # the count is known, the pilot gave the time per region
+            estimate |= {"regions": known_regions, "seconds": estimate["seconds"] / estimate["regions"] * known_regions}
     regions = estimate["regions"]
     timing = "" if estimate["seconds"] is None else f", about {estimate['seconds']:.3g} s"
     if max_regions is not None and regions > max_regions:
         raise CostLimitError(
             f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
             "(raise `max_regions` to go on)"
+        )
+    if max_seconds is not None and estimate["seconds"] is not None and estimate["seconds"] > max_seconds:
+        raise CostLimitError(
+            f"estimated {regions:.4g} regions, about {estimate['seconds']:.3g} s (timed on "
+            f"{estimate['pilot_fraction']:.1%} of the segment): above the time limit of {max_seconds:g} s "
+            "(raise `max_seconds` to go on)"
         )
     if keep_breakpoints and KEPT_BYTES_PER_REGION * regions > memory_limit:
         raise CostLimitError(

@@ -43,7 +43,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                   memory_limit: int | None = None, max_pieces: int | None = None,
                   known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
-                  progress: Callable[[float], None] | None = None, fused: int | None = None) -> SegmentCount:
+                  progress: Callable[[float], None] | None = None, fused: int | None = None,
+                  max_seconds: float | None = None) -> SegmentCount:
     """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
 
     Args:
@@ -52,6 +53,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         keep_breakpoints: return the sorted breakpoints and region lengths (about 40 bytes per region at peak).
         device: "auto", "cpu" or "cuda".  Counting is float64 throughout.
         max_regions / memory_limit: refuse, before starting, counts estimated to exceed them.
+        max_seconds: refuse, before starting, a count projected (by a timed pilot on 1.6% of the segment) to
+            take longer.
         max_pieces: pieces per batch (memory of one batch is about 8 * max_pieces * (2 n + 12) bytes).
         known_regions: a count known in advance (skips the pilot estimate).
         progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
@@ -64,7 +67,8 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
     seg = resolve_segment(model, interval, segment)
     return _count(model, seg, certificate, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
                   device=device, max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
-                  known_regions=known_regions, walkers=walkers, progress=progress, fused=fused)
+                  known_regions=known_regions, walkers=walkers, progress=progress, fused=fused,
+                  max_seconds=max_seconds)
 
 
 def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_breakpoints: bool = False,
@@ -84,7 +88,7 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
 def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces: bool, keep_breakpoints: bool,
            device: str | torch.device, max_regions: int | None, memory_limit: int | None, max_pieces: int | None,
            known_regions: int | None, walkers: int, progress: Callable[[float], None] | None,
-           fused: int | None) -> SegmentCount:
+           fused: int | None, max_seconds: float | None = None) -> SegmentCount:
     dev = resolve_device(device)
     if certificate is not None:
         assert isinstance(model, DEQ)  # only DEQs have certificates
@@ -93,7 +97,7 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
     kernel = build_kernel(model, seg, dev, fused)
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
-                          max_pieces, known_regions)
+                          max_pieces, known_regions, max_seconds=max_seconds, linear_pieces=linear_pieces)
     tau = merge_tolerance(seg.t_low, seg.t_high)
     origin, direction = torch.tensor(seg.origin, dtype=DTYPE), torch.tensor(seg.direction, dtype=DTYPE)
     arithmetic_exact = exact_arithmetic(model, origin, direction)

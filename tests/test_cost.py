@@ -40,3 +40,31 @@ def test_sampled_estimate_grows_with_samples_and_distinct_patterns():
     many = estimate_sampled(net, samples=10**7, distinct=10**3).bytes
     diverse = estimate_sampled(net, samples=10**7, distinct=10**7).bytes
     assert few < many < diverse
+
+
+def test_exact_counts_are_timed_by_the_pilot_and_refused_past_max_seconds():
+    """A wide layer makes linear pieces cost width x children: the timed pilot (pieces included) refuses it
+    in a fraction of the time, while the count-only walk of the same net is estimated as fast and runs."""
+    from random_nets import gaussian_ffn
+
+    from regioncount.exact1d import count_segment
+
+    model = gaussian_ffn([1, 20_000, 1], 3)
+    with pytest.raises(CostLimitError, match=r"about .* s \(timed on 1\.6% of the segment\): above the time limit"):
+        count_segment(model, interval=(-3.0, 3.0), device="cpu", max_seconds=1e-3)
+    quick = count_segment(model, interval=(-3.0, 3.0), device="cpu", linear_pieces=False, max_seconds=600)
+    assert quick.activation_regions > 10_000
+    # without a time limit nothing is timed (the guaranteed bound decides, as before)
+    small = gaussian_ffn([1, 8, 1], 4)
+    assert count_segment(small, interval=(-3.0, 3.0), device="cpu", max_seconds=1e-9).activation_regions >= 1
+
+
+def test_cli_max_seconds_applies_to_exact_counts(tmp_path):
+    from random_nets import gaussian_ffn, run_cli
+
+    from regioncount.io import save_model
+
+    path = tmp_path / "wide.json"
+    save_model(gaussian_ffn([1, 20_000, 1], 3), path)
+    out = run_cli("count", path, "--interval", "-3", "3", "--max-seconds", "0.001")
+    assert out.exit_code != 0 and "above the time limit" in out.output and "--max-seconds" in out.output
