@@ -218,7 +218,9 @@ def _print_trained(console, a, rows: list, name_alpha: bool) -> None:
                                                   else ""))
         t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
                         f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
-                        constructed, f"{t['linf_error']:.4f}", "yes" if t["above_bound"] else "[red]NO[/red]")
+                        constructed, f"{t['linf_error']:.4f}",
+                        "undecided (float64)" if t["above_bound"] is None else "yes" if t["above_bound"]
+                        else "[red]NO[/red]")
     console.print(t_table)
 
 

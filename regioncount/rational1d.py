@@ -21,10 +21,14 @@ from .models import DEQ, FFN, Model
 
 @dataclass
 class ExactCount:
+    """Exact regions and pieces; ``breakpoints`` (t values), each region's ``patterns`` and its exact output
+    map in t: ``outputs[i] = (slopes, intercepts)``, one entry per output."""
+
     activation_regions: int
     linear_pieces: int
     breakpoints: list[Fraction]
     patterns: list[tuple[int, ...]]
+    outputs: list[tuple[tuple[Fraction, ...], tuple[Fraction, ...]]]
 
 
 def _fr(tensor) -> list:
@@ -73,9 +77,10 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
                 hidden = [(s, c) if bit else (Fraction(0), Fraction(0)) for (s, c), bit in zip(maps, bits)]
                 new.append((left, right, (hidden, pattern + bits)))
             pieces = new
-        slopes = []
+        outputs = []
         for _, _, (h, _) in pieces:
-            slopes.append(tuple(_affine_dot(row, h)[0] for row in Ws[-1]))
+            maps = [_affine_dot(row, h) for row in Ws[-1]]
+            outputs.append((tuple(sc for sc, _ in maps), tuple(c + bk for (_, c), bk in zip(maps, bs[-1]))))
         patterns = [pattern for _, _, (_, pattern) in pieces]
     else:
         assert isinstance(model, DEQ)
@@ -102,17 +107,23 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
                 pat2[t] = bit
                 new.append((left, right, (z2, pat2)))
             pieces = new
-        slopes = []
+        outputs = []
         skip = tuple(sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B)
+        skip_c = tuple(sum((bk * pi for bk, pi in zip(row, P)), Fraction(0)) + ck
+                       for row, ck in zip(B, _fr(model.c)))
         for _, _, (z, _) in pieces:
-            slopes.append(tuple(_affine_dot(row, z)[0] + sk for row, sk in zip(A, skip)))
+            maps = [_affine_dot(row, z) for row in A]
+            outputs.append((tuple(sc + sk for (sc, _), sk in zip(maps, skip)),
+                            tuple(c + ck for (_, c), ck in zip(maps, skip_c))))
         patterns = [tuple(pattern) for _, _, (_, pattern) in pieces]
+    slopes = [slope for slope, _ in outputs]
     changes = sum(1 for a, b2 in zip(slopes, slopes[1:]) if a != b2)
     return ExactCount(
         activation_regions=len(pieces),
         linear_pieces=changes + 1,
         breakpoints=[tl for tl, _, _ in pieces[1:]],
         patterns=patterns,
+        outputs=outputs,
     )
 
 

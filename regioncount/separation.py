@@ -33,6 +33,7 @@ from .errors import RegionCountError
 from .exact1d import count_segment
 from .models import FFN
 from .numbers import MAX_DIGITS, bounded_fraction
+from .rational1d import ExactCount
 from .settings import DEFAULT_CONSTRUCT_BUDGET, DEFAULT_CONSTRUCT_SECONDS  # noqa: E402  (re-exported)
 
 #: alpha is taken exactly as typed; more significant digits than this (or a fraction with a numerator or
@@ -185,23 +186,43 @@ def teeth_approximant(m: int, depth: int, width: int) -> tuple[FFN, int]:
     return compose_zigzags(zigzags, f"teeth-m{m}-L{depth}-k{k}"), k
 
 
-def exact_errors_to_sawtooth(model: FFN, m: int) -> tuple[Fraction, Fraction]:
+#: Most breakpoints of T^m visited one by one by :func:`exact_errors_to_sawtooth` (beyond: only when the model
+#: is a constant in [0, 1] after its last kink, which the closed-form tail covers).
+MAX_EXACT_TEETH_POINTS = 2**20
+
+
+def exact_errors_to_sawtooth(model: FFN, m: int, count: ExactCount | None = None) -> tuple[Fraction, Fraction]:
     """(L1, L-infinity) distance between the model and T^m on [0, 1], exactly: both are piecewise linear, so
     the difference is linear between consecutive points of the union of their breakpoints, where it is
-    evaluated exactly and |.| integrated in closed form (with the crossing point when it changes sign).
-    Beyond the model's last breakpoint (rounded up to a breakpoint of T^m) the model is a constant c and
-    every remaining piece of T^m contributes exactly h (c^2 + (1 - c)^2) / 2 (c in [0, 1]), h = 2^-m."""
-    from .rational1d import exact_count, exact_output
+    evaluated exactly (the model from its exact affine map on each region) and |.| integrated in closed form
+    (with the crossing point when it changes sign).  When the model is a constant c in [0, 1] after its
+    last breakpoint (rounded up to a breakpoint of T^m), every remaining piece of T^m contributes exactly
+    h (c^2 + (1 - c)^2) / 2, h = 2^-m, without visiting it.  ``count``: the model's exact count on [0, 1]
+    (:func:`regioncount.rational1d.exact_count`), when already known."""
+    from .rational1d import exact_count
 
-    kinks = exact_count(model, [0.0], [1.0], 0.0, 1.0).breakpoints
+    if count is None:
+        count = exact_count(model, [0.0], [1.0], 0.0, 1.0)
+    kinks = count.breakpoints
+    maps = [(slopes[0], intercepts[0]) for slopes, intercepts in count.outputs]
     last = -(-max(kinks, default=Fraction(0)) * 2**m // 1)  # index of the first T^m breakpoint after them
+    end_slope, c = maps[-1]
+    constant_tail = end_slope == 0 and 0 <= c <= 1
+    if not constant_tail:
+        if 2**m > MAX_EXACT_TEETH_POINTS:
+            raise RegionCountError(f"the approximant is not a constant in [0, 1] after its last breakpoint, and "
+                                   f"T^m has 2^{m} pieces to visit (at most {MAX_EXACT_TEETH_POINTS:,})")
+        last = 2**m
     points = sorted({Fraction(j, 2**m) for j in range(int(last) + 1)} | set(kinks))
-    diff = [exact_output(model, x)[0] - tent_power(x, m) for x in points]
+    diff = []
+    region = 0
+    for x in points:  # points ascend: the region holding x advances monotonically
+        while region < len(kinks) and kinks[region] < x:
+            region += 1
+        slope, intercept = maps[region]
+        diff.append(slope * x + intercept - tent_power(x, m))
     tail, tail_max = Fraction(0), Fraction(0)
     if last < 2**m:
-        c = exact_output(model, Fraction(1))[0]
-        if exact_output(model, points[-1])[0] != c or not 0 <= c <= 1:
-            raise RegionCountError("the approximant is not a constant in [0, 1] after its last breakpoint")
         tail = (2**m - last) * Fraction(1, 2**m) * (c * c + (1 - c) ** 2) / 2
         tail_max = max(c, 1 - c)
     l1 = Fraction(0)

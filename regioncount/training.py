@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,35 @@ def sawtooth(x: torch.Tensor, m: int) -> torch.Tensor:
     return y
 
 
-def exact_errors(model: FFN, m: int) -> tuple[float, float, int, int]:
-    """(L1 error, L-infinity error, activation regions, linear pieces) of ``model`` against T^m on [0, 1]."""
+@dataclass(frozen=True)
+class SawtoothErrors:
+    """L1 and L-infinity distances of an FFN to T^m on [0, 1], its regions and pieces there.  ``exact``: the
+    distances are exact rationals (rational count and closed-form integration); otherwise float64
+    evaluations at the float breakpoints (when the rational count is over its budget)."""
+
+    l1: Fraction | float
+    linf: Fraction | float
+    regions: int
+    pieces: int
+    exact: bool
+
+
+#: Rational operations allowed for the exact errors of one trained net (about a second).
+EXACT_ERRORS_BUDGET = 3e7
+
+
+def exact_errors(model: FFN, m: int) -> SawtoothErrors:
+    """The distances of ``model`` to T^m on [0, 1]: exact (:func:`regioncount.separation.exact_errors_to_sawtooth`
+    on the rational count) when its cost fits :data:`EXACT_ERRORS_BUDGET`, else float64."""
+    from .rational1d import exact_count, rational_cost
+    from .separation import exact_errors_to_sawtooth
+
     count = count_segment(model, interval=(0.0, 1.0), keep_breakpoints=True)
+    assert count.linear_pieces is not None and count.breakpoints is not None  # counted with pieces, kept
+    if rational_cost(model, count.activation_regions) <= EXACT_ERRORS_BUDGET:
+        exact = exact_count(model, [0.0], [1.0], 0.0, 1.0)
+        l1, linf = exact_errors_to_sawtooth(model, m, exact)
+        return SawtoothErrors(l1, linf, exact.activation_regions, exact.linear_pieces, True)
     points = np.union1d(np.concatenate([[0.0, 1.0], count.breakpoints]), np.arange(1, 2**m) / 2**m)
     x = torch.from_numpy(points)[:, None]
     diff = (sawtooth(x, m) - model.forward(x))[:, 0].numpy()
@@ -40,8 +67,16 @@ def exact_errors(model: FFN, m: int) -> tuple[float, float, int, int]:
     same_sign = left * right >= 0
     area = np.where(same_sign, (np.abs(left) + np.abs(right)) / 2 * h,
                     (left**2 + right**2) / (2 * np.maximum(np.abs(left) + np.abs(right), 1e-300)) * h)
-    assert count.linear_pieces is not None  # counted with linear pieces (the default)
-    return float(area.sum()), float(np.abs(diff).max()), count.activation_regions, count.linear_pieces
+    return SawtoothErrors(float(area.sum()), float(np.abs(diff).max()), count.activation_regions,
+                          count.linear_pieces, False)
+
+
+def _compare(a: Fraction | float, b: Fraction, exact: bool) -> int | None:
+    """The sign of a - b: exact, or for a float ``a`` only when the gap exceeds its rounding (else None)."""
+    if exact:
+        return (a > b) - (a < b)
+    margin = 1e-9 * max(abs(float(b)), 1e-300)
+    return 1 if a > float(b) + margin else -1 if a < float(b) - margin else None
 
 
 @dataclass
@@ -121,27 +156,35 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
     from .separation import exact_errors_to_sawtooth, l1_lower_bound, teeth_approximant
 
     starts: list[tuple[str, FFN | None, int]] = [(f"random (seed {s})", None, s) for s in range(seeds)]
-    constructed_l1 = None
+    constructed: Fraction | None = None
     if width >= 2 and m >= 2:
         approximant, _ = teeth_approximant(m, depth, width)
-        constructed_l1 = float(exact_errors_to_sawtooth(approximant, m)[0])
+        constructed = exact_errors_to_sawtooth(approximant, m)[0]
         starts.append(("constructed approximant", approximant, 0))
+    constructed_l1 = None if constructed is None else float(constructed)
     results: list[dict[str, Any]] = []
     for k, (label, init, seed) in enumerate(starts):
         tick = None if progress is None else (lambda f, k=k: progress((k + f) / len(starts)))
         net = train_sawtooth_ffn(m, depth, width, steps=steps, time_budget=time_budget, seed=seed, device=device,
                                  progress=tick, init=init)
-        l1, linf, regions, pieces = exact_errors(net.model, m)
-        results.append({"init": label, "steps": net.steps, "seconds": net.seconds, "l1_error": l1,
-                        "linf_error": linf, "regions": regions, "linear_pieces": pieces})
-    best = min(results, key=lambda r: r["l1_error"])
-    lower = float(l1_lower_bound(m, best["linear_pieces"]))
-    out = {"depth": depth, "width": width, **best, "l1_lower_bound": lower, "above_bound": best["l1_error"] >= lower,
-           "starts": len(starts), "all_l1_errors": [r["l1_error"] for r in results],
+        errors = exact_errors(net.model, m)
+        results.append({"init": label, "steps": net.steps, "seconds": net.seconds, "errors": errors})
+    best = min(results, key=lambda r: r["errors"].l1)
+    err: SawtoothErrors = best["errors"]
+    lower = l1_lower_bound(m, err.pieces)
+    to_bound = _compare(err.l1, lower, err.exact)
+    to_constructed = None if constructed is None else _compare(err.l1, constructed, err.exact)
+    out = {"depth": depth, "width": width, **{k: v for k, v in best.items() if k != "errors"},
+           "l1_error": float(err.l1), "linf_error": float(err.linf), "regions": err.regions,
+           "linear_pieces": err.pieces, "errors_method": "exact" if err.exact else "float64",
+           "l1_lower_bound": float(lower), "above_bound": None if to_bound is None else to_bound >= 0,
+           "starts": len(starts), "all_l1_errors": [float(r["errors"].l1) for r in results],
            "constructed_l1_error": constructed_l1,
-           "worse_than_constructed": constructed_l1 is not None and best["l1_error"] > constructed_l1}
-    if constructed_l1 is not None and constructed_l1 > lower:
-        out["bracket_position"] = (best["l1_error"] - lower) / (constructed_l1 - lower)
+           "worse_than_constructed": None if to_constructed is None else to_constructed > 0}
+    if err.exact:
+        out["l1_error_exact"] = str(err.l1)
+    if constructed is not None and constructed > lower:
+        out["bracket_position"] = float((Fraction(err.l1) - lower) / (constructed - lower))
     return out
 
 

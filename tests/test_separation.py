@@ -14,7 +14,7 @@ from PIL import Image
 from random_nets import run_cli
 from regioncount_cli.main import main
 
-from regioncount import theorem1_deq
+from regioncount import FFN, theorem1_deq
 from regioncount.constructions import tent_ffn
 from regioncount.errors import RegionCountError
 from regioncount.separation import (
@@ -149,20 +149,37 @@ def count_pieces(net):
 
 def test_exact_errors():
     m = 5
-    assert exact_errors(tent_ffn(m), m)[:2] == (0.0, 0.0)
-    # the zero function: integral of T^m is 1/2, max is 1
+    errors = exact_errors(tent_ffn(m), m)
+    assert (errors.l1, errors.linf, errors.exact) == (0, 0, True)
+    # the zero function: integral of T^m is 1/2, max is 1 (exactly)
     zero = tent_ffn(1)
     zero.weights[-1] = zero.weights[-1] * 0
-    l1, linf, _, _ = exact_errors(zero, m)
-    assert abs(l1 - 0.5) < 1e-15 and linf == 1.0
+    errors = exact_errors(zero, m)
+    assert errors.l1 == Fraction(1, 2) and errors.linf == 1
     x = torch.linspace(0, 1, 33, dtype=torch.float64)[:, None]
     assert torch.equal(sawtooth(x, 5), theorem1_deq(5, "a").forward(x))
 
 
+def test_exact_errors_of_a_net_that_is_not_constant_at_the_end():
+    """y = x on [0, 1] is not constant after its last kink, so every tooth of T^m is visited.  Against T^1:
+    |x - 2x| on [0, 1/2] gives 1/8; |3x - 2| on [1/2, 1] (zero at 2/3) gives 1/24 + 1/6; the largest gap is
+    1 at x = 1.  For T^3, a fine quadrature agrees."""
+    from regioncount.separation import exact_errors_to_sawtooth
+
+    identity = FFN([torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)],
+                   [torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    l1, linf = exact_errors_to_sawtooth(identity, 1)
+    assert l1 == Fraction(1, 3) and linf == 1
+    errors = exact_errors(identity, 3)
+    xs = torch.linspace(0, 1, 2**16 + 1, dtype=torch.float64)[:, None]
+    quad = float((sawtooth(xs, 3) - xs).abs()[:, 0].mean())
+    assert errors.exact and abs(float(errors.l1) - quad) < 1e-4
+
+
 def test_training_stays_above_the_derived_bound():
     net = train_sawtooth_ffn(6, 2, 2, steps=200, time_budget=5)
-    l1, _, _, pieces = exact_errors(net.model, 6)
-    assert l1 >= float(l1_lower_bound(6, pieces)) > 0
+    errors = exact_errors(net.model, 6)
+    assert errors.exact and errors.l1 >= l1_lower_bound(6, errors.pieces) > 0
 
 
 run = run_cli
@@ -291,6 +308,7 @@ def test_training_from_random_and_from_the_approximant_is_reported_honestly():
     assert out["l1_error"] == min(out["all_l1_errors"]) and out["above_bound"]
     assert out["l1_error"] >= out["l1_lower_bound"] > 0
     assert out["worse_than_constructed"] == (out["l1_error"] > out["constructed_l1_error"])
+    assert out["errors_method"] == "exact" and Fraction(out["l1_error_exact"]) >= l1_lower_bound(6, out["linear_pieces"])
     assert out["init"] in ("random (seed 0)", "constructed approximant")
 
 
