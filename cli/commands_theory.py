@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
 
 from regioncount.bounds import (
     MAX_LAYERS,
@@ -19,13 +18,7 @@ from regioncount.settings import (
 )
 
 from .common import UserError, guard, progress_bar
-from .render import FiniteFloat, print_json, stdout_console
-from .tables import sci
-
-
-def _approx(entry: dict) -> str:
-    """'~' before a count whose walk left decisions unproven (method ``approximate``), else nothing."""
-    return "~" if entry.get("method") == "approximate" else ""
+from .render import FiniteFloat, print_json
 
 
 @click.command()
@@ -65,7 +58,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             scheduler: str | None) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     from regioncount.separation import (
-        alpha_summary,
+        SeparationReport,
         check_compare_cost,
         default_construct_seconds,
         parse_alphas,
@@ -107,37 +100,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
 
         for a, rows, _ in results:
             plot_separation(rows, str(a), _alpha_path(plot_file, a) if len(alphas) > 1 else plot_file)
-    as_objects = [{"alpha": float(a), "alpha_exact": str(a), "separated_from_m": from_m,
-                   "rows": [row.to_json() for row in rows]} for a, rows, from_m in results]
-    if as_json:
-        print_json(as_objects[0] if len(alphas) == 1 else
-                   {"alphas": as_objects, "summary": [alpha_summary(a, rows) for a, rows, _ in results]})
-        return
-    console = stdout_console()
-    for a, rows, from_m in results:
-        _print_compare_table(console, a, rows, from_m)
-    if len(alphas) > 1:
-        summary = Table(title="As alpha varies (largest m of the range)", title_justify="left")
-        for name in ("alpha", "m", "L_max", "w_max", "FFN bound / 2^m", "smallest match width / w_max",
-                     "L1 error >=", "separated from m"):
-            summary.add_column(name, justify="right")
-        for a, rows, from_m in results:
-            item = alpha_summary(a, rows)
-            summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), sci(item["max_width"]),
-                            f"{item['best_ratio_to_deq']:.2e}", f"{item['smallest_match_width_over_cap']:.3g}",
-                            f"{item['l1_lower_bound']:.4f}", "-" if from_m is None else str(from_m))
-        console.print(summary)
-    console.print("DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
-                  "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
-                  "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
-                  "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
-                  "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
-                  "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
-                  "'not counted' = over --construct-budget or --construct-seconds). "
-                  "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
-                  "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
-    for a, rows, _ in results:
-        _print_trained(console, a, rows, len(alphas) > 1)
+    from .tables import render
+
+    render(SeparationReport([(a, rows) for a, rows, _ in results]), as_json=as_json)
 
 
 def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,
@@ -172,56 +137,6 @@ def _alpha_path(path: str, a) -> str:
     """FILE.png -> FILE_alpha-1_3.png: one plot per alpha."""
     stem, dot, suffix = path.rpartition(".")
     return f"{stem}_alpha-{a.numerator}_{a.denominator}{dot}{suffix}"
-
-
-def _print_compare_table(console, a, rows: list, from_m: int | None) -> None:
-    """The rich table of one alpha and its verdict."""
-    table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
-                  title_justify="left")
-    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
-                 "smallest match", "L1 error in family", "separated"):
-        table.add_column(name, justify="right")
-    for row in rows:
-        last = row.depths[-1]
-        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
-        need = sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
-        best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
-        best_text = (f"{_approx(best)}{sci(best['regions'])} ({best['status']})" if best["regions"] is not None
-                     else f"[dim]{sci(best['pieces_by_construction'])} (not counted)[/dim]")
-        match = last.smallest_match
-        match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
-                      else f"{match['widths'][0]}^{len(match['widths'])}")
-        match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
-        table.add_row(str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
-                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
-                      match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
-                      "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
-    console.print(table)
-    console.print(f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
-                                              if from_m is not None else "not separated at the largest m. ")
-                  + rows[-1].verdict() + ".")
-
-
-def _print_trained(console, a, rows: list, name_alpha: bool) -> None:
-    """The table of trained FFNs of one alpha (nothing without ``--train``)."""
-    trained = [(row.m, t) for row in rows for t in row.trained]
-    if not trained:
-        return
-    title = "Trained FFNs in the family (fit to T^m; errors exact for the trained weights)"
-    t_table = Table(title=title + (f", alpha = {a}" if name_alpha else ""), title_justify="left")
-    for name in ("m", "depth", "width", "best of", "best init", "pieces", "L1 error", "L1 lower bound",
-                 "constructed L1", "Linf error", "above bound"):
-        t_table.add_column(name, justify="right")
-    for m, t in trained:
-        constructed = "-" if t["constructed_l1_error"] is None else (
-            f"{t['constructed_l1_error']:.4f}" + (" [red](trained is worse)[/red]" if t["worse_than_constructed"]
-                                                  else ""))
-        t_table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
-                        f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
-                        constructed, f"{t['linf_error']:.4f}",
-                        "undecided (float64)" if t["above_bound"] is None else "yes" if t["above_bound"]
-                        else "[red]NO[/red]")
-    console.print(t_table)
 
 
 @click.command()

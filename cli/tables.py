@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
 
 if TYPE_CHECKING:  # the result types import torch: --help must not
     from regioncount.all_space import AllSpaceCount
     from regioncount.bounds import BoundReport
     from regioncount.results import BoxPartition, ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
+    from regioncount.separation import SeparationReport
+    from regioncount.steep import SteepReport
     from regioncount.wellposed import Certificate
 
 Rows = list[tuple[str, str]]
@@ -28,14 +32,33 @@ def _rows_of(name: str) -> Callable[[Callable[[Any], Rows]], Callable[[Any], Row
     return register
 
 
-def render(result: Result, *, as_json: bool, title: str, head: Sequence[tuple[str, str]] = (),
+#: results drawn as several renderables (multi-column tables and notes) instead of rows, by class name
+_DRAWINGS: dict[str, Callable[[Any], list[Any]]] = {}
+
+
+def _drawn(name: str) -> Callable[[Callable[[Any], list[Any]]], Callable[[Any], list[Any]]]:
+    def register(func: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+        _DRAWINGS[name] = func
+        return func
+
+    return register
+
+
+def render(result: Result, *, as_json: bool, title: str = "", head: Sequence[tuple[str, str]] = (),
            tail: Sequence[tuple[str, str]] = (), extra: dict[str, Any] | None = None) -> None:
-    """Print ``result`` as one JSON object (``extra`` keys added) or as a titled table (``head`` rows, the
-    result's rows, ``tail`` rows)."""
+    """Print ``result`` as one JSON object (``extra`` keys added) or for people: its drawing (tables of
+    many columns, for ``compare`` and ``steep``), else a titled table (``head`` rows, the result's rows,
+    ``tail`` rows)."""
     if as_json:
         print_json(result.to_json() | (extra or {}))
         return
-    stdout_console().print(key_value_table(title, [*head, *rows(result), *tail]))
+    console = stdout_console()
+    drawing = _DRAWINGS.get(type(result).__name__)
+    if drawing is not None:
+        for item in drawing(result):
+            console.print(item)
+        return
+    console.print(key_value_table(title, [*head, *rows(result), *tail]))
 
 
 def rows(result: Result) -> Rows:
@@ -225,3 +248,126 @@ def _certificate_rows(cert: Certificate) -> Rows:
         mark = {True: "holds", False: "fails", None: "not run"}[check.passed]
         out.append((check.name, f"{mark}: {check.text}"))
     return out
+
+
+# --- compare and steep: tables of many columns --------------------------------------------------------------
+
+
+def _approx(entry: dict) -> str:
+    """'~' before a count whose walk left decisions unproven (method ``approximate``), else nothing."""
+    return "~" if entry.get("method") == "approximate" else ""
+
+
+COMPARE_LEGEND = (
+    "DEQ: regions counted exactly (breakpoint propagation, float64). FFN bound: Serra et al. 2018 at "
+    "w_max and L <= L_max (exact integers). m ReLUs: best bound for an FFN with the DEQ's neuron count. "
+    "need w: smallest width with (w+1)^L_max >= 2^m ('>' = outside the family). best in family: the FFN "
+    "with the most pieces at widths <= w_max and depth <= L_max, built and counted exactly (attained = "
+    "Serra's bound). smallest match: fewest-neuron widths of depth L_max reaching 2^m, built and "
+    "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
+    "'not counted' = over --construct-budget or --construct-seconds). "
+    "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
+    "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
+
+
+def _compare_table(a: Any, rows: list, from_m: int | None) -> list[Any]:
+    """The table of one alpha and its verdict."""
+    table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
+                  title_justify="left")
+    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
+                 "smallest match", "L1 error in family", "separated"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        last = row.depths[-1]
+        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
+        need = sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
+        best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
+        best_text = (f"{_approx(best)}{sci(best['regions'])} ({best['status']})" if best["regions"] is not None
+                     else f"[dim]{sci(best['pieces_by_construction'])} (not counted)[/dim]")
+        match = last.smallest_match
+        match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
+                      else f"{match['widths'][0]}^{len(match['widths'])}")
+        match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
+        table.add_row(str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
+                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
+                      match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
+                      "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
+    verdict = (f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
+                                            if from_m is not None else "not separated at the largest m. ")
+               + rows[-1].verdict() + ".")
+    return [table, verdict]
+
+
+def _trained_table(a: Any, rows: list, name_alpha: bool) -> list[Any]:
+    """The table of trained FFNs of one alpha (nothing without ``--train``)."""
+    trained = [(row.m, t) for row in rows for t in row.trained]
+    if not trained:
+        return []
+    title = "Trained FFNs in the family (fit to T^m; errors exact for the trained weights)"
+    table = Table(title=title + (f", alpha = {a}" if name_alpha else ""), title_justify="left")
+    for name in ("m", "depth", "width", "best of", "best init", "pieces", "L1 error", "L1 lower bound",
+                 "constructed L1", "Linf error", "above bound"):
+        table.add_column(name, justify="right")
+    for m, t in trained:
+        constructed = "-" if t["constructed_l1_error"] is None else (
+            f"{t['constructed_l1_error']:.4f}" + (" [red](trained is worse)[/red]" if t["worse_than_constructed"]
+                                                  else ""))
+        table.add_row(str(m), str(t["depth"]), str(t["width"]), str(t["starts"]), t["init"],
+                      f"{t['linear_pieces']:,}", f"{t['l1_error']:.4f}", f"{t['l1_lower_bound']:.4f}",
+                      constructed, f"{t['linf_error']:.4f}",
+                      "undecided (float64)" if t["above_bound"] is None else "yes" if t["above_bound"]
+                      else "[red]NO[/red]")
+    return [table]
+
+
+@_drawn("SeparationReport")
+def _separation_drawing(report: SeparationReport) -> list[Any]:
+    from regioncount.separation import alpha_summary
+
+    out: list[Any] = []
+    for index, (a, rows) in enumerate(report.alphas):
+        out += _compare_table(a, rows, report.separated_from(index))
+    if len(report.alphas) > 1:
+        summary = Table(title="As alpha varies (largest m of the range)", title_justify="left")
+        for name in ("alpha", "m", "L_max", "w_max", "FFN bound / 2^m", "smallest match width / w_max",
+                     "L1 error >=", "separated from m"):
+            summary.add_column(name, justify="right")
+        for a, rows in report.alphas:
+            item = alpha_summary(a, rows)
+            from_m = item["separated_from_m"]
+            summary.add_row(str(a), str(item["m"]), str(item["max_depth"]), sci(item["max_width"]),
+                            f"{item['best_ratio_to_deq']:.2e}", f"{item['smallest_match_width_over_cap']:.3g}",
+                            f"{item['l1_lower_bound']:.4f}", "-" if from_m is None else str(from_m))
+        out.append(summary)
+    out.append(COMPARE_LEGEND)
+    for a, rows in report.alphas:
+        out += _trained_table(a, rows, len(report.alphas) > 1)
+    return out
+
+
+@_drawn("SteepReport")
+def _steep_drawing(report: SteepReport) -> list[Any]:
+    import math
+
+    table = Table(title=f"Steep ramp, delta = 2^-m: log2 of the largest |weight|. FFNs with error <= {report.eps}: "
+                        f"certified lower bound at width <= {report.max_width:,} (cap) and at width 2, and the "
+                        "constructed width-2 FFN (built, exact)",
+                  title_justify="left")
+    table.add_column("m", justify="right")
+    table.add_column("DEQ max|w| (error)", justify="right")
+    for depth in report.depths:
+        table.add_column(f"L={depth}\ncap | w=2 | built", justify="right")
+    for row in report.rows:
+        cells = [str(row.m), f"{row.deq_max_abs_weight:g} ({float(row.deq_linf_error):g})"]
+        for d in row.depths:
+            cap, two = (f"{math.log2(b):.1f}" if b > 0 else "-" for b in (d.weight_lower_bound, d.width2_lower_bound))
+            cells.append(f"{cap} | {two} | {math.log2(d.constructed_max_abs_weight):.0f}")
+        table.add_row(*cells)
+    last = report.rows[-1]
+    needing = [d.depth for d in last.depths if d.weight_lower_bound > 1]
+    note = (f"DEQ: width 2, every |weight| <= 1, exact error 0 at every m (fixed point solved exactly). FFN: at m = "
+            f"{last.m}, every FFN of depth {', '.join(map(str, needing)) or '(none listed)'} and width <= "
+            f"{report.max_width:,} with error <= {report.eps} needs some |weight| > 1, growing like 2^(m / (L + 1)); "
+            "the constructed width-2 FFNs (exact, error 0) come within a factor 2^(1 + L/(L+1)) of the width-2 "
+            "bound. Bound: Lip(g) <= B (w B)^L against Lip >= (1 - 2 eps) / delta (docs/steep.md).")
+    return [table, note]

@@ -85,6 +85,24 @@ def alpha_summary(alpha: Fraction, rows: list[CompareRow]) -> dict[str, Any]:
             "l1_lower_bound": last.l1_error["lower_bound"], "separated_from_m": separated_from(rows)}
 
 
+@dataclass
+class SeparationReport:
+    """``compare``'s result: per alpha, its rows (:class:`CompareRow`, one per m) and the smallest m from which
+    every row is separated.  JSON: one alpha's object, or ``{"alphas": [...], "summary": [...]}``."""
+
+    alphas: list[tuple[Fraction, list[CompareRow]]]
+
+    def separated_from(self, index: int) -> int | None:
+        return separated_from(self.alphas[index][1])
+
+    def to_json(self) -> dict[str, Any]:
+        objects = [{"alpha": float(a), "alpha_exact": str(a), "separated_from_m": separated_from(rows),
+                    "rows": [row.to_json() for row in rows]} for a, rows in self.alphas]
+        if len(objects) == 1:
+            return objects[0]
+        return {"alphas": objects, "summary": [alpha_summary(a, rows) for a, rows in self.alphas]}
+
+
 def _exact_root(m: int, q: int) -> int | None:
     """The integer r with r^q = m, or None (bounded: for q >= bit_length(m) only m = 0, 1 qualify)."""
     if m < 2:

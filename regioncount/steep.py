@@ -178,6 +178,20 @@ class SteepRow:
                 "ffn": [d.to_json() for d in self.depths]}
 
 
+@dataclass
+class SteepReport:
+    """``steep``'s result: one :class:`SteepRow` per steepness m, for the listed FFN ``depths``."""
+
+    rows: list[SteepRow]
+    depths: list[int]
+    max_width: int
+    eps: Fraction
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": "clip((x - 1/2) / delta, 0, 1) on [0, 1], delta = 2^-m", "eps": float(self.eps),
+                "eps_exact": str(self.eps), "max_width": self.max_width, "rows": [row.to_json() for row in self.rows]}
+
+
 def steep_row(m: int, depths: list[int], width_cap: int, eps: Fraction) -> SteepRow:
     """Build, certify and measure everything at steepness m (exact arithmetic throughout)."""
     _check_m(m)

@@ -8,6 +8,7 @@ from fractions import Fraction
 from random_nets import gaussian_ffn
 
 from regioncount import (
+    BoxPartition,
     ChordStatistics,
     PlanePartition,
     Result,
@@ -16,13 +17,17 @@ from regioncount import (
     certify,
     chord_statistics,
     compare_width,
+    count_all_space,
     count_segment,
+    partition_box,
     partition_plane,
     sample_regions,
     steep_row,
     theorem1_deq,
 )
 from regioncount.geometry import Box
+from regioncount.separation import SeparationReport
+from regioncount.steep import SteepReport
 
 
 def test_every_result_is_a_result_with_a_json_object():
@@ -35,6 +40,10 @@ def test_every_result_is_a_result_with_a_json_object():
         (compare_width(4, Fraction(1, 2), device="cpu"), None),
         (steep_row(8, [1, 2], 64, Fraction(1, 8)), None),
         (certify(theorem1_deq(3).W), None),
+        (partition_box(gaussian_ffn([3, 4, 4, 1], 0), -1.0, 1.0, device="cpu"), BoxPartition),
+        (count_all_space(gaussian_ffn([2, 4, 1], 0), device="cpu"), None),
+        (SeparationReport([(Fraction(1, 2), [compare_width(4, Fraction(1, 2), device="cpu")])]), None),
+        (SteepReport([steep_row(8, [1, 2], 64, Fraction(1, 8))], [1, 2], 64, Fraction(1, 8)), None),
     ]
     for result, kind in results:
         assert isinstance(result, Result), type(result)
@@ -57,9 +66,25 @@ def test_tables_and_json_come_from_one_result(tmp_path):
                              (("count", path, "--segment", "-1,-1", "1,1"), "activation_regions", "activation regions"),
                              (("count", path, "--box", "-1", "1", "--samples", 4000), "distinct_patterns",
                               "distinct patterns"),
-                             (("count", path, "--plane", "--box", "-1", "1"), "activation_regions", "activation regions")]:
+                             (("count", path, "--plane", "--box", "-1", "1"), "activation_regions", "activation regions"),
+                             (("count", path, "--exact", "--box", "-1", "1"), "activation_regions", "activation regions"),
+                             (("count", path, "--exact", "--all-space"), "activation_regions", "activation regions")]:
         data = json.loads(run_cli(*args, "--json").output)
         table = run_cli(*args).output
         shown = re.search(rf"{label}\s*│\s*([\d,]+)", table)
         assert shown is not None, table
         assert int(shown.group(1).replace(",", "")) == data[key]
+
+
+def test_compare_and_steep_tables_show_their_json():
+    """compare and steep draw their many-column tables from the same report object as their JSON."""
+    from random_nets import run_cli
+
+    data = json.loads(run_cli("compare", "--alpha", "1/3", "--widths", "4:5", "--json").output)
+    table = run_cli("compare", "--alpha", "1/3", "--widths", "4:5").output
+    for row in data["rows"]:
+        assert f"{row['l1_error']['lower_bound']:.4f} .. {row['l1_error']['constructed']:.4f}" in table
+    assert f"separated for every m >= {data['separated_from_m']}" in table
+    steep = json.loads(run_cli("steep", "--widths", "8:9", "--depths", "1", "--json").output)
+    table = run_cli("steep", "--widths", "8:9", "--depths", "1").output
+    assert f"{steep['rows'][0]['deq']['max_abs_weight']:g} (0)" in table and f"error <= {steep['eps_exact']}" in table
