@@ -167,6 +167,29 @@ class PieceSink:
         errors in every coordinate are uncertain decisions."""
         if left.numel() == 0:
             return
+        self._lengths(left, right)
+        if slopes is not None:
+            mids = (left + right) * 0.5
+            self._compare_neighbours(slopes[:-1], slopes[1:], None if slope_errors is None else slope_errors[:-1],
+                                     None if slope_errors is None else slope_errors[1:], mids[:-1], mids[1:])
+        self._finish(left, right, slopes, slope_errors)
+
+    def add_pieces_by_flips(self, left: torch.Tensor, right: torch.Tensor, firsts: torch.Tensor,
+                            lasts: torch.Tensor, first_errors: torch.Tensor | None, last_errors: torch.Tensor | None,
+                            first_mids: torch.Tensor, last_mids: torch.Tensor, inner_changes: int) -> None:
+        """Final pieces in increasing t, grouped by parent: the output slopes (G, k) of each group's first
+        and last piece only (with their error bounds and midpoints), and the number of slope changes
+        between neighbours inside the groups, known exactly (:meth:`FFNKernel.run`: one unit flips there)."""
+        if left.numel() == 0:
+            return
+        self._lengths(left, right)
+        self._compare_neighbours(lasts[:-1], firsts[1:], None if last_errors is None else last_errors[:-1],
+                                 None if first_errors is None else first_errors[1:], last_mids[:-1], first_mids[1:])
+        self.slope_changes += inner_changes
+        self._finish(left, right, lasts, last_errors, first=(firsts[0], None if first_errors is None
+                                                              else first_errors[0], first_mids[0]))
+
+    def _lengths(self, left: torch.Tensor, right: torch.Tensor) -> None:
         lengths = right - left
         # the regions strictly between the first and the last: everything but the first region, with each
         # batch's last region held back until a later batch shows it was not the last
@@ -179,33 +202,44 @@ class PieceSink:
         if inner.numel() > 1:
             self._inner_extremes(float(inner[:-1].min()), float(inner[:-1].max()))
         self.last_length = float(lengths[-1])
+
+    def _compare_neighbours(self, a: torch.Tensor, b: torch.Tensor, err_a: torch.Tensor | None,
+                            err_b: torch.Tensor | None, mid_a: torch.Tensor, mid_b: torch.Tensor) -> None:
+        """Count the slope changes between neighbouring pieces with slopes a[i] (left) and b[i] (right)."""
+        if a.shape[0] == 0:
+            return
+        differ, doubtful = compare_slopes(b, a, self.exact_slopes)
+        self.slope_changes += int(differ.sum())
+        if err_a is None or err_b is None:
+            self.slope_doubts += int(doubtful)
+            return
+        unsure = ((b - a).abs() <= (err_a + err_b) * INFLATE).all(dim=1)
+        n_unsure = int(unsure.sum())
+        if n_unsure:
+            self.slope_doubts_total += n_unsure
+            if self.slope_doubts_total <= MAX_SLOPE_DOUBTS:
+                for i in unsure.nonzero()[:, 0].tolist():
+                    self.slope_doubt_pairs.append((float(mid_a[i]), float(mid_b[i]), bool(differ[i])))
+
+    def _finish(self, left: torch.Tensor, right: torch.Tensor, slopes: torch.Tensor | None,
+                slope_errors: torch.Tensor | None, first: tuple | None = None) -> None:
+        """Compare the batch's first piece with the previous batch's last, keep the last for the next batch,
+        and count the batch.  ``first`` = (slope, error, midpoint) of the first piece when ``slopes`` holds
+        only some pieces; by default ``slopes[0]``."""
         if slopes is not None:
             self.saw_slopes = True
+            if first is None:
+                first = (slopes[0], None if slope_errors is None else slope_errors[0], (left[0] + right[0]) * 0.5)
             if self.last_slope is not None:
-                slopes_with_prev = torch.cat([self.last_slope[None], slopes])
-            else:
-                slopes_with_prev = slopes
-            differ, doubtful = compare_slopes(slopes_with_prev[1:], slopes_with_prev[:-1], self.exact_slopes)
-            self.slope_changes += int(differ.sum())
+                error, prev_error = first[1], self.last_slope_error
+                errors = (prev_error[None], error[None]) if error is not None and prev_error is not None else (None, None)
+                prev_mid = self.last_mid if self.last_mid is not None else first[2]
+                self._compare_neighbours(self.last_slope[None], first[0][None], errors[0], errors[1], prev_mid[None],
+                                         first[2][None])
+            self.last_slope = slopes[-1].clone()
             if slope_errors is not None:
-                errors = slope_errors if self.last_slope_error is None else \
-                    torch.cat([self.last_slope_error[None], slope_errors])
-                gap = (slopes_with_prev[1:] - slopes_with_prev[:-1]).abs()
-                unsure = (gap <= (errors[1:] + errors[:-1]) * INFLATE).all(dim=1)
-                n_unsure = int(unsure.sum())
-                if n_unsure:
-                    self.slope_doubts_total += n_unsure
-                    if self.slope_doubts_total <= MAX_SLOPE_DOUBTS:
-                        mids = (left + right) * 0.5
-                        if self.last_mid is not None:
-                            mids = torch.cat([self.last_mid[None], mids])
-                        for i in unsure.nonzero()[:, 0].tolist():
-                            self.slope_doubt_pairs.append((float(mids[i]), float(mids[i + 1]), bool(differ[i])))
                 self.last_slope_error = slope_errors[-1].clone()
                 self.last_mid = ((left[-1] + right[-1]) * 0.5).clone()
-            else:
-                self.slope_doubts += int(doubtful)
-            self.last_slope = slopes[-1].clone()
         if self.keep:
             self.lefts.append(left.cpu())
         self.add_count(int(left.numel()), right[-1])
@@ -495,6 +529,7 @@ class FFNKernel:
                 n_valid = valid.sum(1)
                 counts, kept, units, equal_distinct = _dedupe_sorted(*_sorted_zeros(x, valid, n_valid), tl, tau,
                                                                      zs, zc)
+                near_ends = ((x >= lo) & (x <= hi)).sum() - n_valid.sum()  # zeros within tau of an end
             else:
                 # certified walk: a screen proves most units sign-constant on the piece in a few full passes;
                 # the zeros are then computed, tested and sorted on the screened entries only
@@ -511,6 +546,7 @@ class FFNKernel:
                 counts, kept, units, equal_distinct = _dedupe_sorted(
                     *_sorted_zeros_sparse(screen.rows[valid_k], screen.cols[valid_k], x_k[valid_k], n_valid),
                     tl, tau, zs, zc)
+                near_ends = ((x_k >= tl[screen.rows]) & (x_k <= tr[screen.rows]) & ~valid_k).sum()
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
             if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
@@ -563,6 +599,12 @@ class FFNKernel:
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
             parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
+            if last and track_linear and ends_cs is None and n_children >= 2 * P and int(near_ends) == 0 \
+                    and int(equal_distinct) == 0 and bool((counts == n_valid).all()):
+                # each child differs from its left neighbour by the one unit whose zero separates them:
+                # slopes only for every parent's first and last child, the changes in between from the flips
+                self._last_layer_by_flips(z, left, right, parent, counts, units, parent_cert, sink)
+                continue
             if last:
                 for part in parts:  # in increasing t, as the sink needs
                     zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
@@ -577,6 +619,29 @@ class FFNKernel:
                     stack.append((left[part], right[part], None if child_cs is None else child_cs[part],
                                   (z, parent[part], parent_cert), layer + 1, None if seg is None else seg[parent[part]],
                                   None if child_radii is None else (None, child_radii[part])))
+
+
+    def _last_layer_by_flips(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
+                             counts: torch.Tensor, units: torch.Tensor, parent_cert: tuple | None,
+                             sink: PieceSink) -> None:
+        """The last layer's pieces with linear pieces, in O(children + parents x width) instead of
+        O(children x width).  Inside one parent piece every other unit keeps its sign (each zero is a kept
+        breakpoint: none was merged, none lies within the tolerance of an end), so neighbouring children
+        differ by the unit j whose zero separates them: their output slopes differ by R[:, j] |s_j| with
+        s_j != 0 (a proven sign change), which is zero exactly when the readout column R[:, j] is.  Only each
+        parent's first and last child get their slopes computed (with their error bounds in a certified
+        walk), for the comparisons across parents and batches."""
+        first = torch.cumsum(counts + 1, 0) - (counts + 1)
+        ends = torch.stack([first, first + counts], 1).reshape(-1)  # (2P,): first, last child of each parent
+        zp, err = _masked_children(z, parent[ends], left[ends], right[ends], parent_cert, sink)
+        slopes = zp[:, 0] @ self.readout.T
+        errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+        flips = units[torch.arange(units.shape[1], device=units.device)[None] < counts[:, None]]
+        inner = int(self.readout.ne(0).any(0)[flips].sum())
+        mids = (left[ends] + right[ends]) * 0.5
+        sink.add_pieces_by_flips(left, right, slopes[0::2], slopes[1::2],
+                                 None if errors is None else errors[0::2], None if errors is None else errors[1::2],
+                                 mids[0::2], mids[1::2], inner)
 
 
 def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
