@@ -6,7 +6,9 @@ measured peaks on a grid of nets; see ``docs/algorithms.md``, "Cost model"):
 
 * exact 1-D walk of an FFN: a batch holds at most ``S = 64 * max_pieces`` state values (pieces x units),
   each needing about ``FFN_BYTES_PER_STATE_VALUE`` bytes with its temporaries, plus one live copy of the
-  pre-activation maps per layer on the depth-first stack; never more values than pieces x units;
+  pre-activation maps per layer on the depth-first stack; never more values than pieces x units; the last
+  layer's children cost ``FFN_BYTES_PER_CHILD`` each (their maps are built only for each parent's first
+  and last child);
 * exact 1-D walk of a triangular DEQ: ``max_pieces`` pieces of ``m`` columns (slopes and intercepts);
 * kept breakpoints: ``KEPT_BYTES_PER_REGION`` per region;
 * sampled counts: the batch's activations, plus the distinct-pattern set, whose buffered rows grow with
@@ -34,6 +36,8 @@ from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merg
 #: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries;
 #: measured by ``benchmarks/bench_memory.py`` after the certified walk's sign screen made its zeros sparse)
 FFN_BYTES_PER_STATE_VALUE = 48
+#: bytes per child of the last layer held at once (ends, parent index, midpoints, sorted zeros and units)
+FFN_BYTES_PER_CHILD = 160
 #: bytes per (piece, unit) of a triangular-DEQ batch
 DEQ_BYTES_PER_PIECE_UNIT = 40
 #: bytes per sample and 64-bit pattern word of the distinct-pattern set (buffered rows, sorting copies)
@@ -82,11 +86,18 @@ def estimate_exact(model: Model, *, linear_pieces: bool, keep_breakpoints: bool,
         for n in widths:
             values = max(values, min(before, bound) * n)
             before *= n + 1
+        parents = min(before / (widths[-1] + 1), bound)  # pieces entering the last layer
+        children = 0.0
         if linear_pieces or keep_breakpoints:
-            values = max(values, bound * widths[-1])
+            # the last layer's children: their ends, and with linear pieces the maps of each parent's first
+            # and last child (the slopes in between follow from the unit flips; zeros that coincide fall back
+            # to maps for every child, in chunks of the same batch size)
+            children = min(bound, 64 * pieces)
+            if linear_pieces:  # the flips are used when parents have 4 children on average
+                values = max(values, (2 * parents if 4 * parents <= bound else bound) * widths[-1])
         values = min(64 * pieces, values)
         live = min(len(widths), 3)  # pieces grow with depth: the live maps of all levels add up to ~3 batches
-        walk = values * (FFN_BYTES_PER_STATE_VALUE + 16 * live)
+        walk = values * (FFN_BYTES_PER_STATE_VALUE + 16 * live) + children * FFN_BYTES_PER_CHILD
         what = f"the exact walk of {' x '.join(map(str, widths))} hidden units"
     else:
         assert isinstance(model, DEQ)

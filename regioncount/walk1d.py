@@ -599,13 +599,17 @@ class FFNKernel:
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
             parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
-            if last and track_linear and ends_cs is None and n_children >= 2 * P and int(near_ends) == 0 \
+            if last and track_linear and ends_cs is None and n_children >= 4 * P and int(near_ends) == 0 \
                     and int(equal_distinct) == 0 and bool((counts == n_valid).all()):
                 # each child differs from its left neighbour by the one unit whose zero separates them:
                 # slopes only for every parent's first and last child, the changes in between from the flips
-                self._last_layer_by_flips(z, left, right, parent, counts, units, parent_cert, sink)
+                self._last_layer_by_flips(z, left, right, parent, counts, units, parent_cert, sink,
+                                          max(1, chunk // 2))
                 continue
-            if last:
+            if last and not track_linear:  # breakpoints kept, no slopes: the children's ends are all it takes
+                for part in parts:
+                    sink.add_pieces(left[part], right[part], None)
+            elif last:
                 for part in parts:  # in increasing t, as the sink needs
                     zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
                     slopes = slope_errors = None
@@ -623,25 +627,32 @@ class FFNKernel:
 
     def _last_layer_by_flips(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
                              counts: torch.Tensor, units: torch.Tensor, parent_cert: tuple | None,
-                             sink: PieceSink) -> None:
+                             sink: PieceSink, group: int) -> None:
         """The last layer's pieces with linear pieces, in O(children + parents x width) instead of
         O(children x width).  Inside one parent piece every other unit keeps its sign (each zero is a kept
         breakpoint: none was merged, none lies within the tolerance of an end), so neighbouring children
         differ by the unit j whose zero separates them: their output slopes differ by R[:, j] |s_j| with
         s_j != 0 (a proven sign change), which is zero exactly when the readout column R[:, j] is.  Only each
         parent's first and last child get their slopes computed (with their error bounds in a certified
-        walk), for the comparisons across parents and batches."""
+        walk), for the comparisons across parents and batches; ``group`` parents at a time, so their (2 group, 2,
+        n) maps stay within the batch memory."""
         first = torch.cumsum(counts + 1, 0) - (counts + 1)
-        ends = torch.stack([first, first + counts], 1).reshape(-1)  # (2P,): first, last child of each parent
-        zp, err = _masked_children(z, parent[ends], left[ends], right[ends], parent_cert, sink)
-        slopes = zp[:, 0] @ self.readout.T
-        errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
-        flips = units[torch.arange(units.shape[1], device=units.device)[None] < counts[:, None]]
-        inner = int(self.readout.ne(0).any(0)[flips].sum())
-        mids = (left[ends] + right[ends]) * 0.5
-        sink.add_pieces_by_flips(left, right, slopes[0::2], slopes[1::2],
-                                 None if errors is None else errors[0::2], None if errors is None else errors[1::2],
-                                 mids[0::2], mids[1::2], inner)
+        live = self.readout.ne(0).any(0)  # (n,): units whose flip changes the output slope
+        P = counts.shape[0]
+        for g in range(0, P, group):
+            cnt = counts[g:g + group]
+            ends = torch.stack([first[g:g + group], first[g:g + group] + cnt], 1).reshape(-1)  # first, last child
+            zp, err = _masked_children(z, parent[ends], left[ends], right[ends], parent_cert, sink)
+            slopes = zp[:, 0] @ self.readout.T
+            errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+            block = units[g:g + group]
+            flips = block[torch.arange(block.shape[1], device=block.device)[None] < cnt[:, None]]
+            mids = (left[ends] + right[ends]) * 0.5
+            children = slice(int(ends[0]), int(ends[-1]) + 1)
+            sink.add_pieces_by_flips(left[children], right[children], slopes[0::2], slopes[1::2],
+                                     None if errors is None else errors[0::2],
+                                     None if errors is None else errors[1::2], mids[0::2], mids[1::2],
+                                     int(live[flips].sum()))
 
 
 def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
