@@ -19,8 +19,14 @@ def test_exact_estimates_follow_the_batch_cap_and_the_kept_breakpoints():
     a = estimate_exact(small, linear_pieces=True, keep_breakpoints=False, regions=None).bytes
     b = estimate_exact(wide, linear_pieces=True, keep_breakpoints=False, regions=None).bytes
     assert a < b <= 64 * 2**16 * 200  # capped by the batch: 64 * max_pieces state values
+    # one piece enters the only hidden layer: its children's slopes follow from the unit flips, so only
+    # their ends and two maps are held, far below the batch cap; count only builds no children at all
+    assert b < 64 * 2**16 * 64 / 20
     count_only = estimate_exact(wide, linear_pieces=False, keep_breakpoints=False, regions=None).bytes
-    assert count_only < b / 100  # one piece enters the only hidden layer; its children are never built
+    assert count_only < b
+    # deep nets whose last-layer parents have about one child each: every child's map, as the walk builds
+    deep = _ffn([1] + [512] * 8 + [1])
+    assert estimate_exact(deep, linear_pieces=True, keep_breakpoints=False, regions=3945).bytes >= 3945 * 512 * 48
     deq = theorem1_deq(20)
     kept = estimate_exact(deq, linear_pieces=False, keep_breakpoints=True, regions=2**20).bytes
     plain = estimate_exact(deq, linear_pieces=False, keep_breakpoints=False, regions=2**20).bytes
