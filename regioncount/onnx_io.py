@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .errors import ModelFormatError
+from .layer_chain import LayerChain
 from .models import FFN
 
 #: Operations read as the identity on a batch of vectors.
@@ -31,55 +31,70 @@ def _attributes(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-class _Chain:
-    """The affine layers read so far, and the one still open (waiting for a bias or a ReLU)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.layers: list[tuple[np.ndarray, np.ndarray]] = []
-        self.open: list[np.ndarray] | None = None  # [W (out, in), b (out,)]
-        self.open_has_bias = False
-        self.relus = 0
-
-    def fail(self, node: Any, message: str) -> ModelFormatError:
-        return ModelFormatError(f"{self.path}: ONNX node {node.name or node.op_type!r} ({node.op_type}): {message}")
-
-    def affine(self, node: Any, weight: np.ndarray, bias: np.ndarray | None) -> None:
-        if self.open is not None:
-            raise self.fail(node, "two affine maps without a Relu between them; regioncount reads ReLU FFNs as "
-                                  "stored (fold the two maps into one before exporting)")
-        if self.layers and weight.shape[1] != self.layers[-1][0].shape[0]:
-            raise self.fail(node, f"takes {weight.shape[1]} inputs, the previous layer gives {self.layers[-1][0].shape[0]}")
-        out = weight.shape[0]
-        self.open = [weight, np.zeros(out) if bias is None else bias]
-        self.open_has_bias = bias is not None
-
-    def add_bias(self, node: Any, bias: np.ndarray) -> None:
-        if self.open is None or self.open_has_bias:
-            raise self.fail(node, "an Add that is not the bias of a MatMul")
-        out = self.open[0].shape[0]
-        if bias.size != out:
-            raise self.fail(node, f"a bias of {bias.size} entries for a layer of {out} units")
-        self.open[1] = bias.reshape(out)
-        self.open_has_bias = True
-
-    def relu(self, node: Any) -> None:
-        if self.open is None:
-            raise self.fail(node, "a Relu that does not follow an affine map")
-        self.layers.append((self.open[0], self.open[1]))
-        self.open = None
-        self.relus += 1
-
-
-def _constant(name: str, constants: dict[str, np.ndarray], chain: _Chain, node: Any) -> np.ndarray:
+def _constant(name: str, constants: dict[str, np.ndarray], chain: LayerChain, where: str) -> np.ndarray:
     if name not in constants:
-        raise chain.fail(node, f"input {name!r} is neither the running value nor a constant (initializer)")
+        raise chain.fail(where, f"input {name!r} is neither the running value nor a constant (initializer)")
     value = constants[name]
     if value.dtype not in (np.float32, np.float64):
-        raise chain.fail(node, f"a {value.dtype} tensor; only float32 and float64 weights are read")
+        raise chain.fail(where, f"a {value.dtype} tensor; only float32 and float64 weights are read")
     if not np.isfinite(value).all():
-        raise chain.fail(node, "a weight is NaN or infinite")
+        raise chain.fail(where, "a weight is NaN or infinite")
     return value.astype(np.float64)
+
+
+def _gemm(node: Any, attrs: dict[str, Any], constants: dict[str, np.ndarray], chain: LayerChain, where: str) -> None:
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise chain.fail(where, "Gemm with transA, alpha or beta other than the defaults")
+    B = _constant(node.input[1], constants, chain, where)
+    weight = B if attrs.get("transB", 0) or B.ndim != 2 else B.T
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        C = _constant(node.input[2], constants, chain, where)
+        rows = weight.shape[0] if weight.ndim == 2 else 0
+        bias = np.broadcast_to(C.reshape(-1), (rows,)).copy() if C.size == 1 else C
+    chain.affine(where, weight, bias)
+
+
+def _check_pass_through(node: Any, op: str, attrs: dict[str, Any], constants: dict[str, np.ndarray],
+                        chain: LayerChain, where: str) -> None:
+    if op == "Flatten" and attrs.get("axis", 1) != 1:
+        raise chain.fail(where, "Flatten with an axis other than 1")
+    if op == "Dropout" and len(node.input) > 2 and node.input[2]:
+        mode = constants.get(node.input[2])
+        if mode is None or bool(np.asarray(mode).any()):
+            raise chain.fail(where, "Dropout in training mode")
+
+
+def _read_node(node: Any, current: str, constants: dict[str, np.ndarray], chain: LayerChain) -> str:
+    """Add one node to the chain; returns the name of the running value after it."""
+    from onnx import numpy_helper
+
+    op, where = node.op_type, f"{node.name or node.op_type!r} ({node.op_type})"
+    attrs = _attributes(node)
+    if op == "Constant":
+        if attrs.get("value") is None:
+            raise chain.fail(where, "a Constant that is not a tensor")
+        constants[node.output[0]] = numpy_helper.to_array(attrs["value"])
+        return current
+    if op not in SUPPORTED:
+        raise chain.fail(where, f"the operation {op} is not supported; regioncount reads ReLU FFNs made of "
+                                f"{', '.join(sorted(SUPPORTED))}")
+    if not node.input or node.input[0] != current:
+        if op in ("Add", "MatMul") and len(node.input) == 2 and node.input[1] == current:
+            raise chain.fail(where, "the running value is the second operand; export x @ W, not W @ x")
+        raise chain.fail(where, "does not continue the chain from the input (branches are not supported)")
+    if op == "Gemm":
+        _gemm(node, attrs, constants, chain, where)
+    elif op == "MatMul":
+        B = _constant(node.input[1], constants, chain, where)
+        chain.affine(where, B.T if B.ndim == 2 else B, None)
+    elif op == "Add":
+        chain.add_bias(where, _constant(node.input[1], constants, chain, where))
+    elif op == "Relu":
+        chain.relu(where)
+    else:
+        _check_pass_through(node, op, attrs, constants, chain, where)
+    return node.output[0]
 
 
 def load_onnx(path: Path) -> FFN:
@@ -102,63 +117,10 @@ def load_onnx(path: Path) -> FFN:
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelFormatError(f"{path}: the ONNX graph has {len(inputs)} inputs and {len(graph.output)} outputs; "
                                "regioncount reads a network with one input and one output")
-    chain = _Chain(path)
+    chain = LayerChain(path, "ONNX")
     current = inputs[0].name
     for node in graph.node:
-        op = node.op_type
-        if op == "Constant":
-            value = _attributes(node).get("value")
-            if value is None:
-                raise chain.fail(node, "a Constant that is not a tensor")
-            constants[node.output[0]] = numpy_helper.to_array(value)
-            continue
-        if op not in SUPPORTED:
-            raise chain.fail(node, f"the operation {op} is not supported; regioncount reads ReLU FFNs made of "
-                                   f"{', '.join(sorted(SUPPORTED))}")
-        if not node.input or node.input[0] != current:
-            if op in ("Add", "MatMul") and len(node.input) == 2 and node.input[1] == current:
-                raise chain.fail(node, "the running value is the second operand; export x @ W, not W @ x")
-            raise chain.fail(node, "does not continue the chain from the input (branches are not supported)")
-        attrs = _attributes(node)
-        if op == "Flatten" and attrs.get("axis", 1) != 1:
-            raise chain.fail(node, "Flatten with an axis other than 1")
-        if op == "Dropout" and len(node.input) > 2 and node.input[2]:
-            mode = constants.get(node.input[2])
-            if mode is None or bool(np.asarray(mode).any()):
-                raise chain.fail(node, "Dropout in training mode")
-        if op == "Gemm":
-            if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
-                raise chain.fail(node, "Gemm with transA, alpha or beta other than the defaults")
-            B = _constant(node.input[1], constants, chain, node)
-            if B.ndim != 2:
-                raise chain.fail(node, f"a weight of shape {B.shape}")
-            weight = B if attrs.get("transB", 0) else B.T
-            bias = None
-            if len(node.input) > 2 and node.input[2]:
-                C = _constant(node.input[2], constants, chain, node)
-                if C.size not in (1, weight.shape[0]):
-                    raise chain.fail(node, f"a bias of {C.size} entries for {weight.shape[0]} units")
-                bias = np.broadcast_to(C.reshape(-1), (weight.shape[0],)).copy()
-            chain.affine(node, weight, bias)
-        elif op == "MatMul":
-            B = _constant(node.input[1], constants, chain, node)
-            if B.ndim != 2:
-                raise chain.fail(node, f"a weight of shape {B.shape}")
-            chain.affine(node, B.T, None)
-        elif op == "Add":
-            chain.add_bias(node, _constant(node.input[1], constants, chain, node))
-        elif op == "Relu":
-            chain.relu(node)
-        current = node.output[0]
+        current = _read_node(node, current, constants, chain)
     if current != graph.output[0].name:
         raise ModelFormatError(f"{path}: the ONNX graph's output is not the end of its chain of layers")
-    if chain.open is not None:
-        chain.layers.append((chain.open[0], chain.open[1]))
-    else:  # ends with a Relu: the identity readout of the last hidden layer (exact)
-        if not chain.layers:
-            raise ModelFormatError(f"{path}: the ONNX graph has no affine layer")
-        width = chain.layers[-1][0].shape[0]
-        chain.layers.append((np.eye(width), np.zeros(width)))
-    weights = [torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64)) for w, _ in chain.layers]
-    biases = [torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64)) for _, b in chain.layers]
-    return FFN(weights, biases, name=f"{path.name} (ONNX graph, {chain.relus} Relu layers)")
+    return chain.model(f"{path.name} (ONNX graph, {chain.relus} Relu layers)")

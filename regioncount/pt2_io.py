@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .errors import ModelFormatError
+from .layer_chain import LayerChain
 from .models import FFN
 
 #: Largest JSON member read (graph or weight table).
@@ -94,6 +95,77 @@ def _weight(archive: zipfile.ZipFile, prefix: str, config: dict, name: str, path
     return tensor
 
 
+def _contents(archive: zipfile.ZipFile, path: Path) -> tuple[str, Any, dict]:
+    """(prefix, graph program, weight table) of an archive, after its layout and byte order are checked."""
+    formats = [n for n in archive.namelist() if n.endswith("archive_format")]
+    if not formats:
+        raise ModelFormatError(f"{path}: a zip file that is not a torch.export archive")
+    prefix = formats[0].rsplit("/", 1)[0] if "/" in formats[0] else ""
+    if f"{prefix}/byteorder" in archive.namelist() and \
+            _member(archive, f"{prefix}/byteorder", 16, path).strip() != b"little":
+        raise ModelFormatError(f"{path}: weights stored big-endian are not read")
+    program = _json(archive, f"{prefix}/models/model.json", path)
+    table = _json(archive, f"{prefix}/data/weights/model_weights_config.json", path)
+    return prefix, program, table.get("config", {}) if isinstance(table, dict) else {}
+
+
+def _signature(program: Any, path: Path) -> tuple[list, dict[str, str], str, str]:
+    """(nodes, parameter name of each graph argument, the user input's name, the output's name)."""
+    try:
+        module = program["graph_module"]
+        nodes, outputs = module["graph"]["nodes"], module["graph"]["outputs"]
+        specs = module["signature"]["input_specs"]
+    except (KeyError, TypeError):
+        raise ModelFormatError(f"{path}: the archive's graph is not in the torch.export layout") from None
+    params: dict[str, str] = {}
+    users = []
+    for spec in specs:
+        kind = next(iter(spec), None) if isinstance(spec, dict) else None
+        if kind == "parameter":
+            params[spec[kind]["arg"]["name"]] = spec[kind]["parameter_name"]
+        elif kind == "user_input":
+            users.append(_arg_name(spec[kind]["arg"], "the user input", path))
+        else:
+            raise ModelFormatError(f"{path}: the graph takes a {kind} input (buffers and constants are not read; "
+                                   "export a Linear/ReLU network in eval mode)")
+    if len(users) != 1 or len(outputs) != 1:
+        raise ModelFormatError(f"{path}: the graph has {len(users)} inputs and {len(outputs)} outputs; "
+                               "regioncount reads a network with one input and one output")
+    return nodes, params, users[0], _arg_name(outputs[0], "the graph's output", path)
+
+
+def _check_pass_through(target: str, inputs: dict, path: Path) -> None:
+    if target == "torch.ops.aten.flatten.using_ints":
+        start = inputs.get("start_dim", {}).get("as_int", 0)
+        end = inputs.get("end_dim", {"as_int": -1}).get("as_int", -1)
+        if start != 1 or end != -1:
+            raise ModelFormatError(f"{path}: flatten from dimension {start} to {end}; only flatten(x, 1)")
+    if target == "torch.ops.aten.dropout.default" and inputs.get("train", {}).get("as_bool", True):
+        raise ModelFormatError(f"{path}: dropout in training mode")
+
+
+def _read_node(node: dict, current: str, chain: LayerChain, weight: Any, path: Path) -> str:
+    """Add one node to the chain (``weight(graph argument)`` reads a parameter); returns the running value."""
+    target = node.get("target")
+    inputs = {a.get("name"): a.get("arg") for a in node.get("inputs", [])}
+    first = next(iter(inputs.values()), None)
+    if target not in _LINEAR | _RELU | _PASS:
+        raise ModelFormatError(f"{path}: the operation {target} is not supported; regioncount reads ReLU "
+                               "FFNs made of aten.linear and aten.relu (flatten, dropout in eval mode passed)")
+    if first is None or _arg_name(first, f"the input of {target}", path) != current:
+        raise ModelFormatError(f"{path}: {target} does not continue the chain from the input "
+                               "(branches are not supported)")
+    if target in _LINEAR:
+        bias_arg = inputs.get("bias")
+        bias = weight(bias_arg) if isinstance(bias_arg, dict) and "as_tensor" in bias_arg else None
+        chain.affine(str(target), weight(inputs["weight"]), bias)
+    elif target in _RELU:
+        chain.relu(str(target))
+    else:
+        _check_pass_through(str(target), inputs, path)
+    return _arg_name(node["outputs"][0], f"the output of {target}", path)
+
+
 def load_pt2(path: Path) -> FFN:
     """The ReLU FFN stored in a torch.export archive (see the module docstring); one-line errors."""
     try:
@@ -101,84 +173,16 @@ def load_pt2(path: Path) -> FFN:
     except (zipfile.BadZipFile, OSError):
         raise ModelFormatError(f"{path}: not a readable torch.export archive (zip)") from None
     with archive:
-        formats = [n for n in archive.namelist() if n.endswith("archive_format")]
-        if not formats:
-            raise ModelFormatError(f"{path}: a zip file that is not a torch.export archive")
-        prefix = formats[0].rsplit("/", 1)[0] if "/" in formats[0] else ""
-        if prefix and archive.namelist() and f"{prefix}/byteorder" in archive.namelist():
-            if _member(archive, f"{prefix}/byteorder", 16, path).strip() != b"little":
-                raise ModelFormatError(f"{path}: weights stored big-endian are not read")
-        program = _json(archive, f"{prefix}/models/model.json", path)
-        config = _json(archive, f"{prefix}/data/weights/model_weights_config.json", path).get("config", {})
-        try:
-            module = program["graph_module"]
-            nodes, outputs = module["graph"]["nodes"], module["graph"]["outputs"]
-            specs = module["signature"]["input_specs"]
-        except (KeyError, TypeError):
-            raise ModelFormatError(f"{path}: the archive's graph is not in the torch.export layout") from None
-        params: dict[str, str] = {}
-        users = []
-        for spec in specs:
-            kind = next(iter(spec), None) if isinstance(spec, dict) else None
-            if kind == "parameter":
-                params[spec[kind]["arg"]["name"]] = spec[kind]["parameter_name"]
-            elif kind == "user_input":
-                users.append(_arg_name(spec[kind]["arg"], "the user input", path))
-            else:
-                raise ModelFormatError(f"{path}: the graph takes a {kind} input (buffers and constants are not read; "
-                                       "export a Linear/ReLU network in eval mode)")
-        if len(users) != 1 or len(outputs) != 1:
-            raise ModelFormatError(f"{path}: the graph has {len(users)} inputs and {len(outputs)} outputs; "
-                                   "regioncount reads a network with one input and one output")
-        current = users[0]
-        layers: list[tuple[torch.Tensor, torch.Tensor]] = []
-        open_layer: tuple[torch.Tensor, torch.Tensor] | None = None
-        relus = 0
+        prefix, program, config = _contents(archive, path)
+        nodes, params, current, output = _signature(program, path)
+        chain = LayerChain(path, "torch.export")
+
+        def weight(arg: Any) -> np.ndarray:
+            name = params.get(_arg_name(arg, "a weight", path), "")
+            return _weight(archive, prefix, config, name, path).numpy()
+
         for node in nodes:
-            target = node.get("target")
-            inputs = {a.get("name"): a.get("arg") for a in node.get("inputs", [])}
-            first = next(iter(inputs.values()), None)
-            if target not in _LINEAR | _RELU | _PASS:
-                raise ModelFormatError(f"{path}: the operation {target} is not supported; regioncount reads ReLU "
-                                       "FFNs made of aten.linear and aten.relu (flatten, dropout in eval mode passed)")
-            if first is None or _arg_name(first, f"the input of {target}", path) != current:
-                raise ModelFormatError(f"{path}: {target} does not continue the chain from the input "
-                                       "(branches are not supported)")
-            if target == "torch.ops.aten.flatten.using_ints":
-                start = inputs.get("start_dim", {}).get("as_int", 0)
-                end = inputs.get("end_dim", {"as_int": -1}).get("as_int", -1)
-                if start != 1 or end != -1:
-                    raise ModelFormatError(f"{path}: flatten from dimension {start} to {end}; only flatten(x, 1)")
-            if target == "torch.ops.aten.dropout.default" and inputs.get("train", {}).get("as_bool", True):
-                raise ModelFormatError(f"{path}: dropout in training mode")
-            if target in _LINEAR:
-                if open_layer is not None:
-                    raise ModelFormatError(f"{path}: two linear maps without a relu between them; regioncount reads "
-                                           "ReLU FFNs as stored (fold them into one before exporting)")
-                weight = _weight(archive, prefix, config, params.get(_arg_name(inputs["weight"], "a weight", path), ""),
-                                 path)
-                bias_arg = inputs.get("bias")
-                bias = torch.zeros(weight.shape[0], dtype=torch.float64)
-                if isinstance(bias_arg, dict) and "as_tensor" in bias_arg:
-                    bias = _weight(archive, prefix, config, params.get(_arg_name(bias_arg, "a bias", path), ""), path)
-                if weight.dim() != 2 or bias.shape != (weight.shape[0],):
-                    raise ModelFormatError(f"{path}: a linear map with weight {tuple(weight.shape)} and bias "
-                                           f"{tuple(bias.shape)}")
-                open_layer = (weight, bias)
-            elif target in _RELU:
-                if open_layer is None:
-                    raise ModelFormatError(f"{path}: a relu that does not follow a linear map")
-                layers.append(open_layer)
-                open_layer = None
-                relus += 1
-            current = _arg_name(node["outputs"][0], f"the output of {target}", path)
-        if _arg_name(outputs[0], "the graph's output", path) != current:
-            raise ModelFormatError(f"{path}: the graph's output is not the end of its chain of layers")
-    if open_layer is not None:
-        layers.append(open_layer)
-    elif layers:  # ends with a relu: the identity readout of the last hidden layer (exact)
-        width = layers[-1][0].shape[0]
-        layers.append((torch.eye(width, dtype=torch.float64), torch.zeros(width, dtype=torch.float64)))
-    else:
-        raise ModelFormatError(f"{path}: the graph has no linear map")
-    return FFN([w for w, _ in layers], [b for _, b in layers], name=f"{path.name} (torch.export graph, {relus} relu layers)")
+            current = _read_node(node, current, chain, weight, path)
+    if current != output:
+        raise ModelFormatError(f"{path}: the graph's output is not the end of its chain of layers")
+    return chain.model(f"{path.name} (torch.export graph, {chain.relus} relu layers)")

@@ -110,7 +110,7 @@ def test_other_operations_are_refused_by_name(tmp_path):
 
 
 @pytest.mark.parametrize("change, pattern", [
-    ("two_affine", "two affine maps without a Relu"),
+    ("two_affine", "two affine maps without a relu"),
     ("alpha", "alpha or beta"),
     ("branch", "does not continue the chain"),
     ("int_weights", "only float32 and float64"),

@@ -62,7 +62,7 @@ def test_a_graph_ending_in_relu_and_a_zip_named_otherwise(tmp_path):
     (torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3), torch.nn.ReLU(), torch.nn.Linear(3, 1)),
      "buffers"),
     (torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)),
-     "two linear maps"),
+     "two affine maps"),
 ])
 def test_other_graphs_are_refused_by_name(tmp_path, module, pattern):
     path = export(module.double(), 2, tmp_path / "m.pt2")
