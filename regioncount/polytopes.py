@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .patterns import group_rows, pack_bits
+
 #: Entries of the (pairs x vertices x words) containment test evaluated at once.
 _CHUNK_ENTRIES = 1 << 22
 
@@ -92,11 +94,30 @@ def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, devic
     return Polytopes(x[None], torch.tensor([x.shape[0]], device=device), tight[None])
 
 
+def popcount(words: torch.Tensor) -> torch.Tensor:
+    """Set bits per row of int64 words (..., K) -> (...,) (SWAR bit counting; torch has no popcount)."""
+    x = words
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    x = (x * 0x0101010101010101) >> 56
+    return (x & 0xFF).sum(-1)
+
+
 def _crossing_edges(poly: Polytopes, above: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
-    """(E, 3) rows (polytope, u, v) of the edges from a vertex ``above`` to a vertex ``below`` the cut."""
+    """(E, 3) rows (polytope, u, v) of the edges from a vertex ``above`` to a vertex ``below`` the cut.
+
+    Two vertices of an edge share at least d - 1 tight constraints (the edge's own), a cheap first test;
+    the face test then runs on the pairs that pass it."""
     pairs = (above[:, :, None] & below[:, None, :]).nonzero()
     if pairs.shape[0] == 0:
         return pairs
+    d = poly.x.shape[2]
+    if d > 1:
+        shared = popcount(poly.tight[pairs[:, 0], pairs[:, 1]] & poly.tight[pairs[:, 0], pairs[:, 2]])
+        pairs = pairs[shared >= d - 1]
+        if pairs.shape[0] == 0:
+            return pairs
     valid = poly.valid()
     K = poly.tight.shape[2]
     is_edge = torch.empty(pairs.shape[0], dtype=torch.bool, device=pairs.device)
@@ -165,17 +186,18 @@ def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch
     valid = poly.valid()
     owners, masks = [], []
     for bit in range(constraints):
-        word, mask = bit_mask(bit)
-        on = ((poly.tight[..., word] & mask) != 0) & valid
+        word, bit_value = bit_mask(bit)
+        on = ((poly.tight[..., word] & bit_value) != 0) & valid
         rows = (on.sum(1) >= d).nonzero().flatten()
         if rows.numel():
             owners.append(rows)
             masks.append(on[rows])
     if not owners:
         return torch.zeros(0, dtype=torch.long, device=poly.x.device), valid[:0]
-    key = torch.cat([torch.cat(owners)[:, None], torch.cat(masks).long()], 1)
-    unique = torch.unique(key, dim=0)  # two constraints with the same vertex set name one face
-    return unique[:, 0], unique[:, 1:].bool()
+    owner, vertices = torch.cat(owners), torch.cat(masks)
+    # two constraints with the same vertex set name one face: keep one row per (polytope, vertex set)
+    _, representative, _ = group_rows(torch.cat([owner[:, None], pack_bits(vertices)], 1))
+    return owner[representative], vertices[representative]
 
 
 @dataclass
@@ -191,25 +213,42 @@ class Facets:
     offset: torch.Tensor
 
 
+#: Facets whose vertices are gathered at once (each padded to the largest vertex count of its chunk).
+_FACET_CHUNK = 1 << 16
+
+
 def facets(poly: Polytopes, constraints: int, flat_rtol: float = 1e-10) -> Facets:
     """Every facet of every polytope: faces of one constraint whose vertices span d - 1 dimensions (the
-    second-smallest eigenvalue of their scatter matrix above ``flat_rtol`` of the largest)."""
+    second-smallest eigenvalue of their scatter matrix above ``flat_rtol`` of the largest).  Facets are
+    taken in chunks sorted by vertex count, each gathering only its own vertices (a facet has far fewer
+    than the largest polytope)."""
     d = poly.x.shape[2]
     owner, mask = _facet_masks(poly, constraints)
-    pts = poly.x[owner]  # (F, V, d)
-    w = mask.to(pts.dtype)[..., None]
-    count = w.sum(1)
-    centre = (pts * w).sum(1) / count
-    dev = (pts - centre[:, None]) * w
-    scatter = dev.transpose(1, 2) @ dev  # (F, d, d)
-    values, vectors = torch.linalg.eigh(scatter)
-    full = values[:, 1] > flat_rtol * values[:, -1].clamp_min(1e-300) if d > 1 else count[:, 0] >= 1
-    normal = vectors[:, :, 0]
-    inner = poly.centres()[owner]
-    sign = torch.where(((centre - inner) * normal).sum(1) < 0, -1.0, 1.0).to(normal.dtype)
-    normal = normal * sign[:, None]
+    sizes = mask.sum(1)
+    order = torch.argsort(sizes, stable=True)
+    owner, mask, sizes = owner[order], mask[order], sizes[order]
+    inner = poly.centres()
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for start in range(0, owner.shape[0], _FACET_CHUNK):
+        o, m, n = owner[start:start + _FACET_CHUNK], mask[start:start + _FACET_CHUNK], sizes[start:start + _FACET_CHUNK]
+        k = int(n.max())
+        index = torch.argsort(m.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]  # its vertices first
+        live = (torch.arange(k, device=m.device)[None] < n[:, None]).to(poly.x.dtype)[..., None]
+        pts = poly.x[o[:, None], index]  # (c, k, d)
+        centre = (pts * live).sum(1) / n[:, None].to(pts.dtype)
+        dev = (pts - centre[:, None]) * live
+        values, vectors = torch.linalg.eigh(dev.transpose(1, 2) @ dev)  # scatter matrices (c, d, d)
+        full = values[:, 1] > flat_rtol * values[:, -1].clamp_min(1e-300) if d > 1 else n >= 1
+        normal = vectors[:, :, 0]
+        sign = torch.where(((centre - inner[o]) * normal).sum(1) < 0, -1.0, 1.0).to(normal.dtype)
+        parts.append((full, centre, normal * sign[:, None]))
+    if not parts:
+        empty = poly.x.new_zeros(0, d)
+        return Facets(owner, mask, empty, empty, poly.x.new_zeros(0))
+    full = torch.cat([p[0] for p in parts])
     keep = full.nonzero().flatten()
-    return Facets(owner[keep], mask[keep], centre[keep], normal[keep], (normal * centre).sum(1)[keep])
+    centre, normal = torch.cat([p[1] for p in parts])[keep], torch.cat([p[2] for p in parts])[keep]
+    return Facets(owner[keep], mask[keep], centre, normal, (normal * centre).sum(1))
 
 
 def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
