@@ -521,32 +521,9 @@ class FFNKernel:
             z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
             z[:, 1] += self.biases[layer]
             zs, zc = z[:, 0], z[:, 1]
-            lo, hi = tl[:, None], tr[:, None]
-            parent_cert = zero_radii = screen = None
-            if cert is None:
-                x = torch.div(zc, zs).neg_()
-                valid = (x > lo + tau) & (x < hi - tau)
-                n_valid = valid.sum(1)
-                counts, kept, units, equal_distinct = _dedupe_sorted(*_sorted_zeros(x, valid, n_valid), tl, tau,
-                                                                     zs, zc)
-                near_ends = ((x >= lo) & (x <= hi)).sum() - n_valid.sum()  # zeros within tau of an end
-            else:
-                # certified walk: a screen proves most units sign-constant on the piece in a few full passes;
-                # the zeros are then computed, tested and sorted on the screened entries only
-                assert bounds is not None
-                bound = bounds[layer]
-                h_norms = h.norm(dim=2)
-                scale = input_scale(h_norms, cert[0], bound)
-                rl, rr = cert[1][:, 0], cert[1][:, 1]
-                screen = sign_screen(zs, zc, scale, h_norms, bound, tl, tr, rl, rr)
-                zs_k, zc_k = zs[screen.rows, screen.cols], zc[screen.rows, screen.cols]
-                x_k = torch.div(zc_k, zs_k).neg_()
-                valid_k = (x_k > tl[screen.rows] + tau) & (x_k < tr[screen.rows] - tau)
-                n_valid = torch.bincount(screen.rows[valid_k], minlength=P)
-                counts, kept, units, equal_distinct = _dedupe_sorted(
-                    *_sorted_zeros_sparse(screen.rows[valid_k], screen.cols[valid_k], x_k[valid_k], n_valid),
-                    tl, tau, zs, zc)
-                near_ends = ((x_k >= tl[screen.rows]) & (x_k <= tr[screen.rows]) & ~valid_k).sum()
+            zeros = _plain_zeros(zs, zc, tl, tr, tau) if cert is None else \
+                _certified_zeros(h, zs, zc, tl, tr, tau, cert, bounds[layer] if bounds is not None else None)
+            counts, kept, units = zeros.counts, zeros.kept, zeros.units
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
             if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
@@ -557,28 +534,8 @@ class FFNKernel:
                                   None if seg is None else seg[part],
                                   None if cert is None else (cert[0][part], cert[1][part])))
                 continue
-            if screen is not None:
-                assert cert is not None and bounds is not None
-                # valid zeros are proven by the gap test; merged ones (n_valid - kept) are never proven
-                sink.add_uncertain(uncertain_signs(screen, valid_k, zs, scale, h_norms, bound)
-                                   + n_valid.sum() - counts.sum())
-                parent_cert = (scale, h_norms, cert[0], bound)
-                if kept.shape[1]:
-                    norms = bound.row_norms[units]
-                    zero_radii = zero_radius(kept, zs.gather(1, units), scale[:, 0, None] * norms,
-                                             scale[:, 1, None] * norms + bound.gamma * bound.bias_abs[units])
-                    cut_points = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)
-                    cut_points.scatter_(1, (counts + 1)[:, None], tr[:, None])
-                    radii = torch.cat([rl[:, None], zero_radii, torch.zeros_like(rl[:, None])], 1)
-                    radii.scatter_(1, (counts + 1)[:, None], rr[:, None])
-                    sink.add_uncertain(uncertain_gaps(cut_points, radii, counts))
-            # flags are recorded once per batch, after the halving decision
-            sink.add_near(equal_distinct)
-            if ends_cs is not None:
-                sink.add_near(((x > lo) & (x < hi)).sum() - n_valid.sum())
-                sink.add_near(_count_end_slivers(x, zc, zs, tl, tr, ends_cs))
-            elif cert is None:  # (a certified walk decides by its proof, not by this flag)
-                sink.add_suspicious(((x >= lo) & (x <= hi)).sum() - n_valid.sum())
+            # proofs and flags are recorded once per batch, after the halving decision
+            parent_cert, zero_radii = _record_layer(sink, zeros, zs, zc, tl, tr, ends_cs, cert)
             last = layer == L - 1
             if last and not need_pieces:
                 if seg is None:
@@ -599,31 +556,35 @@ class FFNKernel:
             # layer splits a single piece into many children
             chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
             parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
-            if last and track_linear and ends_cs is None and n_children >= 4 * P and int(near_ends) == 0 \
-                    and int(equal_distinct) == 0 and bool((counts == n_valid).all()):
-                # each child differs from its left neighbour by the one unit whose zero separates them:
-                # slopes only for every parent's first and last child, the changes in between from the flips
-                self._last_layer_by_flips(z, left, right, parent, counts, units, parent_cert, sink,
-                                          max(1, chunk // 2))
-                continue
-            if last and not track_linear:  # breakpoints kept, no slopes: the children's ends are all it takes
-                for part in parts:
-                    sink.add_pieces(left[part], right[part], None)
-            elif last:
-                for part in parts:  # in increasing t, as the sink needs
-                    zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
-                    slopes = slope_errors = None
-                    if track_linear:
-                        slopes = zp[:, 0] @ self.readout.T
-                        if err is not None:
-                            slope_errors = output_slope_errors(zp[:, 0], err[:, 0], self.readout)
-                    sink.add_pieces(left[part], right[part], slopes, slope_errors)
+            if last:
+                flips = track_linear and ends_cs is None and n_children >= 4 * P and zeros.all_kept()
+                self._emit_last(z, left, right, parent, zeros, parent_cert, sink, track_linear, flips, chunk)
             else:
                 for part in reversed(parts):  # leftmost chunk on top of the stack
                     stack.append((left[part], right[part], None if child_cs is None else child_cs[part],
                                   (z, parent[part], parent_cert), layer + 1, None if seg is None else seg[parent[part]],
                                   None if child_radii is None else (None, child_radii[part])))
 
+
+    def _emit_last(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
+                   zeros: _LayerZeros, parent_cert: tuple | None, sink: PieceSink, track_linear: bool,
+                   flips: bool, chunk: int) -> None:
+        """The last layer's children (in increasing t) into the sink: by unit flips when ``flips``, their
+        ends alone without slopes, else every child's map in chunks of ``chunk``."""
+        if flips:
+            # each child differs from its left neighbour by the one unit whose zero separates them: slopes
+            # only for every parent's first and last child, the changes in between from the flips
+            self._last_layer_by_flips(z, left, right, parent, zeros.counts, zeros.units, parent_cert, sink,
+                                      max(1, chunk // 2))
+            return
+        for start in range(0, left.shape[0], chunk):
+            part = slice(start, start + chunk)
+            if not track_linear:  # breakpoints kept, no slopes: the children's ends are all it takes
+                sink.add_pieces(left[part], right[part], None)
+                continue
+            zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
+            slope_errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+            sink.add_pieces(left[part], right[part], zp[:, 0] @ self.readout.T, slope_errors)
 
     def _last_layer_by_flips(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
                              counts: torch.Tensor, units: torch.Tensor, parent_cert: tuple | None,
@@ -653,6 +614,99 @@ class FFNKernel:
                                      None if errors is None else errors[0::2],
                                      None if errors is None else errors[1::2], mids[0::2], mids[1::2],
                                      int(live[flips].sum()))
+
+
+@dataclass
+class _LayerZeros:
+    """The zeros of one layer's units inside a batch of pieces: distinct sorted zeros per piece (``counts``,
+    ``kept`` (P, c), their ``units``), how many were valid before merging (``n_valid``), flagged merges
+    (``equal_distinct``), zeros within the tolerance of a piece's end (``near_ends``), and the walk's own
+    data: all zeros ``x`` (P, n) for a plain walk; the sign screen and its scales for a certified one."""
+
+    counts: torch.Tensor
+    kept: torch.Tensor
+    units: torch.Tensor
+    n_valid: torch.Tensor
+    equal_distinct: torch.Tensor
+    near_ends: torch.Tensor
+    x: torch.Tensor | None = None
+    screen: Any = None
+    valid_k: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+    h_norms: torch.Tensor | None = None
+    bound: LayerBound | None = None
+
+    def all_kept(self) -> bool:
+        """No zero merged with another or lying near an end: each kept zero is one unit's sign change."""
+        return int(self.near_ends) == 0 and int(self.equal_distinct) == 0 and bool((self.counts == self.n_valid).all())
+
+
+def _plain_zeros(zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float) -> _LayerZeros:
+    """Every unit's zero -c / s, the valid ones (more than tau inside their piece) sorted and merged."""
+    lo, hi = tl[:, None], tr[:, None]
+    x = torch.div(zc, zs).neg_()
+    valid = (x > lo + tau) & (x < hi - tau)
+    n_valid = valid.sum(1)
+    counts, kept, units, equal_distinct = _dedupe_sorted(*_sorted_zeros(x, valid, n_valid), tl, tau, zs, zc)
+    near_ends = ((x >= lo) & (x <= hi)).sum() - n_valid.sum()  # zeros within tau of an end
+    return _LayerZeros(counts, kept, units, n_valid, equal_distinct, near_ends, x=x)
+
+
+def _certified_zeros(h: torch.Tensor, zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor,
+                     tau: float, cert: tuple[torch.Tensor, torch.Tensor], bound: LayerBound | None) -> _LayerZeros:
+    """A certified walk's zeros: a screen proves most units sign-constant on the piece in a few full passes;
+    the zeros are then computed, tested and sorted on the screened entries only."""
+    assert bound is not None
+    P = zs.shape[0]
+    h_norms = h.norm(dim=2)
+    scale = input_scale(h_norms, cert[0], bound)
+    screen = sign_screen(zs, zc, scale, h_norms, bound, tl, tr, cert[1][:, 0], cert[1][:, 1])
+    zs_k, zc_k = zs[screen.rows, screen.cols], zc[screen.rows, screen.cols]
+    x_k = torch.div(zc_k, zs_k).neg_()
+    valid_k = (x_k > tl[screen.rows] + tau) & (x_k < tr[screen.rows] - tau)
+    n_valid = torch.bincount(screen.rows[valid_k], minlength=P)
+    counts, kept, units, equal_distinct = _dedupe_sorted(
+        *_sorted_zeros_sparse(screen.rows[valid_k], screen.cols[valid_k], x_k[valid_k], n_valid), tl, tau, zs, zc)
+    near_ends = ((x_k >= tl[screen.rows]) & (x_k <= tr[screen.rows]) & ~valid_k).sum()
+    return _LayerZeros(counts, kept, units, n_valid, equal_distinct, near_ends, screen=screen, valid_k=valid_k,
+                       scale=scale, h_norms=h_norms, bound=bound)
+
+
+def _record_layer(sink: PieceSink, zeros: _LayerZeros, zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor,
+                  tr: torch.Tensor, ends_cs: torch.Tensor | None, cert: tuple | None
+                  ) -> tuple[tuple | None, torch.Tensor | None]:
+    """Record a layer's decisions in the sink: for a certified walk the unproven signs and gaps (returns the
+    parents' certification data and the kept zeros' radii); for a plain walk the tolerance flags."""
+    sink.add_near(zeros.equal_distinct)
+    counts, kept, units, n_valid = zeros.counts, zeros.kept, zeros.units, zeros.n_valid
+    if zeros.screen is not None:
+        assert cert is not None and zeros.bound is not None and zeros.scale is not None
+        assert zeros.h_norms is not None and zeros.valid_k is not None
+        bound, scale = zeros.bound, zeros.scale
+        # valid zeros are proven by the gap test; merged ones (n_valid - kept) are never proven
+        sink.add_uncertain(uncertain_signs(zeros.screen, zeros.valid_k, zs, scale, zeros.h_norms, bound)
+                           + n_valid.sum() - counts.sum())
+        zero_radii = None
+        if kept.shape[1]:
+            norms = bound.row_norms[units]
+            zero_radii = zero_radius(kept, zs.gather(1, units), scale[:, 0, None] * norms,
+                                     scale[:, 1, None] * norms + bound.gamma * bound.bias_abs[units])
+            rl, rr = cert[1][:, 0], cert[1][:, 1]
+            cut_points = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)
+            cut_points.scatter_(1, (counts + 1)[:, None], tr[:, None])
+            radii = torch.cat([rl[:, None], zero_radii, torch.zeros_like(rl[:, None])], 1)
+            radii.scatter_(1, (counts + 1)[:, None], rr[:, None])
+            sink.add_uncertain(uncertain_gaps(cut_points, radii, counts))
+        return (scale, zeros.h_norms, cert[0], bound), zero_radii
+    x = zeros.x
+    assert x is not None
+    lo, hi = tl[:, None], tr[:, None]
+    if ends_cs is not None:
+        sink.add_near(((x > lo) & (x < hi)).sum() - n_valid.sum())
+        sink.add_near(_count_end_slivers(x, zc, zs, tl, tr, ends_cs))
+    else:  # (a certified walk decides by its proof, not by this flag)
+        sink.add_suspicious(((x >= lo) & (x <= hi)).sum() - n_valid.sum())
+    return None, None
 
 
 def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
