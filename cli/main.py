@@ -258,7 +258,8 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     elif exact_box:
         from .commands_plane import count_box_exact
 
-        count_box_exact(model, model_file, box, options, graph_file=graph_file, all_space=all_space)
+        count_box_exact(model, model_file, box, options, graph_file=graph_file, all_space=all_space,
+                        assume_well_posed=assume_well_posed)
     elif in_box:
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
                       max_seconds)

@@ -24,16 +24,18 @@ import networkx as nx
 import numpy as np
 import torch
 
+from .deq_cells import refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells, value_at
 from .geometry import Box, resolve_box
-from .models import DEQ, DTYPE, FFN, Model
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words, match_rows
 from .polytopes import Facets, Polytopes, facets, split, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
+from .tolerances import PLANE_DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from .walk1d import slopes_differ
 
@@ -58,12 +60,17 @@ class CellLimit:
 
     def check(self, cells: Polytopes) -> None:
         """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
-        if cells.count > self.max_regions:
+        self.check_size(cells.count, cells.V, cells.x.shape[2], cells.tight.shape[2])
+
+    def check_size(self, count: int, V: int, d: int, words: int) -> None:
+        """:meth:`check` for ``count`` cells of up to ``V`` vertices in d dimensions with ``words``
+        incidence words each."""
+        if count > self.max_regions:
             raise CostLimitError(f"more than {self.max_regions:,} cells (the limit); raise `max_regions` or "
                                  "take a smaller box")
-        need = cells.count * cells.V * (cells.x.shape[2] + cells.tight.shape[2]) * _BYTES_PER_ENTRY
+        need = count * V * (d + words) * _BYTES_PER_ENTRY
         if need > self.memory_limit:
-            raise CostLimitError(f"the partition reached {cells.count:,} cells of up to {cells.V} vertices, "
+            raise CostLimitError(f"the partition reached {count:,} cells of up to {V} vertices, "
                                  f"about {need / 2**30:.3g} GiB (estimated), above the memory limit of "
                                  f"{self.memory_limit / 2**30:.3g} GiB; raise `memory_limit` or take a smaller box")
 
@@ -331,18 +338,19 @@ def chebyshev_balls(cells: Polytopes, found: Facets, chunk: int = CHEBYSHEV_CHUN
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
                   max_regions: int = 10**6, memory_limit: int | None = None,
-                  chebyshev: bool = True, exact_budget: int = EXACT_BUDGET) -> BoxPartition:
+                  chebyshev: bool = True, exact_budget: int = EXACT_BUDGET,
+                  assume_well_posed: bool = False) -> BoxPartition:
     """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
     counts, bounded regions, volumes (d <= 3), adjacency, linear pieces and (``chebyshev``, up to
-    :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs.
+    :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs by
+    layered subdivision; DEQs with a general W, once certified well-posed (or ``assume_well_posed``), by
+    pattern refinement (:mod:`regioncount.deq_cells`).
 
     Vertex and centre values inside the zero tolerance are decided again in rational arithmetic
     (:mod:`regioncount.exact_cells`), at most ``exact_budget`` of them; the rest are counted as decisions
     left to the tolerance.  Stops with :class:`~regioncount.errors.CostLimitError` past ``max_regions`` cells or the memory limit
     (default: half the RAM), with the estimate in the message."""
-    if isinstance(model, DEQ) and model.unit_order is None:
-        raise SegmentError("exact d-D partitions take FFNs and DEQs with a triangular W (after a permutation); "
-                           "for a general W count along segments, in a 2-D plane, or sample the box")
+    certificate = deq_certificate(model, assume_well_posed)  # a general W must be shown well-posed first
     bx = resolve_box(model, low, high)
     reach = max(abs(v) for v in (*bx.low, *bx.high))
     if not reach <= MAX_EXTENT:
@@ -351,15 +359,26 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit)
     watch = Stopwatch(dev)
     d = bx.dim
+    unresolved = decided = 0
+    spent = False
     with torch.no_grad():
         check_pilot(model, bx, dev, limit)
-        cells, bits, out, doubtful, referee = subdivide(model, bx, dev, limit, exact_budget)
+        if certificate is None:
+            cells, bits, out, doubtful, referee = subdivide(model, bx, dev, limit, exact_budget)
+            constraints, decided, spent = 2 * d + bits.shape[1], referee.decided, referee.spent
+            engine = "polytope subdivision (layered)" if isinstance(model, FFN) else \
+                "polytope subdivision (unit by unit)"
+        else:
+            assert isinstance(model, DEQ)
+            refined = refine_general_deq(model, bx, dev, limit.check_size)
+            cells, bits, out, doubtful, unresolved = (refined.cells, refined.bits, refined.out, refined.doubtful,
+                                                       refined.unresolved)
+            constraints, engine = refined.constraints, "polytope refinement by patterns (general W)"
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
         region, representative, _ = group_rows(words)
         R = representative.shape[0]
-        constraints = 2 * d + bits.shape[1]
         found = facets(cells, constraints)
         vol = None
         if d <= 3:
@@ -374,6 +393,9 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         centres, radii = chebyshev_balls(cells, found)
         order = representative.cpu().numpy()
         centres, radii = centres[order], radii[order]
+    elif chebyshev and R != cells.count:
+        notes.append(f"Chebyshev centres skipped: {R:,} regions span {cells.count:,} cells (they are computed when "
+                     "every region is one cell)")
     elif chebyshev:
         notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
     seconds = watch.seconds()
@@ -387,15 +409,18 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     same_pieces.add_edges_from(pairs[same].tolist())
     if unmatched:
         notes.append(f"{unmatched} facet probes landed on a boundary and were skipped")
+    if unresolved:
+        notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
+                     "approximate")
     if doubtful:
-        spent = f" (the exact re-decision budget of {exact_budget:,} was spent)" if referee.spent else ""
-        notes.append(f"{doubtful} decisions were taken by the {ZERO_TOL:.2g} relative zero tolerance, not "
-                     f"exactly{spent}: approximate")
+        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if spent else ""
+        tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
+        notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
+                     f"exactly{budget}: approximate")
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
         gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
-        seconds=seconds, partition_seconds=partition_seconds, device=dev.type,
-        engine="polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)",
-        notes=notes, tolerance_decisions=doubtful, exact_decisions=referee.decided)
+        seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=engine,
+        notes=notes, tolerance_decisions=doubtful + unresolved, exact_decisions=decided)
 

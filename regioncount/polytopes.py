@@ -197,7 +197,33 @@ def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch
     owner, vertices = torch.cat(owners), torch.cat(masks)
     # two constraints with the same vertex set name one face: keep one row per (polytope, vertex set)
     _, representative, _ = group_rows(torch.cat([owner[:, None], pack_bits(vertices)], 1))
-    return owner[representative], vertices[representative]
+    owner, vertices = owner[representative], vertices[representative]
+    keep = _maximal(owner, pack_bits(vertices), poly.count)
+    return owner[keep], vertices[keep]
+
+
+def _maximal(owner: torch.Tensor, words: torch.Tensor, P: int) -> torch.Tensor:
+    """Indices of the faces whose vertex set (packed ``words`` (F, W)) no other face of the same polytope
+    strictly contains.  Every proper face lies in a facet and the constraints recorded at the vertices
+    describe the polytope, so these are exactly its facets: a test on the incidences alone, with no
+    tolerance (a face of many nearly coplanar vertices is told from a thin facet without measuring it)."""
+    order = torch.argsort(owner, stable=True)
+    owner, words = owner[order], words[order]
+    counts = torch.bincount(owner, minlength=P)
+    slot = torch.arange(owner.shape[0], device=owner.device) - (torch.cumsum(counts, 0) - counts)[owner]
+    F = int(counts.max())
+    table = torch.zeros(P, F, words.shape[1], dtype=torch.int64, device=owner.device)
+    live = torch.zeros(P, F, dtype=torch.bool, device=owner.device)
+    table[owner, slot], live[owner, slot] = words, True
+    contained = torch.zeros(P, F, dtype=torch.bool, device=owner.device)
+    eye = torch.eye(F, dtype=torch.bool, device=owner.device)
+    step = max(1, _CHUNK_ENTRIES // max(1, F * F * words.shape[1]))
+    for start in range(0, P, step):
+        t = table[start:start + step]
+        # inside[c, i, j]: face i's vertices are all among face j's (i != j; equal sets were merged)
+        inside = ((t[:, :, None] & ~t[:, None, :]) == 0).all(3) & live[start:start + step, None, :] & ~eye
+        contained[start:start + step] = inside.any(2)
+    return order[~contained[owner, slot]]
 
 
 @dataclass
@@ -217,18 +243,18 @@ class Facets:
 _FACET_CHUNK = 1 << 16
 
 
-def facets(poly: Polytopes, constraints: int, flat_rtol: float = 1e-10) -> Facets:
-    """Every facet of every polytope: faces of one constraint whose vertices span d - 1 dimensions (the
-    second-smallest eigenvalue of their scatter matrix above ``flat_rtol`` of the largest).  Facets are
-    taken in chunks sorted by vertex count, each gathering only its own vertices (a facet has far fewer
-    than the largest polytope)."""
+def facets(poly: Polytopes, constraints: int) -> Facets:
+    """Every facet of every polytope (the maximal faces of single constraints, :func:`_maximal`), with its
+    vertex mean and unit outward normal (the scatter matrix's least eigenvector).  Facets are taken in
+    chunks sorted by vertex count, each gathering only its own vertices (a facet has far fewer than the
+    largest polytope)."""
     d = poly.x.shape[2]
     owner, mask = _facet_masks(poly, constraints)
     sizes = mask.sum(1)
     order = torch.argsort(sizes, stable=True)
     owner, mask, sizes = owner[order], mask[order], sizes[order]
     inner = poly.centres()
-    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, owner.shape[0], _FACET_CHUNK):
         o, m, n = owner[start:start + _FACET_CHUNK], mask[start:start + _FACET_CHUNK], sizes[start:start + _FACET_CHUNK]
         k = int(n.max())
@@ -237,18 +263,14 @@ def facets(poly: Polytopes, constraints: int, flat_rtol: float = 1e-10) -> Facet
         pts = poly.x[o[:, None], index]  # (c, k, d)
         centre = (pts * live).sum(1) / n[:, None].to(pts.dtype)
         dev = (pts - centre[:, None]) * live
-        values, vectors = torch.linalg.eigh(dev.transpose(1, 2) @ dev)  # scatter matrices (c, d, d)
-        full = values[:, 1] > flat_rtol * values[:, -1].clamp_min(1e-300) if d > 1 else n >= 1
-        normal = vectors[:, :, 0]
+        normal = torch.linalg.eigh(dev.transpose(1, 2) @ dev)[1][:, :, 0]  # scatter matrices (c, d, d)
         sign = torch.where(((centre - inner[o]) * normal).sum(1) < 0, -1.0, 1.0).to(normal.dtype)
-        parts.append((full, centre, normal * sign[:, None]))
+        parts.append((centre, normal * sign[:, None]))
     if not parts:
         empty = poly.x.new_zeros(0, d)
         return Facets(owner, mask, empty, empty, poly.x.new_zeros(0))
-    full = torch.cat([p[0] for p in parts])
-    keep = full.nonzero().flatten()
-    centre, normal = torch.cat([p[1] for p in parts])[keep], torch.cat([p[2] for p in parts])[keep]
-    return Facets(owner[keep], mask[keep], centre, normal, (normal * centre).sum(1))
+    centre, normal = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return Facets(owner, mask, centre, normal, (normal * centre).sum(1))
 
 
 def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from random_nets import gaussian_ffn, random_ffn
 
 from regioncount import DEQ, FFN, theorem1_deq
 from regioncount.box_partition import partition_box
-from regioncount.errors import CostLimitError, SegmentError
+from regioncount.errors import CostLimitError, NotWellPosedError, SegmentError
 from regioncount.exact1d import count_segment
 from regioncount.plane2d import partition_plane
 from regioncount.sampled import packed_patterns_at, sample_regions
@@ -70,6 +70,33 @@ def test_partition_equals_the_lp_reference(kind, arch, seed):
     check_consistent(part, model, box)
     if kind == "ffn-dead":
         assert part.linear_pieces < part.activation_regions
+
+
+def general_deq(m: int, d: int, seed: int) -> DEQ:
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+    W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
+    return DEQ(W=W, U=torch.randn(m, d, generator=gen, dtype=torch.float64) * 2,
+               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
+               A=torch.randn(1, m, generator=gen, dtype=torch.float64), name=f"general-{seed}")
+
+
+@pytest.mark.parametrize("m, d, seed", [(5, 3, s) for s in range(4)] + [(4, 4, 10)])
+def test_general_w_deqs_by_pattern_refinement_equal_the_lp_reference(m, d, seed):
+    """A cyclic W (certified contraction): cells refined until each lies in its pattern's region; the
+    regions, adjacent pairs, linear pieces and volumes agree with the LP-BFS reference."""
+    model = general_deq(m, d, seed)
+    assert model.unit_order is None
+    box = cube(d)
+    ref = bfs_regions(model, *box)
+    part = partition_box(model, *box, device="cpu")
+    assert part.engine.startswith("polytope refinement")
+    assert part.method == "exact"
+    assert part.activation_regions == len(ref["patterns"])
+    assert part.pairs.shape[0] == len(ref["edges"])
+    assert part.linear_pieces == reference_linear_pieces(model, ref)
+    if part.volumes is not None:
+        assert abs(float(part.volumes.sum()) - 2.0**d) <= 1e-9 * 2.0**d
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -205,11 +232,11 @@ def test_limits_and_refusals():
         partition_box(big, *cube(3), device="cpu", max_regions=10_000)
     with pytest.raises(CostLimitError, match="GiB"):
         partition_box(model, *cube(3), device="cpu", memory_limit=10_000)
-    W = torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64)
-    general = DEQ(W=W, U=torch.ones(2, 3, dtype=torch.float64), b=torch.zeros(2, dtype=torch.float64),
-                  A=torch.ones(1, 2, dtype=torch.float64))
-    with pytest.raises(SegmentError, match="triangular"):
-        partition_box(general, *cube(3), device="cpu")
+    W = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # I - W singular: not well-posed
+    ill_posed = DEQ(W=W, U=torch.ones(2, 3, dtype=torch.float64), b=torch.zeros(2, dtype=torch.float64),
+                    A=torch.ones(1, 2, dtype=torch.float64))
+    with pytest.raises(NotWellPosedError):
+        partition_box(ill_posed, *cube(3), device="cpu")
     with pytest.raises(SegmentError, match="reaches"):
         partition_box(model, *cube(3, 1e40), device="cpu")
 
@@ -262,3 +289,20 @@ def test_cli_exact_box_refusals(model_file, args, pattern):
     assert out.exit_code != 0
     assert pattern in out.output, out.output
     assert "Traceback" not in out.output
+
+
+def test_cli_exact_box_of_a_general_w_deq(tmp_path):
+    import json
+
+    from random_nets import run_cli
+
+    from regioncount.io import save_model
+
+    path = tmp_path / "deq.json"
+    model = general_deq(5, 3, 2)
+    save_model(model, path)
+    out = run_cli("count", path, "--box", "-1", "1", "--exact", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["activation_regions"] == partition_box(model, *cube(3), device="cpu").activation_regions
+    assert data["algorithm"].startswith("polytope refinement")
