@@ -81,7 +81,8 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
         from regioncount.all_space import count_all_space
 
         result = count_all_space(model, device=options["device"], max_regions=min(options["max_regions"], 10**8),
-                                 memory_limit=max_memory_bytes(options["max_memory"]))
+                                 memory_limit=max_memory_bytes(options["max_memory"]),
+                                 assume_well_posed=assume_well_posed)
         render(result, as_json=options["as_json"], title=f"Every region of R^{result.dimension}: {Path(model_file).name}",
                head=[("model", f"{result.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
         return

@@ -20,11 +20,12 @@ from typing import Any
 import torch
 
 from .box_partition import CellLimit, check_pilot, subdivide
+from .deq_cells import refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
-from .errors import SegmentError
 from .geometry import Box
-from .models import DEQ, DTYPE, FFN, Model
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words
+from .polytopes import Polytopes
 
 
 def face_model(model: Model, axis: int, sign: float) -> tuple[Model, list[int]]:
@@ -103,12 +104,24 @@ class AllSpaceCount:
         }
 
 
-def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
-                    memory_limit: int | None = None, exact_budget: int = 20_000) -> AllSpaceCount:
-    """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);
-    FFNs and triangular DEQs.  The limits apply to each face's partition."""
+def _face_cells(model: Model, bx: Box, dev: torch.device, limit: CellLimit,
+                exact_budget: int) -> tuple[Polytopes, torch.Tensor, int, int]:
+    """One face's cells and patterns, with the decisions left to the tolerance and those decided exactly:
+    layered subdivision, or pattern refinement for a DEQ with a general W."""
     if isinstance(model, DEQ) and model.unit_order is None:
-        raise SegmentError("exact all-space counts take FFNs and DEQs with a triangular W (after a permutation)")
+        refined = refine_general_deq(model, bx, dev, limit.check_size)
+        return refined.cells, refined.bits, refined.doubtful + refined.unresolved, 0
+    cells, bits, _, doubt, referee = subdivide(model, bx, dev, limit, exact_budget)
+    return cells, bits, doubt, referee.decided
+
+
+def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
+                    memory_limit: int | None = None, exact_budget: int = 20_000,
+                    assume_well_posed: bool = False) -> AllSpaceCount:
+    """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);
+    FFNs and DEQs (a general W once certified well-posed, or ``assume_well_posed``).  The limits apply to
+    each face's partition."""
+    deq_certificate(model, assume_well_posed)
     dev = resolve_device(device)
     d = model.input_dim
     limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit)
@@ -118,21 +131,21 @@ def count_all_space(model: Model, *, device: str | torch.device = "auto", max_re
     doubtful = decided = 0
     with torch.no_grad():
         check_pilot(model, Box((-1.0,) * d, (1.0,) * d), dev, limit)
-        cells, bits, _, doubt, referee = subdivide(model, Box((-1.0,) * d, (1.0,) * d), dev, limit, exact_budget)
+        cells, bits, doubt, exact = _face_cells(model, Box((-1.0,) * d, (1.0,) * d), dev, limit, exact_budget)
         words.append(layer_words(bits, widths))
         unbounded.append(torch.zeros(cells.count, dtype=torch.bool, device=dev))
         face_cells.append(cells.count)
-        doubtful, decided = doubtful + doubt, decided + referee.decided
+        doubtful, decided = doubtful + doubt, decided + exact
         face_box = Box((-1.0,) * (d - 1) + (0.0,), (1.0,) * d)
         for axis in range(d):
             for sign in (-1.0, 1.0):
                 face, keep = face_model(model, axis, sign)
-                cells, bits, _, doubt, referee = subdivide(face, face_box, dev, limit, exact_budget)
+                cells, bits, doubt, exact = _face_cells(face, face_box, dev, limit, exact_budget)
                 words.append(layer_words(bits[:, keep], widths))
                 t_zero = 2 * (d - 1)  # the box face t = 0: the directions to infinity
                 unbounded.append(cells.has_bits(t_zero, t_zero + 1).any(1))
                 face_cells.append(cells.count)
-                doubtful, decided = doubtful + doubt, decided + referee.decided
+                doubtful, decided = doubtful + doubt, decided + exact
         all_words = torch.cat(words)
         region, representative, _ = group_rows(all_words)
         R = representative.shape[0]

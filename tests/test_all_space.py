@@ -13,7 +13,7 @@ from test_box_partition import triangular_deq
 
 from regioncount.all_space import count_all_space, face_model, general_position_count
 from regioncount.box_partition import partition_box
-from regioncount.errors import SegmentError
+from regioncount.errors import NotWellPosedError
 from regioncount.models import DEQ, FFN
 
 
@@ -103,11 +103,22 @@ def test_face_models_are_the_homogenised_net():
             assert torch.equal(face_words, packed_patterns_at(model, x))
 
 
-def test_general_w_is_refused():
-    W = torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64)
+@pytest.mark.parametrize("seed", range(2))
+def test_general_w_deqs_equal_a_box_large_enough(seed):
+    from test_box_partition import general_deq
+
+    model = general_deq(5, 3, seed)
+    result = count_all_space(model, device="cpu")
+    big = partition_box(model, [-1e4] * 3, [1e4] * 3, device="cpu", chebyshev=False)
+    assert result.method == big.method == "exact"
+    assert (result.activation_regions, result.bounded_regions) == (big.activation_regions, int(big.bounded.sum()))
+
+
+def test_an_ill_posed_w_is_refused():
+    W = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
     deq = DEQ(W=W, U=torch.ones(2, 2, dtype=torch.float64), b=torch.zeros(2, dtype=torch.float64),
               A=torch.ones(1, 2, dtype=torch.float64))
-    with pytest.raises(SegmentError, match="triangular"):
+    with pytest.raises(NotWellPosedError):
         count_all_space(deq, device="cpu")
 
 
