@@ -24,7 +24,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from .deq_cells import refine_general_deq
+from .deq_cells import pattern_affine_u, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells, value_at
@@ -297,20 +297,22 @@ def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: t
     return torch.stack([code // R, code % R], 1), int((~matched).sum())
 
 
-def chebyshev_balls(cells: Polytopes, found: Facets, chunk: int = CHEBYSHEV_CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Largest inscribed balls of all cells: maximise r_p subject to normal_f . x_p + r_p <= offset_f for every
-    facet f of cell p, by sparse LPs over ``chunk`` cells at a time (scipy's HiGHS; one LP per cell would pay
-    the solver's overhead per cell, one LP for all grows faster than linearly).
+def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: torch.Tensor, P: int,
+                    chunk: int = CHEBYSHEV_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Largest inscribed balls of P polytopes {x : normal_f . x <= offset_f, f of polytope p} (unit normals;
+    ``owner_t`` (F,) names each constraint's polytope): maximise r_p subject to normal_f . x_p + r_p <=
+    offset_f, by sparse LPs over ``chunk`` polytopes at a time (scipy's HiGHS; one LP per polytope would pay
+    the solver's overhead per polytope, one LP for all grows faster than linearly).
     Returns centres (P, d) and radii (P,)."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
-    P, d = cells.count, cells.x.shape[2]
-    owner = found.owner.cpu().numpy()
+    d = normal_t.shape[1]
+    owner = owner_t.cpu().numpy()
     order = np.argsort(owner, kind="stable")
     owner = owner[order]
-    normal = found.normal.cpu().numpy()[order]
-    offset = found.offset.cpu().numpy()[order]
+    normal = normal_t.cpu().numpy()[order]
+    offset = offset_t.cpu().numpy()[order]
     starts = np.searchsorted(owner, np.arange(0, P + chunk, chunk).clip(max=P))
     solution = np.empty((P, d + 1))
     for block, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
@@ -333,6 +335,25 @@ def chebyshev_balls(cells: Polytopes, found: Facets, chunk: int = CHEBYSHEV_CHUN
             raise RuntimeError(f"the Chebyshev LP did not solve: {res.message}")
         solution[first:first + count] = res.x.reshape(count, d + 1)
     return solution[:, :d], solution[:, d]
+
+
+def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each region of a DEQ as {x in the box : s_j u_j(x) >= 0 for every unit}, u affine on the region's
+    pattern (``active`` (R, m)): constraints (owner, unit normal, offset) for :func:`chebyshev_balls`."""
+    R, d = active.shape[0], bx.dim
+    coef = pattern_affine_u(model, active)  # (R, d + 1, m)
+    sign = torch.where(active, 1.0, -1.0).to(DTYPE)
+    a = -(coef[:, :d] * sign[:, None]).transpose(1, 2)  # (R, m, d): -s_j a_j . x <= s_j c_j
+    c = (coef[:, d] * sign)
+    norms = torch.linalg.vector_norm(a, dim=2)
+    keep = norms > 0  # a unit constant on the region is no constraint
+    owner = torch.arange(R, device=active.device)[:, None].expand(-1, active.shape[1])[keep]
+    normal, offset = a[keep] / norms[keep][:, None], c[keep] / norms[keep]
+    eye = torch.eye(d, dtype=DTYPE, device=active.device)
+    box_normal = torch.cat([-eye, eye]).repeat(R, 1)
+    box_offset = torch.tensor([-v for v in bx.low] + list(bx.high), dtype=DTYPE, device=active.device).repeat(R)
+    box_owner = torch.arange(R, device=active.device).repeat_interleave(2 * d)
+    return torch.cat([owner, box_owner]), torch.cat([normal, box_normal]), torch.cat([offset, box_offset])
 
 
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
@@ -389,13 +410,12 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         pairs, unmatched = _adjacency(model, bx, cells, found, region, region_words)
     centres = radii = None
     notes = []
-    if chebyshev and R == cells.count and R <= CHEBYSHEV_MAX_REGIONS:
-        centres, radii = chebyshev_balls(cells, found)
+    if chebyshev and R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
+        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
         order = representative.cpu().numpy()
         centres, radii = centres[order], radii[order]
-    elif chebyshev and R != cells.count:
-        notes.append(f"Chebyshev centres skipped: {R:,} regions span {cells.count:,} cells (they are computed when "
-                     "every region is one cell)")
+    elif chebyshev and R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
+        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
     elif chebyshev:
         notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
     seconds = watch.seconds()

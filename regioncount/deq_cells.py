@@ -60,7 +60,7 @@ def _joined(parts: list[Polytopes]) -> Polytopes:
                      torch.cat([p.tight for p in parts]))
 
 
-def _affine_u(model: DEQ, active: torch.Tensor) -> torch.Tensor:
+def pattern_affine_u(model: DEQ, active: torch.Tensor) -> torch.Tensor:
     """(P, d + 1, m) coefficients (x, then the constant) of u on each cell's pattern."""
     device, m = active.device, model.width
     W, U, b = model.W.to(device), model.U.to(device), model.b.to(device)
@@ -84,7 +84,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
             break
         fixed = solve_fixed_points(model, open_cells.centres())
         active = fixed.u > 0
-        coef = _affine_u(model, active)  # (P, d + 1, m)
+        coef = pattern_affine_u(model, active)  # (P, d + 1, m)
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
