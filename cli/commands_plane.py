@@ -70,7 +70,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
 
 
 def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: str | None,
-                    all_space: bool = False, assume_well_posed: bool = False) -> None:
+                    all_space: bool = False, assume_well_posed: bool = False, max_seconds: float | None = None) -> None:
     """The exact d-D part of ``count`` (--exact): partition of the box, optional GraphML, table or JSON; with
     --all-space every region of R^d."""
     from regioncount.box_partition import partition_box
@@ -82,7 +82,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
 
         result = count_all_space(model, device=options["device"], max_regions=min(options["max_regions"], 10**8),
                                  memory_limit=max_memory_bytes(options["max_memory"]),
-                                 assume_well_posed=assume_well_posed)
+                                 assume_well_posed=assume_well_posed, max_seconds=max_seconds)
         render(result, as_json=options["as_json"], title=f"Every region of R^{result.dimension}: {Path(model_file).name}",
                head=[("model", f"{result.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
         return
@@ -91,7 +91,8 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
     if box is not None:
         low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
     partition = partition_box(model, low, high, device=options["device"], max_regions=min(options["max_regions"], 10**8),
-                              memory_limit=max_memory_bytes(options["max_memory"]), assume_well_posed=assume_well_posed)
+                              memory_limit=max_memory_bytes(options["max_memory"]), assume_well_posed=assume_well_posed,
+                              max_seconds=max_seconds)
     if graph_file is not None:
         write_graph(partition, graph_file)
     render(partition, as_json=options["as_json"], title=f"Exact partition of a {partition.box.dim}-D box: "

@@ -195,8 +195,9 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--chords", "--lines", "lines", type=click.IntRange(min=2), default=None,
               help="Exact counts along this many random chords of the box (--lines is the old name).")
 @click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Refuse an exact 1-D count projected (by a timed pilot) to take longer; stop sampling after "
-                   "the first batch when the whole run is projected to take longer.")
+              help="Refuse an exact 1-D count projected (by a timed pilot) to take longer; stop an exact "
+                   "partition (--exact) that runs longer; stop sampling after the first batch when the whole run "
+                   "is projected to take longer.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
@@ -259,7 +260,7 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
         from .commands_plane import count_box_exact
 
         count_box_exact(model, model_file, box, options, graph_file=graph_file, all_space=all_space,
-                        assume_well_posed=assume_well_posed)
+                        assume_well_posed=assume_well_posed, max_seconds=max_seconds)
     elif in_box:
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
                       max_seconds)

@@ -14,14 +14,16 @@ vertex at t = 0 (a direction to infinity).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .box_partition import CellLimit, check_pilot, subdivide
+from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, subdivide
 from .deq_cells import refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
+from .errors import SegmentError
 from .geometry import Box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words
@@ -117,14 +119,18 @@ def _face_cells(model: Model, bx: Box, dev: torch.device, limit: CellLimit,
 
 def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
                     memory_limit: int | None = None, exact_budget: int = 20_000,
-                    assume_well_posed: bool = False) -> AllSpaceCount:
+                    assume_well_posed: bool = False, max_seconds: float | None = None) -> AllSpaceCount:
     """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);
     FFNs and DEQs (a general W once certified well-posed, or ``assume_well_posed``).  The limits apply to
     each face's partition."""
     deq_certificate(model, assume_well_posed)
     dev = resolve_device(device)
     d = model.input_dim
-    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit)
+    if d > MAX_DIMENSION:
+        raise SegmentError(f"exact all-space counts are for at most {MAX_DIMENSION} input dimensions, got {d}")
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
+                      max_seconds)
     watch = Stopwatch(dev)
     widths = model.hidden_widths if isinstance(model, FFN) else None
     words, unbounded, face_cells = [], [], []

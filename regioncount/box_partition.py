@@ -16,6 +16,7 @@ regions with equal output maps) and, by one sparse LP over all regions, Chebyshe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +40,8 @@ from .tolerances import PLANE_DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from .walk1d import slopes_differ
 
+#: Most input dimensions of an exact partition (the box alone has 2^d vertices).
+MAX_DIMENSION = 12
 #: Largest box coordinate accepted (volumes, products of d coordinates, stay finite in float64).
 MAX_EXTENT = 1e30
 #: Chebyshev centres are computed by one LP when the partition holds at most this many regions.
@@ -53,10 +56,13 @@ _BYTES_PER_ENTRY = 8 * 4
 
 @dataclass(frozen=True)
 class CellLimit:
-    """The most cells a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow."""
+    """The most cells a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow; and the
+    time it may take (``deadline``, a ``time.perf_counter()`` value, or None)."""
 
     max_regions: int
     memory_limit: int
+    deadline: float | None = None
+    max_seconds: float | None = None
 
     def check(self, cells: Polytopes) -> None:
         """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
@@ -68,6 +74,9 @@ class CellLimit:
         if count > self.max_regions:
             raise CostLimitError(f"more than {self.max_regions:,} cells (the limit); raise `max_regions` or "
                                  "take a smaller box")
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise CostLimitError(f"the partition ran past the time limit of {self.max_seconds:g} s with {count:,} "
+                                 f"cells of up to {V} vertices; raise `max_seconds` or take a smaller box")
         need = count * V * (d + words) * _BYTES_PER_ENTRY
         if need > self.memory_limit:
             raise CostLimitError(f"the partition reached {count:,} cells of up to {V} vertices, "
@@ -360,7 +369,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
                   max_regions: int = 10**6, memory_limit: int | None = None,
                   chebyshev: bool = True, exact_budget: int = EXACT_BUDGET,
-                  assume_well_posed: bool = False) -> BoxPartition:
+                  assume_well_posed: bool = False, max_seconds: float | None = None) -> BoxPartition:
     """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
     counts, bounded regions, volumes (d <= 3), adjacency, linear pieces and (``chebyshev``, up to
     :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs by
@@ -370,14 +379,19 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     Vertex and centre values inside the zero tolerance are decided again in rational arithmetic
     (:mod:`regioncount.exact_cells`), at most ``exact_budget`` of them; the rest are counted as decisions
     left to the tolerance.  Stops with :class:`~regioncount.errors.CostLimitError` past ``max_regions`` cells or the memory limit
-    (default: half the RAM), with the estimate in the message."""
+    (default: half the RAM) or ``max_seconds``, with the estimate in the message."""
     certificate = deq_certificate(model, assume_well_posed)  # a general W must be shown well-posed first
     bx = resolve_box(model, low, high)
+    if bx.dim > MAX_DIMENSION:
+        raise SegmentError(f"exact partitions are for at most {MAX_DIMENSION} input dimensions (the box alone has "
+                           f"2^d vertices; d = {bx.dim}): sample the box, or count along segments or in planes")
     reach = max(abs(v) for v in (*bx.low, *bx.high))
     if not reach <= MAX_EXTENT:
         raise SegmentError(f"the box reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} volumes overflow float64")
     dev = resolve_device(device)
-    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit)
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
+                      max_seconds)
     watch = Stopwatch(dev)
     d = bx.dim
     unresolved = decided = 0

@@ -238,6 +238,10 @@ def test_limits_and_refusals():
         partition_box(ill_posed, *cube(3), device="cpu")
     with pytest.raises(SegmentError, match="reaches"):
         partition_box(model, *cube(3, 1e40), device="cpu")
+    with pytest.raises(SegmentError, match="at most 12 input dimensions"):
+        partition_box(gaussian_ffn([13, 2, 1], 0), -1.0, 1.0, device="cpu")
+    with pytest.raises(CostLimitError, match="ran past the time limit of 1e-09 s"):
+        partition_box(model, *cube(3), device="cpu", max_seconds=1e-9)
 
 
 @pytest.fixture
