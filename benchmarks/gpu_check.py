@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=460.0,
                         help="seconds for all steps together; each step's budget is cut to what is left")
     parser.add_argument("--step", help=argparse.SUPPRESS)
-    parser.add_argument("--skip", default="", help="comma list of steps to skip (tests,sweep,exact1d,sampled,plane,profile)")
+    parser.add_argument("--skip", default="", help="comma list of steps to skip (tests,sweep,exact1d,sampled,plane,box,profile)")
     args = parser.parse_args()
     if args.step == "fused-sweep":
         fused_sweep()
@@ -198,6 +198,8 @@ def main() -> None:
          120, tmp / "sampled.json"),
         ("plane", [py, "benchmarks/bench_plane.py", "--repeats", "1" if quick else "2", "--json", str(tmp / "plane.json")],
          150, tmp / "plane.json"),
+        ("box", [py, "benchmarks/bench_box.py", "--devices", "cpu,cuda", "--repeats", "1" if quick else "2",
+                 "--reference-max", "0"], 120, None),
         ("profile", [py, __file__, "--step", "profile"], 90, None),
     ]
     t0 = time.perf_counter()

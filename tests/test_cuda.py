@@ -293,3 +293,33 @@ def test_cli_box_lines_plane_plot_on_cuda(tmp_path):
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:4] == b"\x89PNG"
 
+
+
+@pytest.mark.parametrize("kind", ["ffn", "triangular", "general"])
+def test_exact_box_partitions_cuda_equal_cpu(kind):
+    """The d-D partition (and all of R^d) on CUDA: the same regions, pieces, adjacency and volumes."""
+    from random_nets import gaussian_ffn
+    from test_box_partition import general_deq, triangular_deq
+
+    from regioncount.all_space import count_all_space
+    from regioncount.box_partition import partition_box
+
+    model = {"ffn": lambda: gaussian_ffn([3, 8, 8, 1], 0), "triangular": lambda: triangular_deq(5, 3, 400),
+             "general": lambda: general_deq(5, 3, 1)}[kind]()
+    gpu = partition_box(model, [-1.0] * 3, [1.0] * 3, device="cuda")
+    cpu = partition_box(model, [-1.0] * 3, [1.0] * 3, device="cpu")
+    assert gpu.device == "cuda" and gpu.method == cpu.method == "exact"
+    assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
+    assert gpu.pairs.shape == cpu.pairs.shape
+    assert torch.allclose(torch.sort(gpu.volumes.cpu()).values, torch.sort(cpu.volumes).values, rtol=1e-9, atol=1e-15)
+    a, b = count_all_space(model, device="cuda"), count_all_space(model, device="cpu")
+    assert (a.activation_regions, a.bounded_regions) == (b.activation_regions, b.bounded_regions)
+
+
+def test_wide_layer_pieces_by_flips_cuda_equal_cpu():
+    from random_nets import gaussian_ffn
+
+    model = gaussian_ffn([1, 20_000, 1], 3)
+    gpu = count_segment(model, interval=(-3.0, 3.0), device="cuda")
+    cpu = count_segment(model, interval=(-3.0, 3.0), device="cpu")
+    assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
