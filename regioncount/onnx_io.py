@@ -65,16 +65,34 @@ def _check_pass_through(node: Any, op: str, attrs: dict[str, Any], constants: di
             raise chain.fail(where, "Dropout in training mode")
 
 
-def _read_node(node: Any, current: str, constants: dict[str, np.ndarray], chain: LayerChain) -> str:
-    """Add one node to the chain; returns the name of the running value after it."""
+#: Most elements of one weight tensor read from an ONNX file.
+MAX_ELEMENTS = 2**28
+
+
+def _tensor(proto: Any, path: Path) -> np.ndarray:
+    """An initializer or Constant as an array: its element count checked from its dims before anything is
+    allocated, a tensor whose data does not match its dims refused."""
     from onnx import numpy_helper
 
+    count = int(np.prod([int(v) for v in proto.dims], dtype=object)) if len(proto.dims) else 1
+    if count > MAX_ELEMENTS:
+        raise ModelFormatError(f"{path}: the ONNX tensor {proto.name!r} declares {count:,} elements, above "
+                               f"{MAX_ELEMENTS:,}")
+    try:
+        return numpy_helper.to_array(proto)
+    except Exception as exc:  # noqa: BLE001 - data that does not fit its dims, or an unknown type
+        raise ModelFormatError(f"{path}: the ONNX tensor {proto.name!r} is malformed "
+                               f"({str(exc).splitlines()[0][:120]})") from None
+
+
+def _read_node(node: Any, current: str, constants: dict[str, np.ndarray], chain: LayerChain) -> str:
+    """Add one node to the chain; returns the name of the running value after it."""
     op, where = node.op_type, f"{node.name or node.op_type!r} ({node.op_type})"
     attrs = _attributes(node)
     if op == "Constant":
         if attrs.get("value") is None:
             raise chain.fail(where, "a Constant that is not a tensor")
-        constants[node.output[0]] = numpy_helper.to_array(attrs["value"])
+        constants[node.output[0]] = _tensor(attrs["value"], chain.path)
         return current
     if op not in SUPPORTED:
         raise chain.fail(where, f"the operation {op} is not supported; regioncount reads ReLU FFNs made of "
@@ -101,7 +119,6 @@ def load_onnx(path: Path) -> FFN:
     """The ReLU FFN stored in an ONNX file (see the module docstring); one-line errors name the file."""
     try:
         import onnx
-        from onnx import numpy_helper
     except ImportError:
         raise ModelFormatError(f"{path}: an ONNX file; reading it needs the onnx package "
                                "(pip install \"regioncount[onnx]\")") from None
@@ -112,7 +129,7 @@ def load_onnx(path: Path) -> FFN:
     graph = proto.graph
     if graph is None or not graph.node:
         raise ModelFormatError(f"{path}: an ONNX model without a graph")
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants = {t.name: _tensor(t, path) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelFormatError(f"{path}: the ONNX graph has {len(inputs)} inputs and {len(graph.output)} outputs; "

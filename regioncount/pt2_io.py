@@ -174,15 +174,18 @@ def load_pt2(path: Path) -> FFN:
         raise ModelFormatError(f"{path}: not a readable torch.export archive (zip)") from None
     with archive:
         prefix, program, config = _contents(archive, path)
-        nodes, params, current, output = _signature(program, path)
-        chain = LayerChain(path, "torch.export")
+        try:
+            nodes, params, current, output = _signature(program, path)
+            chain = LayerChain(path, "torch.export")
 
-        def weight(arg: Any) -> np.ndarray:
-            name = params.get(_arg_name(arg, "a weight", path), "")
-            return _weight(archive, prefix, config, name, path).numpy()
+            def weight(arg: Any) -> np.ndarray:
+                name = params.get(_arg_name(arg, "a weight", path), "")
+                return _weight(archive, prefix, config, name, path).numpy()
 
-        for node in nodes:
-            current = _read_node(node, current, chain, weight, path)
+            for node in nodes:
+                current = _read_node(node, current, chain, weight, path)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            raise ModelFormatError(f"{path}: the archive's graph is not in the torch.export layout") from None
     if current != output:
         raise ModelFormatError(f"{path}: the graph's output is not the end of its chain of layers")
     return chain.model(f"{path.name} (torch.export graph, {chain.relus} relu layers)")

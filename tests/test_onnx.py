@@ -140,3 +140,23 @@ def test_malformed_onnx_files(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ModelFormatError, match="empty.onnx"):
         load_model(empty)
+
+
+def test_malformed_initializers_are_refused_before_allocation(tmp_path):
+    """A tensor declaring 10^10 elements is refused from its dims; data that does not fit its dims is a
+    one-line error, not a reshape traceback."""
+    huge = TensorProto()
+    huge.name, huge.data_type = "W0", TensorProto.DOUBLE
+    huge.dims.extend([100_000, 100_000])
+    short = TensorProto()
+    short.name, short.data_type = "W0", TensorProto.DOUBLE
+    short.dims.extend([2, 2])
+    short.raw_data = b"\x00" * 8
+    for tensor, pattern in ((huge, "declares 10,000,000,000 elements"), (short, "'W0' is malformed")):
+        graph = helper.make_graph([helper.make_node("Gemm", ["x", "W0"], ["y"], transB=1)], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])],
+                                  [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)], [tensor])
+        path = tmp_path / "m.onnx"
+        path.write_bytes(helper.make_model(graph).SerializeToString())
+        with pytest.raises(ModelFormatError, match=pattern):
+            load_model(path)

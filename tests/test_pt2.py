@@ -110,3 +110,19 @@ def test_broken_archives(tmp_path):
     other.write_bytes(buffer.getvalue())
     with pytest.raises(ModelFormatError, match="without"):
         load_model(other)
+
+
+def test_a_graph_with_missing_fields_is_refused(tmp_path):
+    path = export(mlp(), 2, tmp_path / "net.pt2")
+    broken = tmp_path / "broken.pt2"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("models/model.json"):
+                program = json.loads(data)
+                for node in program["graph_module"]["graph"]["nodes"]:
+                    node.pop("outputs", None)
+                data = json.dumps(program).encode()
+            dst.writestr(name, data)
+    with pytest.raises(ModelFormatError, match="not in the torch.export layout"):
+        load_model(broken)
