@@ -31,7 +31,7 @@ from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells, value_at
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
-from .patterns import group_rows, layer_words, match_rows
+from .patterns import group_rows, layer_words, probe_pairs
 from .polytopes import Facets, Polytopes, facets, split, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
@@ -297,13 +297,7 @@ def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: t
     owners = region[found.owner[inside]]
     if owners.numel() == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    words = packed_patterns_at(model, probe[inside])
-    index, matched = match_rows(region_words, words)
-    pairs = torch.stack([owners[matched], index[matched]], 1)
-    pairs = torch.sort(pairs[pairs[:, 0] != pairs[:, 1]], 1).values
-    R = region_words.shape[0]
-    code = torch.unique(pairs[:, 0] * R + pairs[:, 1])
-    return torch.stack([code // R, code % R], 1), int((~matched).sum())
+    return probe_pairs(owners, region_words, packed_patterns_at(model, probe[inside]))
 
 
 def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: torch.Tensor, P: int,

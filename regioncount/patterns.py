@@ -221,3 +221,16 @@ def match_rows(table: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor
     index = order[pos]
     found = (sorted_keys[pos] == query_keys) & (table[index] == queries).all(1)
     return index, found
+
+
+def probe_pairs(owners: torch.Tensor, table: torch.Tensor, probes: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Region adjacency from probes: region ``owners[i]`` (Q,) probed a point whose packed pattern is
+    ``probes[i]``; ``table`` (R, W) holds each region's pattern.  Returns the distinct pairs (E, 2) of
+    different regions, smaller id first, and the number of probes whose pattern is no region's (a probe
+    that landed on a boundary)."""
+    index, found = match_rows(table, probes)
+    pairs = torch.stack([owners[found], index[found]], 1)
+    pairs = torch.sort(pairs[pairs[:, 0] != pairs[:, 1]], 1).values
+    R = table.shape[0]
+    code = torch.unique(pairs[:, 0] * R + pairs[:, 1])
+    return torch.stack([code // R, code % R], 1), int((~found).sum())

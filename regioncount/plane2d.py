@@ -34,7 +34,7 @@ from .errors import CostLimitError, SegmentError
 from .fixedpoint import checked_solve
 from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
-from .patterns import group_rows, layer_words, match_rows
+from .patterns import group_rows, layer_words, probe_pairs
 from .polygons import Polygons, PolygonStore, rectangle, split_pairs
 from .results import PlanePartition
 from .sampled import deq_patterns, packed_patterns_at
@@ -205,8 +205,8 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
     return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved, doubtful
 
 
-def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor, region_words: torch.Tensor,
-               n_regions: int) -> tuple[torch.Tensor, int]:
+def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor,
+               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
     pattern found there.  Returns the pairs and the number of probes that matched no region."""
     device = polys.xy.device
@@ -229,13 +229,7 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
     points = probe[use]
     if points.shape[0] == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    probe_words = packed_patterns_at(model, plane.points(points))
-    candidate, found = match_rows(region_words, probe_words)
-    pairs = torch.stack([owners[found], candidate[found]], 1)  # region_words is indexed by region id
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = torch.sort(pairs, 1).values
-    code = torch.unique(pairs[:, 0] * n_regions + pairs[:, 1])
-    return torch.stack([code // n_regions, code % n_regions], 1), int((~found).sum())
+    return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
 
 
 def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
@@ -277,7 +271,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         touches = (on_border & polys.valid()).any(1)
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_words = words[representative]
-        pairs, unmatched = _adjacency(model, plane, polys, region, region_words, R)
+        pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
     seconds = watch.seconds()
     gradients, offsets = grads[representative], offs[representative]
     flat = gradients.reshape(R, -1)
