@@ -14,20 +14,17 @@ vertex at t = 0 (a direction to infinity).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, subdivide
-from .deq_cells import refine_general_deq
-from .devices import Stopwatch, default_memory_limit, resolve_device
+from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, partition_cells
+from .devices import Stopwatch, resolve_device
 from .errors import SegmentError
 from .geometry import Box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words
-from .polytopes import Polytopes
 
 
 def face_model(model: Model, axis: int, sign: float) -> tuple[Model, list[int]]:
@@ -106,17 +103,6 @@ class AllSpaceCount:
         }
 
 
-def _face_cells(model: Model, bx: Box, dev: torch.device, limit: CellLimit,
-                exact_budget: int) -> tuple[Polytopes, torch.Tensor, int, int]:
-    """One face's cells and patterns, with the decisions left to the tolerance and those decided exactly:
-    layered subdivision, or pattern refinement for a DEQ with a general W."""
-    if isinstance(model, DEQ) and model.unit_order is None:
-        refined = refine_general_deq(model, bx, dev, limit.check_size)
-        return refined.cells, refined.bits, refined.doubtful + refined.unresolved, 0
-    cells, bits, _, doubt, referee = subdivide(model, bx, dev, limit, exact_budget)
-    return cells, bits, doubt, referee.decided
-
-
 def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
                     memory_limit: int | None = None, exact_budget: int = 20_000,
                     assume_well_posed: bool = False, max_seconds: float | None = None) -> AllSpaceCount:
@@ -128,30 +114,28 @@ def count_all_space(model: Model, *, device: str | torch.device = "auto", max_re
     d = model.input_dim
     if d > MAX_DIMENSION:
         raise SegmentError(f"exact all-space counts are for at most {MAX_DIMENSION} input dimensions, got {d}")
-    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
-                      max_seconds)
+    limit = CellLimit.of(max_regions, memory_limit, max_seconds)
     watch = Stopwatch(dev)
     widths = model.hidden_widths if isinstance(model, FFN) else None
     words, unbounded, face_cells = [], [], []
     doubtful = decided = 0
     with torch.no_grad():
         check_pilot(model, Box((-1.0,) * d, (1.0,) * d), dev, limit)
-        cells, bits, doubt, exact = _face_cells(model, Box((-1.0,) * d, (1.0,) * d), dev, limit, exact_budget)
-        words.append(layer_words(bits, widths))
-        unbounded.append(torch.zeros(cells.count, dtype=torch.bool, device=dev))
-        face_cells.append(cells.count)
-        doubtful, decided = doubtful + doubt, decided + exact
+        part = partition_cells(model, Box((-1.0,) * d, (1.0,) * d), dev, limit, exact_budget)
+        words.append(layer_words(part.bits, widths))
+        unbounded.append(torch.zeros(part.cells.count, dtype=torch.bool, device=dev))
+        face_cells.append(part.cells.count)
+        doubtful, decided = doubtful + part.doubtful + part.unresolved, decided + part.exact_decisions
         face_box = Box((-1.0,) * (d - 1) + (0.0,), (1.0,) * d)
         for axis in range(d):
             for sign in (-1.0, 1.0):
                 face, keep = face_model(model, axis, sign)
-                cells, bits, doubt, exact = _face_cells(face, face_box, dev, limit, exact_budget)
-                words.append(layer_words(bits[:, keep], widths))
+                part = partition_cells(face, face_box, dev, limit, exact_budget)
+                words.append(layer_words(part.bits[:, keep], widths))
                 t_zero = 2 * (d - 1)  # the box face t = 0: the directions to infinity
-                unbounded.append(cells.has_bits(t_zero, t_zero + 1).any(1))
-                face_cells.append(cells.count)
-                doubtful, decided = doubtful + doubt, decided + exact
+                unbounded.append(part.cells.has_bits(t_zero, t_zero + 1).any(1))
+                face_cells.append(part.cells.count)
+                doubtful, decided = doubtful + part.doubtful + part.unresolved, decided + part.exact_decisions
         all_words = torch.cat(words)
         region, representative, _ = group_rows(all_words)
         R = representative.shape[0]

@@ -64,6 +64,13 @@ class CellLimit:
     deadline: float | None = None
     max_seconds: float | None = None
 
+    @classmethod
+    def of(cls, max_regions: int, memory_limit: int | None, max_seconds: float | None) -> CellLimit:
+        """The limits of a partition starting now (memory: half the RAM when None; time: none when None)."""
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+        return cls(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
+                   max_seconds)
+
     def check(self, cells: Polytopes) -> None:
         """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
         self.check_size(cells.count, cells.V, cells.x.shape[2], cells.tight.shape[2])
@@ -225,6 +232,37 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     return cells, bits, out, int(doubtful), referee
 
 
+@dataclass
+class CellPartition:
+    """The cells of a box and their patterns (P, units), output maps (P, d + 1, k), decisions left to the
+    tolerance (``doubtful``), cells accepted with an uncuttable violation (``unresolved``), decisions made
+    exactly, whether the exact budget ran out, the number of constraint bits and the method's name."""
+
+    cells: Polytopes
+    bits: torch.Tensor
+    out: torch.Tensor
+    doubtful: int
+    unresolved: int
+    exact_decisions: int
+    budget_spent: bool
+    constraints: int
+    engine: str
+
+
+def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimit,
+                    exact_budget: int) -> CellPartition:
+    """The cells of the box: layered subdivision (FFNs, triangular DEQs, with rational re-decisions), or
+    pattern refinement for a DEQ with a general W (:mod:`regioncount.deq_cells`)."""
+    if isinstance(model, DEQ) and model.unit_order is None:
+        refined = refine_general_deq(model, bx, device, limit.check_size)
+        return CellPartition(refined.cells, refined.bits, refined.out, refined.doubtful, refined.unresolved, 0,
+                             False, refined.constraints, "polytope refinement by patterns (general W)")
+    cells, bits, out, doubtful, referee = subdivide(model, bx, device, limit, exact_budget)
+    engine = "polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)"
+    return CellPartition(cells, bits, out, doubtful, 0, referee.decided, referee.spent, 2 * bx.dim + bits.shape[1],
+                         engine)
+
+
 class _Referee:
     """Re-decides doubtful zero tests exactly (:class:`ExactCells`), within a budget of decisions."""
 
@@ -383,26 +421,14 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     if not reach <= MAX_EXTENT:
         raise SegmentError(f"the box reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} volumes overflow float64")
     dev = resolve_device(device)
-    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    limit = CellLimit(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
-                      max_seconds)
+    limit = CellLimit.of(max_regions, memory_limit, max_seconds)
     watch = Stopwatch(dev)
     d = bx.dim
-    unresolved = decided = 0
-    spent = False
     with torch.no_grad():
         check_pilot(model, bx, dev, limit)
-        if certificate is None:
-            cells, bits, out, doubtful, referee = subdivide(model, bx, dev, limit, exact_budget)
-            constraints, decided, spent = 2 * d + bits.shape[1], referee.decided, referee.spent
-            engine = "polytope subdivision (layered)" if isinstance(model, FFN) else \
-                "polytope subdivision (unit by unit)"
-        else:
-            assert isinstance(model, DEQ)
-            refined = refine_general_deq(model, bx, dev, limit.check_size)
-            cells, bits, out, doubtful, unresolved = (refined.cells, refined.bits, refined.out, refined.doubtful,
-                                                       refined.unresolved)
-            constraints, engine = refined.constraints, "polytope refinement by patterns (general W)"
+        part = partition_cells(model, bx, dev, limit, exact_budget)
+        cells, bits, out, doubtful, unresolved = part.cells, part.bits, part.out, part.doubtful, part.unresolved
+        constraints = part.constraints
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
@@ -441,7 +467,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
                      "approximate")
     if doubtful:
-        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if spent else ""
+        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if part.budget_spent else ""
         tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
         notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
                      f"exactly{budget}: approximate")
@@ -449,6 +475,6 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
         gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
-        seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=engine,
-        notes=notes, tolerance_decisions=doubtful + unresolved, exact_decisions=decided)
+        seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=part.engine,
+        notes=notes, tolerance_decisions=doubtful + unresolved, exact_decisions=part.exact_decisions)
 

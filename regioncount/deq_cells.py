@@ -109,9 +109,8 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
             unresolved += int(stuck.numel())
             done.append((open_cells.select(stuck), active[stuck], coef[stuck]))
         cut = cuttable.nonzero().flatten()
-        if cut.numel() == 0:
-            open_cells = open_cells.select(cut)
-            continue
+        if cut.numel() == 0:  # every open cell was accepted: nothing is left to refine
+            break
         pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
         plus, minus = split(pieces, f[cut], t[cut], bit)
         bit += 1
