@@ -61,12 +61,17 @@ def matrix(value: Any, where: str) -> list[list[float]]:
     return rows
 
 
+def check_layer_counts(weights: int, biases: int) -> None:
+    """An FFN has at least one layer, and as many bias vectors as weight matrices."""
+    if weights == 0:
+        raise ModelFormatError("an FFN needs at least one layer")
+    if weights != biases:
+        raise ModelFormatError(f"{weights} weight matrices but {biases} bias vectors")
+
+
 def check_ffn_shapes(weights: Sequence[tuple[int, int]], biases: Sequence[int]) -> None:
     """Layer l has a weight of shape (out_l, in_l) and a bias of length out_l; in_{l+1} = out_l."""
-    if len(weights) == 0:
-        raise ModelFormatError("an FFN needs at least one layer")
-    if len(weights) != len(biases):
-        raise ModelFormatError(f"{len(weights)} weight matrices but {len(biases)} bias vectors")
+    check_layer_counts(len(weights), len(biases))
     for i, ((rows, cols), length) in enumerate(zip(weights, biases)):
         if rows == 0 or cols == 0:
             raise ModelFormatError(f"layers[{i}].weight has an empty shape {(rows, cols)}")

@@ -23,7 +23,7 @@ import torch
 from .errors import ModelFormatError, NotWellPosedError
 from .fixedpoint import solve_fixed_points
 from .geometry import Domain
-from .modelfile import check_deq_shapes, check_domain, check_ffn_shapes
+from .modelfile import check_deq_shapes, check_domain, check_ffn_shapes, check_layer_counts
 from .wellposed import acyclic_order, require_well_posed
 
 DTYPE = torch.float64
@@ -72,7 +72,7 @@ class FFN:
     domain: Domain | None = None
 
     def __post_init__(self) -> None:
-        check_ffn_shapes([(1, 1)] * len(self.weights), [1] * len(self.biases))  # counts first (messages)
+        check_layer_counts(len(self.weights), len(self.biases))
         self.weights = [_as_matrix(w, f"layers[{i}].weight") for i, w in enumerate(self.weights)]
         self.biases = [_as_vector(b, f"layers[{i}].bias") for i, b in enumerate(self.biases)]
         check_ffn_shapes([(int(w.shape[0]), int(w.shape[1])) for w in self.weights],
@@ -132,7 +132,9 @@ class DEQ:
         self.U = _as_matrix(self.U, "U")
         self.b = _as_vector(self.b, "b")
         self.A = _as_matrix(self.A, "A")
-        shape = lambda t: (int(t.shape[0]), int(t.shape[1]))  # noqa: E731
+        def shape(t: torch.Tensor) -> tuple[int, int]:
+            return int(t.shape[0]), int(t.shape[1])
+
         check_deq_shapes(shape(self.W), shape(self.U), int(self.b.shape[0]), shape(self.A), None, None)
         k, d = self.A.shape[0], self.U.shape[1]
         self.c = torch.zeros(k, dtype=DTYPE) if self.c is None else _as_vector(self.c, "c")
