@@ -169,9 +169,9 @@ class PieceSink:
             return
         self._lengths(left, right)
         if slopes is not None:
-            mids = (left + right) * 0.5
             self._compare_neighbours(slopes[:-1], slopes[1:], None if slope_errors is None else slope_errors[:-1],
-                                     None if slope_errors is None else slope_errors[1:], mids[:-1], mids[1:])
+                                     None if slope_errors is None else slope_errors[1:],
+                                     lambda: ((left[:-1] + right[:-1]) * 0.5, (left[1:] + right[1:]) * 0.5))
         self._finish(left, right, slopes, slope_errors)
 
     def add_pieces_by_flips(self, left: torch.Tensor, right: torch.Tensor, firsts: torch.Tensor,
@@ -184,7 +184,8 @@ class PieceSink:
             return
         self._lengths(left, right)
         self._compare_neighbours(lasts[:-1], firsts[1:], None if last_errors is None else last_errors[:-1],
-                                 None if first_errors is None else first_errors[1:], last_mids[:-1], first_mids[1:])
+                                 None if first_errors is None else first_errors[1:],
+                                 lambda: (last_mids[:-1], first_mids[1:]))
         self.slope_changes += inner_changes
         self._finish(left, right, lasts, last_errors, first=(firsts[0], None if first_errors is None
                                                               else first_errors[0], first_mids[0]))
@@ -204,8 +205,9 @@ class PieceSink:
         self.last_length = float(lengths[-1])
 
     def _compare_neighbours(self, a: torch.Tensor, b: torch.Tensor, err_a: torch.Tensor | None,
-                            err_b: torch.Tensor | None, mid_a: torch.Tensor, mid_b: torch.Tensor) -> None:
-        """Count the slope changes between neighbouring pieces with slopes a[i] (left) and b[i] (right)."""
+                            err_b: torch.Tensor | None, mids: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Count the slope changes between neighbouring pieces with slopes a[i] (left) and b[i] (right);
+        ``mids()`` gives their midpoints, asked for only to record the pairs the error bounds leave open."""
         if a.shape[0] == 0:
             return
         differ, doubtful = compare_slopes(b, a, self.exact_slopes)
@@ -218,6 +220,7 @@ class PieceSink:
         if n_unsure:
             self.slope_doubts_total += n_unsure
             if self.slope_doubts_total <= MAX_SLOPE_DOUBTS:
+                mid_a, mid_b = mids()
                 for i in unsure.nonzero()[:, 0].tolist():
                     self.slope_doubt_pairs.append((float(mid_a[i]), float(mid_b[i]), bool(differ[i])))
 
@@ -234,8 +237,8 @@ class PieceSink:
                 error, prev_error = first[1], self.last_slope_error
                 errors = (prev_error[None], error[None]) if error is not None and prev_error is not None else (None, None)
                 prev_mid = self.last_mid if self.last_mid is not None else first[2]
-                self._compare_neighbours(self.last_slope[None], first[0][None], errors[0], errors[1], prev_mid[None],
-                                         first[2][None])
+                self._compare_neighbours(self.last_slope[None], first[0][None], errors[0], errors[1],
+                                         lambda: (prev_mid[None], first[2][None]))
             self.last_slope = slopes[-1].clone()
             if slope_errors is not None:
                 self.last_slope_error = slope_errors[-1].clone()
