@@ -15,16 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-import torch
-
 from .models import DEQ, FFN, Model
 from .polytopes import bit_mask
+from .rational1d import fractions_of
 
 Affine = tuple[tuple[Fraction, ...], Fraction]  # (a, c): a . x + c
-
-
-def _fractions(t: torch.Tensor) -> list:
-    return [[Fraction(v) for v in row] for row in t.tolist()] if t.dim() == 2 else [Fraction(v) for v in t.tolist()]
 
 
 class ExactCells:
@@ -39,17 +34,17 @@ class ExactCells:
         self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
         self._cache: dict[tuple, list[Affine]] = {}
         if isinstance(model, FFN):
-            self.W = [_fractions(w) for w in model.weights[:-1]]
-            self.b = [_fractions(b) for b in model.biases[:-1]]
+            self.W = [fractions_of(w) for w in model.weights[:-1]]
+            self.b = [fractions_of(b) for b in model.biases[:-1]]
             starts = [0]
             for w in model.hidden_widths:
                 starts.append(starts[-1] + w)
             self.starts = starts
         else:
             assert isinstance(model, DEQ) and model.unit_order is not None
-            self.Wd = _fractions(model.W)
-            self.U = _fractions(model.U)
-            self.bd = _fractions(model.b)
+            self.Wd = fractions_of(model.W)
+            self.U = fractions_of(model.U)
+            self.bd = fractions_of(model.b)
             self.order = list(model.unit_order)
             self.position = {t: i for i, t in enumerate(self.order)}
 

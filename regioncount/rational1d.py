@@ -31,7 +31,8 @@ class ExactCount:
     outputs: list[tuple[tuple[Fraction, ...], tuple[Fraction, ...]]]
 
 
-def _fr(tensor) -> list:
+def fractions_of(tensor) -> list:  # noqa: ANN001 - a 1-D or 2-D float tensor
+    """A vector or matrix of float64 values as exact rationals (nested lists of Fraction)."""
     if tensor.dim() == 1:
         return [Fraction(float(v)) for v in tensor.tolist()]
     return [[Fraction(float(v)) for v in row] for row in tensor.tolist()]
@@ -59,7 +60,7 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
     V = [Fraction(x) for x in v]
     pieces: list[tuple[Fraction, Fraction, Any]] = [(Fraction(t_low), Fraction(t_high), None)]
     if isinstance(model, FFN):
-        Ws, bs = [_fr(w) for w in model.weights], [_fr(b) for b in model.biases]
+        Ws, bs = [fractions_of(w) for w in model.weights], [fractions_of(b) for b in model.biases]
         # state: list of affine maps of the current layer's inputs, plus the pattern so far
         pieces = [(tl, tr, ([(vi, pi) for vi, pi in zip(V, P)], ())) for tl, tr, _ in pieces]
         for W, b in zip(Ws[:-1], bs[:-1]):
@@ -84,7 +85,7 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
         patterns = [pattern for _, _, (_, pattern) in pieces]
     else:
         assert isinstance(model, DEQ)
-        W, U, b, A, B = _fr(model.W), _fr(model.U), _fr(model.b), _fr(model.A), _fr(model.B)
+        W, U, b, A, B = (fractions_of(t) for t in (model.W, model.U, model.b, model.A, model.B))
         m = len(W)
         order = _topological(W)
         input_maps = [(sum((u * vi for u, vi in zip(U[t], V)), Fraction(0)),
@@ -110,7 +111,7 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
         outputs = []
         skip = tuple(sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B)
         skip_c = tuple(sum((bk * pi for bk, pi in zip(row, P)), Fraction(0)) + ck
-                       for row, ck in zip(B, _fr(model.c)))
+                       for row, ck in zip(B, fractions_of(model.c)))
         for _, _, (z, _) in pieces:
             maps = [_affine_dot(row, z) for row in A]
             outputs.append((tuple(sc + sk for (sc, _), sk in zip(maps, skip)),
@@ -132,13 +133,13 @@ def _ffn_at(model: FFN, point: list[Fraction], slope: list[Fraction] | None
     """The FFN's exact outputs at ``point`` and, with a direction ``slope``, their exact directional
     derivatives on the activation region of the point (pattern: pre-activation > 0)."""
     for w, b in zip(model.weights[:-1], model.biases[:-1]):
-        W, bias = _fr(w), _fr(b)
+        W, bias = fractions_of(w), fractions_of(b)
         z = [sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(W, bias)]
         if slope is not None:
             s = [sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in W]
             slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(s, z)]
         point = [zj if zj > 0 else Fraction(0) for zj in z]
-    readout, last = _fr(model.weights[-1]), _fr(model.biases[-1])
+    readout, last = fractions_of(model.weights[-1]), fractions_of(model.biases[-1])
     outputs = tuple(sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(readout, last))
     if slope is None:
         return outputs, None
@@ -160,7 +161,7 @@ def exact_output(model: Model, x: Fraction) -> tuple[Fraction, ...]:
     with diagonal < 1, solved by forward substitution: ``z_t = relu(r_t) / (1 - W_tt)``)."""
     if isinstance(model, FFN):
         return _ffn_at(model, [Fraction(x)], None)[0]
-    W, U, b, A, B, c = _fr(model.W), _fr(model.U), _fr(model.b), _fr(model.A), _fr(model.B), _fr(model.c)
+    W, U, b, A, B, c = (fractions_of(t) for t in (model.W, model.U, model.b, model.A, model.B, model.c))
     m = len(W)
     z = [Fraction(0)] * m
     for t in _topological(W):
