@@ -326,8 +326,7 @@ def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: t
     Returns the pairs (E, 2) and the number of probes that matched no region."""
     device = cells.x.device
     size = max(h - lo for lo, h in zip(bx.low, bx.high))
-    height = found.offset - (found.normal * cells.centres()[found.owner]).sum(1)
-    step = torch.minimum(height * 1e-3, torch.full_like(height, 1e-7 * size))
+    step = torch.minimum(found.depth * 1e-3, torch.full_like(found.depth, 1e-7 * size))
     probe = found.centre + found.normal * step[:, None]
     lo = torch.tensor(bx.low, dtype=DTYPE, device=device)
     hi = torch.tensor(bx.high, dtype=DTYPE, device=device)

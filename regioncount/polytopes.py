@@ -230,13 +230,15 @@ def _maximal(owner: torch.Tensor, words: torch.Tensor, P: int) -> torch.Tensor:
 class Facets:
     """The facets of a batch of polytopes: ``owner`` (F,) polytope, ``mask`` (F, V) its vertices,
     ``centre`` (F, d) vertex mean, ``normal`` (F, d) unit outward normal, ``offset`` (F,) with
-    normal . x <= offset on the polytope."""
+    normal . x <= offset on the polytope, ``depth`` (F,) the distance from the polytope's vertex mean to the
+    facet's plane."""
 
     owner: torch.Tensor
     mask: torch.Tensor
     centre: torch.Tensor
     normal: torch.Tensor
     offset: torch.Tensor
+    depth: torch.Tensor
 
 
 #: Facets whose vertices are gathered at once (each padded to the largest vertex count of its chunk).
@@ -268,9 +270,10 @@ def facets(poly: Polytopes, constraints: int) -> Facets:
         parts.append((centre, normal * sign[:, None]))
     if not parts:
         empty = poly.x.new_zeros(0, d)
-        return Facets(owner, mask, empty, empty, poly.x.new_zeros(0))
+        return Facets(owner, mask, empty, empty, poly.x.new_zeros(0), poly.x.new_zeros(0))
     centre, normal = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    return Facets(owner, mask, centre, normal, (normal * centre).sum(1))
+    offset = (normal * centre).sum(1)
+    return Facets(owner, mask, centre, normal, offset, offset - (normal * inner[owner]).sum(1))
 
 
 def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
@@ -313,6 +316,5 @@ def volumes(poly: Polytopes, found: Facets) -> torch.Tensor:
     if d != 3:
         raise ValueError("volumes are computed for d <= 3")
     areas = _polygon_areas(poly.x[found.owner], found.mask, found.normal)
-    height = found.offset - (found.normal * poly.centres()[found.owner]).sum(1)
     return torch.zeros(poly.count, dtype=poly.x.dtype, device=poly.x.device).index_add_(
-        0, found.owner, areas * height / 3)
+        0, found.owner, areas * found.depth / 3)
