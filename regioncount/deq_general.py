@@ -23,10 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .deq_proof import distinct_sequence
 from .fixedpoint import checked_solve, solve_fixed_points
 from .models import DEQ, DTYPE
 from .tolerances import SETTLE_ZERO_RTOL
 from .walk1d import merge_tolerance, slopes_differ
+
+#: Bytes of activation patterns a walk keeps for its proof (:mod:`regioncount.deq_proof`); past it the walk
+#: goes on without them and its decisions stay unproven.
+PATTERN_MEMORY = 2**29
 
 
 @dataclass
@@ -40,6 +45,9 @@ class WalkResult:
     #: decisions taken inside a tolerance band (merged or skipped near-coincident crossings, zero tests
     #: of units not meant to flip, slope comparisons within the relative tolerance)
     doubtful: int = 0
+    #: the patterns met, in order along the segment, equal neighbours collapsed (N, m) bool
+    #: (``keep_patterns``; None when they did not fit ``PATTERN_MEMORY``)
+    sequence: torch.Tensor | None = None
 
 
 class _Walkers:
@@ -109,11 +117,13 @@ class _Walk:
     failures: int
     steps: int
     doubtful: int = 0
+    #: (walker ids, patterns) of the start and of every step, in order (``keep_patterns``)
+    patterns: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, *,
                device: torch.device, linear_pieces: bool = True, keep_breakpoints: bool = False,
-               tau: float = 0.0, max_steps: int | None = None) -> _Walk:
+               tau: float = 0.0, max_steps: int | None = None, keep_patterns: bool = False) -> _Walk:
     """K walkers in lock step: walker k walks x = P_k + t V_k from t0_k to t1_k (all (K, d) / (K,)).
 
     Starting patterns come from :func:`solve_fixed_points` at the start points, settled by the
@@ -135,6 +145,8 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
     last_slope = first_slope.clone() if first_slope is not None else None
     running = torch.ones(K, dtype=torch.bool, device=device)
     points: list[tuple[torch.Tensor, torch.Tensor]] = []
+    patterns = [(everyone, active.clone())] if keep_patterns else None
+    kept = 0
     steps = 0
     limit = max_steps if max_steps is not None else 2**m + 2
     while bool(running.any()) and steps < limit:
@@ -169,14 +181,20 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
         counts[move] += 1
         if keep_breakpoints:
             points.append((move.cpu(), t_new.cpu()))
+        if patterns is not None:
+            patterns.append((move, new_active))
+            kept += new_active.numel() + 8 * move.numel()
+            if kept > PATTERN_MEMORY:  # too many regions to prove afterwards: stop keeping them
+                patterns = None
     failures += int(running.sum())
     return _Walk(counts, first, active, slope_changes, first_slope, last_slope, points, failures, steps,
-                 doubtful)
+                 doubtful, patterns)
 
 
 def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
                  walkers: int = 256, device: torch.device, linear_pieces: bool = True,
-                 keep_breakpoints: bool = False, max_steps: int | None = None) -> WalkResult:
+                 keep_breakpoints: bool = False, max_steps: int | None = None,
+                 keep_patterns: bool = False) -> WalkResult:
     """Exact count along x(t) = p + t v, t in [t_low, t_high], of a well-posed DEQ with any W.
 
     ``walkers`` walkers start at equally spaced cuts and each walks to the next cut (:func:`walk_lines`);
@@ -190,7 +208,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     p, v = p.to(DTYPE), v.to(DTYPE)
     walk = walk_lines(model, p.expand(K, -1), v.expand(K, -1), cuts[:-1], cuts[1:], device=device,
                       linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, tau=tau,
-                      max_steps=max_steps)
+                      max_steps=max_steps, keep_patterns=keep_patterns)
     boundary_changes = (walk.last[:-1] != walk.first[1:]).any(1)
     regions = int(walk.counts.sum()) - (K - 1) + int(boundary_changes.sum())
     pieces = None
@@ -203,7 +221,12 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
         inner = cuts[1:-1][boundary_changes.cpu()]
         found = [tt for _, tt in walk.breakpoints]
         breakpoints = torch.sort(torch.cat(found + [inner])).values.numpy()
-    return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps, walk.doubtful)
+    sequence = None
+    if walk.patterns is not None:
+        ids = torch.cat([w for w, _ in walk.patterns])
+        order = torch.sort(ids, stable=True).indices  # by walker, then in walking order
+        sequence = distinct_sequence(torch.cat([pat for _, pat in walk.patterns])[order])
+    return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps, walk.doubtful, sequence)
 
 
 def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, int]:

@@ -22,6 +22,7 @@ from .devices import Stopwatch, default_memory_limit, resolve_device, synchroniz
 from .errors import NotWellPosedError
 from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .forward_error import layer_bounds
+from .general_exact import decide_general_walk
 from .geometry import Segment, resolve_segment
 from .kernels import build_kernel, run_kernel
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
@@ -223,38 +224,41 @@ def _resolve_slope_doubts(model: FFN, seg: Segment, sink: PieceSink, pieces: int
 
 def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_pieces: bool, keep_breakpoints: bool,
                        walkers: int, certificate: str) -> SegmentCount:
-    """Exact count of a general-W DEQ by the batched pattern walk (cost O(regions * m^3) in torch)."""
+    """Count of a general-W DEQ by the batched pattern walk (cost O(regions * m^3) in torch), proven by
+    rigorous error bounds or decided again exactly (:mod:`regioncount.general_exact`)."""
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
     watch = Stopwatch(dev)
     walk = walk_segment(model, p, v, seg.t_low, seg.t_high, walkers=walkers, device=dev,
-                        linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
-    seconds = watch.seconds()
+                        linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, keep_patterns=True)
     if walk.failures:
         raise NotWellPosedError(
             f"{walk.failures} fixed-point solves or pattern updates failed their checks along the segment: "
             "the count cannot be trusted (is the DEQ well-posed?)"
         )
+    verdict = decide_general_walk(model, seg, walk, linear_pieces, RATIONAL_RECOUNT_BUDGET)
+    seconds = watch.seconds()
+    breakpoints = walk.breakpoints
+    if verdict.exact_breakpoints is not None and keep_breakpoints:
+        breakpoints = np.array([float(b) for b in verdict.exact_breakpoints], dtype=np.float64)
     lengths = None
-    if walk.breakpoints is not None:
-        ends = np.concatenate([[seg.t_low], walk.breakpoints, [seg.t_high]])
+    if breakpoints is not None:
+        ends = np.concatenate([[seg.t_low], breakpoints, [seg.t_high]])
         lengths = np.diff(ends)
     return SegmentCount(
         model=model.name or model.describe(),
-        activation_regions=walk.activation_regions,
-        linear_pieces=walk.linear_pieces,
+        activation_regions=verdict.regions,
+        linear_pieces=verdict.pieces,
         segment=seg.describe(),
-        method="approximate" if walk.doubtful else "exact",
-        doubtful_decisions=walk.doubtful,
+        method=verdict.method,
+        doubtful_decisions=verdict.open_decisions,
         device=dev.type,
         seconds=seconds,
         tolerance=merge_tolerance(seg.t_low, seg.t_high),
-        breakpoints=walk.breakpoints,
+        breakpoints=breakpoints,
         region_lengths=lengths,
         shortest_region=None if lengths is None else float(lengths.min()),
         longest_region=None if lengths is None else float(lengths.max()),
         end_regions=None if lengths is None else region_ends(lengths),
-        algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}"
-                  + (f"; {walk.doubtful} decision(s) left to the tolerance (no exact second opinion for a "
-                     "general W yet)" if walk.doubtful else ""),
+        algorithm=f"pattern walk ({walk.walkers} walkers); {certificate}" + verdict.note,
     )

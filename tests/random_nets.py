@@ -88,6 +88,39 @@ def random_deq(rng: random.Random, d: int, t_low: float, permute: bool = False) 
     return DEQ(W=W, U=U, b=b, A=A, B=B, name="random-deq")
 
 
+def random_general_deq(rng: random.Random, d: int, t_low: float) -> DEQ:
+    """A DEQ with a cyclic (non-triangular) dyadic W of ||W||_2 < 1, and degenerate units: duplicated and
+    rescaled rows (coincident breakpoints), dead units, input-only units with a zero at ``t_low`` (for
+    d = 1), zero output columns."""
+    m = rng.randint(2, 7)
+    while True:
+        W = torch.tensor([[rng.randint(-3, 3) / 8 if rng.random() < 0.6 else 0.0 for _ in range(m)]
+                          for _ in range(m)], dtype=torch.float64) / m
+        W[0, m - 1] = W[0, m - 1] or 1 / 8  # a cycle through every unit
+        for j in range(1, m):
+            W[j, j - 1] = W[j, j - 1] or -1 / 8
+        if float(torch.linalg.matrix_norm(W, ord=2)) < 0.99:
+            break
+    U = torch.tensor([[dyadic(rng) for _ in range(d)] for _ in range(m)], dtype=torch.float64)
+    b = torch.tensor([dyadic(rng) for _ in range(m)], dtype=torch.float64)
+    for j in range(1, m):
+        roll = rng.random()
+        k = rng.randrange(j)
+        if roll < 0.15:  # u_j = c u_k: the same zero
+            c = rng.choice((1.0, 2.0, 0.5))
+            W[j], U[j], b[j] = W[k] * c, U[k] * c, b[k] * c
+        elif roll < 0.25:  # dead: constant pre-activation
+            W[j], U[j] = 0.0, 0.0
+        elif roll < 0.35 and d == 1:  # depends on x only, with its zero at the left end
+            W[j] = 0.0
+            U[j, 0] = U[j, 0] or 1.0
+            b[j] = -U[j, 0] * t_low
+    k = rng.randint(1, 2)
+    A = torch.tensor([[dyadic(rng, zero_p=0.3) for _ in range(m)] for _ in range(k)], dtype=torch.float64)
+    B = torch.tensor([[dyadic(rng, zero_p=0.5) for _ in range(d)] for _ in range(k)], dtype=torch.float64)
+    return DEQ(W=W, U=U, b=b, A=A, B=B, name="random-general-deq")
+
+
 def gaussian_ffn(dims: list[int], seed: int, bias: float = 0.5, *, he: bool = False, dead_out: bool = False,
                  name: str | None = None) -> FFN:
     """Gaussian FFN (float64): weights N(0, 1) (``he``: N(0, 2 / fan_in)), biases N(0, bias^2);

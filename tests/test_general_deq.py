@@ -108,18 +108,24 @@ def test_chords_of_a_general_deq_are_walked_together():
     assert batched.tolist() == single
 
 
-def test_general_walk_reports_tolerance_decisions():
+def test_general_walk_decides_tolerance_cases_exactly():
     """A general-W DEQ whose two units cross 2^-50 apart (below the merge tolerance): the walk merges them,
-    so the count is labelled approximate with the decision counted; apart by 2^-20 it is exact."""
-    for gap, method in ((2.0**-50, "approximate"), (2.0**-20, "exact")):
+    its proof fails there and the exact rational walk decides the count (3 regions); apart by 2^-20 the
+    float64 walk is proven as it stands."""
+    from regioncount.rational_deq import exact_general_count
+
+    for gap, decided in ((2.0**-50, "exact rational walk"), (2.0**-20, "every decision proven")):
         W = torch.tensor([[0.0, 0.25], [-0.25, 0.0]], dtype=torch.float64)  # cyclic, contractive
         # unit 2 feeds unit 1 only where unit 2 is active; pick biases so that the two zeros are gap apart
         model = DEQ(W=W, U=[[1.0], [1.0]], b=[-0.5, -0.5 - gap], A=[[1.0, 2.0]])
         result = count_segment(model, interval=(0, 0.49))  # both units inactive: no crossing
         assert result.method == "exact" and result.activation_regions == 1
         result = count_segment(model, interval=(0, 1))
-        assert result.method == method, result.algorithm
-        assert (result.doubtful_decisions > 0) == (method == "approximate")
+        exact = exact_general_count(model, [0.0], [1.0], 0.0, 1.0)
+        assert result.method == "exact" and decided in result.algorithm, result.algorithm
+        assert (result.activation_regions, result.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+        assert (result.doubtful_decisions > 0) == (gap < 2.0**-40)
+    assert exact.activation_regions == 3
 
 
 def test_forward_of_a_certified_general_deq_and_the_public_solver():

@@ -1,0 +1,154 @@
+"""Exact-rational 1-D walk of a DEQ with any well-posed W: no tolerance anywhere (``docs/exactness.md``).
+
+On an activation pattern D the pre-activations along x(t) = p + t v are ``u(t) = g t + h`` with
+``(I - W D) [g h] = [U v, U p + b]``, solved here by Gaussian elimination over ``fractions.Fraction`` (the
+float64 weights are dyadic rationals, so this is exact).  The pattern just after a point t is the strict
+one, active iff ``(u_j(t), g_j) > 0`` lexicographically; it is settled by Murty's least-index rule (flip the
+smallest unit of the wrong sign), which ends for every P-matrix ``I - W`` - the matrices every certificate
+of :mod:`regioncount.wellposed` proves.  The walk goes from the pattern after ``t_low`` to the smallest
+zero of a unit leaving it, settles there, and so on to ``t_high``.  Cost: about ``m^3`` rational operations
+per new pattern (solves are cached by pattern), see :func:`general_rational_cost`.
+
+It is the exact second opinion of the float64 pattern walk (:mod:`regioncount.deq_general`) and the
+reference the tests compare it with.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .errors import NotWellPosedError
+from .models import DEQ
+from .rational1d import ExactCount, fractions_of
+
+Pattern = tuple[int, ...]
+
+
+def solve_exact(M: list[list[Fraction]], rhs: list[list[Fraction]]) -> list[list[Fraction]] | None:
+    """Solve ``M X = rhs`` exactly (M (m, m), rhs (m, r) as nested lists); ``None`` when M is singular."""
+    m = len(M)
+    rows = [list(M[i]) + list(rhs[i]) for i in range(m)]
+    for col in range(m):
+        pivot = next((r for r in range(col, m) if rows[r][col] != 0), None)
+        if pivot is None:
+            return None
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        head = rows[col]
+        inv = 1 / head[col]
+        for r in range(col + 1, m):
+            factor = rows[r][col] * inv
+            if factor:
+                rows[r] = [a - factor * b for a, b in zip(rows[r], head)]
+    width = len(rows[0]) - m
+    X = [[Fraction(0)] * width for _ in range(m)]
+    for i in range(m - 1, -1, -1):
+        for k in range(width):
+            acc = rows[i][m + k] - sum((rows[i][j] * X[j][k] for j in range(i + 1, m)), Fraction(0))
+            X[i][k] = acc / rows[i][i]
+    return X
+
+
+class ExactPatterns:
+    """Exact affine pre-activations ``(g, h)`` of a DEQ along one line, per activation pattern (cached)."""
+
+    def __init__(self, model: DEQ, p: list[float], v: list[float]) -> None:
+        self.W = fractions_of(model.W)
+        U, b = fractions_of(model.U), fractions_of(model.b)
+        P, V = [Fraction(x) for x in p], [Fraction(x) for x in v]
+        self.m = len(self.W)
+        self.rhs = [[sum((u * vi for u, vi in zip(U[j], V)), Fraction(0)),
+                     sum((u * pi for u, pi in zip(U[j], P)), Fraction(0)) + b[j]] for j in range(self.m)]
+        self.A, B = fractions_of(model.A), fractions_of(model.B)
+        self.skip = [sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B]
+        self.skip_c = [sum((bk * pi for bk, pi in zip(row, P)), Fraction(0)) + ck
+                       for row, ck in zip(B, fractions_of(model.c))]
+        self.cache: dict[Pattern, tuple[list[Fraction], list[Fraction]]] = {}
+        self.solves = 0
+
+    def affine(self, pattern: Pattern) -> tuple[list[Fraction], list[Fraction]]:
+        """(g, h) with u(t) = g t + h on ``pattern``; a singular ``I - W D`` raises NotWellPosedError."""
+        if pattern not in self.cache:
+            M = [[(1 if i == j else 0) - self.W[i][j] * pattern[j] for j in range(self.m)] for i in range(self.m)]
+            X = solve_exact(M, self.rhs)
+            if X is None:
+                raise NotWellPosedError(f"I - W D is singular (exactly) for the activation pattern {pattern}: "
+                                        "the DEQ is not well-posed")
+            self.solves += 1
+            self.cache[pattern] = ([row[0] for row in X], [row[1] for row in X])
+        return self.cache[pattern]
+
+    def output_slope(self, pattern: Pattern) -> tuple[Fraction, ...]:
+        """dy/dt on ``pattern``: ``A (d * g) + B v``."""
+        g, _ = self.affine(pattern)
+        return tuple(sum((a * gj for a, gj, dj in zip(row, g, pattern) if dj), Fraction(0)) + s
+                     for row, s in zip(self.A, self.skip))
+
+    def output_intercept(self, pattern: Pattern) -> tuple[Fraction, ...]:
+        """y at t = 0 on ``pattern``: ``A (d * h) + B p + c``."""
+        _, h = self.affine(pattern)
+        return tuple(sum((a * hj for a, hj, dj in zip(row, h, pattern) if dj), Fraction(0)) + s
+                     for row, s in zip(self.A, self.skip_c))
+
+    def settle(self, pattern: Pattern, t: Fraction, max_flips: int) -> Pattern:
+        """The strict pattern just after ``t``, from a starting guess, by least-index flips."""
+        current = list(pattern)
+        for _ in range(max_flips):
+            g, h = self.affine(tuple(current))
+            wrong = None
+            for j in range(self.m):
+                value = g[j] * t + h[j]
+                wanted = value > 0 or (value == 0 and g[j] > 0)
+                if wanted != bool(current[j]):
+                    wrong = j
+                    break
+            if wrong is None:
+                return tuple(current)
+            current[wrong] ^= 1
+        raise NotWellPosedError(f"the exact pattern walk could not settle the pattern at t = {float(t):.17g} "
+                                f"in {max_flips} flips (is I - W a P-matrix?)")
+
+
+def exact_general_count(model: DEQ, p: list[float], v: list[float], t_low: float, t_high: float,
+                        start: Pattern | None = None, max_flips: int | None = None) -> ExactCount:
+    """Exact regions and pieces of a general-W DEQ along x(t) = p + t v, t in [t_low, t_high].
+
+    ``start`` is a guess of the pattern just after ``t_low`` (any guess is corrected exactly); without it
+    the walk starts from the all-inactive pattern."""
+    exact = ExactPatterns(model, p, v)
+    m = exact.m
+    limit = max_flips if max_flips is not None else 8 * m * m + 16
+    t, end = Fraction(t_low), Fraction(t_high)
+    pattern = exact.settle(start if start is not None else (0,) * m, t, limit)
+    patterns, breakpoints = [pattern], []
+    while True:
+        g, h = exact.affine(pattern)
+        leaving = [-h[j] / g[j] for j in range(m) if g[j] != 0 and (g[j] < 0) == bool(pattern[j])]
+        after = [x for x in leaving if x > t]
+        nxt = min(after, default=None)
+        if nxt is None or nxt >= end:
+            break
+        crossing = [int(g[j] != 0 and (g[j] < 0) == bool(pattern[j]) and -h[j] / g[j] == nxt) for j in range(m)]
+        settled = exact.settle(tuple(a ^ c for a, c in zip(pattern, crossing)), nxt, limit)
+        t = nxt
+        if settled != pattern:  # a unit touching zero without changing sign does not split a region
+            patterns.append(settled)
+            breakpoints.append(nxt)
+        pattern = settled
+    outputs = [(exact.output_slope(pat), exact.output_intercept(pat)) for pat in patterns]
+    slopes = [slope for slope, _ in outputs]
+    changes = sum(1 for a, b in zip(slopes, slopes[1:]) if a != b)
+    return ExactCount(activation_regions=len(patterns), linear_pieces=changes + 1,
+                      breakpoints=breakpoints, patterns=patterns, outputs=outputs)
+
+
+def exact_slopes_differ(model: DEQ, p: list[float], v: list[float], left: Pattern, right: Pattern) -> bool:
+    """Whether the exact output slopes of ``model`` along the line differ on two activation patterns."""
+    exact = ExactPatterns(model, p, v)
+    return exact.output_slope(left) != exact.output_slope(right)
+
+
+def general_rational_cost(model: DEQ, regions: float) -> float:
+    """Rational operations of :func:`exact_general_count` for about ``regions`` regions (an estimate: one
+    elimination with two right-hand sides per pattern, plus the settling evaluations)."""
+    m = model.width
+    return float(regions) * (m**3 / 3.0 + 4.0 * m * m + 2.0 * m * model.A.shape[0]) * 2.0
