@@ -1,0 +1,80 @@
+"""Benchmark of exact 1-D counts of DEQs with a general (cyclic) W: the pattern walk and its proof.
+
+    python benchmarks/bench_general_deq.py [--devices cpu,cuda] [--repeats 3] [--json FILE]
+
+Cases: random contractive W (||W||_2 = 0.95, m = 16, 64, 128, on [-30, 30]) and the Theorem 1 DEQ with one
+cyclic entry W[0, m-1] = 2^-30 added (m = 8, 10, 12 on [0, 1]: 2^m regions).  Each row is the best of
+``--repeats`` timings of the count itself (``SegmentCount.seconds``: the walk, its a-posteriori proof and
+any exact decisions; the well-posedness certificate is not timed, ``assume_well_posed``).  Prints a
+markdown table naming the method that made each count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+
+def contractive(m: int, seed: int = 3, norm: float = 0.95):
+    import torch
+
+    from regioncount import DEQ
+
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+    W *= norm / torch.linalg.matrix_norm(W, ord=2)
+    return DEQ(W=W, U=torch.randn(m, 1, generator=gen, dtype=torch.float64) * 2,
+               b=torch.randn(m, generator=gen, dtype=torch.float64),
+               A=torch.randn(2, m, generator=gen, dtype=torch.float64), name=f"contractive-{m}")
+
+
+def theorem1_with_cycle(m: int):
+    from regioncount import DEQ, theorem1_deq
+
+    base = theorem1_deq(m, "a")
+    W = base.W.clone()
+    W[0, m - 1] = 2.0**-30
+    return DEQ(W=W, U=base.U, b=base.b, A=base.A, B=base.B, c=base.c, name=f"theorem1-cycle-{m}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    import torch
+
+    from regioncount import count_segment
+
+    cases = [(f"contractive W, m = {m}, on [-30, 30]", contractive(m), (-30.0, 30.0)) for m in (16, 64, 128)]
+    cases += [(f"Theorem 1 DEQ + one cyclic entry, m = {m}, on [0, 1]", theorem1_with_cycle(m), (0.0, 1.0))
+              for m in (8, 10, 12)]
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print()
+    print("| case | device | regions | pieces | seconds | method |")
+    print("|---|---|---:|---:|---:|---|")
+    rows = []
+    for device in args.devices.split(","):
+        if device == "cuda" and not torch.cuda.is_available():
+            continue
+        for name, model, interval in cases:
+            best = None
+            for _ in range(max(1, args.repeats)):
+                result = count_segment(model, interval=interval, assume_well_posed=True, max_regions=None,
+                                       device=device)
+                best = result.seconds if best is None else min(best, result.seconds)
+            how = result.algorithm.split(";")[-1].strip()
+            rows.append({"case": name, "device": device, "regions": result.activation_regions,
+                         "pieces": result.linear_pieces, "seconds": best, "method": result.method, "how": how})
+            print(f"| {name} | {device} | {result.activation_regions:,} | {result.linear_pieces:,} | "
+                  f"{best * 1000:.1f} ms | {result.method}: {how} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
