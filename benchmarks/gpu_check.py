@@ -200,6 +200,8 @@ def main() -> None:
          150, tmp / "plane.json"),
         ("box", [py, "benchmarks/bench_box.py", "--devices", "cpu,cuda", "--repeats", "1" if quick else "2",
                  "--reference-max", "0"], 120, None),
+        ("general", [py, "benchmarks/bench_general_deq.py", "--devices", "cpu,cuda", "--repeats",
+                     "1" if quick else "3"], 90, None),
         ("profile", [py, __file__, "--step", "profile"], 90, None),
     ]
     t0 = time.perf_counter()

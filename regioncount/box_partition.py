@@ -105,8 +105,8 @@ class _Step:
 def _ffn_steps(model: FFN, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
     state = torch.cat([torch.eye(d, dtype=DTYPE, device=device), torch.zeros(1, d, dtype=DTYPE, device=device)])
     steps, first = [], 0
+    model = model.to(device)
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
-        weight, bias = weight.to(device), bias.to(device)
 
         def pre(s: torch.Tensor, weight: torch.Tensor = weight, bias: torch.Tensor = bias) -> torch.Tensor:
             Z = s @ weight.T
@@ -120,9 +120,10 @@ def _ffn_steps(model: FFN, d: int, device: torch.device) -> tuple[torch.Tensor, 
 
 
 def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
+    model = model.to(device)
     assert model.unit_order is not None
-    W = model.W.to(device)
-    Q = torch.cat([model.U.T, model.b[None]]).to(device)  # (d + 1, m): the input part of every unit
+    W = model.W
+    Q = torch.cat([model.U.T, model.b[None]])  # (d + 1, m): the input part of every unit
     steps = []
     for t in model.unit_order:
         def pre(z: torch.Tensor, t: int = t) -> torch.Tensor:
@@ -223,12 +224,13 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         bits = bits.index_select(0, origin)
         bits[:, step.units] = active
         state = step.after(state.index_select(0, origin), Zo, active)
-    if isinstance(model, FFN):
-        out = state @ model.weights[-1].to(device).T
-        out[:, d] += model.biases[-1].to(device)
+    on_device = model.to(device)
+    if isinstance(on_device, FFN):
+        out = state @ on_device.weights[-1].T
+        out[:, d] += on_device.biases[-1]
     else:
-        skip = torch.cat([model.B.T, model.c[None]]).to(device)
-        out = state @ model.A.to(device).T + skip
+        skip = torch.cat([on_device.B.T, on_device.c[None]])
+        out = state @ on_device.A.T + skip
     return cells, bits, out, int(doubtful), referee
 
 

@@ -63,7 +63,8 @@ def _joined(parts: list[Polytopes]) -> Polytopes:
 def pattern_affine_u(model: DEQ, active: torch.Tensor) -> torch.Tensor:
     """(P, d + 1, m) coefficients (x, then the constant) of u on each cell's pattern."""
     device, m = active.device, model.width
-    W, U, b = model.W.to(device), model.U.to(device), model.b.to(device)
+    on_device = model.to(device)
+    W, U, b = on_device.W, on_device.U, on_device.b
     rhs = torch.cat([U, b[:, None]], 1)  # (m, d + 1)
     M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
     return checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1])).transpose(1, 2)
@@ -121,6 +122,6 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     bits = torch.cat([a for _, a, _ in done])
     coef = torch.cat([c for _, _, c in done])
     z = coef * bits[:, None, :].to(DTYPE)  # relu(u) on each cell's pattern
-    skip = torch.cat([model.B.T, model.c[None]]).to(device)
-    out = z @ model.A.to(device).T + skip
+    on_device = model.to(device)
+    out = z @ on_device.A.T + torch.cat([on_device.B.T, on_device.c[None]])
     return RefinedCells(cells, bits, out, doubtful, unresolved, bit)

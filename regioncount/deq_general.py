@@ -57,12 +57,12 @@ class _Walkers:
     """
 
     def __init__(self, model: DEQ, P: torch.Tensor, V: torch.Tensor, device: torch.device) -> None:
-        self.W = model.W.to(device)
-        U = model.U.to(device)
-        self.Uv = V @ U.T  # (K, m)
-        self.Up_b = P @ U.T + model.b.to(device)
-        self.A = model.A.to(device)
-        self.Bv = V @ model.B.to(device).T  # (K, k)
+        model = model.to(device)
+        self.W = model.W
+        self.Uv = V @ model.U.T  # (K, m)
+        self.Up_b = P @ model.U.T + model.b
+        self.A = model.A
+        self.Bv = V @ model.B.T  # (K, k)
         self.eye = torch.eye(self.W.shape[0], dtype=DTYPE, device=device)
 
     def affine(self, idx: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,7 +119,8 @@ def prove_walk(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_hig
     """Prove (or count the decisions that cannot be proven) that ``patterns`` (N, m) bool, neighbours
     distinct, are the activation patterns along x(t) = p + t v on [t_low, t_high], in order."""
     device = patterns.device
-    W, U, b = model.W.to(device), model.U.to(device), model.b.to(device)
+    model = model.to(device)
+    W, U, b = model.W, model.U, model.b
     p, v = p.to(device, DTYPE), v.to(device, DTYPE)
     d_in = U.shape[1]
     rhs = torch.stack([U @ v, U @ p + b], 1)  # (m, 2)
@@ -167,7 +168,7 @@ def prove_walk(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_hig
 
     slope_changes, open_pairs = 0, []
     if linear_pieces and N > 1:
-        A, B = model.A.to(device), model.B.to(device)
+        A, B = model.A, model.B
         d = patterns.to(DTYPE)
         dg = d * g
         slope = dg @ A.T + (B @ v)[None]

@@ -59,10 +59,11 @@ def build_kernel(model: Model, seg: Segment, device: torch.device,
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
     if isinstance(model, FFN):
+        model = model.to(device)
         return FFNKernel(
-            weights=[w.to(device) for w in model.weights[:-1]],
-            biases=[b.to(device) for b in model.biases[:-1]],
-            readout=model.weights[-1].to(device),
+            weights=model.weights[:-1],
+            biases=model.biases[:-1],
+            readout=model.weights[-1],
             p=p.to(device),
             v=v.to(device),
         )

@@ -1,7 +1,8 @@
 """In-memory ReLU networks: feed-forward (FFN) and deep equilibrium (DEQ) models.
 
-Both hold float64 CPU tensors; the enumerators move them to the requested device.  Validation happens
-once, here, at construction, so the numerical kernels can assume clean inputs:
+Both hold float64 CPU tensors; ``model.to(device)`` gives the same model on a device, copied once per
+device and kept on the model (the enumerators call it and then use the model's tensors as they are).
+Validation happens once, here, at construction, so the numerical kernels can assume clean inputs:
 
 * FFN: ``x -> W_L relu(... relu(W_1 x + b_1) ...) + b_L``; ReLU after every layer but the last.
 * DEQ: ``z = relu(W z + U x + b)``, ``y = A z + B x + c``.  ``B`` (an input skip into the readout) is an
@@ -16,7 +17,9 @@ skip connections from every earlier unit and from the input.  Any other W is acc
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
@@ -27,6 +30,35 @@ from .modelfile import check_deq_shapes, check_domain, check_ffn_shapes, check_l
 from .wellposed import acyclic_order, require_well_posed
 
 DTYPE = torch.float64
+
+_M = TypeVar("_M", "FFN", "DEQ")
+
+
+def _on(tensor: torch.Tensor, device: torch.device) -> bool:
+    return tensor.device.type == device.type and (device.index is None or tensor.device.index == device.index)
+
+
+def _moved(model: _M, device: str | torch.device, names: list[str]) -> _M:
+    """``model`` with the tensors ``names`` (attribute names; "weights"/"biases" are lists) on ``device``:
+    the model itself when they are all there, else a copy made once per device, kept on the model while
+    its tensors are the same unmodified objects (identity and version)."""
+    device = torch.device(device)
+    tensors = [t for name in names for t in (getattr(model, name) if isinstance(getattr(model, name), list)
+                                             else [getattr(model, name)])]
+    if all(_on(t, device) for t in tensors):
+        return model
+    key = tuple((id(t), t._version) for t in tensors)
+    copies = model.__dict__.setdefault("_device_copies", {})
+    kept = copies.get(str(device))
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    moved = copy.copy(model)
+    moved.__dict__ = {k: v for k, v in model.__dict__.items() if not k.startswith("_")}
+    for name in names:
+        value = getattr(model, name)
+        setattr(moved, name, [t.to(device) for t in value] if isinstance(value, list) else value.to(device))
+    copies[str(device)] = (key, moved)
+    return moved
 
 
 def _as_tensor(value: object, what: str, dims: int) -> torch.Tensor:
@@ -81,6 +113,10 @@ class FFN:
 
     kind = "ffn"
 
+    def to(self, device: str | torch.device) -> FFN:
+        """This network with its weights and biases on ``device`` (itself, or a copy kept per device)."""
+        return _moved(self, device, ["weights", "biases"])
+
     @property
     def input_dim(self) -> int:
         return int(self.weights[0].shape[1])
@@ -126,6 +162,10 @@ class DEQ:
     unit_order: list[int] | None = field(init=False, repr=False)
 
     kind = "deq"
+
+    def to(self, device: str | torch.device) -> DEQ:
+        """This DEQ with W, U, b, A, B, c on ``device`` (itself, or a copy kept per device)."""
+        return _moved(self, device, ["W", "U", "b", "A", "B", "c"])
 
     def __post_init__(self) -> None:
         self.W = _as_matrix(self.W, "W")

@@ -83,8 +83,8 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
     bits: torch.Tensor | None = None
     doubtful = torch.zeros((), dtype=torch.int64, device=device)  # decisions inside the tolerance band
+    model = model.to(device)
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
-        weight, bias = weight.to(device), bias.to(device)
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
         tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
@@ -123,7 +123,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         doubtful += ((pre.abs() <= tol_o) & (pre != 0)).any(1).sum()
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         state = Zo.mul_(active[:, None, :])
-    readout, out_bias = model.weights[-1].to(device), model.biases[-1].to(device)
+    readout, out_bias = model.weights[-1], model.biases[-1]
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
@@ -134,7 +134,8 @@ def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
     """(P, 3, m) coefficients (s, t, const) of the pre-activations u on each piece's pattern."""
     device = active.device
     m = model.width
-    W, U, b = model.W.to(device), model.U.to(device), model.b.to(device)
+    on_device = model.to(device)
+    W, U, b = on_device.W, on_device.U, on_device.b
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
     rhs = torch.stack([U @ u, U @ w, U @ o + b], 1)  # (m, 3)
     M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
@@ -196,7 +197,8 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
     polys = Polygons(torch.cat([pad(p) for p, _, _ in done]), torch.cat([p.n for p, _, _ in done]))
     active = torch.cat([a for _, a, _ in done])
     coef = torch.cat([c for _, _, c in done])
-    A, B, c = model.A.to(device), model.B.to(device), model.c.to(device)
+    readout = model.to(device)
+    A, B, c = readout.A, readout.B, readout.c
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
     z = coef * active[:, None, :].to(DTYPE)  # (P, 3, m)
     out = z @ A.T  # (P, 3, k)

@@ -323,3 +323,26 @@ def test_wide_layer_pieces_by_flips_cuda_equal_cpu():
     gpu = count_segment(model, interval=(-3.0, 3.0), device="cuda")
     cpu = count_segment(model, interval=(-3.0, 3.0), device="cpu")
     assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_general_w_proof_on_cuda_equals_the_exact_walk(seed):
+    """The a-posteriori proof of the general-W walk runs on CUDA: counts equal the exact rational walk."""
+    from random_nets import random_general_deq
+
+    from regioncount.rational_deq import exact_general_count
+
+    rng = random.Random(seed)
+    p, v, t_low, t_high = random_segment(rng, 1)
+    model = random_general_deq(rng, 1, t_low)
+    gpu = count_segment(model, interval=(t_low, t_high), device="cuda")
+    exact = exact_general_count(model, p, v, t_low, t_high)
+    assert gpu.device == "cuda" and gpu.method == "exact"
+    assert (gpu.activation_regions, gpu.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+
+
+def test_models_move_to_cuda_once():
+    model = theorem1_deq(6, "a")
+    moved = model.to("cuda")
+    assert moved.W.is_cuda and model.to("cuda") is moved and moved.to("cuda") is moved
+    assert model.to("cuda:0") is not None and not model.W.is_cuda
