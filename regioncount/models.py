@@ -43,6 +43,8 @@ def _moved(model: _M, device: str | torch.device, names: list[str]) -> _M:
     the model itself when they are all there, else a copy made once per device, kept on the model while
     its tensors are the same unmodified objects (identity and version)."""
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:<current>" are one device
+        device = torch.device("cuda", torch.cuda.current_device())
     tensors = [t for name in names for t in (getattr(model, name) if isinstance(getattr(model, name), list)
                                              else [getattr(model, name)])]
     if all(_on(t, device) for t in tensors):
