@@ -133,7 +133,9 @@ def _chord_rows(result: ChordStatistics) -> Rows:
             ("breakpoints per unit length", f"{bmean:.4g} +- {bci:.2g} (95%)"),
             (f"boundary {result.box.dim - 1}-volume (Crofton)", f"{vmean:.4g} +- {vci:.2g} (95%)"),
             ("note", "this measures boundary density, not the number of regions"),
-            ("method", "exact along each chord (breakpoint propagation), float64"),
+            ("method", "a float64 walk along each chord (not re-decided exactly)"
+                       + (f"; {result.tolerance_decisions} decision(s) inside the tolerance band"
+                          if result.tolerance_decisions else "")),
             ("seconds", fmt_seconds(result.seconds))]
 
 

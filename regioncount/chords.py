@@ -61,17 +61,27 @@ def random_chords(box: Box, count: int, seed: int = 0) -> tuple[torch.Tensor, to
 
 def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str | torch.device = "auto",
                  max_pieces: int | None = None, assume_well_posed: bool = False) -> torch.Tensor:
-    """Exact activation-region counts (K,) along the segments P_k -> Q_k (t in [0, 1]), batched."""
+    """Activation-region counts (K,) along the segments P_k -> Q_k (t in [0, 1]), batched float64 walks
+    (:func:`count_chords_checked` also returns how many decisions fell inside the tolerance band)."""
+    return count_chords_checked(model, P, Q, device=device, max_pieces=max_pieces,
+                                assume_well_posed=assume_well_posed)[0]
+
+
+def count_chords_checked(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str | torch.device = "auto",
+                         max_pieces: int | None = None, assume_well_posed: bool = False) -> tuple[torch.Tensor, int]:
+    """Counts (K,) along the segments P_k -> Q_k and the number of float64 decisions the walks took inside
+    the tolerance band (near-coincident breakpoints, kinks near a chord's end).  The chords' walks are not
+    re-decided exactly (``docs/exactness.md``): a statistic over random chords, not a certified count."""
     certificate = deq_certificate(model, assume_well_posed)
     if certificate is not None:  # general W: one pattern walker per chord, all in lock step
         from .deq_general import count_lines
 
         assert isinstance(model, DEQ)  # only DEQs carry a well-posedness certificate
-        counts, failures = count_lines(model, P, Q, device=resolve_device(device))
+        counts, failures, doubtful = count_lines(model, P, Q, device=resolve_device(device))
         if failures:
             raise NotWellPosedError(f"{failures} chord walks failed their fixed-point checks: the counts "
                                     "cannot be trusted (is the DEQ well-posed?)")
-        return counts
+        return counts, doubtful
     dev = resolve_device(device)
     seg = resolve_segment(model, segment=(P[0].tolist(), Q[0].tolist()))
     kernel = build_kernel(model, seg, dev)
@@ -82,7 +92,7 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
                    segments=(P.to(dev, DTYPE), (Q - P).to(dev, DTYPE)))
     if sink.segment_counts is None:  # every walk reports each segment's count at its last step
         raise RuntimeError("the many-segment walk reported no counts")
-    return sink.segment_counts.cpu()
+    return sink.segment_counts.cpu(), sink.near_coincident + sink.suspicious
 
 
 def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, device: str | torch.device = "auto",
@@ -99,7 +109,8 @@ def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, devi
     P, Q = random_chords(box, chords, seed)
     dev = resolve_device(device)
     watch = Stopwatch(dev)
-    counts = count_chords(model, P, Q, device=dev, assume_well_posed=assume_well_posed).to(DTYPE)
+    counts, doubtful = count_chords_checked(model, P, Q, device=dev, assume_well_posed=assume_well_posed)
+    counts = counts.to(DTYPE)
     seconds = watch.seconds()
     lengths = torch.linalg.vector_norm(Q - P, dim=1)
     K = float(chords)
@@ -115,7 +126,8 @@ def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, devi
         breakpoints_per_length=(ratio, ratio_ci),
         boundary_volume=(float(crossings.mean()) * scale, half_width(crossings) * scale),
         box=box, seed=seed, device=dev.type, seconds=seconds, counts=counts.long(), lengths=lengths,
+        tolerance_decisions=doubtful,
     )
 
 
-__all__ = ["ChordStatistics", "chord_statistics", "count_chords", "random_chords"]
+__all__ = ["ChordStatistics", "chord_statistics", "count_chords", "count_chords_checked", "random_chords"]

@@ -229,11 +229,13 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps, walk.doubtful, sequence)
 
 
-def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, int]:
-    """Exact activation-region counts (K,) along the segments P_k -> Q_k, one walker each, all batched.
-    Returns the counts and the number of failed walkers."""
+def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device
+                ) -> tuple[torch.Tensor, int, int]:
+    """Activation-region counts (K,) along the segments P_k -> Q_k, one walker each, all batched (float64
+    walks, not proven).  Returns the counts, the number of failed walkers and of decisions taken inside the
+    tolerance band."""
     K = P.shape[0]
     zeros, ones = torch.zeros(K, dtype=DTYPE), torch.ones(K, dtype=DTYPE)
     walk = walk_lines(model, P.to(DTYPE), (Q - P).to(DTYPE), zeros, ones, device=device, linear_pieces=False,
                       tau=merge_tolerance(0.0, 1.0))
-    return walk.counts.cpu(), walk.failures
+    return walk.counts.cpu(), walk.failures, walk.doubtful

@@ -373,7 +373,8 @@ class BoxPartition:
 
 @dataclass
 class ChordStatistics:
-    """Exact counts along K random chords and the estimates they give (means with 95% intervals)."""
+    """Region counts along K random chords (float64 walks) and the estimates they give (means with 95%
+    intervals); ``tolerance_decisions`` counts the walks' decisions inside the tolerance band."""
 
     model: str
     chords: int
@@ -386,11 +387,14 @@ class ChordStatistics:
     seconds: float
     counts: torch.Tensor
     lengths: torch.Tensor
+    #: float64 decisions of the chord walks inside the tolerance band (not re-decided exactly)
+    tolerance_decisions: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
-            "method": "exact along random chords",
+            "method": "float64 walks along random chords",
+            "tolerance_decisions": self.tolerance_decisions,
             "measures": "boundary density (Crofton), not the number of regions",
             "chords": self.chords,
             "regions_per_chord": {"mean": self.regions_per_chord[0], "ci95": self.regions_per_chord[1]},

@@ -232,3 +232,23 @@ def test_sampled_memory_limit_from_the_cli_is_a_one_line_error():
                      "--max-memory", "0.000001")
     assert result.exit_code != 0 and "memory limit" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_chord_statistics_report_tolerance_decisions():
+    """Chord walks are float64 walks: two units with the same zero line computed differently (a row and
+    three times it) meet near-coincident breakpoints on many chords, and the statistics say so."""
+    from regioncount import FFN
+    from regioncount.geometry import Box
+
+    gen = torch.Generator().manual_seed(3)
+    W = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    b = torch.randn(4, generator=gen, dtype=torch.float64) * 0.1
+    box = Box((-1.0, -1.0), (1.0, 1.0))
+    plain = FFN([W, torch.ones(1, 4, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
+    assert chord_statistics(plain, box, 200, seed=1, device="cpu").tolerance_decisions == 0
+    W2, b2 = torch.cat([W, W[:1] * 3]), torch.cat([b, b[:1] * 3])
+    doubled = FFN([W2, torch.ones(1, 5, dtype=torch.float64)], [b2, torch.zeros(1, dtype=torch.float64)])
+    stats = chord_statistics(doubled, box, 200, seed=1, device="cpu")
+    assert stats.tolerance_decisions > 0
+    assert stats.to_json()["tolerance_decisions"] == stats.tolerance_decisions
+    assert stats.to_json()["method"] == "float64 walks along random chords"
