@@ -45,6 +45,8 @@ def decide_general_walk(model: DEQ, seg: Segment, walk: WalkResult, linear_piece
     why = f"{walk.doubtful} decision(s) inside the tolerance band"
     if walk.sequence is not None:
         proof = prove_walk(model, p, v, seg.t_low, seg.t_high, walk.sequence, linear_pieces)
+        if proof.regions != walk.activation_regions:  # the walk's own count (and breakpoints) disagree with it
+            proof.unproven += 1
         pieces = 1 + proof.slope_changes if linear_pieces else None
         spent = 0.0
         if proof.unproven == 0 and proof.open_slope_pairs:
