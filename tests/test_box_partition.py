@@ -52,7 +52,8 @@ CASES = ([("ffn", [3, 6, 1], s) for s in range(3)] + [("ffn", [3, 5, 5, 1], s) f
          + [("tri", (5, 3), s) for s in range(3)] + [("tri", (4, 4), s) for s in range(1)])
 
 
-@pytest.mark.parametrize("kind, arch, seed", CASES)
+@pytest.mark.parametrize("kind, arch, seed", [case if case[2] == 0 else pytest.param(*case, marks=pytest.mark.slow)
+                                              for case in CASES])  # the first seed of each net in the quick run
 def test_partition_equals_the_lp_reference(kind, arch, seed):
     if kind == "tri":
         model = triangular_deq(*arch, seed=400 + seed)
@@ -98,7 +99,7 @@ def test_general_w_deqs_by_pattern_refinement_equal_the_lp_reference(m, d, seed)
     check_consistent(part, model, box)  # volumes fill the box; each region's Chebyshev centre lies in it
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", [*range(4), *(pytest.param(s, marks=pytest.mark.slow) for s in range(4, 12))])
 def test_degenerate_dyadic_nets_equal_the_lp_reference(seed):
     """Dead units, duplicated and rescaled rows (the same hyperplane several times), small dyadic weights
     whose hyperplanes meet in many-fold points: vertices on a hyperplane only up to rounding are proven on

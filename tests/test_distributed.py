@@ -138,7 +138,7 @@ def _sampled_json(result) -> dict:
 
 
 @pytest.mark.parametrize("case", sorted(SAMPLED))
-@pytest.mark.parametrize("tasks", [1, 2, 7])
+@pytest.mark.parametrize("tasks", [1, 2, pytest.param(7, marks=pytest.mark.slow)])
 def test_split_sampling_equals_one_run(case, tasks):
     """Same seed, same points: distinct counts, f1/f2, coverage, Chao1 and histogram are identical."""
     from regioncount import sample_regions

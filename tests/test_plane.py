@@ -42,7 +42,8 @@ CASES = ([("ffn", [2, 6, 1], s) for s in range(6)] + [("ffn", [2, 5, 5, 1], s) f
          + [("tri", 5, s) for s in range(5)] + [("gen", 4, s) for s in range(5)])
 
 
-@pytest.mark.parametrize("kind, arch, seed", CASES)
+@pytest.mark.parametrize("kind, arch, seed", [case if case[2] < 2 else pytest.param(*case, marks=pytest.mark.slow)
+                                              for case in CASES])  # two seeds of each net in the quick run
 def test_partition_equals_the_lp_reference(kind, arch, seed):
     if kind.startswith("ffn"):
         model = random_ffn(arch, 100 + seed, dead_out=kind == "ffn-dead")
