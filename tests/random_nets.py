@@ -137,8 +137,10 @@ def gaussian_ffn(dims: list[int], seed: int, bias: float = 0.5, *, he: bool = Fa
 
 
 def run_cli(*args):
-    """Invoke the command line in-process (click's runner); every argument is passed as a string."""
+    """Invoke the command line in-process (click's runner); every argument is passed as a string.  Tables
+    are drawn at the pipe width whatever ``$COLUMNS`` the test process inherited (xdist workers set it)."""
     from click.testing import CliRunner
     from regioncount_cli.main import main
+    from regioncount_cli.render import PIPE_WIDTH
 
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return CliRunner(env={"COLUMNS": str(PIPE_WIDTH)}).invoke(main, [str(a) for a in args])
