@@ -1,4 +1,7 @@
-"""DEQs with a general (non-triangular) W: batched fixed points and the exact 1-D pattern walk.
+"""DEQs with a general (non-triangular) W: batched fixed points and the float64 1-D pattern walk.
+
+The walk's counts are proven afterwards by :mod:`regioncount.deq_proof` (rigorous error bounds) or decided
+by the exact rational walk of :mod:`regioncount.rational_deq` (``docs/exactness.md``).
 
 On an activation pattern D = diag(d) the fixed point is affine: with M_D = I - W D,
 ``u = M_D^{-1} (U x + b)`` (pre-activations), ``z = D u`` (``docs/algorithms.md``).  A pattern is
