@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from .models import DEQ, FFN, Model
 from .polytopes import bit_mask
-from .rational1d import fractions_of
+from .rational1d import fractions_of, solve_unique
 
 Affine = tuple[tuple[Fraction, ...], Fraction]  # (a, c): a . x + c
 
@@ -118,30 +118,8 @@ class ExactCells:
             if tight_words[word] & mask:
                 a, c = self.constraint(bit, bits)
                 rows.append([*a, -c])
-        return _solve_unique(rows, self.d)
-
-
-def _solve_unique(rows: list[list[Fraction]], d: int) -> tuple[Fraction, ...] | None:
-    """The unique solution x of rows [a | r] (a . x = r) by exact Gauss-Jordan, or None (none, or many)."""
-    m = [list(r) for r in rows]
-    pivots = []
-    r = 0
-    for col in range(d):
-        pivot = next((i for i in range(r, len(m)) if m[i][col] != 0), None)
-        if pivot is None:
-            return None
-        m[r], m[pivot] = m[pivot], m[r]
-        inv = 1 / m[r][col]
-        m[r] = [v * inv for v in m[r]]
-        for i in range(len(m)):
-            if i != r and m[i][col] != 0:
-                f = m[i][col]
-                m[i] = [vi - f * vr for vi, vr in zip(m[i], m[r])]
-        pivots.append(col)
-        r += 1
-    if any(row[d] != 0 for row in m[r:]):
-        return None  # the tight constraints do not all pass through one point
-    return tuple(m[i][d] for i in range(d))
+        solution = solve_unique(rows, self.d)
+        return None if solution is None else tuple(x for x, in solution)
 
 
 def value_at(affine: Affine, x: Sequence[Fraction]) -> Fraction:

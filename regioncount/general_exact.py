@@ -41,8 +41,6 @@ def decide_general_walk(model: DEQ, seg: Segment, walk: WalkResult, linear_piece
     or label it approximate."""
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
-    open_decisions = walk.doubtful
-    why = f"{walk.doubtful} decision(s) inside the tolerance band"
     if walk.sequence is not None:
         proof = prove_walk(model, p, v, seg.t_low, seg.t_high, walk.sequence, linear_pieces)
         if proof.regions != walk.activation_regions:  # the walk's own count (and breakpoints) disagree with it
@@ -69,7 +67,7 @@ def decide_general_walk(model: DEQ, seg: Segment, walk: WalkResult, linear_piece
         why = f"{proof.unproven} float64 decision(s) not proven by the error bounds"
     else:
         why = "too many patterns to keep for the proof"
-        open_decisions = max(open_decisions, 1)
+        open_decisions = max(walk.doubtful, 1)
     cost = general_rational_cost(model, walk.activation_regions)
     if cost <= budget:
         start = tuple(int(x) for x in walk.sequence[0].tolist()) if walk.sequence is not None else None

@@ -38,6 +38,40 @@ def fractions_of(tensor) -> list:  # noqa: ANN001 - a 1-D or 2-D float tensor
     return [[Fraction(float(v)) for v in row] for row in tensor.tolist()]
 
 
+def solve_unique(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | None:
+    """The unique solution X (d rows) of the system given as rows ``[a | r_1 .. r_k]`` (``a . x = r_j`` for
+    every right-hand side j), by exact Gaussian elimination and back substitution; None when it has none
+    or many solutions."""
+    m = [list(r) for r in rows]
+    for col in range(d):
+        pivot = next((i for i in range(col, len(m)) if m[i][col] != 0), None)
+        if pivot is None:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        head = m[col]
+        inv = 1 / head[col]
+        for i in range(col + 1, len(m)):
+            if m[i][col] != 0:
+                f = m[i][col] * inv
+                m[i] = [vi - f * vh for vi, vh in zip(m[i], head)]
+    if any(v != 0 for row in m[d:] for v in row[d:]):
+        return None  # the equations are inconsistent
+    width = len(m[0]) - d if m else 0
+    X = [[Fraction(0)] * width for _ in range(d)]
+    for i in range(d - 1, -1, -1):
+        for k in range(width):
+            acc = m[i][d + k] - sum((m[i][j] * X[j][k] for j in range(i + 1, d)), Fraction(0))
+            X[i][k] = acc / m[i][i]
+    return X
+
+
+def line_maps(rows: list[list[Fraction]], offsets: list[Fraction], P: list[Fraction], V: list[Fraction]
+              ) -> list[tuple[Fraction, Fraction]]:
+    """Each row's affine function of t along x(t) = P + t V, plus its offset: (row . V, row . P + offset)."""
+    return [(sum((a * vi for a, vi in zip(row, V)), Fraction(0)),
+             sum((a * pi for a, pi in zip(row, P)), Fraction(0)) + c) for row, c in zip(rows, offsets)]
+
+
 def _affine_dot(row: list[Fraction], maps: list[tuple[Fraction, Fraction]]) -> tuple[Fraction, Fraction]:
     s = sum((w * m[0] for w, m in zip(row, maps)), Fraction(0))
     c = sum((w * m[1] for w, m in zip(row, maps)), Fraction(0))
@@ -88,8 +122,7 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
         W, U, b, A, B = (fractions_of(t) for t in (model.W, model.U, model.b, model.A, model.B))
         m = len(W)
         order = _topological(W)
-        input_maps = [(sum((u * vi for u, vi in zip(U[t], V)), Fraction(0)),
-                       sum((u * pi for u, pi in zip(U[t], P)), Fraction(0)) + b[t]) for t in range(m)]
+        input_maps = line_maps(U, b, P, V)
         zero = (Fraction(0), Fraction(0))
         pieces = [(tl, tr, ([zero] * m, [0] * m)) for tl, tr, _ in pieces]
         for t in order:
@@ -109,13 +142,11 @@ def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: flo
                 new.append((left, right, (z2, pat2)))
             pieces = new
         outputs = []
-        skip = tuple(sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B)
-        skip_c = tuple(sum((bk * pi for bk, pi in zip(row, P)), Fraction(0)) + ck
-                       for row, ck in zip(B, fractions_of(model.c)))
+        skip = line_maps(B, fractions_of(model.c), P, V)
         for _, _, (z, _) in pieces:
             maps = [_affine_dot(row, z) for row in A]
-            outputs.append((tuple(sc + sk for (sc, _), sk in zip(maps, skip)),
-                            tuple(c + ck for (_, c), ck in zip(maps, skip_c))))
+            outputs.append((tuple(sc + sk for (sc, _), (sk, _) in zip(maps, skip)),
+                            tuple(c + ck for (_, c), (_, ck) in zip(maps, skip))))
         patterns = [tuple(pattern) for _, _, (_, pattern) in pieces]
     slopes = [slope for slope, _ in outputs]
     changes = sum(1 for a, b2 in zip(slopes, slopes[1:]) if a != b2)

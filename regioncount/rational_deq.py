@@ -19,33 +19,9 @@ from fractions import Fraction
 
 from .errors import NotWellPosedError
 from .models import DEQ
-from .rational1d import ExactCount, fractions_of
+from .rational1d import ExactCount, fractions_of, line_maps, solve_unique
 
 Pattern = tuple[int, ...]
-
-
-def solve_exact(M: list[list[Fraction]], rhs: list[list[Fraction]]) -> list[list[Fraction]] | None:
-    """Solve ``M X = rhs`` exactly (M (m, m), rhs (m, r) as nested lists); ``None`` when M is singular."""
-    m = len(M)
-    rows = [list(M[i]) + list(rhs[i]) for i in range(m)]
-    for col in range(m):
-        pivot = next((r for r in range(col, m) if rows[r][col] != 0), None)
-        if pivot is None:
-            return None
-        rows[col], rows[pivot] = rows[pivot], rows[col]
-        head = rows[col]
-        inv = 1 / head[col]
-        for r in range(col + 1, m):
-            factor = rows[r][col] * inv
-            if factor:
-                rows[r] = [a - factor * b for a, b in zip(rows[r], head)]
-    width = len(rows[0]) - m
-    X = [[Fraction(0)] * width for _ in range(m)]
-    for i in range(m - 1, -1, -1):
-        for k in range(width):
-            acc = rows[i][m + k] - sum((rows[i][j] * X[j][k] for j in range(i + 1, m)), Fraction(0))
-            X[i][k] = acc / rows[i][i]
-    return X
 
 
 class ExactPatterns:
@@ -56,20 +32,18 @@ class ExactPatterns:
         U, b = fractions_of(model.U), fractions_of(model.b)
         P, V = [Fraction(x) for x in p], [Fraction(x) for x in v]
         self.m = len(self.W)
-        self.rhs = [[sum((u * vi for u, vi in zip(U[j], V)), Fraction(0)),
-                     sum((u * pi for u, pi in zip(U[j], P)), Fraction(0)) + b[j]] for j in range(self.m)]
-        self.A, B = fractions_of(model.A), fractions_of(model.B)
-        self.skip = [sum((bk * vi for bk, vi in zip(row, V)), Fraction(0)) for row in B]
-        self.skip_c = [sum((bk * pi for bk, pi in zip(row, P)), Fraction(0)) + ck
-                       for row, ck in zip(B, fractions_of(model.c))]
+        self.rhs = line_maps(U, b, P, V)  # (U v, U p + b) per unit
+        self.A = fractions_of(model.A)
+        self.skip = line_maps(fractions_of(model.B), fractions_of(model.c), P, V)  # (B v, B p + c)
         self.cache: dict[Pattern, tuple[list[Fraction], list[Fraction]]] = {}
         self.solves = 0
 
     def affine(self, pattern: Pattern) -> tuple[list[Fraction], list[Fraction]]:
         """(g, h) with u(t) = g t + h on ``pattern``; a singular ``I - W D`` raises NotWellPosedError."""
         if pattern not in self.cache:
-            M = [[(1 if i == j else 0) - self.W[i][j] * pattern[j] for j in range(self.m)] for i in range(self.m)]
-            X = solve_exact(M, self.rhs)
+            rows = [[(1 if i == j else 0) - self.W[i][j] * pattern[j] for j in range(self.m)] + list(self.rhs[i])
+                    for i in range(self.m)]
+            X = solve_unique(rows, self.m)
             if X is None:
                 raise NotWellPosedError(f"I - W D is singular (exactly) for the activation pattern {pattern}: "
                                         "the DEQ is not well-posed")
@@ -81,13 +55,13 @@ class ExactPatterns:
         """dy/dt on ``pattern``: ``A (d * g) + B v``."""
         g, _ = self.affine(pattern)
         return tuple(sum((a * gj for a, gj, dj in zip(row, g, pattern) if dj), Fraction(0)) + s
-                     for row, s in zip(self.A, self.skip))
+                     for row, (s, _) in zip(self.A, self.skip))
 
     def output_intercept(self, pattern: Pattern) -> tuple[Fraction, ...]:
         """y at t = 0 on ``pattern``: ``A (d * h) + B p + c``."""
         _, h = self.affine(pattern)
         return tuple(sum((a * hj for a, hj, dj in zip(row, h, pattern) if dj), Fraction(0)) + s
-                     for row, s in zip(self.A, self.skip_c))
+                     for row, (_, s) in zip(self.A, self.skip))
 
     def settle(self, pattern: Pattern, t: Fraction, max_flips: int) -> Pattern:
         """The strict pattern just after ``t``, from a starting guess, by least-index flips."""
@@ -139,12 +113,6 @@ def exact_general_count(model: DEQ, p: list[float], v: list[float], t_low: float
     changes = sum(1 for a, b in zip(slopes, slopes[1:]) if a != b)
     return ExactCount(activation_regions=len(patterns), linear_pieces=changes + 1,
                       breakpoints=breakpoints, patterns=patterns, outputs=outputs)
-
-
-def exact_slopes_differ(model: DEQ, p: list[float], v: list[float], left: Pattern, right: Pattern) -> bool:
-    """Whether the exact output slopes of ``model`` along the line differ on two activation patterns."""
-    exact = ExactPatterns(model, p, v)
-    return exact.output_slope(left) != exact.output_slope(right)
 
 
 def general_rational_cost(model: DEQ, regions: float) -> float:
