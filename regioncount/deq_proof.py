@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .forward_error import INFLATE, UNIT_ROUNDOFF, gamma
+from .forward_error import INFLATE, UNIT_ROUNDOFF, gamma, zero_radius
 from .models import DEQ, DTYPE
 
 #: Batch of patterns whose m x m systems are inverted together (bounds the memory to ~ 4 * 8 * m^2 * batch).
@@ -140,9 +140,7 @@ def prove_walk(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_hig
     leaving = (-sign[:-1][rows, unit] * gl > Eg[:-1] * INFLATE)
     entering = (sign[1:][rows, unit] * gr > Eg[1:] * INFLATE)
     t_cut = -hl / gl
-    slack = (gl.abs() - Eg[:-1]).clamp_min(0)
-    delta = torch.where(slack > 0, (Eh[:-1] + t_cut.abs() * Eg[:-1]) / slack + 2 * UNIT_ROUNDOFF * t_cut.abs(),
-                        torch.full_like(t_cut, torch.inf)) * INFLATE
+    delta = zero_radius(t_cut, gl, Eg[:-1], Eh[:-1])
     good_cut = single & leaving & entering & torch.isfinite(delta) & torch.isfinite(t_cut)
     unproven += int((~good_cut).sum())
 
