@@ -29,6 +29,7 @@ from .deq_cells import pattern_affine_u, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells, value_at
+from .exact_pieces import same_affine_pairs
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words, probe_pairs
@@ -38,7 +39,6 @@ from .results import BoxPartition
 from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
-from .walk1d import slopes_differ
 
 #: Most input dimensions of an exact partition (the box alone has 2^d vertices).
 MAX_DIMENSION = 12
@@ -453,11 +453,13 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
     elif chebyshev:
         notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
-    seconds = watch.seconds()
     gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
     offsets = out[representative, d]
-    flat = gradients.reshape(R, -1)
-    same = (~slopes_differ(flat[pairs[:, 0]], flat[pairs[:, 1]])).cpu()
+    axes = [[float(i == j) for i in range(d)] for j in range(d)]
+    with torch.no_grad():
+        decided = same_affine_pairs(model, bits[representative], gradients, pairs, axes)  # exact where doubtful
+    same = decided.same
+    seconds = watch.seconds()
     pairs = pairs.cpu()
     same_pieces = nx.Graph()
     same_pieces.add_nodes_from(range(R))
@@ -472,10 +474,12 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
         notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
                      f"exactly{budget}: approximate")
+    notes.extend(decided.notes())
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
         gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
         seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=part.engine,
-        notes=notes, tolerance_decisions=doubtful + unresolved, exact_decisions=part.exact_decisions)
+        notes=notes, tolerance_decisions=doubtful + unresolved + decided.open,
+        exact_decisions=part.exact_decisions + decided.exact)
 

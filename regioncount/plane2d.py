@@ -31,6 +31,7 @@ import torch
 from .cost import plane_polygon_bytes
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
+from .exact_pieces import same_affine_pairs
 from .fixedpoint import checked_solve
 from .geometry import Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
@@ -41,7 +42,6 @@ from .sampled import deq_patterns, packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
-from .walk1d import slopes_differ
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -274,11 +274,12 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_words = words[representative]
         pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
-    seconds = watch.seconds()
     gradients, offsets = grads[representative], offs[representative]
-    flat = gradients.reshape(R, -1)
-    i, j = pairs[:, 0], pairs[:, 1]
-    same = (~slopes_differ(flat[i], flat[j])).cpu()  # continuity: equal gradients mean one affine map
+    # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
+    with torch.no_grad():
+        decided = same_affine_pairs(model, bits[representative], gradients, pairs, (plane.u, plane.w))
+    same = decided.same
+    seconds = watch.seconds()
     pairs = pairs.cpu()
     same_pieces = nx.Graph()
     same_pieces.add_nodes_from(range(R))
@@ -292,10 +293,11 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) else ZERO_TOL
         notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
                      "exactly: approximate")
+    notes.extend(decided.notes())
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
         patterns=region_words,
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
         engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds,
-        tolerance_decisions=doubtful)
+        tolerance_decisions=doubtful + decided.open, exact_decisions=decided.exact)

@@ -228,8 +228,10 @@ class PlanePartition:
     notes: list[str] = field(default_factory=list)
     partition_seconds: float = 0.0
     #: zero tests decided by the tolerance band (a vertex or a centre within the zero tolerance of a line,
-    #: not on it)
+    #: not on it), and comparisons of neighbouring output maps the exact budget left to float64
     tolerance_decisions: int = 0
+    #: doubtful decisions settled in rational arithmetic (comparisons of neighbouring output maps)
+    exact_decisions: int = 0
 
     @property
     def method(self) -> str:
@@ -260,6 +262,7 @@ class PlanePartition:
             "model": self.model,
             "method": self.method,
             "tolerance_decisions": self.tolerance_decisions,
+            "exact_decisions": self.exact_decisions,
             "algorithm": self.engine,
             "activation_regions": self.activation_regions,
             "linear_pieces": self.linear_pieces,

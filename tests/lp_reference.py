@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import sympy
 from scipy.optimize import linprog
 
 from regioncount.models import FFN
@@ -117,22 +118,35 @@ def bfs_regions(model, low, high, tol: float = 1e-9) -> dict:
     return {"patterns": set(seen), "edges": edges}
 
 
-def reference_linear_pieces(model, ref) -> int:
-    """Components of the reference adjacency graph joining regions with the same output gradient."""
-    def gradient(pattern):
-        a, _ = affine_preactivations(model, pattern)
-        bits = np.array(pattern, dtype=float)
-        if isinstance(model, FFN):
-            last = a[-model.hidden_widths[-1]:] * bits[-model.hidden_widths[-1]:, None]
-            return model.weights[-1].numpy() @ last
-        return model.A.numpy() @ (a * bits[:, None]) + model.B.numpy()
+def exact_gradient(model, pattern: tuple[int, ...]) -> sympy.Matrix:
+    """The output Jacobian (k, d) on ``pattern`` in exact rationals (sympy), independent of regioncount's
+    own rational code: the masked chain of an FFN, A D (I - W D)^-1 U + B for a DEQ."""
+    def exact(t):
+        rows = t.tolist() if t.dim() == 2 else [[v] for v in t.tolist()]
+        return sympy.Matrix([[sympy.Rational(v) for v in row] for row in rows])
 
-    grads = {p: gradient(p) for p in ref["patterns"]}
+    bits = list(pattern)
+    if isinstance(model, FFN):
+        J = sympy.eye(model.weights[0].shape[1])
+        start = 0
+        for w in model.weights[:-1]:
+            n = w.shape[0]
+            D = sympy.diag(*bits[start:start + n])
+            start += n
+            J = D * exact(w) * J
+        return exact(model.weights[-1]) * J
+    D = sympy.diag(*bits)
+    M = sympy.eye(model.width) - exact(model.W) * D
+    return exact(model.A) * D * M.LUsolve(exact(model.U)) + exact(model.B)
+
+
+def reference_linear_pieces(model, ref) -> int:
+    """Components of the reference adjacency graph joining regions with exactly the same output Jacobian."""
+    grads = {p: exact_gradient(model, p) for p in ref["patterns"]}
     graph = nx.Graph()
     graph.add_nodes_from(ref["patterns"])
     for edge in ref["edges"]:
         p, q = tuple(edge)
-        scale = max(np.abs(grads[p]).max(), np.abs(grads[q]).max())
-        if np.abs(grads[p] - grads[q]).max() <= 1e-9 * scale:
+        if grads[p] == grads[q]:
             graph.add_edge(p, q)
     return nx.number_connected_components(graph)
