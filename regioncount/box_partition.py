@@ -256,9 +256,10 @@ def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimi
     """The cells of the box: layered subdivision (FFNs, triangular DEQs, with rational re-decisions), or
     pattern refinement for a DEQ with a general W (:mod:`regioncount.deq_cells`)."""
     if isinstance(model, DEQ) and model.unit_order is None:
-        refined = refine_general_deq(model, bx, device, limit.check_size)
-        return CellPartition(refined.cells, refined.bits, refined.out, refined.doubtful, refined.unresolved, 0,
-                             False, refined.constraints, "polytope refinement by patterns (general W)")
+        refined = refine_general_deq(model, bx, device, limit.check_size, exact_budget=exact_budget)
+        return CellPartition(refined.cells, refined.bits, refined.out, refined.doubtful, refined.unresolved,
+                             refined.exact_decisions, refined.budget_spent, refined.constraints,
+                             "polytope refinement by patterns (general W)")
     cells, bits, out, doubtful, referee = subdivide(model, bx, device, limit, exact_budget)
     engine = "polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)"
     return CellPartition(cells, bits, out, doubtful, 0, referee.decided, referee.spent, 2 * bx.dim + bits.shape[1],

@@ -7,9 +7,11 @@ one (beyond the zero tolerance), the cell is cut along the most violated constra
 all satisfy its pattern lies in that pattern's region.  Regions of a well-posed DEQ are convex, so cells
 with one pattern belong to one region.  Every cut gets its own constraint bit (a unit's hyperplane depends
 on the pattern, so one unit may cut a lineage along different hyperplanes).  The constraints come from
-linear solves: values within ``PLANE_DEQ_ZERO_TOL`` of their scale count as zero, and a cell accepted with
-a vertex on the wrong side beyond ``PLANE_ROUNDING_BAND`` (rounding of its own cuts ends there) is a
-decision left to the tolerance; there is no rational second opinion for a general W.
+linear solves: values within ``PLANE_DEQ_ZERO_TOL`` of their scale count as zero.  Each such value must
+be what the decision assumed (zero for a vertex the cut passes through; the pattern's sign, or zero, for an
+accepted cell): it is structurally zero (the vertex lies on the same unit's cut on a pattern differing at
+most there) or decided in rational arithmetic (:mod:`regioncount.exact_refinement`); what neither settles
+is a decision left to the tolerance.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .exact_refinement import CutRecord, ExactRefinement, influences, structurally_zero
 from .fixedpoint import checked_solve, solve_fixed_points
 from .geometry import Box
 from .models import DEQ, DTYPE
 from .polytopes import Polytopes, split, words_for
 from .polytopes import box as box_polytope
-from .tolerances import PLANE_DEQ_ZERO_TOL, PLANE_ROUNDING_BAND
+from .tolerances import PLANE_DEQ_ZERO_TOL
 
 #: Refinement rounds before giving up (each round cuts every open cell once).
 MAX_ROUNDS = 10_000
@@ -32,8 +35,9 @@ MAX_ROUNDS = 10_000
 
 @dataclass
 class RefinedCells:
-    """Final cells, their patterns (P, m), output maps (P, d + 1, k), decisions left to the tolerance and
-    cells whose violation could not be cut (accepted as they are)."""
+    """Final cells, their patterns (P, m), output maps (P, d + 1, k), decisions left to the tolerance, cells
+    whose violation could not be cut (accepted as they are), the number of constraint bits, and the
+    decisions taken exactly (and whether their budget ran out)."""
 
     cells: Polytopes
     bits: torch.Tensor
@@ -41,6 +45,16 @@ class RefinedCells:
     doubtful: int
     unresolved: int
     constraints: int
+    exact_decisions: int = 0
+    budget_spent: bool = False
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The cell coordinates y in the model's input space: x = origin + directions y (directions (n, d))."""
+
+    origin: torch.Tensor
+    directions: torch.Tensor
 
 
 def _with_words(poly: Polytopes, words: int) -> Polytopes:
@@ -60,32 +74,79 @@ def _joined(parts: list[Polytopes]) -> Polytopes:
                      torch.cat([p.tight for p in parts]))
 
 
-def pattern_affine_u(model: DEQ, active: torch.Tensor) -> torch.Tensor:
-    """(P, d + 1, m) coefficients (x, then the constant) of u on each cell's pattern."""
+def pattern_affine_u(model: DEQ, active: torch.Tensor, embedding: Embedding | None = None) -> torch.Tensor:
+    """(P, d + 1, m) coefficients (cell coordinates, then the constant) of u on each cell's pattern."""
     device, m = active.device, model.width
     on_device = model.to(device)
     W, U, b = on_device.W, on_device.U, on_device.b
-    rhs = torch.cat([U, b[:, None]], 1)  # (m, d + 1)
+    if embedding is None:
+        rhs = torch.cat([U, b[:, None]], 1)  # (m, d + 1)
+    else:
+        rhs = torch.cat([U @ embedding.directions.to(device), (U @ embedding.origin.to(device) + b)[:, None]], 1)
     M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
     return checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1])).transpose(1, 2)
 
 
+class _Judge:
+    """Settles the zero tests inside the tolerance: structurally zero, or decided exactly, or counted."""
+
+    def __init__(self, model: DEQ, bx: Box, record: CutRecord, embedding: Embedding | None, budget: int) -> None:
+        self.record, self.d = record, bx.dim
+        origin = directions = None
+        if embedding is not None:
+            origin = embedding.origin.tolist()
+            directions = embedding.directions.T.tolist()
+        self.exact = ExactRefinement(model, bx.low, bx.high, record, origin, directions, budget)
+        self.reach = influences(model.W).to(record.units.device)
+        self.doubtful = 0
+
+    def settle(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,
+               vertex: torch.Tensor, unit: torch.Tensor, wanted: torch.Tensor) -> None:
+        """Zero tests (N,) of ``unit`` on cell ``cell``'s pattern at vertex ``vertex``: ``wanted`` (N,) is the
+        sign the float decision needs (0: on the hyperplane, +1 / -1: that side or on it)."""
+        if cell.numel() == 0:
+            return
+        tight = cells.tight[cell, vertex]
+        free = ~structurally_zero(self.record, lineage[cell], tight, patterns[cell], unit, self.d, self.reach)
+        if not bool(free.any()):
+            return
+        rows = free.nonzero().flatten().tolist()
+        cell_l, tight_l, unit_l, wanted_l = (t.tolist() for t in (cell, tight, unit, wanted))
+        lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
+        for i in rows:
+            c = cell_l[i]
+            row, pattern = lineage_cpu[c].tolist(), tuple(bool(v) for v in pattern_cpu[c].tolist())
+            if self.exact.chained_zero(tight_l[i], row, pattern, unit_l[i]):
+                continue
+            sign = self.exact.sign(tight_l[i], row, pattern, unit_l[i])
+            if sign is None or (sign != 0 and sign != wanted_l[i]):
+                self.doubtful += 1
+
+
 def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
-                       check: Callable[[int, int, int, int], None]) -> RefinedCells:
+                       check: Callable[[int, int, int, int], None], *, embedding: Embedding | None = None,
+                       exact_budget: int = 20_000) -> RefinedCells:
     """The pattern refinement of the box (module docstring); ``check(cells, vertices, d, words)`` is called
-    as the cells grow (it raises past the limits)."""
-    d = bx.dim
+    as the cells grow (it raises past the limits).  With ``embedding`` the box holds coordinates y of the
+    points x = origin + directions y (a plane through the input space)."""
+    d, m = bx.dim, model.width
     extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
     open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
+    lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
+    record = CutRecord(m, device)
+    judge = _Judge(model, bx, record, embedding, exact_budget)
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
-    doubtful = unresolved = 0
+    unresolved = 0
     bit = 2 * d
     for _ in range(MAX_ROUNDS):
         if open_cells.count == 0:
             break
-        fixed = solve_fixed_points(model, open_cells.centres())
+        centres = open_cells.centres()
+        points = centres if embedding is None else (embedding.origin.to(device)
+                                                    + centres @ embedding.directions.to(device).T)
+        fixed = solve_fixed_points(model, points)
         active = fixed.u > 0
-        coef = pattern_affine_u(model, active)  # (P, d + 1, m)
+        coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
@@ -95,8 +156,11 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         final = worst >= 0
         if bool(final.any()):
             idx = final.nonzero().flatten()
-            beyond = (values[idx] * sign[idx, None] < -(PLANE_ROUNDING_BAND / PLANE_DEQ_ZERO_TOL) * tol[idx, None])
-            doubtful += int((beyond & valid[idx]).any(2).any(1).sum())
+            # every value inside the tolerance: its sign (or zero) is what the acceptance assumed
+            near = (values[idx].abs() <= tol[idx, None]) & valid[idx]
+            c, v, j = near.nonzero().unbind(1)
+            wanted = torch.where(active[idx[c], j], 1, -1)
+            judge.settle(open_cells, lineage, active, idx[c], v, j, wanted)
             done.append((open_cells.select(idx), active[idx], coef[idx]))
         idx = (~final).nonzero().flatten()
         if idx.numel() == 0:
@@ -112,10 +176,18 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         cut = cuttable.nonzero().flatten()
         if cut.numel() == 0:  # every open cell was accepted: nothing is left to refine
             break
+        # vertices the cut passes through (inside the tolerance) must lie on it exactly
+        on = (f[cut].abs() <= t[cut, None]) & live[cut]
+        c, v = on.nonzero().unbind(1)
+        cells_on = idx[cut][c]
+        judge.settle(open_cells, lineage, active, cells_on, v, unit[cells_on], torch.zeros_like(v))
+        nodes = record.add(unit[idx[cut]], active[idx[cut]])
         pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
         plus, minus = split(pieces, f[cut], t[cut], bit)
         bit += 1
         open_cells = _joined([plus, minus])
+        child_lineage = torch.cat([lineage[idx[cut]], nodes[:, None]], 1)
+        lineage = torch.cat([child_lineage, child_lineage])
         held = [open_cells] + [c for c, _, _ in done]
         check(sum(c.count for c in held), max(c.V for c in held), d, max(c.tight.shape[2] for c in held))
     cells = _joined([c for c, _, _ in done])
@@ -123,5 +195,12 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     coef = torch.cat([c for _, _, c in done])
     z = coef * bits[:, None, :].to(DTYPE)  # relu(u) on each cell's pattern
     on_device = model.to(device)
-    out = z @ on_device.A.T + torch.cat([on_device.B.T, on_device.c[None]])
-    return RefinedCells(cells, bits, out, doubtful, unresolved, bit)
+    if embedding is None:
+        skip = torch.cat([on_device.B.T, on_device.c[None]])
+    else:
+        B = on_device.B
+        skip = torch.cat([(B @ embedding.directions.to(device)).T,
+                          (B @ embedding.origin.to(device) + on_device.c)[None]])
+    out = z @ on_device.A.T + skip
+    return RefinedCells(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided,
+                        judge.exact.spent)

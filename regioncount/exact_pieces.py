@@ -21,7 +21,7 @@ from fractions import Fraction
 import torch
 
 from .models import DEQ, DTYPE, FFN, Model
-from .rational1d import fractions_of, solve_unique
+from .rational1d import fractions_of, solve_square
 from .tolerances import SLOPE_RTOL
 
 #: Estimated rational operations spent on exact Jacobians per partition (about a second of Python).
@@ -109,7 +109,7 @@ class ExactJacobians:
         m = len(self.W)
         UV = [[sum((u * v for u, v in zip(row, col)), Fraction(0)) for col in self.V] for row in self.U]
         rows = [[Fraction(int(i == j)) - (self.W[i][j] if bits[j] else 0) for j in range(m)] + UV[i] for i in range(m)]
-        X = solve_unique(rows, m)
+        X = solve_square(rows, m)
         if X is None:  # excluded by the certificate every DEQ partition starts from
             raise ValueError(f"I - W D is singular for the pattern {bits}")
         BV = [[sum((b * v for b, v in zip(row, col)), Fraction(0)) for col in self.V] for row in self.B]

@@ -7,10 +7,12 @@ or a plane through a d-D input space.  Two engines, both vectorized over all pol
   pre-activations are evaluated at all vertices, each unit's zero line cuts the polygons where it changes
   sign (values at new vertices are interpolated, exact for affine functions), then the pattern is read
   inside each polygon and the map is masked.  Each final polygon is one region.
-* DEQ (triangular or any well-posed W), pattern refinement: each piece's pattern D is computed at its
-  centroid, the fixed point is affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of
-  D's sign constraints, the piece is cut along that constraint's line.  Final pieces lie in one region
-  each, and by the convexity lemma pieces with the same pattern belong to the same region.
+* DEQ (triangular or any well-posed W), pattern refinement (:mod:`regioncount.deq_cells` on the
+  rectangle, embedded by x = o + s u + t w): each piece's pattern D is computed at its centre, the fixed
+  point is affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of D's sign
+  constraints, the piece is cut along that constraint's line.  Final pieces lie in one region each, and by
+  the convexity lemma pieces with the same pattern belong to the same region.  Zero tests inside the
+  tolerance are decided exactly (:mod:`regioncount.exact_refinement`).
 
 A value within ``ZERO_TOL`` (2^-40 for FFN lines, whose vertices are exact up to rounding; 1e-9 for DEQ
 constraints, whose coefficients come from linear solves) of the scale of an affine function
@@ -29,18 +31,18 @@ import networkx as nx
 import torch
 
 from .cost import plane_polygon_bytes
+from .deq_cells import Embedding, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_pieces import same_affine_pairs
-from .fixedpoint import checked_solve
-from .geometry import Plane, resolve_plane
+from .geometry import Box, Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words, probe_pairs
-from .polygons import Polygons, PolygonStore, rectangle, split_pairs
+from .polygons import Polygons, PolygonStore, rectangle
+from .polytopes import Polytopes
 from .results import PlanePartition
-from .sampled import deq_patterns, packed_patterns_at
+from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
-from .tolerances import PLANE_ROUNDING_BAND as ROUNDING_BAND
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
@@ -127,84 +129,31 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
-    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, int(doubtful)
+    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, int(doubtful), 0
 
 
-def _deq_affine(model: DEQ, plane: Plane, active: torch.Tensor) -> torch.Tensor:
-    """(P, 3, m) coefficients (s, t, const) of the pre-activations u on each piece's pattern."""
-    device = active.device
-    m = model.width
-    on_device = model.to(device)
-    W, U, b = on_device.W, on_device.U, on_device.b
-    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
-    rhs = torch.stack([U @ u, U @ w, U @ o + b], 1)  # (m, 3)
-    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
-    return checked_solve(M, rhs.expand(active.shape[0], m, 3)).transpose(1, 2)
+def _ordered(cells: Polytopes) -> Polygons:
+    """2-D polytopes as polygons: vertices counter-clockwise around their mean, padded with the last."""
+    valid = cells.valid()
+    centre = cells.centres()
+    rel = cells.x - centre[:, None]
+    angle = torch.where(valid, torch.atan2(rel[..., 1], rel[..., 0]), torch.full_like(rel[..., 0], torch.inf))
+    order = angle.argsort(1)
+    xy = torch.gather(cells.x, 1, order[..., None].expand(-1, -1, 2))
+    last = torch.gather(xy, 1, (cells.n - 1)[:, None, None].expand(-1, 1, 2))
+    return Polygons(torch.where(valid[..., None], xy, last), cells.n)
 
 
 def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit):
-    es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
-    open_pieces = rectangle(plane.low, plane.high, device)
-    done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
-    unresolved = 0
-    # vertices made by a unit's own cut sit within rounding of its line (relative 1e-16 .. 1e-13); a piece
-    # accepted with a vertex on the wrong side by more than ROUNDING_BAND of the scale (but within the
-    # tolerance) is a decision left to the tolerance
-    doubtful = 0
-    for _ in range(100_000):
-        if open_pieces.count == 0:
-            break
-        centre = open_pieces.centroids()
-        active = deq_patterns(model, plane.points(centre))
-        coef = _deq_affine(model, plane, active)  # (P, 3, m)
-        sign = torch.where(active, 1.0, -1.0).to(DTYPE)
-        values = (open_pieces.xy[..., :1] * coef[:, None, 0] + open_pieces.xy[..., 1:] * coef[:, None, 1]
-                  + coef[:, None, 2])  # (P, V, m)
-        tol = _scale(coef, es, et) * DEQ_ZERO_TOL  # (P, m)
-        signed = values * sign[:, None, :] + tol[:, None, :]
-        signed = torch.where(open_pieces.valid()[..., None], signed, torch.zeros_like(signed))
-        worst, unit = signed.amin(1).min(1)  # most violated constraint per piece
-        final = worst >= 0
-        if bool(final.any()):
-            idx = final.nonzero().flatten()
-            beyond_rounding = values[idx] * sign[idx, None, :] < -(ROUNDING_BAND / DEQ_ZERO_TOL) * tol[idx, None, :]
-            doubtful += int((beyond_rounding & open_pieces.valid()[idx, :, None]).any(2).any(1).sum())
-            done.append((open_pieces.select(idx), active[idx], coef[idx]))
-        idx = (~final).nonzero().flatten()
-        if idx.numel() == 0:
-            break
-        pieces = open_pieces.select(idx)
-        f = torch.gather(values[idx], 2, unit[idx][:, None, None].expand(-1, values.shape[1], 1))[..., 0]
-        tol_f = tol[idx].gather(1, unit[idx][:, None]).expand_as(f)
-        valid = pieces.valid()
-        cuttable = ((f > tol_f) & valid).any(1) & ((f < -tol_f) & valid).any(1)
-        if not bool(cuttable.all()):  # a violation that cannot be cut (within tolerance): accept, report it
-            stuck = (~cuttable).nonzero().flatten()
-            unresolved += int(stuck.numel())
-            done.append((pieces.select(stuck), active[idx][stuck], coef[idx][stuck]))
-        cut_idx = cuttable.nonzero().flatten()
-        no_values = torch.zeros(cut_idx.numel(), pieces.xy.shape[1], 0, dtype=DTYPE, device=device)
-        (xy1, n1, _), (xy2, n2, _) = split_pairs(pieces.xy[cut_idx], pieces.n[cut_idx], no_values, f[cut_idx],
-                                                 tol_f[cut_idx])
-        open_pieces = Polygons(torch.cat([xy1, xy2]), torch.cat([n1, n2]))
-        limit.check(sum(p.count for p, _, _ in done) + open_pieces.count)
-    V = max(p.xy.shape[1] for p, _, _ in done)
-
-    def pad(p: Polygons) -> torch.Tensor:
-        extra = V - p.xy.shape[1]
-        return p.xy if extra == 0 else torch.cat([p.xy, p.xy[:, -1:].expand(-1, extra, -1)], 1)
-
-    polys = Polygons(torch.cat([pad(p) for p, _, _ in done]), torch.cat([p.n for p, _, _ in done]))
-    active = torch.cat([a for _, a, _ in done])
-    coef = torch.cat([c for _, _, c in done])
-    readout = model.to(device)
-    A, B, c = readout.A, readout.B, readout.c
-    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
-    z = coef * active[:, None, :].to(DTYPE)  # (P, 3, m)
-    out = z @ A.T  # (P, 3, k)
-    skip = torch.stack([B @ u, B @ w, B @ o + c])  # (3, k)
-    out = out + skip[None]
-    return polys, active, out[:, :2].transpose(1, 2), out[:, 2], unresolved, doubtful
+    """The pattern refinement of :mod:`regioncount.deq_cells` on the slice's rectangle, embedded by
+    x = o + s u + t w, its cells ordered as polygons."""
+    embedding = Embedding(torch.tensor(plane.origin, dtype=DTYPE),
+                          torch.tensor([plane.u, plane.w], dtype=DTYPE).T)
+    refined = refine_general_deq(model, Box(tuple(plane.low), tuple(plane.high)), device,
+                                 lambda count, vertices, d, words: limit.check(count), embedding=embedding)
+    out = refined.out  # (P, 3, k): s, t, constant
+    return (_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2], refined.unresolved,
+            refined.doubtful, refined.exact_decisions)
 
 
 def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor,
@@ -255,11 +204,11 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     watch = Stopwatch(dev)
     with torch.no_grad():
         if isinstance(model, FFN):
-            polys, bits, grads, offs, unresolved, doubtful = _ffn_partition(model, plane, dev, limit)
+            polys, bits, grads, offs, unresolved, doubtful, exact = _ffn_partition(model, plane, dev, limit)
             engine = "polygon subdivision (layered)"
         else:
-            polys, bits, grads, offs, unresolved, doubtful = _deq_partition(model, plane, dev, limit)
-            engine = "polygon subdivision (pattern refinement)"
+            polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit)
+            engine = "polygon refinement by patterns"
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
@@ -300,4 +249,4 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
         linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
         engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds,
-        tolerance_decisions=doubtful + decided.open, exact_decisions=decided.exact)
+        tolerance_decisions=doubtful + decided.open, exact_decisions=exact + decided.exact)

@@ -19,7 +19,7 @@ from fractions import Fraction
 
 from .errors import NotWellPosedError
 from .models import DEQ
-from .rational1d import ExactCount, fractions_of, line_maps, solve_unique
+from .rational1d import ExactCount, fractions_of, line_maps, solve_square
 
 Pattern = tuple[int, ...]
 
@@ -43,7 +43,7 @@ class ExactPatterns:
         if pattern not in self.cache:
             rows = [[(1 if i == j else 0) - self.W[i][j] * pattern[j] for j in range(self.m)] + list(self.rhs[i])
                     for i in range(self.m)]
-            X = solve_unique(rows, self.m)
+            X = solve_square(rows, self.m)
             if X is None:
                 raise NotWellPosedError(f"I - W D is singular (exactly) for the activation pattern {pattern}: "
                                         "the DEQ is not well-posed")

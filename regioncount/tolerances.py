@@ -14,11 +14,9 @@ MERGE_RATIO = 2.0**-46
 SLOPE_RTOL = 1e-9
 #: 2-D FFN partitions: a value within this fraction of a line's scale (|slope| * extent + |offset|) is zero.
 PLANE_ZERO_TOL = 2.0**-40
-#: 2-D DEQ partitions: the same for constraints whose coefficients come from linear solves.
+#: DEQ pattern refinements (2-D and d-D): the same for constraints whose coefficients come from linear
+#: solves; every value inside it is decided again exactly (regioncount.exact_refinement).
 PLANE_DEQ_ZERO_TOL = 1e-9
-#: 2-D DEQ partitions: a vertex on the wrong side of a line by more than this fraction of the scale (yet
-#: within PLANE_DEQ_ZERO_TOL) was accepted by the tolerance, not by the rounding of its own cut.
-PLANE_ROUNDING_BAND = 2.0**-40
 #: General-W DEQs: fixed-point iteration stops when a step is below this (relative to 1 + |z|).
 FIXED_POINT_STEP_TOL = 1e-13
 #: General-W DEQs: a polished fixed point must satisfy |relu(W z + q) - z| <= this * (1 + |z|).

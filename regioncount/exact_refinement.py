@@ -1,0 +1,198 @@
+"""Exact second opinions for the pattern refinement of a general-W DEQ (``docs/exact-dd.md``,
+"General W").
+
+The refinement cuts each cell along the zero of one unit's pre-activation on one pattern,
+u_k^D(y) = 0 with u^D = (I - W D)^-1 (U x(y) + b) and x(y) = o + P y (the identity for a box, the slice
+map for a plane).  Each cut is recorded once (:class:`CutRecord`: its unit and pattern) and every cell
+keeps its *lineage*, the cut of each round that made it, so constraint bit ``2 d + r`` of a cell's vertex
+is the hyperplane its round-r ancestor was cut along.  With float64 weights read as dyadic rationals:
+
+* a vertex is the exact solution of the constraints tight at it (box faces, recorded hyperplanes);
+* u_j^D depends only on the activations of the units that reach unit j through W (:func:`influences`);
+* u_j^D at a vertex that lies on the cut (unit j, pattern D') with D' equal to D on those units except
+  perhaps at unit j is exactly zero (on that hyperplane z_j = 0 under both patterns, so both fixed-point
+  systems have the same solution): such a value is *structurally zero* and needs no arithmetic;
+* more generally, the cuts through a vertex join patterns: a cut (unit k, pattern D') puts D' and D'
+  with unit k flipped in one class, because u_k^{D'} vanishes there and both patterns then share their
+  fixed point at the vertex.  u_j^D is exactly zero at a vertex when D is in one class with the pattern of
+  a cut of unit j through it (:meth:`ExactRefinement.chained_zero`: corners where several cuts meet);
+* any other value inside the zero tolerance is computed exactly: zero or of the required sign proves the
+  float decision, anything else is a decision left to the tolerance (a sliver thinner than the tolerance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import torch
+
+from .models import DEQ
+from .polytopes import bit_mask
+from .rational1d import fractions_of, solve_square, solve_unique
+
+Affine = tuple[tuple[Fraction, ...], Fraction]
+
+
+class CutRecord:
+    """Every cut of a refinement: node ids in creation order, with the unit and the pattern (bool, m) of
+    the cut hyperplane, on the refinement's device."""
+
+    def __init__(self, m: int, device: torch.device) -> None:
+        self.units = torch.zeros(0, dtype=torch.long, device=device)
+        self.patterns = torch.zeros(0, m, dtype=torch.bool, device=device)
+
+    def add(self, units: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
+        """Record cuts (S,) of ``units`` on ``patterns`` (S, m); returns their node ids (S,)."""
+        first = self.units.shape[0]
+        self.units = torch.cat([self.units, units])
+        self.patterns = torch.cat([self.patterns, patterns])
+        return torch.arange(first, first + units.shape[0], device=units.device)
+
+
+def influences(W: torch.Tensor) -> torch.Tensor:
+    """(m, m) bool: entry (j, i) when unit i's activation reaches u_j, through a path of non-zero entries
+    of W (u_j reads z_i when W[j, i] != 0).  u_j^D depends on D only through these units."""
+    reach = W != 0
+    while True:
+        step = reach | ((reach.to(torch.float32) @ reach.to(torch.float32)) > 0)
+        if bool((step == reach).all()):
+            return reach
+        reach = step
+
+
+def structurally_zero(record: CutRecord, lineage: torch.Tensor, tight: torch.Tensor, patterns: torch.Tensor,
+                      units: torch.Tensor, d: int, reach: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: u_{units} on ``patterns`` (N, m) is exactly zero at vertices with incidence words ``tight``
+    (N, K), because one of the vertex's recorded hyperplanes (``lineage`` (N, R) node ids, -1 for none) is
+    the same unit's zero on a pattern that differs at most at that unit among the units reaching it
+    (``reach``, :func:`influences`)."""
+    N, R = lineage.shape
+    if N == 0 or R == 0:
+        return torch.zeros(N, dtype=torch.bool, device=lineage.device)
+    nodes = lineage.clamp_min(0)
+    has = torch.zeros(N, R, dtype=torch.bool, device=lineage.device)
+    for r in range(R):
+        word, mask = bit_mask(2 * d + r)
+        if word < tight.shape[1]:
+            has[:, r] = (tight[:, word] & mask) != 0
+    same_unit = (record.units[nodes] == units[:, None]) & (lineage >= 0) & has
+    if not bool(same_unit.any()):
+        return torch.zeros(N, dtype=torch.bool, device=lineage.device)
+    rows, cols = same_unit.nonzero().unbind(1)
+    differ = (record.patterns[nodes[rows, cols]] ^ patterns[rows]) & reach[units[rows]]
+    differ[torch.arange(rows.shape[0], device=rows.device), units[rows]] = False
+    found = torch.zeros(N, dtype=torch.bool, device=lineage.device)
+    found[rows[~differ.any(1)]] = True
+    return found
+
+
+class ExactRefinement:
+    """Exact hyperplanes, vertices and values for one refinement, within a budget of decisions."""
+
+    def __init__(self, model: DEQ, low: Sequence[float], high: Sequence[float], record: CutRecord,
+                 origin: Sequence[float] | None = None, directions: Sequence[Sequence[float]] | None = None,
+                 budget: int = 20_000) -> None:
+        reach = influences(model.W).tolist()
+        self.reach_masks = [sum(1 << i for i, v in enumerate(row) if v) for row in reach]
+        self.d = len(low)
+        self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
+        self.record = record
+        self.W, U, b = fractions_of(model.W), fractions_of(model.U), fractions_of(model.b)
+        self.m = len(self.W)
+        n_in = len(U[0])
+        o = [Fraction(0)] * n_in if origin is None else [Fraction(float(v)) for v in origin]
+        P = ([[Fraction(int(i == k)) for k in range(n_in)] for i in range(n_in)] if directions is None
+             else [[Fraction(float(v)) for v in column] for column in directions])  # d columns of length n_in
+        self.rhs = [[sum((u * p for u, p in zip(row, column)), Fraction(0)) for column in P]
+                    + [sum((u * x for u, x in zip(row, o)), bias)] for row, bias in zip(U, b)]
+        self.cache: dict[tuple[bool, ...], list[Affine] | None] = {}
+        self._node_bits: dict[int, int] = {}
+        self.left = budget
+        self.decided = 0
+        self.spent = False
+
+    def affine(self, pattern: tuple[bool, ...]) -> list[Affine] | None:
+        """u^D of every unit as an exact affine map of the cell coordinates (None: I - W D singular)."""
+        if pattern not in self.cache:
+            m = self.m
+            rows = [[Fraction(int(i == j)) - (self.W[i][j] if pattern[j] else 0) for j in range(m)] + self.rhs[i]
+                    for i in range(m)]
+            X = solve_square(rows, m)
+            self.cache[pattern] = None if X is None else [(tuple(row[:self.d]), row[self.d]) for row in X]
+        return self.cache[pattern]
+
+    def constraint(self, bit: int, lineage: Sequence[int]) -> Affine | None:
+        """Constraint ``bit`` of a cell with ``lineage`` as a . y + c = 0 (box faces first)."""
+        d = self.d
+        if bit < 2 * d:
+            i, side = divmod(bit, 2)
+            return tuple(Fraction(int(k == i)) for k in range(d)), -(self.high[i] if side else self.low[i])
+        node = lineage[bit - 2 * d]
+        maps = self.affine(tuple(bool(v) for v in self.record.patterns[node].tolist()))
+        return None if maps is None else maps[int(self.record.units[node])]
+
+    def vertex(self, tight: Sequence[int], lineage: Sequence[int]) -> tuple[Fraction, ...] | None:
+        """The exact point where every constraint tight at a vertex holds (None: not exactly one)."""
+        rows = []
+        for bit in range(2 * self.d + len(lineage)):
+            word, mask = bit_mask(bit)
+            if word < len(tight) and tight[word] & mask:
+                affine = self.constraint(bit, lineage)
+                if affine is None:
+                    return None
+                rows.append([*affine[0], -affine[1]])
+        solution = solve_unique(rows, self.d)
+        return None if solution is None else tuple(x for x, in solution)
+
+    def _pattern_bits(self, node: int) -> int:
+        if node not in self._node_bits:
+            self._node_bits[node] = sum(1 << i for i, v in enumerate(self.record.patterns[node].tolist()) if v)
+        return self._node_bits[node]
+
+    def chained_zero(self, tight: Sequence[int], lineage: Sequence[int], pattern: tuple[bool, ...], unit: int) -> bool:
+        """True when u_unit on ``pattern`` is provably zero at the vertex by the cuts through it alone (no
+        arithmetic): the pattern is joined, by cuts through the vertex, to a cut of ``unit`` (patterns seen
+        only on the units that reach ``unit``, the rest cannot change u_unit)."""
+        parent: dict[int, int] = {}
+        keep = self.reach_masks[unit]
+
+        def find(a: int) -> int:
+            while parent.setdefault(a, a) != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        same_unit = []
+        for r, node in enumerate(lineage):
+            word, mask = bit_mask(2 * self.d + r)
+            if word < len(tight) and tight[word] & mask:
+                bits, k = self._pattern_bits(node), int(self.record.units[node])
+                bits &= keep
+                parent[find(bits)] = find((bits ^ (1 << k)) & keep)
+                if k == unit:
+                    same_unit.append(bits)
+        if not same_unit:
+            return False
+        own = find(sum(1 << i for i, v in enumerate(pattern) if v) & keep)
+        return any(find(bits) == own for bits in same_unit)
+
+    def sign(self, tight: Sequence[int], lineage: Sequence[int], pattern: tuple[bool, ...], unit: int) -> int | None:
+        """The exact sign (-1, 0, 1) of u_unit on ``pattern`` at the vertex, or None (budget spent, or the
+        vertex or the pattern's map is not determined)."""
+        maps = self.affine(pattern)
+        if maps is None:
+            return None
+        a, c = maps[unit]
+        if not any(a):  # constant on the pattern: no vertex needed
+            return (c > 0) - (c < 0)
+        if self.left <= 0:
+            self.spent = True
+            return None
+        self.left -= 1
+        self.decided += 1
+        point = self.vertex(tight, lineage)
+        if point is None:
+            return None
+        value = sum((ai * xi for ai, xi in zip(a, point)), c)
+        return (value > 0) - (value < 0)
