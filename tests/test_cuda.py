@@ -346,3 +346,20 @@ def test_models_move_to_cuda_once():
     moved = model.to("cuda")
     assert moved.W.is_cuda and model.to("cuda") is moved and moved.to("cuda") is moved
     assert model.to(f"cuda:{torch.cuda.current_device()}") is moved and not model.W.is_cuda
+
+
+def test_exact_second_opinions_in_partitions_cuda_equal_cpu():
+    """The exact refinement decisions (slivers, coincident hyperplanes) and the exact comparison of
+    neighbouring output maps give the same verdicts on CUDA as on the CPU."""
+    from test_exact_pieces import kink, two_outputs
+    from test_exact_refinement import BOX, sliver_deq
+
+    from regioncount.box_partition import partition_box
+    from regioncount.plane2d import partition_plane
+
+    for model in (sliver_deq(2.0**-50), sliver_deq(0.0, duplicate=True), kink(2.0**-60), two_outputs(2.0**31, 1.0)):
+        for run in (partition_plane, partition_box):
+            gpu, cpu = run(model, *BOX, device="cuda"), run(model, *BOX, device="cpu")
+            assert gpu.device == "cuda"
+            assert (gpu.method, gpu.activation_regions, gpu.linear_pieces, gpu.tolerance_decisions) == \
+                (cpu.method, cpu.activation_regions, cpu.linear_pieces, cpu.tolerance_decisions)
