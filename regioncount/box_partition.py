@@ -165,9 +165,11 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
     return found
 
 
-def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int):
+def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
+              exact: ExactCells | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
-    and the number of decisions taken by the tolerance."""
+    and the number of decisions taken by the tolerance.  ``exact`` answers the doubtful ones (default: the
+    model itself on the box; a plane slice passes the original model with its embedding)."""
     d = bx.dim
     units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
     constraints = 2 * d + units
@@ -176,7 +178,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     state, steps = _ffn_steps(model, d, device) if isinstance(model, FFN) else _deq_steps(model, d, device)
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
-    referee = _Referee(ExactCells(model, bx.low, bx.high), constraints, exact_budget)
+    referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
@@ -196,7 +198,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
             f = (cells.x[idx] @ zj[:, :d, None])[..., 0] + zj[:, d:]
             t = tol[origin[idx], j]
             live = cells.valid()[idx]
-            doubt = (f.abs() <= t[:, None]) & (f != 0) & live
+            doubt = (f.abs() <= t[:, None]) & live  # a float zero is no proof either
             if bool(doubt.any()):
                 doubt = referee.vertices(cells, idx, origin, bits, unit, f, doubt)
             doubtful += doubt.any(1).sum()
@@ -216,7 +218,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         Zo = Z.index_select(0, origin)
         pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
         tol_o = tol.index_select(0, origin)
-        doubt = (pre.abs() <= tol_o) & (pre != 0)
+        doubt = pre.abs() <= tol_o
         if bool(doubt.any()):
             doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
         active = pre > tol_o

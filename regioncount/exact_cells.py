@@ -28,11 +28,22 @@ class ExactCells:
     ``bits`` arguments are a cell's activation bits (units in global order, as the partition numbers them),
     of which only the units decided before the one asked about are read."""
 
-    def __init__(self, model: Model, low: Sequence[float], high: Sequence[float]) -> None:
+    def __init__(self, model: Model, low: Sequence[float], high: Sequence[float],
+                 embedding: tuple[Sequence[float], Sequence[Sequence[float]]] | None = None) -> None:
+        """``embedding`` = (origin, directions): the cells hold coordinates y of the input points
+        x = origin + sum_i y_i directions[i] (a plane through the input space); default x = y."""
         self.model = model
-        self.d = len(low)
+        self.d = d = len(low)
         self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
         self._cache: dict[tuple, list[Affine]] = {}
+        n_in = model.weights[0].shape[1] if isinstance(model, FFN) else model.U.shape[1]
+        if embedding is None:
+            self.inputs: list[Affine] = [(tuple(Fraction(int(i == k)) for i in range(d)), Fraction(0))
+                                         for k in range(n_in)]
+        else:
+            origin, directions = embedding
+            self.inputs = [(tuple(Fraction(float(column[k])) for column in directions), Fraction(float(origin[k])))
+                           for k in range(n_in)]
         if isinstance(model, FFN):
             self.W = [fractions_of(w) for w in model.weights[:-1]]
             self.b = [fractions_of(b) for b in model.biases[:-1]]
@@ -43,8 +54,11 @@ class ExactCells:
         else:
             assert isinstance(model, DEQ) and model.unit_order is not None
             self.Wd = fractions_of(model.W)
-            self.U = fractions_of(model.U)
-            self.bd = fractions_of(model.b)
+            U, b = fractions_of(model.U), fractions_of(model.b)
+            # each unit's input part U x + b as an affine map of the cell coordinates
+            self.U = [[sum((u * a[i] for u, (a, _) in zip(row, self.inputs)), Fraction(0)) for i in range(d)]
+                      for row in U]
+            self.bd = [sum((u * c for u, (_, c) in zip(row, self.inputs)), bias) for row, bias in zip(U, b)]
             self.order = list(model.unit_order)
             self.position = {t: i for i, t in enumerate(self.order)}
 
@@ -56,7 +70,7 @@ class ExactCells:
         if key not in self._cache:
             d = self.d
             if layer == 0:
-                h: list[Affine] = [(tuple(Fraction(int(i == k)) for i in range(d)), Fraction(0)) for k in range(d)]
+                h: list[Affine] = self.inputs
             else:
                 prev = self._ffn_layer(layer - 1, bits)
                 first = self.starts[layer - 1]

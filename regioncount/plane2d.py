@@ -34,6 +34,7 @@ from .cost import plane_polygon_bytes
 from .deq_cells import Embedding, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
+from .exact_cells import ExactCells
 from .exact_pieces import same_affine_pairs
 from .geometry import Box, Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
@@ -108,7 +109,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
             t = tol[origin, j][:, None]
-            doubtful += ((f.abs() <= t) & (f != 0)).any(1).sum()  # a vertex taken as on the line by tolerance
+            doubtful += (f.abs() <= t).any(1).sum()  # a vertex taken as on the line (a float zero is no proof)
             # padding repeats real vertices, so no mask is needed for "some vertex above / below"
             real = ((f > t).any(1) & (f < -t).any(1)).nonzero().flatten()
             if real.numel() == 0:
@@ -122,7 +123,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
         tol_o = tol.index_select(0, origin)
         active = pre > tol_o
-        doubtful += ((pre.abs() <= tol_o) & (pre != 0)).any(1).sum()
+        doubtful += (pre.abs() <= tol_o).any(1).sum()
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         state = Zo.mul_(active[:, None, :])
     readout, out_bias = model.weights[-1], model.biases[-1]
@@ -144,13 +145,40 @@ def _ordered(cells: Polytopes) -> Polygons:
     return Polygons(torch.where(valid[..., None], xy, last), cells.n)
 
 
-def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit):
+def _slice_model(model: Model, origin: torch.Tensor, P: torch.Tensor) -> Model:
+    """The model restricted to the plane, x = origin + P (s, t) folded into its first affine map (float64,
+    rounded: the exact second opinions read the original model and the embedding)."""
+    if isinstance(model, FFN):
+        first, bias = model.weights[0], model.biases[0]
+        return FFN([first @ P] + list(model.weights[1:]), [first @ origin + bias] + list(model.biases[1:]),
+                   name=model.name)
+    return DEQ(W=model.W, U=model.U @ P, b=model.U @ origin + model.b, A=model.A, B=model.B @ P,
+               c=model.B @ origin + model.c, name=model.name)
+
+
+def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
+    """The slice by the layered polytope subdivision of :mod:`regioncount.box_partition`, whose doubtful
+    zero tests are decided in rational arithmetic (vertices from their tight constraints): the exact route
+    when the polygon subdivision left decisions to the tolerance."""
+    from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
+
+    origin = torch.tensor(plane.origin, dtype=DTYPE)
+    P = torch.tensor([plane.u, plane.w], dtype=DTYPE).T
+    exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
+    cells, bits, out, doubtful, referee = subdivide(_slice_model(model, origin, P), Box(plane.low, plane.high),
+                                                    device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
+                                                    exact_budget, exact)
+    return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
+
+
+def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
     """The pattern refinement of :mod:`regioncount.deq_cells` on the slice's rectangle, embedded by
     x = o + s u + t w, its cells ordered as polygons."""
     embedding = Embedding(torch.tensor(plane.origin, dtype=DTYPE),
                           torch.tensor([plane.u, plane.w], dtype=DTYPE).T)
     refined = refine_general_deq(model, Box(tuple(plane.low), tuple(plane.high)), device,
-                                 lambda count, vertices, d, words: limit.check(count), embedding=embedding)
+                                 lambda count, vertices, d, words: limit.check(count), embedding=embedding,
+                                 exact_budget=exact_budget)
     out = refined.out  # (P, 3, k): s, t, constant
     return (_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2], refined.unresolved,
             refined.doubtful, refined.exact_decisions)
@@ -187,12 +215,16 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
                     device: str | torch.device = "auto", max_regions: int = 10**7,
-                    memory_limit: int | None = None, assume_well_posed: bool = False) -> PlanePartition:
+                    memory_limit: int | None = None, assume_well_posed: bool = False,
+                    exact_budget: int = 20_000) -> PlanePartition:
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
 
     The subdivision stops (:class:`~regioncount.errors.CostLimitError`) once it holds more than
     ``max_regions`` polygons, or more than its share of ``memory_limit`` bytes (default: half the RAM) at
-    :func:`~regioncount.cost.plane_polygon_bytes` each; the message gives the estimate."""
+    :func:`~regioncount.cost.plane_polygon_bytes` each; the message gives the estimate.  When the FFN polygon
+    subdivision takes a zero test by the tolerance, the slice is partitioned again by polytopes whose doubtful
+    tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
+    tolerance decision and the partition says ``approximate``."""
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
     reach = max(abs(v) for v in (*plane.low, *plane.high))
@@ -206,8 +238,12 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         if isinstance(model, FFN):
             polys, bits, grads, offs, unresolved, doubtful, exact = _ffn_partition(model, plane, dev, limit)
             engine = "polygon subdivision (layered)"
+            if doubtful:  # decide them exactly: the same slice by polytopes, whose vertices know their lines
+                polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
+                    model, plane, dev, limit, exact_budget)
+                engine = "polytope subdivision (layered, exact second opinions)"
         else:
-            polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit)
+            polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit, exact_budget)
             engine = "polygon refinement by patterns"
         partition_seconds = watch.seconds()
         widths = model.hidden_widths if isinstance(model, FFN) else None

@@ -318,3 +318,38 @@ def test_tables_written_to_a_pipe_are_not_cut():
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     assert "…" not in out.stdout and "smallest match" in out.stdout
+
+
+def concurrent_lines(a: float = 0.7, c: float = 0.1) -> FFN:
+    """Three lines through (c, c) in exact arithmetic (x1 = x2, x1 + x2 = 2c, a x1 + (1 - a) x2 = c, with
+    1 - a exact): float64 cuts put the vertex 1e-17 off the third line."""
+    W1 = torch.tensor([[1.0, -1.0], [1.0, 1.0], [a, 1 - a]], dtype=torch.float64)
+    return FFN([W1, torch.tensor([[1.0, 2.0, -3.0]], dtype=torch.float64)],
+               [torch.tensor([0.0, -2 * c, -c], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+
+
+def test_doubtful_ffn_slices_are_decided_exactly():
+    part = partition_plane(concurrent_lines(), *BOX, device="cpu")
+    assert (part.method, part.activation_regions, part.tolerance_decisions) == ("exact", 6, 0)
+    assert part.exact_decisions > 0 and "exact second opinions" in part.engine
+    assert abs(float(part.areas.sum()) - 4.0) < 1e-12
+    assert part.activation_regions == len(bfs_regions(concurrent_lines(), *BOX)["patterns"])
+
+
+def test_a_slice_through_a_higher_dimensional_input_is_decided_exactly():
+    """The same three concurrent lines, as planes of a 3-D input seen on the slice x3 = 1/4."""
+    net = concurrent_lines()
+    first = torch.cat([net.weights[0], torch.tensor([[4.0], [-8.0], [2.0]], dtype=torch.float64)], 1)
+    bias = net.biases[0] - torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)  # minus 0.25 * the new column
+    model = FFN([first, net.weights[1]], [bias, net.biases[1]])
+    part = partition_plane(model, origin=[0.0, 0.0, 0.25], dirs=([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]), extent=1.0,
+                           device="cpu")
+    assert (part.method, part.activation_regions) == ("exact", 6)
+
+
+def test_a_sliver_of_an_ffn_slice_is_reported():
+    W1 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    model = FFN([W1, torch.ones(1, 2, dtype=torch.float64)],
+                [torch.tensor([-(2.0**-10), -(2.0**-10) - 2.0**-50], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    part = partition_plane(model, *BOX, device="cpu")
+    assert part.method == "approximate" and part.tolerance_decisions > 0
