@@ -19,6 +19,7 @@ R^m has no fixed point or several (the DEQ may still be well-posed on the range 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -30,9 +31,10 @@ from .errors import NotWellPosedError
 from .settings import DEFAULT_P_MATRIX_CAP  # noqa: E402  (re-exported)
 
 _BORDERLINE = 1e-9
-#: Up to this width a passing float64 sufficient condition is confirmed in exact rational arithmetic;
-#: above it, it must pass with a float-error margin (see :func:`_margin`).
+#: Up to this width a sufficient condition that the rigorous float64 test (:func:`cholesky_proves_pd`) leaves
+#: open is decided in exact integer arithmetic; above it, it is "not shown".
 EXACT_CONFIRM_CAP = 64
+_U = 2.0**-53
 
 
 #: A square float64 matrix: a numpy array, or anything numpy converts (a CPU torch tensor, nested lists).
@@ -52,20 +54,87 @@ def exact_matrix(W: Matrix) -> list[list[Fraction]]:
     return [[Fraction(float(v)) for v in row] for row in as_array(W).tolist()]
 
 
-def positive_definite_exact(S: list[list[Fraction]]) -> bool:
-    """Is the symmetric rational matrix S positive definite?  Exact LDL^T: every pivot must be > 0."""
-    a = [row[:] for row in S]
-    n = len(a)
-    for col in range(n):
-        pivot = a[col][col]
+def _integer_rows(S: list[list[Fraction]]) -> tuple[list[list[int]], int]:
+    """``S`` times the common denominator ``c`` of its entries (a power of two for float64 data): (N, c)."""
+    c = math.lcm(*(v.denominator for row in S for v in row)) if S else 1
+    return [[v.numerator * (c // v.denominator) for v in row] for row in S], c
+
+
+def _positive_definite_integer(a: list[list[int]]) -> bool:
+    """Is the symmetric integer matrix positive definite?  Fraction-free (Bareiss) elimination without
+    pivoting: the k-th pivot is the k-th leading principal minor, and all of them are > 0 exactly when the
+    matrix is positive definite (Sylvester's criterion)."""
+    a = [row[:] for row in a]
+    n, previous = len(a), 1
+    for k in range(n):
+        pivot = a[k][k]
         if pivot <= 0:
             return False
-        for r in range(col + 1, n):
-            factor = a[r][col] / pivot
-            if factor:
-                for c in range(col + 1, n):
-                    a[r][c] -= factor * a[col][c]
+        head = a[k]
+        for r in range(k + 1, n):
+            row, f = a[r], a[r][k]
+            a[r] = [(v * pivot - f * h) // previous for v, h in zip(row, head)]
+        previous = pivot
     return True
+
+
+def positive_definite_exact(S: list[list[Fraction]]) -> bool:
+    """Is the symmetric rational matrix S positive definite?  Exact, on the integer matrix c S
+    (:func:`_positive_definite_integer`)."""
+    return _positive_definite_integer(_integer_rows(S)[0])
+
+
+def _gamma(n: int) -> float:
+    return n * _U / (1 - n * _U)
+
+
+def cholesky_proves_pd(S: np.ndarray, err: float) -> bool:
+    """True only when every symmetric matrix A with ||A - S||_2 <= ``err`` is proven positive definite.
+
+    With a shift c, B = fl(S - c I) is factored by a plain Cholesky loop (numpy dot products, any order).
+    If it runs to completion, R^T R = B + dB with |dB| <= gamma_{m+1} |R^T| |R| (Demmel; Higham, *Accuracy
+    and Stability*, Thm 10.3), so ||dB||_2 <= gamma_{m+1} ||R||_F^2, and
+    A = R^T R - dB + c I - (B - (S - c I)) + (A - S) >= (c - gamma_{m+1} ||R||_F^2 - u max|s_ii - c| - err) I,
+    positive definite when that number is > 0 (checked with every term rounded up).  A failed factorization
+    or check means "not shown", never "not positive definite"."""
+    m = S.shape[0]
+    if m == 0:
+        return True
+    if not bool(np.isfinite(S).all()) or not err >= 0:
+        return False
+    g = _gamma(m + 1)
+    diag = np.diagonal(S)
+    c = 2.0 * (g * float(np.abs(diag).sum()) * (1 + 4 * g) + _U * float(np.abs(diag).max()) + err) + 1e-300
+    B = S - c * np.eye(m)
+    R = np.zeros_like(B)
+    for j in range(m):
+        pivot = B[j, j] - float(np.dot(R[:j, j], R[:j, j]))
+        if not pivot > 0:
+            return False
+        R[j, j] = np.sqrt(pivot)
+        R[j, j + 1:] = (B[j, j + 1:] - R[:j, j] @ R[:j, j + 1:]) / R[j, j]
+    if not bool(np.isfinite(R).all()):
+        return False
+    frobenius = float(np.sum(R * R)) * (1 + _gamma(m * m + 2))
+    shift_rounding = _U * float(np.abs(diag - c).max())
+    return c > (g * frobenius + shift_rounding + err) * (1 + 2.0**-20)
+
+
+def _contraction_proven(W: np.ndarray) -> bool:
+    """||W||_2 < 1 proven in float64: I - W^T W positive definite, the Gram's rounding (at most
+    gamma_m ||W||_F^2 in norm) and the subtraction's (u ||S||_F) in the error."""
+    m = W.shape[0]
+    S = np.eye(m) - W.T @ W
+    err = (_gamma(m) * float(np.sum(W * W)) + _U * float(np.linalg.norm(S))) * (1 + 2.0**-20) * 2
+    return cholesky_proves_pd(S, err)
+
+
+def _monotone_proven(W: np.ndarray) -> bool:
+    """sym(I - W) positive definite, proven in float64 (the sum W + W^T and the subtraction from I round by
+    at most 2 u ||S||_F in norm)."""
+    m = W.shape[0]
+    S = np.eye(m) - (W + W.T) / 2
+    return cholesky_proves_pd(S, 4 * _U * float(np.linalg.norm(S)) * (1 + 2.0**-20) + 1e-300)
 
 
 def _margin(m: int, scale: float) -> float:
@@ -79,10 +148,12 @@ def _identity_minus(W: list[list[Fraction]]) -> list[list[Fraction]]:
 
 
 def _contraction_exact(W: list[list[Fraction]]) -> bool:
-    """||W||_2 < 1 exactly: I - W^T W positive definite."""
-    m = len(W)
-    gram = [[sum((W[k][r] * W[k][c] for k in range(m)), Fraction(0)) for c in range(m)] for r in range(m)]
-    return positive_definite_exact([[(1 if r == c else 0) - gram[r][c] for c in range(m)] for r in range(m)])
+    """||W||_2 < 1 exactly: I - W^T W positive definite, i.e. c^2 I - N^T N for the integer N = c W."""
+    N, c = _integer_rows(W)
+    m = len(N)
+    columns = list(zip(*N))
+    gram = [[sum(x * y for x, y in zip(columns[r], columns[k])) for k in range(m)] for r in range(m)]
+    return _positive_definite_integer([[(c * c if r == k else 0) - gram[r][k] for k in range(m)] for r in range(m)])
 
 
 def _monotone_exact(W: list[list[Fraction]]) -> bool:
@@ -162,22 +233,23 @@ def acyclic_order(W: Matrix) -> list[int] | None:
 
 
 def _exact_det(matrix: list[list[Fraction]]) -> Fraction:
-    """Determinant by Gaussian elimination over the rationals."""
-    a = [row[:] for row in matrix]
-    n, det = len(a), Fraction(1)
-    for col in range(n):
-        pivot = next((r for r in range(col, n) if a[r][col] != 0), None)
-        if pivot is None:
+    """Determinant of a rational matrix: fraction-free (Bareiss) elimination on the integer matrix c A, whose
+    last pivot is det(c A) = c^n det(A) (up to the sign of the row swaps)."""
+    a, c = _integer_rows(matrix)
+    n, sign, previous = len(a), 1, 1
+    for k in range(n):
+        pivot_row = next((r for r in range(k, n) if a[r][k] != 0), None)
+        if pivot_row is None:
             return Fraction(0)
-        if pivot != col:
-            a[col], a[pivot] = a[pivot], a[col]
-            det = -det
-        det *= a[col][col]
-        for r in range(col + 1, n):
-            factor = a[r][col] / a[col][col]
-            for c in range(col, n):
-                a[r][c] -= factor * a[col][c]
-    return det
+        if pivot_row != k:
+            a[k], a[pivot_row] = a[pivot_row], a[k]
+            sign = -sign
+        head, pivot = a[k], a[k][k]
+        for r in range(k + 1, n):
+            row, f = a[r], a[r][k]
+            a[r] = [(v * pivot - f * h) // previous for v, h in zip(row, head)]
+        previous = pivot
+    return Fraction(sign * previous, c**n) if n else Fraction(1)
 
 
 def p_matrix_test(M: Matrix, exact_I_minus: list[list[Fraction]] | None = None
@@ -210,14 +282,14 @@ def p_matrix_test(M: Matrix, exact_I_minus: list[list[Fraction]] | None = None
     return True, None, None, count
 
 
-def _confirmed(clear: bool, possible: bool, exact: list[list[Fraction]] | None, exact_test) -> bool:
-    """A float64 test with an error band: clear pass -> confirmed exactly when the matrix is small enough
-    (exact rational test), else accepted with the margin; inside the band -> decided exactly or refused."""
-    if not possible:
+def _confirmed(proven: bool, possible: bool, exact: list[list[Fraction]] | None, exact_test) -> bool:
+    """A sufficient condition: proven by the rigorous float64 test, else (when it may hold) decided exactly
+    where the matrix is small enough, else not shown."""
+    if proven:
+        return True
+    if not possible or exact is None:
         return False
-    if exact is not None:
-        return exact_test(exact)
-    return clear
+    return exact_test(exact)
 
 
 def _verdict(passed: bool, yes: str, no: str) -> str:
@@ -244,8 +316,11 @@ def certify(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
         checks.append(Check("triangular", False, None, "the unit graph has a cycle"))
     exact = exact_matrix(W) if m <= EXACT_CONFIRM_CAP else None
     norm = float(np.linalg.norm(W, ord=2))
-    passed = _confirmed(norm < 1 - _margin(m, norm), norm < 1 + _margin(m, norm), exact, _contraction_exact)
-    how = " (I - W^T W positive definite: exact LDL^T)" if exact is not None else " (beyond the error margin)"
+    possible = norm < 1 + _margin(m, norm)
+    proven = possible and _contraction_proven(W)
+    passed = _confirmed(proven, possible, exact, _contraction_exact)
+    how = (" (I - W^T W positive definite: Cholesky with rigorous error bounds)" if proven
+           else " (I - W^T W positive definite: exact LDL^T)")
     checks.append(Check("contraction", passed, norm, f"||W||_2 = {norm:.6g}" + _verdict(passed, "< 1" + how, ">= 1")))
     rho = float(np.abs(np.linalg.eigvals(np.abs(W))).max())
     passed = rho < 1 and _spectral_radius_below_one(np.abs(W))
@@ -255,9 +330,10 @@ def certify(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
     sym = (eye - W + (eye - W).T) / 2
     lam = float(np.linalg.eigvalsh(sym).min())
     scale = float(np.linalg.norm(sym, ord=2))
-    passed = _confirmed(lam > _margin(m, scale), lam > -_margin(m, scale), exact, _monotone_exact)
-    how = (" (positive definite: exact LDL^T)" if exact is not None
-           else f" (by more than the error margin {_margin(m, scale):.2g})")
+    possible = lam > -_margin(m, scale)
+    proven = possible and _monotone_proven(W)
+    passed = _confirmed(proven, possible, exact, _monotone_exact)
+    how = " (positive definite: Cholesky with rigorous error bounds)" if proven else " (positive definite: exact LDL^T)"
     checks.append(Check("monotone", passed, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + _verdict(passed, "> 0" + how, "<= 0")))
     if m <= p_matrix_cap:
         ok, subset, minor, dets = p_matrix_test(eye - W, exact_I_minus=_identity_minus(exact or exact_matrix(W)))

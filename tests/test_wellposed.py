@@ -148,3 +148,37 @@ def test_check_of_a_json_file_needs_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-m", "regioncount", "check", str(bad)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0 and "W must be square" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cholesky_proof_is_sound_and_refuses_what_it_cannot_prove():
+    import numpy as np
+
+    from regioncount.wellposed import cholesky_proves_pd
+
+    assert cholesky_proves_pd(np.eye(5), 0.0)
+    assert cholesky_proves_pd(np.diag([1.0, 1e-3]), 1e-6)
+    assert not cholesky_proves_pd(np.diag([1.0, 2.0**-70]), 0.0)  # positive definite, but below rounding
+    assert not cholesky_proves_pd(np.diag([1.0, 1e-3]), 1e-3)  # the error could make it singular
+    assert not cholesky_proves_pd(np.array([[1.0, 1.0], [1.0, 1.0]]), 0.0)  # singular
+    assert not cholesky_proves_pd(np.array([[1.0, np.nan], [np.nan, 1.0]]), 0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # random matrices: a proof is only ever given for a positive definite one
+        X = rng.normal(size=(6, 6))
+        S = X @ X.T - rng.uniform(0, 3) * np.eye(6)
+        if cholesky_proves_pd(S, 0.0):
+            assert np.linalg.eigvalsh(S).min() > 0
+
+
+@pytest.mark.parametrize("m", [80, 200])
+def test_wide_contractions_are_proven_and_wide_shifts_are_not(m):
+    """Beyond the exact cap, the rigorous Cholesky test still proves ||W||_2 < 1 (no heuristic margin): a
+    scaled random W passes, the cyclic shift (||W||_2 = 1, I - W singular) does not."""
+    from regioncount.wellposed import certify
+
+    gen = torch.Generator().manual_seed(m)
+    W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+    W *= 0.99 / torch.linalg.matrix_norm(W, ord=2)
+    cert = certify(W)
+    assert cert.well_posed is True and cert.method == "contraction" and "rigorous error bounds" in cert.reason
+    shift = certify(_shift(m))
+    assert shift.well_posed is None and not any(c.passed for c in shift.checks)
