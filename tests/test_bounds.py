@@ -148,9 +148,8 @@ def test_serra_attained_by_the_construction_as_stored(widths):
     (rational reference on the stored float64 weights), not taken from the formula."""
     import json
 
-    from click.testing import CliRunner
+    from random_nets import run_cli
     from rational_reference import exact_count
-    from regioncount_cli.main import main
 
     from regioncount.bounds import serra
     from regioncount.constructions import serra_attaining_ffn
@@ -158,7 +157,7 @@ def test_serra_attained_by_the_construction_as_stored(widths):
     net = serra_attaining_ffn(widths)
     exact = exact_count(net, [0.0], [1.0], 0.0, 1.0)
     assert exact.activation_regions == serra(1, widths)
-    out = CliRunner().invoke(main, ["bound", "--widths", ",".join(map(str, widths)), "--verify", "--json"])
+    out = run_cli("bound", "--widths", ",".join(map(str, widths)), "--verify", "--json")
     data = json.loads(out.output)
     assert data["attained_1d"] is True and data["verified_regions"] == serra(1, widths)
 
@@ -166,8 +165,7 @@ def test_serra_attained_by_the_construction_as_stored(widths):
 def test_attained_is_false_only_where_no_construction_is_known():
     import json
 
-    from click.testing import CliRunner
-    from regioncount_cli.main import main
+    from random_nets import run_cli
 
-    out = CliRunner().invoke(main, ["bound", "--widths", "2,3", "--json"])
+    out = run_cli("bound", "--widths", "2,3", "--json")
     assert json.loads(out.output)["attained_1d"] is False

@@ -7,8 +7,7 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
-from regioncount_cli.main import main
+from random_nets import run_cli
 
 from regioncount import DEQ, count_segment, theorem1_deq
 from regioncount.deq_general import walk_segment
@@ -79,7 +78,7 @@ def test_ill_posed_W_is_refused_with_its_norm(tmp_path):
     path = tmp_path / "ill.json"
     path.write_text(json.dumps({"type": "deq", "W": [[0, 2, 0], [2, 0, 0], [0, 0, 0]], "U": [[1, 0]] * 3,
                                 "b": [0, 0, 0], "A": [[1, 1, 1]], "domain": {"low": [0, 0], "high": [1, 1]}}))
-    result = CliRunner().invoke(main, ["count", str(path), "--samples", "100"])
+    result = run_cli("count", str(path), "--samples", "100")
     assert result.exit_code == 2 and "||W||_2 = 2" in result.output
 
 

@@ -8,10 +8,8 @@ import math
 
 import pytest
 import torch
-from click.testing import CliRunner
 from lp_reference import bfs_regions
 from random_nets import gaussian_ffn, run_cli
-from regioncount_cli.main import main
 
 from regioncount import count_segment, theorem1_deq
 from regioncount.chords import chord_statistics, count_chords, random_chords
@@ -195,13 +193,12 @@ def test_grid_gives_no_richness_claims(tmp_path):
     assert data["chao1"] is None and data["good_turing_coverage"] is None and "grid" in data["note"]
     from regioncount import save_model
 
-    runner = CliRunner()
     path = str(tmp_path / "m.json")
     save_model(model, path)
-    out = runner.invoke(main, ["count", path, "--box", "0", "1", "--samples", "64", "--grid", "--json"])
+    out = run_cli("count", path, "--box", "0", "1", "--samples", "64", "--grid", "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["estimate"]["chao1"] is None
-    table = runner.invoke(main, ["count", path, "--box", "0", "1", "--samples", "64", "--grid"])
+    table = run_cli("count", path, "--box", "0", "1", "--samples", "64", "--grid")
     assert table.exit_code == 0 and "not given for a grid" in table.output
 
 

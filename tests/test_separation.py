@@ -9,10 +9,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 from random_nets import run_cli
-from regioncount_cli.main import main
 
 from regioncount import FFN, theorem1_deq
 from regioncount.constructions import tent_ffn
@@ -254,7 +252,7 @@ def test_alpha_with_many_digits_is_refused_fast():
 
 def test_cli_compare_refuses_a_long_alpha():
 
-    out = CliRunner().invoke(main, ["compare", "--alpha", "0.3333333333333333", "--widths", "4:6"])
+    out = run_cli("compare", "--alpha", "0.3333333333333333", "--widths", "4:6")
     assert out.exit_code == 2 and "significant digits" in out.output
 
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
-from regioncount_cli.main import main
+from random_nets import run_cli
 
 from regioncount import theorem1_deq
 from regioncount.wellposed import certify, p_matrix_test
@@ -53,17 +52,17 @@ def test_check_command(tmp_path):
     ill = tmp_path / "ill.json"
     ill.write_text(json.dumps({"type": "deq", "W": [[0, 2, 0], [2, 0, 0], [0, 0, 0]], "U": [[1], [1], [1]],
                                "b": [0, 0, 0], "A": [[1, 1, 1]]}))
-    result = CliRunner().invoke(main, ["check", str(ill), "--json"])
+    result = run_cli("check", str(ill), "--json")
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert data["well_posed"] is False and data["failing_subset"] == [1, 2]
     good = tmp_path / "good.json"
-    CliRunner().invoke(main, ["deq", "-m", "5", "--save-model", str(good)])
-    result = CliRunner().invoke(main, ["check", str(good)])
+    run_cli("deq", "-m", "5", "--save-model", str(good))
+    result = run_cli("check", str(good))
     assert result.exit_code == 0 and "well-posed" in result.output and "triangular" in result.output
     ffn = tmp_path / "ffn.json"
     ffn.write_text(json.dumps({"type": "ffn", "layers": [{"weight": [[1]], "bias": [0]}]}))
-    result = CliRunner().invoke(main, ["check", str(ffn)])
+    result = run_cli("check", str(ffn))
     assert result.exit_code == 0 and "FFN" in result.output and "always well-defined" in result.output
 
 
@@ -106,21 +105,18 @@ def test_p_matrix_read_from_the_stored_weights_not_from_rounded_I_minus_W():
 
 
 def test_singular_solve_is_a_one_line_error(tmp_path):
-    from click.testing import CliRunner
-    from regioncount_cli.main import main
 
     from regioncount import DEQ, save_model
 
     m = 19
     save_model(DEQ(W=_shift(m), U=torch.ones(m, 1, dtype=torch.float64), b=torch.zeros(m, dtype=torch.float64),
                    A=torch.ones(1, m, dtype=torch.float64)), tmp_path / "cyc.json")
-    runner = CliRunner()
     for extra in (["--interval", "-1", "1"], ["--box", "-1", "1", "--samples", "1000"]):
-        out = runner.invoke(main, ["count", str(tmp_path / "cyc.json"), *extra, "--assume-well-posed"])
+        out = run_cli("count", str(tmp_path / "cyc.json"), *extra, "--assume-well-posed")
         assert out.exit_code == 2, out.output
         assert out.output.startswith("Error: ") and "internal error" not in out.output
         assert len(out.output.strip().splitlines()) == 1
-    out = runner.invoke(main, ["check", str(tmp_path / "cyc.json")])
+    out = run_cli("check", str(tmp_path / "cyc.json"))
     assert out.exit_code == 1 and "undecided" in out.output
 
 
