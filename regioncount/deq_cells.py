@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import torch
 
 from .exact_refinement import CutRecord, ExactRefinement, influences, structurally_zero
-from .fixedpoint import checked_solve, solve_fixed_points
+from .fixedpoint import checked_solve
 from .geometry import Box
 from .models import DEQ, DTYPE
 from .polytopes import Polytopes, split, words_for
 from .polytopes import box as box_polytope
+from .sampled import deq_patterns
 from .tolerances import PLANE_DEQ_ZERO_TOL
 
 #: Refinement rounds before giving up (each round cuts every open cell once).
@@ -133,7 +134,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
     open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
-    record = CutRecord(m, device)
+    record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
@@ -144,8 +145,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         centres = open_cells.centres()
         points = centres if embedding is None else (embedding.origin.to(device)
                                                     + centres @ embedding.directions.to(device).T)
-        fixed = solve_fixed_points(model, points)
-        active = fixed.u > 0
+        active = deq_patterns(model, points)  # forward substitution when W is triangular
         coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
@@ -181,7 +181,9 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         c, v = on.nonzero().unbind(1)
         cells_on = idx[cut][c]
         judge.settle(open_cells, lineage, active, cells_on, v, unit[cells_on], torch.zeros_like(v))
-        nodes = record.add(unit[idx[cut]], active[idx[cut]])
+        cut_units = unit[idx[cut]]
+        planes = coef[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
+        nodes = record.add(cut_units, active[idx[cut]], planes)
         pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
         plus, minus = split(pieces, f[cut], t[cut], bit)
         bit += 1

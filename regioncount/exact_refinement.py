@@ -12,6 +12,9 @@ is the hyperplane its round-r ancestor was cut along.  With float64 weights read
 * u_j^D at a vertex that lies on the cut (unit j, pattern D') with D' equal to D on those units except
   perhaps at unit j is exactly zero (on that hyperplane z_j = 0 under both patterns, so both fixed-point
   systems have the same solution): such a value is *structurally zero* and needs no arithmetic;
+* two distinct cuts of one unit k through a vertex whose patterns differ, among the units reaching k, only
+  at unit i make u_i vanish there (u_k of the two patterns differs by a non-zero multiple of u_i), so they
+  join patterns as a cut of unit i would;
 * more generally, the cuts through a vertex join patterns: a cut (unit k, pattern D') puts D' and D'
   with unit k flipped in one class, because u_k^{D'} vanishes there and both patterns then share their
   fixed point at the vertex.  u_j^D is exactly zero at a vertex when D is in one class with the pattern of
@@ -33,21 +36,38 @@ from .rational1d import fractions_of, solve_square, solve_unique
 
 Affine = tuple[tuple[Fraction, ...], Fraction]
 
+#: Two recorded cut hyperplanes whose normalized coefficients differ by more than this are distinct.
+DISTINCT_PLANES = 1e-7
+
 
 class CutRecord:
-    """Every cut of a refinement: node ids in creation order, with the unit and the pattern (bool, m) of
-    the cut hyperplane, on the refinement's device."""
+    """Every cut of a refinement: node ids in creation order, with the unit, the pattern (bool, m) and the
+    float64 coefficients (cell coordinates, then the constant) of the cut hyperplane, on the refinement's
+    device."""
 
-    def __init__(self, m: int, device: torch.device) -> None:
+    def __init__(self, m: int, d: int, device: torch.device) -> None:
         self.units = torch.zeros(0, dtype=torch.long, device=device)
         self.patterns = torch.zeros(0, m, dtype=torch.bool, device=device)
+        self.planes = torch.zeros(0, d + 1, dtype=torch.float64, device=device)
 
-    def add(self, units: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
-        """Record cuts (S,) of ``units`` on ``patterns`` (S, m); returns their node ids (S,)."""
+    def add(self, units: torch.Tensor, patterns: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+        """Record cuts (S,) of ``units`` on ``patterns`` (S, m) along ``planes`` (S, d + 1); returns their
+        node ids (S,)."""
         first = self.units.shape[0]
         self.units = torch.cat([self.units, units])
         self.patterns = torch.cat([self.patterns, patterns])
+        self.planes = torch.cat([self.planes, planes])
         return torch.arange(first, first + units.shape[0], device=units.device)
+
+    def distinct_planes(self, a: int, b: int) -> bool:
+        """Are the hyperplanes of cuts ``a`` and ``b`` clearly different (normalized coefficients apart by
+        far more than the rounding of their solves)?"""
+        pa, pb = self.planes[a], self.planes[b]
+        na, nb = float(pa.abs().max()), float(pb.abs().max())
+        if na == 0 or nb == 0:
+            return False
+        return float((pa / na - pb / nb).abs().max()) > DISTINCT_PLANES and \
+            float((pa / na + pb / nb).abs().max()) > DISTINCT_PLANES
 
 
 def influences(W: torch.Tensor) -> torch.Tensor:
@@ -164,14 +184,28 @@ class ExactRefinement:
             return a
 
         same_unit = []
+        cuts: list[tuple[int, int, int]] = []  # (pattern bits, unit, node) of the cuts through the vertex
         for r, node in enumerate(lineage):
             word, mask = bit_mask(2 * self.d + r)
             if word < len(tight) and tight[word] & mask:
                 bits, k = self._pattern_bits(node), int(self.record.units[node])
-                bits &= keep
-                parent[find(bits)] = find((bits ^ (1 << k)) & keep)
+                cuts.append((bits, k, node))
+                parent[find(bits & keep)] = find((bits ^ (1 << k)) & keep)
                 if k == unit:
-                    same_unit.append(bits)
+                    same_unit.append(bits & keep)
+        # a bend: two distinct cuts of unit k whose patterns differ, among the units reaching k, only at
+        # unit i: u_k of the two patterns differs by a non-zero multiple of u_i, so u_i vanishes there
+        for x, (bits_a, k, node_a) in enumerate(cuts):
+            for bits_b, k_b, node_b in cuts[x + 1:]:
+                diff = (bits_a ^ bits_b) & self.reach_masks[k] & ~(1 << k)
+                if k_b != k or diff == 0 or diff & (diff - 1):
+                    continue
+                if not self.record.distinct_planes(node_a, node_b):
+                    continue
+                i = diff.bit_length() - 1
+                parent[find(bits_b & keep)] = find((bits_b ^ (1 << i)) & keep)
+                if i == unit:
+                    same_unit.append(bits_b & keep)
         if not same_unit:
             return False
         own = find(sum(1 << i for i, v in enumerate(pattern) if v) & keep)
