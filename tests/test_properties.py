@@ -69,3 +69,33 @@ def test_arbitrary_float_ffns_labelled_exact_are_right(model, interval):
     exact = exact_count(model, [0.0], [1.0], *interval)
     if fast.method == "exact":
         assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+
+
+@st.composite
+def dyadic_plane_ffns(draw):
+    """2-D input, dyadic weights: dead, duplicated and concurrent boundaries arise by themselves."""
+    widths = [2] + draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)) + [draw(st.integers(1, 2))]
+    weights, biases = [], []
+    for n_in, n_out in zip(widths, widths[1:]):
+        weights.append(torch.tensor(draw(st.lists(st.lists(DYADICS, min_size=n_in, max_size=n_in),
+                                                  min_size=n_out, max_size=n_out)), dtype=torch.float64))
+        biases.append(torch.tensor(draw(st.lists(DYADICS, min_size=n_out, max_size=n_out)), dtype=torch.float64))
+    return FFN(weights, biases)
+
+
+@SETTINGS
+@given(dyadic_plane_ffns())
+def test_generated_2d_partitions_match_the_exact_reference(model):
+    """The polygon and the polytope partitions of generated dyadic 2-D nets are exact and agree with the LP
+    reference (regions) and the sympy Jacobians (linear pieces)."""
+    from lp_reference import bfs_regions, reference_linear_pieces
+
+    from regioncount.box_partition import partition_box
+    from regioncount.plane2d import partition_plane
+
+    box = ([-1.0, -1.0], [1.0, 1.0])
+    ref = bfs_regions(model, *box)
+    pieces = reference_linear_pieces(model, ref)
+    for part in (partition_plane(model, *box, device="cpu"), partition_box(model, *box, device="cpu")):
+        assert part.method == "exact"
+        assert (part.activation_regions, part.linear_pieces) == (len(ref["patterns"]), pieces)
