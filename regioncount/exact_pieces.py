@@ -20,8 +20,9 @@ from fractions import Fraction
 
 import torch
 
+from .integer_linalg import solve_square
 from .models import DEQ, DTYPE, FFN, Model
-from .rational1d import fractions_of, solve_square
+from .rational1d import fractions_of
 from .tolerances import SLOPE_RTOL
 
 #: Estimated rational operations spent on exact Jacobians per partition (about a second of Python).

@@ -30,9 +30,10 @@ from fractions import Fraction
 
 import torch
 
+from .integer_linalg import solve_square
 from .models import DEQ
 from .polytopes import bit_mask
-from .rational1d import fractions_of, solve_square, solve_unique
+from .rational1d import fractions_of, solve_unique
 
 Affine = tuple[tuple[Fraction, ...], Fraction]
 

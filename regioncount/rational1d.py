@@ -12,7 +12,6 @@ tests compare every fast path with.  Cost: about ``regions * units * fan-in`` ra
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -64,47 +63,6 @@ def solve_unique(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | N
             acc = m[i][d + k] - sum((m[i][j] * X[j][k] for j in range(i + 1, d)), Fraction(0))
             X[i][k] = acc / m[i][i]
     return X
-
-
-def solve_square(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | None:
-    """The solution X (d rows) of a square system ``[a | r_1 .. r_k]`` (d rows, ``a`` d x d), or None when
-    ``a`` is singular: the same answer as :func:`solve_unique` for square systems, by fraction-free
-    (Bareiss) elimination on integers - each row scaled by the common denominator of its entries (powers of
-    two for float64 data) - and integer back substitution of X * det, exact by Cramer's rule.  Several
-    times faster than elimination over ``Fraction``, which reduces a gcd at every operation."""
-    M: list[list[int]] = []
-    for row in rows:
-        scale = math.lcm(*(v.denominator for v in row))
-        M.append([v.numerator * (scale // v.denominator) for v in row])
-    width = len(M[0]) if M else d
-    previous = 1
-    for k in range(d):
-        pivot = next((i for i in range(k, d) if M[i][k] != 0), None)
-        if pivot is None:
-            return None
-        if pivot != k:
-            M[k], M[pivot] = M[pivot], M[k]
-        head = M[k]
-        pk = head[k]
-        for i in range(k + 1, d):
-            below = M[i]
-            f = below[k]
-            if f == 0:
-                if pk != previous:
-                    M[i] = [v * pk // previous for v in below]
-                continue
-            M[i] = [(v * pk - f * h) // previous for v, h in zip(below, head)]
-        previous = pk
-    det = M[d - 1][d - 1]
-    if det == 0:
-        return None
-    Y = [[0] * (width - d) for _ in range(d)]
-    for i in range(d - 1, -1, -1):
-        upper = M[i]
-        for c in range(width - d):
-            acc = upper[d + c] * det - sum(upper[j] * Y[j][c] for j in range(i + 1, d) if upper[j])
-            Y[i][c] = acc // upper[i]
-    return [[Fraction(y, det) for y in r] for r in Y]
 
 
 def line_maps(rows: list[list[Fraction]], offsets: list[Fraction], P: list[Fraction], V: list[Fraction]

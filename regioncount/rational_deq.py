@@ -18,8 +18,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .errors import NotWellPosedError
+from .integer_linalg import solve_square
 from .models import DEQ
-from .rational1d import ExactCount, fractions_of, line_maps, solve_square
+from .rational1d import ExactCount, fractions_of, line_maps
 
 Pattern = tuple[int, ...]
 

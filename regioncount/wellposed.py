@@ -19,7 +19,6 @@ R^m has no fixed point or several (the DEQ may still be well-posed on the range 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -28,6 +27,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import NotWellPosedError
+from .integer_linalg import determinant, integer_rows, positive_definite
 from .settings import DEFAULT_P_MATRIX_CAP  # noqa: E402  (re-exported)
 
 _BORDERLINE = 1e-9
@@ -54,34 +54,9 @@ def exact_matrix(W: Matrix) -> list[list[Fraction]]:
     return [[Fraction(float(v)) for v in row] for row in as_array(W).tolist()]
 
 
-def _integer_rows(S: list[list[Fraction]]) -> tuple[list[list[int]], int]:
-    """``S`` times the common denominator ``c`` of its entries (a power of two for float64 data): (N, c)."""
-    c = math.lcm(*(v.denominator for row in S for v in row)) if S else 1
-    return [[v.numerator * (c // v.denominator) for v in row] for row in S], c
-
-
-def _positive_definite_integer(a: list[list[int]]) -> bool:
-    """Is the symmetric integer matrix positive definite?  Fraction-free (Bareiss) elimination without
-    pivoting: the k-th pivot is the k-th leading principal minor, and all of them are > 0 exactly when the
-    matrix is positive definite (Sylvester's criterion)."""
-    a = [row[:] for row in a]
-    n, previous = len(a), 1
-    for k in range(n):
-        pivot = a[k][k]
-        if pivot <= 0:
-            return False
-        head = a[k]
-        for r in range(k + 1, n):
-            row, f = a[r], a[r][k]
-            a[r] = [(v * pivot - f * h) // previous for v, h in zip(row, head)]
-        previous = pivot
-    return True
-
-
 def positive_definite_exact(S: list[list[Fraction]]) -> bool:
-    """Is the symmetric rational matrix S positive definite?  Exact, on the integer matrix c S
-    (:func:`_positive_definite_integer`)."""
-    return _positive_definite_integer(_integer_rows(S)[0])
+    """Is the symmetric rational matrix S positive definite?  Exact (:func:`integer_linalg.positive_definite`)."""
+    return positive_definite(S)
 
 
 def _gamma(n: int) -> float:
@@ -149,11 +124,11 @@ def _identity_minus(W: list[list[Fraction]]) -> list[list[Fraction]]:
 
 def _contraction_exact(W: list[list[Fraction]]) -> bool:
     """||W||_2 < 1 exactly: I - W^T W positive definite, i.e. c^2 I - N^T N for the integer N = c W."""
-    N, c = _integer_rows(W)
+    N, c = integer_rows(W)
     m = len(N)
     columns = list(zip(*N))
     gram = [[sum(x * y for x, y in zip(columns[r], columns[k])) for k in range(m)] for r in range(m)]
-    return _positive_definite_integer([[(c * c if r == k else 0) - gram[r][k] for k in range(m)] for r in range(m)])
+    return positive_definite([[Fraction((c * c if r == k else 0) - gram[r][k]) for k in range(m)] for r in range(m)])
 
 
 def _monotone_exact(W: list[list[Fraction]]) -> bool:
@@ -232,26 +207,6 @@ def acyclic_order(W: Matrix) -> list[int] | None:
     return list(nx.lexicographical_topological_sort(graph))
 
 
-def _exact_det(matrix: list[list[Fraction]]) -> Fraction:
-    """Determinant of a rational matrix: fraction-free (Bareiss) elimination on the integer matrix c A, whose
-    last pivot is det(c A) = c^n det(A) (up to the sign of the row swaps)."""
-    a, c = _integer_rows(matrix)
-    n, sign, previous = len(a), 1, 1
-    for k in range(n):
-        pivot_row = next((r for r in range(k, n) if a[r][k] != 0), None)
-        if pivot_row is None:
-            return Fraction(0)
-        if pivot_row != k:
-            a[k], a[pivot_row] = a[pivot_row], a[k]
-            sign = -sign
-        head, pivot = a[k], a[k][k]
-        for r in range(k + 1, n):
-            row, f = a[r], a[r][k]
-            a[r] = [(v * pivot - f * h) // previous for v, h in zip(row, head)]
-        previous = pivot
-    return Fraction(sign * previous, c**n) if n else Fraction(1)
-
-
 def p_matrix_test(M: Matrix, exact_I_minus: list[list[Fraction]] | None = None
                   ) -> tuple[bool, list[int] | None, float | None, int]:
     """Every principal minor of M positive?  Returns (ok, failing subset 0-based, its minor, #determinants).
@@ -276,7 +231,7 @@ def p_matrix_test(M: Matrix, exact_I_minus: list[list[Fraction]] | None = None
             suspicious = np.flatnonzero(dets <= _BORDERLINE * scale**k).tolist()
             for i in suspicious:
                 subset = chunk[i].tolist()
-                value = _exact_det([[exact[r][c] for c in subset] for r in subset])
+                value = determinant([[exact[r][c] for c in subset] for r in subset])
                 if value <= 0:
                     return False, subset, float(value), count
     return True, None, None, count

@@ -15,8 +15,9 @@ from random_nets import random_general_deq
 from regioncount import DEQ
 from regioncount.box_partition import partition_box
 from regioncount.exact_refinement import influences
+from regioncount.integer_linalg import determinant, positive_definite, solve_square
 from regioncount.plane2d import partition_plane
-from regioncount.rational1d import solve_square, solve_unique
+from regioncount.rational1d import solve_unique
 
 F = torch.float64
 BOX = ([-1.0, -1.0], [1.0, 1.0])
@@ -133,3 +134,19 @@ def test_every_structural_zero_is_an_exact_zero(monkeypatch, triangular):
         part = partition_plane(gaussian_deq(12, seed, triangular), [-3.0, -3.0], [3.0, 3.0], device="cpu")
         assert part.method == "exact"
     assert seen and all(sign == 0 for sign in seen)
+
+
+def test_integer_determinants_and_definiteness_agree_with_sympy():
+    import sympy
+
+    rng = random.Random(9)
+    for _ in range(100):
+        n = rng.randint(1, 6)
+        A = [[Fraction(rng.randint(-5, 5), 2 ** rng.randint(0, 40)) for _ in range(n)] for _ in range(n)]
+        if n > 1 and rng.random() < 0.3:
+            A[-1] = [2 * v for v in A[0]]  # singular
+        exact = sympy.Matrix(A)
+        assert determinant(A) == Fraction(str(exact.det()))
+        S = [[A[i][j] + A[j][i] for j in range(n)] for i in range(n)]
+        leading = [sympy.Matrix(S)[:k, :k].det() for k in range(1, n + 1)]
+        assert positive_definite(S) == all(v > 0 for v in leading)
