@@ -475,8 +475,8 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     if doubtful:
         budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if part.budget_spent else ""
         tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
-        notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
-                     f"exactly{budget}: approximate")
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     f"exactly{budget} (boundaries closer than the tolerance, a sliver, are not cut): approximate")
     notes.extend(decided.notes())
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,

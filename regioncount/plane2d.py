@@ -276,8 +276,9 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
     if doubtful:
         tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) else ZERO_TOL
-        notes.append(f"{doubtful} decisions were taken by the {tolerance:.2g} relative zero tolerance, not "
-                     "exactly: approximate")
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     "exactly (boundaries closer than the tolerance, a sliver, are not cut; or the exact budget "
+                     "was spent): approximate")
     notes.extend(decided.notes())
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
