@@ -165,6 +165,15 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
     return found
 
 
+def _identically_zero_units(model: Model) -> torch.Tensor:
+    """(units,) bool: units whose pre-activation is exactly zero everywhere because every weight into them
+    and their bias are zero (a DEQ unit's own diagonal entry aside)."""
+    if isinstance(model, FFN):
+        return torch.cat([(w == 0).all(1) & (b == 0) for w, b in zip(model.weights[:-1], model.biases[:-1])])
+    off_diagonal = model.W * (1 - torch.eye(model.width, dtype=model.W.dtype))
+    return (off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)
+
+
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
               exact: ExactCells | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
@@ -179,6 +188,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
     referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
+    silent = _identically_zero_units(model).to(device)  # never cut anything, exactly
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
@@ -188,7 +198,9 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1)
         low_end = Z[:, d] + torch.minimum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
         high_end = Z[:, d] + torch.maximum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
-        candidate = (low_end < -tol) & (high_end > tol)  # (P0, n): unit j's hyperplane may cut cell p
+        # unit j's hyperplane may cut cell p, or come within the tolerance of it (its vertices are then tested:
+        # a sliver thinner than the tolerance must not pass unseen)
+        candidate = (low_end <= tol) & (high_end >= -tol) & ~silent[step.units][None]  # (P0, n)
         origin = torch.arange(cells.count, device=device)
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
@@ -218,7 +230,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         Zo = Z.index_select(0, origin)
         pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
         tol_o = tol.index_select(0, origin)
-        doubt = pre.abs() <= tol_o
+        doubt = (pre.abs() <= tol_o) & ~silent[step.units][None]
         if bool(doubt.any()):
             doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
         active = pre > tol_o

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .exact_refinement import CutRecord, ExactRefinement, influences, structurally_zero
+from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
 from .fixedpoint import checked_solve
 from .geometry import Box
 from .models import DEQ, DTYPE
@@ -98,7 +98,7 @@ class _Judge:
             origin = embedding.origin.tolist()
             directions = embedding.directions.T.tolist()
         self.exact = ExactRefinement(model, bx.low, bx.high, record, origin, directions, budget)
-        self.reach = influences(model.W).to(record.units.device)
+        self.reach = self.exact.reach.to(record.units.device)
         self.doubtful = 0
 
     def settle(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,

@@ -114,30 +114,40 @@ class ExactRefinement:
     def __init__(self, model: DEQ, low: Sequence[float], high: Sequence[float], record: CutRecord,
                  origin: Sequence[float] | None = None, directions: Sequence[Sequence[float]] | None = None,
                  budget: int = 20_000) -> None:
-        reach = influences(model.W).tolist()
+        self.reach = influences(model.W)
+        reach = self.reach.tolist()
         self.reach_masks = [sum(1 << i for i, v in enumerate(row) if v) for row in reach]
         self.d = len(low)
         self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
         self.record = record
-        self.W, U, b = fractions_of(model.W), fractions_of(model.U), fractions_of(model.b)
-        self.m = len(self.W)
-        n_in = len(U[0])
-        o = [Fraction(0)] * n_in if origin is None else [Fraction(float(v)) for v in origin]
-        P = ([[Fraction(int(i == k)) for k in range(n_in)] for i in range(n_in)] if directions is None
-             else [[Fraction(float(v)) for v in column] for column in directions])  # d columns of length n_in
-        self.rhs = [[sum((u * p for u, p in zip(row, column)), Fraction(0)) for column in P]
-                    + [sum((u * x for u, x in zip(row, o)), bias)] for row, bias in zip(U, b)]
+        self.model, self.origin, self.directions = model, origin, directions
+        self.m = model.width
+        self._exact: tuple[list[list[Fraction]], list[list[Fraction]]] | None = None  # (W, rhs), when needed
         self.cache: dict[tuple[bool, ...], list[Affine] | None] = {}
         self._node_bits: dict[int, int] = {}
         self.left = budget
         self.decided = 0
         self.spent = False
 
+    def _weights(self) -> tuple[list[list[Fraction]], list[list[Fraction]]]:
+        """W and the right-hand sides [U P | U o + b] as exact rationals (built on the first exact question)."""
+        if self._exact is None:
+            W, U, b = fractions_of(self.model.W), fractions_of(self.model.U), fractions_of(self.model.b)
+            n_in = len(U[0])
+            o = [Fraction(0)] * n_in if self.origin is None else [Fraction(float(v)) for v in self.origin]
+            P = ([[Fraction(int(i == k)) for k in range(n_in)] for i in range(n_in)] if self.directions is None
+                 else [[Fraction(float(v)) for v in column] for column in self.directions])  # d columns
+            rhs = [[sum((u * p for u, p in zip(row, column)), Fraction(0)) for column in P]
+                   + [sum((u * x for u, x in zip(row, o)), bias)] for row, bias in zip(U, b)]
+            self._exact = (W, rhs)
+        return self._exact
+
     def affine(self, pattern: tuple[bool, ...]) -> list[Affine] | None:
         """u^D of every unit as an exact affine map of the cell coordinates (None: I - W D singular)."""
         if pattern not in self.cache:
             m = self.m
-            rows = [[Fraction(int(i == j)) - (self.W[i][j] if pattern[j] else 0) for j in range(m)] + self.rhs[i]
+            W, rhs = self._weights()
+            rows = [[Fraction(int(i == j)) - (W[i][j] if pattern[j] else 0) for j in range(m)] + rhs[i]
                     for i in range(m)]
             X = solve_square(rows, m)
             self.cache[pattern] = None if X is None else [(tuple(row[:self.d]), row[self.d]) for row in X]

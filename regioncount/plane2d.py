@@ -1,18 +1,21 @@
 """Exact partitions of a 2-D slice into linear regions (``docs/algorithms.md``).
 
 The slice is x(s, t) = o + s u + t w for (s, t) in [s0, s1] x [t0, t1]: the box itself for a 2-D model,
-or a plane through a d-D input space.  Two engines, both vectorized over all polygons at once:
+or a plane through a d-D input space.  Three engines, all vectorized over all cells at once:
 
 * FFN, layered subdivision: every polygon carries the affine map of the previous layer's output; a layer's
   pre-activations are evaluated at all vertices, each unit's zero line cuts the polygons where it changes
   sign (values at new vertices are interpolated, exact for affine functions), then the pattern is read
   inside each polygon and the map is masked.  Each final polygon is one region.
-* DEQ (triangular or any well-posed W), pattern refinement (:mod:`regioncount.deq_cells` on the
-  rectangle, embedded by x = o + s u + t w): each piece's pattern D is computed at its centre, the fixed
-  point is affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of D's sign
-  constraints, the piece is cut along that constraint's line.  Final pieces lie in one region each, and by
-  the convexity lemma pieces with the same pattern belong to the same region.  Zero tests inside the
-  tolerance are decided exactly (:mod:`regioncount.exact_refinement`).
+* triangular DEQ, unit by unit: the layered polytope subdivision of :mod:`regioncount.box_partition` on the
+  slice (the plane folded into U and b), each unit's hyperplane cutting the cells where it changes sign;
+  doubtful vertex values are decided in rational arithmetic from the original weights and the plane.
+* DEQ with a general (certified) W, pattern refinement (:mod:`regioncount.deq_cells` on the rectangle,
+  embedded by x = o + s u + t w): each piece's pattern D is computed at its centre, the fixed point is
+  affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of D's sign constraints, the
+  piece is cut along that constraint's line.  Final pieces lie in one region each, and by the convexity
+  lemma pieces with the same pattern belong to the same region.  Zero tests inside the tolerance are
+  decided exactly (:mod:`regioncount.exact_refinement`).
 
 A value within ``ZERO_TOL`` (2^-40 for FFN lines, whose vertices are exact up to rounding; 1e-9 for DEQ
 constraints, whose coefficients come from linear solves) of the scale of an affine function
@@ -91,13 +94,15 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
         tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
-        # candidates: unit j's line can cross polygon p's bounding box (padding repeats a real vertex)
         lo_xy, hi_xy = polys.xy.amin(1), polys.xy.amax(1)  # (P0, 2)
         sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
         bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
-        candidates = (Z[:, 2] + sx + sy < -tol) & (Z[:, 2] + bx + by > tol)  # (P0, n)
+        # the line can cross polygon p's bounding box or come within the tolerance of it (then its vertices
+        # are tested, so a sliver thinner than the tolerance is counted, not passed over)
+        silent = (weight == 0).all(1) & (bias == 0)  # exactly zero everywhere: never cuts
+        candidates = (Z[:, 2] + sx + sy <= tol) & (Z[:, 2] + bx + by >= -tol) & ~silent  # (P0, n)
         store = PolygonStore(polys, 0, capacity=2 * polys.count + 16, flags=candidates)
         for j in range(weight.shape[0]):
             assert store.flags is not None
@@ -123,7 +128,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
         tol_o = tol.index_select(0, origin)
         active = pre > tol_o
-        doubtful += (pre.abs() <= tol_o).any(1).sum()
+        doubtful += ((pre.abs() <= tol_o) & ~silent).any(1).sum()
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         state = Zo.mul_(active[:, None, :])
     readout, out_bias = model.weights[-1], model.biases[-1]
@@ -157,9 +162,10 @@ def _slice_model(model: Model, origin: torch.Tensor, P: torch.Tensor) -> Model:
 
 
 def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
-    """The slice by the layered polytope subdivision of :mod:`regioncount.box_partition`, whose doubtful
-    zero tests are decided in rational arithmetic (vertices from their tight constraints): the exact route
-    when the polygon subdivision left decisions to the tolerance."""
+    """The slice by the layered polytope subdivision of :mod:`regioncount.box_partition` (FFNs layer by layer,
+    triangular DEQs unit by unit), whose doubtful zero tests are decided in rational arithmetic (vertices from
+    their tight constraints): the engine of triangular DEQs, and the exact route of an FFN slice whose
+    polygon subdivision left decisions to the tolerance."""
     from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
 
     origin = torch.tensor(plane.origin, dtype=DTYPE)
@@ -242,6 +248,10 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
                 polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
                     model, plane, dev, limit, exact_budget)
                 engine = "polytope subdivision (layered, exact second opinions)"
+        elif model.unit_order is not None:  # triangular: unit by unit, like the d-D partition
+            polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
+                model, plane, dev, limit, exact_budget)
+            engine = "polytope subdivision (unit by unit)"
         else:
             polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit, exact_budget)
             engine = "polygon refinement by patterns"
@@ -275,7 +285,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     if unresolved:
         notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
     if doubtful:
-        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) else ZERO_TOL
+        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) and model.unit_order is None else ZERO_TOL
         notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
                      "exactly (boundaries closer than the tolerance, a sliver, are not cut; or the exact budget "
                      "was spent): approximate")

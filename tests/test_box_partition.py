@@ -310,3 +310,25 @@ def test_cli_exact_box_of_a_general_w_deq(tmp_path):
     data = json.loads(out.output)
     assert data["activation_regions"] == partition_box(model, *cube(3), device="cpu").activation_regions
     assert data["algorithm"].startswith("polytope refinement")
+
+
+@pytest.mark.parametrize("kind", ["ffn", "triangular"])
+def test_a_hyperplane_within_the_tolerance_of_a_cell_is_tested(kind):
+    """Two parallel boundaries 1e-14 apart (inside the 2^-40 band): the second never crosses a cell by more
+    than the tolerance, yet its vertices are tested, so the lost sliver is reported (approximate); 1e-6
+    apart the sliver is a region.  An identically zero unit costs no exact decision."""
+    from regioncount.plane2d import partition_plane
+
+    f64 = torch.float64
+    for gap, method, regions in ((1e-14, "approximate", 2), (1e-6, "exact", 3)):
+        b = torch.tensor([-0.5, -0.5 - gap, 0.0], dtype=f64)
+        U = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=f64)  # the third unit is identically zero
+        if kind == "ffn":
+            model = FFN([U, torch.ones(1, 3, dtype=f64)], [b, torch.zeros(1, dtype=f64)])
+        else:
+            model = DEQ(W=torch.zeros(3, 3, dtype=f64), U=U, b=b, A=torch.ones(1, 3, dtype=f64))
+        for part in (partition_box(model, (0.0, 0.0), (1.0, 1.0), device="cpu"),
+                     partition_plane(model, (0.0, 0.0), (1.0, 1.0), device="cpu")):
+            assert (part.method, part.activation_regions) == (method, regions)
+            if method == "exact":
+                assert part.exact_decisions == 0

@@ -242,13 +242,21 @@ def test_large_extents_are_labelled_or_refused_never_nan():
 
 
 def test_deq_partition_reports_lines_closer_than_the_tolerance():
-    """Two DEQ units whose lines are 1e-11 apart (inside the 1e-9 zero tolerance): the sliver between them
-    is not resolved, and the partition says approximate instead of exact; 1e-3 apart it is exact."""
-    for gap, method in ((1e-11, "approximate"), (1e-3, "exact")):
-        model = DEQ(W=torch.zeros(2, 2, dtype=torch.float64), U=[[1.0, 0.0], [1.0, 0.0]],
-                    b=[-0.5, -0.5 - gap], A=[[1.0, 1.0]])
+    """Two DEQ units whose lines are closer than the zero tolerance (2^-40 of the scale for a triangular W,
+    cut unit by unit; 1e-9 for a cyclic W, refined by patterns): the sliver between them is not resolved,
+    and the partition says approximate instead of exact; further apart it is exact, with 3 regions."""
+    cyclic = torch.zeros(4, 4, dtype=torch.float64)
+    cyclic[2, 3], cyclic[3, 2] = 1 / 8, -1 / 8  # a cycle of two units far from the slice's lines
+    cases = ((torch.zeros(2, 2, dtype=torch.float64), 1e-14, "approximate"),
+             (torch.zeros(2, 2, dtype=torch.float64), 1e-11, "exact"),
+             (cyclic, 1e-11, "approximate"), (cyclic, 1e-3, "exact"))
+    for W, gap, method in cases:
+        m = W.shape[0]
+        U = [[1.0, 0.0], [1.0, 0.0]] + [[0.0, 0.0]] * (m - 2)
+        b = [-0.5, -0.5 - gap] + [-1.0] * (m - 2)  # the cycle's units are dead on the slice
+        model = DEQ(W=W, U=U, b=b, A=[[1.0] * m])
         part = partition_plane(model, low=(0, 0), high=(1, 1), device="cpu")
-        assert part.method == method
+        assert part.method == method, (m, gap)
         if method == "exact":
             assert part.activation_regions == 3
 
