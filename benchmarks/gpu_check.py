@@ -164,7 +164,8 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=460.0,
                         help="seconds for all steps together; each step's budget is cut to what is left")
     parser.add_argument("--step", help=argparse.SUPPRESS)
-    parser.add_argument("--skip", default="", help="comma list of steps to skip (tests,sweep,exact1d,sampled,plane,box,profile)")
+    parser.add_argument("--skip", default="",
+                        help="steps to skip, comma list (tests,sweep,exact1d,sampled,plane,box,general,deq-partitions,profile)")
     args = parser.parse_args()
     if args.step == "fused-sweep":
         fused_sweep()
@@ -202,6 +203,8 @@ def main() -> None:
                  "--reference-max", "0"], 120, None),
         ("general", [py, "benchmarks/bench_general_deq.py", "--devices", "cpu,cuda", "--repeats",
                      "1" if quick else "3"], 90, None),
+        ("deq-partitions", [py, "benchmarks/bench_deq_partitions.py", "--devices", "cpu,cuda", "--repeats",
+                            "1" if quick else "2"], 90, None),
         ("profile", [py, __file__, "--step", "profile"], 90, None),
     ]
     t0 = time.perf_counter()
