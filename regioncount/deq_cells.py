@@ -136,6 +136,9 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
+    # units with no input at all (zero U row, bias and off-diagonal W row) are exactly zero everywhere
+    off_diagonal = model.W * (1 - torch.eye(m, dtype=DTYPE))
+    silent = ((off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)).to(device)
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
     bit = 2 * d
@@ -157,7 +160,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         if bool(final.any()):
             idx = final.nonzero().flatten()
             # every value inside the tolerance: its sign (or zero) is what the acceptance assumed
-            near = (values[idx].abs() <= tol[idx, None]) & valid[idx]
+            near = (values[idx].abs() <= tol[idx, None]) & valid[idx] & ~silent
             c, v, j = near.nonzero().unbind(1)
             wanted = torch.where(active[idx[c], j], 1, -1)
             judge.settle(open_cells, lineage, active, idx[c], v, j, wanted)
