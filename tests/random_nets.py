@@ -121,6 +121,20 @@ def random_general_deq(rng: random.Random, d: int, t_low: float) -> DEQ:
     return DEQ(W=W, U=U, b=b, A=A, B=B, name="random-general-deq")
 
 
+def gaussian_deq(m: int, seed: int, triangular: bool, name: str | None = None) -> DEQ:
+    """A 2-D-input DEQ with Gaussian weights: strictly lower-triangular W (scaled 1.5) or a general W scaled to
+    ||W||_2 = 0.85; U ~ 2 N(0, 1), b ~ N(0, 1/4), A ~ N(0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    if triangular:
+        W = torch.tril(torch.randn(m, m, generator=gen, dtype=torch.float64), -1) * 1.5
+    else:
+        W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+        W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
+    return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=torch.float64) * 2,
+               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
+               A=torch.randn(1, m, generator=gen, dtype=torch.float64), name=name or f"deq-{seed}")
+
+
 def gaussian_ffn(dims: list[int], seed: int, bias: float = 0.5, *, he: bool = False, dead_out: bool = False,
                  name: str | None = None) -> FFN:
     """Gaussian FFN (float64): weights N(0, 1) (``he``: N(0, 2 / fan_in)), biases N(0, bias^2);

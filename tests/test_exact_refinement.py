@@ -10,7 +10,7 @@ from fractions import Fraction
 import pytest
 import torch
 from lp_reference import bfs_regions
-from random_nets import random_general_deq
+from random_nets import gaussian_deq, random_general_deq
 
 from regioncount import DEQ
 from regioncount.box_partition import partition_box
@@ -100,17 +100,6 @@ def test_the_integer_solver_agrees_with_elimination_over_fractions():
         if d > 1 and rng.random() < 0.25:
             rows[1][:d] = [3 * v for v in rows[0][:d]]  # singular
         assert solve_square(rows, d) == solve_unique(rows, d)
-
-
-def gaussian_deq(m: int, seed: int, triangular: bool) -> DEQ:
-    gen = torch.Generator().manual_seed(seed)
-    if triangular:
-        W = torch.tril(torch.randn(m, m, generator=gen, dtype=F), -1) * 1.5
-    else:
-        W = torch.randn(m, m, generator=gen, dtype=F)
-        W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
-    return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=F) * 2, b=torch.randn(m, generator=gen, dtype=F) * 0.5,
-               A=torch.randn(1, m, generator=gen, dtype=F))
 
 
 @pytest.mark.parametrize("triangular", [True, False])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from lp_reference import bfs_regions, reference_linear_pieces
 from PIL import Image
-from random_nets import gaussian_ffn, run_cli
+from random_nets import gaussian_deq, gaussian_ffn, run_cli
 
 from regioncount import DEQ, FFN, theorem1_deq
 from regioncount.errors import SegmentError
@@ -25,16 +25,7 @@ BOX = ([-1.0, -1.0], [1.0, 1.0])
 random_ffn = gaussian_ffn
 
 
-def random_deq(m, seed, triangular):
-    gen = torch.Generator().manual_seed(seed)
-    if triangular:
-        W = torch.tril(torch.randn(m, m, generator=gen, dtype=torch.float64), -1) * 1.5
-    else:
-        W = torch.randn(m, m, generator=gen, dtype=torch.float64)
-        W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
-    return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=torch.float64) * 2,
-               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
-               A=torch.randn(1, m, generator=gen, dtype=torch.float64), name=f"deq-{seed}")
+random_deq = gaussian_deq
 
 
 CASES = ([("ffn", [2, 6, 1], s) for s in range(6)] + [("ffn", [2, 5, 5, 1], s) for s in range(8)]

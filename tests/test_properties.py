@@ -16,8 +16,9 @@ SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=N
 
 
 @st.composite
-def dyadic_ffns(draw, values=DYADICS):
-    widths = [1] + draw(st.lists(st.integers(1, 5), min_size=1, max_size=3)) + [draw(st.integers(1, 2))]
+def dyadic_ffns(draw, values=DYADICS, inputs: int = 1, widest: int = 5, depth: int = 3):
+    """FFNs with ``inputs`` inputs, up to ``depth`` hidden layers of up to ``widest`` units, dyadic weights."""
+    widths = [inputs] + draw(st.lists(st.integers(1, widest), min_size=1, max_size=depth)) + [draw(st.integers(1, 2))]
     weights, biases = [], []
     for n_in, n_out in zip(widths, widths[1:]):
         weights.append(torch.tensor(draw(st.lists(st.lists(values, min_size=n_in, max_size=n_in),
@@ -71,20 +72,8 @@ def test_arbitrary_float_ffns_labelled_exact_are_right(model, interval):
         assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
 
 
-@st.composite
-def dyadic_plane_ffns(draw):
-    """2-D input, dyadic weights: dead, duplicated and concurrent boundaries arise by themselves."""
-    widths = [2] + draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)) + [draw(st.integers(1, 2))]
-    weights, biases = [], []
-    for n_in, n_out in zip(widths, widths[1:]):
-        weights.append(torch.tensor(draw(st.lists(st.lists(DYADICS, min_size=n_in, max_size=n_in),
-                                                  min_size=n_out, max_size=n_out)), dtype=torch.float64))
-        biases.append(torch.tensor(draw(st.lists(DYADICS, min_size=n_out, max_size=n_out)), dtype=torch.float64))
-    return FFN(weights, biases)
-
-
 @SETTINGS
-@given(dyadic_plane_ffns())
+@given(dyadic_ffns(inputs=2, widest=4, depth=2))  # dead, duplicated and concurrent boundaries arise by themselves
 def test_generated_2d_partitions_match_the_exact_reference(model):
     """The polygon and the polytope partitions of generated dyadic 2-D nets are exact and agree with the LP
     reference (regions) and the sympy Jacobians (linear pieces)."""
