@@ -114,10 +114,14 @@ class _Judge:
         rows = free.nonzero().flatten().tolist()
         cell_l, tight_l, unit_l, wanted_l = (t.tolist() for t in (cell, tight, unit, wanted))
         lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
+        rows_of: dict[int, tuple[list[int], tuple[bool, ...], int]] = {}
         for i in rows:
             c = cell_l[i]
-            row, pattern = lineage_cpu[c].tolist(), tuple(bool(v) for v in pattern_cpu[c].tolist())
-            if self.exact.chained_zero(tight_l[i], row, pattern, unit_l[i]):
+            if c not in rows_of:
+                flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
+                rows_of[c] = (lineage_cpu[c].tolist(), flags, sum(1 << k for k, v in enumerate(flags) if v))
+            row, pattern, bits = rows_of[c]
+            if self.exact.chained_zero(tight_l[i], row, bits, unit_l[i]):
                 continue
             sign = self.exact.sign(tight_l[i], row, pattern, unit_l[i])
             if sign is None or (sign != 0 and sign != wanted_l[i]):

@@ -50,6 +50,8 @@ class CutRecord:
         self.units = torch.zeros(0, dtype=torch.long, device=device)
         self.patterns = torch.zeros(0, m, dtype=torch.bool, device=device)
         self.planes = torch.zeros(0, d + 1, dtype=torch.float64, device=device)
+        self._planes: dict[int, tuple[float, ...] | None] = {}  # normalized planes, read back on demand
+        self._nodes: dict[int, tuple[int, int]] = {}  # (pattern bit mask, unit), read back on demand
 
     def add(self, units: torch.Tensor, patterns: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
         """Record cuts (S,) of ``units`` on ``patterns`` (S, m) along ``planes`` (S, d + 1); returns their
@@ -63,12 +65,26 @@ class CutRecord:
     def distinct_planes(self, a: int, b: int) -> bool:
         """Are the hyperplanes of cuts ``a`` and ``b`` clearly different (normalized coefficients apart by
         far more than the rounding of their solves)?"""
-        pa, pb = self.planes[a], self.planes[b]
-        na, nb = float(pa.abs().max()), float(pb.abs().max())
-        if na == 0 or nb == 0:
+        pa, pb = self._normalized(a), self._normalized(b)
+        if pa is None or pb is None:
             return False
-        return float((pa / na - pb / nb).abs().max()) > DISTINCT_PLANES and \
-            float((pa / na + pb / nb).abs().max()) > DISTINCT_PLANES
+        return max(abs(x - y) for x, y in zip(pa, pb)) > DISTINCT_PLANES and \
+            max(abs(x + y) for x, y in zip(pa, pb)) > DISTINCT_PLANES
+
+    def _normalized(self, node: int) -> tuple[float, ...] | None:
+        """Cut ``node``'s plane coefficients divided by their largest magnitude (None: all zero), cached."""
+        if node not in self._planes:
+            row = self.planes[node].tolist()
+            top = max(abs(v) for v in row)
+            self._planes[node] = None if top == 0 else tuple(v / top for v in row)
+        return self._planes[node]
+
+    def node(self, node: int) -> tuple[int, int]:
+        """(pattern as an int bit mask, unit) of cut ``node``, cached."""
+        if node not in self._nodes:
+            bits = sum(1 << i for i, v in enumerate(self.patterns[node].tolist()) if v)
+            self._nodes[node] = (bits, int(self.units[node]))
+        return self._nodes[node]
 
 
 def influences(W: torch.Tensor) -> torch.Tensor:
@@ -124,7 +140,6 @@ class ExactRefinement:
         self.m = model.width
         self._exact: tuple[list[list[Fraction]], list[list[Fraction]]] | None = None  # (W, rhs), when needed
         self.cache: dict[tuple[bool, ...], list[Affine] | None] = {}
-        self._node_bits: dict[int, int] = {}
         self.left = budget
         self.decided = 0
         self.spent = False
@@ -176,15 +191,10 @@ class ExactRefinement:
         solution = solve_unique(rows, self.d)
         return None if solution is None else tuple(x for x, in solution)
 
-    def _pattern_bits(self, node: int) -> int:
-        if node not in self._node_bits:
-            self._node_bits[node] = sum(1 << i for i, v in enumerate(self.record.patterns[node].tolist()) if v)
-        return self._node_bits[node]
-
-    def chained_zero(self, tight: Sequence[int], lineage: Sequence[int], pattern: tuple[bool, ...], unit: int) -> bool:
-        """True when u_unit on ``pattern`` is provably zero at the vertex by the cuts through it alone (no
-        arithmetic): the pattern is joined, by cuts through the vertex, to a cut of ``unit`` (patterns seen
-        only on the units that reach ``unit``, the rest cannot change u_unit)."""
+    def chained_zero(self, tight: Sequence[int], lineage: Sequence[int], pattern: int, unit: int) -> bool:
+        """True when u_unit on ``pattern`` (an int bit mask) is provably zero at the vertex by the cuts through
+        it alone (no arithmetic): the pattern is joined, by cuts through the vertex, to a cut of ``unit``
+        (patterns seen only on the units that reach ``unit``, the rest cannot change u_unit)."""
         parent: dict[int, int] = {}
         keep = self.reach_masks[unit]
 
@@ -196,14 +206,19 @@ class ExactRefinement:
 
         same_unit = []
         cuts: list[tuple[int, int, int]] = []  # (pattern bits, unit, node) of the cuts through the vertex
-        for r, node in enumerate(lineage):
-            word, mask = bit_mask(2 * self.d + r)
-            if word < len(tight) and tight[word] & mask:
-                bits, k = self._pattern_bits(node), int(self.record.units[node])
-                cuts.append((bits, k, node))
-                parent[find(bits & keep)] = find((bits ^ (1 << k)) & keep)
-                if k == unit:
-                    same_unit.append(bits & keep)
+        rounds = sum((w & 0xFFFFFFFFFFFFFFFF) << (64 * i) for i, w in enumerate(tight)) >> (2 * self.d)
+        while rounds:
+            low = rounds & -rounds
+            rounds ^= low
+            r = low.bit_length() - 1
+            if r >= len(lineage):
+                break
+            node = lineage[r]
+            bits, k = self.record.node(node)
+            cuts.append((bits, k, node))
+            parent[find(bits & keep)] = find((bits ^ (1 << k)) & keep)
+            if k == unit:
+                same_unit.append(bits & keep)
         # a bend: two distinct cuts of unit k whose patterns differ, among the units reaching k, only at
         # unit i: u_k of the two patterns differs by a non-zero multiple of u_i, so u_i vanishes there
         for x, (bits_a, k, node_a) in enumerate(cuts):
@@ -219,7 +234,7 @@ class ExactRefinement:
                     same_unit.append(bits_b & keep)
         if not same_unit:
             return False
-        own = find(sum(1 << i for i, v in enumerate(pattern) if v) & keep)
+        own = find(pattern & keep)
         return any(find(bits) == own for bits in same_unit)
 
     def sign(self, tight: Sequence[int], lineage: Sequence[int], pattern: tuple[bool, ...], unit: int) -> int | None:
