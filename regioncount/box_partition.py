@@ -31,7 +31,7 @@ from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells, value_at
 from .exact_pieces import same_affine_pairs
 from .geometry import Box, resolve_box
-from .models import DEQ, DTYPE, FFN, Model, deq_certificate
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
 from .polytopes import Facets, Polytopes, facets, split, volumes, words_for
 from .polytopes import box as box_polytope
@@ -165,15 +165,6 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
     return found
 
 
-def _identically_zero_units(model: Model) -> torch.Tensor:
-    """(units,) bool: units whose pre-activation is exactly zero everywhere because every weight into them
-    and their bias are zero (a DEQ unit's own diagonal entry aside)."""
-    if isinstance(model, FFN):
-        return torch.cat([(w == 0).all(1) & (b == 0) for w, b in zip(model.weights[:-1], model.biases[:-1])])
-    off_diagonal = model.W * (1 - torch.eye(model.width, dtype=model.W.dtype))
-    return (off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)
-
-
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
               exact: ExactCells | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
@@ -188,7 +179,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
     referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
-    silent = _identically_zero_units(model).to(device)  # never cut anything, exactly
+    silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()

@@ -24,7 +24,7 @@ import torch
 from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
 from .fixedpoint import checked_solve
 from .geometry import Box
-from .models import DEQ, DTYPE
+from .models import DEQ, DTYPE, input_free_units
 from .polytopes import Polytopes, split, words_for
 from .polytopes import box as box_polytope
 from .sampled import deq_patterns
@@ -140,9 +140,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
-    # units with no input at all (zero U row, bias and off-diagonal W row) are exactly zero everywhere
-    off_diagonal = model.W * (1 - torch.eye(m, dtype=DTYPE))
-    silent = ((off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)).to(device)
+    silent = input_free_units(model).to(device)  # exactly zero everywhere: no test is needed
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
     bit = 2 * d

@@ -12,14 +12,12 @@ labelled approximate).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from .models import DEQ, FFN, Model
 from .polytopes import bit_mask
-from .rational1d import fractions_of, solve_unique
-
-Affine = tuple[tuple[Fraction, ...], Fraction]  # (a, c): a . x + c
+from .rational1d import Affine, compose, fractions_of, input_maps, solve_unique
 
 
 class ExactCells:
@@ -37,13 +35,7 @@ class ExactCells:
         self.low, self.high = [Fraction(v) for v in low], [Fraction(v) for v in high]
         self._cache: dict[tuple, list[Affine]] = {}
         n_in = model.weights[0].shape[1] if isinstance(model, FFN) else model.U.shape[1]
-        if embedding is None:
-            self.inputs: list[Affine] = [(tuple(Fraction(int(i == k)) for i in range(d)), Fraction(0))
-                                         for k in range(n_in)]
-        else:
-            origin, directions = embedding
-            self.inputs = [(tuple(Fraction(float(column[k])) for column in directions), Fraction(float(origin[k])))
-                           for k in range(n_in)]
+        self.inputs = input_maps(n_in, d, *(embedding or (None, None)))
         if isinstance(model, FFN):
             self.W = [fractions_of(w) for w in model.weights[:-1]]
             self.b = [fractions_of(b) for b in model.biases[:-1]]
@@ -54,17 +46,16 @@ class ExactCells:
         else:
             assert isinstance(model, DEQ) and model.unit_order is not None
             self.Wd = fractions_of(model.W)
-            U, b = fractions_of(model.U), fractions_of(model.b)
             # each unit's input part U x + b as an affine map of the cell coordinates
-            self.U = [[sum((u * a[i] for u, (a, _) in zip(row, self.inputs)), Fraction(0)) for i in range(d)]
-                      for row in U]
-            self.bd = [sum((u * c for u, (_, c) in zip(row, self.inputs)), bias) for row, bias in zip(U, b)]
+            maps = compose(fractions_of(model.U), fractions_of(model.b), self.inputs)
+            self.U = [list(a) for a, _ in maps]
+            self.bd = [c for _, c in maps]
             self.order = list(model.unit_order)
             self.position = {t: i for i, t in enumerate(self.order)}
 
     # --- unit hyperplanes --------------------------------------------------------------------------------
 
-    def _ffn_layer(self, layer: int, bits: Sequence[bool]) -> list[Affine]:
+    def ffn_layer(self, layer: int, bits: Sequence[bool]) -> list[Affine]:
         """Pre-activations of FFN layer ``layer`` (0-based) as exact affine maps, given the earlier bits."""
         key = ("ffn", layer, tuple(bits[:self.starts[layer]]))
         if key not in self._cache:
@@ -72,7 +63,7 @@ class ExactCells:
             if layer == 0:
                 h: list[Affine] = self.inputs
             else:
-                prev = self._ffn_layer(layer - 1, bits)
+                prev = self.ffn_layer(layer - 1, bits)
                 first = self.starts[layer - 1]
                 zero: Affine = ((Fraction(0),) * d, Fraction(0))
                 h = [p if bits[first + i] else zero for i, p in enumerate(prev)]
@@ -109,33 +100,47 @@ class ExactCells:
         """The exact pre-activation (sign-equivalent r_t for a DEQ) of global unit ``unit`` on a cell."""
         if isinstance(self.model, FFN):
             layer = next(i for i in range(len(self.starts) - 1) if unit < self.starts[i + 1])
-            return self._ffn_layer(layer, bits)[unit - self.starts[layer]]
+            return self.ffn_layer(layer, bits)[unit - self.starts[layer]]
         return self._deq_r(unit, bits)
 
     # --- vertices ----------------------------------------------------------------------------------------
 
     def constraint(self, bit: int, bits: Sequence[bool]) -> Affine:
-        """Constraint ``bit`` as a . x + c = 0: box faces first (2i: x_i = low_i, 2i + 1: x_i = high_i)."""
-        d = self.d
-        if bit < 2 * d:
-            i, side = divmod(bit, 2)
-            a = tuple(Fraction(int(k == i)) for k in range(d))
-            return a, -(self.high[i] if side else self.low[i])
-        return self.unit(bit - 2 * d, bits)
+        """Constraint ``bit`` as a . x + c = 0: box faces first (:func:`box_face`), then the units."""
+        if bit < 2 * self.d:
+            return box_face(bit, self.low, self.high)
+        return self.unit(bit - 2 * self.d, bits)
 
     def vertex(self, tight_words: Sequence[int], bits: Sequence[bool], constraints: int) -> tuple[Fraction, ...] | None:
         """The exact point where every constraint of ``tight_words`` holds, or None when they do not meet in
         exactly one point (inconsistent incidences)."""
-        rows = []
-        for bit in range(constraints):
-            word, mask = bit_mask(bit)
-            if tight_words[word] & mask:
-                a, c = self.constraint(bit, bits)
-                rows.append([*a, -c])
-        solution = solve_unique(rows, self.d)
-        return None if solution is None else tuple(x for x, in solution)
+        return solve_vertex(tight_words, constraints, lambda bit: self.constraint(bit, bits), self.d)
+
+
+def box_face(bit: int, low: Sequence[Fraction], high: Sequence[Fraction]) -> Affine:
+    """Box constraint ``bit`` as a . x + c = 0: 2i is x_i = low_i, 2i + 1 is x_i = high_i."""
+    i, side = divmod(bit, 2)
+    return tuple(Fraction(int(k == i)) for k in range(len(low))), -(high[i] if side else low[i])
+
+
+def solve_vertex(tight_words: Sequence[int], constraints: int, constraint: Callable[[int], Affine | None],
+                 d: int) -> tuple[Fraction, ...] | None:
+    """The exact point in R^d where every constraint whose bit is set in ``tight_words`` (among the first
+    ``constraints``) holds, ``constraint(bit)`` giving each as (a, c); None when one is unknown or they do
+    not meet in exactly one point."""
+    rows = []
+    for bit in range(constraints):
+        word, mask = bit_mask(bit)
+        if word < len(tight_words) and tight_words[word] & mask:
+            affine = constraint(bit)
+            if affine is None:
+                return None
+            rows.append([*affine[0], -affine[1]])
+    solution = solve_unique(rows, d)
+    return None if solution is None else tuple(x for x, in solution)
 
 
 def value_at(affine: Affine, x: Sequence[Fraction]) -> Fraction:
+    """a . x + c, exactly."""
     a, c = affine
     return sum((ai * xi for ai, xi in zip(a, x)), c)

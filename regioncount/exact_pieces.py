@@ -20,9 +20,10 @@ from fractions import Fraction
 
 import torch
 
-from .integer_linalg import solve_square
+from .exact_cells import ExactCells
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import fractions_of
+from .rational_deq import PatternMaps
 from .tolerances import SLOPE_RTOL
 
 #: Estimated rational operations spent on exact Jacobians per partition (about a second of Python).
@@ -77,44 +78,45 @@ def jacobian_magnitudes(model: Model, bits: torch.Tensor, directions: torch.Tens
 
 
 class ExactJacobians:
-    """Exact output Jacobians (k x q) along exact ``directions`` per activation pattern, cached."""
+    """Exact output Jacobians (k x q) along exact ``directions`` per activation pattern, cached: the masked
+    layer chain of an FFN (:meth:`ExactCells.ffn_layer` with the directions as the embedding), or
+    ``A D a + B V`` for a DEQ with ``a`` the exact slopes of u^D (:class:`PatternMaps`)."""
 
     def __init__(self, model: Model, directions: Sequence[Sequence[float]]) -> None:
         self.model = model
+        q = len(directions)
         self.V = [[Fraction(float(v)) for v in column] for column in directions]  # q columns of length d
         self.cache: dict[tuple[bool, ...], Jacobian] = {}
         if isinstance(model, FFN):
-            self.layers = [(fractions_of(w), model.hidden_widths[i] if i < len(model.hidden_widths) else 0)
-                           for i, w in enumerate(model.weights)]
-            self.cost = len(self.V) * sum(w.numel() for w in model.weights)
+            self.cells = ExactCells(model, [0.0] * q, [0.0] * q, ([0.0] * len(self.V[0]), directions))
+            self.readout = fractions_of(model.weights[-1])
+            self.cost = q * sum(w.numel() for w in model.weights)
         else:
             assert isinstance(model, DEQ)
-            self.W, self.U = fractions_of(model.W), fractions_of(model.U)
-            self.A, self.B = fractions_of(model.A), fractions_of(model.B)
+            self.maps = PatternMaps(model, None, directions)
+            self.A = fractions_of(model.A)
+            self.BV = [[sum((b * v for b, v in zip(row, col)), Fraction(0)) for col in self.V]
+                       for row in fractions_of(model.B)]
             m = model.width
-            self.cost = m ** 3 // 3 + m * m * len(self.V) + model.A.numel() * len(self.V)
+            self.cost = m ** 3 // 3 + m * m * q + model.A.numel() * q
 
     def _ffn(self, bits: tuple[bool, ...]) -> Jacobian:
-        columns = self.V
-        start = 0
-        for weight, width in self.layers[:-1]:
-            mask = bits[start:start + width]
-            start += width
-            columns = [[sum((w * c for w, c in zip(row, col) if w and c), Fraction(0)) if on else Fraction(0)
-                        for row, on in zip(weight, mask)] for col in columns]
-        readout = self.layers[-1][0]
-        return tuple(tuple(sum((w * c for w, c in zip(row, col) if w and c), Fraction(0)) for col in columns)
-                     for row in readout)
+        q = len(self.V)
+        if not self.cells.starts[-1]:  # no hidden layer: the readout alone
+            last: list[tuple[Fraction, ...]] = [tuple(col[k] for col in self.V) for k in range(len(self.V[0]))]
+        else:
+            layer = len(self.cells.starts) - 2
+            first = self.cells.starts[layer]
+            last = [a if bits[first + i] else (Fraction(0),) * q
+                    for i, (a, _) in enumerate(self.cells.ffn_layer(layer, bits))]
+        return tuple(tuple(sum((w * a[c] for w, a in zip(row, last) if w), Fraction(0)) for c in range(q))
+                     for row in self.readout)
 
     def _deq(self, bits: tuple[bool, ...]) -> Jacobian:
-        m = len(self.W)
-        UV = [[sum((u * v for u, v in zip(row, col)), Fraction(0)) for col in self.V] for row in self.U]
-        rows = [[Fraction(int(i == j)) - (self.W[i][j] if bits[j] else 0) for j in range(m)] + UV[i] for i in range(m)]
-        X = solve_square(rows, m)
-        if X is None:  # excluded by the certificate every DEQ partition starts from
+        maps = self.maps(bits)
+        if maps is None:  # excluded by the certificate every DEQ partition starts from
             raise ValueError(f"I - W D is singular for the pattern {bits}")
-        BV = [[sum((b * v for b, v in zip(row, col)), Fraction(0)) for col in self.V] for row in self.B]
-        return tuple(tuple(sum((a * X[j][c] for j, a in enumerate(row) if a and bits[j]), BV[i][c])
+        return tuple(tuple(sum((w * maps[j][0][c] for j, w in enumerate(row) if w and bits[j]), self.BV[i][c])
                            for c in range(len(self.V))) for i, row in enumerate(self.A))
 
     def __call__(self, bits: tuple[bool, ...]) -> Jacobian:

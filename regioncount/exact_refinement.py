@@ -30,12 +30,11 @@ from fractions import Fraction
 
 import torch
 
-from .integer_linalg import solve_square
+from .exact_cells import box_face, solve_vertex, value_at
 from .models import DEQ
 from .polytopes import bit_mask
-from .rational1d import fractions_of, solve_unique
-
-Affine = tuple[tuple[Fraction, ...], Fraction]
+from .rational1d import Affine
+from .rational_deq import PatternMaps
 
 #: Two recorded cut hyperplanes whose normalized coefficients differ by more than this are distinct.
 DISTINCT_PLANES = 1e-7
@@ -138,58 +137,28 @@ class ExactRefinement:
         self.record = record
         self.model, self.origin, self.directions = model, origin, directions
         self.m = model.width
-        self._exact: tuple[list[list[Fraction]], list[list[Fraction]]] | None = None  # (W, rhs), when needed
-        self.cache: dict[tuple[bool, ...], list[Affine] | None] = {}
+        self._maps: PatternMaps | None = None  # the exact maps, built on the first exact question
         self.left = budget
         self.decided = 0
         self.spent = False
 
-    def _weights(self) -> tuple[list[list[Fraction]], list[list[Fraction]]]:
-        """W and the right-hand sides [U P | U o + b] as exact rationals (built on the first exact question)."""
-        if self._exact is None:
-            W, U, b = fractions_of(self.model.W), fractions_of(self.model.U), fractions_of(self.model.b)
-            n_in = len(U[0])
-            o = [Fraction(0)] * n_in if self.origin is None else [Fraction(float(v)) for v in self.origin]
-            P = ([[Fraction(int(i == k)) for k in range(n_in)] for i in range(n_in)] if self.directions is None
-                 else [[Fraction(float(v)) for v in column] for column in self.directions])  # d columns
-            rhs = [[sum((u * p for u, p in zip(row, column)), Fraction(0)) for column in P]
-                   + [sum((u * x for u, x in zip(row, o)), bias)] for row, bias in zip(U, b)]
-            self._exact = (W, rhs)
-        return self._exact
-
     def affine(self, pattern: tuple[bool, ...]) -> list[Affine] | None:
         """u^D of every unit as an exact affine map of the cell coordinates (None: I - W D singular)."""
-        if pattern not in self.cache:
-            m = self.m
-            W, rhs = self._weights()
-            rows = [[Fraction(int(i == j)) - (W[i][j] if pattern[j] else 0) for j in range(m)] + rhs[i]
-                    for i in range(m)]
-            X = solve_square(rows, m)
-            self.cache[pattern] = None if X is None else [(tuple(row[:self.d]), row[self.d]) for row in X]
-        return self.cache[pattern]
+        if self._maps is None:
+            self._maps = PatternMaps(self.model, self.origin, self.directions)
+        return self._maps(pattern)
 
     def constraint(self, bit: int, lineage: Sequence[int]) -> Affine | None:
         """Constraint ``bit`` of a cell with ``lineage`` as a . y + c = 0 (box faces first)."""
-        d = self.d
-        if bit < 2 * d:
-            i, side = divmod(bit, 2)
-            return tuple(Fraction(int(k == i)) for k in range(d)), -(self.high[i] if side else self.low[i])
-        node = lineage[bit - 2 * d]
+        if bit < 2 * self.d:
+            return box_face(bit, self.low, self.high)
+        node = lineage[bit - 2 * self.d]
         maps = self.affine(tuple(bool(v) for v in self.record.patterns[node].tolist()))
         return None if maps is None else maps[int(self.record.units[node])]
 
     def vertex(self, tight: Sequence[int], lineage: Sequence[int]) -> tuple[Fraction, ...] | None:
         """The exact point where every constraint tight at a vertex holds (None: not exactly one)."""
-        rows = []
-        for bit in range(2 * self.d + len(lineage)):
-            word, mask = bit_mask(bit)
-            if word < len(tight) and tight[word] & mask:
-                affine = self.constraint(bit, lineage)
-                if affine is None:
-                    return None
-                rows.append([*affine[0], -affine[1]])
-        solution = solve_unique(rows, self.d)
-        return None if solution is None else tuple(x for x, in solution)
+        return solve_vertex(tight, 2 * self.d + len(lineage), lambda bit: self.constraint(bit, lineage), self.d)
 
     def chained_zero(self, tight: Sequence[int], lineage: Sequence[int], pattern: int, unit: int) -> bool:
         """True when u_unit on ``pattern`` (an int bit mask) is provably zero at the vertex by the cuts through
@@ -254,5 +223,5 @@ class ExactRefinement:
         point = self.vertex(tight, lineage)
         if point is None:
             return None
-        value = sum((ai * xi for ai, xi in zip(a, point)), c)
+        value = value_at((a, c), point)
         return (value > 0) - (value < 0)

@@ -234,6 +234,18 @@ class DEQ:
 Model = FFN | DEQ
 
 
+def input_free_units(model: Model) -> torch.Tensor:
+    """(units,) bool, hidden units in the model's order (FFN layer by layer): the units whose pre-activation
+    is exactly zero everywhere, because every weight into them and their bias are zero (a DEQ unit's own
+    diagonal entry aside: u_j = W_jj relu(u_j) has only u_j = 0 when W_jj < 1)."""
+    if isinstance(model, FFN):
+        if not model.hidden_widths:
+            return torch.zeros(0, dtype=torch.bool, device=model.weights[0].device)
+        return torch.cat([(w == 0).all(1) & (b == 0) for w, b in zip(model.weights[:-1], model.biases[:-1])])
+    off_diagonal = model.W * (1 - torch.eye(model.width, dtype=model.W.dtype, device=model.W.device))
+    return (off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)
+
+
 def deq_certificate(model: Model, assume_well_posed: bool = False) -> str | None:
     """For a DEQ that forward substitution cannot solve: the certificate that it is well-posed.
 

@@ -40,7 +40,7 @@ from .errors import CostLimitError, SegmentError
 from .exact_cells import ExactCells
 from .exact_pieces import same_affine_pairs
 from .geometry import Box, Plane, resolve_plane
-from .models import DEQ, DTYPE, FFN, Model, deq_certificate
+from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
 from .polygons import Polygons, PolygonStore, rectangle
 from .polytopes import Polytopes
@@ -90,7 +90,11 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     bits: torch.Tensor | None = None
     doubtful = torch.zeros((), dtype=torch.int64, device=device)  # decisions inside the tolerance band
     model = model.to(device)
+    silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
+    first = 0
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+        silent = silent_units[first:first + weight.shape[0]]
+        first += weight.shape[0]
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
         tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
@@ -101,7 +105,6 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
         # the line can cross polygon p's bounding box or come within the tolerance of it (then its vertices
         # are tested, so a sliver thinner than the tolerance is counted, not passed over)
-        silent = (weight == 0).all(1) & (bias == 0)  # exactly zero everywhere: never cuts
         candidates = (Z[:, 2] + sx + sy <= tol) & (Z[:, 2] + bx + by >= -tol) & ~silent  # (P0, n)
         store = PolygonStore(polys, 0, capacity=2 * polys.count + 16, flags=candidates)
         for j in range(weight.shape[0]):

@@ -12,6 +12,7 @@ tests compare every fast path with.  Cost: about ``regions * units * fan-in`` ra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -63,6 +64,26 @@ def solve_unique(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | N
             acc = m[i][d + k] - sum((m[i][j] * X[j][k] for j in range(i + 1, d)), Fraction(0))
             X[i][k] = acc / m[i][i]
     return X
+
+
+Affine = tuple[tuple[Fraction, ...], Fraction]  # (a, c): a . y + c
+
+
+def input_maps(n_in: int, d: int, origin: Sequence[float] | None = None,
+               directions: Sequence[Sequence[float]] | None = None) -> list[Affine]:
+    """The input coordinates x_k as exact affine maps of cell coordinates y, for x = origin + sum_i y_i
+    directions[i] (``d`` directions of length ``n_in``); without them x = y."""
+    if directions is None:
+        return [(tuple(Fraction(int(i == k)) for i in range(d)), Fraction(0)) for k in range(n_in)]
+    o = [0.0] * n_in if origin is None else origin
+    return [(tuple(Fraction(float(column[k])) for column in directions), Fraction(float(o[k]))) for k in range(n_in)]
+
+
+def compose(rows: list[list[Fraction]], offsets: list[Fraction], inputs: list[Affine]) -> list[Affine]:
+    """Each ``row . x + offset`` as an exact affine map of y, through ``inputs`` (x_k as maps of y)."""
+    d = len(inputs[0][0]) if inputs else 0
+    return [(tuple(sum((w * a[i] for w, (a, _) in zip(row, inputs) if w), Fraction(0)) for i in range(d)),
+             sum((w * c for w, (_, c) in zip(row, inputs) if w), offset)) for row, offset in zip(rows, offsets)]
 
 
 def line_maps(rows: list[list[Fraction]], offsets: list[Fraction], P: list[Fraction], V: list[Fraction]

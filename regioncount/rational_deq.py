@@ -1,8 +1,8 @@
 """Exact-rational 1-D walk of a DEQ with any well-posed W: no tolerance anywhere (``docs/exactness.md``).
 
 On an activation pattern D the pre-activations along x(t) = p + t v are ``u(t) = g t + h`` with
-``(I - W D) [g h] = [U v, U p + b]``, solved here by Gaussian elimination over ``fractions.Fraction`` (the
-float64 weights are dyadic rationals, so this is exact).  The pattern just after a point t is the strict
+``(I - W D) [g h] = [U v, U p + b]``, solved exactly (:class:`PatternMaps`: the float64 weights are dyadic
+rationals, eliminated on integers).  The pattern just after a point t is the strict
 one, active iff ``(u_j(t), g_j) > 0`` lexicographically; it is settled by Murty's least-index rule (flip the
 smallest unit of the wrong sign), which ends for every P-matrix ``I - W`` - the matrices every certificate
 of :mod:`regioncount.wellposed` proves.  The walk goes from the pattern after ``t_low`` to the smallest
@@ -15,41 +15,63 @@ reference the tests compare it with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 from .errors import NotWellPosedError
 from .integer_linalg import solve_square
 from .models import DEQ
-from .rational1d import ExactCount, fractions_of, line_maps
+from .rational1d import Affine, ExactCount, compose, fractions_of, input_maps, line_maps
 
 Pattern = tuple[int, ...]
+
+
+class PatternMaps:
+    """Exact pre-activations of a DEQ on each activation pattern D, cached: u^D = (I - W D)^-1 (U x + b) as
+    affine maps of coordinates y, where x = origin + sum_i y_i directions[i] (default x = y), i.e. the solution
+    [a | c] of (I - W D) [a | c] = [U P | U o + b] (integer Bareiss elimination, exact)."""
+
+    def __init__(self, model: DEQ, origin: Sequence[float] | None = None,
+                 directions: Sequence[Sequence[float]] | None = None) -> None:
+        self.W = fractions_of(model.W)
+        self.m = len(self.W)
+        n_in = model.U.shape[1]
+        self.d = n_in if directions is None else len(directions)
+        inputs = input_maps(n_in, self.d, origin, directions)
+        self.rhs = [[*a, c] for a, c in compose(fractions_of(model.U), fractions_of(model.b), inputs)]
+        self.cache: dict[tuple, list[Affine] | None] = {}
+
+    def __call__(self, pattern: Sequence[int] | Sequence[bool]) -> list[Affine] | None:
+        """Every unit's (a, c) on ``pattern`` (0/1 or bool per unit), or None when I - W D is singular."""
+        key = tuple(pattern)
+        if key not in self.cache:
+            m = self.m
+            rows = [[Fraction(int(i == j)) - (self.W[i][j] if key[j] else 0) for j in range(m)] + self.rhs[i]
+                    for i in range(m)]
+            X = solve_square(rows, m)
+            self.cache[key] = None if X is None else [(tuple(row[:self.d]), row[self.d]) for row in X]
+        return self.cache[key]
 
 
 class ExactPatterns:
     """Exact affine pre-activations ``(g, h)`` of a DEQ along one line, per activation pattern (cached)."""
 
     def __init__(self, model: DEQ, p: list[float], v: list[float]) -> None:
-        self.W = fractions_of(model.W)
-        U, b = fractions_of(model.U), fractions_of(model.b)
+        self.maps = PatternMaps(model, p, [v])
+        self.m = self.maps.m
         P, V = [Fraction(x) for x in p], [Fraction(x) for x in v]
-        self.m = len(self.W)
-        self.rhs = line_maps(U, b, P, V)  # (U v, U p + b) per unit
         self.A = fractions_of(model.A)
         self.skip = line_maps(fractions_of(model.B), fractions_of(model.c), P, V)  # (B v, B p + c)
         self.cache: dict[Pattern, tuple[list[Fraction], list[Fraction]]] = {}
-        self.solves = 0
 
     def affine(self, pattern: Pattern) -> tuple[list[Fraction], list[Fraction]]:
         """(g, h) with u(t) = g t + h on ``pattern``; a singular ``I - W D`` raises NotWellPosedError."""
         if pattern not in self.cache:
-            rows = [[(1 if i == j else 0) - self.W[i][j] * pattern[j] for j in range(self.m)] + list(self.rhs[i])
-                    for i in range(self.m)]
-            X = solve_square(rows, self.m)
-            if X is None:
+            maps = self.maps(pattern)
+            if maps is None:
                 raise NotWellPosedError(f"I - W D is singular (exactly) for the activation pattern {pattern}: "
                                         "the DEQ is not well-posed")
-            self.solves += 1
-            self.cache[pattern] = ([row[0] for row in X], [row[1] for row in X])
+            self.cache[pattern] = ([a[0] for a, _ in maps], [c for _, c in maps])
         return self.cache[pattern]
 
     def output_slope(self, pattern: Pattern) -> tuple[Fraction, ...]:

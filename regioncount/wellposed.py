@@ -54,11 +54,6 @@ def exact_matrix(W: Matrix) -> list[list[Fraction]]:
     return [[Fraction(float(v)) for v in row] for row in as_array(W).tolist()]
 
 
-def positive_definite_exact(S: list[list[Fraction]]) -> bool:
-    """Is the symmetric rational matrix S positive definite?  Exact (:func:`integer_linalg.positive_definite`)."""
-    return positive_definite(S)
-
-
 def _gamma(n: int) -> float:
     return n * _U / (1 - n * _U)
 
@@ -135,7 +130,7 @@ def _monotone_exact(W: list[list[Fraction]]) -> bool:
     """(I - W + (I - W)^T) / 2 positive definite, exactly."""
     M = _identity_minus(W)
     m = len(M)
-    return positive_definite_exact([[(M[r][c] + M[c][r]) / 2 for c in range(m)] for r in range(m)])
+    return positive_definite([[(M[r][c] + M[c][r]) / 2 for c in range(m)] for r in range(m)])
 
 
 def _spectral_radius_below_one(absW: np.ndarray) -> bool:
