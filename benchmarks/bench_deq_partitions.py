@@ -2,9 +2,9 @@
 
     python benchmarks/bench_deq_partitions.py [--repeats 3] [--devices cpu,cuda] [--json FILE]
 
-Cases: random DEQs with a general W (||W||_2 = 0.85, U ~ 2 N(0, 1), b ~ N(0, 1/4)) of width 8, 16 and 32
-on [-3, 3]^2, a random triangular DEQ of width 16, and the Theorem 1 DEQ with 2-D input (m = 8, 10) on
-its domain.  Times are the result's ``seconds`` (partition, adjacency, linear pieces; best of
+Cases (``tests/random_nets.gaussian_deq``): random DEQs with a general W (||W||_2 = 0.85, U ~ 2 N(0, 1),
+b ~ N(0, 1/4)) of width 8, 16 and 32 on [-3, 3]^2, a random triangular DEQ of width 16, and the Theorem 1
+DEQ with 2-D input (m = 8, 10) on its domain.  Times are the result's ``seconds`` (partition, adjacency, linear pieces; best of
 ``--repeats``); the method column says whether every zero test inside the tolerance was confirmed exactly
 and how many needed rational arithmetic.  Prints a markdown table.
 """
@@ -13,24 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-
-
-def gaussian_deq(m: int, seed: int, triangular: bool):
-    import torch
-
-    from regioncount import DEQ
-
-    gen = torch.Generator().manual_seed(seed)
-    if triangular:
-        W = torch.tril(torch.randn(m, m, generator=gen, dtype=torch.float64), -1) * 1.5
-    else:
-        W = torch.randn(m, m, generator=gen, dtype=torch.float64)
-        W *= 0.85 / torch.linalg.matrix_norm(W, ord=2)
-    return DEQ(W=W, U=torch.randn(m, 2, generator=gen, dtype=torch.float64) * 2,
-               b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
-               A=torch.randn(1, m, generator=gen, dtype=torch.float64),
-               name=f"{'triangular' if triangular else 'general'}-{m}")
 
 
 def main() -> None:
@@ -39,31 +21,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json")
     args = parser.parse_args()
-    import torch
+    from bench_common import best_run, devices, machine_line, use_test_helpers
 
     from regioncount import partition_box, theorem1_deq
     from regioncount.plane2d import partition_plane
+
+    use_test_helpers()
+    from random_nets import gaussian_deq
 
     box = ([-3.0, -3.0], [3.0, 3.0])
     cases = [(f"general W, m = {m}, [-3, 3]^2", gaussian_deq(m, 1, False), box) for m in (8, 16, 32)]
     cases.append(("triangular W, m = 16, [-3, 3]^2", gaussian_deq(16, 1, True), box))
     cases += [(f"Theorem 1 DEQ, 2-D input, m = {m}", theorem1_deq(m, input_dim=2), (None, None)) for m in (8, 10)]
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(machine_line())
     print()
     print("| case | device | engine | regions | pieces | seconds | method (rational decisions) |")
     print("|---|---|---|---:|---:|---:|---|")
     rows = []
-    for device in args.devices.split(","):
-        if device == "cuda" and not torch.cuda.is_available():
-            continue
+    for device in devices(args.devices):
         for name, model, (low, high) in cases:
             for engine, run in (("plane", partition_plane), ("box", partition_box)):
-                best = None
-                for _ in range(args.repeats):
-                    result = run(model, low, high, device=device)
-                    best = result if best is None or result.seconds < best.seconds else best
-                assert best is not None
+                best = best_run(args.repeats, run, model, low, high, device=device)
                 row = {"case": name, "device": device, "engine": engine, "regions": best.activation_regions,
                        "pieces": best.linear_pieces, "seconds": best.seconds, "method": best.method,
                        "exact_decisions": getattr(best, "exact_decisions", 0)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 
 
 def contractive(m: int, seed: int = 3, norm: float = 0.95):
@@ -44,33 +43,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json")
     args = parser.parse_args()
-    import torch
+    from bench_common import best_run, devices, machine_line
 
     from regioncount import count_segment
 
     cases = [(f"contractive W, m = {m}, on [-30, 30]", contractive(m), (-30.0, 30.0)) for m in (16, 64, 128)]
     cases += [(f"Theorem 1 DEQ + one cyclic entry, m = {m}, on [0, 1]", theorem1_with_cycle(m), (0.0, 1.0))
               for m in (8, 10, 12)]
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(machine_line())
     print()
     print("| case | device | regions | pieces | seconds | method |")
     print("|---|---|---:|---:|---:|---|")
     rows = []
-    for device in args.devices.split(","):
-        if device == "cuda" and not torch.cuda.is_available():
-            continue
+    for device in devices(args.devices):
         for name, model, interval in cases:
-            best = None
-            for _ in range(max(1, args.repeats)):
-                result = count_segment(model, interval=interval, assume_well_posed=True, max_regions=None,
-                                       device=device)
-                best = result.seconds if best is None else min(best, result.seconds)
+            result = best_run(args.repeats, count_segment, model, interval=interval, assume_well_posed=True,
+                              max_regions=None, device=device)
             how = result.algorithm.split(";")[-1].strip()
             rows.append({"case": name, "device": device, "regions": result.activation_regions,
-                         "pieces": result.linear_pieces, "seconds": best, "method": result.method, "how": how})
+                         "pieces": result.linear_pieces, "seconds": result.seconds, "method": result.method,
+                         "how": how})
             print(f"| {name} | {device} | {result.activation_regions:,} | {result.linear_pieces:,} | "
-                  f"{best * 1000:.1f} ms | {result.method}: {how} |", flush=True)
+                  f"{result.seconds * 1000:.1f} ms | {result.method}: {how} |", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)
