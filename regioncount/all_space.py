@@ -22,6 +22,7 @@ import torch
 from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, partition_cells
 from .devices import Stopwatch, resolve_device
 from .errors import SegmentError
+from .exact_cells import EXACT_BUDGET
 from .geometry import Box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .patterns import group_rows, layer_words
@@ -104,7 +105,7 @@ class AllSpaceCount:
 
 
 def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
-                    memory_limit: int | None = None, exact_budget: int = 20_000,
+                    memory_limit: int | None = None, exact_budget: int = EXACT_BUDGET,
                     assume_well_posed: bool = False, max_seconds: float | None = None) -> AllSpaceCount:
     """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);
     FFNs and DEQs (a general W once certified well-posed, or ``assume_well_posed``).  The limits apply to

@@ -28,12 +28,12 @@ import torch
 from .deq_cells import pattern_affine_u, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
-from .exact_cells import ExactCells, value_at
+from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import same_affine_pairs
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
-from .polytopes import Facets, Polytopes, facets, split, volumes, words_for
+from .polytopes import CellPartition, Facets, Polytopes, facets, split, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
@@ -48,8 +48,6 @@ MAX_EXTENT = 1e30
 CHEBYSHEV_MAX_REGIONS = 200_000
 #: Cells per Chebyshev LP (measured: 256 is 3.5x faster than one LP for 22,000 cells).
 CHEBYSHEV_CHUNK = 256
-#: Most doubtful decisions re-decided in rational arithmetic per partition (each costs about a millisecond).
-EXACT_BUDGET = 20_000
 #: Bytes per vertex word or coordinate held at once while cutting (cells, children, temporaries).
 _BYTES_PER_ENTRY = 8 * 4
 
@@ -239,35 +237,15 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     return cells, bits, out, int(doubtful), referee
 
 
-@dataclass
-class CellPartition:
-    """The cells of a box and their patterns (P, units), output maps (P, d + 1, k), decisions left to the
-    tolerance (``doubtful``), cells accepted with an uncuttable violation (``unresolved``), decisions made
-    exactly, whether the exact budget ran out, the number of constraint bits and the method's name."""
-
-    cells: Polytopes
-    bits: torch.Tensor
-    out: torch.Tensor
-    doubtful: int
-    unresolved: int
-    exact_decisions: int
-    budget_spent: bool
-    constraints: int
-    engine: str
-
-
 def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimit,
                     exact_budget: int) -> CellPartition:
     """The cells of the box: layered subdivision (FFNs, triangular DEQs, with rational re-decisions), or
     pattern refinement for a DEQ with a general W (:mod:`regioncount.deq_cells`)."""
     if isinstance(model, DEQ) and model.unit_order is None:
-        refined = refine_general_deq(model, bx, device, limit.check_size, exact_budget=exact_budget)
-        return CellPartition(refined.cells, refined.bits, refined.out, refined.doubtful, refined.unresolved,
-                             refined.exact_decisions, refined.budget_spent, refined.constraints,
-                             "polytope refinement by patterns (general W)")
+        return refine_general_deq(model, bx, device, limit.check_size, exact_budget=exact_budget)
     cells, bits, out, doubtful, referee = subdivide(model, bx, device, limit, exact_budget)
     engine = "polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)"
-    return CellPartition(cells, bits, out, doubtful, 0, referee.decided, referee.spent, 2 * bx.dim + bits.shape[1],
+    return CellPartition(cells, bits, out, doubtful, 0, 2 * bx.dim + bits.shape[1], referee.decided, referee.spent,
                          engine)
 
 

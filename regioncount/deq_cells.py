@@ -21,33 +21,18 @@ from dataclasses import dataclass
 
 import torch
 
+from .exact_cells import EXACT_BUDGET
 from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
 from .fixedpoint import checked_solve
 from .geometry import Box
 from .models import DEQ, DTYPE, input_free_units
-from .polytopes import Polytopes, split, words_for
+from .polytopes import CellPartition, Polytopes, split, words_for
 from .polytopes import box as box_polytope
 from .sampled import deq_patterns
 from .tolerances import PLANE_DEQ_ZERO_TOL
 
 #: Refinement rounds before giving up (each round cuts every open cell once).
 MAX_ROUNDS = 10_000
-
-
-@dataclass
-class RefinedCells:
-    """Final cells, their patterns (P, m), output maps (P, d + 1, k), decisions left to the tolerance, cells
-    whose violation could not be cut (accepted as they are), the number of constraint bits, and the
-    decisions taken exactly (and whether their budget ran out)."""
-
-    cells: Polytopes
-    bits: torch.Tensor
-    out: torch.Tensor
-    doubtful: int
-    unresolved: int
-    constraints: int
-    exact_decisions: int = 0
-    budget_spent: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,7 +115,7 @@ class _Judge:
 
 def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
                        check: Callable[[int, int, int, int], None], *, embedding: Embedding | None = None,
-                       exact_budget: int = 20_000) -> RefinedCells:
+                       exact_budget: int = EXACT_BUDGET) -> CellPartition:
     """The pattern refinement of the box (module docstring); ``check(cells, vertices, d, words)`` is called
     as the cells grow (it raises past the limits).  With ``embedding`` the box holds coordinates y of the
     points x = origin + directions y (a plane through the input space)."""
@@ -209,5 +194,5 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         skip = torch.cat([(B @ embedding.directions.to(device)).T,
                           (B @ embedding.origin.to(device) + on_device.c)[None]])
     out = z @ on_device.A.T + skip
-    return RefinedCells(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided,
-                        judge.exact.spent)
+    return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
+                         "polytope refinement by patterns (general W)")

@@ -19,6 +19,9 @@ from .models import DEQ, FFN, Model
 from .polytopes import bit_mask
 from .rational1d import Affine, compose, fractions_of, input_maps, solve_unique
 
+#: Most doubtful decisions re-decided in rational arithmetic per partition (each costs about a millisecond).
+EXACT_BUDGET = 20_000
+
 
 class ExactCells:
     """Exact unit hyperplanes and vertices of the cells of one model in a box of dimension ``d``.

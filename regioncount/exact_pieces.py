@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import torch
 
+from .deq_cells import Embedding, pattern_affine_u
 from .exact_cells import ExactCells
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import fractions_of
@@ -72,8 +73,9 @@ def jacobian_magnitudes(model: Model, bits: torch.Tensor, directions: torch.Tens
             h = (weight.abs() @ h) * mask[:, :, None]
         return model.weights[-1].abs() @ h
     mask = bits.to(DTYPE)
-    M = torch.eye(model.width, dtype=DTYPE, device=bits.device) - model.W[None] * mask[:, None, :]
-    X = torch.linalg.solve(M, (model.U @ directions).expand(bits.shape[0], -1, -1))  # (R, m, q)
+    q = directions.shape[1]
+    origin = torch.zeros(model.U.shape[1], dtype=DTYPE, device=bits.device)
+    X = pattern_affine_u(model, bits, Embedding(origin, directions))[:, :q].transpose(1, 2)  # (R, m, q)
     return model.A.abs() @ (X.abs() * mask[:, :, None]) + (model.B.abs() @ V)[None]
 
 

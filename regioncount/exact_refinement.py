@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import torch
 
-from .exact_cells import box_face, solve_vertex, value_at
+from .exact_cells import EXACT_BUDGET, box_face, solve_vertex, value_at
 from .models import DEQ
 from .polytopes import bit_mask
 from .rational1d import Affine
@@ -128,7 +128,7 @@ class ExactRefinement:
 
     def __init__(self, model: DEQ, low: Sequence[float], high: Sequence[float], record: CutRecord,
                  origin: Sequence[float] | None = None, directions: Sequence[Sequence[float]] | None = None,
-                 budget: int = 20_000) -> None:
+                 budget: int = EXACT_BUDGET) -> None:
         self.reach = influences(model.W)
         reach = self.reach.tolist()
         self.reach_masks = [sum(1 << i for i, v in enumerate(row) if v) for row in reach]

@@ -37,7 +37,7 @@ from .cost import plane_polygon_bytes
 from .deq_cells import Embedding, refine_general_deq
 from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
-from .exact_cells import ExactCells
+from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import same_affine_pairs
 from .geometry import Box, Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
@@ -153,9 +153,16 @@ def _ordered(cells: Polytopes) -> Polygons:
     return Polygons(torch.where(valid[..., None], xy, last), cells.n)
 
 
-def _slice_model(model: Model, origin: torch.Tensor, P: torch.Tensor) -> Model:
+def _embedding(plane: Plane) -> Embedding:
+    """The slice as x = origin + P (s, t): origin (n,), P (n, 2) = [u w]."""
+    return Embedding(torch.tensor(plane.origin, dtype=DTYPE), torch.tensor([plane.u, plane.w], dtype=DTYPE).T)
+
+
+def _slice_model(model: Model, plane: Plane) -> Model:
     """The model restricted to the plane, x = origin + P (s, t) folded into its first affine map (float64,
     rounded: the exact second opinions read the original model and the embedding)."""
+    embedding = _embedding(plane)
+    origin, P = embedding.origin, embedding.directions
     if isinstance(model, FFN):
         first, bias = model.weights[0], model.biases[0]
         return FFN([first @ P] + list(model.weights[1:]), [first @ origin + bias] + list(model.biases[1:]),
@@ -171,10 +178,8 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
     polygon subdivision left decisions to the tolerance."""
     from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
 
-    origin = torch.tensor(plane.origin, dtype=DTYPE)
-    P = torch.tensor([plane.u, plane.w], dtype=DTYPE).T
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
-    cells, bits, out, doubtful, referee = subdivide(_slice_model(model, origin, P), Box(plane.low, plane.high),
+    cells, bits, out, doubtful, referee = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
                                                     device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
                                                     exact_budget, exact)
     return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
@@ -183,10 +188,8 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
 def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
     """The pattern refinement of :mod:`regioncount.deq_cells` on the slice's rectangle, embedded by
     x = o + s u + t w, its cells ordered as polygons."""
-    embedding = Embedding(torch.tensor(plane.origin, dtype=DTYPE),
-                          torch.tensor([plane.u, plane.w], dtype=DTYPE).T)
-    refined = refine_general_deq(model, Box(tuple(plane.low), tuple(plane.high)), device,
-                                 lambda count, vertices, d, words: limit.check(count), embedding=embedding,
+    refined = refine_general_deq(model, Box(plane.low, plane.high), device,
+                                 lambda count, vertices, d, words: limit.check(count), embedding=_embedding(plane),
                                  exact_budget=exact_budget)
     out = refined.out  # (P, 3, k): s, t, constant
     return (_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2], refined.unresolved,
@@ -225,7 +228,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
                     device: str | torch.device = "auto", max_regions: int = 10**7,
                     memory_limit: int | None = None, assume_well_posed: bool = False,
-                    exact_budget: int = 20_000) -> PlanePartition:
+                    exact_budget: int = EXACT_BUDGET) -> PlanePartition:
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
 
     The subdivision stops (:class:`~regioncount.errors.CostLimitError`) once it holds more than

@@ -77,6 +77,24 @@ class Polytopes:
         return hit & self.valid()
 
 
+@dataclass
+class CellPartition:
+    """A box cut into cells, as the partition engines return it: the cells and their patterns (P, units),
+    output maps (P, d + 1, k), decisions left to the tolerance (``doubtful``), cells accepted with an
+    uncuttable violation (``unresolved``), the number of constraint bits, the decisions made exactly, whether
+    their budget ran out, and the engine's name."""
+
+    cells: Polytopes
+    bits: torch.Tensor
+    out: torch.Tensor
+    doubtful: int
+    unresolved: int
+    constraints: int
+    exact_decisions: int
+    budget_spent: bool
+    engine: str
+
+
 def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, device: torch.device,
         dtype: torch.dtype = torch.float64) -> Polytopes:
     """The box [low, high] as one polytope: 2^d corners; constraint 2i is x_i = low_i, 2i + 1 is x_i = high_i
