@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 from collections.abc import Callable
@@ -16,6 +17,15 @@ def use_test_helpers() -> None:
     """Make ``tests/`` importable (``random_nets``, ``lp_reference``)."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
+
+
+def arguments(doc: str, devices: str = "cpu", repeats: int = 3) -> argparse.Namespace:
+    """The options every timing table takes: ``--devices``, ``--repeats`` and ``--json FILE``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--devices", default=devices, help="comma list of cpu,cuda or auto")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    return parser.parse_args()
 
 
 def machine_line() -> str:

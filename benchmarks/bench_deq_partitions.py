@@ -11,17 +11,13 @@ and how many needed rational arithmetic.  Prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    from bench_common import best_run, devices, machine_line, use_test_helpers
+    from bench_common import arguments, best_run, devices, machine_line, use_test_helpers
+
+    args = arguments(__doc__)
 
     from regioncount import partition_box, theorem1_deq
     from regioncount.plane2d import partition_plane

@@ -11,7 +11,6 @@ markdown table naming the method that made each count.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 
@@ -38,12 +37,9 @@ def theorem1_with_cycle(m: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    from bench_common import best_run, devices, machine_line
+    from bench_common import arguments, best_run, devices, machine_line
+
+    args = arguments(__doc__)
 
     from regioncount import count_segment
 
