@@ -21,6 +21,7 @@ from fractions import Fraction
 import torch
 
 from .deq_cells import Embedding, pattern_affine_u
+from .errors import NotWellPosedError
 from .exact_cells import ExactCells
 from .models import DEQ, DTYPE, FFN, Model
 from .rational1d import fractions_of
@@ -116,8 +117,9 @@ class ExactJacobians:
 
     def _deq(self, bits: tuple[bool, ...]) -> Jacobian:
         maps = self.maps(bits)
-        if maps is None:  # excluded by the certificate every DEQ partition starts from
-            raise ValueError(f"I - W D is singular for the pattern {bits}")
+        if maps is None:  # excluded by a certificate; possible under assume_well_posed
+            raise NotWellPosedError("I - W D is singular (exactly) for an activation pattern of the partition: "
+                                    "the DEQ is not well-posed")
         return tuple(tuple(sum((w * maps[j][0][c] for j, w in enumerate(row) if w and bits[j]), self.BV[i][c])
                            for c in range(len(self.V))) for i, row in enumerate(self.A))
 

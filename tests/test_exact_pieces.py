@@ -106,3 +106,15 @@ def test_spent_budget_leaves_the_comparison_to_the_tolerance():
     assert "left to the float64 tolerance" in decided.notes()[0]
     decided = same_affine_pairs(kink(2.0**-60), bits, gradients, pairs, [[1.0, 0.0], [0.0, 1.0]])
     assert (decided.exact, decided.open, bool(decided.same[0])) == (1, 0, False)
+
+
+def test_an_exactly_singular_pattern_is_a_one_line_error():
+    """W = [[0, 1], [1, 0]] with both units active makes I - W D singular (reachable under
+    assume_well_posed): the exact Jacobian of that pattern ends as NotWellPosedError, the CLI's one-line error."""
+    from regioncount.errors import NotWellPosedError
+    from regioncount.exact_pieces import ExactJacobians
+
+    model = DEQ(W=torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=F), U=torch.ones(2, 2, dtype=F),
+                b=torch.zeros(2, dtype=F), A=torch.ones(1, 2, dtype=F))
+    with pytest.raises(NotWellPosedError, match="singular"):
+        ExactJacobians(model, [[1.0, 0.0], [0.0, 1.0]])((True, True))
