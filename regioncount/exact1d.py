@@ -122,6 +122,15 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
     bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
         if certify and isinstance(model, FFN) else None
     run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
+    split_products = False
+    if certify and (sink.uncertain or not _slope_doubts_resolvable(model, sink)):
+        # one rounded GEMM per layer was too coarse for the bounds (deep or wide nets): walk again with
+        # error-free split products, whose bounds carry one final rounding per value; its batches hold
+        # about four times the maps, so a quarter of the pieces
+        sink = new_sink()
+        split_products = True
+        run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max(2, max_pieces // 4), tau,
+                   certify=bounds, split_products=True)
     if sink.suspicious and not certify:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
@@ -194,10 +203,21 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
         estimate=estimate,
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
                   + ("; slopes exact" if exact_slopes else "")
-                  + ("; float64 rounding bounded, every decision proven (forward error analysis)"
-                     + local_note if certify and proven_after else
+                  + ("; float64 rounding bounded, every decision proven (forward error analysis"
+                     + (", split products" if split_products else "") + ")" + local_note
+                     if certify and proven_after else
                      "; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
     )
+
+
+def _slope_doubts_resolvable(model: FFN, sink: PieceSink) -> bool:
+    """Whether :func:`_resolve_slope_doubts` can settle every slope comparison a certified walk left open:
+    all of them recorded, at about ``4 x parameters`` rational operations each within ``LOCAL_EXACT_BUDGET``."""
+    total = sink.slope_doubts_total
+    if total == 0:
+        return True
+    parameters = sum(w.numel() + b.numel() for w, b in zip(model.weights, model.biases))
+    return total <= len(sink.slope_doubt_pairs) and 4 * total * parameters <= LOCAL_EXACT_BUDGET
 
 
 def _resolve_slope_doubts(model: FFN, seg: Segment, sink: PieceSink, pieces: int | None
@@ -212,8 +232,7 @@ def _resolve_slope_doubts(model: FFN, seg: Segment, sink: PieceSink, pieces: int
     total = sink.slope_doubts_total
     if total == 0 or pieces is None:
         return pieces, 0, ""
-    parameters = sum(w.numel() + b.numel() for w, b in zip(model.weights, model.biases))
-    if total > len(sink.slope_doubt_pairs) or 4 * total * parameters > LOCAL_EXACT_BUDGET:
+    if not _slope_doubts_resolvable(model, sink):
         return pieces, total, ""
     p, v = list(seg.origin), list(seg.direction)
     for left_mid, right_mid, counted in sink.slope_doubt_pairs:

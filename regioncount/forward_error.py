@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 
 UNIT_ROUNDOFF = 2.0**-53
+#: The smallest positive float64 (subnormal): the absolute rounding of a product that underflows is at most half.
+SMALLEST_SUBNORMAL = 2.0**-1074
 #: Relative inflation of every computed bound: covers the rounding of the bound's own few operations.
 INFLATE = 1.0 + 2.0**-20
 
@@ -80,24 +82,148 @@ class LayerBound:
     gamma: float
     zero_units: torch.Tensor
     has_zero_units: bool
+    underflow: float = 0.0
 
     @classmethod
     def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> LayerBound:
         row_norms = weight.norm(dim=1) * INFLATE
         bias_abs = bias.abs()
         zero_units = (weight == 0).all(dim=1) & (bias == 0)
-        return cls(row_norms=row_norms, all_rows=float(row_norms.norm()) * INFLATE, bias_abs=bias_abs,
+        live = row_norms[row_norms > 0]
+        # gradual underflow adds at most 2^-1075 per product to a dot product (sums of subnormals are exact):
+        # n 2^-1074 per unit, written as ``underflow ||W_j||`` for every unit that has weights
+        underflow = (weight.shape[1] + 2) * SMALLEST_SUBNORMAL / float(live.min()) * INFLATE if live.numel() else 0.0
+        return cls(underflow=underflow, row_norms=row_norms, all_rows=float(row_norms.norm()) * INFLATE, bias_abs=bias_abs,
                    all_biases=float(bias_abs.norm()) * INFLATE, max_row_norm=float(row_norms.max()) if row_norms.numel() else 0.0,
                    max_bias=float(bias_abs.max()) if bias_abs.numel() else 0.0,
                    spectral=spectral_norm_bound(weight.cpu()), gamma=gamma(weight.shape[1]),
                    zero_units=zero_units, has_zero_units=bool(zero_units.any()))
 
 
-def input_scale(h_norms: torch.Tensor, err: torch.Tensor, bound: LayerBound) -> torch.Tensor:
-    """(P, 2): ``err + gamma ||h~||`` per row: unit j's pre-activation error is at most ``||W_j||`` times
-    this (plus ``gamma |b_j|`` on the intercepts).  ``h_norms`` (P, 2): ``||h~||_2`` of the computed input
-    maps' rows; ``err`` (P, 2): bounds on ``||h~ - h||_2`` per row."""
-    return (err + bound.gamma * h_norms) * INFLATE
+@dataclass
+class ProductRounding:
+    """The rounding of one layer product ``z~ = fl(h~ W^T + b)`` for a batch of pieces.
+
+    Unit j's computed pre-activation row r (0: slopes, 1: intercepts, with the bias) is within
+    ``||W_j|| local[:, r] + bias_coeff |b_j| [r = 1]`` of ``W_j . h~_r + b_j``; the vector of these roundings
+    over any set of units (the active ones after the ReLU) has norm at most
+    ``masked[:, r] + child_coeff ||z~_r||`` over the same units.  ``h_norms`` (P, 2): ``||h~_r||``.
+    """
+
+    h_norms: torch.Tensor
+    local: torch.Tensor
+    masked: torch.Tensor
+    bias_coeff: float
+    child_coeff: float
+
+
+def rounded_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bound: LayerBound
+                    ) -> tuple[torch.Tensor, ProductRounding]:
+    """``z~ = fl(h~ W^T + b)`` (P, 2, n_out) by one GEMM of ``h`` (P, 2, n_in), with the bound
+    ``gamma_n |W_j| . |h~| <= gamma_n ||W_j|| ||h~||`` on each dot product's rounding."""
+    P = h.shape[0]
+    z = (h.reshape(2 * P, -1) @ weight.T).view(P, 2, -1)
+    z[:, 1] += bias
+    h_norms = h.norm(dim=2)
+    masked = (bound.gamma * bound.all_rows) * h_norms
+    masked[:, 1] += bound.gamma * bound.all_biases
+    masked += bound.all_rows * bound.underflow
+    return z, ProductRounding(h_norms=h_norms, local=bound.gamma * h_norms + bound.underflow, masked=masked,
+                              bias_coeff=bound.gamma, child_coeff=0.0)
+
+
+def _powers_of_two(exponents: torch.Tensor) -> torch.Tensor:
+    """``2^e`` exactly, for integer exponents (any int tensor), clamped to the normal range [-1022, 1023]."""
+    return ((exponents.to(torch.int64).clamp(-1022, 1023) + 1023) << 52).view(torch.float64)
+
+
+@dataclass
+class SplitRows:
+    """An error-free split ``x = hi + lo`` of the rows of a float64 tensor: ``hi`` holds the leading ``bits``
+    bits of each row, an integer multiple of ``2^(e - bits)`` of magnitude at most ``2^e``, where ``2^e``
+    (``exponent``, raised to at least ``bits - 1016`` so that every scale is a normal float) bounds the row's
+    largest magnitude; ``lo = x - hi`` exactly."""
+
+    hi: torch.Tensor
+    lo: torch.Tensor
+    exponent: torch.Tensor
+
+    @classmethod
+    def of(cls, x: torch.Tensor, bits: int) -> SplitRows:
+        largest = x.abs().amax(dim=-1, keepdim=True) if x.shape[-1] else x.new_zeros(x.shape[:-1] + (1,))
+        exponent = torch.frexp(largest).exponent.clamp(min=bits - 1016)  # largest < 2^exponent (0 -> 0)
+        hi = torch.round(x * _powers_of_two(bits - exponent)) * _powers_of_two(exponent - bits)
+        return cls(hi=hi, lo=x - hi, exponent=exponent[..., 0])
+
+
+def split_bits(n: int) -> int:
+    """Bits per slice such that a dot product of ``n`` products of two slices is exact in float64: the
+    products are integers of magnitude ``<= 2^(2 bits)`` on a common grid, so their partial sums stay within
+    ``n 2^(2 bits) <= 2^53``."""
+    return (53 - max(0, math.ceil(math.log2(max(n, 1))))) // 2
+
+
+def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Knuth's error-free sum: ``a + b = s + e`` exactly, ``s = fl(a + b)``, ``|e| <= u |s|``."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bound: LayerBound
+                  ) -> tuple[torch.Tensor, ProductRounding]:
+    """``z~ ~ h~ W^T + b`` with one final rounding instead of a dot product's (``docs/exactness.md``).
+
+    ``W = W1 + Wr`` and ``h~ = h1 + hr`` are split error-free (:class:`SplitRows`, :func:`split_bits` bits),
+    so ``t1 = h1 W1^T`` is computed exactly (when the grids neither underflow nor overflow); ``a = fl(hr W1^T)``
+    and ``c = fl(h~ Wr^T)`` carry ``gamma_n`` times products about ``2^-bits`` smaller.  With
+    ``(p, e) = TwoSum(t1, b)``, ``z~ = fl(p + fl(fl(a + c) + e))``, so unit j's error is at most
+    ``u' |z~_j| + gamma_{n+2} (|W1_j| . |hr| + |Wr_j| . |h~|) + gamma_2 |e_j|``: three GEMMs per layer.
+    """
+    P, n = h.shape[0], h.shape[2]
+    bits = split_bits(n)
+    rows = SplitRows.of(weight, bits)
+    parts = SplitRows.of(h, bits)
+    w_norms = weight.norm(dim=1)
+    lo_norms = rows.lo.norm(dim=1)
+    live = w_norms > 0
+    ratio = float((lo_norms[live] / w_norms[live]).max()) * INFLATE ** 2 if bool(live.any()) else 0.0
+
+    def product(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return (x.reshape(2 * P, -1) @ w.T).view(P, 2, -1)
+
+    t1 = product(parts.hi, rows.hi)
+    rest = product(parts.lo, rows.hi)
+    rest += product(h, rows.lo)
+    p, e = _two_sum(t1, torch.stack([torch.zeros_like(bias), bias]))  # the slopes have no bias: e = 0 there
+    z = p + (rest + e)
+    # t1 is exact when every grid 2^(e_w - bits) 2^(e_h - bits) is at least 2^-1074 and n 2^(e_w + e_h) stays
+    # below the overflow threshold
+    w_exp = rows.exponent[live] if bool(live.any()) else rows.exponent.new_zeros(1)
+    grid_ok = (parts.exponent + int(w_exp.min()) - 2 * bits >= -1074) \
+        & (parts.exponent + int(w_exp.max()) + math.ceil(math.log2(max(n, 2))) <= 1020)
+    u = UNIT_ROUNDOFF
+    g = gamma(n + 2)
+    h_norms = h.norm(dim=2)
+    lo_h, hi_h = parts.lo.norm(dim=2), parts.hi.norm(dim=2)
+    eta = 3 * u * u
+    t1_error = torch.where(grid_ok, eta, eta + gamma(n))
+    # three GEMMs may each underflow (the elementwise sums are exact when their results are subnormal)
+    tail = (g * ((1 + ratio) * lo_h + ratio * h_norms) + t1_error * (1 + ratio) * hi_h + 3 * bound.underflow) \
+        * INFLATE
+    rho = u / (1 - u)
+    rho_self = rho / (1 - rho) * INFLATE
+    masked = bound.all_rows * tail
+    masked[:, 1] += eta * bound.all_biases
+    return z, ProductRounding(h_norms=h_norms, local=rho_self * h_norms + (1 + rho_self) * tail, masked=masked,
+                              bias_coeff=rho_self + (1 + rho_self) * eta, child_coeff=rho * INFLATE)
+
+
+def input_scale(err: torch.Tensor, rounding: ProductRounding) -> torch.Tensor:
+    """(P, 2): ``err + local`` per row: unit j's pre-activation error is at most ``||W_j||`` times this (plus
+    ``rounding.bias_coeff |b_j|`` on the intercepts).  ``err`` (P, 2): bounds on ``||h~ - h||_2`` per row of
+    the computed input maps; ``rounding`` the product's own rounding (:class:`ProductRounding`)."""
+    return (err + rounding.local) * INFLATE
 
 
 def zero_radius(x: torch.Tensor, zs: torch.Tensor, es: torch.Tensor, ec: torch.Tensor) -> torch.Tensor:
@@ -105,7 +231,7 @@ def zero_radius(x: torch.Tensor, zs: torch.Tensor, es: torch.Tensor, ec: torch.T
     the bounds ``es``, ``ec`` on the errors of its slope and intercept (all broadcast together)."""
     margin = zs.abs() - es
     ax = x.abs()
-    radius = ((ec + ax * es) / margin + 2 * UNIT_ROUNDOFF * ax) * INFLATE
+    radius = ((ec + ax * es) / margin + 2 * UNIT_ROUNDOFF * ax + SMALLEST_SUBNORMAL) * INFLATE
     return torch.where(margin > 0, radius, torch.inf)
 
 
@@ -114,13 +240,15 @@ def value_errors(scale: torch.Tensor, h_norms: torch.Tensor, row_norm: torch.Ten
     """Bounds on |fl(s~_j t + c~_j) - (s_j t + c_j)| at float points t; all arguments broadcast together
     (``scale``, ``h_norms`` with a trailing axis of 2: slope row, intercept row).
 
-    The error of the maps contributes ``||W_j|| (A_s |t| + A_c) + gamma |b_j|`` (A = :func:`input_scale`); the
-    two roundings of the evaluation at most ``2 u (|s~_j t| + |c~_j|) <= 2 u (||W_j|| (H_s |t| + H_c) + |b_j|)``
-    up to second order, with H the input row norms (covered by the inflation).
+    The error of the maps contributes ``||W_j|| (A_s |t| + A_c) + gamma_ |b_j|`` (A = :func:`input_scale`,
+    ``gamma_`` the product's bias coefficient); the two roundings of the evaluation at most
+    ``2 u (|s~_j t| + |c~_j|) <= 2 u (||W_j|| (H_s |t| + H_c) + |b_j|)`` up to second order, with H the input
+    row norms (covered by the inflation), plus a subnormal should the product underflow.
     """
     at = t.abs()
     k = (scale[..., 0] + 2 * UNIT_ROUNDOFF * h_norms[..., 0]) * at + scale[..., 1] + 2 * UNIT_ROUNDOFF * h_norms[..., 1]
-    return (k * row_norm + (gamma_ + 2 * UNIT_ROUNDOFF) * bias_abs) * INFLATE
+    base = k * row_norm + (gamma_ + 2 * UNIT_ROUNDOFF) * bias_abs
+    return (base + SMALLEST_SUBNORMAL * (base > 0)) * INFLATE  # a unit with no weights and no bias is exact
 
 
 @dataclass
@@ -136,7 +264,7 @@ class SignScreen:
     far: torch.Tensor
 
 
-def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_norms: torch.Tensor,
+def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, rounding: ProductRounding,
                 bound: LayerBound, tl: torch.Tensor, tr: torch.Tensor, rl: torch.Tensor, rr: torch.Tensor
                 ) -> SignScreen:
     """Screen every unit of every piece ((P, n) ``zs``, ``zc``) for a constant sign on the true piece.
@@ -152,7 +280,7 @@ def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_norms
     m = (a + b) * 0.5
     w = (b - a) * (0.5 * INFLATE) + 2 * UNIT_ROUNDOFF * m.abs()
     far = torch.maximum(a.abs(), b.abs())
-    coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bound.gamma, far) \
+    coarse = value_errors(scale, rounding.h_norms, bound.max_row_norm, bound.max_bias, rounding.bias_coeff, far) \
         + scale[:, 0] * bound.max_row_norm * w * INFLATE
     zm = torch.addcmul(zc, zs, m[:, None]).abs_()
     threshold = torch.addcmul(coarse[:, None], zs.abs(), (w * INFLATE)[:, None])
@@ -161,7 +289,7 @@ def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, h_norms
 
 
 def uncertain_signs(screen: SignScreen, skip: torch.Tensor, zs: torch.Tensor, scale: torch.Tensor,
-                    h_norms: torch.Tensor, bound: LayerBound) -> torch.Tensor:
+                    rounding: ProductRounding, bound: LayerBound) -> torch.Tensor:
     """0-d count of the screened entries (not in ``skip`` (K,), e.g. the crossings, and not identically zero
     units) whose sign on the true piece is not proven constant by each unit's own error bound."""
     keep = ~skip
@@ -170,7 +298,8 @@ def uncertain_signs(screen: SignScreen, skip: torch.Tensor, zs: torch.Tensor, sc
     rows, cols, zm = screen.rows[keep], screen.cols[keep], screen.zm[keep]
     w = screen.w[rows]
     norms = bound.row_norms[cols]
-    fine = value_errors(scale[rows], h_norms[rows], norms, bound.bias_abs[cols], bound.gamma, screen.far[rows]) \
+    fine = value_errors(scale[rows], rounding.h_norms[rows], norms, bound.bias_abs[cols], rounding.bias_coeff,
+                        screen.far[rows]) \
         + scale[rows, 0] * norms * w * INFLATE
     return (zm <= (fine + zs[rows, cols].abs() * w) * INFLATE).sum()
 
@@ -189,27 +318,32 @@ def uncertain_gaps(ends: torch.Tensor, radii: torch.Tensor, counts: torch.Tensor
 
 
 def uncertain_midpoints(values: torch.Tensor, scale: torch.Tensor, h_norms: torch.Tensor, bound: LayerBound,
-                        mid: torch.Tensor) -> torch.Tensor:
+                        bias_coeff: float, mid: torch.Tensor) -> torch.Tensor:
     """0-d count of (child, unit) activations read at the midpoints ``mid`` (C,) whose sign is not certain
-    (``values`` (C, n) = the computed ``s~ mid + c~``; ``scale``, ``h_norms`` (C, 2) of the parents).  A
-    coarse test with each child's largest bound first, then each remaining unit with its own."""
-    coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bound.gamma, mid)
+    (``values`` (C, n) = the computed ``s~ mid + c~``; ``scale``, ``h_norms`` (C, 2) of the parents;
+    ``bias_coeff`` as in :class:`ProductRounding`).  A coarse test with each child's largest bound first, then
+    each remaining unit with its own."""
+    coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bias_coeff, mid)
     rows, cols = torch.le(values.abs(), coarse[:, None]).nonzero(as_tuple=True)
-    error = value_errors(scale[rows], h_norms[rows], bound.row_norms[cols], bound.bias_abs[cols], bound.gamma,
+    error = value_errors(scale[rows], h_norms[rows], bound.row_norms[cols], bound.bias_abs[cols], bias_coeff,
                          mid[rows])
     return ((values[rows, cols].abs() <= error) & (error > 0)).sum()
 
 
-def masked_error(parent_err: torch.Tensor, h_norms: torch.Tensor, bound: LayerBound) -> torch.Tensor:
+def masked_error(parent_err: torch.Tensor, masked: torch.Tensor, child_coeff: float,
+                 child_norms: torch.Tensor | None, bound: LayerBound) -> torch.Tensor:
     """(C, 2): bounds on ``||h~ - h||_2`` per row of the children's masked maps (the next layer's input).
 
-    The propagated part ``D W (h~ - h)`` has norm at most ``||W||_2 err``; the new rounding of unit j is at
-    most ``gamma (||W_j|| ||h~|| + |b_j|)``, a vector of norm at most ``gamma (||h~|| ||r|| + ||b||)``
-    (``r`` the row norms; masking by the active units D only shrinks both).  ``parent_err``, ``h_norms``
-    (C, 2): the parents' input error bounds and input row norms.
+    The propagated part ``D W (h~ - h)`` has norm at most ``||W||_2 err``; the new rounding over the active
+    units D, at most ``masked + child_coeff ||D z~||`` (:class:`ProductRounding`; for one rounded GEMM
+    ``gamma (||h~|| ||r|| + ||b||)``, ``r`` the row norms).  ``parent_err``, ``masked`` (C, 2): the parents'
+    input error bounds and product roundings; ``child_norms`` (C, 2): ``||D z~||`` per row, the children's
+    maps (needed only when ``child_coeff`` is not zero).
     """
-    out = bound.spectral * parent_err + (bound.gamma * bound.all_rows) * h_norms
-    out[:, 1] += bound.gamma * bound.all_biases
+    out = bound.spectral * parent_err + masked
+    if child_coeff:
+        assert child_norms is not None
+        out += child_coeff * child_norms
     return out * INFLATE
 
 

@@ -32,10 +32,13 @@ from .errors import CostLimitError
 from .forward_error import (
     INFLATE,
     LayerBound,
+    ProductRounding,
     input_scale,
     masked_error,
     output_slope_errors,
+    rounded_product,
     sign_screen,
+    split_product,
     uncertain_gaps,
     uncertain_midpoints,
     uncertain_signs,
@@ -476,12 +479,15 @@ class FFNKernel:
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
             max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None,
-            track_ends: bool = False, certify: list[LayerBound] | None = None) -> None:
+            track_ends: bool = False, certify: list[LayerBound] | None = None, split_products: bool = False
+            ) -> None:
         """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
         count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``.
         ``track_ends`` as in :meth:`DEQKernel.run`.  ``certify`` (single segment, rounded arithmetic): the hidden
         layers' :class:`~regioncount.forward_error.LayerBound`; the walk then carries rigorous forward-error
-        bounds and counts every decision they do not prove in ``sink.uncertain``."""
+        bounds and counts every decision they do not prove in ``sink.uncertain``.  ``split_products``: each
+        layer product of a certified walk by :func:`~regioncount.forward_error.split_product` (three GEMMs, one
+        final rounding: much tighter bounds for deep or wide nets) instead of one rounded GEMM."""
         dev, dt = self.p.device, self.p.dtype
         bounds = certify
         L = len(self.weights)
@@ -521,11 +527,16 @@ class FFNKernel:
                     assert err is not None
                     cert = (err, cert[1])
             P = tl.shape[0]
-            z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
-            z[:, 1] += self.biases[layer]
+            if cert is None:
+                z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
+                z[:, 1] += self.biases[layer]
+                zeros = _plain_zeros(z[:, 0], z[:, 1], tl, tr, tau)
+            else:
+                assert bounds is not None
+                product = split_product if split_products else rounded_product
+                z, rounding = product(h, self.weights[layer], self.biases[layer], bounds[layer])
+                zeros = _certified_zeros(z[:, 0], z[:, 1], tl, tr, tau, cert, bounds[layer], rounding)
             zs, zc = z[:, 0], z[:, 1]
-            zeros = _plain_zeros(zs, zc, tl, tr, tau) if cert is None else \
-                _certified_zeros(h, zs, zc, tl, tr, tau, cert, bounds[layer] if bounds is not None else None)
             counts, kept, units = zeros.counts, zeros.kept, zeros.units
             n_children = P + int(counts.sum())
             # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
@@ -636,7 +647,7 @@ class _LayerZeros:
     screen: Any = None
     valid_k: torch.Tensor | None = None
     scale: torch.Tensor | None = None
-    h_norms: torch.Tensor | None = None
+    rounding: ProductRounding | None = None
     bound: LayerBound | None = None
 
     def all_kept(self) -> bool:
@@ -655,15 +666,14 @@ def _plain_zeros(zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor, tr: torch
     return _LayerZeros(counts, kept, units, n_valid, equal_distinct, near_ends, x=x)
 
 
-def _certified_zeros(h: torch.Tensor, zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor,
-                     tau: float, cert: tuple[torch.Tensor, torch.Tensor], bound: LayerBound | None) -> _LayerZeros:
+def _certified_zeros(zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor, tr: torch.Tensor, tau: float,
+                     cert: tuple[torch.Tensor, torch.Tensor], bound: LayerBound, rounding: ProductRounding
+                     ) -> _LayerZeros:
     """A certified walk's zeros: a screen proves most units sign-constant on the piece in a few full passes;
     the zeros are then computed, tested and sorted on the screened entries only."""
-    assert bound is not None
     P = zs.shape[0]
-    h_norms = h.norm(dim=2)
-    scale = input_scale(h_norms, cert[0], bound)
-    screen = sign_screen(zs, zc, scale, h_norms, bound, tl, tr, cert[1][:, 0], cert[1][:, 1])
+    scale = input_scale(cert[0], rounding)
+    screen = sign_screen(zs, zc, scale, rounding, bound, tl, tr, cert[1][:, 0], cert[1][:, 1])
     zs_k, zc_k = zs[screen.rows, screen.cols], zc[screen.rows, screen.cols]
     x_k = torch.div(zc_k, zs_k).neg_()
     valid_k = (x_k > tl[screen.rows] + tau) & (x_k < tr[screen.rows] - tau)
@@ -672,7 +682,7 @@ def _certified_zeros(h: torch.Tensor, zs: torch.Tensor, zc: torch.Tensor, tl: to
         *_sorted_zeros_sparse(screen.rows[valid_k], screen.cols[valid_k], x_k[valid_k], n_valid), tl, tau, zs, zc)
     near_ends = ((x_k >= tl[screen.rows]) & (x_k <= tr[screen.rows]) & ~valid_k).sum()
     return _LayerZeros(counts, kept, units, n_valid, equal_distinct, near_ends, screen=screen, valid_k=valid_k,
-                       scale=scale, h_norms=h_norms, bound=bound)
+                       scale=scale, rounding=rounding, bound=bound)
 
 
 def _record_layer(sink: PieceSink, zeros: _LayerZeros, zs: torch.Tensor, zc: torch.Tensor, tl: torch.Tensor,
@@ -684,23 +694,23 @@ def _record_layer(sink: PieceSink, zeros: _LayerZeros, zs: torch.Tensor, zc: tor
     counts, kept, units, n_valid = zeros.counts, zeros.kept, zeros.units, zeros.n_valid
     if zeros.screen is not None:
         assert cert is not None and zeros.bound is not None and zeros.scale is not None
-        assert zeros.h_norms is not None and zeros.valid_k is not None
-        bound, scale = zeros.bound, zeros.scale
+        assert zeros.rounding is not None and zeros.valid_k is not None
+        bound, scale, rounding = zeros.bound, zeros.scale, zeros.rounding
         # valid zeros are proven by the gap test; merged ones (n_valid - kept) are never proven
-        sink.add_uncertain(uncertain_signs(zeros.screen, zeros.valid_k, zs, scale, zeros.h_norms, bound)
+        sink.add_uncertain(uncertain_signs(zeros.screen, zeros.valid_k, zs, scale, rounding, bound)
                            + n_valid.sum() - counts.sum())
         zero_radii = None
         if kept.shape[1]:
             norms = bound.row_norms[units]
             zero_radii = zero_radius(kept, zs.gather(1, units), scale[:, 0, None] * norms,
-                                     scale[:, 1, None] * norms + bound.gamma * bound.bias_abs[units])
+                                     scale[:, 1, None] * norms + rounding.bias_coeff * bound.bias_abs[units])
             rl, rr = cert[1][:, 0], cert[1][:, 1]
             cut_points = torch.cat([tl[:, None], kept, torch.full_like(tl[:, None], torch.inf)], 1)
             cut_points.scatter_(1, (counts + 1)[:, None], tr[:, None])
             radii = torch.cat([rl[:, None], zero_radii, torch.zeros_like(rl[:, None])], 1)
             radii.scatter_(1, (counts + 1)[:, None], rr[:, None])
             sink.add_uncertain(uncertain_gaps(cut_points, radii, counts))
-        return (scale, zeros.h_norms, cert[0], bound), zero_radii
+        return (scale, rounding, cert[0], bound), zero_radii
     x = zeros.x
     assert x is not None
     lo, hi = tl[:, None], tr[:, None]
@@ -718,7 +728,7 @@ def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, 
     """The children's layer maps (C, 2, n): their parents' pre-activation maps ``z[parent]`` with the units
     inactive at each child's midpoint zeroed (the ReLU on that child).
 
-    With the parents' certification data ``(scale, h_norms, err, bound)`` (:mod:`regioncount.forward_error`),
+    With the parents' certification data ``(scale, rounding, err, bound)`` (:mod:`regioncount.forward_error`),
     also the children's row error norms (C, 2), and the midpoint activations whose sign is not certain are
     counted in ``sink``; otherwise the second result is None.
     """
@@ -726,14 +736,15 @@ def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, 
     mid = (left + right) * 0.5
     values = torch.addcmul(zp[:, 1], zp[:, 0], mid[:, None])
     active = values > 0
+    zp *= active[:, None, :]
     err = None
     if parent_cert is not None:
-        scale, h_norms, parent_err, bound = parent_cert
+        scale, rounding, parent_err, bound = parent_cert
         assert sink is not None
-        scale, h_norms = scale.index_select(0, parent), h_norms.index_select(0, parent)
-        sink.add_uncertain(uncertain_midpoints(values, scale, h_norms, bound, mid))
-        err = masked_error(parent_err.index_select(0, parent), h_norms, bound)
-    zp *= active[:, None, :]
+        scale, h_norms = scale.index_select(0, parent), rounding.h_norms.index_select(0, parent)
+        sink.add_uncertain(uncertain_midpoints(values, scale, h_norms, bound, rounding.bias_coeff, mid))
+        err = masked_error(parent_err.index_select(0, parent), rounding.masked.index_select(0, parent),
+                           rounding.child_coeff, zp.norm(dim=2) if rounding.child_coeff else None, bound)
     return zp, err
 
 

@@ -14,7 +14,7 @@ from rational_reference import exact_count
 
 from regioncount import FFN, count_segment, exact1d
 from regioncount.exactness import exact_arithmetic
-from regioncount.forward_error import spectral_norm_bound
+from regioncount.forward_error import INFLATE, spectral_norm_bound
 
 
 def _gaussian_ffn(rng: random.Random, widths: list[int]) -> FFN:
@@ -118,3 +118,66 @@ def test_spectral_norm_bound_is_an_upper_bound(shape):
     exact = float(torch.linalg.matrix_norm(W, ord=2))
     bound = spectral_norm_bound(W)
     assert exact <= bound <= exact * 1.001 + 1e-12
+
+
+def _dyadic_tensor(rng: random.Random, shape: tuple[int, ...], spread: int) -> torch.Tensor:
+    """Gaussian entries times 2^k, k uniform in [-spread, spread]: many exponents in one row."""
+    numel = math.prod(shape)
+    values = [rng.gauss(0, 1) * 2.0 ** rng.randint(-spread, spread) for _ in range(numel)]
+    return torch.tensor(values, dtype=torch.float64).reshape(shape)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("product", ["rounded", "split"])
+def test_product_rounding_bounds_hold_exactly(seed, product):
+    """Each unit's error of a layer product, and the norm of the errors over a random set of units, measured
+    in exact rational arithmetic, stay within the bounds the walk uses (both products)."""
+    from fractions import Fraction
+
+    from regioncount.forward_error import LayerBound, rounded_product, split_product
+
+    rng = random.Random(seed)
+    n_in, n_out, P = rng.choice([1, 3, 17, 64]), rng.randint(1, 12), rng.randint(1, 4)
+    spread = rng.choice([0, 4, 30])
+    W = _dyadic_tensor(rng, (n_out, n_in), spread)
+    if seed % 3 == 0:
+        W[0] = 0.0  # a unit with no weights
+    b = _dyadic_tensor(rng, (n_out,), spread)
+    h = _dyadic_tensor(rng, (P, 2, n_in), spread)
+    if seed % 4 == 1:  # rows whose entries cancel: a true value far below the terms
+        h[:, 0] = W[-1] * 2.0 ** rng.randint(-3, 3)
+        h[:, 1] = W[-1].flip(0)
+    bound = LayerBound.of(W, b)
+    z, rounding = (rounded_product if product == "rounded" else split_product)(h, W, b, bound)
+    exact = [[[sum((Fraction(float(W[j, k])) * Fraction(float(h[p, r, k])) for k in range(n_in)), Fraction(0))
+               + (Fraction(float(b[j])) if r == 1 else 0) for j in range(n_out)] for r in range(2)]
+             for p in range(P)]
+    active = torch.tensor([rng.random() < 0.6 for _ in range(n_out)])
+    for p in range(P):
+        for r in range(2):
+            errors = [abs(Fraction(float(z[p, r, j])) - exact[p][r][j]) for j in range(n_out)]
+            for j in range(n_out):
+                allowed = float(bound.row_norms[j]) * float(rounding.local[p, r]) * INFLATE \
+                    + (rounding.bias_coeff * float(bound.bias_abs[j]) if r == 1 else 0.0)
+                assert float(errors[j]) <= allowed
+            masked_norm = math.sqrt(sum(float(errors[j]) ** 2 for j in range(n_out) if active[j]))
+            child = float(z[p, r][active].norm())
+            assert masked_norm <= float(rounding.masked[p, r]) + rounding.child_coeff * child
+
+
+def test_split_rows_is_error_free():
+    from regioncount.forward_error import SplitRows, split_bits
+
+    rng = random.Random(5)
+    x = _dyadic_tensor(rng, (6, 50), 200)
+    x[1] = 0.0
+    x[2, :3] = torch.tensor([2.0**-1074, -(2.0**-1060), 2.0**-1022])
+    bits = split_bits(50)
+    parts = SplitRows.of(x, bits)
+    assert torch.equal(parts.hi + parts.lo, x)
+    for row in range(6):
+        grid = 2.0 ** (int(parts.exponent[row]) - bits)
+        hi = parts.hi[row]
+        assert torch.equal(torch.round(hi / grid) * grid, hi)  # on the row's grid
+        assert float((hi / grid).abs().max()) <= 2.0**bits
+        assert float(parts.lo[row].abs().max()) <= grid / 2
