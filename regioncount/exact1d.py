@@ -29,8 +29,11 @@ from .models import DEQ, DTYPE, FFN, Model, deq_certificate
 from .rational1d import exact_count, ffn_output_slope_at, rational_cost
 from .results import RegionEnds, SegmentCount, region_ends
 from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
-from .walk1d import DEQKernel, PieceSink, merge_tolerance
+from .walk1d import DEQKernel, PieceSink, UnprovenDecision, merge_tolerance
 
+#: Time of a certified walk with split products and of the walk that stopped before it, in walks of one GEMM
+#: per layer (for ``max_seconds``).
+SPLIT_COST = 4.0
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
 #: float64 decisions; above it the count is labelled approximate.
 RATIONAL_RECOUNT_BUDGET = 2e6
@@ -111,19 +114,28 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
     # an FFN with rounded arithmetic carries rigorous forward-error bounds that prove its decisions
     certify = isinstance(model, FFN) and not arithmetic_exact
 
-    def new_sink() -> PieceSink:
+    def new_sink(stop_when_unproven: bool = False) -> PieceSink:
         return PieceSink(seg.t_low, seg.t_high, keep_breakpoints=keep_breakpoints, progress=progress,
-                         max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes)
+                         max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes,
+                         stop_when_unproven=stop_when_unproven)
 
-    sink = new_sink()
+    # a certified walk stops at its first unproven decision and walks again with split products (about three
+    # times the GEMMs), unless a time limit rules that out
+    pilot_seconds = None if estimate is None else estimate.get("seconds")
+    may_split = certify and (max_seconds is None or pilot_seconds is None or SPLIT_COST * pilot_seconds <= max_seconds)
+    sink = new_sink(stop_when_unproven=may_split)
     watch = Stopwatch(dev)
     if prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
     bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
         if certify and isinstance(model, FFN) else None
-    run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
     split_products = False
-    if certify and (sink.uncertain or not _slope_doubts_resolvable(model, sink)):
+    try:
+        run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
+        stopped = False
+    except UnprovenDecision:
+        stopped = True
+    if may_split and isinstance(model, FFN) and (stopped or not _slope_doubts_resolvable(model, sink)):
         # one rounded GEMM per layer was too coarse for the bounds (deep or wide nets): walk again with
         # error-free split products, whose bounds carry one final rounding per value; its batches hold
         # about four times the maps, so a quarter of the pieces

@@ -163,60 +163,49 @@ def split_bits(n: int) -> int:
     return (53 - max(0, math.ceil(math.log2(max(n, 1))))) // 2
 
 
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Knuth's error-free sum: ``a + b = s + e`` exactly, ``s = fl(a + b)``, ``|e| <= u |s|``."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
 def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bound: LayerBound
                   ) -> tuple[torch.Tensor, ProductRounding]:
-    """``z~ ~ h~ W^T + b`` with one final rounding instead of a dot product's (``docs/exactness.md``).
+    """``z~ ~ h~ W^T + b`` (P, 2, n_out) with one rounding of each value's size instead of a dot product's
+    (``docs/exactness.md``); three GEMMs.
 
-    ``W = W1 + Wr`` and ``h~ = h1 + hr`` are split error-free (:class:`SplitRows`, :func:`split_bits` bits),
-    so ``t1 = h1 W1^T`` is computed exactly (when the grids neither underflow nor overflow); ``a = fl(hr W1^T)``
-    and ``c = fl(h~ Wr^T)`` carry ``gamma_n`` times products about ``2^-bits`` smaller.  With
-    ``(p, e) = TwoSum(t1, b)``, ``z~ = fl(p + fl(fl(a + c) + e))``, so unit j's error is at most
-    ``u' |z~_j| + gamma_{n+2} (|W1_j| . |hr| + |Wr_j| . |h~|) + gamma_2 |e_j|``: three GEMMs per layer.
+    ``W = W1 + Wr`` and ``h~ = h1 + hr`` are split error-free (:class:`SplitRows`, :func:`split_bits` bits), so
+    ``t1 = h1 W1^T`` is exact (when its grid does not underflow); ``a = fl(hr W1^T)`` and ``c = fl(h~ Wr^T)``
+    round products about ``2^-bits`` smaller than ``W h~``.  With ``z~ = fl(t1 + fl(fl(a + c) + b))`` unit j's
+    error is at most ``u' |z~_j| + gamma_{n+3} (|W1_j| . |hr| + |Wr_j| . |h~|) + u' |b_j|``.
     """
     P, n = h.shape[0], h.shape[2]
     bits = split_bits(n)
     rows = SplitRows.of(weight, bits)
     parts = SplitRows.of(h, bits)
     w_norms = weight.norm(dim=1)
-    lo_norms = rows.lo.norm(dim=1)
     live = w_norms > 0
-    ratio = float((lo_norms[live] / w_norms[live]).max()) * INFLATE ** 2 if bool(live.any()) else 0.0
+    ratio = float((rows.lo.norm(dim=1)[live] / w_norms[live]).max()) * INFLATE ** 2 if bool(live.any()) else 0.0
 
     def product(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return (x.reshape(2 * P, -1) @ w.T).view(P, 2, -1)
 
-    t1 = product(parts.hi, rows.hi)
+    z = product(parts.hi, rows.hi)
     rest = product(parts.lo, rows.hi)
     rest += product(h, rows.lo)
-    p, e = _two_sum(t1, torch.stack([torch.zeros_like(bias), bias]))  # the slopes have no bias: e = 0 there
-    z = p + (rest + e)
-    # t1 is exact when every grid 2^(e_w - bits) 2^(e_h - bits) is at least 2^-1074 and n 2^(e_w + e_h) stays
-    # below the overflow threshold
+    rest[:, 1] += bias
+    z += rest
+    # t1 is exact when every grid 2^(e_w - bits) 2^(e_h - bits) is at least 2^-1074 (products that underflow
+    # lose bits) and n 2^(e_w + e_h) stays below the overflow threshold
     w_exp = rows.exponent[live] if bool(live.any()) else rows.exponent.new_zeros(1)
     grid_ok = (parts.exponent + int(w_exp.min()) - 2 * bits >= -1074) \
         & (parts.exponent + int(w_exp.max()) + math.ceil(math.log2(max(n, 2))) <= 1020)
     u = UNIT_ROUNDOFF
-    g = gamma(n + 2)
     h_norms = h.norm(dim=2)
-    lo_h, hi_h = parts.lo.norm(dim=2), parts.hi.norm(dim=2)
-    eta = 3 * u * u
-    t1_error = torch.where(grid_ok, eta, eta + gamma(n))
-    # three GEMMs may each underflow (the elementwise sums are exact when their results are subnormal)
-    tail = (g * ((1 + ratio) * lo_h + ratio * h_norms) + t1_error * (1 + ratio) * hi_h + 3 * bound.underflow) \
-        * INFLATE
-    rho = u / (1 - u)
+    # ||hr|| <= sqrt(n) 2^(e_h - bits - 1) (each entry at most half the grid), ||h1|| <= ||h~|| + ||hr||
+    lo_h = math.sqrt(n) * _powers_of_two(parts.exponent - bits - 1)
+    tail = (gamma(n + 3) * ((1 + ratio) * lo_h + ratio * h_norms)
+            + torch.where(grid_ok, 0.0, gamma(n)) * (1 + ratio) * (h_norms + lo_h) + 3 * bound.underflow) * INFLATE
+    rho = u / (1 - u) * INFLATE
     rho_self = rho / (1 - rho) * INFLATE
     masked = bound.all_rows * tail
-    masked[:, 1] += eta * bound.all_biases
+    masked[:, 1] += rho * bound.all_biases
     return z, ProductRounding(h_norms=h_norms, local=rho_self * h_norms + (1 + rho_self) * tail, masked=masked,
-                              bias_coeff=rho_self + (1 + rho_self) * eta, child_coeff=rho * INFLATE)
+                              bias_coeff=rho_self + (1 + rho_self) * rho, child_coeff=rho)
 
 
 def input_scale(err: torch.Tensor, rounding: ProductRounding) -> torch.Tensor:

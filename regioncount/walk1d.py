@@ -64,6 +64,11 @@ def merge_tolerance(t_low: float, t_high: float) -> float:
     return TOLERANCE_RATIO * max(abs(t_low), abs(t_high), t_high - t_low)
 
 
+class UnprovenDecision(Exception):
+    """Raised by a :class:`PieceSink` made with ``stop_when_unproven`` at the first decision the forward-error
+    bounds of a certified walk do not prove (the caller walks again with tighter bounds)."""
+
+
 class PieceSink:
     """Receives the final pieces in increasing t and accumulates counts, slopes and breakpoints.
 
@@ -73,8 +78,8 @@ class PieceSink:
 
     def __init__(self, t_low: float, t_high: float, *, keep_breakpoints: bool = False,
                  progress: Callable[[float], None] | None = None, max_regions: int | None = None,
-                 max_kept_bytes: int | None = None, exact_slopes: bool = False, segments: int | None = None
-                 ) -> None:
+                 max_kept_bytes: int | None = None, exact_slopes: bool = False, segments: int | None = None,
+                 stop_when_unproven: bool = False) -> None:
         self.t_low, self.span = t_low, t_high - t_low
         self.keep = keep_breakpoints
         self.progress = progress
@@ -101,6 +106,7 @@ class PieceSink:
         self.exact_slopes = exact_slopes
         self.slope_doubts = 0
         self._uncertain: list[torch.Tensor] = []
+        self.stop_when_unproven = stop_when_unproven
         self.last_slope_error: torch.Tensor | None = None
         self.last_mid: torch.Tensor | None = None
         #: certified walks: neighbouring pieces whose slopes the bounds could not tell apart, as
@@ -121,7 +127,10 @@ class PieceSink:
             self._suspicious = [torch.stack(self._suspicious).sum()]
 
     def add_uncertain(self, count: torch.Tensor) -> None:
-        """Record decisions that the forward-error bounds of a certified walk do not prove (0-d tensor)."""
+        """Record decisions that the forward-error bounds of a certified walk do not prove (0-d tensor; with
+        ``stop_when_unproven`` a positive count raises :class:`UnprovenDecision`, a sync)."""
+        if self.stop_when_unproven and bool(count):
+            raise UnprovenDecision
         self._uncertain.append(count)
         if len(self._uncertain) >= 1024:
             self._uncertain = [torch.stack(self._uncertain).sum()]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from rational_reference import exact_count
 
-from regioncount import FFN, count_segment, exact1d
+from regioncount import FFN, count_segment, exact1d, forward_error, walk1d
 from regioncount.exactness import exact_arithmetic
 from regioncount.forward_error import INFLATE, spectral_norm_bound
 
@@ -38,8 +38,17 @@ def no_recount(monkeypatch):
     monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 0.0)
 
 
+@pytest.fixture(params=["one GEMM", "split"])
+def products(request, monkeypatch):
+    """Every certified walk with its layer products as one rounded GEMM (the first pass), or all of them as
+    error-free split products (the second pass, here from the start)."""
+    if request.param == "split":
+        monkeypatch.setattr(walk1d, "rounded_product", forward_error.split_product)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(30))
-def test_generic_nets_are_proven_and_right(seed, no_recount):
+def test_generic_nets_are_proven_and_right(seed, no_recount, products):
     rng = random.Random(7000 + seed)
     depth = rng.randint(1, 3)
     net = _gaussian_ffn(rng, [1] + [rng.randint(2, 10) for _ in range(depth)] + [rng.randint(1, 2)])
@@ -68,7 +77,7 @@ def _near_tie(rng: random.Random, eps: float) -> FFN:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_near_ties_are_never_mislabelled(seed, no_recount):
+def test_near_ties_are_never_mislabelled(seed, no_recount, products):
     rng = random.Random(8000 + seed)
     eps = rng.choice([0.0, 1e-17, 1e-16, 1e-15, 1e-13, 1e-12])
     net = _near_tie(rng, eps)
@@ -181,3 +190,46 @@ def test_split_rows_is_error_free():
         assert torch.equal(torch.round(hi / grid) * grid, hi)  # on the row's grid
         assert float((hi / grid).abs().max()) <= 2.0**bits
         assert float(parts.lo[row].abs().max()) <= grid / 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_split_products_on_weights_of_wildly_different_scales(seed, no_recount, monkeypatch):
+    """Weights 2^-45 .. 2^45 (catastrophic cancellation in the GEMMs), every product split: what the bounds
+    prove equals the exact-rational reference."""
+    from regioncount import FFN
+
+    monkeypatch.setattr(walk1d, "rounded_product", forward_error.split_product)
+    rng = random.Random(900 + seed)
+    proven = 0
+    for _ in range(30):
+        dims = [1] + [rng.randint(1, 5) for _ in range(rng.randint(1, 3))] + [rng.randint(1, 3)]
+        weights, biases = [], []
+        for n_in, n_out in zip(dims, dims[1:]):
+            weights.append(torch.tensor([[rng.choice([0, 1, -1, 2, 0.5, -0.75, rng.gauss(0, 1),
+                                                      2.0 ** rng.randint(-45, 45)])
+                                          for _ in range(n_in)] for _ in range(n_out)], dtype=torch.float64))
+            biases.append(torch.tensor([rng.choice([0, 0.5, -0.5, 0.25 + 2.0 ** -rng.randint(20, 60), rng.gauss(0, 1)])
+                                        for _ in range(n_out)], dtype=torch.float64))
+        net = FFN(weights, biases)
+        fast, exact = _count(net, (-1.0, 1.0))
+        if fast.method == "exact":
+            proven += "forward error" in fast.algorithm
+            assert (fast.activation_regions, fast.linear_pieces) == (exact.activation_regions, exact.linear_pieces)
+    assert proven  # the family does exercise the proof
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_a_deep_net_is_proven_by_split_products(linear, monkeypatch):
+    """He-initialised 1 -> 256 x 16: one rounded GEMM per layer leaves decisions open, the split products of
+    the second walk prove them all; the count is that of the first, unproven float64 walk."""
+    gen = torch.Generator().manual_seed(0)
+    dims = [1] + [256] * 16 + [1]
+    net = FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
+              [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+    result = count_segment(net, interval=(-3.0, 3.0), linear_pieces=linear)
+    assert result.method == "exact" and result.doubtful_decisions == 0
+    assert "split products" in result.algorithm
+    monkeypatch.setattr(exact1d, "exact_arithmetic", lambda *args: True)  # the plain float64 walk, unproven
+    plain = count_segment(net, interval=(-3.0, 3.0), linear_pieces=linear)
+    assert "forward error" not in plain.algorithm
+    assert (plain.activation_regions, plain.linear_pieces) == (result.activation_regions, result.linear_pieces)
