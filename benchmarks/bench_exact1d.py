@@ -83,7 +83,8 @@ def time_case(spec: dict) -> dict:
             assert best.activation_regions == known, (best.activation_regions, known)
         key = "pieces" if linear else "count"
         row[key] = {"regions": best.activation_regions, "pieces": best.linear_pieces, "seconds": best.seconds,
-                    "regions_per_s": best.activation_regions / best.seconds}
+                    "regions_per_s": best.activation_regions / best.seconds, "method": best.method,
+                    "split": "split products" in best.algorithm}
     row["peak_bytes"] = (torch.cuda.max_memory_allocated() if cuda
                          else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     row["card"] = torch.cuda.get_device_name() if cuda else f"{cpu_name()} ({torch.get_num_threads()} threads)"
@@ -112,12 +113,13 @@ def run_specs(specs: list[dict]) -> list[dict]:
 
 def format_row(row: dict) -> str:
     if "error" in row:
-        return f"| {row['case']} ({row['variant']}) | {row['device']} | failed: {row['error'][:120]} | | | | | |"
+        return f"| {row['case']} ({row['variant']}) | {row['device']} | failed: {row['error'][:120]} | | | | | | |"
     a, b = row["count"], row.get("pieces")
     pieces = f"{b['seconds'] * 1e3:.1f} ms | {b['regions_per_s']:.3g}" if b else "— | —"
     label = row["card"] if row["device"] == "cuda" else "cpu"
     variant = {"default": "", "torch": " (plain torch)"}[row["variant"]]
-    return (f"| {row['case']}{variant} | {label} | {a['regions']:,} | {a['seconds'] * 1e3:.1f} ms | "
+    method = a.get("method", "?") + (" (split products)" if a.get("split") else "")
+    return (f"| {row['case']}{variant} | {label} | {a['regions']:,} | {method} | {a['seconds'] * 1e3:.1f} ms | "
             f"{a['regions_per_s']:.3g} | {pieces} | {row['peak_bytes'] / 2**20:.0f} MiB |")
 
 
@@ -142,8 +144,8 @@ def main() -> None:
     ffns = [] if args.ffn == "none" else args.ffn.split(",")
     print(f"CPU: {cpu_name()} ({torch.get_num_threads()} threads), torch {torch.__version__}")
     print()
-    print("| case | device | regions | count only | regions/s | + linear pieces | regions/s | peak memory |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | device | regions | method | count only | regions/s | + linear pieces | regions/s | peak memory |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     rows = []
     for device in devices:
         specs = []

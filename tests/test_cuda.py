@@ -363,3 +363,29 @@ def test_exact_second_opinions_in_partitions_cuda_equal_cpu():
             assert gpu.device == "cuda"
             assert (gpu.method, gpu.activation_regions, gpu.linear_pieces, gpu.tolerance_decisions) == \
                 (cpu.method, cpu.activation_regions, cpu.linear_pieces, cpu.tolerance_decisions)
+
+
+def test_split_products_on_cuda_are_proven_and_equal_cpu():
+    """The second, split-product walk on the GPU: a deep He net it proves on the CPU is proven there too, with
+    the same counts; the exact leading product is bitwise the same on both devices."""
+    import math
+
+    from regioncount import FFN
+    from regioncount.forward_error import LayerBound, split_product
+
+    gen = torch.Generator().manual_seed(0)
+    dims = [1] + [256] * 16 + [1]
+    net = FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
+              [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+    gpu = count_segment(net, interval=(-3, 3), device="cuda", linear_pieces=True)
+    cpu = count_segment(net, interval=(-3, 3), device="cpu", linear_pieces=True)
+    assert gpu.method == cpu.method == "exact"
+    assert "split products" in gpu.algorithm
+    assert (gpu.activation_regions, gpu.linear_pieces) == (cpu.activation_regions, cpu.linear_pieces)
+    W, b = net.weights[3], net.biases[3]
+    h = torch.randn(64, 2, 256, generator=gen, dtype=torch.float64)
+    z_cpu, r_cpu = split_product(h, W, b, LayerBound.of(W, b))
+    z_gpu, r_gpu = split_product(h.cuda(), W.cuda(), b.cuda(), LayerBound.of(W.cuda(), b.cuda()))
+    exact_gap = (z_gpu.cpu() - z_cpu).abs()
+    allowed = (LayerBound.of(W, b).row_norms[None, None] * r_cpu.local[..., None]) * 2 + 1e-300
+    assert bool((exact_gap <= allowed).all())
