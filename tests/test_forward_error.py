@@ -218,14 +218,18 @@ def test_split_products_on_weights_of_wildly_different_scales(seed, no_recount, 
     assert proven  # the family does exercise the proof
 
 
+def _he_ffn(width: int, depth: int) -> FFN:
+    gen = torch.Generator().manual_seed(0)
+    dims = [1] + [width] * depth + [1]
+    return FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
+               [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+
+
 @pytest.mark.parametrize("linear", [False, True])
 def test_a_deep_net_is_proven_by_split_products(linear, monkeypatch):
     """He-initialised 1 -> 256 x 16: one rounded GEMM per layer leaves decisions open, the split products of
     the second walk prove them all; the count is that of the first, unproven float64 walk."""
-    gen = torch.Generator().manual_seed(0)
-    dims = [1] + [256] * 16 + [1]
-    net = FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
-              [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+    net = _he_ffn(256, 16)
     result = count_segment(net, interval=(-3.0, 3.0), linear_pieces=linear)
     assert result.method == "exact" and result.doubtful_decisions == 0
     assert "split products" in result.algorithm
@@ -233,3 +237,15 @@ def test_a_deep_net_is_proven_by_split_products(linear, monkeypatch):
     plain = count_segment(net, interval=(-3.0, 3.0), linear_pieces=linear)
     assert "forward error" not in plain.algorithm
     assert (plain.activation_regions, plain.linear_pieces) == (result.activation_regions, result.linear_pieces)
+
+
+def test_a_time_limit_that_rules_out_the_split_walk_keeps_the_first(monkeypatch):
+    """With ``max_seconds``, the split walk runs only when the pilot's time, times SPLIT_COST, fits."""
+    net = _he_ffn(256, 16)
+    fits = count_segment(net, interval=(-3.0, 3.0), max_seconds=600)
+    assert fits.method == "exact" and "split products" in fits.algorithm
+    monkeypatch.setattr(exact1d, "SPLIT_COST", 1e12)
+    monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 0.0)
+    tight = count_segment(net, interval=(-3.0, 3.0), max_seconds=600)
+    assert tight.method == "approximate" and tight.doubtful_decisions > 0
+    assert tight.activation_regions == fits.activation_regions
