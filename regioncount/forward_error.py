@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .models import zero_rows
+
 UNIT_ROUNDOFF = 2.0**-53
 #: The smallest positive float64 (subnormal): the absolute rounding of a product that underflows is at most half.
 SMALLEST_SUBNORMAL = 2.0**-1074
@@ -88,7 +90,7 @@ class LayerBound:
     def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> LayerBound:
         row_norms = weight.norm(dim=1) * INFLATE
         bias_abs = bias.abs()
-        zero_units = (weight == 0).all(dim=1) & (bias == 0)
+        zero_units = zero_rows(weight, bias)
         live = row_norms[row_norms > 0]
         # gradual underflow adds at most 2^-1075 per product to a dot product (sums of subnormals are exact):
         # n 2^-1074 per unit, written as ``underflow ||W_j||`` for every unit that has weights

@@ -234,6 +234,12 @@ class DEQ:
 Model = FFN | DEQ
 
 
+def zero_rows(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: the units of an affine layer ``x -> W x + b`` ((n, d) and (n,)) whose every weight and bias
+    are zero, so their pre-activation is exactly zero everywhere."""
+    return (weight == 0).all(1) & (bias == 0)
+
+
 def input_free_units(model: Model) -> torch.Tensor:
     """(units,) bool, hidden units in the model's order (FFN layer by layer): the units whose pre-activation
     is exactly zero everywhere, because every weight into them and their bias are zero (a DEQ unit's own
@@ -241,7 +247,7 @@ def input_free_units(model: Model) -> torch.Tensor:
     if isinstance(model, FFN):
         if not model.hidden_widths:
             return torch.zeros(0, dtype=torch.bool, device=model.weights[0].device)
-        return torch.cat([(w == 0).all(1) & (b == 0) for w, b in zip(model.weights[:-1], model.biases[:-1])])
+        return torch.cat([zero_rows(w, b) for w, b in zip(model.weights[:-1], model.biases[:-1])])
     off_diagonal = model.W * (1 - torch.eye(model.width, dtype=model.W.dtype, device=model.W.device))
     return (off_diagonal == 0).all(1) & (model.U == 0).all(1) & (model.b == 0)
 
