@@ -142,15 +142,20 @@ def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, 
 PILOT_SAMPLES = 1 << 14
 
 
-def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -> int:
+def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -> int | None:
     """Refuse before any cutting when a pilot of :data:`PILOT_SAMPLES` uniform points already finds more
     distinct patterns than ``max_regions``, or when that many cells (each at least d + 1 vertices) would not
-    fit in the memory limit.  Returns the number of patterns found (a lower bound on the regions)."""
+    fit in the memory limit.  Returns the number of patterns found (a lower bound on the regions), or None
+    when the limits are so wide that no pilot could refuse (it finds at most PILOT_SAMPLES patterns): then no
+    point is sampled (for a general-W DEQ each costs a fixed-point iteration)."""
     from .sampled import sample_regions
 
-    found = sample_regions(model, bx.low, bx.high, samples=PILOT_SAMPLES, seed=0, device=device).distinct_patterns
     d = bx.dim
     units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
+    most = PILOT_SAMPLES * (d + 1) * (d + words_for(2 * d + units)) * _BYTES_PER_ENTRY
+    if PILOT_SAMPLES <= limit.max_regions and most <= limit.memory_limit:
+        return None
+    found = sample_regions(model, bx.low, bx.high, samples=PILOT_SAMPLES, seed=0, device=device).distinct_patterns
     if found > limit.max_regions:
         raise CostLimitError(f"the box holds at least {found:,} regions ({PILOT_SAMPLES:,} sampled points already "
                              f"show that many patterns), above {limit.max_regions:,}; raise `max_regions` or take a "

@@ -123,6 +123,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
     open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
+    guess: torch.Tensor | None = None  # per open cell: its parent's pattern with the cut unit on its side
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: no test is needed
@@ -135,7 +136,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         centres = open_cells.centres()
         points = centres if embedding is None else (embedding.origin.to(device)
                                                     + centres @ embedding.directions.to(device).T)
-        active = deq_patterns(model, points)  # forward substitution when W is triangular
+        active = deq_patterns(model, points, guess)  # forward substitution when W is triangular
         coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
@@ -180,6 +181,10 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         open_cells = _joined([plus, minus])
         child_lineage = torch.cat([lineage[idx[cut]], nodes[:, None]], 1)
         lineage = torch.cat([child_lineage, child_lineage])
+        above, below = active[idx[cut]].clone(), active[idx[cut]].clone()
+        rows = torch.arange(cut.numel(), device=device)
+        above[rows, cut_units], below[rows, cut_units] = True, False
+        guess = torch.cat([above, below])  # the children f >= 0 (unit active), then f <= 0
         held = [open_cells] + [c for c, _, _ in done]
         check(sum(c.count for c in held), max(c.V for c in held), d, max(c.tight.shape[2] for c in held))
     cells = _joined([c for c, _, _ in done])

@@ -65,21 +65,28 @@ def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk
 
 
 def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FIXED_POINT_STEP_TOL, max_iter: int = 2000,
-                       damping: float = 1.0, polish_rounds: int = 8) -> FixedPoints:
+                       damping: float = 1.0, polish_rounds: int = 8, guess: torch.Tensor | None = None) -> FixedPoints:
     """Fixed points z* = relu(W z* + U x + b) of points ``x`` (B, d), exact up to float64 rounding.
 
     Picard iteration ``z <- (1 - a) z + a relu(W z + q)`` (a = ``damping``) runs until each point's own
     step ``||dz||_inf <= tol * (1 + ||z||_inf)``; then every point is polished on its pattern and checked
     (signs of u consistent with D, and ``|relu(W z + q) - z| <= 1e-10 (1 + |z|)``).  ``ok`` marks verified
-    points.
+    points.  ``guess`` (B, m) bool: a likely pattern per point (e.g. a neighbour's); the points whose solve on
+    their guessed pattern is consistent with it skip the iteration (a consistent pattern's solution is a fixed
+    point, the fixed point when the DEQ is well-posed).
     """
     W = model.W.to(x.device)
     q = x.to(DTYPE) @ model.U.to(x.device).T + model.b.to(x.device)
     B, m = q.shape
+    chunk = max(1, 2**22 // max(1, m * m))
     z = torch.zeros_like(q)
-    live = torch.arange(B, device=x.device)
+    settled = torch.zeros(B, dtype=torch.bool, device=x.device)
+    if guess is not None:
+        u_guess = _solve_pattern(W, guess, q, chunk)
+        settled = ((u_guess > 0) == guess).all(1)
+    live = (~settled).nonzero().flatten()
     iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
+    for iterations in range(1, max_iter + 1 if live.numel() else 1):  # noqa: B007 - reported after the loop
         zl = z[live]
         new = torch.relu(zl @ W.T + q[live])
         if damping != 1.0:
@@ -90,12 +97,15 @@ def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FI
         live = live[~done]
         if live.numel() == 0:
             break
-    chunk = max(1, 2**22 // max(1, m * m))
     active = (z @ W.T + q) > 0
-    ok = torch.zeros(B, dtype=torch.bool, device=x.device)
+    ok = settled.clone()
     u = torch.empty_like(q)
-    todo = torch.arange(B, device=x.device)
+    if guess is not None:
+        u[settled] = u_guess[settled]
+    todo = (~settled).nonzero().flatten()
     for _ in range(polish_rounds):
+        if todo.numel() == 0:
+            break
         u_try = _solve_pattern(W, active[todo], q[todo], chunk)
         consistent = ((u_try > 0) == active[todo]).all(1)
         u[todo] = u_try

@@ -68,12 +68,12 @@ class PatternFunction:
         return pack_bits((fixed.u > 0)[fixed.ok])
 
 
-def deq_patterns(model: DEQ, x: torch.Tensor) -> torch.Tensor:
+def deq_patterns(model: DEQ, x: torch.Tensor, guess: torch.Tensor | None = None) -> torch.Tensor:
     """Exact patterns (N, m) of points (N, d), units in their own order: forward substitution for a
-    triangular W, polished solves otherwise."""
+    triangular W, polished solves otherwise (starting from the likely patterns ``guess`` (N, m), if given)."""
     if model.unit_order is not None:
         return model.fixed_point(x.cpu()).to(x.device) > 0
-    return solve_fixed_points(model, x).u > 0
+    return solve_fixed_points(model, x, guess=guess).u > 0
 
 
 def packed_patterns_at(model: Model, points: torch.Tensor) -> torch.Tensor:
