@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from random_nets import run_cli
+from random_nets import gaussian_deq, run_cli
 
 from regioncount import DEQ, count_segment, theorem1_deq
 from regioncount.deq_general import walk_segment
@@ -144,3 +144,23 @@ def test_forward_of_a_certified_general_deq_and_the_public_solver():
                  b=torch.zeros(4, dtype=torch.float64), A=torch.ones(1, 4, dtype=torch.float64))
     with pytest.raises(NotWellPosedError):
         cyclic.forward(torch.zeros(2, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fixed_points_from_guessed_patterns_equal_the_iteration(seed):
+    """solve_fixed_points(guess=...): right, wrong and random guesses give the same patterns and values as
+    the plain iteration; the points whose guess is right skip it."""
+    model = gaussian_deq(12, seed, False)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(300, 2, generator=gen, dtype=torch.float64) * 6 - 3
+    plain = solve_fixed_points(model, x)
+    assert bool(plain.ok.all())
+    truth = plain.u > 0
+    wrong = truth.clone()
+    wrong[::2, seed] = ~wrong[::2, seed]  # every other guess is off by one unit
+    for guess in (truth, wrong, torch.rand(300, 12, generator=gen) < 0.5):
+        guessed = solve_fixed_points(model, x, guess=guess)
+        assert bool(guessed.ok.all())
+        assert torch.equal(guessed.u > 0, truth)
+        assert torch.allclose(guessed.z, plain.z, rtol=0, atol=1e-12)
+    assert solve_fixed_points(model, x, guess=truth).iterations == 0
