@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import best_run, devices, machine_line
 
 from regioncount import FFN
 from regioncount.box_partition import partition_box
@@ -80,19 +81,16 @@ def main() -> None:
     cases = [([3, 8, 8, 1], s) for s in (0, 1)] + [([3, 16, 16, 1], s) for s in (0, 1)] + \
             [([4, 8, 8, 1], 0), ([4, 16, 16, 1], 0), ([3, 32, 32, 1], 0), ([5, 12, 12, 1], 0)]
     models = [gaussian_ffn(dims, seed) for dims, seed in cases]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(machine_line())
     print()
     print("| net | device | regions | regioncount | LP-BFS reference | relucent | speed-up vs relucent | same regions |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
-    for device in args.devices.split(","):
+    for device in devices(args.devices):
         partition_box(models[0], -1.0, 1.0, device=device)  # warm-up (imports, scipy)
         for model in models:
             d = model.input_dim
-            best = None
-            for _ in range(args.repeats):
-                part = partition_box(model, -1.0, 1.0, device=device)
-                best = part if best is None or part.seconds < best.seconds else best
-            assert best is not None and best.centres is not None
+            best = best_run(args.repeats, partition_box, model, -1.0, 1.0, device=device)
+            assert best.centres is not None
             ours = bit_patterns(model, best.centres)
             agree = [len(ours) == best.activation_regions]
             ref_text = "-"
@@ -134,7 +132,7 @@ def all_space_table(args: argparse.Namespace) -> None:
     count_all_space(gaussian_ffn([2, 4, 1], 0), device="cpu")  # warm-up
     for dims, seed in cases:
         model = gaussian_ffn(dims, seed)
-        best = min((count_all_space(model, device="cpu") for _ in range(args.repeats)), key=lambda r: r.seconds)
+        best = best_run(args.repeats, count_all_space, model, device="cpu")
         rel_text, speed, same = "-", "-", "-"
         if args.relucent_python:
             rel = relucent_row(args.relucent_python, model, float("inf"), args.relucent_timeout)

@@ -9,7 +9,6 @@ renders a 10^5-region-class PNG and times it.  Prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import tempfile
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_common import arguments, best_run, devices, machine_line
 
 from regioncount import FFN
 from regioncount.plane2d import partition_plane
@@ -32,27 +32,18 @@ def he_ffn(width: int, depth: int, seed: int = 0) -> FFN:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--devices", default="auto")
-    parser.add_argument("--json", dest="json_file", help="also write the rows to this JSON file")
-    args = parser.parse_args()
+    args = arguments(__doc__, devices="auto")
     rows = []
-    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
-        else args.devices.split(",")
     cases = [(16, 3), (32, 3), (64, 3), (128, 3)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(machine_line())
     print()
     print("| net | device | regions | linear pieces | partition | regions/s | + graph, pieces, areas | regions/s | PNG render |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in devices:
+    for name in devices(args.devices):
         label = torch.cuda.get_device_name() if name == "cuda" else "cpu"
         for width, depth in cases + ([(256, 4)] if name == "cuda" else []):
             net = he_ffn(width, depth)
-            best = None
-            for _ in range(args.repeats):
-                part = partition_plane(net, [-1, -1], [1, 1], device=name)
-                best = part if best is None or part.seconds < best.seconds else best
+            best = best_run(args.repeats, partition_plane, net, [-1, -1], [1, 1], device=name)
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 plot_partition(best, Path(tmp) / "p.png", dpi=100)
@@ -64,8 +55,8 @@ def main() -> None:
             rows.append({"net": net.name, "device": name, "card": label, "regions": R,
                          "linear_pieces": best.linear_pieces, "partition_s": best.partition_seconds,
                          "total_s": best.seconds, "render_s": render})
-    if args.json_file:
-        with open(args.json_file, "w") as handle:
+    if args.json:
+        with open(args.json, "w") as handle:
             json.dump({"torch": torch.__version__, "rows": rows}, handle, indent=1)
 
 

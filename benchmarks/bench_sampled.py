@@ -16,6 +16,7 @@ import math
 import time
 
 import torch
+from bench_common import devices, machine_line
 
 from regioncount import FFN
 from regioncount.devices import synchronize
@@ -55,15 +56,13 @@ def main() -> None:
     parser.add_argument("--json", dest="json_file", help="also write the rows to this JSON file")
     args = parser.parse_args()
     rows = []
-    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
-        else args.devices.split(",")
     net = net_2x64x3()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(machine_line())
     print()
     print("| device | dtype | samples | distinct | pipeline | points/s | forward (fused) | ratio | "
           "forward (plain) | ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name in devices:
+    for name in devices(args.devices):
         device = torch.device(name)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         for dtype_name in args.dtypes.split(","):
