@@ -120,9 +120,12 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
                          stop_when_unproven=stop_when_unproven)
 
     # a certified walk stops at its first unproven decision and walks again with split products (about three
-    # times the GEMMs), unless a time limit rules that out
+    # times the GEMMs), unless a time limit rules that out, or the memory limit the two slices of a layer's
+    # weights it holds at a time (half the limit: the walk's batches keep the other half)
     pilot_seconds = None if estimate is None else estimate.get("seconds")
-    may_split = certify and (max_seconds is None or pilot_seconds is None or SPLIT_COST * pilot_seconds <= max_seconds)
+    slice_bytes = 2 * 8 * max((w.numel() for w in model.weights[:-1]), default=0) if isinstance(model, FFN) else 0
+    may_split = certify and (max_seconds is None or pilot_seconds is None or SPLIT_COST * pilot_seconds <= max_seconds) \
+        and slice_bytes <= memory_limit // 2
     sink = new_sink(stop_when_unproven=may_split)
     watch = Stopwatch(dev)
     if prove_deq and isinstance(kernel, DEQKernel):

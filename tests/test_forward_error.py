@@ -249,3 +249,14 @@ def test_a_time_limit_that_rules_out_the_split_walk_keeps_the_first(monkeypatch)
     tight = count_segment(net, interval=(-3.0, 3.0), max_seconds=600)
     assert tight.method == "approximate" and tight.doubtful_decisions > 0
     assert tight.activation_regions == fits.activation_regions
+
+
+def test_a_memory_limit_too_small_for_the_weight_slices_keeps_the_first_walk():
+    """The split walk holds two slices of a layer's weights (2 x 8 x 256^2 bytes here): a memory limit whose
+    half cannot hold them keeps the first walk's answer, labelled approximate."""
+    net = _he_ffn(256, 16)
+    small = count_segment(net, interval=(-3.0, 3.0), memory_limit=2**21 - 1, max_pieces=16)
+    assert small.method == "approximate" and "split products" not in small.algorithm
+    roomy = count_segment(net, interval=(-3.0, 3.0), memory_limit=2**21, max_pieces=16)
+    assert roomy.method == "exact" and "split products" in roomy.algorithm
+    assert small.activation_regions == roomy.activation_regions
