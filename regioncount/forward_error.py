@@ -201,7 +201,7 @@ def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bou
     # ||hr|| <= sqrt(n) 2^(e_h - bits - 1) (each entry at most half the grid), ||h1|| <= ||h~|| + ||hr||
     lo_h = math.sqrt(n) * _powers_of_two(parts.exponent - bits - 1)
     tail = (gamma(n + 3) * ((1 + ratio) * lo_h + ratio * h_norms)
-            + torch.where(grid_ok, 0.0, gamma(n)) * (1 + ratio) * (h_norms + lo_h) + 3 * bound.underflow) * INFLATE
+            + (~grid_ok).to(h.dtype) * (gamma(n) * (1 + ratio)) * (h_norms + lo_h) + 3 * bound.underflow) * INFLATE
     rho = u / (1 - u) * INFLATE
     rho_self = rho / (1 - rho) * INFLATE
     masked = bound.all_rows * tail
