@@ -20,6 +20,11 @@ the next layer after masking.  From these:
 A walk in which every decision passes these tests made the decisions exact arithmetic would have made, so
 its counts are those of the stored weights; each decision that does not pass is counted as uncertain.  All
 bounds are inflated by ``INFLATE`` to cover the rounding of their own computation.
+
+Each layer product's own rounding is described by a :class:`ProductRounding`: one rounded GEMM
+(:func:`rounded_product`, the bound above), or an error-free split product (:func:`split_product`, three
+GEMMs whose result carries one rounding of its own size), which proves deep and wide nets that the first
+leaves open.
 """
 
 from __future__ import annotations
