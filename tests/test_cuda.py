@@ -368,15 +368,12 @@ def test_exact_second_opinions_in_partitions_cuda_equal_cpu():
 def test_split_products_on_cuda_are_proven_and_equal_cpu():
     """The second, split-product walk on the GPU: a deep He net it proves on the CPU is proven there too, with
     the same counts; the exact leading product is bitwise the same on both devices."""
-    import math
+    from random_nets import gaussian_ffn
 
-    from regioncount import FFN
     from regioncount.forward_error import LayerBound, split_product
 
-    gen = torch.Generator().manual_seed(0)
-    dims = [1] + [256] * 16 + [1]
-    net = FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
-              [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+    net = gaussian_ffn([1] + [256] * 16 + [1], 0, 0.1, he=True)
+    gen = torch.Generator().manual_seed(1)
     gpu = count_segment(net, interval=(-3, 3), device="cuda", linear_pieces=True)
     cpu = count_segment(net, interval=(-3, 3), device="cpu", linear_pieces=True)
     assert gpu.method == cpu.method == "exact"

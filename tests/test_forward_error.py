@@ -10,6 +10,7 @@ import random
 
 import pytest
 import torch
+from random_nets import gaussian_ffn
 from rational_reference import exact_count
 
 from regioncount import FFN, count_segment, exact1d, forward_error, walk1d
@@ -221,10 +222,8 @@ def test_split_products_on_weights_of_wildly_different_scales(seed, no_recount, 
 
 
 def _he_ffn(width: int, depth: int) -> FFN:
-    gen = torch.Generator().manual_seed(0)
-    dims = [1] + [width] * depth + [1]
-    return FFN([torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])],
-               [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]])
+    """1 -> width x depth -> 1, weights N(0, 2 / fan_in), biases N(0, 0.1^2), seed 0 (the benchmarks' nets)."""
+    return gaussian_ffn([1] + [width] * depth + [1], 0, 0.1, he=True)
 
 
 @pytest.mark.parametrize("linear", [False, True])
