@@ -64,6 +64,14 @@ def _solve_pattern(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk
     return out
 
 
+def _consistent_solve(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, chunk: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """u on each row's pattern (:func:`_solve_pattern`) and whether its signs agree with that pattern (B,):
+    then relu(u) is a fixed point."""
+    u = _solve_pattern(W, active, q, chunk)
+    return u, ((u > 0) == active).all(1)
+
+
 def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FIXED_POINT_STEP_TOL, max_iter: int = 2000,
                        damping: float = 1.0, polish_rounds: int = 8, guess: torch.Tensor | None = None) -> FixedPoints:
     """Fixed points z* = relu(W z* + U x + b) of points ``x`` (B, d), exact up to float64 rounding.
@@ -82,8 +90,7 @@ def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FI
     z = torch.zeros_like(q)
     settled = torch.zeros(B, dtype=torch.bool, device=x.device)
     if guess is not None:
-        u_guess = _solve_pattern(W, guess, q, chunk)
-        settled = ((u_guess > 0) == guess).all(1)
+        u_guess, settled = _consistent_solve(W, guess, q, chunk)
     live = (~settled).nonzero().flatten()
     iterations = 0
     for iterations in range(1, max_iter + 1 if live.numel() else 1):  # noqa: B007 - reported after the loop
@@ -106,8 +113,7 @@ def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FI
     for _ in range(polish_rounds):
         if todo.numel() == 0:
             break
-        u_try = _solve_pattern(W, active[todo], q[todo], chunk)
-        consistent = ((u_try > 0) == active[todo]).all(1)
+        u_try, consistent = _consistent_solve(W, active[todo], q[todo], chunk)
         u[todo] = u_try
         ok[todo[consistent]] = True
         todo, active_next = todo[~consistent], u_try[~consistent] > 0
