@@ -39,9 +39,15 @@ def _matvec_lo(W_lo: np.ndarray, v_lo: np.ndarray) -> np.ndarray:
     return np.min(W_lo + v_lo[None, :], axis=1)
 
 
+#: The exponent of the smallest subnormal float64: a dyadic with a lower set bit is not representable.
+_LOWEST_BIT = -1074
+
+
 def _ok(lo: np.ndarray, mag: np.ndarray) -> bool:
+    """Every value (lowest-bit exponents ``lo``, magnitude bounds ``mag``) is held exactly: its bits span
+    fewer than 53 places and none lies below the subnormal range (a product of tiny weights underflows)."""
     finite = np.isfinite(lo)
-    return bool(np.all(mag[finite] < np.exp2(lo[finite] + 52)))
+    return bool(np.all(mag[finite] < np.exp2(lo[finite] + 52)) and np.all(lo[finite] >= _LOWEST_BIT))
 
 
 def exact_arithmetic(model: Model, origin: torch.Tensor, direction: torch.Tensor) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .magnitudes import safe_float_norm, safe_norm, scale_exponent, scaled, unscale
 from .models import zero_rows
 
 UNIT_ROUNDOFF = 2.0**-53
@@ -50,23 +51,29 @@ def gamma(n: int) -> float:
 
 
 def spectral_norm_bound(weight: torch.Tensor) -> float:
-    """A rigorous upper bound on ``||W||_2``.
+    """A rigorous upper bound on ``||W||_2`` (``inf`` when it is not a normal float64).
 
     For a small side (<= ``GRAM_LIMIT``) the largest eigenvalue of the Gram matrix, plus the Gram's own
     rounding (``gamma ||W||_F^2``) and a relative margin for the backward-stable eigensolver; otherwise
-    ``min(||W||_F, sqrt(||W||_1 ||W||_inf))``.
+    ``min(||W||_F, sqrt(||W||_1 ||W||_inf))``.  W is first scaled by a power of two that brings its largest
+    entry into [1/2, 1) (:mod:`regioncount.magnitudes`), so neither the Gram matrix nor the norms under- or
+    overflow, and the bound is scaled back.
     """
     if weight.numel() == 0:
         return 0.0
+    exponent = scale_exponent(weight)
+    if not bool(torch.isfinite(weight).all()):
+        return math.inf
+    weight = scaled(weight, exponent)
     frobenius = float(weight.norm())
     cheap = min(frobenius, math.sqrt(float(weight.abs().sum(0).max()) * float(weight.abs().sum(1).max())))
     rows, cols = weight.shape
     if min(rows, cols) > GRAM_LIMIT:
-        return cheap * INFLATE
+        return unscale(cheap * INFLATE, exponent)
     gram = weight @ weight.T if rows <= cols else weight.T @ weight
     top = float(torch.linalg.eigvalsh(gram)[-1])
     squared = top * (1 + 2.0**-30) + gamma(max(rows, cols)) * frobenius**2
-    return min(cheap, math.sqrt(max(squared, 0.0))) * INFLATE
+    return unscale(min(cheap, math.sqrt(max(squared, 0.0))) * INFLATE, exponent)
 
 
 #: Largest small side of a weight matrix whose spectral norm bound uses a Gram eigenvalue.
@@ -93,15 +100,16 @@ class LayerBound:
 
     @classmethod
     def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> LayerBound:
-        row_norms = weight.norm(dim=1) * INFLATE
+        row_norms = safe_norm(weight, 1) * INFLATE
         bias_abs = bias.abs()
         zero_units = zero_rows(weight, bias)
         live = row_norms[row_norms > 0]
         # gradual underflow adds at most 2^-1075 per product to a dot product (sums of subnormals are exact):
         # n 2^-1074 per unit, written as ``underflow ||W_j||`` for every unit that has weights
         underflow = (weight.shape[1] + 2) * SMALLEST_SUBNORMAL / float(live.min()) * INFLATE if live.numel() else 0.0
-        return cls(underflow=underflow, row_norms=row_norms, all_rows=float(row_norms.norm()) * INFLATE, bias_abs=bias_abs,
-                   all_biases=float(bias_abs.norm()) * INFLATE, max_row_norm=float(row_norms.max()) if row_norms.numel() else 0.0,
+        return cls(underflow=underflow, row_norms=row_norms, all_rows=safe_float_norm(row_norms) * INFLATE,
+                   bias_abs=bias_abs, all_biases=safe_float_norm(bias_abs) * INFLATE,
+                   max_row_norm=float(row_norms.max()) if row_norms.numel() else 0.0,
                    max_bias=float(bias_abs.max()) if bias_abs.numel() else 0.0,
                    spectral=spectral_norm_bound(weight.cpu()), gamma=gamma(weight.shape[1]),
                    zero_units=zero_units, has_zero_units=bool(zero_units.any()))
@@ -131,7 +139,7 @@ def rounded_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, b
     P = h.shape[0]
     z = (h.reshape(2 * P, -1) @ weight.T).view(P, 2, -1)
     z[:, 1] += bias
-    h_norms = h.norm(dim=2)
+    h_norms = safe_norm(h, 2)
     masked = (bound.gamma * bound.all_rows) * h_norms
     masked[:, 1] += bound.gamma * bound.all_biases
     masked += bound.all_rows * bound.underflow
@@ -184,9 +192,9 @@ def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bou
     bits = split_bits(n)
     rows = SplitRows.of(weight, bits)
     parts = SplitRows.of(h, bits)
-    w_norms = weight.norm(dim=1)
+    w_norms = safe_norm(weight, 1)
     live = w_norms > 0
-    ratio = float((rows.lo.norm(dim=1)[live] / w_norms[live]).max()) * INFLATE ** 2 if bool(live.any()) else 0.0
+    ratio = float((safe_norm(rows.lo, 1)[live] / w_norms[live]).max()) * INFLATE ** 2 if bool(live.any()) else 0.0
 
     def product(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return (x.reshape(2 * P, -1) @ w.T).view(P, 2, -1)
@@ -202,7 +210,7 @@ def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bou
     grid_ok = (parts.exponent + int(w_exp.min()) - 2 * bits >= -1074) \
         & (parts.exponent + int(w_exp.max()) + math.ceil(math.log2(max(n, 2))) <= 1020)
     u = UNIT_ROUNDOFF
-    h_norms = h.norm(dim=2)
+    h_norms = safe_norm(h, 2)
     # ||hr|| <= sqrt(n) 2^(e_h - bits - 1) (each entry at most half the grid), ||h1|| <= ||h~|| + ||hr||
     lo_h = math.sqrt(n) * _powers_of_two(parts.exponent - bits - 1)
     tail = (gamma(n + 3) * ((1 + ratio) * lo_h + ratio * h_norms)
@@ -280,7 +288,7 @@ def sign_screen(zs: torch.Tensor, zc: torch.Tensor, scale: torch.Tensor, roundin
         + scale[:, 0] * bound.max_row_norm * w * INFLATE
     zm = torch.addcmul(zc, zs, m[:, None]).abs_()
     threshold = torch.addcmul(coarse[:, None], zs.abs(), (w * INFLATE)[:, None])
-    rows, cols = torch.le(zm, threshold).nonzero(as_tuple=True)
+    rows, cols = torch.gt(zm, threshold).logical_not_().nonzero(as_tuple=True)  # NaN bounds stay unproven
     return SignScreen(rows=rows, cols=cols, zm=zm[rows, cols], w=w, far=far)
 
 
@@ -297,7 +305,7 @@ def uncertain_signs(screen: SignScreen, skip: torch.Tensor, zs: torch.Tensor, sc
     fine = value_errors(scale[rows], rounding.h_norms[rows], norms, bound.bias_abs[cols], rounding.bias_coeff,
                         screen.far[rows]) \
         + scale[rows, 0] * norms * w * INFLATE
-    return (zm <= (fine + zs[rows, cols].abs() * w) * INFLATE).sum()
+    return (~(zm > (fine + zs[rows, cols].abs() * w) * INFLATE)).sum()
 
 
 def uncertain_gaps(ends: torch.Tensor, radii: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -320,10 +328,10 @@ def uncertain_midpoints(values: torch.Tensor, scale: torch.Tensor, h_norms: torc
     ``bias_coeff`` as in :class:`ProductRounding`).  A coarse test with each child's largest bound first, then
     each remaining unit with its own."""
     coarse = value_errors(scale, h_norms, bound.max_row_norm, bound.max_bias, bias_coeff, mid)
-    rows, cols = torch.le(values.abs(), coarse[:, None]).nonzero(as_tuple=True)
+    rows, cols = torch.gt(values.abs(), coarse[:, None]).logical_not_().nonzero(as_tuple=True)
     error = value_errors(scale[rows], h_norms[rows], bound.row_norms[cols], bound.bias_abs[cols], bias_coeff,
                          mid[rows])
-    return ((values[rows, cols].abs() <= error) & (error > 0)).sum()
+    return (~(values[rows, cols].abs() > error) & ~(error <= 0)).sum()  # error 0: a unit with no weights
 
 
 def masked_error(parent_err: torch.Tensor, masked: torch.Tensor, child_coeff: float,
@@ -346,8 +354,8 @@ def masked_error(parent_err: torch.Tensor, masked: torch.Tensor, child_coeff: fl
 def output_slope_errors(h_slopes: torch.Tensor, err_slopes: torch.Tensor, readout: torch.Tensor) -> torch.Tensor:
     """(P, k) bounds on the error of the output slopes ``h_slopes @ readout^T`` ((P, n) and (P,))."""
     g = gamma(readout.shape[1])
-    scale = (err_slopes + g * h_slopes.norm(dim=1)) * INFLATE
-    return scale[:, None] * (readout.norm(dim=1) * INFLATE)[None, :]
+    scale = (err_slopes + g * safe_norm(h_slopes, 1)) * INFLATE
+    return scale[:, None] * (safe_norm(readout, 1) * INFLATE)[None, :]
 
 
 def layer_bounds(weights: list[torch.Tensor], biases: list[torch.Tensor], device: torch.device,

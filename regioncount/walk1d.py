@@ -44,6 +44,7 @@ from .forward_error import (
     uncertain_signs,
     zero_radius,
 )
+from .magnitudes import safe_norm
 from .tolerances import MERGE_RATIO as TOLERANCE_RATIO
 from .tolerances import SLOPE_RTOL
 
@@ -227,7 +228,7 @@ class PieceSink:
         if err_a is None or err_b is None:
             self.slope_doubts += int(doubtful)
             return
-        unsure = ((b - a).abs() <= (err_a + err_b) * INFLATE).all(dim=1)
+        unsure = ~((b - a).abs() > (err_a + err_b) * INFLATE).any(dim=1)  # NaN bounds stay unproven
         n_unsure = int(unsure.sum())
         if n_unsure:
             self.slope_doubts_total += n_unsure
@@ -753,7 +754,7 @@ def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, 
         scale, h_norms = scale.index_select(0, parent), rounding.h_norms.index_select(0, parent)
         sink.add_uncertain(uncertain_midpoints(values, scale, h_norms, bound, rounding.bias_coeff, mid))
         err = masked_error(parent_err.index_select(0, parent), rounding.masked.index_select(0, parent),
-                           rounding.child_coeff, zp.norm(dim=2) if rounding.child_coeff else None, bound)
+                           rounding.child_coeff, safe_norm(zp, 2) if rounding.child_coeff else None, bound)
     return zp, err
 
 
