@@ -30,15 +30,17 @@ from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import same_affine_pairs
+from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
-from .polytopes import CellPartition, Facets, Polytopes, facets, split, volumes, words_for
+from .polytopes import CellPartition, Facets, Polytopes, facets, split_signed, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from .vertex_bounds import centre_radii, product_error, value_errors
 
 #: Most input dimensions of an exact partition (the box alone has 2^d vertices).
 MAX_DIMENSION = 12
@@ -92,49 +94,87 @@ class CellLimit:
 @dataclass
 class _Step:
     """One round of cuts: ``pre`` maps the cells' states (P, d + 1, ·) to the round's pre-activation
-    coefficients (P, d + 1, n) (rows: slopes, then the constant); ``after`` gives the states once the
-    units' signs (P, n) are read; ``units`` are the global unit indices (bit = 2d + index)."""
+    coefficients (P, d + 1, n) (rows: slopes, then the constant); ``pre_error`` bounds their rounding
+    entrywise, given the states' own error bounds (None: exact states); ``after`` gives the states once the
+    units' signs (P, n) are read, and ``after_error`` their error bounds; ``units`` are the global unit
+    indices (bit = 2d + index)."""
 
     units: list[int]
     pre: Callable[[torch.Tensor], torch.Tensor]
     after: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    pre_error: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    after_error: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _ffn_steps(model: FFN, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
+def _ffn_steps(model: FFN, d: int, device: torch.device, input_error: torch.Tensor | None
+               ) -> tuple[torch.Tensor, list[_Step]]:
     state = torch.cat([torch.eye(d, dtype=DTYPE, device=device), torch.zeros(1, d, dtype=DTYPE, device=device)])
     steps, first = [], 0
     model = model.to(device)
-    for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+    for layer, (weight, bias) in enumerate(zip(model.weights[:-1], model.biases[:-1])):
 
         def pre(s: torch.Tensor, weight: torch.Tensor = weight, bias: torch.Tensor = bias) -> torch.Tensor:
             Z = s @ weight.T
             Z[:, -1] += bias
             return Z
 
+        def pre_error(s: torch.Tensor, es: torch.Tensor | None, weight: torch.Tensor = weight,
+                      bias: torch.Tensor = bias, layer: int = layer) -> torch.Tensor:
+            if layer == 0:  # the identity times W is exact; only a folded-in embedding carries an error
+                base = torch.zeros(s.shape[0], d + 1, weight.shape[0], dtype=DTYPE, device=device)
+                return base if input_error is None else base + input_error.to(device)[None]
+            return product_error(s, es, weight, bias)
+
+        def after_error(es: torch.Tensor | None, EZ: torch.Tensor, Z: torch.Tensor, active: torch.Tensor
+                        ) -> torch.Tensor:
+            return EZ * active[:, None, :].to(DTYPE)
+
         steps.append(_Step(list(range(first, first + weight.shape[0])), pre,
-                           lambda s, Z, active: Z * active[:, None, :].to(DTYPE)))
+                           lambda s, Z, active: Z * active[:, None, :].to(DTYPE), pre_error, after_error))
         first += weight.shape[0]
     return state[None], steps
 
 
-def _deq_steps(model: DEQ, d: int, device: torch.device) -> tuple[torch.Tensor, list[_Step]]:
+def _deq_steps(model: DEQ, d: int, device: torch.device, input_error: torch.Tensor | None
+               ) -> tuple[torch.Tensor, list[_Step]]:
     model = model.to(device)
     assert model.unit_order is not None
     W = model.W
+    m = model.width
     Q = torch.cat([model.U.T, model.b[None]])  # (d + 1, m): the input part of every unit
+    EQ = None if input_error is None else input_error.to(device)
+    g = gamma(m + 1)
     steps = []
     for t in model.unit_order:
-        def pre(z: torch.Tensor, t: int = t) -> torch.Tensor:
-            row = W[t].clone()
-            row[t] = 0.0
+        row = W[t].clone()
+        row[t] = 0.0
+        scale = 1.0 - W[t, t]  # rounded; the true value is within u of it, relatively
+
+        def pre(z: torch.Tensor, t: int = t, row: torch.Tensor = row) -> torch.Tensor:
             return (Q[:, t] + z @ row)[..., None]
 
-        def after(z: torch.Tensor, r: torch.Tensor, active: torch.Tensor, t: int = t) -> torch.Tensor:
+        def pre_error(z: torch.Tensor, ez: torch.Tensor | None, t: int = t, row: torch.Tensor = row) -> torch.Tensor:
+            load = z.abs() * g if ez is None else torch.addcmul(ez, z.abs(), torch.full_like(z, g))
+            err = load @ row.abs() + g * Q[:, t].abs()
+            if EQ is not None:
+                err = err + EQ[:, t]
+            return ((err + (m + 2) * SMALLEST_SUBNORMAL) * INFLATE)[..., None]
+
+        def after(z: torch.Tensor, r: torch.Tensor, active: torch.Tensor, t: int = t,
+                  scale: torch.Tensor = scale) -> torch.Tensor:
             z = z.clone()
-            z[:, :, t] = r[:, :, 0] * active[:, None, 0].to(DTYPE) / (1.0 - W[t, t])
+            z[:, :, t] = r[:, :, 0] * active[:, None, 0].to(DTYPE) / scale
             return z
 
-        steps.append(_Step([t], pre, after))
+        def after_error(ez: torch.Tensor | None, EZ: torch.Tensor, Z: torch.Tensor, active: torch.Tensor,
+                        t: int = t, scale: torch.Tensor = scale) -> torch.Tensor:
+            # |r~ / fl(1 - w) (1 + d1) - r / (1 - w)| <= (E_r (1 + 2u) + 2.1 u |r~|) / |fl(1 - w)|
+            out = torch.zeros_like(Z.expand(-1, -1, m)) if ez is None else ez.clone()
+            column = (EZ[:, :, 0] * (1 + 2 * UNIT_ROUNDOFF) + 2.1 * UNIT_ROUNDOFF * Z[:, :, 0].abs()) / scale.abs()
+            out[:, :, t] = column * active[:, None, 0].to(DTYPE) * INFLATE
+            return out
+
+        steps.append(_Step([t], pre, after, pre_error, after_error))
     return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
 
 
@@ -169,69 +209,91 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
 
 
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
-              exact: ExactCells | None = None):
+              exact: ExactCells | None = None, input_error: torch.Tensor | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
-    and the number of decisions taken by the tolerance.  ``exact`` answers the doubtful ones (default: the
-    model itself on the box; a plane slice passes the original model with its embedding)."""
+    and the number of decisions taken by the tolerance.
+
+    Every sign decision is proven by its own error bound (:mod:`regioncount.vertex_bounds`: vertices carry
+    radii, the maps entrywise coefficient errors) or decided again in rational arithmetic by ``exact``
+    (default: the model itself on the box; a plane slice passes the original model with its embedding, and
+    ``input_error`` (d + 1, units of the first map) bounds the rounding of the slice model's first affine map
+    against it).  Only decisions the exact referee cannot take (its budget spent) fall to the tolerance."""
     d = bx.dim
     units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
     constraints = 2 * d + units
     extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
     cells = box_polytope(bx.low, bx.high, constraints, device)
-    state, steps = _ffn_steps(model, d, device) if isinstance(model, FFN) else _deq_steps(model, d, device)
+    state, steps = (_ffn_steps(model, d, device, input_error) if isinstance(model, FFN)
+                    else _deq_steps(model, d, device, input_error))
+    state_error: torch.Tensor | None = None  # the first states are exact
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
     referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
+    g = gamma(d + 1)
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
+        EZ = step.pre_error(state, state_error)  # (P0, d + 1, n) bounds on their rounding
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
-        tol = scale * ZERO_TOL  # (P0, n)
+        tol = scale * ZERO_TOL  # (P0, n): only for decisions the exact referee cannot take
         valid = cells.valid()
-        lo_x = torch.where(valid[..., None], cells.x, torch.inf).amin(1)  # (P0, d) bounding boxes
-        hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1)
+        assert cells.radius is not None
+        reach_r = torch.where(valid, cells.radius, 0.0).amax(1)[:, None]  # (P0, 1)
+        lo_x = torch.where(valid[..., None], cells.x, torch.inf).amin(1) - reach_r  # (P0, d) bounding boxes,
+        hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1) + reach_r  # widened by the radii
         low_end = Z[:, d] + torch.minimum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
         high_end = Z[:, d] + torch.maximum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
-        # unit j's hyperplane may cut cell p, or come within the tolerance of it (its vertices are then tested:
-        # a sliver thinner than the tolerance must not pass unseen)
-        candidate = (low_end <= tol) & (high_end >= -tol) & ~silent[step.units][None]  # (P0, n)
+        reach = torch.maximum(lo_x.abs(), hi_x.abs())[..., None]  # (P0, d, 1)
+        bound = ((EZ[:, :d] + g * Z[:, :d].abs()) * reach).sum(1) + EZ[:, d] + g * Z[:, d].abs()
+        band = torch.nan_to_num(torch.maximum(tol, bound * INFLATE), nan=torch.inf)
+        # unit j's hyperplane may cut cell p (its exact value may take both signs on the exact cell), or come
+        # within the tolerance of it (its vertices are then tested: a sliver must not pass unseen)
+        candidate = (low_end <= band) & (high_end >= -band) & ~silent[step.units][None]  # (P0, n)
         origin = torch.arange(cells.count, device=device)
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            zj = Z[origin[idx], :, j]  # (S, d + 1)
-            f = (cells.x[idx] @ zj[:, :d, None])[..., 0] + zj[:, d:]
-            t = tol[origin[idx], j]
+            zj, ezj = Z[origin[idx], :, j], EZ[origin[idx], :, j]  # (S, d + 1)
+            xs = cells.x[idx]
+            f = (xs @ zj[:, :d, None])[..., 0] + zj[:, d:]
+            err = value_errors(xs, cells.radius[idx], zj, ezj)
             live = cells.valid()[idx]
-            doubt = (f.abs() <= t[:, None]) & live  # a float zero is no proof either
+            side = (f > err).to(torch.int8) - (f < -err).to(torch.int8)
+            doubt = (side == 0) & live  # not proven (a float zero is no proof either)
             if bool(doubt.any()):
-                doubt = referee.vertices(cells, idx, origin, bits, unit, f, doubt)
+                side, doubt = referee.vertex_signs(cells, idx, origin, bits, unit, doubt, side, f,
+                                                   tol[origin[idx], j])
             doubtful += doubt.any(1).sum()
-            cut = (((f > t[:, None]) & live).any(1) & ((f < -t[:, None]) & live).any(1)).nonzero().flatten()
+            cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
             if cut.numel() == 0:
                 continue
-            plus, minus = split(cells.select(idx[cut]), f[cut], t[cut], 2 * d + unit)
+            plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit)
             V = max(cells.V, plus.V, minus.V)
             cells, plus, minus = cells.padded(V), plus.padded(V), minus.padded(V)
-            slots = idx[cut]
-            cells.x[slots], cells.n[slots], cells.tight[slots] = plus.x, plus.n, plus.tight
-            cells = Polytopes(torch.cat([cells.x, minus.x]), torch.cat([cells.n, minus.n]),
-                              torch.cat([cells.tight, minus.tight]))
-            origin = torch.cat([origin, origin[slots]])
+            cells.replace(idx[cut], plus)
+            cells = cells.concatenated(minus)
+            origin = torch.cat([origin, origin[idx[cut]]])
             limit.check(cells)
+        valid = cells.valid()
         centre = cells.centres()
-        Zo = Z.index_select(0, origin)
+        radius_c = centre_radii(cells.x, cells.radius, valid, cells.n)  # (P,)
+        Zo, EZo = Z.index_select(0, origin), EZ.index_select(0, origin)
         pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
+        pre_err = (torch.einsum("pi,pin->pn", centre.abs(), EZo[:, :d] + g * Zo[:, :d].abs()) + EZo[:, d]
+                   + g * Zo[:, d].abs() + radius_c[:, None] * (Zo[:, :d].abs() + EZo[:, :d]).sum(1)) * INFLATE
         tol_o = tol.index_select(0, origin)
-        doubt = (pre.abs() <= tol_o) & ~silent[step.units][None]
+        doubt = ~(pre.abs() > pre_err) & ~silent[step.units][None]
         if bool(doubt.any()):
             doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
-        active = pre > tol_o
+        active = torch.where(doubt, pre > tol_o, pre > 0)
         doubtful += doubt.any(1).sum()
         bits = bits.index_select(0, origin)
         bits[:, step.units] = active
-        state = step.after(state.index_select(0, origin), Zo, active)
+        parent_state = state.index_select(0, origin)
+        state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
+                                       EZo, Zo, active)
+        state = step.after(parent_state, Zo, active)
     on_device = model.to(device)
     if isinstance(on_device, FFN):
         out = state @ on_device.weights[-1].T
@@ -270,21 +332,30 @@ class _Referee:
         self.decided += 1
         return True
 
-    def vertices(self, cells: Polytopes, idx: torch.Tensor, origin: torch.Tensor, bits: torch.Tensor, unit: int,
-                 f: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
-        """Doubtful vertex values ``f`` (S, V) of ``unit`` on cells ``idx``: a vertex proven on the hyperplane
-        gets f = 0 (in place); returns the doubts left."""
+    def vertex_signs(self, cells: Polytopes, idx: torch.Tensor, origin: torch.Tensor, bits: torch.Tensor,
+                     unit: int, doubt: torch.Tensor, side: torch.Tensor, f: torch.Tensor, tol: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The signs (S, V) of ``unit`` at the vertices of cells ``idx`` whose float values ``f`` left them
+        unproven (``doubt``): the exact value at the exact vertex decides (+1, 0, -1).  Returns the signs and
+        the doubts left (budget spent, or a vertex its constraints do not pin down), which the tolerance
+        ``tol`` (S,) decides: zero within it, the float sign outside."""
         left = doubt.clone()
+        side = side.clone()
         for row, col in doubt.nonzero().tolist():
             if not self._take():
                 break
             cell = int(idx[row])
             cell_bits = bits[int(origin[cell])].tolist()
             x = self.exact.vertex(cells.tight[cell, col].tolist(), cell_bits, self.constraints)
-            if x is not None and value_at(self.exact.unit(unit, cell_bits), x) == 0:
-                f[row, col] = 0.0
-                left[row, col] = False
-        return left
+            if x is None:
+                continue
+            value = value_at(self.exact.unit(unit, cell_bits), x)
+            side[row, col] = (value > 0) - (value < 0)
+            left[row, col] = False
+        if bool(left.any()):
+            by_tolerance = torch.where(f.abs() <= tol[:, None], 0, torch.sign(f)).to(side.dtype)
+            side = torch.where(left, by_tolerance, side)
+        return side, left
 
     def centres(self, cells: Polytopes, origin: torch.Tensor, bits: torch.Tensor, units: list[int],
                 pre: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,13 @@ def words_for(constraints: int) -> int:
 
 @dataclass
 class Polytopes:
+    """``radius`` (P, V), when given, bounds each vertex's distance (max norm) from the exact vertex where its
+    tight constraints meet (:mod:`regioncount.vertex_bounds`); None where nobody tracks it."""
+
     x: torch.Tensor
     n: torch.Tensor
     tight: torch.Tensor
+    radius: torch.Tensor | None = None
 
     @property
     def count(self) -> int:
@@ -56,17 +60,32 @@ class Polytopes:
         return (self.x * self.valid()[..., None]).sum(1) / self.n[:, None]
 
     def select(self, index: torch.Tensor) -> Polytopes:
-        return Polytopes(self.x[index], self.n[index], self.tight[index])
+        return Polytopes(self.x[index], self.n[index], self.tight[index],
+                         None if self.radius is None else self.radius[index])
 
     def padded(self, V: int) -> Polytopes:
         """The same polytopes with ``V`` vertex rows (V >= the largest count), padding repeating vertex 0."""
         if V == self.V:
             return self
         if V < self.V:
-            return Polytopes(self.x[:, :V], self.n, self.tight[:, :V])
+            return Polytopes(self.x[:, :V], self.n, self.tight[:, :V],
+                             None if self.radius is None else self.radius[:, :V])
         extra = V - self.V
+        radius = None if self.radius is None else torch.cat([self.radius, self.radius[:, :1].expand(-1, extra)], 1)
         return Polytopes(torch.cat([self.x, self.x[:, :1].expand(-1, extra, -1)], 1), self.n,
-                         torch.cat([self.tight, self.tight[:, :1].expand(-1, extra, -1)], 1))
+                         torch.cat([self.tight, self.tight[:, :1].expand(-1, extra, -1)], 1), radius)
+
+    def concatenated(self, other: Polytopes) -> Polytopes:
+        """These polytopes followed by ``other`` (same V and words)."""
+        radius = None if self.radius is None or other.radius is None else torch.cat([self.radius, other.radius])
+        return Polytopes(torch.cat([self.x, other.x]), torch.cat([self.n, other.n]),
+                         torch.cat([self.tight, other.tight]), radius)
+
+    def replace(self, slots: torch.Tensor, other: Polytopes) -> None:
+        """Overwrite polytopes ``slots`` with ``other`` (same V and words), in place."""
+        self.x[slots], self.n[slots], self.tight[slots] = other.x, other.n, other.tight
+        if self.radius is not None and other.radius is not None:
+            self.radius[slots] = other.radius
 
     def has_bits(self, first: int, last: int) -> torch.Tensor:
         """(P, V) whether a real vertex has any constraint bit in [first, last) set."""
@@ -109,7 +128,8 @@ def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, devic
         for side in (0, 1):
             word, mask = bit_mask(2 * i + side)
             tight[:, word] |= torch.where(corners[:, i] == side, mask, 0)
-    return Polytopes(x[None], torch.tensor([x.shape[0]], device=device), tight[None])
+    return Polytopes(x[None], torch.tensor([x.shape[0]], device=device), tight[None],
+                     torch.zeros(1, x.shape[0], dtype=dtype, device=device))
 
 
 def popcount(words: torch.Tensor) -> torch.Tensor:
@@ -149,7 +169,7 @@ def _crossing_edges(poly: Polytopes, above: torch.Tensor, below: torch.Tensor) -
 
 
 def _assemble(poly: Polytopes, keep: torch.Tensor, owner: torch.Tensor, x_new: torch.Tensor,
-              tight_new: torch.Tensor) -> Polytopes:
+              tight_new: torch.Tensor, r_new: torch.Tensor | None = None) -> Polytopes:
     """Children: the kept vertices of each polytope, then its new vertices (``owner`` sorted ascending)."""
     S, d, K = poly.count, poly.x.shape[2], poly.tight.shape[2]
     device = poly.x.device
@@ -165,11 +185,19 @@ def _assemble(poly: Polytopes, keep: torch.Tensor, owner: torch.Tensor, x_new: t
     first = torch.cumsum(new, 0) - new
     rank = torch.arange(owner.shape[0], device=device) - first[owner]
     slot = kept[owner] + rank
+    radius = None
+    if poly.radius is not None and r_new is not None:
+        radius = torch.zeros(S, V, dtype=poly.x.dtype, device=device)
+        radius[ks, (torch.cumsum(keep.long(), 1) - 1)[ks, kv]] = poly.radius[ks, kv]
     x[owner, slot], tight[owner, slot] = x_new, tight_new
     pad = torch.arange(V, device=device)[None] >= n[:, None]
     x = torch.where(pad[..., None], x[:, :1], x)
     tight = torch.where(pad[..., None], tight[:, :1], tight)
-    return Polytopes(x, n, tight)
+    if radius is not None:
+        assert r_new is not None
+        radius[owner, slot] = r_new
+        radius = torch.where(pad, radius[:, :1], radius)
+    return Polytopes(x, n, tight, radius)
 
 
 def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) -> tuple[Polytopes, Polytopes]:
@@ -195,6 +223,35 @@ def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) ->
     tight_new[:, word] |= mask
     return (_assemble(marked, above | on, s, x_new, tight_new),
             _assemble(marked, below | on, s, x_new, tight_new))
+
+
+def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torch.Tensor, bit: int
+                 ) -> tuple[Polytopes, Polytopes]:
+    """Cut S polytopes along an affine function whose sign at every vertex is decided: ``side`` (S, V) is
+    +1, 0 or -1 (proven by ``|f| > err`` or decided exactly), with ``f`` (S, V) the computed values and
+    ``err`` their error bounds.  Each polytope has a vertex on each strict side.  Vertices with side 0 go to
+    both children marked tight at ``bit``; each edge from a + vertex to a - vertex gives a new vertex
+    (:func:`regioncount.vertex_bounds.crossing`: the point and its radius from the enclosures of the two
+    exact values), tight at the edge's common constraints and at ``bit``."""
+    from .vertex_bounds import crossing
+
+    valid = poly.valid()
+    above = (side > 0) & valid
+    below = (side < 0) & valid
+    on = valid & (side == 0)
+    word, mask = bit_mask(bit)
+    tight = poly.tight.clone()
+    tight[..., word] |= torch.where(on, mask, 0)
+    marked = Polytopes(poly.x, poly.n, tight, poly.radius)
+    s, u, v = _crossing_edges(marked, above, below).unbind(1)
+    radius = poly.radius if poly.radius is not None else torch.zeros_like(f)
+    x_new, r_new = crossing(poly.x[s, u], poly.x[s, v], radius[s, u], radius[s, v], f[s, u], f[s, v],
+                            err[s, u], err[s, v])
+    tight_new = tight[s, u] & tight[s, v]
+    tight_new[:, word] |= mask
+    marked = Polytopes(poly.x, poly.n, tight, radius)
+    return (_assemble(marked, above | on, s, x_new, tight_new, r_new),
+            _assemble(marked, below | on, s, x_new, tight_new, r_new))
 
 
 def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -193,10 +193,11 @@ def test_cli_plane_bad_input(model_file, args, pattern):
     assert result.exit_code == 2 and "Traceback" not in result.output and pattern in result.output
 
 
-@pytest.mark.parametrize("offset, method", [(0.0, "exact"), (2.0**-40, "approximate")])
-def test_partition_labels_tolerance_decisions(offset, method):
+@pytest.mark.parametrize("offset, regions", [(0.0, 6), (2.0**-40, 7), (2.0**-60, 7), (2.0**-1000, 7)])
+def test_partition_labels_tolerance_decisions(offset, regions):
     """Three lines: x = 0, y = 0 and x + y = offset.  Through the vertex (offset 0) every zero test is exact;
-    2^-40 beside it, the 1e-9 rule decides and the partition says approximate (with the count)."""
+    2^-40 .. 2^-1000 beside it, the tiny triangle is a region: its vertices' signs are proven by their error
+    bounds or decided exactly, and the count is exact."""
     from regioncount import FFN
     from regioncount.plane2d import partition_plane
 
@@ -204,8 +205,9 @@ def test_partition_labels_tolerance_decisions(offset, method):
     b = torch.tensor([0.0, 0.0, -offset], dtype=torch.float64)
     net = FFN([W, torch.ones(1, 3, dtype=torch.float64)], [b, torch.zeros(1, dtype=torch.float64)])
     part = partition_plane(net, [-1, -1], [1, 1], device="cpu")
-    assert part.method == method and part.to_json()["method"] == method
-    assert (part.tolerance_decisions > 0) == (method == "approximate")
+    assert part.method == "exact" and part.to_json()["method"] == "exact"
+    assert part.tolerance_decisions == 0 and part.activation_regions == regions
+    assert sum(1 for b in part.bounded.tolist() if b) == (regions == 7)
 
 
 def test_large_extents_are_labelled_or_refused_never_nan():
@@ -233,12 +235,13 @@ def test_large_extents_are_labelled_or_refused_never_nan():
 
 
 def test_deq_partition_reports_lines_closer_than_the_tolerance():
-    """Two DEQ units whose lines are closer than the zero tolerance (2^-40 of the scale for a triangular W,
-    cut unit by unit; 1e-9 for a cyclic W, refined by patterns): the sliver between them is not resolved,
-    and the partition says approximate instead of exact; further apart it is exact, with 3 regions."""
+    """Two DEQ units whose lines are very close.  A triangular W, cut unit by unit, proves each vertex sign
+    by its own error bound, so a sliver of 1e-14 is a region (exact, 3); a cyclic W, refined by patterns,
+    still decides inside its 1e-9 band: the sliver is not resolved, and the partition says approximate
+    instead of exact; further apart it is exact, with 3 regions."""
     cyclic = torch.zeros(4, 4, dtype=torch.float64)
     cyclic[2, 3], cyclic[3, 2] = 1 / 8, -1 / 8  # a cycle of two units far from the slice's lines
-    cases = ((torch.zeros(2, 2, dtype=torch.float64), 1e-14, "approximate"),
+    cases = ((torch.zeros(2, 2, dtype=torch.float64), 1e-14, "exact"),
              (torch.zeros(2, 2, dtype=torch.float64), 1e-11, "exact"),
              (cyclic, 1e-11, "approximate"), (cyclic, 1e-3, "exact"))
     for W, gap, method in cases:
@@ -346,9 +349,11 @@ def test_a_slice_through_a_higher_dimensional_input_is_decided_exactly():
     assert (part.method, part.activation_regions) == ("exact", 6)
 
 
-def test_a_sliver_of_an_ffn_slice_is_reported():
+def test_a_sliver_of_an_ffn_slice_is_a_region():
+    """Two parallel lines 2^-50 apart: the sliver between them is cut (its vertices' signs proven by their
+    own error bounds), so the slice has 3 regions, exactly."""
     W1 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     model = FFN([W1, torch.ones(1, 2, dtype=torch.float64)],
                 [torch.tensor([-(2.0**-10), -(2.0**-10) - 2.0**-50], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
     part = partition_plane(model, *BOX, device="cpu")
-    assert part.method == "approximate" and part.tolerance_decisions > 0
+    assert (part.method, part.activation_regions, part.tolerance_decisions) == ("exact", 3, 0)
