@@ -103,7 +103,7 @@ class _Step:
     pre: Callable[[torch.Tensor], torch.Tensor]
     after: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     pre_error: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-    after_error: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    after_error: Callable[[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _ffn_steps(model: FFN, d: int, device: torch.device, input_error: torch.Tensor | None

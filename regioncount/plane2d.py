@@ -39,6 +39,7 @@ from .devices import Stopwatch, default_memory_limit, resolve_device
 from .errors import CostLimitError, SegmentError
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import same_affine_pairs
+from .forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from .geometry import Box, Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
@@ -48,6 +49,7 @@ from .results import PlanePartition
 from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from .vertex_bounds import centre_radii, product_error, value_errors
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -83,62 +85,82 @@ def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor
 
 
 def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit):
+    """The polygon subdivision of an FFN slice.  Every vertex carries a radius and every map its coefficient
+    errors (:mod:`regioncount.vertex_bounds`), so each sign it reads is proven by its own error bound; at the
+    first sign it cannot prove (a vertex on or very near a line, a float zero included) it stops and reports
+    one doubtful decision, and the caller partitions the slice again by polytopes, whose vertices know their
+    constraints and whose doubtful signs are decided exactly."""
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
-    es, et = max(abs(plane.low[0]), abs(plane.high[0])), max(abs(plane.low[1]), abs(plane.high[1]))
     polys = rectangle(plane.low, plane.high, device)
     state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
+    state_error: torch.Tensor | None = None  # the plane itself is exact
+    radius: torch.Tensor | None = None  # (P, V) vertex radii; the rectangle's corners are exact
     bits: torch.Tensor | None = None
-    doubtful = torch.zeros((), dtype=torch.int64, device=device)  # decisions inside the tolerance band
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
+    g = gamma(3)
     first = 0
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
         silent = silent_units[first:first + weight.shape[0]]
         first += weight.shape[0]
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
-        tol = _scale(Z, es, et) * ZERO_TOL  # (P0, n)
-        lo_xy, hi_xy = polys.xy.amin(1), polys.xy.amax(1)  # (P0, 2)
+        EZ = product_error(state, state_error, weight, bias)  # (P0, 3, n) bounds on their rounding
+        valid = polys.valid()
+        r_max = torch.zeros(polys.count, 1, dtype=DTYPE, device=device) if radius is None else \
+            torch.where(valid, radius, 0.0).amax(1)[:, None]
+        lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
         sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
         bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
-        # the line can cross polygon p's bounding box or come within the tolerance of it (then its vertices
-        # are tested, so a sliver thinner than the tolerance is counted, not passed over)
-        candidates = (Z[:, 2] + sx + sy <= tol) & (Z[:, 2] + bx + by >= -tol) & ~silent  # (P0, n)
-        store = PolygonStore(polys, 0, capacity=2 * polys.count + 16, flags=candidates)
+        reach = torch.maximum(lo_xy.abs(), hi_xy.abs())[..., None]  # (P0, 2, 1)
+        band = ((EZ[:, :2] + g * Z[:, :2].abs()) * reach).sum(1) + EZ[:, 2] + g * Z[:, 2].abs()
+        band = torch.nan_to_num(band * INFLATE, nan=torch.inf)
+        # the line may cross polygon p (the exact map may take both signs on the exact polygon)
+        candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
+        store = PolygonStore(polys, 1, capacity=2 * polys.count + 16, flags=candidates)
+        if radius is not None:
+            store.values[:polys.count, :radius.shape[1], 0] = radius
         for j in range(weight.shape[0]):
             assert store.flags is not None
             idx = store.flags[:store.count, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue
             origin = store.origin[idx]
-            zj = Z[origin, :, j]  # (S, 3)
+            zj, ezj = Z[origin, :, j], EZ[origin, :, j]  # (S, 3)
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
-            t = tol[origin, j][:, None]
-            doubtful += (f.abs() <= t).any(1).sum()  # a vertex taken as on the line (a float zero is no proof)
-            # padding repeats real vertices, so no mask is needed for "some vertex above / below"
-            real = ((f > t).any(1) & (f < -t).any(1)).nonzero().flatten()
+            err = value_errors(xy, store.values[idx, :, 0], zj, ezj)
+            if not bool((f.abs() > err).all()):  # padding repeats real vertices: no mask needed
+                return polys, bits, None, None, 0, 1, 0
+            real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            store.split(idx[real], f[real], t[real].expand(-1, f.shape[1]))
+            store.split(idx[real], f[real], torch.zeros_like(f[real]), err[real])
             limit.check(store.count)
         polys = store.polygons()
+        radius = store.values[:store.count, :, 0].clone()
         origin = store.origin[:store.count]
-        centre = (polys.xy * polys.valid()[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
-        Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
+        valid = polys.valid()
+        centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
+        radius_c = centre_radii(polys.xy, radius, valid, polys.n)
+        Zo, EZo = Z.index_select(0, origin), EZ.index_select(0, origin)  # (P, 3, n), fresh copies
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
-        tol_o = tol.index_select(0, origin)
-        active = pre > tol_o
-        doubtful += ((pre.abs() <= tol_o) & ~silent).any(1).sum()
+        pre_err = (centre[:, :1].abs() * (EZo[:, 0] + g * Zo[:, 0].abs())
+                   + centre[:, 1:].abs() * (EZo[:, 1] + g * Zo[:, 1].abs()) + EZo[:, 2] + g * Zo[:, 2].abs()
+                   + radius_c[:, None] * (Zo[:, :2].abs() + EZo[:, :2]).sum(1)) * INFLATE
+        if bool((~(pre.abs() > pre_err) & ~silent).any()):
+            return polys, bits, None, None, 0, 1, 0
+        active = pre > 0
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
-        state = Zo.mul_(active[:, None, :])
+        mask = active[:, None, :].to(DTYPE)
+        state, state_error = Zo.mul_(mask), EZo.mul_(mask)
     readout, out_bias = model.weights[-1], model.biases[-1]
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
-    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, int(doubtful), 0
+    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0
 
 
 def _ordered(cells: Polytopes) -> Polygons:
@@ -171,6 +193,18 @@ def _slice_model(model: Model, plane: Plane) -> Model:
                c=model.B @ origin + model.c, name=model.name)
 
 
+def _slice_error(model: Model, plane: Plane) -> torch.Tensor:
+    """(3, n) entrywise bounds on the rounding of the slice model's first affine map (:func:`_slice_model`)
+    against the exact composition with the plane: rows s, t and the constant."""
+    embedding = _embedding(plane)
+    first, bias = (model.weights[0], model.biases[0]) if isinstance(model, FFN) else (model.U, model.b)
+    g = gamma(first.shape[1] + 1)
+    slopes = g * (first.abs() @ embedding.directions.abs())  # (n, 2)
+    constant = g * (first.abs() @ embedding.origin.abs() + bias.abs())
+    error = torch.cat([slopes.T, constant[None]]) + (first.shape[1] + 2) * SMALLEST_SUBNORMAL
+    return error * INFLATE
+
+
 def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
     """The slice by the layered polytope subdivision of :mod:`regioncount.box_partition` (FFNs layer by layer,
     triangular DEQs unit by unit), whose doubtful zero tests are decided in rational arithmetic (vertices from
@@ -181,7 +215,7 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
     cells, bits, out, doubtful, referee = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
                                                     device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
-                                                    exact_budget, exact)
+                                                    exact_budget, exact, _slice_error(model, plane))
     return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
 
 

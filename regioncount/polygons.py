@@ -62,10 +62,15 @@ def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.dev
     return Polygons(xy, torch.tensor([4], device=device))
 
 
-def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor):
+def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor,
+                err: torch.Tensor | None = None):
     """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
     children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
-    to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones)."""
+    to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones).
+
+    With ``err`` (S, V), bounds on the values' errors whose signs are all proven (``|f| > err``), the last
+    value channel holds each vertex's radius (:mod:`regioncount.vertex_bounds`), and a new vertex gets the
+    radius of :func:`~regioncount.vertex_bounds.crossing_radius` instead of an interpolated one."""
     S, V = f.shape
     device = f.device
     k = torch.arange(V, device=device)[None, :]
@@ -77,7 +82,15 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     lam = torch.where(crossing, fz / (fz - f_next), torch.zeros_like(fz))[..., None]
     both = torch.cat([xy, values], 2)  # (S, V, 2 + c)
     nb = torch.gather(both, 1, nxt[..., None].expand_as(both))
-    slots = torch.stack([both, both + lam * (nb - both)], 2).reshape(S, 2 * V, both.shape[2])
+    cut = both + lam * (nb - both)
+    if err is not None:
+        from .vertex_bounds import crossing_radius
+
+        e_next = torch.gather(err, 1, nxt)
+        radius = crossing_radius(xy, nb[..., :2], values[..., -1], nb[..., -1], fz.abs(), f_next.abs(), err, e_next,
+                                 lam[..., 0])
+        cut[..., -1] = torch.where(crossing, radius, cut[..., -1])
+    slots = torch.stack([both, cut], 2).reshape(S, 2 * V, both.shape[2])
     out = []
     V_new = V + 1
     for side in (fz >= 0, fz <= 0):
@@ -152,10 +165,12 @@ class PolygonStore:
         extra = t[torch.arange(t.shape[0], device=t.device), last][:, None].expand(-1, V - t.shape[1], -1)
         return torch.cat([t, extra], 1)
 
-    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor) -> torch.Tensor:
-        """Split polygons ``idx`` along their values ``f`` (S, V); returns the slots of the new children."""
+    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, err: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V) (``err``: see :func:`split_pairs`); returns
+        the slots of the new children."""
         S = idx.shape[0]
-        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol)
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, err)
         V_need = int(torch.maximum(first[1].max(), second[1].max()))
         self._grow(self.count + S, V_need)
         new = torch.arange(self.count, self.count + S, device=idx.device)

@@ -79,6 +79,23 @@ def crossing(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Ten
     return x, radius
 
 
+def crossing_radius(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Tensor, au: torch.Tensor,
+                    av: torch.Tensor, eu: torch.Tensor, ev: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """(...) radius of the computed point ``xu + lam (xv - xu)`` (points (..., d)) on an edge whose ends have
+    exact values of opposite signs, of magnitudes within ``eu``, ``ev`` of the computed ``au``, ``av``: the
+    exact point is ``lam* = A / (A + B)`` along the exact edge, with lam* enclosed as in :func:`crossing`, so
+    the error is the ends' radius plus the edge's span times ``max(lam - lam_lo, lam_hi - lam)``."""
+    a_lo, a_hi = (au - eu).clamp_min(0), au + eu
+    b_lo, b_hi = (av - ev).clamp_min(0), av + ev
+    slack = 4 * UNIT_ROUNDOFF
+    lam_lo = torch.nan_to_num(a_lo / (a_lo + b_hi) * (1 - slack), nan=0.0).clamp(0.0, 1.0)
+    lam_hi = torch.nan_to_num(a_hi / (a_hi + b_lo) * (1 + slack), nan=1.0).clamp(0.0, 1.0)
+    width = torch.maximum(lam - lam_lo, lam_hi - lam).clamp_min(0) + 2 * UNIT_ROUNDOFF
+    span = (xv - xu).abs().amax(-1)
+    rounding = 3 * UNIT_ROUNDOFF * (xu.abs().amax(-1) + span) + SMALLEST_SUBNORMAL
+    return (torch.maximum(ru, rv) + span * width + rounding) * INFLATE
+
+
 def centre_radii(x: torch.Tensor, radius: torch.Tensor | None, valid: torch.Tensor, counts: torch.Tensor
                  ) -> torch.Tensor:
     """(P,) bounds on ``|c~ - c*|_inf`` for the vertex means of cells with vertices ``x`` (P, V, d) and radii
