@@ -34,13 +34,13 @@ from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
-from .polytopes import CellPartition, Facets, Polytopes, facets, split_signed, volumes, words_for
+from .polytopes import CellPartition, Facets, Polytopes, PolytopeStore, facets, split_signed, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
-from .vertex_bounds import centre_radii, product_error, value_errors
+from .vertex_bounds import MapErrors, centre_doubts, centre_radii, layer_errors, value_errors
 
 #: Most input dimensions of an exact partition (the box alone has 2^d vertices).
 MAX_DIMENSION = 12
@@ -95,15 +95,17 @@ class CellLimit:
 class _Step:
     """One round of cuts: ``pre`` maps the cells' states (P, d + 1, ·) to the round's pre-activation
     coefficients (P, d + 1, n) (rows: slopes, then the constant); ``pre_error`` bounds their rounding
-    entrywise, given the states' own error bounds (None: exact states); ``after`` gives the states once the
-    units' signs (P, n) are read, and ``after_error`` their error bounds; ``units`` are the global unit
+    entrywise (:class:`~regioncount.vertex_bounds.MapErrors`), given the states' own error bounds (None: exact
+    states; FFN: per row (P, d + 1), DEQ: entrywise); ``after`` gives the states once the units' signs (P, n)
+    are read, and ``after_error`` their error bounds (from the children's parent errors, the step's map
+    errors, the children's maps, their signs and their parents' indices); ``units`` are the global unit
     indices (bit = 2d + index)."""
 
     units: list[int]
     pre: Callable[[torch.Tensor], torch.Tensor]
     after: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-    pre_error: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-    after_error: Callable[[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    pre_error: Callable[[torch.Tensor, torch.Tensor | None], MapErrors]
+    after_error: Callable[[torch.Tensor | None, MapErrors, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _ffn_steps(model: FFN, d: int, device: torch.device, input_error: torch.Tensor | None
@@ -118,16 +120,15 @@ def _ffn_steps(model: FFN, d: int, device: torch.device, input_error: torch.Tens
             Z[:, -1] += bias
             return Z
 
-        def pre_error(s: torch.Tensor, es: torch.Tensor | None, weight: torch.Tensor = weight,
-                      bias: torch.Tensor = bias, layer: int = layer) -> torch.Tensor:
-            if layer == 0:  # the identity times W is exact; only a folded-in embedding carries an error
-                base = torch.zeros(s.shape[0], d + 1, weight.shape[0], dtype=DTYPE, device=device)
-                return base if input_error is None else base + input_error.to(device)[None]
-            return product_error(s, es, weight, bias)
+        def pre_error(s: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor = weight,
+                      bias: torch.Tensor = bias, layer: int = layer) -> MapErrors:
+            # the first layer multiplies the identity: exact, but for a folded-in embedding's error
+            return layer_errors(s, rows, weight, bias, exact=layer == 0,
+                                shared=input_error.to(device) if layer == 0 and input_error is not None else None)
 
-        def after_error(es: torch.Tensor | None, EZ: torch.Tensor, Z: torch.Tensor, active: torch.Tensor
-                        ) -> torch.Tensor:
-            return EZ * active[:, None, :].to(DTYPE)
+        def after_error(rows: torch.Tensor | None, EZ: MapErrors, Z: torch.Tensor, active: torch.Tensor,
+                        origin: torch.Tensor) -> torch.Tensor:
+            return EZ.row_max().index_select(0, origin)  # masking only removes entries
 
         steps.append(_Step(list(range(first, first + weight.shape[0])), pre,
                            lambda s, Z, active: Z * active[:, None, :].to(DTYPE), pre_error, after_error))
@@ -153,12 +154,13 @@ def _deq_steps(model: DEQ, d: int, device: torch.device, input_error: torch.Tens
         def pre(z: torch.Tensor, t: int = t, row: torch.Tensor = row) -> torch.Tensor:
             return (Q[:, t] + z @ row)[..., None]
 
-        def pre_error(z: torch.Tensor, ez: torch.Tensor | None, t: int = t, row: torch.Tensor = row) -> torch.Tensor:
+        def pre_error(z: torch.Tensor, ez: torch.Tensor | None, t: int = t, row: torch.Tensor = row) -> MapErrors:
             load = z.abs() * g if ez is None else torch.addcmul(ez, z.abs(), torch.full_like(z, g))
             err = load @ row.abs() + g * Q[:, t].abs()
             if EQ is not None:
                 err = err + EQ[:, t]
-            return ((err + (m + 2) * SMALLEST_SUBNORMAL) * INFLATE)[..., None]
+            dense = ((err + (m + 2) * SMALLEST_SUBNORMAL) * INFLATE)[..., None]
+            return MapErrors(None, None, None, None, torch.zeros(d + 1, 1, dtype=DTYPE, device=device), dense)
 
         def after(z: torch.Tensor, r: torch.Tensor, active: torch.Tensor, t: int = t,
                   scale: torch.Tensor = scale) -> torch.Tensor:
@@ -166,11 +168,13 @@ def _deq_steps(model: DEQ, d: int, device: torch.device, input_error: torch.Tens
             z[:, :, t] = r[:, :, 0] * active[:, None, 0].to(DTYPE) / scale
             return z
 
-        def after_error(ez: torch.Tensor | None, EZ: torch.Tensor, Z: torch.Tensor, active: torch.Tensor,
-                        t: int = t, scale: torch.Tensor = scale) -> torch.Tensor:
+        def after_error(ez: torch.Tensor | None, EZ: MapErrors, Z: torch.Tensor, active: torch.Tensor,
+                        origin: torch.Tensor, t: int = t, scale: torch.Tensor = scale) -> torch.Tensor:
             # |r~ / fl(1 - w) (1 + d1) - r / (1 - w)| <= (E_r (1 + 2u) + 2.1 u |r~|) / |fl(1 - w)|
             out = torch.zeros_like(Z.expand(-1, -1, m)) if ez is None else ez.clone()
-            column = (EZ[:, :, 0] * (1 + 2 * UNIT_ROUNDOFF) + 2.1 * UNIT_ROUNDOFF * Z[:, :, 0].abs()) / scale.abs()
+            assert EZ.dense is not None
+            E_r = EZ.dense.index_select(0, origin)[:, :, 0]
+            column = (E_r * (1 + 2 * UNIT_ROUNDOFF) + 2.1 * UNIT_ROUNDOFF * Z[:, :, 0].abs()) / scale.abs()
             out[:, :, t] = column * active[:, None, 0].to(DTYPE) * INFLATE
             return out
 
@@ -243,18 +247,21 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1) + reach_r  # widened by the radii
         low_end = Z[:, d] + torch.minimum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
         high_end = Z[:, d] + torch.maximum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
-        reach = torch.maximum(lo_x.abs(), hi_x.abs())[..., None]  # (P0, d, 1)
-        bound = ((EZ[:, :d] + g * Z[:, :d].abs()) * reach).sum(1) + EZ[:, d] + g * Z[:, d].abs()
-        band = torch.nan_to_num(torch.maximum(tol, bound * INFLATE), nan=torch.inf)
+        reach = torch.maximum(lo_x.abs(), hi_x.abs())  # (P0, d)
+        reach1 = torch.cat([reach, torch.ones_like(reach[:, :1])], 1)  # (P0, d + 1): the constant row's weight
+        # |exact - computed| of the unit's value anywhere in the widened bounding box: map errors and rounding
+        bound = (EZ.weighted(reach1) + g * ((Z[:, :d].abs() * reach[..., None]).sum(1) + Z[:, d].abs())) * INFLATE
+        band = torch.nan_to_num(torch.maximum(tol, bound), nan=torch.inf)
         # unit j's hyperplane may cut cell p (its exact value may take both signs on the exact cell), or come
         # within the tolerance of it (its vertices are then tested: a sliver must not pass unseen)
         candidate = (low_end <= band) & (high_end >= -band) & ~silent[step.units][None]  # (P0, n)
         origin = torch.arange(cells.count, device=device)
+        store = PolytopeStore(cells, capacity=2 * cells.count + 16)
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            zj, ezj = Z[origin[idx], :, j], EZ[origin[idx], :, j]  # (S, d + 1)
+            zj, ezj = Z[origin[idx], :, j], EZ.column(origin[idx], j)  # (S, d + 1)
             xs = cells.x[idx]
             f = (xs @ zj[:, :d, None])[..., 0] + zj[:, d:]
             err = value_errors(xs, cells.radius[idx], zj, ezj)
@@ -268,22 +275,22 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
             cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
             if cut.numel() == 0:
                 continue
-            plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit)
-            V = max(cells.V, plus.V, minus.V)
-            cells, plus, minus = cells.padded(V), plus.padded(V), minus.padded(V)
-            cells.replace(idx[cut], plus)
-            cells = cells.concatenated(minus)
+            plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit,
+                                       zj[cut], ezj[cut])
+            store.widen(max(plus.V, minus.V))
+            store.replace(idx[cut], plus)
+            store.append(minus)
+            cells = store.view()
             origin = torch.cat([origin, origin[idx[cut]]])
             limit.check(cells)
+        cells = store.view()
         valid = cells.valid()
         centre = cells.centres()
         radius_c = centre_radii(cells.x, cells.radius, valid, cells.n)  # (P,)
-        Zo, EZo = Z.index_select(0, origin), EZ.index_select(0, origin)
+        Zo = Z.index_select(0, origin)
         pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
-        pre_err = (torch.einsum("pi,pin->pn", centre.abs(), EZo[:, :d] + g * Zo[:, :d].abs()) + EZo[:, d]
-                   + g * Zo[:, d].abs() + radius_c[:, None] * (Zo[:, :d].abs() + EZo[:, :d]).sum(1)) * INFLATE
+        doubt = centre_doubts(pre, Z, EZ, bound, origin, radius_c, d) & ~silent[step.units][None]
         tol_o = tol.index_select(0, origin)
-        doubt = ~(pre.abs() > pre_err) & ~silent[step.units][None]
         if bool(doubt.any()):
             doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
         active = torch.where(doubt, pre > tol_o, pre > 0)
@@ -292,7 +299,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         bits[:, step.units] = active
         parent_state = state.index_select(0, origin)
         state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
-                                       EZo, Zo, active)
+                                       EZ, Zo, active, origin)
         state = step.after(parent_state, Zo, active)
     on_device = model.to(device)
     if isinstance(on_device, FFN):

@@ -43,13 +43,13 @@ from .forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from .geometry import Box, Plane, resolve_plane
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
-from .polygons import Polygons, PolygonStore, rectangle
+from .polygons import BOUND_CHANNELS, Polygons, PolygonStore, rectangle, rectangle_bounds
 from .polytopes import Polytopes
 from .results import PlanePartition
 from .sampled import packed_patterns_at
 from .tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from .tolerances import PLANE_ZERO_TOL as ZERO_TOL
-from .vertex_bounds import centre_radii, product_error, value_errors
+from .vertex_bounds import centre_doubts, centre_radii, layer_errors, value_errors
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -94,7 +94,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     polys = rectangle(plane.low, plane.high, device)
     state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
     state_error: torch.Tensor | None = None  # the plane itself is exact
-    radius: torch.Tensor | None = None  # (P, V) vertex radii; the rectangle's corners are exact
+    bounds = rectangle_bounds(plane.low, plane.high, device)  # (P, V, 7): radius, outgoing line and its error
     bits: torch.Tensor | None = None
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
@@ -105,30 +105,30 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         first += weight.shape[0]
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
-        EZ = product_error(state, state_error, weight, bias)  # (P0, 3, n) bounds on their rounding
+        EZ = layer_errors(state, state_error, weight, bias)  # bounds on their rounding (factored)
         valid = polys.valid()
-        r_max = torch.zeros(polys.count, 1, dtype=DTYPE, device=device) if radius is None else \
-            torch.where(valid, radius, 0.0).amax(1)[:, None]
+        r_max = torch.where(valid, bounds[..., 0], 0.0).amax(1)[:, None]
         lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
         sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
         bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
-        reach = torch.maximum(lo_xy.abs(), hi_xy.abs())[..., None]  # (P0, 2, 1)
-        band = ((EZ[:, :2] + g * Z[:, :2].abs()) * reach).sum(1) + EZ[:, 2] + g * Z[:, 2].abs()
-        band = torch.nan_to_num(band * INFLATE, nan=torch.inf)
+        reach = torch.maximum(lo_xy.abs(), hi_xy.abs())  # (P0, 2)
+        reach1 = torch.cat([reach, torch.ones_like(reach[:, :1])], 1)
+        bound = (EZ.weighted(reach1) + g * (Z[:, 0].abs() * reach[:, :1] + Z[:, 1].abs() * reach[:, 1:]
+                                            + Z[:, 2].abs())) * INFLATE
+        band = torch.nan_to_num(bound, nan=torch.inf)
         # the line may cross polygon p (the exact map may take both signs on the exact polygon)
         candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
-        store = PolygonStore(polys, 1, capacity=2 * polys.count + 16, flags=candidates)
-        if radius is not None:
-            store.values[:polys.count, :radius.shape[1], 0] = radius
+        store = PolygonStore(polys, BOUND_CHANNELS, capacity=2 * polys.count + 16, flags=candidates)
+        store.values[:polys.count, :bounds.shape[1]] = bounds
         for j in range(weight.shape[0]):
             assert store.flags is not None
             idx = store.flags[:store.count, j].nonzero().flatten()
             if idx.numel() == 0:
                 continue
             origin = store.origin[idx]
-            zj, ezj = Z[origin, :, j], EZ[origin, :, j]  # (S, 3)
+            zj, ezj = Z[origin, :, j], EZ.column(origin, j)  # (S, 3)
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
             err = value_errors(xy, store.values[idx, :, 0], zj, ezj)
@@ -137,25 +137,21 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            store.split(idx[real], f[real], torch.zeros_like(f[real]), err[real])
+            store.split(idx[real], f[real], torch.zeros_like(f[real]), err[real], zj[real], ezj[real])
             limit.check(store.count)
         polys = store.polygons()
-        radius = store.values[:store.count, :, 0].clone()
+        bounds = store.values[:store.count].clone()
         origin = store.origin[:store.count]
         valid = polys.valid()
         centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
-        radius_c = centre_radii(polys.xy, radius, valid, polys.n)
-        Zo, EZo = Z.index_select(0, origin), EZ.index_select(0, origin)  # (P, 3, n), fresh copies
+        radius_c = centre_radii(polys.xy, bounds[..., 0], valid, polys.n)
+        Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
-        pre_err = (centre[:, :1].abs() * (EZo[:, 0] + g * Zo[:, 0].abs())
-                   + centre[:, 1:].abs() * (EZo[:, 1] + g * Zo[:, 1].abs()) + EZo[:, 2] + g * Zo[:, 2].abs()
-                   + radius_c[:, None] * (Zo[:, :2].abs() + EZo[:, :2]).sum(1)) * INFLATE
-        if bool((~(pre.abs() > pre_err) & ~silent).any()):
+        if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
             return polys, bits, None, None, 0, 1, 0
         active = pre > 0
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
-        mask = active[:, None, :].to(DTYPE)
-        state, state_error = Zo.mul_(mask), EZo.mul_(mask)
+        state, state_error = Zo.mul_(active[:, None, :].to(DTYPE)), EZ.row_max().index_select(0, origin)
     readout, out_bias = model.weights[-1], model.biases[-1]
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)

@@ -63,14 +63,18 @@ def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.dev
 
 
 def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor,
-                err: torch.Tensor | None = None):
+                err: torch.Tensor | None = None, cut_map: torch.Tensor | None = None,
+                cut_error: torch.Tensor | None = None):
     """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
     children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
     to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones).
 
-    With ``err`` (S, V), bounds on the values' errors whose signs are all proven (``|f| > err``), the last
-    value channel holds each vertex's radius (:mod:`regioncount.vertex_bounds`), and a new vertex gets the
-    radius of :func:`~regioncount.vertex_bounds.crossing_radius` instead of an interpolated one."""
+    With ``err`` (S, V), bounds on the values' errors whose signs are all proven (``|f| > err``), the value
+    channels are :data:`BOUND_CHANNELS` (:mod:`regioncount.vertex_bounds`): each vertex's radius, then the map
+    (a_s, a_t, c) of the line its outgoing edge lies on and that map's entrywise error.  A new vertex gets
+    the smaller of :func:`~regioncount.vertex_bounds.crossing_radius` and the fresh bound from its two lines
+    (the edge's and the cut's, ``cut_map`` (S, 3) with ``cut_error``), and the outgoing line of its child:
+    the cut where the child's boundary leaves along it, the old edge's line where it enters."""
     S, V = f.shape
     device = f.device
     k = torch.arange(V, device=device)[None, :]
@@ -83,17 +87,35 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     both = torch.cat([xy, values], 2)  # (S, V, 2 + c)
     nb = torch.gather(both, 1, nxt[..., None].expand_as(both))
     cut = both + lam * (nb - both)
+    cuts = [cut, cut]
     if err is not None:
-        from .vertex_bounds import crossing_radius
+        from .vertex_bounds import constraint_residuals, crossing_radius, inverse_norm_bounds
 
-        e_next = torch.gather(err, 1, nxt)
-        radius = crossing_radius(xy, nb[..., :2], values[..., -1], nb[..., -1], fz.abs(), f_next.abs(), err, e_next,
-                                 lam[..., 0])
-        cut[..., -1] = torch.where(crossing, radius, cut[..., -1])
-    slots = torch.stack([both, cut], 2).reshape(S, 2 * V, both.shape[2])
+        rows, cols = crossing.nonzero(as_tuple=True)  # only the new vertices need bounds
+        nc = nxt[rows, cols]
+        radius = crossing_radius(xy[rows, cols], xy[rows, nc], values[rows, cols, 0], values[rows, nc, 0],
+                                 fz[rows, cols].abs(), fz[rows, nc].abs(), err[rows, cols], err[rows, nc],
+                                 lam[rows, cols, 0])
+        point = cut[rows, cols, :2]
+        if cut_map is not None and cut_error is not None:
+            edge_map, edge_err = values[rows, cols, 1:4], values[rows, cols, 4:7]  # the line of edge k -> k + 1
+            maps = torch.stack([edge_map, cut_map[rows]], 1)  # (C, 2, 3)
+            errors = torch.stack([edge_err, cut_error[rows]], 1)
+            fresh = inverse_norm_bounds(maps[..., :2], errors[..., :2]) \
+                * constraint_residuals(point, maps, errors).amax(1)
+            radius = torch.minimum(radius, torch.nan_to_num(fresh, nan=torch.inf))
+            cuts = []
+            for leaving in (fz[rows, cols] > 0, fz[rows, cols] < 0):  # the child keeps vertex k: it leaves along the cut
+                c = cut.clone()
+                c[rows, cols, 3:6] = torch.where(leaving[:, None], cut_map[rows], edge_map)
+                c[rows, cols, 6:9] = torch.where(leaving[:, None], cut_error[rows], edge_err)
+                cuts.append(c)
+        for c in cuts:
+            c[rows, cols, 2] = radius
     out = []
     V_new = V + 1
-    for side in (fz >= 0, fz <= 0):
+    for side, c in zip((fz >= 0, fz <= 0), cuts):
+        slots = torch.stack([both, c], 2).reshape(S, 2 * V, both.shape[2])
         keep = torch.stack([side & valid, crossing], 2).reshape(S, 2 * V)
         count = keep.sum(1)
         position = torch.where(keep, torch.cumsum(keep.long(), 1) - 1, torch.full_like(keep, V_new, dtype=torch.long))
@@ -104,6 +126,20 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
         child = torch.gather(child, 1, pad[..., None].expand(-1, -1, both.shape[2]))
         out.append((child[..., :2], count, child[..., 2:]))
     return out[0], out[1]
+
+
+#: Value channels of a polygon store that tracks vertex bounds: radius, outgoing line (3), its error (3).
+BOUND_CHANNELS = 7
+
+
+def rectangle_bounds(low: tuple[float, ...], high: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """(1, 4, 7) bound channels of :func:`rectangle`'s corners: radius 0 and the exact lines of their
+    outgoing edges (y = y0, x = x1, y = y1, x = x0), written a_s s + a_t t + c = 0."""
+    (x0, y0), (x1, y1) = low, high
+    lines = [[0.0, 1.0, -y0], [1.0, 0.0, -x1], [0.0, 1.0, -y1], [1.0, 0.0, -x0]]
+    out = torch.zeros(1, 4, BOUND_CHANNELS, dtype=torch.float64, device=device)
+    out[0, :, 1:4] = torch.tensor(lines, dtype=torch.float64, device=device)
+    return out
 
 
 class PolygonStore:
@@ -165,12 +201,13 @@ class PolygonStore:
         extra = t[torch.arange(t.shape[0], device=t.device), last][:, None].expand(-1, V - t.shape[1], -1)
         return torch.cat([t, extra], 1)
 
-    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, err: torch.Tensor | None = None
-              ) -> torch.Tensor:
-        """Split polygons ``idx`` along their values ``f`` (S, V) (``err``: see :func:`split_pairs`); returns
-        the slots of the new children."""
+    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, err: torch.Tensor | None = None,
+              cut_map: torch.Tensor | None = None, cut_error: torch.Tensor | None = None) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V) (``err``, ``cut_map``, ``cut_error``: see
+        :func:`split_pairs`); returns the slots of the new children."""
         S = idx.shape[0]
-        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, err)
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, err, cut_map,
+                                    cut_error)
         V_need = int(torch.maximum(first[1].max(), second[1].max()))
         self._grow(self.count + S, V_need)
         new = torch.arange(self.count, self.count + S, device=idx.device)

@@ -12,7 +12,7 @@ hyperplane repeated), where counting tight constraints does not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,13 +35,20 @@ def words_for(constraints: int) -> int:
 
 @dataclass
 class Polytopes:
-    """``radius`` (P, V), when given, bounds each vertex's distance (max norm) from the exact vertex where its
-    tight constraints meet (:mod:`regioncount.vertex_bounds`); None where nobody tracks it."""
+    """``fields`` holds optional per-vertex data (each (P, V, ...)), carried through selection, padding and
+    cuts: ``radius`` (P, V) bounds each vertex's distance (max norm) from the exact vertex where its tight
+    constraints meet; ``basis`` (P, V, d, d + 1) the affine maps (slopes, constant) of d of those
+    constraints, ``basis_error`` their entrywise errors and ``basis_bits`` (P, V, d) their constraint bits
+    (:mod:`regioncount.vertex_bounds`)."""
 
     x: torch.Tensor
     n: torch.Tensor
     tight: torch.Tensor
-    radius: torch.Tensor | None = None
+    fields: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def radius(self) -> torch.Tensor | None:
+        return self.fields.get("radius")
 
     @property
     def count(self) -> int:
@@ -61,31 +68,32 @@ class Polytopes:
 
     def select(self, index: torch.Tensor) -> Polytopes:
         return Polytopes(self.x[index], self.n[index], self.tight[index],
-                         None if self.radius is None else self.radius[index])
+                         {k: v[index] for k, v in self.fields.items()})
 
     def padded(self, V: int) -> Polytopes:
         """The same polytopes with ``V`` vertex rows (V >= the largest count), padding repeating vertex 0."""
         if V == self.V:
             return self
         if V < self.V:
-            return Polytopes(self.x[:, :V], self.n, self.tight[:, :V],
-                             None if self.radius is None else self.radius[:, :V])
-        extra = V - self.V
-        radius = None if self.radius is None else torch.cat([self.radius, self.radius[:, :1].expand(-1, extra)], 1)
-        return Polytopes(torch.cat([self.x, self.x[:, :1].expand(-1, extra, -1)], 1), self.n,
-                         torch.cat([self.tight, self.tight[:, :1].expand(-1, extra, -1)], 1), radius)
+            return Polytopes(self.x[:, :V], self.n, self.tight[:, :V], {k: v[:, :V] for k, v in self.fields.items()})
+
+        def pad(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t[:, :1].expand(-1, V - self.V, *t.shape[2:])], 1)
+
+        return Polytopes(pad(self.x), self.n, pad(self.tight), {k: pad(v) for k, v in self.fields.items()})
 
     def concatenated(self, other: Polytopes) -> Polytopes:
-        """These polytopes followed by ``other`` (same V and words)."""
-        radius = None if self.radius is None or other.radius is None else torch.cat([self.radius, other.radius])
+        """These polytopes followed by ``other`` (same V and words; fields both have)."""
         return Polytopes(torch.cat([self.x, other.x]), torch.cat([self.n, other.n]),
-                         torch.cat([self.tight, other.tight]), radius)
+                         torch.cat([self.tight, other.tight]),
+                         {k: torch.cat([v, other.fields[k]]) for k, v in self.fields.items() if k in other.fields})
 
     def replace(self, slots: torch.Tensor, other: Polytopes) -> None:
         """Overwrite polytopes ``slots`` with ``other`` (same V and words), in place."""
         self.x[slots], self.n[slots], self.tight[slots] = other.x, other.n, other.tight
-        if self.radius is not None and other.radius is not None:
-            self.radius[slots] = other.radius
+        for k, v in self.fields.items():
+            if k in other.fields:
+                v[slots] = other.fields[k]
 
     def has_bits(self, first: int, last: int) -> torch.Tensor:
         """(P, V) whether a real vertex has any constraint bit in [first, last) set."""
@@ -94,6 +102,68 @@ class Polytopes:
             word, mask = bit_mask(bit)
             hit |= (self.tight[..., word] & mask) != 0
         return hit & self.valid()
+
+
+class PolytopeStore:
+    """A growable batch of polytopes: rows are allocated with spare capacity (doubling), so adding the S
+    children of a cut costs O(S), not a copy of every polytope (the cost of ``torch.cat`` per cut)."""
+
+    def __init__(self, poly: Polytopes, capacity: int = 1024) -> None:
+        self.count = poly.count
+        cap = max(capacity, poly.count)
+        self._arrays = {"x": poly.x, "n": poly.n, "tight": poly.tight, **{f"f:{k}": v for k, v in poly.fields.items()}}
+        self._arrays = {k: self._allocate(v, cap) for k, v in self._arrays.items()}
+
+    @staticmethod
+    def _allocate(t: torch.Tensor, rows: int) -> torch.Tensor:
+        out = torch.empty(rows, *t.shape[1:], dtype=t.dtype, device=t.device)
+        out[:t.shape[0]] = t
+        return out
+
+    @property
+    def V(self) -> int:
+        return int(self._arrays["x"].shape[1])
+
+    def view(self) -> Polytopes:
+        """The polytopes held, as views (no copy)."""
+        a, c = self._arrays, self.count
+        return Polytopes(a["x"][:c], a["n"][:c], a["tight"][:c],
+                         {k[2:]: v[:c] for k, v in a.items() if k.startswith("f:")})
+
+    def widen(self, V: int) -> None:
+        """Room for at least ``V`` vertices per polytope (padding repeats vertex 0), with a quarter to spare,
+        so that a count growing one vertex at a time does not copy the store every time."""
+        if V <= self.V:
+            return
+        extra = max(V, self.V + max(2, self.V // 4)) - self.V
+        for k, t in self._arrays.items():
+            if k != "n":
+                self._arrays[k] = torch.cat([t, t[:, :1].expand(-1, extra, *t.shape[2:])], 1)
+
+    def replace(self, slots: torch.Tensor, other: Polytopes) -> None:
+        """Overwrite polytopes ``slots`` with ``other`` (padded to this store's V)."""
+        other = other.padded(self.V)
+        a = self._arrays
+        a["x"][slots], a["n"][slots], a["tight"][slots] = other.x, other.n, other.tight
+        for k, v in other.fields.items():
+            if f"f:{k}" in a:
+                a[f"f:{k}"][slots] = v
+
+    def append(self, other: Polytopes) -> None:
+        """Add ``other`` (padded to this store's V) after the polytopes held."""
+        other = other.padded(self.V)
+        need = self.count + other.count
+        cap = self._arrays["x"].shape[0]
+        if need > cap:
+            while cap < need:
+                cap *= 2
+            self._arrays = {k: self._allocate(v[:self.count], cap) for k, v in self._arrays.items()}
+        a, c = self._arrays, self.count
+        a["x"][c:need], a["n"][c:need], a["tight"][c:need] = other.x, other.n, other.tight
+        for k, v in other.fields.items():
+            if f"f:{k}" in a:
+                a[f"f:{k}"][c:need] = v
+        self.count = need
 
 
 @dataclass
@@ -128,8 +198,15 @@ def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, devic
         for side in (0, 1):
             word, mask = bit_mask(2 * i + side)
             tight[:, word] |= torch.where(corners[:, i] == side, mask, 0)
-    return Polytopes(x[None], torch.tensor([x.shape[0]], device=device), tight[None],
-                     torch.zeros(1, x.shape[0], dtype=dtype, device=device))
+    # each corner's basis: the d box faces through it, x_i - bound_i = 0 (exact maps)
+    V = x.shape[0]
+    basis = torch.zeros(V, d, d + 1, dtype=dtype, device=device)
+    basis[:, torch.arange(d), torch.arange(d)] = 1.0
+    basis[:, torch.arange(d), d] = -x
+    bits = 2 * torch.arange(d, device=device)[None] + corners.long()
+    fields = {"radius": torch.zeros(1, V, dtype=dtype, device=device), "basis": basis[None],
+              "basis_error": torch.zeros_like(basis)[None], "basis_bits": bits[None]}
+    return Polytopes(x[None], torch.tensor([V], device=device), tight[None], fields)
 
 
 def popcount(words: torch.Tensor) -> torch.Tensor:
@@ -169,35 +246,31 @@ def _crossing_edges(poly: Polytopes, above: torch.Tensor, below: torch.Tensor) -
 
 
 def _assemble(poly: Polytopes, keep: torch.Tensor, owner: torch.Tensor, x_new: torch.Tensor,
-              tight_new: torch.Tensor, r_new: torch.Tensor | None = None) -> Polytopes:
-    """Children: the kept vertices of each polytope, then its new vertices (``owner`` sorted ascending)."""
-    S, d, K = poly.count, poly.x.shape[2], poly.tight.shape[2]
+              tight_new: torch.Tensor, fields_new: dict[str, torch.Tensor] | None = None) -> Polytopes:
+    """Children: the kept vertices of each polytope, then its new vertices (``owner`` sorted ascending);
+    the per-vertex fields that ``fields_new`` gives for the new vertices are carried, the others dropped."""
+    S = poly.count
     device = poly.x.device
     kept = keep.sum(1)
     new = torch.bincount(owner, minlength=S)
     n = kept + new
     V = int(n.max())
-    x = torch.zeros(S, V, d, dtype=poly.x.dtype, device=device)
-    tight = torch.zeros(S, V, K, dtype=torch.int64, device=device)
     ks, kv = keep.nonzero().unbind(1)
-    slot = (torch.cumsum(keep.long(), 1) - 1)[ks, kv]
-    x[ks, slot], tight[ks, slot] = poly.x[ks, kv], poly.tight[ks, kv]
+    kslot = (torch.cumsum(keep.long(), 1) - 1)[ks, kv]
     first = torch.cumsum(new, 0) - new
     rank = torch.arange(owner.shape[0], device=device) - first[owner]
-    slot = kept[owner] + rank
-    radius = None
-    if poly.radius is not None and r_new is not None:
-        radius = torch.zeros(S, V, dtype=poly.x.dtype, device=device)
-        radius[ks, (torch.cumsum(keep.long(), 1) - 1)[ks, kv]] = poly.radius[ks, kv]
-    x[owner, slot], tight[owner, slot] = x_new, tight_new
+    nslot = kept[owner] + rank
     pad = torch.arange(V, device=device)[None] >= n[:, None]
-    x = torch.where(pad[..., None], x[:, :1], x)
-    tight = torch.where(pad[..., None], tight[:, :1], tight)
-    if radius is not None:
-        assert r_new is not None
-        radius[owner, slot] = r_new
-        radius = torch.where(pad, radius[:, :1], radius)
-    return Polytopes(x, n, tight, radius)
+
+    def place(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(S, V, *old.shape[2:], dtype=old.dtype, device=device)
+        out[ks, kslot] = old[ks, kv]
+        out[owner, nslot] = fresh
+        mask = pad.reshape(S, V, *([1] * (old.dim() - 2)))
+        return torch.where(mask, out[:, :1], out)
+
+    fields = {k: place(v, fields_new[k]) for k, v in poly.fields.items() if fields_new and k in fields_new}
+    return Polytopes(place(poly.x, x_new), n, place(poly.tight, tight_new), fields)
 
 
 def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) -> tuple[Polytopes, Polytopes]:
@@ -216,7 +289,7 @@ def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) ->
     tight[..., word] |= torch.where(on, mask, 0)
     marked = Polytopes(poly.x, poly.n, tight)
     s, u, v = _crossing_edges(marked, above, below).unbind(1)
-    fu, fv = f[s, u], f[s, v]
+    fu, fv = f[s, u], f[s, v]  # (children carry no per-vertex fields)
     lam = (fu / (fu - fv))[:, None]
     x_new = poly.x[s, u] + (poly.x[s, v] - poly.x[s, u]) * lam
     tight_new = tight[s, u] & tight[s, v]
@@ -225,15 +298,16 @@ def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) ->
             _assemble(marked, below | on, s, x_new, tight_new))
 
 
-def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torch.Tensor, bit: int
-                 ) -> tuple[Polytopes, Polytopes]:
+def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torch.Tensor, bit: int,
+                 cut_map: torch.Tensor, cut_error: torch.Tensor) -> tuple[Polytopes, Polytopes]:
     """Cut S polytopes along an affine function whose sign at every vertex is decided: ``side`` (S, V) is
     +1, 0 or -1 (proven by ``|f| > err`` or decided exactly), with ``f`` (S, V) the computed values and
-    ``err`` their error bounds.  Each polytope has a vertex on each strict side.  Vertices with side 0 go to
-    both children marked tight at ``bit``; each edge from a + vertex to a - vertex gives a new vertex
-    (:func:`regioncount.vertex_bounds.crossing`: the point and its radius from the enclosures of the two
-    exact values), tight at the edge's common constraints and at ``bit``."""
-    from .vertex_bounds import crossing
+    ``err`` their error bounds; ``cut_map`` (S, d + 1) is the function's map and ``cut_error`` its entrywise
+    error.  Each polytope has a vertex on each strict side.  Vertices with side 0 go to both children
+    marked tight at ``bit``; each edge from a + vertex to a - vertex gives a new vertex, tight at the edge's
+    common constraints and at ``bit``, placed by the enclosures of the two exact values and bounded by
+    :func:`regioncount.vertex_bounds.new_vertices` (its basis: the edge's constraints and the cut)."""
+    from .vertex_bounds import new_vertices
 
     valid = poly.valid()
     above = (side > 0) & valid
@@ -242,16 +316,13 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     word, mask = bit_mask(bit)
     tight = poly.tight.clone()
     tight[..., word] |= torch.where(on, mask, 0)
-    marked = Polytopes(poly.x, poly.n, tight, poly.radius)
+    marked = Polytopes(poly.x, poly.n, tight, poly.fields)
     s, u, v = _crossing_edges(marked, above, below).unbind(1)
-    radius = poly.radius if poly.radius is not None else torch.zeros_like(f)
-    x_new, r_new = crossing(poly.x[s, u], poly.x[s, v], radius[s, u], radius[s, v], f[s, u], f[s, v],
-                            err[s, u], err[s, v])
+    x_new, fields_new = new_vertices(marked, s, u, v, f, err, cut_map, cut_error, bit)
     tight_new = tight[s, u] & tight[s, v]
     tight_new[:, word] |= mask
-    marked = Polytopes(poly.x, poly.n, tight, radius)
-    return (_assemble(marked, above | on, s, x_new, tight_new, r_new),
-            _assemble(marked, below | on, s, x_new, tight_new, r_new))
+    return (_assemble(marked, above | on, s, x_new, tight_new, fields_new),
+            _assemble(marked, below | on, s, x_new, tight_new, fields_new))
 
 
 def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch.Tensor]:

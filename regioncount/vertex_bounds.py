@@ -20,9 +20,16 @@ inflated by ``INFLATE`` for its own rounding; NaN or inf never proves anything (
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 
 from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
+from .magnitudes import safe_norm
+
+if TYPE_CHECKING:
+    from .polytopes import Polytopes
 
 
 def product_error(state: torch.Tensor, state_error: torch.Tensor | None, weight: torch.Tensor,
@@ -36,6 +43,81 @@ def product_error(state: torch.Tensor, state_error: torch.Tensor | None, weight:
     if bias is not None:
         out[:, -1] += g * bias.abs()
     return (out + (weight.shape[1] + 2) * SMALLEST_SUBNORMAL) * INFLATE
+
+
+@dataclass
+class MapErrors:
+    """Entrywise bounds on the rounding of a batch of affine maps (P, q, n) (q rows: slopes, then the
+    constant; n units), kept in factored form so that no (P, q, n) tensor of bounds is ever built:
+
+        E[p, r, j] <= row[p, r] w1[j] + norm[p, r] w2[j] + shared[r, j]  (+ dense[p, r, j])
+
+    For a layer product ``Z = s W^T + b`` (:func:`layer_errors`): ``row`` bounds the input state's entrywise
+    error per row, ``w1 = sum_k |W_jk|``, ``norm = gamma ||s_r||_2``, ``w2 = ||W_j||_2`` (Cauchy-Schwarz:
+    ``|s_r| . |W_j| <= ||s_r|| ||W_j||``), ``shared`` the bias's rounding and an underflow term.  Triangular
+    DEQ steps keep a small ``dense`` term instead."""
+
+    row: torch.Tensor | None
+    w1: torch.Tensor | None
+    norm: torch.Tensor | None
+    w2: torch.Tensor | None
+    shared: torch.Tensor
+    dense: torch.Tensor | None = None
+
+    def column(self, cells: torch.Tensor, j: int) -> torch.Tensor:
+        """(S, q) bounds of unit j on the cells ``cells`` (S,)."""
+        out = self.shared[:, j].expand(cells.shape[0], -1).clone()
+        if self.row is not None and self.w1 is not None:
+            out += self.row[cells] * self.w1[j]
+        if self.norm is not None and self.w2 is not None:
+            out += self.norm[cells] * self.w2[j]
+        if self.dense is not None:
+            out += self.dense[cells, :, j]
+        return out * INFLATE
+
+    def weighted(self, weights: torch.Tensor) -> torch.Tensor:
+        """(P, n): ``sum_r weights[p, r] E[p, r, :]`` for non-negative ``weights`` (P, q)."""
+        out = weights @ self.shared
+        if self.row is not None and self.w1 is not None:
+            out += (weights * self.row).sum(1, keepdim=True) * self.w1
+        if self.norm is not None and self.w2 is not None:
+            out += (weights * self.norm).sum(1, keepdim=True) * self.w2
+        if self.dense is not None:
+            out += torch.einsum("pr,prn->pn", weights, self.dense)
+        return out * INFLATE
+
+    def row_max(self) -> torch.Tensor:
+        """(P, q): the largest bound of each row over the units (the entrywise error of any masked map)."""
+        P = next(t.shape[0] for t in (self.row, self.norm, self.dense) if t is not None) \
+            if any(t is not None for t in (self.row, self.norm, self.dense)) else 1
+        out = self.shared.amax(1)[None].expand(P, -1).clone() if self.shared.shape[1] else \
+            self.shared.new_zeros(P, self.shared.shape[0])
+        if self.row is not None and self.w1 is not None and self.w1.numel():
+            out += self.row * self.w1.max()
+        if self.norm is not None and self.w2 is not None and self.w2.numel():
+            out += self.norm * self.w2.max()
+        if self.dense is not None:
+            out += self.dense.amax(2)
+        return out * INFLATE
+
+
+def layer_errors(state: torch.Tensor, state_rows: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor,
+                 exact: bool = False, shared: torch.Tensor | None = None) -> MapErrors:
+    """:class:`MapErrors` of ``Z = fl(state @ W^T)`` with ``b`` added to the last row, for a computed
+    ``state`` (P, q, w) whose entries in row r are within ``state_rows[p, r]`` (None: exact) of the exact
+    ones.  ``exact``: the product itself is known to be exact (the identity times W, plus b on a zero row);
+    ``shared`` (q, n): a further error common to every cell (a plane folded into the first layer)."""
+    q, n, w = state.shape[1], weight.shape[0], weight.shape[1]
+    g = gamma(w + 1)
+    extra = torch.zeros(q, n, dtype=state.dtype, device=state.device) if shared is None else shared.clone()
+    extra += (w + 2) * SMALLEST_SUBNORMAL
+    if exact:
+        norm = w2 = None
+    else:
+        norm, w2 = g * safe_norm(state, 2) * INFLATE, safe_norm(weight, 1) * INFLATE
+        extra[-1] += g * bias.abs()
+    w1 = None if state_rows is None else weight.abs().sum(1) * INFLATE
+    return MapErrors(state_rows, w1, norm, w2, extra * INFLATE)
 
 
 def value_errors(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tensor, coef_error: torch.Tensor
@@ -107,3 +189,100 @@ def centre_radii(x: torch.Tensor, radius: torch.Tensor | None, valid: torch.Tens
     if radius is None:
         return rounding * INFLATE
     return (torch.where(valid, radius, 0.0).amax(1) + rounding) * INFLATE
+
+
+def inverse_norm_bounds(M: torch.Tensor, EM: torch.Tensor) -> torch.Tensor:
+    """(E,) upper bounds on ``||M*^-1||_inf`` for every matrix ``M*`` within ``EM`` (E, d, d) of the computed
+    ``M`` (E, d, d), or ``inf`` where none is proven: with ``R ~ M^-1``, ``alpha = ||I - R M*|| <=
+    ||I - fl(R M)|| + gamma_{d+1} || |R| |M| || + || |R| EM ||``, and ``alpha < 1`` gives
+    ``||M*^-1|| <= ||R|| / (1 - alpha)``."""
+    d = M.shape[-1]
+    R, info = torch.linalg.inv_ex(M)
+    R = torch.nan_to_num(R, nan=0.0, posinf=0.0, neginf=0.0)
+    eye = torch.eye(d, dtype=M.dtype, device=M.device)
+    absR = R.abs()
+    alpha = (eye - R @ M).abs().sum(-1).amax(-1) \
+        + (gamma(d + 1) * (absR @ M.abs()) + absR @ EM).sum(-1).amax(-1)
+    alpha = alpha * INFLATE
+    bound = absR.sum(-1).amax(-1) / (1 - alpha) * INFLATE
+    ok = (info == 0) & (alpha < 1) & torch.isfinite(bound)
+    return torch.where(ok, bound, torch.inf)
+
+
+def constraint_residuals(x: torch.Tensor, maps: torch.Tensor, errors: torch.Tensor) -> torch.Tensor:
+    """(E, k) bounds on ``|a_i . x~ + c_i|`` for the exact maps within ``errors`` of ``maps`` (E, k, d + 1)
+    at the computed points ``x`` (E, d): the computed value, its rounding and the maps' errors."""
+    d = x.shape[1]
+    a, c = maps[..., :d], maps[..., d]
+    g = gamma(d + 1)
+    value = (a @ x[..., None])[..., 0] + c
+    slack = ((errors[..., :d] + g * a.abs()) @ x.abs()[..., None])[..., 0] + errors[..., d] + g * c.abs()
+    return (value.abs() + slack + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE
+
+
+def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, f: torch.Tensor, err: torch.Tensor,
+                 cut_map: torch.Tensor, cut_error: torch.Tensor, bit: int
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The vertices where a cut meets the edges (``s``, ``u``, ``v``) (E,) of polytopes ``poly``
+    (:class:`~regioncount.polytopes.Polytopes`, ``u`` on the + side), and their fields.
+
+    The point is :func:`crossing`'s.  Its radius is the smaller of two bounds: :func:`crossing`'s, which
+    grows with every generation of cuts (each step multiplies the ends' radii by about ``1 / sin`` of the
+    cut's angle with the edge), and a fresh one from the vertex's own constraints, which does not: the edge's
+    d - 1 constraints (rows of the ends' bases tight at both ends) and the cut form ``M x + c = 0``, and
+    ``|x~ - x*|_inf <= ||M*^-1||_inf ||M* x~ + c*||_inf`` (:func:`inverse_norm_bounds`,
+    :func:`constraint_residuals`).  The new vertex's basis is those d constraints."""
+    d = poly.x.shape[2]
+    xu, xv = poly.x[s, u], poly.x[s, v]
+    radius = poly.fields.get("radius")
+    ru = radius[s, u] if radius is not None else torch.zeros_like(xu[:, 0])
+    rv = radius[s, v] if radius is not None else torch.zeros_like(xu[:, 0])
+    x, r_new = crossing(xu, xv, ru, rv, f[s, u], f[s, v], err[s, u], err[s, v])
+    if "basis" not in poly.fields or x.shape[0] == 0:
+        if x.shape[0] == 0 and "basis" in poly.fields:
+            empty = poly.fields
+            return x, {"radius": r_new, "basis": empty["basis"][:0, 0], "basis_error": empty["basis_error"][:0, 0],
+                       "basis_bits": empty["basis_bits"][:0, 0]}
+        return x, {"radius": r_new}
+    basis, basis_error, basis_bits = poly.fields["basis"], poly.fields["basis_error"], poly.fields["basis_bits"]
+    cand_bits = torch.cat([basis_bits[s, u], basis_bits[s, v]], 1)  # (E, 2d)
+    cand_map = torch.cat([basis[s, u], basis[s, v]], 1)  # (E, 2d, d + 1)
+    cand_err = torch.cat([basis_error[s, u], basis_error[s, v]], 1)
+    common = poly.tight[s, u] & poly.tight[s, v]  # (E, K)
+    words = torch.gather(common, 1, torch.div(cand_bits, 64, rounding_mode="floor"))
+    in_common = ((words >> (cand_bits % 64)) & 1) == 1
+    earlier = torch.ones(2 * d, 2 * d, dtype=torch.bool, device=x.device).tril(-1)
+    repeated = ((cand_bits[:, :, None] == cand_bits[:, None, :]) & earlier[None] & in_common[:, None, :]).any(2)
+    usable = in_common & ~repeated
+    order = torch.argsort((~usable).to(torch.int8), dim=1, stable=True)[:, :d - 1]
+    enough = usable.sum(1) >= d - 1
+    rows = torch.gather(cand_map, 1, order[..., None].expand(-1, -1, d + 1))
+    rows_err = torch.gather(cand_err, 1, order[..., None].expand(-1, -1, d + 1))
+    rows_bits = torch.gather(cand_bits, 1, order)
+    maps = torch.cat([rows, cut_map[s][:, None]], 1)  # (E, d, d + 1)
+    errors = torch.cat([rows_err, cut_error[s][:, None]], 1)
+    bits = torch.cat([rows_bits, torch.full((rows_bits.shape[0], 1), bit, dtype=rows_bits.dtype, device=x.device)], 1)
+    fresh = inverse_norm_bounds(maps[..., :d], errors[..., :d]) * constraint_residuals(x, maps, errors).amax(1)
+    fresh = torch.where(enough, fresh * INFLATE, torch.inf)
+    r_new = torch.minimum(r_new, torch.nan_to_num(fresh, nan=torch.inf))
+    return x, {"radius": r_new, "basis": maps, "basis_error": errors, "basis_bits": bits}
+
+
+def centre_doubts(pre: torch.Tensor, Z: torch.Tensor, EZ: MapErrors, bound: torch.Tensor, origin: torch.Tensor,
+                   radius_c: torch.Tensor, d: int) -> torch.Tensor:
+    """(P, n) the unit signs at the cells' centres that their error bounds do not prove.
+
+    A child's centre lies in its parent's bounding box, so its value's error is at most the parent's
+    ``bound`` (P0, n) plus the centre's radius times ``sum_r (|Z_r| + E_r)`` over the slope rows.  A coarse
+    test with each parent's largest bounds first (one pass over (P, n)), then the entries it leaves with
+    their own."""
+    slopes = Z[:, :d].abs().sum(1) + EZ.weighted(torch.cat([torch.ones_like(Z[:, :d, 0]),
+                                                            torch.zeros_like(Z[:, :1, 0])], 1))  # (P0, n)
+    coarse = bound.amax(1).index_select(0, origin) + radius_c * slopes.amax(1).index_select(0, origin)
+    rows, cols = torch.gt(pre.abs(), torch.nan_to_num(coarse, nan=torch.inf)[:, None] * INFLATE
+                          ).logical_not_().nonzero(as_tuple=True)
+    parent = origin[rows]
+    fine = (bound[parent, cols] + radius_c[rows] * slopes[parent, cols]) * INFLATE
+    doubt = torch.zeros_like(pre, dtype=torch.bool)
+    doubt[rows, cols] = ~(pre[rows, cols].abs() > fine)
+    return doubt
