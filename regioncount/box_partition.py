@@ -34,7 +34,7 @@ from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from .patterns import group_rows, layer_words, probe_pairs
-from .polytopes import CellPartition, Facets, Polytopes, PolytopeStore, facets, split_signed, volumes, words_for
+from .polytopes import CellPartition, ConstraintMaps, Facets, Polytopes, PolytopeStore, facets, split_signed, volumes, words_for
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
@@ -212,6 +212,67 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
     return found
 
 
+class _MapHistory:
+    """The maps of every constraint on the cells, as the subdivision made them: each step's coefficients
+    (P_s, d + 1, n_s) and their errors, kept for the cells of that step's start, and for the current cells
+    the index of their ancestor at each earlier step.  A vertex's basis names constraints by bit; their maps
+    on its cell are read from here (box faces are exact) to bound new vertices afresh
+    (:func:`regioncount.vertex_bounds.new_vertices`), without storing maps per vertex."""
+
+    def __init__(self, bx: Box, units: int, steps: list[_Step], device: torch.device) -> None:
+        d = bx.dim
+        self.d = d
+        self.step_of = torch.zeros(units, dtype=torch.long, device=device)
+        self.local_of = torch.zeros(units, dtype=torch.long, device=device)
+        for s, step in enumerate(steps):
+            index = torch.tensor(step.units, dtype=torch.long, device=device)
+            self.step_of[index] = s
+            self.local_of[index] = torch.arange(len(step.units), device=device)
+        self.low = torch.tensor(bx.low, dtype=DTYPE, device=device)
+        self.high = torch.tensor(bx.high, dtype=DTYPE, device=device)
+        self.Z: list[torch.Tensor] = []
+        self.EZ: list[MapErrors] = []
+        self.ancestors = torch.zeros(1, 0, dtype=torch.long, device=device)  # (P0, steps done)
+
+    def begin(self, Z: torch.Tensor, EZ: MapErrors) -> None:
+        self.Z.append(Z)
+        self.EZ.append(EZ)
+
+    def end(self, origin: torch.Tensor) -> None:
+        """The step is done: the new cells' parent at its start is ``origin``."""
+        self.ancestors = torch.cat([self.ancestors.index_select(0, origin), origin[:, None]], 1)
+
+    def of_cells(self, parents: torch.Tensor) -> ConstraintMaps:
+        """:meth:`maps` for a selection of cells whose step-start indices are ``parents``."""
+        return lambda rows, bits: self.maps(parents[rows], bits)
+
+    def maps(self, cells: torch.Tensor, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Maps (E, k, d + 1) and entrywise errors of constraints ``bits`` (E, k) on cells ``cells`` (E,)
+        (indices of the current step's start)."""
+        d = self.d
+        E, k = bits.shape
+        maps = torch.zeros(E, k, d + 1, dtype=DTYPE, device=bits.device)
+        errors = torch.zeros_like(maps)
+        face = bits < 2 * d
+        if bool(face.any()):
+            r, c = face.nonzero(as_tuple=True)
+            axis, side = torch.div(bits[r, c], 2, rounding_mode="floor"), bits[r, c] % 2
+            maps[r, c, axis] = 1.0
+            maps[r, c, d] = -torch.where(side == 1, self.high[axis], self.low[axis])
+        if bool((~face).any()):
+            r, c = (~face).nonzero(as_tuple=True)
+            unit = bits[r, c] - 2 * d
+            step, local = self.step_of[unit], self.local_of[unit]
+            current = len(self.Z) - 1
+            for s in torch.unique(step).tolist():
+                pick = step == s
+                rows, cols, j = r[pick], c[pick], local[pick]
+                owner = cells[rows] if s == current else self.ancestors[cells[rows], s]
+                maps[rows, cols] = self.Z[s][owner, :, j]
+                errors[rows, cols] = self.EZ[s].entries(owner, j)
+        return maps, errors
+
+
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
               exact: ExactCells | None = None, input_error: torch.Tensor | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
@@ -235,9 +296,11 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
     g = gamma(d + 1)
+    history = _MapHistory(bx, units, steps, device)
     for step in steps:
         Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
         EZ = step.pre_error(state, state_error)  # (P0, d + 1, n) bounds on their rounding
+        history.begin(Z, EZ)
         scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
         tol = scale * ZERO_TOL  # (P0, n): only for decisions the exact referee cannot take
         valid = cells.valid()
@@ -256,7 +319,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         # within the tolerance of it (its vertices are then tested: a sliver must not pass unseen)
         candidate = (low_end <= band) & (high_end >= -band) & ~silent[step.units][None]  # (P0, n)
         origin = torch.arange(cells.count, device=device)
-        store = PolytopeStore(cells, capacity=2 * cells.count + 16)
+        store = PolytopeStore(cells, capacity=4 * cells.count + 64)
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
             if idx.numel() == 0:
@@ -276,7 +339,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
             if cut.numel() == 0:
                 continue
             plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit,
-                                       zj[cut], ezj[cut])
+                                       zj[cut], ezj[cut], history.of_cells(origin[idx[cut]]))
             store.widen(max(plus.V, minus.V))
             store.replace(idx[cut], plus)
             store.append(minus)
@@ -297,6 +360,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         doubtful += doubt.any(1).sum()
         bits = bits.index_select(0, origin)
         bits[:, step.units] = active
+        history.end(origin)
         parent_state = state.index_select(0, origin)
         state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
                                        EZ, Zo, active, origin)

@@ -12,11 +12,16 @@ hyperplane repeated), where counting tight constraints does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from .patterns import group_rows, pack_bits
+
+#: ``maps_of(polytopes (E,), bits (E, k))`` -> the affine maps (E, k, d + 1) of those constraints on those
+#: polytopes (slopes, then the constant) and their entrywise errors (E, k, d + 1).
+ConstraintMaps = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 #: Entries of the (pairs x vertices x words) containment test evaluated at once.
 _CHUNK_ENTRIES = 1 << 22
@@ -37,9 +42,8 @@ def words_for(constraints: int) -> int:
 class Polytopes:
     """``fields`` holds optional per-vertex data (each (P, V, ...)), carried through selection, padding and
     cuts: ``radius`` (P, V) bounds each vertex's distance (max norm) from the exact vertex where its tight
-    constraints meet; ``basis`` (P, V, d, d + 1) the affine maps (slopes, constant) of d of those
-    constraints, ``basis_error`` their entrywise errors and ``basis_bits`` (P, V, d) their constraint bits
-    (:mod:`regioncount.vertex_bounds`)."""
+    constraints meet; ``basis_bits`` (P, V, d) names d of those constraints that pin the vertex down (its
+    basis; :mod:`regioncount.vertex_bounds`)."""
 
     x: torch.Tensor
     n: torch.Tensor
@@ -198,14 +202,10 @@ def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, devic
         for side in (0, 1):
             word, mask = bit_mask(2 * i + side)
             tight[:, word] |= torch.where(corners[:, i] == side, mask, 0)
-    # each corner's basis: the d box faces through it, x_i - bound_i = 0 (exact maps)
+    # each corner's basis: the d box faces through it
     V = x.shape[0]
-    basis = torch.zeros(V, d, d + 1, dtype=dtype, device=device)
-    basis[:, torch.arange(d), torch.arange(d)] = 1.0
-    basis[:, torch.arange(d), d] = -x
     bits = 2 * torch.arange(d, device=device)[None] + corners.long()
-    fields = {"radius": torch.zeros(1, V, dtype=dtype, device=device), "basis": basis[None],
-              "basis_error": torch.zeros_like(basis)[None], "basis_bits": bits[None]}
+    fields = {"radius": torch.zeros(1, V, dtype=dtype, device=device), "basis_bits": bits[None]}
     return Polytopes(x[None], torch.tensor([V], device=device), tight[None], fields)
 
 
@@ -260,14 +260,18 @@ def _assemble(poly: Polytopes, keep: torch.Tensor, owner: torch.Tensor, x_new: t
     first = torch.cumsum(new, 0) - new
     rank = torch.arange(owner.shape[0], device=device) - first[owner]
     nslot = kept[owner] + rank
-    pad = torch.arange(V, device=device)[None] >= n[:, None]
+    # one gather per array: every slot reads a kept vertex (padding: the child's first one), then the new
+    # vertices are written over their slots (every child keeps a vertex: it has one on its side)
+    V_old = poly.V
+    flat = ks * V_old + kv
+    first_kept = flat[torch.cumsum(kept, 0) - kept]  # (S,)
+    source = first_kept[:, None].repeat(1, V)
+    source[ks, kslot] = flat
 
     def place(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(S, V, *old.shape[2:], dtype=old.dtype, device=device)
-        out[ks, kslot] = old[ks, kv]
+        out = old.reshape(S * V_old, *old.shape[2:]).index_select(0, source.flatten()).view(S, V, *old.shape[2:])
         out[owner, nslot] = fresh
-        mask = pad.reshape(S, V, *([1] * (old.dim() - 2)))
-        return torch.where(mask, out[:, :1], out)
+        return out
 
     fields = {k: place(v, fields_new[k]) for k, v in poly.fields.items() if fields_new and k in fields_new}
     return Polytopes(place(poly.x, x_new), n, place(poly.tight, tight_new), fields)
@@ -299,14 +303,17 @@ def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) ->
 
 
 def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torch.Tensor, bit: int,
-                 cut_map: torch.Tensor, cut_error: torch.Tensor) -> tuple[Polytopes, Polytopes]:
+                 cut_map: torch.Tensor, cut_error: torch.Tensor, maps_of: ConstraintMaps | None = None
+                 ) -> tuple[Polytopes, Polytopes]:
     """Cut S polytopes along an affine function whose sign at every vertex is decided: ``side`` (S, V) is
     +1, 0 or -1 (proven by ``|f| > err`` or decided exactly), with ``f`` (S, V) the computed values and
     ``err`` their error bounds; ``cut_map`` (S, d + 1) is the function's map and ``cut_error`` its entrywise
-    error.  Each polytope has a vertex on each strict side.  Vertices with side 0 go to both children
-    marked tight at ``bit``; each edge from a + vertex to a - vertex gives a new vertex, tight at the edge's
-    common constraints and at ``bit``, placed by the enclosures of the two exact values and bounded by
-    :func:`regioncount.vertex_bounds.new_vertices` (its basis: the edge's constraints and the cut)."""
+    error; ``maps_of`` gives the maps of earlier constraints on a polytope (for the fresh radius bound of
+    :func:`~regioncount.vertex_bounds.new_vertices`).  Each polytope has a vertex on each strict side.
+    Vertices with side 0 go to both children marked tight at ``bit``; each edge from a + vertex to a -
+    vertex gives a new vertex, tight at the edge's common constraints and at ``bit``, placed by the
+    enclosures of the two exact values and bounded by :func:`regioncount.vertex_bounds.new_vertices` (its
+    basis: the edge's constraints and the cut)."""
     from .vertex_bounds import new_vertices
 
     valid = poly.valid()
@@ -318,7 +325,7 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     tight[..., word] |= torch.where(on, mask, 0)
     marked = Polytopes(poly.x, poly.n, tight, poly.fields)
     s, u, v = _crossing_edges(marked, above, below).unbind(1)
-    x_new, fields_new = new_vertices(marked, s, u, v, f, err, cut_map, cut_error, bit)
+    x_new, fields_new = new_vertices(marked, s, u, v, f, err, cut_map, cut_error, bit, maps_of)
     tight_new = tight[s, u] & tight[s, v]
     tight_new[:, word] |= mask
     return (_assemble(marked, above | on, s, x_new, tight_new, fields_new),

@@ -29,7 +29,7 @@ from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .magnitudes import safe_norm
 
 if TYPE_CHECKING:
-    from .polytopes import Polytopes
+    from .polytopes import ConstraintMaps, Polytopes
 
 
 def product_error(state: torch.Tensor, state_error: torch.Tensor | None, weight: torch.Tensor,
@@ -73,6 +73,17 @@ class MapErrors:
             out += self.norm[cells] * self.w2[j]
         if self.dense is not None:
             out += self.dense[cells, :, j]
+        return out * INFLATE
+
+    def entries(self, cells: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+        """(N, q) bounds of unit ``units[i]`` on cell ``cells[i]`` (both (N,))."""
+        out = self.shared[:, units].T.clone()
+        if self.row is not None and self.w1 is not None:
+            out += self.row[cells] * self.w1[units][:, None]
+        if self.norm is not None and self.w2 is not None:
+            out += self.norm[cells] * self.w2[units][:, None]
+        if self.dense is not None:
+            out += self.dense[cells, :, units]
         return out * INFLATE
 
     def weighted(self, weights: torch.Tensor) -> torch.Tensor:
@@ -220,34 +231,29 @@ def constraint_residuals(x: torch.Tensor, maps: torch.Tensor, errors: torch.Tens
     return (value.abs() + slack + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE
 
 
-def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, f: torch.Tensor, err: torch.Tensor,
-                 cut_map: torch.Tensor, cut_error: torch.Tensor, bit: int
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, f: torch.Tensor,
+                 err: torch.Tensor, cut_map: torch.Tensor, cut_error: torch.Tensor, bit: int,
+                 maps_of: ConstraintMaps | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The vertices where a cut meets the edges (``s``, ``u``, ``v``) (E,) of polytopes ``poly``
     (:class:`~regioncount.polytopes.Polytopes`, ``u`` on the + side), and their fields.
 
     The point is :func:`crossing`'s.  Its radius is the smaller of two bounds: :func:`crossing`'s, which
     grows with every generation of cuts (each step multiplies the ends' radii by about ``1 / sin`` of the
     cut's angle with the edge), and a fresh one from the vertex's own constraints, which does not: the edge's
-    d - 1 constraints (rows of the ends' bases tight at both ends) and the cut form ``M x + c = 0``, and
-    ``|x~ - x*|_inf <= ||M*^-1||_inf ||M* x~ + c*||_inf`` (:func:`inverse_norm_bounds`,
-    :func:`constraint_residuals`).  The new vertex's basis is those d constraints."""
+    d - 1 constraints (basis rows of the ends tight at both ends, their maps from ``maps_of``) and the cut
+    form ``M x + c = 0``, and ``|x~ - x*|_inf <= ||M*^-1||_inf ||M* x~ + c*||_inf``
+    (:func:`inverse_norm_bounds`, :func:`constraint_residuals`).  The new vertex's basis is those d
+    constraints."""
     d = poly.x.shape[2]
     xu, xv = poly.x[s, u], poly.x[s, v]
     radius = poly.fields.get("radius")
     ru = radius[s, u] if radius is not None else torch.zeros_like(xu[:, 0])
     rv = radius[s, v] if radius is not None else torch.zeros_like(xu[:, 0])
     x, r_new = crossing(xu, xv, ru, rv, f[s, u], f[s, v], err[s, u], err[s, v])
-    if "basis" not in poly.fields or x.shape[0] == 0:
-        if x.shape[0] == 0 and "basis" in poly.fields:
-            empty = poly.fields
-            return x, {"radius": r_new, "basis": empty["basis"][:0, 0], "basis_error": empty["basis_error"][:0, 0],
-                       "basis_bits": empty["basis_bits"][:0, 0]}
+    if "basis_bits" not in poly.fields or maps_of is None:
         return x, {"radius": r_new}
-    basis, basis_error, basis_bits = poly.fields["basis"], poly.fields["basis_error"], poly.fields["basis_bits"]
+    basis_bits = poly.fields["basis_bits"]
     cand_bits = torch.cat([basis_bits[s, u], basis_bits[s, v]], 1)  # (E, 2d)
-    cand_map = torch.cat([basis[s, u], basis[s, v]], 1)  # (E, 2d, d + 1)
-    cand_err = torch.cat([basis_error[s, u], basis_error[s, v]], 1)
     common = poly.tight[s, u] & poly.tight[s, v]  # (E, K)
     words = torch.gather(common, 1, torch.div(cand_bits, 64, rounding_mode="floor"))
     in_common = ((words >> (cand_bits % 64)) & 1) == 1
@@ -256,16 +262,17 @@ def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Ten
     usable = in_common & ~repeated
     order = torch.argsort((~usable).to(torch.int8), dim=1, stable=True)[:, :d - 1]
     enough = usable.sum(1) >= d - 1
-    rows = torch.gather(cand_map, 1, order[..., None].expand(-1, -1, d + 1))
-    rows_err = torch.gather(cand_err, 1, order[..., None].expand(-1, -1, d + 1))
     rows_bits = torch.gather(cand_bits, 1, order)
+    bits = torch.cat([rows_bits, torch.full((rows_bits.shape[0], 1), bit, dtype=rows_bits.dtype, device=x.device)], 1)
+    if x.shape[0] == 0:
+        return x, {"radius": r_new, "basis_bits": bits}
+    rows, rows_err = maps_of(s, rows_bits)  # (E, d - 1, d + 1)
     maps = torch.cat([rows, cut_map[s][:, None]], 1)  # (E, d, d + 1)
     errors = torch.cat([rows_err, cut_error[s][:, None]], 1)
-    bits = torch.cat([rows_bits, torch.full((rows_bits.shape[0], 1), bit, dtype=rows_bits.dtype, device=x.device)], 1)
     fresh = inverse_norm_bounds(maps[..., :d], errors[..., :d]) * constraint_residuals(x, maps, errors).amax(1)
     fresh = torch.where(enough, fresh * INFLATE, torch.inf)
     r_new = torch.minimum(r_new, torch.nan_to_num(fresh, nan=torch.inf))
-    return x, {"radius": r_new, "basis": maps, "basis_error": errors, "basis_bits": bits}
+    return x, {"radius": r_new, "basis_bits": bits}
 
 
 def centre_doubts(pre: torch.Tensor, Z: torch.Tensor, EZ: MapErrors, bound: torch.Tensor, origin: torch.Tensor,
