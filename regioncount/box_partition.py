@@ -7,8 +7,10 @@ and the map is updated.  FFNs go layer by layer (a layer's units all cut with th
 triangular DEQs unit by unit in forward-substitution order, where u_t = r_t(x) has the sign of
 r_t = (U x + b)_t + sum_{s != t} W_ts z_s and z_t = relu(r_t) / (1 - W_tt).  Each final cell is one region.
 
-A vertex value within ``PLANE_ZERO_TOL`` of a hyperplane's scale (|slope| . extent + |offset|) counts as
-on it; each such decision that is not an exact zero is counted, and a partition with any is labelled
+Every vertex and centre sign is proven by its own rigorous error bound (vertex radii from the conditioning
+of the constraints that define each vertex, map errors from the layer products:
+:mod:`regioncount.vertex_bounds`) or decided in rational arithmetic (:mod:`regioncount.exact_cells`); only
+decisions past the exact budget fall to ``PLANE_ZERO_TOL``, and a partition with any is labelled
 approximate.  Facets (faces of one constraint spanning d - 1 dimensions) give volumes (d <= 3), the region
 adjacency graph (a probe just across each facet's vertex mean), the linear pieces (components of adjacent
 regions with equal output maps) and, by one sparse LP over all regions, Chebyshev centres and inradii.

@@ -17,11 +17,12 @@ or a plane through a d-D input space.  Three engines, all vectorized over all ce
   lemma pieces with the same pattern belong to the same region.  Zero tests inside the tolerance are
   decided exactly (:mod:`regioncount.exact_refinement`).
 
-A value within ``ZERO_TOL`` (2^-40 for FFN lines, whose vertices are exact up to rounding; 1e-9 for DEQ
-constraints, whose coefficients come from linear solves) of the scale of an affine function
-(|slope| * extent + |offset|) counts as zero, so
-three lines through one point, a line along an edge, or a unit that is identically zero never create
-zero-area polygons.  Regions are then joined into an adjacency graph (probing across every polygon edge),
+The FFN and triangular-DEQ engines prove every sign by its own error bound (:mod:`regioncount.vertex_bounds`)
+and decide the rest exactly, so three lines through one point, a line along an edge or a unit identically
+zero never create zero-area polygons, and a sliver between two lines 2^-50 apart is a region.  The general-W
+refinement counts a value within ``DEQ_ZERO_TOL`` (1e-9, its coefficients come from linear solves) of the
+scale of its function (|slope| * extent + |offset|) as zero, and decides such tests again exactly.
+Regions are then joined into an adjacency graph (probing across every polygon edge),
 whose components of equal affine output give the linear pieces.
 """
 
