@@ -12,16 +12,12 @@ hyperplane repeated), where counting tight constraints does not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from .patterns import group_rows, pack_bits
-
-#: ``maps_of(polytopes (E,), bits (E, k))`` -> the affine maps (E, k, d + 1) of those constraints on those
-#: polytopes (slopes, then the constant) and their entrywise errors (E, k, d + 1).
-ConstraintMaps = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+from .vertex_bounds import ConstraintMaps, new_vertices
 
 #: Entries of the (pairs x vertices x words) containment test evaluated at once.
 _CHUNK_ENTRIES = 1 << 22
@@ -314,8 +310,6 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     vertex gives a new vertex, tight at the edge's common constraints and at ``bit``, placed by the
     enclosures of the two exact values and bounded by :func:`regioncount.vertex_bounds.new_vertices` (its
     basis: the edge's constraints and the cut)."""
-    from .vertex_bounds import new_vertices
-
     valid = poly.valid()
     above = (side > 0) & valid
     below = (side < 0) & valid
@@ -325,7 +319,8 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     tight[..., word] |= torch.where(on, mask, 0)
     marked = Polytopes(poly.x, poly.n, tight, poly.fields)
     s, u, v = _crossing_edges(marked, above, below).unbind(1)
-    x_new, fields_new = new_vertices(marked, s, u, v, f, err, cut_map, cut_error, bit, maps_of)
+    x_new, fields_new = new_vertices(marked.x, marked.tight, marked.fields, s, u, v, f, err, cut_map, cut_error, bit,
+                                     maps_of)
     tight_new = tight[s, u] & tight[s, v]
     tight_new[:, word] |= mask
     return (_assemble(marked, above | on, s, x_new, tight_new, fields_new),

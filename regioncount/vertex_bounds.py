@@ -20,16 +20,17 @@ inflated by ``INFLATE`` for its own rounding; NaN or inf never proves anything (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .magnitudes import safe_norm
 
-if TYPE_CHECKING:
-    from .polytopes import ConstraintMaps, Polytopes
+#: ``maps_of(polytopes (E,), bits (E, k))`` -> the affine maps (E, k, d + 1) of those constraints on those
+#: polytopes (slopes, then the constant) and their entrywise errors (E, k, d + 1).
+ConstraintMaps = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def product_error(state: torch.Tensor, state_error: torch.Tensor | None, weight: torch.Tensor,
@@ -231,11 +232,13 @@ def constraint_residuals(x: torch.Tensor, maps: torch.Tensor, errors: torch.Tens
     return (value.abs() + slack + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE
 
 
-def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, f: torch.Tensor,
-                 err: torch.Tensor, cut_map: torch.Tensor, cut_error: torch.Tensor, bit: int,
-                 maps_of: ConstraintMaps | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The vertices where a cut meets the edges (``s``, ``u``, ``v``) (E,) of polytopes ``poly``
-    (:class:`~regioncount.polytopes.Polytopes`, ``u`` on the + side), and their fields.
+def new_vertices(points: torch.Tensor, tight: torch.Tensor, fields: dict[str, torch.Tensor], s: torch.Tensor,
+                 u: torch.Tensor, v: torch.Tensor, f: torch.Tensor, err: torch.Tensor, cut_map: torch.Tensor,
+                 cut_error: torch.Tensor, bit: int, maps_of: ConstraintMaps | None = None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The vertices where a cut meets the edges (``s``, ``u``, ``v``) (E,) of a batch of polytopes with
+    vertices ``points`` (S, V, d), incidence words ``tight`` and per-vertex ``fields``
+    (:class:`~regioncount.polytopes.Polytopes`; ``u`` on the + side), and the new vertices' fields.
 
     The point is :func:`crossing`'s.  Its radius is the smaller of two bounds: :func:`crossing`'s, which
     grows with every generation of cuts (each step multiplies the ends' radii by about ``1 / sin`` of the
@@ -244,17 +247,17 @@ def new_vertices(poly: Polytopes, s: torch.Tensor, u: torch.Tensor, v: torch.Ten
     form ``M x + c = 0``, and ``|x~ - x*|_inf <= ||M*^-1||_inf ||M* x~ + c*||_inf``
     (:func:`inverse_norm_bounds`, :func:`constraint_residuals`).  The new vertex's basis is those d
     constraints."""
-    d = poly.x.shape[2]
-    xu, xv = poly.x[s, u], poly.x[s, v]
-    radius = poly.fields.get("radius")
+    d = points.shape[2]
+    xu, xv = points[s, u], points[s, v]
+    radius = fields.get("radius")
     ru = radius[s, u] if radius is not None else torch.zeros_like(xu[:, 0])
     rv = radius[s, v] if radius is not None else torch.zeros_like(xu[:, 0])
     x, r_new = crossing(xu, xv, ru, rv, f[s, u], f[s, v], err[s, u], err[s, v])
-    if "basis_bits" not in poly.fields or maps_of is None:
+    if "basis_bits" not in fields or maps_of is None:
         return x, {"radius": r_new}
-    basis_bits = poly.fields["basis_bits"]
+    basis_bits = fields["basis_bits"]
     cand_bits = torch.cat([basis_bits[s, u], basis_bits[s, v]], 1)  # (E, 2d)
-    common = poly.tight[s, u] & poly.tight[s, v]  # (E, K)
+    common = tight[s, u] & tight[s, v]  # (E, K)
     words = torch.gather(common, 1, torch.div(cand_bits, 64, rounding_mode="floor"))
     in_common = ((words >> (cand_bits % 64)) & 1) == 1
     earlier = torch.ones(2 * d, 2 * d, dtype=torch.bool, device=x.device).tril(-1)
