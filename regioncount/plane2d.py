@@ -119,6 +119,8 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         bound = (EZ.weighted(reach1) + g * (Z[:, 0].abs() * reach[:, :1] + Z[:, 1].abs() * reach[:, 1:]
                                             + Z[:, 2].abs())) * INFLATE
         band = torch.nan_to_num(bound, nan=torch.inf)
+        slopes = Z[:, 0].abs() + Z[:, 1].abs() + EZ.weighted(torch.tensor([[1.0, 1.0, 0.0]], dtype=DTYPE,
+                                                                          device=device).expand(Z.shape[0], -1))
         # the line may cross polygon p (the exact map may take both signs on the exact polygon)
         candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
         store = PolygonStore(polys, BOUND_CHANNELS, capacity=2 * polys.count + 16, flags=candidates)
@@ -132,13 +134,18 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             zj, ezj = Z[origin, :, j], EZ.column(origin, j)  # (S, 3)
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
-            err = value_errors(xy, store.values[idx, :, 0], zj, ezj)
-            if not bool((f.abs() > err).all()):  # padding repeats real vertices: no mask needed
-                return polys, bits, None, None, 0, 1, 0
+            radius = store.values[idx, :, 0]
+            # first each polygon's largest value error: the parent's bound for exact points of its widened
+            # bounding box (the polygon lies in it), plus the largest vertex radius times the slopes' sizes
+            # (padding repeats real vertices)
+            coarse = bound[origin, j] + radius.amax(1) * slopes[origin, j]
+            if not bool((f.abs() > coarse[:, None] * INFLATE).all()):
+                if not bool((f.abs() > value_errors(xy, radius, zj, ezj)).all()):
+                    return polys, bits, None, None, 0, 1, 0
             real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            store.split(idx[real], f[real], torch.zeros_like(f[real]), err[real], zj[real], ezj[real])
+            store.split(idx[real], f[real], torch.zeros_like(f[real]), zj[real], ezj[real])
             limit.check(store.count)
         polys = store.polygons()
         bounds = store.values[:store.count].clone()

@@ -63,18 +63,17 @@ def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.dev
 
 
 def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor,
-                err: torch.Tensor | None = None, cut_map: torch.Tensor | None = None,
-                cut_error: torch.Tensor | None = None):
+                cut_map: torch.Tensor | None = None, cut_error: torch.Tensor | None = None):
     """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
     children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
     to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones).
 
-    With ``err`` (S, V), bounds on the values' errors whose signs are all proven (``|f| > err``), the value
-    channels are :data:`BOUND_CHANNELS` (:mod:`regioncount.vertex_bounds`): each vertex's radius, then the map
-    (a_s, a_t, c) of the line its outgoing edge lies on and that map's entrywise error.  A new vertex gets
-    the smaller of :func:`~regioncount.vertex_bounds.crossing_radius` and the fresh bound from its two lines
-    (the edge's and the cut's, ``cut_map`` (S, 3) with ``cut_error``), and the outgoing line of its child:
-    the cut where the child's boundary leaves along it, the old edge's line where it enters."""
+    With ``cut_map`` (S, 3), the cut's line (a_s, a_t, c), and ``cut_error`` its entrywise error, the signs
+    of ``f`` must all be proven, and the value channels are :data:`BOUND_CHANNELS`: each vertex's radius
+    (:mod:`regioncount.vertex_bounds`), then the line its outgoing edge lies on and that line's error.  A new
+    vertex is bounded afresh from its two lines, the old edge's and the cut's
+    (:func:`~regioncount.vertex_bounds.line_pair_radius`); its outgoing line in a child is the cut where
+    the child's boundary leaves along it, the old edge's line where it enters."""
     S, V = f.shape
     device = f.device
     k = torch.arange(V, device=device)[None, :]
@@ -87,40 +86,31 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     both = torch.cat([xy, values], 2)  # (S, V, 2 + c)
     nb = torch.gather(both, 1, nxt[..., None].expand_as(both))
     cut = both + lam * (nb - both)
-    cuts = [cut, cut]
-    if err is not None:
-        from .vertex_bounds import constraint_residuals, crossing_radius, inverse_norm_bounds
+    exits: list[tuple[torch.Tensor, torch.Tensor] | None] = [None, None]
+    if cut_map is not None and cut_error is not None:
+        from .vertex_bounds import line_pair_radius
 
         rows, cols = crossing.nonzero(as_tuple=True)  # only the new vertices need bounds
-        nc = nxt[rows, cols]
-        radius = crossing_radius(xy[rows, cols], xy[rows, nc], values[rows, cols, 0], values[rows, nc, 0],
-                                 fz[rows, cols].abs(), fz[rows, nc].abs(), err[rows, cols], err[rows, nc],
-                                 lam[rows, cols, 0])
-        point = cut[rows, cols, :2]
-        if cut_map is not None and cut_error is not None:
-            edge_map, edge_err = values[rows, cols, 1:4], values[rows, cols, 4:7]  # the line of edge k -> k + 1
-            maps = torch.stack([edge_map, cut_map[rows]], 1)  # (C, 2, 3)
-            errors = torch.stack([edge_err, cut_error[rows]], 1)
-            fresh = inverse_norm_bounds(maps[..., :2], errors[..., :2]) \
-                * constraint_residuals(point, maps, errors).amax(1)
-            radius = torch.minimum(radius, torch.nan_to_num(fresh, nan=torch.inf))
-            cuts = []
-            for leaving in (fz[rows, cols] > 0, fz[rows, cols] < 0):  # the child keeps vertex k: it leaves along the cut
-                c = cut.clone()
-                c[rows, cols, 3:6] = torch.where(leaving[:, None], cut_map[rows], edge_map)
-                c[rows, cols, 6:9] = torch.where(leaving[:, None], cut_error[rows], edge_err)
-                cuts.append(c)
-        for c in cuts:
-            c[rows, cols, 2] = radius
+        edge = values[rows, cols, 1:7]  # the line of edge k -> k + 1 and its error
+        radius = line_pair_radius(cut[rows, cols, :2], edge[:, :3], edge[:, 3:], cut_map[rows], cut_error[rows])
+        cut[rows, cols, 2] = radius
+        cut[rows, cols, 3:9] = edge  # a new vertex leaves along the old edge's line (it enters the child) ...
+        kept_k = fz[rows, cols] > 0
+        exits = [(rows[kept_k], cols[kept_k]), (rows[~kept_k], cols[~kept_k])]  # ... or along the cut
     out = []
     V_new = V + 1
-    for side, c in zip((fz >= 0, fz <= 0), cuts):
-        slots = torch.stack([both, c], 2).reshape(S, 2 * V, both.shape[2])
+    for side, leaving in zip((fz >= 0, fz <= 0), exits):
+        slots = torch.stack([both, cut], 2).reshape(S, 2 * V, both.shape[2])
         keep = torch.stack([side & valid, crossing], 2).reshape(S, 2 * V)
         count = keep.sum(1)
         position = torch.where(keep, torch.cumsum(keep.long(), 1) - 1, torch.full_like(keep, V_new, dtype=torch.long))
         child = torch.zeros(S, V_new + 1, both.shape[2], dtype=both.dtype, device=device)
         child.scatter_(1, position[..., None].expand(-1, -1, both.shape[2]), slots)
+        if leaving is not None and cut_map is not None and cut_error is not None:
+            r, c = leaving  # this child keeps vertex k: its boundary leaves the new vertex along the cut
+            at = position[r, 2 * c + 1]
+            child[r, at, 3:6] = cut_map[r]  # channels: s, t, radius, line (3), its error (3)
+            child[r, at, 6:9] = cut_error[r]
         pad = torch.where(torch.arange(V_new, device=device)[None] < count[:, None],
                           torch.arange(V_new, device=device)[None], (count - 1)[:, None])
         child = torch.gather(child, 1, pad[..., None].expand(-1, -1, both.shape[2]))
@@ -201,13 +191,12 @@ class PolygonStore:
         extra = t[torch.arange(t.shape[0], device=t.device), last][:, None].expand(-1, V - t.shape[1], -1)
         return torch.cat([t, extra], 1)
 
-    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, err: torch.Tensor | None = None,
-              cut_map: torch.Tensor | None = None, cut_error: torch.Tensor | None = None) -> torch.Tensor:
-        """Split polygons ``idx`` along their values ``f`` (S, V) (``err``, ``cut_map``, ``cut_error``: see
+    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, cut_map: torch.Tensor | None = None,
+              cut_error: torch.Tensor | None = None) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V) (``cut_map``, ``cut_error``: see
         :func:`split_pairs`); returns the slots of the new children."""
         S = idx.shape[0]
-        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, err, cut_map,
-                                    cut_error)
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, cut_map, cut_error)
         V_need = int(torch.maximum(first[1].max(), second[1].max()))
         self._grow(self.count + S, V_need)
         new = torch.arange(self.count, self.count + S, device=idx.device)

@@ -173,21 +173,33 @@ def crossing(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Ten
     return x, radius
 
 
-def crossing_radius(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Tensor, au: torch.Tensor,
-                    av: torch.Tensor, eu: torch.Tensor, ev: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """(...) radius of the computed point ``xu + lam (xv - xu)`` (points (..., d)) on an edge whose ends have
-    exact values of opposite signs, of magnitudes within ``eu``, ``ev`` of the computed ``au``, ``av``: the
-    exact point is ``lam* = A / (A + B)`` along the exact edge, with lam* enclosed as in :func:`crossing`, so
-    the error is the ends' radius plus the edge's span times ``max(lam - lam_lo, lam_hi - lam)``."""
-    a_lo, a_hi = (au - eu).clamp_min(0), au + eu
-    b_lo, b_hi = (av - ev).clamp_min(0), av + ev
-    slack = 4 * UNIT_ROUNDOFF
-    lam_lo = torch.nan_to_num(a_lo / (a_lo + b_hi) * (1 - slack), nan=0.0).clamp(0.0, 1.0)
-    lam_hi = torch.nan_to_num(a_hi / (a_hi + b_lo) * (1 + slack), nan=1.0).clamp(0.0, 1.0)
-    width = torch.maximum(lam - lam_lo, lam_hi - lam).clamp_min(0) + 2 * UNIT_ROUNDOFF
-    span = (xv - xu).abs().amax(-1)
-    rounding = 3 * UNIT_ROUNDOFF * (xu.abs().amax(-1) + span) + SMALLEST_SUBNORMAL
-    return (torch.maximum(ru, rv) + span * width + rounding) * INFLATE
+def line_pair_radius(x: torch.Tensor, first: torch.Tensor, first_error: torch.Tensor, second: torch.Tensor,
+                     second_error: torch.Tensor) -> torch.Tensor:
+    """(C,) bounds on ``|x~ - x*|_inf`` for computed points ``x`` (C, 2) of the plane meant to be the crossing
+    ``x*`` of two exact lines ``a s + b t + c = 0`` within entrywise ``*_error`` (C, 3) of ``first`` and
+    ``second`` (C, 3): ``||M*^-1||_inf ||M* x~ + c*||_inf`` with the 2 x 2 inverse by its adjugate,
+    ``||adj(M*)||_inf / |det M*|``, and ``|det M* - det M~|`` bounded by the errors (``inf`` when that bound
+    does not exclude a zero determinant)."""
+    a1, b1, c1 = first.unbind(1)
+    a2, b2, c2 = second.unbind(1)
+    ea1, eb1, ec1 = first_error.unbind(1)
+    ea2, eb2, ec2 = second_error.unbind(1)
+    det = a1 * b2 - a2 * b1
+    slack = (a1.abs() + ea1) * eb2 + ea1 * b2.abs() + (a2.abs() + ea2) * eb1 + ea2 * b1.abs() \
+        + 3 * UNIT_ROUNDOFF * (a1 * b2).abs() + 3 * UNIT_ROUNDOFF * (a2 * b1).abs()
+    margin = det.abs() - slack * INFLATE
+    adjugate = torch.maximum(b2.abs() + eb2 + b1.abs() + eb1, a2.abs() + ea2 + a1.abs() + ea1)
+    s, t = x[:, 0], x[:, 1]
+    g = gamma(3)
+
+    def residual(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, ea: torch.Tensor, eb: torch.Tensor,
+                 ec: torch.Tensor) -> torch.Tensor:
+        return (a * s + b * t + c).abs() + (ea + g * a.abs()) * s.abs() + (eb + g * b.abs()) * t.abs() + ec \
+            + g * c.abs()
+
+    worst = torch.maximum(residual(a1, b1, c1, ea1, eb1, ec1), residual(a2, b2, c2, ea2, eb2, ec2))
+    radius = (adjugate / margin * (worst + 4 * SMALLEST_SUBNORMAL) + SMALLEST_SUBNORMAL) * INFLATE
+    return torch.where(margin > 0, torch.nan_to_num(radius, nan=torch.inf), torch.inf)
 
 
 def centre_radii(x: torch.Tensor, radius: torch.Tensor | None, valid: torch.Tensor, counts: torch.Tensor
@@ -286,13 +298,14 @@ def centre_doubts(pre: torch.Tensor, Z: torch.Tensor, EZ: MapErrors, bound: torc
     ``bound`` (P0, n) plus the centre's radius times ``sum_r (|Z_r| + E_r)`` over the slope rows.  A coarse
     test with each parent's largest bounds first (one pass over (P, n)), then the entries it leaves with
     their own."""
-    slopes = Z[:, :d].abs().sum(1) + EZ.weighted(torch.cat([torch.ones_like(Z[:, :d, 0]),
-                                                            torch.zeros_like(Z[:, :1, 0])], 1))  # (P0, n)
-    coarse = bound.amax(1).index_select(0, origin) + radius_c * slopes.amax(1).index_select(0, origin)
+    # per parent, the largest slope magnitude over its units: each row's largest entry, summed (no (P0, n) pass)
+    slopes_max = (Z[:, :d].abs().amax(2) + EZ.row_max()[:, :d]).sum(1)  # (P0,)
+    coarse = bound.amax(1).index_select(0, origin) + radius_c * slopes_max.index_select(0, origin)
     rows, cols = torch.gt(pre.abs(), torch.nan_to_num(coarse, nan=torch.inf)[:, None] * INFLATE
                           ).logical_not_().nonzero(as_tuple=True)
     parent = origin[rows]
-    fine = (bound[parent, cols] + radius_c[rows] * slopes[parent, cols]) * INFLATE
+    slopes = Z[parent, :d, cols].abs().sum(1) + EZ.entries(parent, cols)[:, :d].sum(1)
+    fine = (bound[parent, cols] + radius_c[rows] * slopes) * INFLATE
     doubt = torch.zeros_like(pre, dtype=torch.bool)
     doubt[rows, cols] = ~(pre[rows, cols].abs() > fine)
     return doubt
