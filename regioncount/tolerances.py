@@ -12,7 +12,9 @@ MERGE_RATIO = 2.0**-46
 #: Output slopes that differ by at most this fraction of a coordinate's magnitude are doubtful (unless the
 #: slopes are proven exact, when they are compared bit for bit).
 SLOPE_RTOL = 1e-9
-#: 2-D FFN partitions: a value within this fraction of a line's scale (|slope| * extent + |offset|) is zero.
+#: FFN and triangular-DEQ partitions (2-D and d-D) prove every sign by its own error bound or decide it
+#: exactly; only a decision past the exact budget falls to this band: a value within this fraction of its
+#: function's scale (|slope| * extent + |offset|) is then taken as zero (and counted).
 PLANE_ZERO_TOL = 2.0**-40
 #: DEQ pattern refinements (2-D and d-D): the same for constraints whose coefficients come from linear
 #: solves; every value inside it is decided again exactly (regioncount.exact_refinement).
