@@ -245,9 +245,31 @@ class ReferenceCounts:
 
 def reference_counts(arr: Arrangement) -> ReferenceCounts:
     """Regions in the open box, regions of R^d and bounded regions of R^d, exactly (Zaslavsky)."""
-    planes = _hyperplanes(arr)
-    d = arr.normals.shape[1]
-    low, high = Fraction(arr.low), Fraction(arr.high)
+    return counts_of(_hyperplanes(arr), arr.normals.shape[1], Fraction(arr.low), Fraction(arr.high))
+
+
+def sliced(arr: Arrangement, origin: list[float], u: list[float], w: list[float]) -> list[Hyperplane]:
+    """The distinct lines that the hyperplanes cut out of the plane x = origin + s u + t w, exactly:
+    a . x + c = (a . u) s + (a . w) t + (a . origin + c)."""
+    o, du, dw = ([Fraction(v) for v in vec] for vec in (origin, u, w))
+    lines: list[Hyperplane] = []
+    for a, c in _hyperplanes(arr):
+        lines.append(((sum((x * y for x, y in zip(a, du)), Fraction(0)), sum((x * y for x, y in zip(a, dw)), Fraction(0))),
+                      sum((x * y for x, y in zip(a, o)), c)))
+    out, seen = [], set()
+    for a, c in lines:
+        if not any(a):
+            continue
+        lead = next(v for v in a if v)
+        key = (tuple(v / lead for v in a), c / lead)
+        if key not in seen:
+            seen.add(key)
+            out.append((a, c))
+    return out
+
+
+def counts_of(planes: list[Hyperplane], d: int, low: Fraction, high: Fraction) -> ReferenceCounts:
+    """:func:`reference_counts` of distinct hyperplanes given exactly, in the box (low, high)^d."""
     flats: dict[tuple, tuple[frozenset[int], int, bool]] = {}
     full = (frozenset(), d, True)
     for size in range(1, d + 1):
