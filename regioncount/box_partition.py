@@ -295,7 +295,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     state_error: torch.Tensor | None = None  # the first states are exact
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
-    referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget)
+    referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget, limit)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
     g = gamma(d + 1)
     history = _MapHistory(bx, units, steps, device)
@@ -390,14 +390,20 @@ def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimi
 
 
 class _Referee:
-    """Re-decides doubtful zero tests exactly (:class:`ExactCells`), within a budget of decisions."""
+    """Re-decides doubtful zero tests exactly (:class:`ExactCells`), within a budget of decisions and the
+    partition's time limit (``limit``: past its deadline the partition stops, as it does between cuts)."""
 
-    def __init__(self, exact: ExactCells, constraints: int, budget: int) -> None:
+    def __init__(self, exact: ExactCells, constraints: int, budget: int, limit: CellLimit | None = None) -> None:
         self.exact, self.constraints, self.left = exact, constraints, budget
         self.spent = False
         self.decided = 0
+        self.limit = limit
 
     def _take(self) -> bool:
+        if self.limit is not None and self.limit.deadline is not None and time.perf_counter() > self.limit.deadline:
+            raise CostLimitError(f"the partition ran past the time limit of {self.limit.max_seconds:g} s while "
+                                 f"deciding signs exactly ({self.decided:,} decided); raise `max_seconds` or take "
+                                 "a smaller box")
         if self.left <= 0:
             self.spent = True
             return False
