@@ -131,7 +131,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             if idx.numel() == 0:
                 continue
             origin = store.origin[idx]
-            zj, ezj = Z[origin, :, j], EZ.column(origin, j)  # (S, 3)
+            zj = Z[origin, :, j]  # (S, 3)
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
             radius = store.values[idx, :, 0]
@@ -140,12 +140,12 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             # (padding repeats real vertices)
             coarse = bound[origin, j] + radius.amax(1) * slopes[origin, j]
             if not bool((f.abs() > coarse[:, None] * INFLATE).all()):
-                if not bool((f.abs() > value_errors(xy, radius, zj, ezj)).all()):
+                if not bool((f.abs() > value_errors(xy, radius, zj, EZ.column(origin, j))).all()):
                     return polys, bits, None, None, 0, 1, 0
             real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            store.split(idx[real], f[real], torch.zeros_like(f[real]), zj[real], ezj[real])
+            store.split(idx[real], f[real], torch.zeros_like(f[real]), zj[real], EZ.column(origin[real], j))
             limit.check(store.count)
         polys = store.polygons()
         bounds = store.values[:store.count].clone()
