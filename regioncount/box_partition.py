@@ -35,8 +35,19 @@ from .exact_pieces import same_affine_pairs
 from .forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .geometry import Box, resolve_box
 from .models import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
-from .patterns import group_rows, layer_words, probe_pairs
-from .polytopes import CellPartition, ConstraintMaps, Facets, Polytopes, PolytopeStore, facets, split_signed, volumes, words_for
+from .patterns import group_rows, layer_words, match_rows, probe_pairs
+from .polytopes import (
+    CellPartition,
+    ConstraintMaps,
+    Facets,
+    Polytopes,
+    PolytopeStore,
+    bit_mask,
+    facets,
+    split_signed,
+    volumes,
+    words_for,
+)
 from .polytopes import box as box_polytope
 from .results import BoxPartition
 from .sampled import packed_patterns_at
@@ -294,6 +305,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
                     else _deq_steps(model, d, device, input_error))
     state_error: torch.Tensor | None = None  # the first states are exact
     bits = torch.zeros(1, units, dtype=torch.bool, device=device)
+    vanishing = torch.zeros(1, units, dtype=torch.bool, device=device)  # units whose map is zero on the cell
     doubtful = torch.zeros((), dtype=torch.int64, device=device)
     referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget, limit)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
@@ -337,6 +349,16 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
                 side, doubt = referee.vertex_signs(cells, idx, origin, bits, unit, doubt, side, f,
                                                    tol[origin[idx], j])
             doubtful += doubt.any(1).sum()
+            # record the incidence also where the hyperplane touches a cell without cutting it (a face of it),
+            # not where the unit vanishes on the whole cell (no face: its map is zero there)
+            flat = ((side == 0) | ~live).all(1)  # zero at every vertex: the unit's map vanishes on the cell
+            if bool(flat.any()):
+                vanishing[origin[idx[flat]], unit] = True
+            on = (side == 0) & live & ~flat[:, None]
+            if bool(on.any()):
+                word, mask = bit_mask(2 * d + unit)
+                rows, cols = on.nonzero(as_tuple=True)
+                cells.tight[idx[rows], cols, word] |= mask
             cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
             if cut.numel() == 0:
                 continue
@@ -362,6 +384,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         doubtful += doubt.any(1).sum()
         bits = bits.index_select(0, origin)
         bits[:, step.units] = active
+        vanishing = vanishing.index_select(0, origin)
         history.end(origin)
         parent_state = state.index_select(0, origin)
         state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
@@ -374,7 +397,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     else:
         skip = torch.cat([on_device.B.T, on_device.c[None]])
         out = state @ on_device.A.T + skip
-    return cells, bits, out, int(doubtful), referee
+    return cells, bits, out, int(doubtful), referee, vanishing
 
 
 def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimit,
@@ -383,10 +406,10 @@ def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimi
     pattern refinement for a DEQ with a general W (:mod:`regioncount.deq_cells`)."""
     if isinstance(model, DEQ) and model.unit_order is None:
         return refine_general_deq(model, bx, device, limit.check_size, exact_budget=exact_budget)
-    cells, bits, out, doubtful, referee = subdivide(model, bx, device, limit, exact_budget)
+    cells, bits, out, doubtful, referee, vanishing = subdivide(model, bx, device, limit, exact_budget)
     engine = "polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)"
     return CellPartition(cells, bits, out, doubtful, 0, 2 * bx.dim + bits.shape[1], referee.decided, referee.spent,
-                         engine)
+                         engine, vanishing)
 
 
 class _Referee:
@@ -459,6 +482,58 @@ class _Referee:
             pre[cell, j] = 0.0 if value == 0 else (torch.inf if value > 0 else -torch.inf)
             left[cell, j] = False
         return left
+
+
+def _unpack(words: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """(F, count) bool: bits ``first .. first + count - 1`` of rows of int64 words (F, K)."""
+    shifts = torch.arange(64, device=words.device)
+    bits = ((words[..., None] >> shifts) & 1).bool().reshape(words.shape[0], -1)
+    return bits[:, first:first + count]
+
+
+def _and_over(tight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(F, K) the bitwise AND of the words ``tight`` (F, V, K) over the vertices in ``mask`` (F, V)."""
+    out = torch.full_like(tight[:, 0], -1)
+    for v in range(tight.shape[1]):
+        out &= torch.where(mask[:, v, None], tight[:, v], -1)
+    return out
+
+
+def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bits: torch.Tensor,
+                      vanishing: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pattern (F, units) across each facet where it is proven, which facets those are (F,), and which
+    lie on the box's boundary (no neighbour).  For the layered subdivision, whose constraint bits are the
+    box faces and then the units.
+
+    The units whose constraints hold on the whole facet but not on the whole cell are the facet's own.  If
+    none is a box face and they are one unit, or (FFN) units of one layer, crossing the facet flips exactly
+    them: every other unit is nonzero on the facet's relative interior (an affine function of fixed sign on
+    the open cell, not zero at every vertex) and keeps its sign by continuity, and the facet's units have the
+    same affine maps on both sides (the earlier layers' signs do not change) and vanish on the facet, so
+    they change sign.  Not proven this way: a facet of coincident units from different layers (or DEQ
+    positions: a later unit's map bends at the earlier one's hyperplane), and a cell on which a later unit's
+    map vanishes (``vanishing`` (P, units); across the facet its map may not)."""
+    units = bits.shape[1]
+    facet_tight = _and_over(cells.tight[found.owner], found.mask)
+    cell_tight = _and_over(cells.tight, cells.valid())[found.owner]
+    own = facet_tight & ~cell_tight
+    flips = _unpack(own, 2 * d, units)  # (F, units)
+    on_box = _unpack(own, 0, 2 * d).any(1)
+    count = flips.sum(1)
+    if isinstance(model, FFN):  # the order in which units are decided: layers, then positions
+        rank = torch.repeat_interleave(torch.arange(len(model.hidden_widths), device=bits.device),
+                                       torch.tensor(model.hidden_widths, device=bits.device))
+    else:
+        assert isinstance(model, DEQ) and model.unit_order is not None
+        rank = torch.empty(units, dtype=torch.long, device=bits.device)
+        rank[torch.tensor(model.unit_order, device=bits.device)] = torch.arange(units, device=bits.device)
+    first = torch.where(flips, rank[None], units).amin(1) if units else count
+    same_rank = ~(flips & (rank[None] != first[:, None])).any(1)
+    proven = ~on_box & (count >= 1) & same_rank
+    if vanishing is not None and units:
+        later = vanishing[found.owner] & (rank[None] > first[:, None])
+        proven &= ~later.any(1)
+    return bits[found.owner] ^ flips, proven, on_box
 
 
 def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
@@ -581,7 +656,26 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         touches = cells.has_bits(0, 2 * d).any(1)
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_words = words[representative]
-        pairs, unmatched = _adjacency(model, bx, cells, found, region, region_words)
+        if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
+            across, proven, on_box = _facet_neighbours(model, d, cells, found, bits, part.vanishing)
+        else:  # pattern refinement: a fresh bit per cut
+            across = bits[found.owner]
+            proven = on_box = torch.zeros(found.owner.shape[0], dtype=torch.bool, device=dev)
+        proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
+        unmatched = 0
+        if bool(proven.any()):
+            index, matched = match_rows(region_words, layer_words(across[proven], widths))
+            proven_pairs = torch.stack([region[found.owner[proven]][matched], index[matched]], 1)
+            rows = proven.nonzero().flatten()
+            proven[rows[~matched]] = False  # no such region (it cannot happen when the argument holds): probe
+        probe = ~proven & ~on_box
+        rest = Facets(found.owner[probe], found.mask[probe], found.centre[probe], found.normal[probe],
+                      found.offset[probe], found.depth[probe])
+        probed, unmatched_probes = _adjacency(model, bx, cells, rest, region, region_words)
+        pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
+        pairs = torch.unique(pairs[pairs[:, 0] != pairs[:, 1]], dim=0)
+        unmatched += unmatched_probes
+        probed_facets = int(probe.sum())
     centres = radii = None
     notes = []
     if chebyshev and R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
@@ -604,7 +698,11 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     same_pieces.add_nodes_from(range(R))
     same_pieces.add_edges_from(pairs[same].tolist())
     if unmatched:
-        notes.append(f"{unmatched} facet probes landed on a boundary and were skipped")
+        notes.append(f"{unmatched} facets matched no region across them and were skipped")
+    if probed_facets:
+        notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
+                     "the cell, or a DEQ refined by patterns) found their neighbours by probes, not by their "
+                     "incidences")
     if unresolved:
         notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
                      "approximate")

@@ -217,7 +217,7 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
     from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
 
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
-    cells, bits, out, doubtful, referee = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
+    cells, bits, out, doubtful, referee, _ = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
                                                     device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
                                                     exact_budget, exact, _slice_error(model, plane))
     return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided

@@ -171,7 +171,8 @@ class CellPartition:
     """A box cut into cells, as the partition engines return it: the cells and their patterns (P, units),
     output maps (P, d + 1, k), decisions left to the tolerance (``doubtful``), cells accepted with an
     uncuttable violation (``unresolved``), the number of constraint bits, the decisions made exactly, whether
-    their budget ran out, and the engine's name."""
+    their budget ran out, the engine's name, and (layered subdivision) the units whose map vanishes on each
+    cell (P, units)."""
 
     cells: Polytopes
     bits: torch.Tensor
@@ -182,6 +183,7 @@ class CellPartition:
     exact_decisions: int
     budget_spent: bool
     engine: str
+    vanishing: torch.Tensor | None = None
 
 
 def box(low: tuple[float, ...], high: tuple[float, ...], constraints: int, device: torch.device,

@@ -121,3 +121,32 @@ def test_near_degenerate_arrangements_quick():
 @pytest.mark.slow
 def test_near_degenerate_arrangements_many():
     _check(range(60, 660), (2, 3), all_space_every=4)
+
+
+def test_adjacency_of_the_tiny_triangle_comes_from_incidences():
+    """Probes across facet means step over a triangle 2^-43 wide; the facets' own constraints do not: the
+    9 adjacent pairs of 3 lines in general position, each differing in exactly one unit."""
+    normals = torch.tensor([[0.0, 1.0], [1.0, 2.0**19], [1.0, 1.0]], dtype=torch.float64)
+    offsets = torch.tensor([0.0, 0.0, -(2.0**-43)], dtype=torch.float64)
+    part = partition_box(Arrangement(normals, offsets, -1.0, 1.0, "issue").ffn(), (-1.0, -1.0), (1.0, 1.0),
+                         device="cpu")
+    patterns = part.patterns[:, 0].tolist()
+    pairs = part.pairs.tolist()
+    assert len(pairs) == 9 and not part.notes
+    assert all(bin(patterns[a] ^ patterns[b]).count("1") == 1 for a, b in pairs)
+
+
+def test_adjacency_across_a_unit_that_wakes_up():
+    """A second-layer unit that is identically zero where its only input is inactive, and active across that
+    input's line: the neighbour's pattern differs in both units, and the pair is still found."""
+    from regioncount import FFN
+
+    f64 = torch.float64
+    net = FFN([torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=f64), torch.tensor([[1.0, 0.0]], dtype=f64),
+               torch.ones(1, 1, dtype=f64)],
+              [torch.tensor([0.0, -0.5], dtype=f64), torch.zeros(1, dtype=f64), torch.zeros(1, dtype=f64)])
+    part = partition_box(net, (-1.0, -1.0), (1.0, 1.0), device="cpu")
+    assert part.activation_regions == 4 and len(part.pairs) == 4
+    patterns = part.patterns.tolist()  # one word per layer
+    flips = sorted(sum(bin(x ^ y).count("1") for x, y in zip(patterns[a], patterns[b])) for a, b in part.pairs.tolist())
+    assert flips == [1, 1, 2, 2]
