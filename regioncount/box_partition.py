@@ -12,8 +12,9 @@ of the constraints that define each vertex, map errors from the layer products:
 :mod:`regioncount.vertex_bounds`) or decided in rational arithmetic (:mod:`regioncount.exact_cells`); only
 decisions past the exact budget fall to ``PLANE_ZERO_TOL``, and a partition with any is labelled
 approximate.  Facets (faces of one constraint spanning d - 1 dimensions) give volumes (d <= 3), the region
-adjacency graph (a probe just across each facet's vertex mean), the linear pieces (components of adjacent
-regions with equal output maps) and, by one sparse LP over all regions, Chebyshev centres and inradii.
+adjacency graph (from each facet's own constraints; a probe just across it where those do not decide), the
+linear pieces (components of adjacent regions with equal output maps) and, by one sparse LP over all
+regions, Chebyshev centres and inradii.
 """
 
 from __future__ import annotations
