@@ -45,6 +45,7 @@ from .polytopes import (
     PolytopeStore,
     bit_mask,
     facets,
+    popcount,
     split_signed,
     volumes,
     words_for,
@@ -517,10 +518,11 @@ def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bit
     units = bits.shape[1]
     facet_tight = _and_over(cells.tight[found.owner], found.mask)
     cell_tight = _and_over(cells.tight, cells.valid())[found.owner]
-    own = facet_tight & ~cell_tight
-    flips = _unpack(own, 2 * d, units)  # (F, units)
-    on_box = _unpack(own, 0, 2 * d).any(1)
-    count = flips.sum(1)
+    own = facet_tight & ~cell_tight  # (F, K); bits 0 .. 2d - 1 (word 0, d <= 12) are the box's faces
+    box_bits = (1 << (2 * d)) - 1
+    on_box = (own[:, 0] & box_bits) != 0
+    own[:, 0] &= ~box_bits
+    count = popcount(own)
     if isinstance(model, FFN):  # the order in which units are decided: layers, then positions
         rank = torch.repeat_interleave(torch.arange(len(model.hidden_widths), device=bits.device),
                                        torch.tensor(model.hidden_widths, device=bits.device))
@@ -528,13 +530,29 @@ def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bit
         assert isinstance(model, DEQ) and model.unit_order is not None
         rank = torch.empty(units, dtype=torch.long, device=bits.device)
         rank[torch.tensor(model.unit_order, device=bits.device)] = torch.arange(units, device=bits.device)
-    first = torch.where(flips, rank[None], units).amin(1) if units else count
-    same_rank = ~(flips & (rank[None] != first[:, None])).any(1)
-    proven = ~on_box & (count >= 1) & same_rank
+    across = bits[found.owner]
+    first = torch.zeros_like(count)
+    single = (count == 1).nonzero().flatten()  # the usual facet: one unit's, found from its lowest set bit
+    if single.numel():
+        word = (own[single] != 0).long().argmax(1)
+        low = own[single].gather(1, word[:, None])[:, 0]
+        low = low & -low
+        unit = word * 64 + torch.frexp(low.double().abs()).exponent.long() - 1 - 2 * d
+        across[single, unit] ^= True
+        first[single] = rank[unit]
+    proven = ~on_box & (count == 1)
+    several = (count > 1).nonzero().flatten()  # coincident units: proven when they are decided together
+    if several.numel():
+        flips = _unpack(own[several], 2 * d, units)
+        lowest = torch.where(flips, rank[None], units).amin(1)
+        together = ~(flips & (rank[None] != lowest[:, None])).any(1)
+        across[several] ^= flips
+        first[several] = lowest
+        proven[several] = ~on_box[several] & together
     if vanishing is not None and units:
         later = vanishing[found.owner] & (rank[None] > first[:, None])
         proven &= ~later.any(1)
-    return bits[found.owner] ^ flips, proven, on_box
+    return across, proven, on_box
 
 
 def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
