@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .magnitudes import safe_float_norm, safe_norm, scale_exponent, scaled, unscale
+from .magnitudes import powers_of_two, safe_float_norm, safe_norm, scale_exponent, scaled, unscale
 from .models import zero_rows
 
 UNIT_ROUNDOFF = 2.0**-53
@@ -147,11 +147,6 @@ def rounded_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, b
                               bias_coeff=bound.gamma, child_coeff=0.0)
 
 
-def _powers_of_two(exponents: torch.Tensor) -> torch.Tensor:
-    """``2^e`` exactly, for integer exponents (any int tensor), clamped to the normal range [-1022, 1023]."""
-    return ((exponents.to(torch.int64).clamp(-1022, 1023) + 1023) << 52).view(torch.float64)
-
-
 @dataclass
 class SplitRows:
     """An error-free split ``x = hi + lo`` of the rows of a float64 tensor: ``hi`` holds the leading ``bits``
@@ -167,7 +162,7 @@ class SplitRows:
     def of(cls, x: torch.Tensor, bits: int) -> SplitRows:
         largest = x.abs().amax(dim=-1, keepdim=True) if x.shape[-1] else x.new_zeros(x.shape[:-1] + (1,))
         exponent = torch.frexp(largest).exponent.clamp(min=bits - 1016)  # largest < 2^exponent (0 -> 0)
-        hi = torch.round(x * _powers_of_two(bits - exponent)) * _powers_of_two(exponent - bits)
+        hi = torch.round(x * powers_of_two(bits - exponent)) * powers_of_two(exponent - bits)
         return cls(hi=hi, lo=x - hi, exponent=exponent[..., 0])
 
 
@@ -212,7 +207,7 @@ def split_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bou
     u = UNIT_ROUNDOFF
     h_norms = safe_norm(h, 2)
     # ||hr|| <= sqrt(n) 2^(e_h - bits - 1) (each entry at most half the grid), ||h1|| <= ||h~|| + ||hr||
-    lo_h = math.sqrt(n) * _powers_of_two(parts.exponent - bits - 1)
+    lo_h = math.sqrt(n) * powers_of_two(parts.exponent - bits - 1)
     tail = (gamma(n + 3) * ((1 + ratio) * lo_h + ratio * h_norms)
             + (~grid_ok).to(h.dtype) * (gamma(n) * (1 + ratio)) * (h_norms + lo_h) + 3 * bound.underflow) * INFLATE
     rho = u / (1 - u) * INFLATE

@@ -22,12 +22,17 @@ SAFE_HIGH = 2.0**480
 SMALLEST_NORMAL = 2.0**-1022
 
 
+def powers_of_two(exponents: torch.Tensor) -> torch.Tensor:
+    """``2^e`` exactly, for integer exponents (any int tensor), clamped to the normal range [-1022, 1023]
+    (the float64 bit pattern is built directly)."""
+    return ((exponents.to(torch.int64).clamp(-1022, 1023) + 1023) << 52).view(torch.float64)
+
+
 def _times_power_of_two(x: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
-    """``x * 2^exponent`` (exponent an int tensor broadcasting with x, |exponent| <= 2200) in two
+    """``x * 2^exponent`` (exponent an int tensor broadcasting with x, |exponent| <= 2044) in two
     multiplications by normal powers of two, so that no factor itself over- or underflows."""
-    first = torch.div(exponent, 2, rounding_mode="floor").clamp(-1022, 1023)
-    second = (exponent - first).clamp(-1022, 1023)
-    return x * torch.exp2(first.to(x.dtype)) * torch.exp2(second.to(x.dtype))
+    first = torch.div(exponent, 2, rounding_mode="floor")
+    return x * powers_of_two(first) * powers_of_two(exponent - first)
 
 
 def safe_norm(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -86,10 +91,3 @@ def unscale(value: float, exponent: int) -> float:
     except OverflowError:
         return math.inf
     return out if out >= SMALLEST_NORMAL and math.isfinite(out) else math.inf
-
-
-def normal_or_inf(x: torch.Tensor) -> torch.Tensor:
-    """``x`` where it is 0 or a normal, finite float; ``inf`` where it is subnormal, infinite or NaN: a
-    bound that is not a normal float proves nothing."""
-    ok = (x == 0) | ((x.abs() >= SMALLEST_NORMAL) & torch.isfinite(x))
-    return torch.where(ok, x, torch.inf)

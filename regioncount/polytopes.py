@@ -82,19 +82,6 @@ class Polytopes:
 
         return Polytopes(pad(self.x), self.n, pad(self.tight), {k: pad(v) for k, v in self.fields.items()})
 
-    def concatenated(self, other: Polytopes) -> Polytopes:
-        """These polytopes followed by ``other`` (same V and words; fields both have)."""
-        return Polytopes(torch.cat([self.x, other.x]), torch.cat([self.n, other.n]),
-                         torch.cat([self.tight, other.tight]),
-                         {k: torch.cat([v, other.fields[k]]) for k, v in self.fields.items() if k in other.fields})
-
-    def replace(self, slots: torch.Tensor, other: Polytopes) -> None:
-        """Overwrite polytopes ``slots`` with ``other`` (same V and words), in place."""
-        self.x[slots], self.n[slots], self.tight[slots] = other.x, other.n, other.tight
-        for k, v in self.fields.items():
-            if k in other.fields:
-                v[slots] = other.fields[k]
-
     def has_bits(self, first: int, last: int) -> torch.Tensor:
         """(P, V) whether a real vertex has any constraint bit in [first, last) set."""
         hit = torch.zeros(self.count, self.V, dtype=torch.bool, device=self.x.device)

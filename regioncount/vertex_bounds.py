@@ -5,7 +5,7 @@ A computed vertex ``x~`` of a cell carries a radius ``r`` with ``|x~ - x*|_inf <
 exact vertex (the point where its tight constraints, read from the stored weights as dyadic rationals,
 meet).  Box corners have radius 0.  A cell's affine map ``f = a . x + c`` of a unit is computed with
 coefficient errors ``E = |(a~, c~) - (a, c)|`` (entrywise, from the rounding of the layer products,
-:func:`product_error`).  Then the computed value ``f~(x~)`` is within
+:class:`MapErrors`).  Then the computed value ``f~(x~)`` is within
 
     err = (||a~||_1 + ||E_a||_1) r + E_a . |x~| + E_c + gamma_{d+2} (|a~| . |x~| + |c~|) + (d + 2) 2^-1074
 
@@ -33,19 +33,6 @@ from .magnitudes import safe_norm
 ConstraintMaps = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def product_error(state: torch.Tensor, state_error: torch.Tensor | None, weight: torch.Tensor,
-                  bias: torch.Tensor | None) -> torch.Tensor:
-    """Entrywise bound on ``|fl(state @ W^T (+ b on the last row)) - exact|`` (P, q, n) for the computed
-    ``state`` (P, q, w) whose entries are within ``state_error`` (same shape, None for exact) of the exact
-    ones: ``(state_error + gamma_{w+2} |state|) @ |W|^T`` plus ``gamma |b|`` and an underflow term."""
-    g = gamma(weight.shape[1] + 1)
-    load = state.abs() * g if state_error is None else torch.addcmul(state_error, state.abs(), torch.full_like(state, g))
-    out = load @ weight.abs().T
-    if bias is not None:
-        out[:, -1] += g * bias.abs()
-    return (out + (weight.shape[1] + 2) * SMALLEST_SUBNORMAL) * INFLATE
-
-
 @dataclass
 class MapErrors:
     """Entrywise bounds on the rounding of a batch of affine maps (P, q, n) (q rows: slopes, then the
@@ -67,14 +54,7 @@ class MapErrors:
 
     def column(self, cells: torch.Tensor, j: int) -> torch.Tensor:
         """(S, q) bounds of unit j on the cells ``cells`` (S,)."""
-        out = self.shared[:, j].expand(cells.shape[0], -1).clone()
-        if self.row is not None and self.w1 is not None:
-            out += self.row[cells] * self.w1[j]
-        if self.norm is not None and self.w2 is not None:
-            out += self.norm[cells] * self.w2[j]
-        if self.dense is not None:
-            out += self.dense[cells, :, j]
-        return out * INFLATE
+        return self.entries(cells, torch.full_like(cells, j))
 
     def entries(self, cells: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
         """(N, q) bounds of unit ``units[i]`` on cell ``cells[i]`` (both (N,))."""
