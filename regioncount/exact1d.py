@@ -31,9 +31,14 @@ from .results import RegionEnds, SegmentCount, region_ends
 from .settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from .walk1d import DEQKernel, PieceSink, UnprovenDecision, merge_tolerance
 
-#: Time of a certified walk with split products and of the walk that stopped before it, in walks of one GEMM
-#: per layer (for ``max_seconds``).
+#: Time of a certified walk with split products, or with double-double products, and of the walks that stopped
+#: before it, in walks of one GEMM per layer (for ``max_seconds``).
 SPLIT_COST = 4.0
+DOUBLE_COST = 20.0
+#: Pieces per batch of each certified walk, as a share of the plain walk's (its maps take more memory).
+PIECE_SHARE = {"rounded": 1, "split": 4, "double": 8}
+#: How the algorithm line names each kind of certified walk.
+PRODUCT_NOTES = {"rounded": "", "split": ", split products", "double": ", double-double products"}
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
 #: float64 decisions; above it the count is labelled approximate.
 RATIONAL_RECOUNT_BUDGET = 2e6
@@ -120,32 +125,28 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
                          stop_when_unproven=stop_when_unproven)
 
     # a certified walk stops at its first unproven decision and walks again with split products (about three
-    # times the GEMMs), unless a time limit rules that out, or the memory limit the two slices of a layer's
-    # weights it holds at a time (half the limit: the walk's batches keep the other half)
-    pilot_seconds = None if estimate is None else estimate.get("seconds")
-    slice_bytes = 2 * 8 * max((w.numel() for w in model.weights[:-1]), default=0) if isinstance(model, FFN) else 0
-    may_split = certify and (max_seconds is None or pilot_seconds is None or SPLIT_COST * pilot_seconds <= max_seconds) \
-        and slice_bytes <= memory_limit // 2
-    sink = new_sink(stop_when_unproven=may_split)
+    # times the GEMMs), then with double-double maps (about twelve), unless a time limit rules that out, or
+    # the memory limit the slices of a layer's weights each holds at a time (half the limit: the walk's
+    # batches keep the other half)
+    stages = _certified_stages(model, estimate, max_seconds, memory_limit) if certify else ["rounded"]
     watch = Stopwatch(dev)
     if prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
     bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
         if certify and isinstance(model, FFN) else None
-    split_products = False
-    try:
-        run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, certify=bounds)
-        stopped = False
-    except UnprovenDecision:
-        stopped = True
-    if may_split and isinstance(model, FFN) and (stopped or not _slope_doubts_resolvable(model, sink)):
-        # one rounded GEMM per layer was too coarse for the bounds (deep or wide nets): walk again with
-        # error-free split products, whose bounds carry one final rounding per value; its batches hold
-        # about four times the maps, so a quarter of the pieces
-        sink = new_sink()
-        split_products = True
-        run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max(2, max_pieces // 4), tau,
-                   certify=bounds, split_products=True)
+    products = "rounded"
+    for stage, products in enumerate(stages):
+        final = stage == len(stages) - 1
+        sink = new_sink(stop_when_unproven=not final)
+        try:
+            run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max(2, max_pieces // PIECE_SHARE[products]),
+                       tau, certify=bounds, split_products=products == "split",
+                       double_products=products == "double")
+            stopped = False
+        except UnprovenDecision:
+            stopped = True
+        if final or not (stopped or (isinstance(model, FFN) and not _slope_doubts_resolvable(model, sink))):
+            break
     if sink.suspicious and not certify:
         # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
         sink = new_sink()
@@ -219,10 +220,26 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
         algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
                   + ("; slopes exact" if exact_slopes else "")
                   + ("; float64 rounding bounded, every decision proven (forward error analysis"
-                     + (", split products" if split_products else "") + ")" + local_note
+                     + PRODUCT_NOTES[products] + ")" + local_note
                      if certify and proven_after else
                      "; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
     )
+
+
+def _certified_stages(model: Model, estimate: dict | None, max_seconds: float | None, memory_limit: int
+                      ) -> list[str]:
+    """The certified walks to try in turn on a rounded FFN: one rounded GEMM per layer, then split products,
+    then double-double products, each kept only when its projected time (from the pilot estimate) fits
+    ``max_seconds`` and the weight slices it holds fit half of ``memory_limit``."""
+    pilot_seconds = None if estimate is None else estimate.get("seconds")
+    largest = max((w.numel() for w in model.weights[:-1]), default=0) if isinstance(model, FFN) else 0
+    stages = ["rounded"]
+    for products, cost, copies in (("split", SPLIT_COST, 2), ("double", DOUBLE_COST, 5)):
+        in_time = max_seconds is None or pilot_seconds is None or cost * pilot_seconds <= max_seconds
+        if not (in_time and copies * 8 * largest <= memory_limit // 2):
+            break
+        stages.append(products)
+    return stages
 
 
 def _slope_doubts_resolvable(model: FFN, sink: PieceSink) -> bool:

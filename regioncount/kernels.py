@@ -76,11 +76,12 @@ def build_kernel(model: Model, seg: Segment, device: torch.device,
 
 def run_kernel(kernel: DEQKernel | FFNKernel, t_low: float, t_high: float, sink: PieceSink,
          track_linear: bool, max_pieces: int, tau: float, track_ends: bool = False,
-         certify: list[LayerBound] | None = None, split_products: bool = False) -> None:
+         certify: list[LayerBound] | None = None, split_products: bool = False,
+         double_products: bool = False) -> None:
     with torch.no_grad():
         if certify is not None and isinstance(kernel, FFNKernel):
             kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
-                       certify=certify, split_products=split_products)
+                       certify=certify, split_products=split_products, double_products=double_products)
         else:
             kernel.run(t_low, t_high, sink, track_linear=track_linear, max_pieces=max_pieces, tau=tau,
                        track_ends=track_ends)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .double_double import WeightSlices, double_product, double_state
 from .errors import CostLimitError
 from .forward_error import (
     INFLATE,
@@ -489,15 +490,18 @@ class FFNKernel:
 
     def run(self, t_low: float, t_high: float, sink: PieceSink, *, track_linear: bool,
             max_pieces: int, tau: float, segments: tuple[torch.Tensor, torch.Tensor] | None = None,
-            track_ends: bool = False, certify: list[LayerBound] | None = None, split_products: bool = False
-            ) -> None:
+            track_ends: bool = False, certify: list[LayerBound] | None = None, split_products: bool = False,
+            double_products: bool = False) -> None:
         """Walk [t_low, t_high] of the kernel's segment, or, with ``segments = (P, V)`` ((K, d) each,
         count-only), the K segments p_k + t v_k at once, counting into ``sink.segment_counts``.
         ``track_ends`` as in :meth:`DEQKernel.run`.  ``certify`` (single segment, rounded arithmetic): the hidden
         layers' :class:`~regioncount.forward_error.LayerBound`; the walk then carries rigorous forward-error
         bounds and counts every decision they do not prove in ``sink.uncertain``.  ``split_products``: each
         layer product of a certified walk by :func:`~regioncount.forward_error.split_product` (three GEMMs, one
-        final rounding: much tighter bounds for deep or wide nets) instead of one rounded GEMM."""
+        final rounding: much tighter bounds for deep or wide nets) instead of one rounded GEMM;
+        ``double_products``: each piece's maps kept in double-double precision
+        (:func:`~regioncount.double_double.double_product`: twelve GEMMs, a propagated rounding of about
+        ``2^-106``) for nets too deep for split products."""
         dev, dt = self.p.device, self.p.dtype
         bounds = certify
         L = len(self.weights)
@@ -506,6 +510,8 @@ class FFNKernel:
             tl = torch.tensor([t_low], device=dev, dtype=dt)
             tr = torch.tensor([t_high], device=dev, dtype=dt)
             state = torch.stack([self.v, self.p])[None]  # (1, 2, d)
+            if double_products:
+                state = double_state(state)
             seg = None
         else:
             P0, V0 = segments
@@ -528,6 +534,7 @@ class FFNKernel:
             (torch.zeros_like(tl)[:, None].repeat(1, 2), torch.zeros_like(tl)[:, None].repeat(1, 2)) \
             if certify is not None else None
         stack: list[Any] = [(tl, tr, ends_cs, state, 0, seg, cert)]
+        slices: dict[int, WeightSlices] = {}
         while stack:
             tl, tr, ends_cs, h, layer, seg, cert = stack.pop()
             if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
@@ -543,8 +550,14 @@ class FFNKernel:
                 zeros = _plain_zeros(z[:, 0], z[:, 1], tl, tr, tau)
             else:
                 assert bounds is not None
-                product = split_product if split_products else rounded_product
-                z, rounding = product(h, self.weights[layer], self.biases[layer], bounds[layer])
+                if double_products:
+                    if layer not in slices:
+                        slices[layer] = WeightSlices.of(self.weights[layer])
+                    z, rounding = double_product(h, self.weights[layer], self.biases[layer], bounds[layer],
+                                                 slices[layer])
+                else:
+                    product = split_product if split_products else rounded_product
+                    z, rounding = product(h, self.weights[layer], self.biases[layer], bounds[layer])
                 zeros = _certified_zeros(z[:, 0], z[:, 1], tl, tr, tau, cert, bounds[layer], rounding)
             zs, zc = z[:, 0], z[:, 1]
             counts, kept, units = zeros.counts, zeros.kept, zeros.units
@@ -607,7 +620,7 @@ class FFNKernel:
                 sink.add_pieces(left[part], right[part], None)
                 continue
             zp, err = _masked_children(z, parent[part], left[part], right[part], parent_cert, sink)
-            slope_errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+            slope_errors = None if err is None else output_slope_errors(zp[:, 0], _slope_error(zp, err), self.readout)
             sink.add_pieces(left[part], right[part], zp[:, 0] @ self.readout.T, slope_errors)
 
     def _last_layer_by_flips(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
@@ -629,7 +642,7 @@ class FFNKernel:
             ends = torch.stack([first[g:g + group], first[g:g + group] + cnt], 1).reshape(-1)  # first, last child
             zp, err = _masked_children(z, parent[ends], left[ends], right[ends], parent_cert, sink)
             slopes = zp[:, 0] @ self.readout.T
-            errors = None if err is None else output_slope_errors(zp[:, 0], err[:, 0], self.readout)
+            errors = None if err is None else output_slope_errors(zp[:, 0], _slope_error(zp, err), self.readout)
             block = units[g:g + group]
             flips = block[torch.arange(block.shape[1], device=block.device)[None] < cnt[:, None]]
             mids = (left[ends] + right[ends]) * 0.5
@@ -756,6 +769,14 @@ def _masked_children(z: torch.Tensor, parent: torch.Tensor, left: torch.Tensor, 
         err = masked_error(parent_err.index_select(0, parent), rounding.masked.index_select(0, parent),
                            rounding.child_coeff, safe_norm(zp, 2) if rounding.child_coeff else None, bound)
     return zp, err
+
+
+def _slope_error(zp: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """(C,): bound on the error of the children's float slopes ``zp[:, 0]`` from their propagated error
+    ``err[:, 0]``, plus, for double-double maps (C, 4, n), the ``lo`` slopes the float row leaves out."""
+    if zp.shape[1] == 2:
+        return err[:, 0]
+    return (err[:, 0] + safe_norm(zp[:, 2], 1)) * INFLATE
 
 
 _VELTKAMP = 134217729.0  # 2^27 + 1
