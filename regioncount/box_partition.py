@@ -495,10 +495,16 @@ def _unpack(words: torch.Tensor, first: int, count: int) -> torch.Tensor:
 
 def _and_over(tight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(F, K) the bitwise AND of the words ``tight`` (F, V, K) over the vertices in ``mask`` (F, V)."""
-    out = torch.full_like(tight[:, 0], -1)
-    for v in range(tight.shape[1]):
-        out &= torch.where(mask[:, v, None], tight[:, v], -1)
-    return out
+    if tight.shape[1] == 0:
+        return tight.new_full((tight.shape[0], tight.shape[2]), -1)
+    words = torch.where(mask[..., None], tight, -1)
+    while words.shape[1] > 1:  # halving: log2(V) large operations instead of V small ones
+        half = words.shape[1] // 2
+        folded = words[:, :half] & words[:, half:2 * half]
+        if words.shape[1] % 2:
+            folded[:, 0] &= words[:, -1]
+        words = folded
+    return words[:, 0]
 
 
 def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bits: torch.Tensor,
@@ -692,7 +698,9 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
                       found.offset[probe], found.depth[probe])
         probed, unmatched_probes = _adjacency(model, bx, cells, rest, region, region_words)
         pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
-        pairs = torch.unique(pairs[pairs[:, 0] != pairs[:, 1]], dim=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
+        pairs = torch.stack([code // R, code % R], 1)
         unmatched += unmatched_probes
         probed_facets = int(probe.sum())
     centres = radii = None

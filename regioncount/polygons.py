@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .vertex_bounds import line_pair_radius
+
 
 @dataclass
 class Polygons:
@@ -83,37 +85,40 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     f_next = torch.gather(fz, 1, nxt)
     crossing = (fz * f_next < 0) & valid
     lam = torch.where(crossing, fz / (fz - f_next), torch.zeros_like(fz))[..., None]
-    both = torch.cat([xy, values], 2)  # (S, V, 2 + c)
-    nb = torch.gather(both, 1, nxt[..., None].expand_as(both))
-    cut = both + lam * (nb - both)
-    exits: list[tuple[torch.Tensor, torch.Tensor] | None] = [None, None]
+    channels = 2 + values.shape[2]
+    cut_xy = torch.addcmul(xy, lam, torch.gather(xy, 1, nxt[..., None].expand_as(xy)) - xy)
+    both = torch.cat([xy, values], 2)
     if cut_map is not None and cut_error is not None:
-        from .vertex_bounds import line_pair_radius
-
-        rows, cols = crossing.nonzero(as_tuple=True)  # only the new vertices need bounds
-        edge = values[rows, cols, 1:7]  # the line of edge k -> k + 1 and its error
-        radius = line_pair_radius(cut[rows, cols, :2], edge[:, :3], edge[:, 3:], cut_map[rows], cut_error[rows])
-        cut[rows, cols, 2] = radius
-        cut[rows, cols, 3:9] = edge  # a new vertex leaves along the old edge's line (it enters the child) ...
-        kept_k = fz[rows, cols] > 0
-        exits = [(rows[kept_k], cols[kept_k]), (rows[~kept_k], cols[~kept_k])]  # ... or along the cut
+        # each new vertex bounded from its two lines, the old edge's and the cut's; its outgoing line in a
+        # child is the old edge's where the child's boundary enters along the cut, the cut where it leaves
+        # (the child keeps vertex k); the slots without a crossing are dropped below
+        edge = values[..., 1:7]  # (S, V, 6): the line of edge k -> k + 1 and its error
+        line = torch.cat([cut_map, cut_error], 1)
+        rows, cols = crossing.nonzero(as_tuple=True)
+        at = edge[rows, cols]
+        radius = values.new_zeros(S, V, 1)
+        radius[rows, cols, 0] = line_pair_radius(cut_xy[rows, cols], at[:, :3], at[:, 3:], cut_map[rows],
+                                                 cut_error[rows])
+        line = line[:, None, :].expand_as(edge)
+        cuts = [torch.cat([cut_xy, radius, torch.where((sign * fz > 0)[..., None], line, edge)], 2)
+                for sign in (1.0, -1.0)]
+    else:
+        cut_values = torch.addcmul(values, lam, torch.gather(values, 1, nxt[..., None].expand_as(values)) - values)
+        cuts = [torch.cat([cut_xy, cut_values], 2)] * 2
     out = []
     V_new = V + 1
-    for side, leaving in zip((fz >= 0, fz <= 0), exits):
-        slots = torch.stack([both, cut], 2).reshape(S, 2 * V, both.shape[2])
+    columns = torch.arange(V_new, device=device)[None]
+    slot_ids = torch.arange(2 * V, device=device)[None].expand(S, -1)
+    for side, cut in zip((fz >= 0, fz <= 0), cuts):
+        slots = torch.stack([both, cut], 2).reshape(S, 2 * V, channels)
         keep = torch.stack([side & valid, crossing], 2).reshape(S, 2 * V)
         count = keep.sum(1)
-        position = torch.where(keep, torch.cumsum(keep.long(), 1) - 1, torch.full_like(keep, V_new, dtype=torch.long))
-        child = torch.zeros(S, V_new + 1, both.shape[2], dtype=both.dtype, device=device)
-        child.scatter_(1, position[..., None].expand(-1, -1, both.shape[2]), slots)
-        if leaving is not None and cut_map is not None and cut_error is not None:
-            r, c = leaving  # this child keeps vertex k: its boundary leaves the new vertex along the cut
-            at = position[r, 2 * c + 1]
-            child[r, at, 3:6] = cut_map[r]  # channels: s, t, radius, line (3), its error (3)
-            child[r, at, 6:9] = cut_error[r]
-        pad = torch.where(torch.arange(V_new, device=device)[None] < count[:, None],
-                          torch.arange(V_new, device=device)[None], (count - 1)[:, None])
-        child = torch.gather(child, 1, pad[..., None].expand(-1, -1, both.shape[2]))
+        position = torch.where(keep, torch.cumsum(keep, 1) - 1, V_new)
+        # the slot each child vertex comes from (dropped slots land in the spare column V_new), padded
+        # with the last real vertex; then one gather of the data
+        source = torch.zeros(S, V_new + 1, dtype=torch.long, device=device).scatter_(1, position, slot_ids)
+        source = torch.gather(source, 1, torch.where(columns < count[:, None], columns, (count - 1)[:, None]))
+        child = torch.gather(slots, 1, source[..., None].expand(-1, -1, channels))
         out.append((child[..., :2], count, child[..., 2:]))
     return out[0], out[1]
 
