@@ -26,7 +26,7 @@ import torch
 from bench_common import best_run, devices, machine_line
 
 from regioncount import FFN
-from regioncount.box_partition import partition_box
+from regioncount.partition.box_partition import partition_box
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,8 +120,8 @@ def main() -> None:
 
 def all_space_table(args: argparse.Namespace) -> None:
     """Every region of R^d: count_all_space against relucent's unrestricted search."""
-    from regioncount.all_space import count_all_space
-    from regioncount.patterns import layer_words
+    from regioncount.core.patterns import layer_words
+    from regioncount.partition.all_space import count_all_space
 
     cases = [([3, 8, 8, 1], 0), ([3, 8, 8, 1], 1), ([3, 16, 16, 1], 0), ([4, 8, 8, 1], 0)]
     print()

@@ -20,7 +20,7 @@ def main() -> None:
     args = arguments(__doc__)
 
     from regioncount import partition_box, theorem1_deq
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.plane2d import partition_plane
 
     use_test_helpers()
     from random_nets import gaussian_deq

@@ -5,7 +5,7 @@
 Each case runs in a fresh subprocess: it imports the package, builds the model and runs a tiny warm-up of
 the same path (so that libraries, thread pools and allocator arenas are in the baseline), records the
 resident set size, then runs the case and reads the peak (``ru_maxrss``).  ``measured`` is peak minus
-baseline; ``predicted`` is :mod:`regioncount.cost`'s estimate for the same call, which every path checks
+baseline; ``predicted`` is :mod:`regioncount.line.cost`'s estimate for the same call, which every path checks
 against its memory limit before it starts (a 2-D partition: polygons x the per-polygon bytes, the rate
 it checks as it grows).  Each case runs ``--runs`` times in fresh processes and the median measured peak
 is reported (the allocator moves single runs by up to 30%).  Prints a markdown table; exits non-zero
@@ -69,7 +69,7 @@ def run_case(case: dict) -> dict:
     import resource
 
     from regioncount import count_segment, sample_regions
-    from regioncount.cost import estimate_exact, estimate_sampled
+    from regioncount.line.cost import estimate_exact, estimate_sampled
 
     model = _model(case)
     if case["path"] == "exact":
@@ -82,9 +82,9 @@ def run_case(case: dict) -> dict:
         else:
             import torch
 
-            from regioncount.cost import estimate_regions
-            from regioncount.geometry import resolve_segment
-            from regioncount.kernels import build_kernel
+            from regioncount.core.geometry import resolve_segment
+            from regioncount.line.cost import estimate_regions
+            from regioncount.line.kernels import build_kernel
 
             seg = resolve_segment(model, interval)
             kernel = build_kernel(model, seg, torch.device("cpu"), 0)
@@ -97,8 +97,8 @@ def run_case(case: dict) -> dict:
                                known_regions=2 ** case["m"] if case["net"] == "deq" else None)
         regions = result.activation_regions
     elif case["path"] == "plane":
-        from regioncount.cost import plane_polygon_bytes
-        from regioncount.plane2d import partition_plane
+        from regioncount.line.cost import plane_polygon_bytes
+        from regioncount.partition.plane2d import partition_plane
 
         e = case["extent"]
         partition_plane(model, [-1e-3, -1e-3], [1e-3, 1e-3], device="cpu")

@@ -19,8 +19,8 @@ import torch
 from bench_common import arguments, best_run, devices, machine_line
 
 from regioncount import FFN
-from regioncount.plane2d import partition_plane
-from regioncount.plot import plot_partition
+from regioncount.partition.plane2d import partition_plane
+from regioncount.viz.plot import plot_partition
 
 
 def he_ffn(width: int, depth: int, seed: int = 0) -> FFN:

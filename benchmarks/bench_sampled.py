@@ -19,8 +19,8 @@ import torch
 from bench_common import devices, machine_line
 
 from regioncount import FFN
-from regioncount.devices import synchronize
-from regioncount.sampled import default_batch, sample_regions
+from regioncount.core.devices import synchronize
+from regioncount.sampling.sampled import default_batch, sample_regions
 
 
 def net_2x64x3() -> FFN:

@@ -94,7 +94,7 @@ def fused_sweep() -> None:
     import torch
 
     from regioncount import count_segment, theorem1_deq
-    from regioncount.fused_deq import fused_available
+    from regioncount.line.fused_deq import fused_available
 
     if not fused_available(torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")):
         print("fused kernel unavailable here (no CUDA or no Triton): skipped")
@@ -132,8 +132,8 @@ def profile() -> None:
     from bench_sampled import net_2x64x3
 
     from regioncount import count_segment, theorem1_deq
-    from regioncount.plane2d import partition_plane
-    from regioncount.sampled import sample_regions
+    from regioncount.partition.plane2d import partition_plane
+    from regioncount.sampling.sampled import sample_regions
 
     jobs = {
         "sampled float32 2^24": lambda: sample_regions(net_2x64x3(), -1, 1, samples=2**24, device="cuda",

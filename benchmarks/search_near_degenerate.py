@@ -20,7 +20,7 @@ from collections import defaultdict
 from bench_common import machine_line, use_test_helpers
 
 from regioncount import count_all_space, partition_box
-from regioncount.plane2d import partition_plane
+from regioncount.partition.plane2d import partition_plane
 
 use_test_helpers()
 from arrangements import near_degenerate, reference_counts  # noqa: E402

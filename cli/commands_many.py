@@ -16,7 +16,7 @@ from .render import fmt_int, fmt_seconds, stdout_console
 
 def _places(models: list, sampling: bool, interval, segment, box) -> tuple[list | None, list | None]:
     """Each model's box (sampling; --box, else its domain) or segment (--interval/--segment, else its domain)."""
-    from regioncount.geometry import resolve_box, resolve_segment
+    from regioncount.core.geometry import resolve_box, resolve_segment
 
     if sampling:
         low = high = None
@@ -37,8 +37,8 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
     --box), on a Dask cluster with --workers/--scheduler.  ``show(i, result, engine_json)`` is called as each
     count arrives.  Returns the results in file order, whether they are sampled, and the engine's line (None
     in this process)."""
-    from regioncount.distributed import count_models, open_engine
-    from regioncount.io import load_model
+    from regioncount.io.model_files import load_model
+    from regioncount.parallel.distributed import count_models, open_engine
 
     if options["tasks"] is not None:
         raise UserError("--tasks splits one count; several models are counted one task each")
@@ -114,7 +114,7 @@ def track(model_files: tuple[str, ...], *, steps: str | None, out_file: str | No
           size: tuple[float, float] | None, count_args: dict[str, Any], options: dict[str, Any]) -> None:
     """``regioncount track``: count every checkpoint, order them by training step (from the file names or
     --steps), print a table (or JSON lines with the step) and draw regions and pieces against the step."""
-    from regioncount.series import checkpoint_steps
+    from regioncount.io.series import checkpoint_steps
 
     given = None
     if steps is not None:
@@ -126,7 +126,7 @@ def track(model_files: tuple[str, ...], *, steps: str | None, out_file: str | No
     results, sampled, where = count_all(model_files, options=options, **count_args)
     order = sorted(range(len(results)), key=lambda i: found[i])
     if out_file is not None:
-        from regioncount.plot import plot_track
+        from regioncount.viz.plot import plot_track
 
         what = "sampled distinct patterns (lower bounds)" if sampled else "exact counts"
         plot_track([found[i] for i in order],

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from regioncount.atomic import atomic_output, check_output_path
-from regioncount.errors import RegionCountError
+from regioncount.core.atomic import atomic_output, check_output_path
+from regioncount.core.errors import RegionCountError
 
 from .common import POLYGON_SUFFIXES, max_memory_bytes, parse_point
 from .render import FINITE, fmt_int
@@ -33,7 +33,7 @@ def plane_options(func: Callable) -> Callable:
 
 def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed,
                            memory_limit: int | None = None):
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.plane2d import partition_plane
 
     low = high = None
     if box is not None:
@@ -62,7 +62,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
     if polygons_file is not None:
         write_polygons(partition, polygons_file)
     if plot_file is not None:
-        from regioncount.plot import plot_partition
+        from regioncount.viz.plot import plot_partition
 
         plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
     render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
@@ -73,12 +73,12 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
                     all_space: bool = False, assume_well_posed: bool = False, max_seconds: float | None = None) -> None:
     """The exact d-D part of ``count`` (--exact): partition of the box, optional GraphML, table or JSON; with
     --all-space every region of R^d."""
-    from regioncount.box_partition import partition_box
+    from regioncount.partition.box_partition import partition_box
 
     from .tables import render
 
     if all_space:
-        from regioncount.all_space import count_all_space
+        from regioncount.partition.all_space import count_all_space
 
         result = count_all_space(model, device=options["device"], max_regions=min(options["max_regions"], 10**8),
                                  memory_limit=max_memory_bytes(options["max_memory"]),
@@ -134,7 +134,7 @@ def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[fl
     """1-D plot of a segment count (needs its breakpoints): the output curve through every breakpoint."""
     import torch
 
-    from regioncount.plot import plot_segment
+    from regioncount.viz.plot import plot_segment
 
     k = model.output_dim
     if not 0 <= output < k:
@@ -149,10 +149,10 @@ def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[fl
         p, q = np.array(seg["p"]), np.array(seg["q"])
         x = torch.from_numpy(p[None] + ts[:, None] * (q - p)[None])
     def evaluate(xc):  # noqa: ANN001, ANN202 - one chunk of points
-        from regioncount.models import DEQ
+        from regioncount.models.networks import DEQ
 
         if isinstance(model, DEQ) and model.unit_order is None:
-            from regioncount.fixedpoint import solve_fixed_points
+            from regioncount.models.fixedpoint import solve_fixed_points
 
             z = solve_fixed_points(model, xc).z
             return (z @ model.A.T + xc @ model.B.T + model.c)[:, output]

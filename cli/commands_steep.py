@@ -25,11 +25,11 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, as_
           plot_file: str | None) -> None:
     """Steep ramp clip((x - 1/2) 2^m, 0, 1): a width-2 DEQ with weights <= 1 represents it exactly; an FFN of
     depth L and width <= w with error <= eps needs weights B with B^(L+1) >= (1 - 2 eps) 2^m / w^L."""
-    from regioncount.separation import parse_widths
-    from regioncount.steep import MAX_STEEPNESS, SteepReport, parse_eps, steep_row
+    from regioncount.theory.separation import parse_widths
+    from regioncount.theory.steep import MAX_STEEPNESS, SteepReport, parse_eps, steep_row
 
     if plot_file is not None:
-        from regioncount.atomic import check_output_path
+        from regioncount.core.atomic import check_output_path
 
         check_output_path(plot_file, (".png",), "the plot")
     ms = parse_widths(widths_text)
@@ -46,7 +46,7 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, as_
             if progress is not None:
                 progress((i + 1) / len(ms))
     if plot_file is not None:
-        from regioncount.plot import plot_steep  # deferred: matplotlib costs 0.35 s to import
+        from regioncount.viz.plot import plot_steep  # deferred: matplotlib costs 0.35 s to import
 
         plot_steep(rows, plot_file)
     from .tables import render

@@ -6,15 +6,15 @@ import sys
 
 import click
 
-from regioncount.bounds import (
-    MAX_LAYERS,
-)
-from regioncount.settings import (
+from regioncount.core.settings import (
     DEFAULT_CONSTRUCT_BUDGET,
     DEFAULT_CONSTRUCT_SECONDS,
     DEFAULT_MAX_SECONDS,
     DEFAULT_P_MATRIX_CAP,
     DEVICE_CHOICES,
+)
+from regioncount.theory.bounds import (
+    MAX_LAYERS,
 )
 
 from .common import UserError, guard, progress_bar
@@ -57,7 +57,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             time_budget: float, train_width_cap: int, max_seconds: float, workers: int | None,
             scheduler: str | None) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
-    from regioncount.separation import (
+    from regioncount.theory.separation import (
         SeparationReport,
         check_compare_cost,
         default_construct_seconds,
@@ -67,7 +67,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     )
 
     if plot_file is not None:
-        from regioncount.atomic import check_output_path
+        from regioncount.core.atomic import check_output_path
 
         check_output_path(plot_file, (".png",), "the plot")
     alphas = parse_alphas(alpha)
@@ -82,7 +82,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     results = []
     label = "comparing and training" if train else "comparing"
     if workers is not None or scheduler is not None:
-        from regioncount.distributed import open_engine
+        from regioncount.parallel.distributed import open_engine
 
         with open_engine(workers=workers, scheduler=scheduler) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), label + " (tasks)") as progress:
@@ -96,7 +96,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                 rows = _compare_rows(a, widths, device, construct_budget, construct_seconds, training, tick)
                 results.append((a, rows, separated_from(rows)))
     if plot_file is not None:
-        from regioncount.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
+        from regioncount.viz.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
 
         for a, rows, _ in results:
             plot_separation(rows, str(a), _alpha_path(plot_file, a) if len(alphas) > 1 else plot_file)
@@ -108,7 +108,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
 def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,
                   training: dict | None, progress) -> list:
     """The rows of one alpha (``compare_row`` per m, with the trained FFNs of ``--train`` attached)."""
-    from regioncount.training import compare_row
+    from regioncount.theory.training import compare_row
 
     rows = []
     for i, m in enumerate(widths):
@@ -125,7 +125,7 @@ def _compare_rows_on(engine, alphas: list, widths: list[int], device: str, const
     """Every (alpha, m) row as one task on a Dask ``engine``; rows regrouped by alpha, in order of m."""
     from functools import partial
 
-    from regioncount.training import compare_row
+    from regioncount.theory.training import compare_row
 
     task = partial(compare_row, construct_budget=construct_budget, device=device,
                    construct_seconds=construct_seconds, training=training)
@@ -151,7 +151,7 @@ def _alpha_path(path: str, a) -> str:
 def bound(input_dim: int, widths_text: str | None, depth: int | None, width: int | None, deq_width: int | None,
           verify: bool, as_json: bool) -> None:
     """Upper and lower bounds on the regions of an FFN architecture, as exact integers."""
-    from regioncount.bounds import bound_report
+    from regioncount.theory.bounds import bound_report
 
     from .tables import render
 
@@ -187,8 +187,8 @@ def _bound_widths(widths_text: str | None, depth: int | None, width: int | None,
 @guard
 def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
     """Is a DEQ well-posed (one fixed point for every input), and why.  Exit 1 when it is not shown to be."""
-    from regioncount.modelfile import json_model
-    from regioncount.wellposed import certify
+    from regioncount.models.modelfile import json_model
+    from regioncount.models.wellposed import certify
 
     parsed = json_model(model_file)  # a v1 JSON file is checked without torch
     if parsed is not None:
@@ -196,8 +196,8 @@ def check(model_file: str, p_matrix_cap: int, as_json: bool) -> None:
         describe = (f"DEQ width {len(parsed['W'])}, input {len(parsed['U'][0])} -> output {len(parsed['A'])}"
                     if kind == "deq" else "FFN")
     else:
-        from regioncount.io import load_model
-        from regioncount.models import DEQ
+        from regioncount.io.model_files import load_model
+        from regioncount.models.networks import DEQ
 
         model = load_model(model_file)
         kind, name, describe = ("deq" if isinstance(model, DEQ) else "ffn"), model.name, model.describe()

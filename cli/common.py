@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from regioncount.errors import RegionCountError
+from regioncount.core.errors import RegionCountError
 
 from .render import flag_names, stderr_console
 
@@ -89,11 +89,11 @@ def check_outputs(*, breakpoints: str | None = None, plot: str | None = None, gr
                   figure: tuple[tuple[float, float], int] | None = None) -> None:
     """Refuse a bad output path (suffix, missing or unwritable folder) or a figure too large to render
     (``figure`` = (size in inches, dpi), checked when a plot is asked for) before any work starts."""
-    from regioncount.atomic import check_output_path
-    from regioncount.export import ARRAY_SUFFIXES
+    from regioncount.core.atomic import check_output_path
+    from regioncount.io.export import ARRAY_SUFFIXES
 
     if plot is not None and figure is not None:
-        from regioncount.plot import check_figure
+        from regioncount.viz.plot import check_figure
 
         check_figure(*figure)
     for path, suffixes, what in ((breakpoints, ARRAY_SUFFIXES, "--breakpoints"), (plot, (".png",), "the plot (PNG)"),

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import click
 
 from regioncount import __version__
-from regioncount.settings import DEFAULT_MAX_REGIONS, DEVICE_CHOICES, READOUTS
+from regioncount.core.settings import DEFAULT_MAX_REGIONS, DEVICE_CHOICES, READOUTS
 
 if TYPE_CHECKING:
-    from regioncount.results import SegmentCount
+    from regioncount.core.results import SegmentCount
 
 from .commands_plane import plane_options
 from .commands_steep import steep
@@ -70,13 +70,13 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
               scheduler: str | None = None, tasks: int | None = None,
               known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False,
               max_seconds: float | None = None) -> SegmentCount:
-    from regioncount.exact1d import count_segment
-    from regioncount.export import write_array
+    from regioncount.io.export import write_array
+    from regioncount.line.exact1d import count_segment
 
     memory = max_memory_bytes(max_memory)
     keep = keep or breakpoints_file is not None
     if split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks}):
-        from regioncount.distributed import count_segment_split, open_engine
+        from regioncount.parallel.distributed import count_segment_split, open_engine
 
         with open_engine(workers=workers, scheduler=scheduler) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
@@ -130,7 +130,7 @@ DEFAULT_THREADS = 1
               envvar="REGIONCOUNT_THREADS", help="CPU threads for torch's operators (env REGIONCOUNT_THREADS).")
 def main(threads: int) -> None:
     """Count the linear regions of ReLU networks (FFNs and DEQs) exactly."""
-    from regioncount.bounds import MAX_BOUND_DIGITS
+    from regioncount.theory.bounds import MAX_BOUND_DIGITS
 
     # applied by `guard` when a command really runs, so that --help never loads torch
     click.get_current_context().meta["regioncount.threads"] = threads
@@ -154,11 +154,11 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
     """Build the width-m DEQ of Theorem 1 and count its regions exactly (2^m on [0, 1])."""
     check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, model=save_model,
                   figure=(size or (8.0, 4.5), dpi))
-    from regioncount.constructions import theorem1_deq, theorem1_expected_on_interval
+    from regioncount.theory.constructions import theorem1_deq, theorem1_expected_on_interval
 
     model = theorem1_deq(width, readout)
     if save_model is not None:
-        from regioncount.io import save_model as write_model
+        from regioncount.io.model_files import save_model as write_model
 
         write_model(model, save_model)
     expected_regions, expected_pieces = theorem1_expected_on_interval(width, readout, interval)
@@ -247,7 +247,7 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     model_file = model_files[0]
     check_outputs(breakpoints=options["breakpoints_file"], plot=plot_file, graph=graph_file, polygons=polygons_file,
                   figure=(size or (8.0, 4.5), dpi))
-    from regioncount.io import load_model
+    from regioncount.io.model_files import load_model
 
     model = load_model(model_file)
     if is_plane:
@@ -336,9 +336,9 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
                   batch: int | None, lines: int | None, dtype: str, assume_well_posed: bool, options: dict,
                   max_seconds: float | None = None) -> None:
     """The d-D part of ``count``: sampled distinct patterns and/or exact chord statistics."""
-    from regioncount.chords import chord_statistics
-    from regioncount.geometry import resolve_box
-    from regioncount.sampled import sample_regions
+    from regioncount.core.geometry import resolve_box
+    from regioncount.line.chords import chord_statistics
+    from regioncount.sampling.sampled import sample_regions
 
     if options["breakpoints_file"] is not None:
         raise UserError("--breakpoints applies to a segment count, not to a box")
@@ -354,7 +354,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     sampled = chords = None
     memory = max_memory_bytes(options["max_memory"])
     if (samples is not None or grid or lines is None) and split_requested(options):
-        from regioncount.distributed import open_engine, sample_regions_split
+        from regioncount.parallel.distributed import open_engine, sample_regions_split
 
         with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns (tasks)") as progress:
@@ -431,8 +431,8 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
     check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
-    from regioncount.exact1d import count_segment
-    from regioncount.io import load_model
+    from regioncount.io.model_files import load_model
+    from regioncount.line.exact1d import count_segment
 
     model = load_model(model_file)
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
@@ -442,7 +442,7 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
 
         partition = partition_from_options(model, box, origin, dirs, extent, through, device, 10**7,
                                            assume_well_posed)
-        from regioncount.plot import plot_partition
+        from regioncount.viz.plot import plot_partition
 
         for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
                                      size=size or (6.5, 6.0)):

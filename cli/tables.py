@@ -12,12 +12,12 @@ from rich.table import Table
 from .render import fmt_int, fmt_rate, fmt_seconds, key_value_table, print_json, stdout_console
 
 if TYPE_CHECKING:  # the result types import torch: --help must not
-    from regioncount.all_space import AllSpaceCount
-    from regioncount.bounds import BoundReport
-    from regioncount.results import BoxPartition, ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
-    from regioncount.separation import SeparationReport
-    from regioncount.steep import SteepReport
-    from regioncount.wellposed import Certificate
+    from regioncount.core.results import BoxPartition, ChordStatistics, PlanePartition, Result, SampledCount, SegmentCount
+    from regioncount.models.wellposed import Certificate
+    from regioncount.partition.all_space import AllSpaceCount
+    from regioncount.theory.bounds import BoundReport
+    from regioncount.theory.separation import SeparationReport
+    from regioncount.theory.steep import SteepReport
 
 Rows = list[tuple[str, str]]
 #: the table rows of each result type, by class name (looked up without importing the result modules)
@@ -139,7 +139,7 @@ def _chord_rows(result: ChordStatistics) -> Rows:
             ("seconds", fmt_seconds(result.seconds))]
 
 
-def plane_text(plane) -> str:  # noqa: ANN001 - a regioncount.geometry.Plane
+def plane_text(plane) -> str:  # noqa: ANN001 - a regioncount.core.geometry.Plane
     if plane.u == (1.0, 0.0) and plane.w == (0.0, 1.0) and plane.origin == (0.0, 0.0):
         return f"box [{plane.low[0]:g}, {plane.high[0]:g}] x [{plane.low[1]:g}, {plane.high[1]:g}]"
 
@@ -324,7 +324,7 @@ def _trained_table(a: Any, rows: list, name_alpha: bool) -> list[Any]:
 
 @_drawn("SeparationReport")
 def _separation_drawing(report: SeparationReport) -> list[Any]:
-    from regioncount.separation import alpha_summary
+    from regioncount.theory.separation import alpha_summary
 
     out: list[Any] = []
     for index, (a, rows) in enumerate(report.alphas):

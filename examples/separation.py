@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from regioncount.plot import plot_separation
-from regioncount.separation import compare_width, parse_alpha
+from regioncount.theory.separation import compare_width, parse_alpha
+from regioncount.viz.plot import plot_separation
 
 
 def markdown(rows, alpha) -> str:

@@ -1,29 +1,27 @@
 """regioncount: exact and sampled linear-region counting for ReLU FFNs and DEQs.
 
-Map of the package (``docs/`` explains the mathematics and algorithms):
+Map of the package, by subpackage (dependencies point down this list; ``tests/test_imports.py`` enforces it;
+``docs/`` explains the mathematics and algorithms):
 
-* models, modelfile, io, export, onnx_io, pt2_io: FFN / DEQ models, reading and writing model files (safe,
-  bounded; modelfile holds the torch-free checks; ONNX graphs and torch.export archives read without running
-  or unpickling anything), conversions;
-* fixedpoint (solve_fixed_points): fixed points of a DEQ with any well-posed W, checked;
-* nn (ReLUDEQ): a ReLU DEQ as a torch.nn.Module, to train and then count;
-* geometry: where a count looks (Domain, Segment, Box, Plane), resolved from input with one validation;
-* exact1d (count_segment) -> kernels, walk1d, fused_deq, deq_general: exact 1-D counts along a segment
-  (the kernels built and run, the walks);
-* distributed (count_segment_split, open_engine): an exact 1-D count split into tasks at certified cuts and
-  merged exactly, run in this process or on Dask;
-* exactness, forward_error, rational1d, tolerances: when float64 is exact, proofs of rounded walks, the
-  exact-rational second opinion, and every tolerance with the decision it takes;
-* plane2d, polygons: exact 2-D partitions; box_partition, polytopes, exact_cells: exact d-D partitions of a
-  box (with rational re-decisions); all_space: every region of R^d; sampled, patterns: sampled d-D counts; chords: random chords;
-* wellposed, bounds, constructions, separation, training, steep: certificates, FFN bounds, the Theorem 1
-  DEQ and other constructions, the DEQ-vs-FFN comparison, the steep-ramp separation;
-* results: every count's result type (SegmentCount, SampledCount, PlanePartition, BoxPartition,
-  ChordStatistics) and the
-  Result protocol (``to_json``) that all results follow;
-* numbers: exact numbers typed by a user, of bounded size;
-* cost, devices, settings, atomic, plot, errors: cost model, devices, defaults, atomic outputs, figures,
-  error types.
+* ``core``: errors, defaults, tolerances, devices and memory, exact user numbers, atomic output, where a count
+  looks (``geometry``: Domain, Segment, Box, Plane), safe magnitudes, packed activation patterns, exact
+  integer linear algebra, and every count's result record (``results``: SegmentCount, SampledCount,
+  PlanePartition, BoxPartition, ChordStatistics, the ``Result`` protocol);
+* ``models``: FFN and DEQ (``networks``), the file schema checks (``modelfile``, torch-free), well-posedness
+  certificates (``wellposed``), fixed points, the trainable ``ReLUDEQ`` (``nn``);
+* ``exact``: the exact-rational 1-D counters every second opinion and test compares with;
+* ``io``: model files (``model_files``: v1 JSON, state_dicts), ONNX, torch.export, traced modules, arrays;
+* ``line``: exact 1-D counts (``exact1d``: count_segment) over the walks (``kernels``, ``walk1d``,
+  ``deq_general``, ``fused_deq``), their proofs (``exactness``, ``forward_error``, ``double_double``,
+  ``deq_proof``, ``general_exact``), the cost model (``cost``) and random chords (``chords``);
+* ``sampling``: sampled d-D counts (``sampled``);
+* ``partition``: exact partitions of a plane slice (``plane2d``, ``polygons``), a box (``box_partition``,
+  ``polytopes``, ``vertex_bounds``, ``exact_cells``, ``exact_pieces``; general-W DEQs: ``deq_cells``,
+  ``exact_refinement``) and all of R^d (``all_space``);
+* ``theory``: bounds, the Theorem 1 DEQ and other constructions, the DEQ-vs-FFN separation, the steep ramp,
+  training;
+* ``parallel``: counts split into tasks and merged exactly, in this process or on Dask (``distributed``);
+* ``viz``: PNG figures (``plot``).
 
 The Python API mirrors the command line::
 
@@ -42,26 +40,30 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "READOUTS": "settings", "fold_ffn": "constructions", "sawtooth_ffn": "constructions",
-    "tent_ffn": "constructions", "theorem1_deq": "constructions", "theorem1_expected": "constructions",
-    "CostLimitError": "errors", "ModelFormatError": "errors", "NotWellPosedError": "errors",
-    "RegionCountError": "errors", "SegmentError": "errors",
-    "count_segment": "exact1d", "count_along": "exact1d", "resolve_segment": "geometry",
-    "count_segment_split": "distributed", "open_engine": "distributed",
-    "load_model": "io", "model_from_dict": "io", "model_from_state_dict": "io", "model_to_dict": "io",
-    "save_model": "io", "from_module": "convert",
-    "solve_fixed_points": "fixedpoint", "ReLUDEQ": "nn", "DEQ": "models", "FFN": "models",
-    "Domain": "geometry", "Segment": "geometry", "Box": "geometry",
-    "Plane": "geometry", "resolve_box": "geometry", "resolve_plane": "geometry",
-    "SegmentCount": "results", "SampledCount": "results", "PlanePartition": "results",
-    "ChordStatistics": "results", "Result": "results", "BoxPartition": "results", "partition_box": "box_partition",
-    "count_all_space": "all_space", "AllSpaceCount": "all_space",
-    "sample_regions": "sampled", "chord_statistics": "chords", "partition_plane": "plane2d",
-    "compare_width": "separation", "alpha_summary": "separation", "certify": "wellposed", "serra": "bounds",
-    "plot_partition": "plot", "plot_separation": "plot", "plot_steep": "plot",
-    "steep_row": "steep", "steep_ramp_deq": "steep", "steep_ramp_ffn": "steep", "weight_lower_bound": "steep",
-}
+_LAZY = {name: module for module, names in {
+    "core.settings": "READOUTS",
+    "theory.constructions": "fold_ffn sawtooth_ffn tent_ffn theorem1_deq theorem1_expected",
+    "core.errors": "CostLimitError ModelFormatError NotWellPosedError RegionCountError SegmentError",
+    "line.exact1d": "count_segment count_along",
+    "core.geometry": "resolve_segment Domain Segment Box Plane resolve_box resolve_plane",
+    "parallel.distributed": "count_segment_split open_engine",
+    "io.model_files": "load_model model_from_dict model_from_state_dict model_to_dict save_model",
+    "io.convert": "from_module",
+    "models.fixedpoint": "solve_fixed_points",
+    "models.nn": "ReLUDEQ",
+    "models.networks": "DEQ FFN",
+    "core.results": "SegmentCount SampledCount PlanePartition ChordStatistics Result BoxPartition",
+    "partition.box_partition": "partition_box",
+    "partition.all_space": "count_all_space AllSpaceCount",
+    "sampling.sampled": "sample_regions",
+    "line.chords": "chord_statistics",
+    "partition.plane2d": "partition_plane",
+    "theory.separation": "compare_width alpha_summary",
+    "models.wellposed": "certify",
+    "theory.bounds": "serra",
+    "viz.plot": "plot_partition plot_separation plot_steep",
+    "theory.steep": "steep_row steep_ramp_deq steep_ramp_ffn weight_lower_bound",
+}.items() for name in names.split()}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ from itertools import combinations
 
 import torch
 
-from regioncount.models import DEQ, FFN
+from regioncount.models.networks import DEQ, FFN
 
 Hyperplane = tuple[tuple[Fraction, ...], Fraction]  # a . x + c = 0
 

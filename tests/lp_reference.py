@@ -14,7 +14,7 @@ import numpy as np
 import sympy
 from scipy.optimize import linprog
 
-from regioncount.models import FFN
+from regioncount.models.networks import FFN
 
 
 def pattern_at(model, x: np.ndarray) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ import random
 
 import torch
 
-from regioncount.models import DEQ, FFN
+from regioncount.models.networks import DEQ, FFN
 
 DYADIC_SCALES = (1, 2, 4)
 DIAGONALS = (0.0, 0.0, 0.5, 0.75, -1.0, -3.0)  # 1 - w is a power of two: exact normalization

@@ -11,10 +11,10 @@ import torch
 from random_nets import gaussian_ffn, run_cli
 from test_box_partition import triangular_deq
 
-from regioncount.all_space import count_all_space, face_model, general_position_count
-from regioncount.box_partition import partition_box
-from regioncount.errors import NotWellPosedError
-from regioncount.models import DEQ, FFN
+from regioncount.core.errors import NotWellPosedError
+from regioncount.models.networks import DEQ, FFN
+from regioncount.partition.all_space import count_all_space, face_model, general_position_count
+from regioncount.partition.box_partition import partition_box
 
 
 def one_layer(W: torch.Tensor, b: torch.Tensor) -> FFN:
@@ -79,8 +79,8 @@ def test_deep_nets_equal_a_box_large_enough_and_exceed_small_ones(make):
 def test_face_models_are_the_homogenised_net():
     """On a side face, the face model's pattern at (y, t) is the net's pattern at y / t (carrier bits left
     out), so the faces see the regions of R^d."""
-    from regioncount.patterns import layer_words
-    from regioncount.sampled import packed_patterns_at
+    from regioncount.core.patterns import layer_words
+    from regioncount.sampling.sampled import packed_patterns_at
 
     model = gaussian_ffn([3, 5, 4, 1], 4)
     gen = torch.Generator().manual_seed(0)
@@ -123,7 +123,7 @@ def test_an_ill_posed_w_is_refused():
 
 
 def test_cli_all_space(tmp_path):
-    from regioncount.io import save_model
+    from regioncount.io.model_files import save_model
 
     path = tmp_path / "m.json"
     model = gaussian_ffn([3, 5, 5, 1], 2)

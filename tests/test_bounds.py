@@ -9,7 +9,8 @@ from math import comb, prod
 import pytest
 
 from regioncount import count_segment, fold_ffn
-from regioncount.bounds import (
+from regioncount.core.errors import RegionCountError
+from regioncount.theory.bounds import (
     construction_pieces,
     deq_max,
     min_width_to_match,
@@ -20,8 +21,7 @@ from regioncount.bounds import (
     serra,
     telgarsky,
 )
-from regioncount.constructions import constructed_ffn
-from regioncount.errors import RegionCountError
+from regioncount.theory.constructions import constructed_ffn
 
 
 def serra_bruteforce(n0, widths):
@@ -131,7 +131,7 @@ def test_bad_architectures():
 
 
 def test_integer_root_is_exact():
-    from regioncount.bounds import integer_root
+    from regioncount.theory.bounds import integer_root
 
     rng = random.Random(0)
     for _ in range(500):
@@ -151,8 +151,8 @@ def test_serra_attained_by_the_construction_as_stored(widths):
     from random_nets import run_cli
     from rational_reference import exact_count
 
-    from regioncount.bounds import serra
-    from regioncount.constructions import serra_attaining_ffn
+    from regioncount.theory.bounds import serra
+    from regioncount.theory.constructions import serra_attaining_ffn
 
     net = serra_attaining_ffn(widths)
     exact = exact_count(net, [0.0], [1.0], 0.0, 1.0)

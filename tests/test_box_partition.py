@@ -14,11 +14,11 @@ from lp_reference import bfs_regions, reference_linear_pieces
 from random_nets import gaussian_ffn, random_ffn
 
 from regioncount import DEQ, FFN, theorem1_deq
-from regioncount.box_partition import partition_box
-from regioncount.errors import CostLimitError, NotWellPosedError, SegmentError
-from regioncount.exact1d import count_segment
-from regioncount.plane2d import partition_plane
-from regioncount.sampled import packed_patterns_at, sample_regions
+from regioncount.core.errors import CostLimitError, NotWellPosedError, SegmentError
+from regioncount.line.exact1d import count_segment
+from regioncount.partition.box_partition import partition_box
+from regioncount.partition.plane2d import partition_plane
+from regioncount.sampling.sampled import packed_patterns_at, sample_regions
 
 
 def cube(d: int, r: float = 1.0) -> tuple[list[float], list[float]]:
@@ -218,8 +218,8 @@ def test_limits_and_refusals():
     model = gaussian_ffn([3, 8, 8, 1], 1)
     with pytest.raises(CostLimitError, match="at least .* regions .*sampled points.* above 10;"):
         partition_box(model, *cube(3), device="cpu", max_regions=10)  # refused by the pilot, before cutting
-    from regioncount.box_partition import CellLimit, check_pilot
-    from regioncount.geometry import Box
+    from regioncount.core.geometry import Box
+    from regioncount.partition.box_partition import CellLimit, check_pilot
 
     true = partition_box(model, *cube(3), device="cpu", chebyshev=False).activation_regions
     cube3 = Box((-1.0,) * 3, (1.0,) * 3)
@@ -249,7 +249,7 @@ def test_limits_and_refusals():
 
 @pytest.fixture
 def model_file(tmp_path):
-    from regioncount.io import save_model
+    from regioncount.io.model_files import save_model
 
     path = tmp_path / "m3.json"
     save_model(gaussian_ffn([3, 6, 6, 1], 11), path)
@@ -302,7 +302,7 @@ def test_cli_exact_box_of_a_general_w_deq(tmp_path):
 
     from random_nets import run_cli
 
-    from regioncount.io import save_model
+    from regioncount.io.model_files import save_model
 
     path = tmp_path / "deq.json"
     model = general_deq(5, 3, 2)
@@ -320,7 +320,7 @@ def test_a_hyperplane_within_the_tolerance_of_a_cell_is_tested(kind):
     crosses a cell by more than the band, yet its vertices are tested, and their values are proven by their
     own error bounds, so the sliver is a region, counted exactly.  An identically zero unit costs no exact
     decision."""
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.plane2d import partition_plane
 
     f64 = torch.float64
     for gap, method, regions in ((1e-15, "exact", 3), (1e-14, "exact", 3), (1e-6, "exact", 3)):

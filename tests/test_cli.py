@@ -165,7 +165,7 @@ def test_library_errors_name_parameters_and_the_command_line_names_flags():
     import pytest
 
     from regioncount import count_segment, theorem1_deq
-    from regioncount.errors import CostLimitError
+    from regioncount.core.errors import CostLimitError
 
     with pytest.raises(CostLimitError, match="raise `max_regions`"):
         count_segment(theorem1_deq(14), interval=(0, 1), max_regions=100)

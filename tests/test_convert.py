@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from regioncount import count_segment, from_module
-from regioncount.errors import ModelFormatError
+from regioncount.core.errors import ModelFormatError
 
 
 def _mlp(*dims: int, seed: int = 0, dtype=torch.float64) -> nn.Sequential:
@@ -103,7 +103,7 @@ def test_branches_and_untraceable_modules_are_one_line_errors():
 
 
 def test_the_forward_check_catches_a_conversion_that_differs_from_the_module():
-    from regioncount.convert import _check_against
+    from regioncount.io.convert import _check_against
 
     module = _mlp(2, 4, 1, seed=3)
     ffn = from_module(module)

@@ -1,4 +1,4 @@
-"""The cost model (regioncount.cost): predictions that grow with what drives memory, and refusals before
+"""The cost model (regioncount.line.cost): predictions that grow with what drives memory, and refusals before
 any work, with the estimate in a one-line message."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from random_nets import gaussian_ffn
 
 from regioncount import count_segment, theorem1_deq
-from regioncount.cost import estimate_exact, estimate_sampled
-from regioncount.errors import CostLimitError
+from regioncount.core.errors import CostLimitError
+from regioncount.line.cost import estimate_exact, estimate_sampled
 
 
 def _ffn(dims, seed=0):
@@ -53,7 +53,7 @@ def test_exact_counts_are_timed_by_the_pilot_and_refused_past_max_seconds():
     in a fraction of the time, while the count-only walk of the same net is estimated as fast and runs."""
     from random_nets import gaussian_ffn
 
-    from regioncount.exact1d import count_segment
+    from regioncount.line.exact1d import count_segment
 
     model = gaussian_ffn([1, 20_000, 1], 3)
     with pytest.raises(CostLimitError, match=r"about .* s \(timed on 1\.6% of the segment\): above the time limit"):
@@ -68,7 +68,7 @@ def test_exact_counts_are_timed_by_the_pilot_and_refused_past_max_seconds():
 def test_cli_max_seconds_applies_to_exact_counts(tmp_path):
     from random_nets import gaussian_ffn, run_cli
 
-    from regioncount.io import save_model
+    from regioncount.io.model_files import save_model
 
     path = tmp_path / "wide.json"
     save_model(gaussian_ffn([1, 20_000, 1], 3), path)

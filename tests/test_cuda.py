@@ -40,8 +40,8 @@ def test_random_nets_cuda_equal_cpu(seed):
 
 
 def test_sampled_and_plane_on_cuda():
-    from regioncount.plane2d import partition_plane
-    from regioncount.sampled import sample_regions
+    from regioncount.partition.plane2d import partition_plane
+    from regioncount.sampling.sampled import sample_regions
 
     model = theorem1_deq(6, input_dim=2)
     assert sample_regions(model, samples=50_000, device="cuda").distinct_patterns == 64
@@ -62,7 +62,7 @@ def test_sampled_and_plane_on_cuda():
 # Every command's CUDA path against the CPU on the same nets (exact equality for exact counts).
 # --------------------------------------------------------------------------------------------------
 
-from regioncount.fused_deq import fused_available  # noqa: E402
+from regioncount.line.fused_deq import fused_available  # noqa: E402
 
 
 def _fused_on_cuda() -> bool:
@@ -92,7 +92,7 @@ def test_random_deqs_fused_equals_plain_and_cpu(seed):
 
 
 def test_fused_is_the_default_when_triton_is_there():
-    from regioncount.kernels import build_kernel
+    from regioncount.line.kernels import build_kernel
 
     seg = resolve_segment(theorem1_deq(4), interval=(0, 1))
     kernel = build_kernel(theorem1_deq(4), seg, torch.device("cuda"))
@@ -156,8 +156,8 @@ def test_general_w_walk_cuda_equal_cpu():
 
 
 def test_chords_cuda_equal_cpu():
-    from regioncount.chords import count_chords, random_chords
-    from regioncount.geometry import resolve_box
+    from regioncount.core.geometry import resolve_box
+    from regioncount.line.chords import count_chords, random_chords
 
     rng = random.Random(3)
     models = [theorem1_deq(7, input_dim=2), random_ffn(rng, 2, 0.0), random_deq(rng, 2, 0.0)]
@@ -172,8 +172,8 @@ def test_chords_cuda_equal_cpu():
 def test_general_w_chords_cuda_equal_cpu():
     from test_general_deq import contractive_deq
 
-    from regioncount.chords import count_chords, random_chords
-    from regioncount.geometry import resolve_box
+    from regioncount.core.geometry import resolve_box
+    from regioncount.line.chords import count_chords, random_chords
 
     model = contractive_deq(5, 2, 1)
     P, Q = random_chords(resolve_box(model, -2.0, 2.0), 64, seed=2)
@@ -182,7 +182,7 @@ def test_general_w_chords_cuda_equal_cpu():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sampled_grid_cuda_equal_cpu(dtype):
-    from regioncount.sampled import sample_regions
+    from regioncount.sampling.sampled import sample_regions
 
     rng = random.Random(11)
     model = random_ffn(rng, 2, 0.0)
@@ -198,8 +198,8 @@ def test_sampled_grid_cuda_equal_cpu(dtype):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sampled_random_points_on_cuda_bounded_by_exact(dtype):
-    from regioncount.plane2d import partition_plane
-    from regioncount.sampled import sample_regions
+    from regioncount.partition.plane2d import partition_plane
+    from regioncount.sampling.sampled import sample_regions
 
     model = theorem1_deq(5, input_dim=2)
     exact = partition_plane(model, device="cpu").activation_regions
@@ -211,7 +211,7 @@ def test_sampled_random_points_on_cuda_bounded_by_exact(dtype):
 def test_sampled_general_w_on_cuda():
     from test_general_deq import contractive_deq
 
-    from regioncount.sampled import sample_regions
+    from regioncount.sampling.sampled import sample_regions
 
     model = contractive_deq(6, 2, 3)
     cpu = sample_regions(model, -1, 1, samples=40_000, grid=True, device="cpu")
@@ -220,7 +220,7 @@ def test_sampled_general_w_on_cuda():
 
 
 def test_plane_partitions_cuda_equal_cpu():
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.plane2d import partition_plane
 
     rng = random.Random(21)
     for model in (random_ffn(rng, 2, 0.0), random_deq(rng, 2, 0.0), theorem1_deq(6, "c", input_dim=2)):
@@ -231,8 +231,8 @@ def test_plane_partitions_cuda_equal_cpu():
 
 
 def test_plots_from_cuda_results(tmp_path):
-    from regioncount.plane2d import partition_plane
-    from regioncount.plot import plot_partition
+    from regioncount.partition.plane2d import partition_plane
+    from regioncount.viz.plot import plot_partition
 
     part = partition_plane(theorem1_deq(4, input_dim=2), device="cuda")
     out = tmp_path / "p.png"
@@ -241,7 +241,7 @@ def test_plots_from_cuda_results(tmp_path):
 
 
 def test_compare_cuda_equal_cpu():
-    from regioncount.separation import compare_width, parse_alpha
+    from regioncount.theory.separation import compare_width, parse_alpha
 
     for m in (4, 9, 14):
         gpu = compare_width(m, parse_alpha("1/2"), device="cuda").to_json()
@@ -301,8 +301,8 @@ def test_exact_box_partitions_cuda_equal_cpu(kind):
     from random_nets import gaussian_ffn
     from test_box_partition import general_deq, triangular_deq
 
-    from regioncount.all_space import count_all_space
-    from regioncount.box_partition import partition_box
+    from regioncount.partition.all_space import count_all_space
+    from regioncount.partition.box_partition import partition_box
 
     model = {"ffn": lambda: gaussian_ffn([3, 8, 8, 1], 0), "triangular": lambda: triangular_deq(5, 3, 400),
              "general": lambda: general_deq(5, 3, 1)}[kind]()
@@ -330,7 +330,7 @@ def test_general_w_proof_on_cuda_equals_the_exact_walk(seed):
     """The a-posteriori proof of the general-W walk runs on CUDA: counts equal the exact rational walk."""
     from random_nets import random_general_deq
 
-    from regioncount.rational_deq import exact_general_count
+    from regioncount.exact.rational_deq import exact_general_count
 
     rng = random.Random(seed)
     p, v, t_low, t_high = random_segment(rng, 1)
@@ -354,8 +354,8 @@ def test_exact_second_opinions_in_partitions_cuda_equal_cpu():
     from test_exact_pieces import kink, two_outputs
     from test_exact_refinement import BOX, sliver_deq
 
-    from regioncount.box_partition import partition_box
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.box_partition import partition_box
+    from regioncount.partition.plane2d import partition_plane
 
     for model in (sliver_deq(2.0**-50), sliver_deq(0.0, duplicate=True), kink(2.0**-60), two_outputs(2.0**31, 1.0)):
         for run in (partition_plane, partition_box):
@@ -370,7 +370,7 @@ def test_split_products_on_cuda_are_proven_and_equal_cpu():
     the same counts; the exact leading product is bitwise the same on both devices."""
     from random_nets import gaussian_ffn
 
-    from regioncount.forward_error import LayerBound, split_product
+    from regioncount.line.forward_error import LayerBound, split_product
 
     net = gaussian_ffn([1] + [256] * 16 + [1], 0, 0.1, he=True)
     gen = torch.Generator().manual_seed(1)

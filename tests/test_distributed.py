@@ -1,4 +1,4 @@
-"""Counts split into tasks (regioncount.distributed): the same answer as one walk, in this process and on a
+"""Counts split into tasks (regioncount.parallel.distributed): the same answer as one walk, in this process and on a
 local Dask cluster, with cuts on breakpoints, at the ends and inside slivers, and a worker killed mid-count."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from random_nets import gaussian_ffn, run_cli
 from test_general_deq import contractive_deq
 
 from regioncount import FFN, count_segment, theorem1_deq
-from regioncount.distributed import (
+from regioncount.core.geometry import resolve_segment
+from regioncount.line.exact1d import count_along
+from regioncount.parallel.distributed import (
     Engine,
     certify_cut,
     count_segment_split,
@@ -24,8 +26,6 @@ from regioncount.distributed import (
     model_payload,
     open_engine,
 )
-from regioncount.exact1d import count_along
-from regioncount.geometry import resolve_segment
 
 
 def _same(split, whole, *, bitwise_breakpoints: bool) -> None:
@@ -107,7 +107,7 @@ def test_a_cut_exactly_on_a_breakpoint_would_not_merge():
 
 
 def test_bad_arguments():
-    from regioncount.errors import RegionCountError
+    from regioncount.core.errors import RegionCountError
 
     with pytest.raises(RegionCountError, match="at least 1"):
         count_segment_split(theorem1_deq(3), interval=(0, 1), tasks=0)
@@ -142,7 +142,7 @@ def _sampled_json(result) -> dict:
 def test_split_sampling_equals_one_run(case, tasks):
     """Same seed, same points: distinct counts, f1/f2, coverage, Chao1 and histogram are identical."""
     from regioncount import sample_regions
-    from regioncount.distributed import sample_regions_split
+    from regioncount.parallel.distributed import sample_regions_split
 
     build, lo, hi = SAMPLED[case]
     model = build()
@@ -184,7 +184,7 @@ def test_dask_counts_equal_one_walk(cluster_engine):
 
 def test_dask_sampling_equals_one_run(cluster_engine):
     from regioncount import sample_regions
-    from regioncount.distributed import sample_regions_split
+    from regioncount.parallel.distributed import sample_regions_split
 
     model = gaussian_ffn([8, 64, 64, 1], 1)
     whole = sample_regions(model, -1, 1, samples=300_000, seed=3, device="cpu")

@@ -1,4 +1,4 @@
-"""Double-double layer products (:mod:`regioncount.double_double`): their error bounds hold in exact rational
+"""Double-double layer products (:mod:`regioncount.line.double_double`): their error bounds hold in exact rational
 arithmetic, and the deep nets that split products leave open are proven by them."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import torch
 from random_nets import gaussian_ffn
 from rational_reference import exact_count
 
-from regioncount import count_segment, exact1d
-from regioncount.double_double import WeightSlices, double_product, two_sum
-from regioncount.forward_error import INFLATE, LayerBound
+from regioncount import count_segment
+from regioncount.line import exact1d
+from regioncount.line.double_double import WeightSlices, double_product, two_sum
+from regioncount.line.forward_error import INFLATE, LayerBound
 
 
 def _dyadic_tensor(rng: random.Random, shape: tuple[int, ...], spread: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Linear pieces of 2-D slices and d-D boxes: neighbouring output maps compared per coordinate, doubtful
-comparisons decided exactly (regioncount.exact_pieces), against an exact sympy reference."""
+comparisons decided exactly (regioncount.partition.exact_pieces), against an exact sympy reference."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from lp_reference import bfs_regions, reference_linear_pieces
 from random_nets import random_ffn, random_general_deq
 
 from regioncount import DEQ, FFN
-from regioncount.box_partition import partition_box
-from regioncount.exact_pieces import same_affine_pairs
-from regioncount.plane2d import partition_plane
+from regioncount.partition.box_partition import partition_box
+from regioncount.partition.exact_pieces import same_affine_pairs
+from regioncount.partition.plane2d import partition_plane
 
 F = torch.float64
 LOW, HIGH = [0.125, 0.0], [1.0, 1.0]
@@ -111,8 +111,8 @@ def test_spent_budget_leaves_the_comparison_to_the_tolerance():
 def test_an_exactly_singular_pattern_is_a_one_line_error():
     """W = [[0, 1], [1, 0]] with both units active makes I - W D singular (reachable under
     assume_well_posed): the exact Jacobian of that pattern ends as NotWellPosedError, the CLI's one-line error."""
-    from regioncount.errors import NotWellPosedError
-    from regioncount.exact_pieces import ExactJacobians
+    from regioncount.core.errors import NotWellPosedError
+    from regioncount.partition.exact_pieces import ExactJacobians
 
     model = DEQ(W=torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=F), U=torch.ones(2, 2, dtype=F),
                 b=torch.zeros(2, dtype=F), A=torch.ones(1, 2, dtype=F))

@@ -112,7 +112,8 @@ def test_slivers_below_and_above_the_tolerance(gap_exponent, across_layers):
 
 
 def test_doubtful_decisions_over_budget_are_labelled_approximate(monkeypatch):
-    from regioncount import FFN, exact1d
+    from regioncount import FFN
+    from regioncount.line import exact1d
 
     monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 1.0)
     net = FFN([_t([[1.0], [1.0]]), _t([[1.0, 1.0]])], [_t([-0.5, -0.5 - 2.0**-50]), _t([0.0])])
@@ -226,7 +227,7 @@ def test_the_a_posteriori_proof_refuses_a_rounding_walk():
     import numpy as np
 
     from regioncount import DEQ
-    from regioncount.exactness import deq_walk_proven_exact
+    from regioncount.line.exactness import deq_walk_proven_exact
 
     W = torch.tensor([[0.0, 0.0], [2.0**60, 0.0]], dtype=torch.float64)
     deq = DEQ(W=W, U=torch.tensor([[1.0], [1.0]], dtype=torch.float64), b=torch.tensor([0.0, 0.0], dtype=torch.float64),

@@ -1,5 +1,5 @@
 """The pattern refinement of general-W DEQs (2-D slices and d-D boxes) decides its zero tests inside the
-tolerance exactly (regioncount.exact_refinement): slivers thinner than the tolerance are reported, never
+tolerance exactly (regioncount.partition.exact_refinement): slivers thinner than the tolerance are reported, never
 silently lost; coincident hyperplanes and corners where cuts meet are proven without arithmetic."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from lp_reference import bfs_regions
 from random_nets import gaussian_deq, random_general_deq
 
 from regioncount import DEQ
-from regioncount.box_partition import partition_box
-from regioncount.deq_cells import refine_general_deq
-from regioncount.exact_refinement import influences
-from regioncount.geometry import Box
-from regioncount.integer_linalg import determinant, positive_definite, solve_square
-from regioncount.plane2d import partition_plane
-from regioncount.rational1d import solve_unique
+from regioncount.core.geometry import Box
+from regioncount.core.integer_linalg import determinant, positive_definite, solve_square
+from regioncount.exact.rational1d import solve_unique
+from regioncount.partition.box_partition import partition_box
+from regioncount.partition.deq_cells import refine_general_deq
+from regioncount.partition.exact_refinement import influences
+from regioncount.partition.plane2d import partition_plane
 
 F = torch.float64
 BOX = ([-1.0, -1.0], [1.0, 1.0])
@@ -107,7 +107,7 @@ def test_every_structural_zero_is_an_exact_zero(monkeypatch, triangular):
     """Whenever the cuts through a vertex prove a value zero without arithmetic (own cuts, chains of cuts,
     bends), the rational value at the exact vertex is zero too; and the structural rules settle nearly
     every value inside the tolerance."""
-    from regioncount import exact_refinement
+    from regioncount.partition import exact_refinement
 
     original = exact_refinement.ExactRefinement.chained_zero
     seen = []

@@ -13,9 +13,10 @@ import torch
 from random_nets import gaussian_ffn
 from rational_reference import exact_count
 
-from regioncount import FFN, count_segment, exact1d, forward_error, walk1d
-from regioncount.exactness import exact_arithmetic
-from regioncount.forward_error import INFLATE, spectral_norm_bound
+from regioncount import FFN, count_segment
+from regioncount.line import exact1d, forward_error, walk1d
+from regioncount.line.exactness import exact_arithmetic
+from regioncount.line.forward_error import INFLATE, spectral_norm_bound
 
 
 def _gaussian_ffn(rng: random.Random, widths: list[int]) -> FFN:
@@ -144,7 +145,7 @@ def test_product_rounding_bounds_hold_exactly(seed, product):
     in exact rational arithmetic, stay within the bounds the walk uses (both products)."""
     from fractions import Fraction
 
-    from regioncount.forward_error import LayerBound, rounded_product, split_product
+    from regioncount.line.forward_error import LayerBound, rounded_product, split_product
 
     rng = random.Random(seed)
     n_in, n_out, P = rng.choice([1, 3, 17, 64]), rng.randint(1, 12), rng.randint(1, 4)
@@ -178,7 +179,7 @@ def test_product_rounding_bounds_hold_exactly(seed, product):
 
 
 def test_split_rows_is_error_free():
-    from regioncount.forward_error import SplitRows, split_bits
+    from regioncount.line.forward_error import SplitRows, split_bits
 
     rng = random.Random(5)
     x = _dyadic_tensor(rng, (6, 50), 200)

@@ -10,9 +10,9 @@ import torch
 from random_nets import gaussian_deq, run_cli
 
 from regioncount import DEQ, count_segment, theorem1_deq
-from regioncount.deq_general import walk_segment
-from regioncount.errors import NotWellPosedError
-from regioncount.fixedpoint import solve_fixed_points
+from regioncount.core.errors import NotWellPosedError
+from regioncount.line.deq_general import walk_segment
+from regioncount.models.fixedpoint import solve_fixed_points
 
 
 def contractive_deq(m, d, seed, norm=0.9):
@@ -96,8 +96,8 @@ def test_assume_well_posed_goes_on_and_checks(tmp_path):
 
 
 def test_chords_of_a_general_deq_are_walked_together():
-    from regioncount.chords import count_chords, random_chords
-    from regioncount.geometry import Box
+    from regioncount.core.geometry import Box
+    from regioncount.line.chords import count_chords, random_chords
 
     model = contractive_deq(6, 2, 21, norm=0.8)
     P, Q = random_chords(Box((-1.0, -1.0), (1.0, 1.0)), 30, seed=5)
@@ -111,7 +111,7 @@ def test_general_walk_decides_tolerance_cases_exactly():
     """A general-W DEQ whose two units cross 2^-50 apart (below the merge tolerance): the walk merges them,
     its proof fails there and the exact rational walk decides the count (3 regions); apart by 2^-20 the
     float64 walk is proven as it stands."""
-    from regioncount.rational_deq import exact_general_count
+    from regioncount.exact.rational_deq import exact_general_count
 
     for gap, decided in ((2.0**-50, "exact rational walk"), (2.0**-20, "every decision proven")):
         W = torch.tensor([[0.0, 0.25], [-0.25, 0.0]], dtype=torch.float64)  # cyclic, contractive

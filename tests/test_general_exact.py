@@ -12,11 +12,11 @@ import torch
 from random_nets import random_deq, random_general_deq, random_segment
 
 from regioncount import DEQ, count_segment, theorem1_deq
-from regioncount.deq_general import walk_segment
-from regioncount.deq_proof import prove_walk
-from regioncount.fixedpoint import solve_fixed_points
-from regioncount.rational1d import exact_count
-from regioncount.rational_deq import exact_general_count
+from regioncount.exact.rational1d import exact_count
+from regioncount.exact.rational_deq import exact_general_count
+from regioncount.line.deq_general import walk_segment
+from regioncount.line.deq_proof import prove_walk
+from regioncount.models.fixedpoint import solve_fixed_points
 
 CPU = torch.device("cpu")
 
@@ -156,7 +156,7 @@ def test_the_proof_rejects_a_wrong_sequence():
 
 
 def test_open_decisions_past_the_budget_are_labelled_approximate(monkeypatch):
-    from regioncount import exact1d
+    from regioncount.line import exact1d
 
     monkeypatch.setattr(exact1d, "RATIONAL_RECOUNT_BUDGET", 0.0)
     result = count_segment(_sliver_deq(2.0**-50, False), interval=(0.0, 1.0))

@@ -12,8 +12,8 @@ import torch
 from random_nets import run_cli
 
 from regioncount import theorem1_deq
-from regioncount.atomic import atomic_output
-from regioncount.errors import RegionCountError
+from regioncount.core.atomic import atomic_output
+from regioncount.core.errors import RegionCountError
 
 run = run_cli
 
@@ -83,7 +83,7 @@ def test_hostile_options_are_one_line_errors(args):
 
 
 def test_bad_output_path_is_refused_before_the_count(monkeypatch):
-    import regioncount.exact1d as exact1d
+    import regioncount.line.exact1d as exact1d
 
     def no_count(*args, **kwargs):  # noqa: ANN002, ANN003
         raise AssertionError("the count must not start")
@@ -113,7 +113,7 @@ def test_outputs_are_complete_after_a_run(tmp_path):
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    import regioncount.exact1d as exact1d
+    import regioncount.line.exact1d as exact1d
 
     def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003
         raise KeyboardInterrupt
@@ -125,7 +125,7 @@ def test_ctrl_c_exits_130(monkeypatch):
 
 def test_torch_allocation_failures_are_out_of_memory_errors(monkeypatch):
     """torch reports an exhausted allocator as a RuntimeError: it ends as the one-line out-of-memory error."""
-    import regioncount.exact1d as exact1d
+    import regioncount.line.exact1d as exact1d
 
     def exhausted(*args, **kwargs):  # noqa: ANN002, ANN003
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
@@ -143,7 +143,7 @@ def test_the_default_memory_limit_respects_the_address_space_limit():
 
     code = ("import resource\n"
             "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))\n"
-            "from regioncount.devices import default_memory_limit, physical_memory_bytes\n"
+            "from regioncount.core.devices import default_memory_limit, physical_memory_bytes\n"
             "print(default_memory_limit(), physical_memory_bytes())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     limit, ram = (int(v) for v in out.stdout.split())

@@ -17,7 +17,7 @@ from regioncount import (
     save_model,
     theorem1_deq,
 )
-from regioncount.errors import ModelFormatError, NotWellPosedError
+from regioncount.core.errors import ModelFormatError, NotWellPosedError
 
 
 def write(tmp_path, data, name="model.json"):
@@ -172,7 +172,7 @@ def test_safetensors_state_dicts_are_read_like_pt_files(tmp_path):
     import torch
 
     from regioncount import count_segment, load_model
-    from regioncount.errors import ModelFormatError
+    from regioncount.core.errors import ModelFormatError
 
     gen = torch.Generator().manual_seed(0)
     state = {"fc1.weight": torch.randn(8, 1, generator=gen), "fc1.bias": torch.randn(8, generator=gen),
@@ -205,7 +205,7 @@ def test_deq_module_state_dicts(tmp_path):
     from torch import nn
 
     from regioncount import count_segment, load_model, theorem1_deq
-    from regioncount.errors import ModelFormatError
+    from regioncount.core.errors import ModelFormatError
 
     deq = theorem1_deq(6)
     m, d, k = deq.width, deq.input_dim, deq.output_dim

@@ -16,7 +16,7 @@ from regioncount import (
     theorem1_deq,
     theorem1_expected,
 )
-from regioncount.errors import CostLimitError
+from regioncount.core.errors import CostLimitError
 
 
 @pytest.mark.parametrize("m", range(1, 19))
@@ -230,7 +230,7 @@ def test_exact_order_of_zeros_matches_fractions():
     import random
     from fractions import Fraction
 
-    from regioncount.walk1d import _exact_order
+    from regioncount.line.walk1d import _exact_order
 
     rng = random.Random(0)
     rows = []

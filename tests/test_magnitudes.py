@@ -12,11 +12,12 @@ import pytest
 import torch
 from rational_reference import exact_count
 
-from regioncount import FFN, count_segment, exact1d
-from regioncount.errors import CostLimitError
-from regioncount.exactness import exact_arithmetic
-from regioncount.forward_error import spectral_norm_bound
-from regioncount.magnitudes import safe_norm, unscale
+from regioncount import FFN, count_segment
+from regioncount.core.errors import CostLimitError
+from regioncount.core.magnitudes import safe_norm, unscale
+from regioncount.line import exact1d
+from regioncount.line.exactness import exact_arithmetic
+from regioncount.line.forward_error import spectral_norm_bound
 
 
 @pytest.mark.parametrize("exponent", [-1074, -1060, -1000, -600, -540, -537, -300, 0, 300, 511, 600, 1000])

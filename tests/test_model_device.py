@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from regioncount import FFN, theorem1_deq
-from regioncount.deq_general import walk_segment
+from regioncount.line.deq_general import walk_segment
 
 
 def test_same_device_is_the_model_itself():

@@ -17,7 +17,7 @@ import torch
 from arrangements import Arrangement, counts_of, generic_check, near_degenerate, reference_counts, sliced
 
 from regioncount import count_all_space, partition_box
-from regioncount.plane2d import partition_plane
+from regioncount.partition.plane2d import partition_plane
 
 #: Largest share of counts that may end approximate (the issue's bound).
 MOST_APPROXIMATE = 0.05

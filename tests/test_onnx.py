@@ -11,9 +11,9 @@ import pytest
 import torch
 from random_nets import gaussian_ffn, run_cli
 
-from regioncount.errors import ModelFormatError
-from regioncount.exact1d import count_segment
-from regioncount.io import load_model, save_model
+from regioncount.core.errors import ModelFormatError
+from regioncount.io.model_files import load_model, save_model
+from regioncount.line.exact1d import count_segment
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -14,10 +14,10 @@ from PIL import Image
 from random_nets import gaussian_deq, gaussian_ffn, run_cli
 
 from regioncount import DEQ, FFN, theorem1_deq
-from regioncount.errors import SegmentError
-from regioncount.plane2d import partition_plane
-from regioncount.plot import plot_partition, region_colours
-from regioncount.sampled import sample_regions
+from regioncount.core.errors import SegmentError
+from regioncount.partition.plane2d import partition_plane
+from regioncount.sampling.sampled import sample_regions
+from regioncount.viz.plot import plot_partition, region_colours
 
 BOX = ([-1.0, -1.0], [1.0, 1.0])
 
@@ -199,7 +199,7 @@ def test_partition_labels_tolerance_decisions(offset, regions):
     2^-40 .. 2^-1000 beside it, the tiny triangle is a region: its vertices' signs are proven by their error
     bounds or decided exactly, and the count is exact."""
     from regioncount import FFN
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.plane2d import partition_plane
 
     W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     b = torch.tensor([0.0, 0.0, -offset], dtype=torch.float64)
@@ -218,8 +218,8 @@ def test_large_extents_are_labelled_or_refused_never_nan():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from bench_plane import he_ffn
 
-    from regioncount.errors import SegmentError
-    from regioncount.plane2d import partition_plane
+    from regioncount.core.errors import SegmentError
+    from regioncount.partition.plane2d import partition_plane
 
     net = he_ffn(16, 3)
     small = partition_plane(net, [-100, -100], [100, 100], device="cpu")
@@ -276,8 +276,8 @@ def test_large_extents_keep_their_regions(seed):
 def test_partition_memory_is_bounded_with_an_estimate(model_file):
     """The subdivision stops, with the estimate, once its polygons need more than the memory limit; the same
     net counts normally under the default limit."""
-    from regioncount.cost import plane_polygon_bytes
-    from regioncount.errors import CostLimitError
+    from regioncount.core.errors import CostLimitError
+    from regioncount.line.cost import plane_polygon_bytes
 
     net = gaussian_ffn([2, 32, 32, 1], 0)
     full = partition_plane(net, [-2, -2], [2, 2], device="cpu")
@@ -301,7 +301,7 @@ def test_a_level_set_the_slice_does_not_reach_is_reported(tmp_path):
 
 
 def test_captions_are_wrapped_to_the_figure():
-    from regioncount.plot import fit_caption
+    from regioncount.viz.plot import fit_caption
 
     text = "x" * 30 + " " + "y" * 30 + " " + "z" * 30 + "\nshort"
     wrapped = fit_caption(text, 3.0)

@@ -13,9 +13,9 @@ threads = torch.get_num_threads()
 tf32 = torch.backends.cuda.matmul.allow_tf32
 import regioncount
 from regioncount import count_segment, theorem1_deq
-from regioncount.plane2d import partition_plane
-from regioncount.plot import plot_partition
-from regioncount.devices import resolve_device
+from regioncount.partition.plane2d import partition_plane
+from regioncount.viz.plot import plot_partition
+from regioncount.core.devices import resolve_device
 resolve_device("auto")
 count_segment(theorem1_deq(6), interval=(0, 1))
 plot_partition(partition_plane(theorem1_deq(3, input_dim=2), device="cpu"), {str(tmp_path / "p.png")!r}, dpi=40)

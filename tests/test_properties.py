@@ -79,8 +79,8 @@ def test_generated_2d_partitions_match_the_exact_reference(model):
     reference (regions) and the sympy Jacobians (linear pieces)."""
     from lp_reference import bfs_regions, reference_linear_pieces
 
-    from regioncount.box_partition import partition_box
-    from regioncount.plane2d import partition_plane
+    from regioncount.partition.box_partition import partition_box
+    from regioncount.partition.plane2d import partition_plane
 
     box = ([-1.0, -1.0], [1.0, 1.0])
     ref = bfs_regions(model, *box)

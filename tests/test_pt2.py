@@ -10,9 +10,9 @@ import zipfile
 import pytest
 import torch
 
-from regioncount.errors import ModelFormatError
-from regioncount.exact1d import count_segment
-from regioncount.io import load_model
+from regioncount.core.errors import ModelFormatError
+from regioncount.io.model_files import load_model
+from regioncount.line.exact1d import count_segment
 
 
 def export(module: torch.nn.Module, d: int, path, dtype=torch.float64):

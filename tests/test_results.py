@@ -25,9 +25,9 @@ from regioncount import (
     steep_row,
     theorem1_deq,
 )
-from regioncount.geometry import Box
-from regioncount.separation import SeparationReport
-from regioncount.steep import SteepReport
+from regioncount.core.geometry import Box
+from regioncount.theory.separation import SeparationReport
+from regioncount.theory.steep import SteepReport
 
 
 def test_every_result_is_a_result_with_a_json_object():
@@ -48,7 +48,7 @@ def test_every_result_is_a_result_with_a_json_object():
     for result, kind in results:
         assert isinstance(result, Result), type(result)
         if kind is not None:
-            assert type(result) is kind and type(result).__module__ == "regioncount.results"
+            assert type(result) is kind and type(result).__module__ == "regioncount.core.results"
         json.dumps(result.to_json(), allow_nan=False, default=str)
 
 

@@ -12,11 +12,11 @@ from lp_reference import bfs_regions
 from random_nets import gaussian_ffn, run_cli
 
 from regioncount import count_segment, theorem1_deq
-from regioncount.chords import chord_statistics, count_chords, random_chords
-from regioncount.errors import RegionCountError, SegmentError
-from regioncount.geometry import Box
-from regioncount.patterns import DistinctPatterns, pack_bits, positive
-from regioncount.sampled import chao1, sample_regions
+from regioncount.core.errors import RegionCountError, SegmentError
+from regioncount.core.geometry import Box
+from regioncount.core.patterns import DistinctPatterns, pack_bits, positive
+from regioncount.line.chords import chord_statistics, count_chords, random_chords
+from regioncount.sampling.sampled import chao1, sample_regions
 
 random_ffn = gaussian_ffn
 
@@ -211,9 +211,9 @@ def test_chao1_bias_correction_factor():
 def test_sampled_memory_is_bounded_by_the_limit_not_only_estimated():
     """A limit below what the pattern set needs stops the run with a one-line estimate; the estimate's
     buffered rows stop growing with the number of samples (they are merged into the set)."""
-    from regioncount.cost import estimate_sampled
-    from regioncount.errors import CostLimitError
-    from regioncount.sampled import sample_regions
+    from regioncount.core.errors import CostLimitError
+    from regioncount.line.cost import estimate_sampled
+    from regioncount.sampling.sampled import sample_regions
 
     net = gaussian_ffn([2, 32, 32, 1], seed=3)
     with pytest.raises(CostLimitError, match="memory limit"):
@@ -235,7 +235,7 @@ def test_chord_statistics_report_tolerance_decisions():
     """Chord walks are float64 walks: two units with the same zero line computed differently (a row and
     three times it) meet near-coincident breakpoints on many chords, and the statistics say so."""
     from regioncount import FFN
-    from regioncount.geometry import Box
+    from regioncount.core.geometry import Box
 
     gen = torch.Generator().manual_seed(3)
     W = torch.randn(4, 2, generator=gen, dtype=torch.float64)

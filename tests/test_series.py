@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from random_nets import run_cli
 
-from regioncount.errors import RegionCountError
-from regioncount.exact1d import count_segment
-from regioncount.io import load_model
-from regioncount.series import checkpoint_steps, step_from_name
+from regioncount.core.errors import RegionCountError
+from regioncount.io.model_files import load_model
+from regioncount.io.series import checkpoint_steps, step_from_name
+from regioncount.line.exact1d import count_segment
 
 
 @pytest.mark.parametrize("name, step", [("ckpt_001200.pt", 1200), ("epoch3-step500.safetensors", 500),

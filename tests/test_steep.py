@@ -13,9 +13,9 @@ import torch
 from random_nets import run_cli
 
 from regioncount import count_segment
-from regioncount.errors import RegionCountError
-from regioncount.rational1d import exact_count, exact_output
-from regioncount.steep import (
+from regioncount.core.errors import RegionCountError
+from regioncount.exact.rational1d import exact_count, exact_output
+from regioncount.theory.steep import (
     exact_linf_error,
     max_abs_weight,
     parse_eps,

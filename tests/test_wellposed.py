@@ -9,7 +9,7 @@ import torch
 from random_nets import run_cli
 
 from regioncount import theorem1_deq
-from regioncount.wellposed import certify, p_matrix_test
+from regioncount.models.wellposed import certify, p_matrix_test
 
 
 def W(rows):
@@ -76,7 +76,7 @@ def _shift(m: int, c: float = 1.0) -> torch.Tensor:
 @pytest.mark.parametrize("m", [3, 5, 12, 16, 19, 25, 40])
 def test_cyclic_shift_is_never_certified(m):
     """I - W is singular for the cyclic shift: float64 sees lambda_min ~ 1e-16 > 0; no certificate may pass."""
-    from regioncount.wellposed import certify
+    from regioncount.models.wellposed import certify
 
     cert = certify(_shift(m))
     assert cert.well_posed is not True
@@ -89,7 +89,7 @@ def test_cyclic_shift_is_never_certified(m):
 
 @pytest.mark.parametrize("m", [3, 8, 30])
 def test_near_singular_contractive_shift_is_certified_exactly(m):
-    from regioncount.wellposed import certify
+    from regioncount.models.wellposed import certify
 
     cert = certify(_shift(m, 1 - 2.0**-50))
     assert cert.well_posed is True and cert.method == "contraction"
@@ -97,7 +97,7 @@ def test_near_singular_contractive_shift_is_certified_exactly(m):
 
 def test_p_matrix_read_from_the_stored_weights_not_from_rounded_I_minus_W():
     """W = [[-2^-60, 1], [1, 0]]: minors of I - W are 1 + 2^-60, 1 and 2^-60 > 0 (float64 rounds 1 + 2^-60)."""
-    from regioncount.wellposed import certify
+    from regioncount.models.wellposed import certify
 
     cert = certify(torch.tensor([[-(2.0**-60), 1.0], [1.0, 0.0]], dtype=torch.float64))
     assert cert.well_posed is True
@@ -127,7 +127,7 @@ def test_check_of_a_json_file_needs_no_torch(tmp_path):
     import sys
 
     from regioncount import theorem1_deq
-    from regioncount.io import save_model
+    from regioncount.io.model_files import save_model
 
     path = tmp_path / "deq.json"
     save_model(theorem1_deq(6), path)
@@ -149,7 +149,7 @@ def test_check_of_a_json_file_needs_no_torch(tmp_path):
 def test_cholesky_proof_is_sound_and_refuses_what_it_cannot_prove():
     import numpy as np
 
-    from regioncount.wellposed import cholesky_proves_pd
+    from regioncount.models.wellposed import cholesky_proves_pd
 
     assert cholesky_proves_pd(np.eye(5), 0.0)
     assert cholesky_proves_pd(np.diag([1.0, 1e-3]), 1e-6)
@@ -169,7 +169,7 @@ def test_cholesky_proof_is_sound_and_refuses_what_it_cannot_prove():
 def test_wide_contractions_are_proven_and_wide_shifts_are_not(m):
     """Beyond the exact cap, the rigorous Cholesky test still proves ||W||_2 < 1 (no heuristic margin): a
     scaled random W passes, the cyclic shift (||W||_2 = 1, I - W singular) does not."""
-    from regioncount.wellposed import certify
+    from regioncount.models.wellposed import certify
 
     gen = torch.Generator().manual_seed(m)
     W = torch.randn(m, m, generator=gen, dtype=torch.float64)

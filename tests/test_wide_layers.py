@@ -9,9 +9,9 @@ import pytest
 import torch
 from random_nets import dyadic, gaussian_ffn
 
-from regioncount.exact1d import count_segment
-from regioncount.models import FFN
-from regioncount.rational1d import exact_count
+from regioncount.exact.rational1d import exact_count
+from regioncount.line.exact1d import count_segment
+from regioncount.models.networks import FFN
 
 
 def with_dead_readout(model: FFN, fraction: float, seed: int) -> FFN:

@@ -1,0 +1,199 @@
+"""PyTorch modules as FFNs: trace a ``torch.nn.Module`` and read off its affine maps and ReLUs.
+
+``from_module(module)`` traces the module with ``torch.fx`` and accepts a chain (no branches) of
+``Linear``, ``ReLU`` (module, ``torch.relu``, ``F.relu`` or ``x.relu()``), ``Flatten``/``flatten`` of a
+batch of vectors, ``Identity``, and, in eval mode, ``Dropout`` (the identity) and ``BatchNorm1d`` (an
+affine map from its running statistics).  Affine maps with no ReLU between them are composed in float64,
+so the FFN has one hidden layer per ReLU; anything else is refused by name.  Before the FFN is returned it
+is checked against the module's own forward pass on random inputs (``docs/model-format.md``).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+
+from ..core.errors import ModelFormatError
+from ..models.networks import FFN, Model
+
+#: Functions and tensor methods traced as a ReLU, and as a no-op on a batch of vectors.
+_RELU_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.relu_}
+_RELU_METHODS = {"relu", "relu_"}
+_FLATTEN_FUNCTIONS = {torch.flatten}
+_FLATTEN_METHODS = {"flatten"}
+
+#: Relative agreement required between the converted FFN and the module, by the module's float type.
+CHECK_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
+
+
+class _Chain:
+    """The affine maps and ReLUs read so far: ``layers`` (W, b) before each ReLU, and the pending affine map
+    (W, b) since the last ReLU (None: the identity)."""
+
+    def __init__(self) -> None:
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.width: int | None = None  # the current vector length, once known
+        self.last_was_relu = False
+
+    def affine(self, weight: torch.Tensor, bias: torch.Tensor, where: str) -> None:
+        """Compose ``x -> weight x + bias`` after what is pending (float64)."""
+        weight, bias = weight.detach().to(torch.float64).cpu(), bias.detach().to(torch.float64).cpu()
+        if self.width is not None and weight.shape[1] != self.width:
+            raise ModelFormatError(f"{where}: takes {weight.shape[1]} inputs but receives {self.width}")
+        if self.pending is None:
+            self.pending = (weight, bias)
+        else:
+            w0, b0 = self.pending
+            self.pending = (weight @ w0, weight @ b0 + bias)
+        self.width = weight.shape[0]
+        self.last_was_relu = False
+
+    def relu(self, where: str) -> None:
+        if self.last_was_relu:
+            return  # relu(relu(x)) = relu(x)
+        if self.width is None:
+            raise ModelFormatError(f"{where}: a ReLU before any Linear layer; its width is unknown")
+        if self.pending is None:
+            eye = torch.eye(self.width, dtype=torch.float64)
+            self.pending = (eye, torch.zeros(self.width, dtype=torch.float64))
+        self.layers.append(self.pending)
+        self.pending = None
+        self.last_was_relu = True
+
+    def ffn(self, name: str) -> FFN:
+        if self.width is None:
+            raise ModelFormatError(f"{name}: no Linear layer found")
+        readout = self.pending or (torch.eye(self.width, dtype=torch.float64),
+                                   torch.zeros(self.width, dtype=torch.float64))
+        layers = self.layers + [readout]
+        return FFN([w for w, _ in layers], [b for _, b in layers], name=name)
+
+
+def _batchnorm_affine(module: torch.nn.BatchNorm1d, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode BatchNorm1d as ``x -> s * x + t`` (diagonal weight)."""
+    if module.running_mean is None or module.running_var is None:
+        raise ModelFormatError(f"{where}: BatchNorm1d without running statistics (track_running_stats=False)")
+    var = module.running_var.detach().to(torch.float64)
+    mean = module.running_mean.detach().to(torch.float64)
+    scale = 1.0 / torch.sqrt(var + module.eps)
+    if module.affine:
+        scale = scale * module.weight.detach().to(torch.float64)
+        shift = module.bias.detach().to(torch.float64) - mean * scale
+    else:
+        shift = -mean * scale
+    return torch.diag(scale), shift
+
+
+def _module_step(chain: _Chain, sub: torch.nn.Module, where: str) -> None:
+    if isinstance(sub, torch.nn.Linear):
+        bias = sub.bias if sub.bias is not None else torch.zeros(sub.out_features)
+        chain.affine(sub.weight, bias, where)
+    elif isinstance(sub, torch.nn.ReLU):
+        chain.relu(where)
+    elif isinstance(sub, (torch.nn.Identity, torch.nn.Flatten)):
+        if isinstance(sub, torch.nn.Flatten) and (sub.start_dim, sub.end_dim) != (1, -1):
+            raise ModelFormatError(f"{where}: Flatten({sub.start_dim}, {sub.end_dim}); only Flatten(1, -1) is read")
+    elif isinstance(sub, torch.nn.Dropout):
+        if sub.training:
+            raise ModelFormatError(f"{where}: Dropout in training mode; call module.eval() first")
+    elif isinstance(sub, torch.nn.BatchNorm1d):
+        if sub.training:
+            raise ModelFormatError(f"{where}: BatchNorm1d in training mode; call module.eval() first")
+        weight, shift = _batchnorm_affine(sub, where)
+        chain.affine(weight, shift, where)
+    else:
+        raise ModelFormatError(f"{where}: {type(sub).__name__} is not converted (only Linear, ReLU, Flatten, "
+                               "Identity, and Dropout and BatchNorm1d in eval mode: a ReLU network's kinks)")
+
+
+def _function_step(chain: _Chain, node: Any) -> None:
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    if node.op == "call_function" and target in _RELU_FUNCTIONS or node.op == "call_method" and target in _RELU_METHODS:
+        chain.relu(f"{node.name} ({name})")
+    elif node.op == "call_function" and target in _FLATTEN_FUNCTIONS or node.op == "call_method" and \
+            target in _FLATTEN_METHODS:
+        if tuple(node.args[1:]) not in ((), (1,)) or node.kwargs not in ({}, {"start_dim": 1}):
+            raise ModelFormatError(f"{node.name}: flatten{tuple(node.args[1:])}; only flatten(x, 1) is read")
+    elif node.op == "call_function" and target is operator.getitem:
+        raise ModelFormatError(f"{node.name}: indexing is not converted")
+    else:
+        raise ModelFormatError(f"{node.name}: {name} is not converted (only ReLU and flatten among functions; "
+                               "the network must be affine maps and ReLUs)")
+
+
+def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_points: int = 256,
+                seed: int = 0, name: str | None = None) -> Model:
+    """The FFN computing ``module``'s function, traced with ``torch.fx`` (see the module docstring); the
+    DEQ of a :class:`regioncount.models.nn.ReLUDEQ`.
+
+    ``input_dim``: the length of the input vectors (default: the first Linear layer's ``in_features``).
+    The result is checked on ``check_points`` random inputs in [-1, 1]^d (and 10x wider) against
+    ``module(x)`` within :data:`CHECK_TOLERANCE` of the module's float type, relative to the outputs' size;
+    any mismatch, untraceable module, branch or unsupported layer is a one-line :class:`ModelFormatError`.
+    """
+    from ..models.nn import ReLUDEQ
+
+    if isinstance(module, ReLUDEQ):  # a DEQ module: its fixed point is not a traceable chain of layers
+        return module.to_model(name)
+    label = name or type(module).__name__
+    try:
+        traced = torch.fx.symbolic_trace(module)
+    except Exception as exc:  # torch.fx raises TraceError, TypeError, ... for data-dependent control flow
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFormatError(f"{label}: cannot be traced with torch.fx ({reason})") from None
+    chain = _Chain()
+    previous = None
+    placeholders = 0
+    for node in traced.graph.nodes:
+        if node.op == "placeholder":
+            placeholders += 1
+            if placeholders > 1:
+                raise ModelFormatError(f"{label}: takes more than one input ({node.name})")
+            previous = node
+            continue
+        inputs = [a for a in node.all_input_nodes]
+        if node.op == "output":
+            if inputs != [previous]:
+                raise ModelFormatError(f"{label}: the output is not the end of one chain of layers")
+            break
+        if len(inputs) != 1 or inputs[0] is not previous:
+            raise ModelFormatError(f"{label}: {node.name} reads {[n.name for n in inputs]}, not only the previous "
+                                   "layer: branches and residual connections are not converted")
+        if node.op == "call_module":
+            _module_step(chain, traced.get_submodule(node.target), f"{label}.{node.target}")
+        elif node.op in ("call_function", "call_method"):
+            _function_step(chain, node)
+        else:
+            raise ModelFormatError(f"{label}: {node.op} {node.target} is not converted")
+        previous = node
+    ffn = chain.ffn(label)
+    if input_dim is not None and ffn.input_dim != input_dim:
+        raise ModelFormatError(f"{label}: its first layer takes {ffn.input_dim} inputs, not {input_dim}")
+    _check_against(module, ffn, check_points, seed, label)
+    return ffn
+
+
+def _check_against(module: torch.nn.Module, ffn: FFN, points: int, seed: int, label: str) -> None:
+    """Refuse when the FFN and the module disagree on random inputs (a mislabelled conversion)."""
+    params = list(module.parameters())
+    dtype = params[0].dtype if params else torch.float32
+    device = params[0].device if params else torch.device("cpu")
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.rand(points, ffn.input_dim, generator=gen, dtype=torch.float64) * 2 - 1)
+    x = torch.cat([x, 10 * x])
+    with torch.no_grad():
+        expected = module(x.to(dtype=dtype, device=device)).to(torch.float64).cpu()
+        got = ffn.forward(x)
+    if expected.shape != got.shape:
+        raise ModelFormatError(f"{label}: the module outputs shape {tuple(expected.shape)}, the conversion "
+                               f"{tuple(got.shape)}")
+    tolerance = CHECK_TOLERANCE.get(dtype, 1e-4)
+    scale = 1.0 + float(expected.abs().max())
+    error = float((expected - got).abs().max())
+    if not error <= tolerance * scale:
+        raise ModelFormatError(f"{label}: the converted FFN differs from the module's forward pass by {error:.3g} "
+                               f"(tolerance {tolerance:g} x {scale:.3g}); the module is not a plain ReLU network")

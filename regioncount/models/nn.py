@@ -1,0 +1,90 @@
+"""``ReLUDEQ``: a ReLU deep equilibrium model as a ``torch.nn.Module``, to train and then count.
+
+``z = relu(W z + U x + b)``, ``y = A z + c (+ B x)``, with ``Linear`` layers named ``W`` (no bias), ``U``
+(its bias is b), ``A`` (its bias is c) and optionally ``B`` (no bias): the layout that
+:func:`regioncount.io.model_files.deq_from_state_dict` reads, so ``torch.save(deq.state_dict(), "deq.pt")`` followed
+by ``regioncount count deq.pt`` counts it, and :meth:`ReLUDEQ.to_model` gives the
+:class:`~regioncount.models.networks.DEQ` to count from Python.
+
+With ``triangular=True`` (the default, as in Theorem 1) W is masked to its strictly lower triangle, the
+fixed point is computed by forward substitution (exact, and differentiable end to end) and the DEQ is
+well-posed for every W.  Otherwise the forward pass solves the fixed point with the package's checked
+solver (:func:`regioncount.models.fixedpoint.solve_fixed_points`, W must be certified well-posed) without
+gradients and then takes one differentiable step ``z = relu(W z* + U x + b)`` (the one-step "phantom"
+gradient), or hands the solve to a torchdeq solver when one is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .networks import DEQ
+
+
+class ReLUDEQ(nn.Module):
+    """A ReLU DEQ of width ``width`` from ``input_dim`` to ``output_dim`` (see the module docstring).
+
+    ``solver``: optional ``solver(f, z0) -> z*`` for a non-triangular W (e.g. a torchdeq solver wrapped to
+    this signature); the default is the package's checked solve.
+    """
+
+    def __init__(self, input_dim: int, width: int, output_dim: int = 1, *, triangular: bool = True,
+                 skip: bool = False, dtype: torch.dtype = torch.float64,
+                 solver: Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor] | None = None
+                 ) -> None:
+        super().__init__()
+        self.triangular = triangular
+        self.solver = solver
+        self.W = nn.Linear(width, width, bias=False, dtype=dtype)
+        self.U = nn.Linear(input_dim, width, dtype=dtype)
+        self.A = nn.Linear(width, output_dim, dtype=dtype)
+        self.B = nn.Linear(input_dim, output_dim, bias=False, dtype=dtype) if skip else None
+        # not part of the state_dict: the file holds W as used (masked)
+        self.mask: torch.Tensor
+        self.register_buffer("mask", torch.ones(width, width, dtype=dtype).tril(-1), persistent=False)
+        if triangular:
+            with torch.no_grad():
+                self.W.weight.mul_(self.mask)
+
+    def effective_W(self) -> torch.Tensor:
+        """W as the fixed point uses it: masked to the strict lower triangle when ``triangular``."""
+        return self.W.weight * self.mask if self.triangular else self.W.weight
+
+    def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
+        """z*(x) for inputs (N, d); (N, m), differentiable (see the module docstring)."""
+        W = self.effective_W()
+        q = self.U(x)
+        if self.triangular:
+            columns: list[torch.Tensor] = []
+            for i in range(W.shape[0]):  # unit i depends on units < i only: exact forward substitution
+                r = q[:, i] if i == 0 else q[:, i] + torch.stack(columns, 1) @ W[i, :i]
+                columns.append(torch.relu(r))
+            return torch.stack(columns, 1)
+        with torch.no_grad():
+            if self.solver is not None:
+                z_star = self.solver(lambda z: torch.relu(z @ W.T + q), torch.zeros_like(q))
+            else:
+                z_star = self.to_model().fixed_point(x.detach().to(torch.float64)).to(q.dtype)
+        return torch.relu(z_star @ W.T + q)  # one differentiable step from the fixed point
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.A(self.fixed_point(x))
+        return y if self.B is None else y + self.B(x)
+
+    def to_model(self, name: str | None = None) -> DEQ:
+        """The :class:`~regioncount.models.networks.DEQ` computing this module's function, in float64 (the weights as
+        stored, converted exactly when they are float32/float16)."""
+        def f64(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(torch.float64).cpu().clone()
+
+        k, d = self.A.weight.shape[0], self.U.weight.shape[1]
+        B = f64(self.B.weight) if self.B is not None else torch.zeros(k, d, dtype=torch.float64)
+        return DEQ(f64(self.effective_W()), f64(self.U.weight), f64(self.U.bias), f64(self.A.weight),
+                   c=f64(self.A.bias), B=B, name=name or f"ReLUDEQ-m{self.W.weight.shape[0]}")
+
+    def extra_repr(self) -> str:
+        return f"triangular={self.triangular}"
+

@@ -1,0 +1,2 @@
+"""Counts split into independent tasks and merged exactly, in this process or on Dask.
+"""

@@ -1,0 +1,441 @@
+"""Counts split into independent tasks and merged exactly, run in this process or on Dask (``docs/scale.md``).
+
+An exact 1-D count of ``[t_low, t_high]`` is cut at ``K - 1`` points into ``K`` parts of similar cost (from a
+pilot density).  Each cut is **certified to lie inside one linear region**: an exact count of a tiny window
+around it finds one region and one linear piece (otherwise the cut moves).  Each part is then counted by
+:func:`~regioncount.line.exact1d.count_along` on the same line, as a task (a plain function of plain data: the
+model's arrays and two floats), and the counts merge exactly: the region (and the linear piece) through each
+cut was counted once on each side, so
+
+    regions = sum(regions_k) - (K - 1),    pieces = sum(pieces_k) - (K - 1),
+
+breakpoints are concatenated, and the lengths of the two regions at each cut are added.  The merged count is
+exact when every part's count is.  Tasks run in this process (``Engine()``), on a ``LocalCluster`` of
+single-threaded worker processes (``open_engine(workers=N)``) or on an existing Dask cluster
+(``open_engine(scheduler="tcp://host:port")``); Dask reruns the tasks of a worker that dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.errors import RegionCountError
+from ..core.geometry import Segment, resolve_segment
+from ..core.results import SegmentCount, region_ends
+from ..line.walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
+from ..models.networks import DEQ, FFN, Model
+from ..sampling.sampled import SampledCount
+
+#: Pilot strata per part: the cuts are quantiles of a density measured on this many stratified windows.
+PILOT_STRATA_PER_PART = 8
+#: The pilot's windows cover this fraction of the segment divided by the number of parts, so the pilot (run
+#: before the tasks, in the submitting process) costs about 1% of one part, however many parts there are.
+PILOT_WINDOW_FRACTION = 2.0**-7
+#: A cut is certified by an exact count of [c - h, c + h], h = CUT_WINDOW * span (at least 64 ulps of c).
+CUT_WINDOW = 2.0**-40
+#: Tries per cut: the candidate moves by span * 2^-24 * CUT_STEP_RATIO * (1, -1, 2, -2, ...) until a window is
+#: one region.
+CUT_TRIES = 33
+CUT_STEP_RATIO = (math.sqrt(5) - 1) / 2
+
+
+class DaskUnavailableError(RegionCountError):
+    """``workers``/``scheduler`` were asked for but ``dask.distributed`` is not installed."""
+
+
+def model_payload(model: Model) -> dict[str, Any]:
+    """The model as plain data (numpy float64 arrays, strings), what a task receives."""
+    if isinstance(model, FFN):
+        return {"kind": "ffn", "weights": [w.numpy() for w in model.weights],
+                "biases": [b.numpy() for b in model.biases], "name": model.name}
+    return {"kind": "deq", "W": model.W.numpy(), "U": model.U.numpy(), "b": model.b.numpy(), "A": model.A.numpy(),
+            "B": model.B.numpy(), "c": model.c.numpy(), "name": model.name}
+
+
+def model_from_payload(payload: dict[str, Any]) -> Model:
+    """Inverse of :func:`model_payload` (the same float64 values, bit for bit)."""
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float64).copy())
+
+    if payload["kind"] == "ffn":
+        return FFN([tensor(w) for w in payload["weights"]], [tensor(b) for b in payload["biases"]],
+                   name=payload["name"])
+    return DEQ(tensor(payload["W"]), tensor(payload["U"]), tensor(payload["b"]), tensor(payload["A"]),
+               c=tensor(payload["c"]), B=tensor(payload["B"]), name=payload["name"])
+
+
+def count_part(payload: dict[str, Any], segment: dict[str, Any], options: dict[str, Any]) -> SegmentCount:
+    """Task: the exact count of one part ``[t_low, t_high]`` of a line (``segment``: the fields of a
+    :class:`~regioncount.core.geometry.Segment`), with :func:`~regioncount.line.exact1d.count_along`'s ``options``."""
+    from ..line.exact1d import count_along
+
+    return count_along(model_from_payload(payload), Segment(**segment), **options)
+
+
+@dataclass
+class Engine:
+    """Where tasks run: this process (``client`` None) or a Dask cluster (a ``distributed.Client``)."""
+
+    client: Any = None
+    workers: int = 1
+    scheduler: str | None = None
+
+    def tasks(self, requested: int | None = None) -> int:
+        """The number of tasks to split one count into: ``requested``, else two per worker (which keeps every
+        worker busy when the parts' costs differ by up to a factor of two)."""
+        return requested if requested is not None else 2 * max(self.workers, 1)
+
+    def describe(self, tasks: int) -> dict[str, Any]:
+        """What the output says about where the count ran."""
+        if self.client is None:
+            return {"engine": "in-process", "workers": 1, "tasks": tasks}
+        return {"engine": "dask", "workers": self.workers, "tasks": tasks, "scheduler": self.scheduler}
+
+    def map(self, fn: Callable[..., Any], args: Sequence[tuple], progress: Callable[[float], None] | None = None
+            ) -> list[Any]:
+        """``[fn(*a) for a in args]``, on the cluster when there is one (results in the order of ``args``;
+        a task's exception is raised here)."""
+        out: list[Any] = [None] * len(args)
+
+        def keep(pair: tuple[int, Any]) -> None:
+            out[pair[0]] = pair[1]
+
+        self.reduce(_indexed, [(i, fn, a) for i, a in enumerate(args)], keep, progress)
+        return out
+
+    def reduce(self, fn: Callable[..., Any], args: Sequence[tuple], merge: Callable[[Any], None],
+               progress: Callable[[float], None] | None = None) -> None:
+        """Call ``merge(fn(*a))`` for every ``a`` in ``args``, each result as soon as it arrives (in any order
+        on a cluster), so that only the merged state and the results in flight are held."""
+        if self.client is None:
+            for i, a in enumerate(args):
+                merge(fn(*a))
+                if progress is not None:
+                    progress((i + 1) / len(args))
+            return
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *a, pure=False) for a in args]
+        for done, future in enumerate(as_completed(futures), 1):
+            merge(future.result())
+            future.release()
+            if progress is not None:
+                progress(done / len(futures))
+
+
+def _import_counters() -> None:
+    """Run on each worker once: import the counting modules (torch with them)."""
+    import regioncount.line.exact1d  # noqa: F401
+
+
+@contextmanager
+def open_engine(workers: int | None = None, scheduler: str | None = None) -> Iterator[Engine]:
+    """An :class:`Engine`: a ``LocalCluster`` of ``workers`` single-threaded worker processes on this machine,
+    the Dask cluster at ``scheduler`` (``tcp://host:port``), or, with neither, this process.  Closed (a
+    cluster it started shut down) on exit."""
+    if workers is None and scheduler is None:
+        yield Engine()
+        return
+    if workers is not None and scheduler is not None:
+        raise RegionCountError("give either `workers` (a local cluster) or `scheduler` (an existing one), not both")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DaskUnavailableError("running on Dask needs dask.distributed: pip install 'regioncount[dask]'") \
+            from None
+    if workers is not None:
+        if workers < 1:
+            raise RegionCountError(f"`workers` must be at least 1, got {workers}")
+        import dask
+
+        # Dask's nannies set MALLOC_TRIM_THRESHOLD_ before spawning a worker; any fixed malloc threshold
+        # turns off glibc's dynamic mmap threshold and makes torch's batch temporaries ~3x slower (measured)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        client = Client(cluster)
+        client.run(_import_counters)  # the workers' imports belong to the cluster's start, not to the count
+        try:
+            yield Engine(client, workers, cluster.scheduler_address)
+        finally:
+            client.close()
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, timeout=10)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RegionCountError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        count = len(client.scheduler_info().get("workers", {}))
+        yield Engine(client, count, scheduler)
+    finally:
+        client.close()
+
+
+def pilot_cuts(model: Model, seg: Segment, parts: int, device: torch.device,
+               kernel: DEQKernel | FFNKernel | None = None) -> list[float]:
+    """``parts - 1`` cut candidates in (t_low, t_high) splitting the count into parts of similar cost: the
+    quantiles of a piecewise-constant region density measured by count-only walks of a window in each of
+    ``PILOT_STRATA_PER_PART * parts`` strata (``PILOT_WINDOW_FRACTION / parts`` of the segment in all);
+    uniform cuts for a general-W DEQ, which has no batched walk.  ``kernel``: the model's walk kernel along
+    ``seg`` when already built."""
+    span = seg.t_high - seg.t_low
+    if parts <= 1:
+        return []
+    uniform = [seg.t_low + span * k / parts for k in range(1, parts)]
+    if isinstance(model, DEQ) and model.unit_order is None:
+        return uniform
+    from ..line.kernels import build_kernel, run_kernel
+
+    strata = PILOT_STRATA_PER_PART * parts
+    kernel = kernel if kernel is not None else build_kernel(model, seg, device, 0)
+    width = span / strata * PILOT_WINDOW_FRACTION / parts
+    tau = merge_tolerance(seg.t_low, seg.t_high)
+    density = []
+    for s in range(strata):
+        lo = seg.t_low + span * (s + 0.5) / strata - width / 2
+        sink = PieceSink(lo, lo + width)
+        run_kernel(kernel, lo, lo + width, sink, False, 2**16, tau)
+        density.append(sink.regions)
+    weights = np.asarray(density, dtype=np.float64)
+    weights += max(weights.mean(), 1.0) / 8  # every stratum costs something (the walk's fixed overhead)
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    targets = cumulative[-1] * np.arange(1, parts) / parts
+    # invert the piecewise-linear cumulative cost: stratum s covers [t_low + s span / strata, ...)
+    position = np.interp(targets, cumulative, np.arange(strata + 1, dtype=np.float64))
+    return [seg.t_low + span * float(p) / strata for p in position]
+
+
+def certify_cut(model: Model, seg: Segment, candidate: float, options: dict[str, Any]) -> float | None:
+    """A cut near ``candidate`` proven to lie inside one linear region (an exact count of a small window
+    around it finds one region and one linear piece), or None when ``CUT_TRIES`` candidates fail."""
+    from ..line.exact1d import count_along
+
+    span = seg.t_high - seg.t_low
+    # an irrational multiple of a power of two: the moved cuts do not land on a dyadic grid of breakpoints
+    # (the Theorem 1 DEQ's are the multiples of 2^-m, every multiple of a dyadic step when m >= 24)
+    step = span * 2.0**-24 * CUT_STEP_RATIO
+    for k in range(CUT_TRIES):
+        offset = 0 if k == 0 else ((k + 1) // 2) * (1 if k % 2 else -1)
+        cut = candidate + offset * step
+        half = max(span * CUT_WINDOW, 64 * math.ulp(cut))
+        lo, hi = cut - half, cut + half
+        if not (seg.t_low < lo and hi < seg.t_high):
+            continue
+        window = dataclasses.replace(seg, t_low=lo, t_high=hi)
+        check = count_along(model, window, linear_pieces=True, device=options.get("device", "cpu"),
+                            assume_well_posed=options.get("assume_well_posed", False), max_regions=None)
+        if check.method == "exact" and check.activation_regions == 1 and check.linear_pieces == 1:
+            return cut
+    return None
+
+
+def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool, keep_breakpoints: bool
+                ) -> SegmentCount:
+    """One count from the counts of adjacent parts whose every shared end lies inside one region (see the
+    module docstring): regions and pieces minus one per cut, breakpoints concatenated, the two lengths
+    at each cut added."""
+    cuts = len(parts) - 1
+    regions = sum(p.activation_regions for p in parts) - cuts
+    pieces = None
+    if linear_pieces:
+        assert all(p.linear_pieces is not None for p in parts)
+        pieces = sum(int(p.linear_pieces or 0) for p in parts) - cuts
+    breakpoints = lengths = None
+    if keep_breakpoints:
+        assert all(p.breakpoints is not None and p.region_lengths is not None for p in parts)
+        breakpoints = np.concatenate([p.breakpoints for p in parts if p.breakpoints is not None])
+        pieces_lengths = [np.asarray(p.region_lengths, dtype=np.float64).copy() for p in parts]
+        for left, right in zip(pieces_lengths, pieces_lengths[1:]):
+            right[0] += left[-1]
+        lengths = np.concatenate([pl[:-1] for pl in pieces_lengths[:-1]] + [pieces_lengths[-1]])
+    end_regions = None
+    if lengths is not None:
+        end_regions = region_ends(lengths)
+    elif all(p.end_regions is not None for p in parts):
+        end_regions, regions_so_far = parts[0].end_regions, parts[0].activation_regions
+        for part in parts[1:]:
+            assert end_regions is not None and part.end_regions is not None
+            end_regions = end_regions.joined(regions_so_far, part.end_regions, part.activation_regions)
+            regions_so_far += part.activation_regions - 1
+    doubtful = sum(p.doubtful_decisions for p in parts)
+    methods = {p.method for p in parts}
+    algorithms = list(dict.fromkeys(p.algorithm for p in parts))
+    first = parts[0]
+    return SegmentCount(
+        model=first.model, activation_regions=regions, linear_pieces=pieces, segment=seg.describe(),
+        method="exact" if methods == {"exact"} else "approximate", dtype=first.dtype, device=first.device,
+        seconds=sum(p.seconds for p in parts), tolerance=first.tolerance,
+        near_coincident=sum(p.near_coincident for p in parts), doubtful_decisions=doubtful,
+        breakpoints=breakpoints, region_lengths=lengths,
+        shortest_region=None if end_regions is None else end_regions.shortest,
+        longest_region=None if end_regions is None else end_regions.longest,
+        end_regions=end_regions,
+        algorithm=" | ".join(algorithms) + (f"; split at {cuts} cut(s), each certified inside one region by an "
+                                            "exact window count" if cuts else ""),
+    )
+
+
+def count_segment_split(model: Model, interval: Sequence[float] | None = None,
+                        segment: tuple[Sequence[float], Sequence[float]] | None = None, *, tasks: int,
+                        engine: Engine | None = None, linear_pieces: bool = True, keep_breakpoints: bool = False,
+                        device: str | torch.device = "cpu", max_regions: int | None = None,
+                        memory_limit: int | None = None, known_regions: int | None = None,
+                        assume_well_posed: bool = False, progress: Callable[[float], None] | None = None
+                        ) -> SegmentCount:
+    """:func:`~regioncount.line.exact1d.count_segment`, split into ``tasks`` parts run on ``engine`` (default: this
+    process) and merged exactly (see the module docstring); the same counts, breakpoints and labels as the
+    unsplit count.  The whole count's cost is checked here, before any task is submitted."""
+    from ..core.devices import default_memory_limit, resolve_device
+    from ..core.settings import DEFAULT_MAX_REGIONS
+    from ..line.cost import check_cost, default_max_pieces
+    from ..line.kernels import build_kernel
+    from ..models.networks import deq_certificate
+
+    if tasks < 1:
+        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
+    engine = engine or Engine()
+    started = time.perf_counter()
+    certificate = deq_certificate(model, assume_well_posed)
+    seg = resolve_segment(model, interval, segment)
+    dev = resolve_device(device)
+    max_regions = DEFAULT_MAX_REGIONS if max_regions is None else max_regions
+    memory_limit = default_memory_limit() if memory_limit is None else memory_limit
+    estimate = kernel = None
+    if certificate is None:
+        kernel = build_kernel(model, seg, dev, 0)
+        estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
+                              default_max_pieces(dev), known_regions)
+    options = {"linear_pieces": linear_pieces, "keep_breakpoints": keep_breakpoints, "device": dev.type,
+               "max_regions": max_regions, "memory_limit": memory_limit, "assume_well_posed": assume_well_posed}
+    cuts: list[float] = []
+    for candidate in pilot_cuts(model, seg, tasks, dev, kernel):
+        cut = certify_cut(model, seg, candidate, options)
+        if cut is not None and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    ends = [seg.t_low, *cuts, seg.t_high]
+    payload = model_payload(model)
+    args = []
+    for lo, hi in zip(ends, ends[1:]):
+        part = dataclasses.asdict(dataclasses.replace(seg, t_low=lo, t_high=hi))
+        # the whole count's regions were checked above; each part checks its own walk's memory
+        args.append((payload, part, options | {"max_regions": None}))
+    parts = engine.map(count_part, args, progress)
+    merged = merge_parts(parts, seg, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
+    return dataclasses.replace(merged, seconds=time.perf_counter() - started, estimate=estimate,
+                               engine=engine.describe(len(parts)) | {"cuts": len(cuts)},
+                               model=model.name or model.describe())
+
+
+
+def sample_part(payload: dict[str, Any], low: tuple[float, ...], high: tuple[float, ...], seed: int, per_dim: int,
+                start: int, stop: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Task: the distinct patterns of the sample stream's points ``start .. stop - 1`` (see
+    :class:`~regioncount.sampling.sampled.SamplePoints`) as ``{"rows": (K, W) int64, "counts": (K,) int64,
+    "failures", "collisions"}``; ``options``: device, dtype, batch, memory_limit, watch_memory."""
+    from ..core.devices import resolve_device
+    from ..core.patterns import DistinctPatterns
+    from ..sampling.sampled import DTYPES, Box, PatternFunction, SamplePoints, check_sampled_memory, sample_range
+
+    model = model_from_payload(payload)
+    dev, dtype = resolve_device(options["device"]), DTYPES[options["dtype"]]
+    patterns = PatternFunction(model, dev, dtype)
+    distinct = DistinctPatterns(patterns.n_words, dev)
+    points = SamplePoints(Box(tuple(low), tuple(high)), seed, per_dim, dev, dtype)
+
+    def after_batch(done: int) -> None:
+        if options["watch_memory"]:
+            check_sampled_memory(distinct, done, options["memory_limit"])
+
+    sample_range(patterns, points, start, stop, options["batch"], distinct, after_batch)
+    counts = distinct.counts
+    return {"rows": distinct.rows.cpu().numpy(), "counts": counts.cpu().numpy(), "failures": patterns.failures,
+            "collisions": distinct.collisions}
+
+
+def sample_regions_split(model: Model, low: Sequence[float] | float | None = None,
+                         high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
+                         seed: int = 0, tasks: int, engine: Engine | None = None, batch: int | None = None,
+                         device: str | torch.device = "cpu", dtype: str = "float64", assume_well_posed: bool = False,
+                         progress: Callable[[float], None] | None = None, memory_limit: int | None = None
+                         ) -> SampledCount:
+    """:func:`~regioncount.sampling.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
+    ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
+    arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed."""
+    from ..core.patterns import DistinctPatterns
+    from ..models.networks import pattern_words
+    from ..sampling.sampled import check_sampled_memory, plan_sampling, summarize
+
+    if tasks < 1:
+        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
+    engine = engine or Engine()
+    started = time.perf_counter()
+    plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
+                         assume_well_posed=assume_well_posed, memory_limit=memory_limit)
+    union = DistinctPatterns(pattern_words(model), torch.device("cpu"))
+    failures = collisions = 0
+    options = {"device": plan.device.type, "dtype": dtype, "batch": plan.batch, "memory_limit": plan.memory_limit,
+               "watch_memory": plan.watch_memory}
+    bounds = [plan.total * k // tasks for k in range(tasks + 1)]
+    payload = model_payload(model)
+    args = [(payload, plan.box.low, plan.box.high, seed, plan.per_dim, lo, hi, options)
+            for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    done = 0
+
+    def merge(part: dict[str, Any]) -> None:
+        nonlocal failures, collisions, done
+        union.add_counted(torch.from_numpy(part["rows"]), torch.from_numpy(part["counts"]))
+        failures += part["failures"]
+        collisions += part["collisions"]
+        done += int(part["counts"].sum())
+        if plan.watch_memory:
+            check_sampled_memory(union, done, plan.memory_limit)
+
+    engine.reduce(sample_part, args, merge, progress)
+    union.collisions += collisions
+    result = summarize(model, union, failures, box=plan.box, grid=grid, seed=seed, dtype=dtype, device=plan.device,
+                       seconds=time.perf_counter() - started)
+    return dataclasses.replace(result, engine=engine.describe(len(args)))
+
+
+def sample_model(payload: dict[str, Any], options: dict[str, Any]) -> SampledCount:
+    """Task: :func:`~regioncount.sampling.sampled.sample_regions` of one model (``options``: its keyword arguments)."""
+    from ..sampling.sampled import sample_regions
+
+    return sample_regions(model_from_payload(payload), **options)
+
+
+def _indexed(index: int, fn: Callable[..., Any], args: tuple) -> tuple[int, Any]:
+    return index, fn(*args)
+
+
+def count_models(models: Sequence[Model], *, segments: Sequence[Segment] | None = None,
+                 sampled: dict[str, Any] | None = None, boxes: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
+                 options: dict[str, Any] | None = None,
+                 engine: Engine | None = None, on_result: Callable[[int, Any], None],
+                 progress: Callable[[float], None] | None = None) -> None:
+    """Count many models, one task each, on ``engine`` (default: this process): exactly along
+    ``segments[i]`` (with :func:`~regioncount.line.exact1d.count_along`'s ``options``), or, with ``sampled`` (the
+    keyword arguments of :func:`~regioncount.sampling.sampled.sample_regions`), by sampling ``boxes[i]`` (low, high;
+    None: each model's domain).  ``on_result(i, result)``
+    is called as each count arrives (in order in this process, in any order on a cluster)."""
+    engine = engine or Engine()
+    args: list[tuple] = []
+    for i, model in enumerate(models):
+        payload = model_payload(model)
+        if sampled is not None:
+            where = {} if boxes is None else {"low": tuple(boxes[i][0]), "high": tuple(boxes[i][1])}
+            args.append((i, sample_model, (payload, sampled | where)))
+        else:
+            assert segments is not None
+            args.append((i, count_part, (payload, dataclasses.asdict(segments[i]), options or {})))
+    engine.reduce(_indexed, args, lambda pair: on_result(*pair), progress)

@@ -1,0 +1,750 @@
+"""Exact partitions of a d-dimensional box into activation regions (``docs/exact-dd.md``).
+
+Layered subdivision, the d-dimensional form of :mod:`regioncount.partition.plane2d`: every cell is a convex polytope
+(:mod:`regioncount.partition.polytopes`) carrying the affine map of the units already read; each unit's zero
+hyperplane cuts the cells on which it changes sign, then the unit's sign is read at each cell's vertex mean
+and the map is updated.  FFNs go layer by layer (a layer's units all cut with the layer-start map);
+triangular DEQs unit by unit in forward-substitution order, where u_t = r_t(x) has the sign of
+r_t = (U x + b)_t + sum_{s != t} W_ts z_s and z_t = relu(r_t) / (1 - W_tt).  Each final cell is one region.
+
+Every vertex and centre sign is proven by its own rigorous error bound (vertex radii from the conditioning
+of the constraints that define each vertex, map errors from the layer products:
+:mod:`regioncount.partition.vertex_bounds`) or decided in rational arithmetic (:mod:`regioncount.partition.exact_cells`); only
+decisions past the exact budget fall to ``PLANE_ZERO_TOL``, and a partition with any is labelled
+approximate.  Facets (faces of one constraint spanning d - 1 dimensions) give volumes (d <= 3), the region
+adjacency graph (from each facet's own constraints; a probe just across it where those do not decide), the
+linear pieces (components of adjacent regions with equal output maps) and, by one sparse LP over all
+regions, Chebyshev centres and inradii.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import networkx as nx
+import numpy as np
+import torch
+
+from ..core.devices import Stopwatch, default_memory_limit, resolve_device
+from ..core.errors import CostLimitError, SegmentError
+from ..core.geometry import Box, resolve_box
+from ..core.patterns import group_rows, layer_words, match_rows, probe_pairs
+from ..core.results import BoxPartition
+from ..core.tolerances import PLANE_DEQ_ZERO_TOL
+from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
+from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
+from ..sampling.sampled import packed_patterns_at
+from .deq_cells import pattern_affine_u, refine_general_deq
+from .exact_cells import EXACT_BUDGET, ExactCells, value_at
+from .exact_pieces import same_affine_pairs
+from .polytopes import (
+    CellPartition,
+    ConstraintMaps,
+    Facets,
+    Polytopes,
+    PolytopeStore,
+    bit_mask,
+    facets,
+    popcount,
+    split_signed,
+    volumes,
+    words_for,
+)
+from .polytopes import box as box_polytope
+from .vertex_bounds import MapErrors, centre_doubts, centre_radii, layer_errors, value_errors
+
+#: Most input dimensions of an exact partition (the box alone has 2^d vertices).
+MAX_DIMENSION = 12
+#: Largest box coordinate accepted (volumes, products of d coordinates, stay finite in float64).
+MAX_EXTENT = 1e30
+#: Chebyshev centres are computed by one LP when the partition holds at most this many regions.
+CHEBYSHEV_MAX_REGIONS = 200_000
+#: Cells per Chebyshev LP (measured: 256 is 3.5x faster than one LP for 22,000 cells).
+CHEBYSHEV_CHUNK = 256
+#: Bytes per vertex word or coordinate held at once while cutting (cells, children, temporaries).
+_BYTES_PER_ENTRY = 8 * 4
+
+
+@dataclass(frozen=True)
+class CellLimit:
+    """The most cells a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow; and the
+    time it may take (``deadline``, a ``time.perf_counter()`` value, or None)."""
+
+    max_regions: int
+    memory_limit: int
+    deadline: float | None = None
+    max_seconds: float | None = None
+
+    @classmethod
+    def of(cls, max_regions: int, memory_limit: int | None, max_seconds: float | None) -> CellLimit:
+        """The limits of a partition starting now (memory: half the RAM when None; time: none when None)."""
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+        return cls(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
+                   max_seconds)
+
+    def check(self, cells: Polytopes) -> None:
+        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
+        self.check_size(cells.count, cells.V, cells.x.shape[2], cells.tight.shape[2])
+
+    def check_size(self, count: int, V: int, d: int, words: int) -> None:
+        """:meth:`check` for ``count`` cells of up to ``V`` vertices in d dimensions with ``words``
+        incidence words each."""
+        if count > self.max_regions:
+            raise CostLimitError(f"more than {self.max_regions:,} cells (the limit); raise `max_regions` or "
+                                 "take a smaller box")
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise CostLimitError(f"the partition ran past the time limit of {self.max_seconds:g} s with {count:,} "
+                                 f"cells of up to {V} vertices; raise `max_seconds` or take a smaller box")
+        need = count * V * (d + words) * _BYTES_PER_ENTRY
+        if need > self.memory_limit:
+            raise CostLimitError(f"the partition reached {count:,} cells of up to {V} vertices, "
+                                 f"about {need / 2**30:.3g} GiB (estimated), above the memory limit of "
+                                 f"{self.memory_limit / 2**30:.3g} GiB; raise `memory_limit` or take a smaller box")
+
+
+@dataclass
+class _Step:
+    """One round of cuts: ``pre`` maps the cells' states (P, d + 1, ·) to the round's pre-activation
+    coefficients (P, d + 1, n) (rows: slopes, then the constant); ``pre_error`` bounds their rounding
+    entrywise (:class:`~regioncount.partition.vertex_bounds.MapErrors`), given the states' own error bounds (None: exact
+    states; FFN: per row (P, d + 1), DEQ: entrywise); ``after`` gives the states once the units' signs (P, n)
+    are read, and ``after_error`` their error bounds (from the children's parent errors, the step's map
+    errors, the children's maps, their signs and their parents' indices); ``units`` are the global unit
+    indices (bit = 2d + index)."""
+
+    units: list[int]
+    pre: Callable[[torch.Tensor], torch.Tensor]
+    after: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    pre_error: Callable[[torch.Tensor, torch.Tensor | None], MapErrors]
+    after_error: Callable[[torch.Tensor | None, MapErrors, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _ffn_steps(model: FFN, d: int, device: torch.device, input_error: torch.Tensor | None
+               ) -> tuple[torch.Tensor, list[_Step]]:
+    state = torch.cat([torch.eye(d, dtype=DTYPE, device=device), torch.zeros(1, d, dtype=DTYPE, device=device)])
+    steps, first = [], 0
+    model = model.to(device)
+    for layer, (weight, bias) in enumerate(zip(model.weights[:-1], model.biases[:-1])):
+
+        def pre(s: torch.Tensor, weight: torch.Tensor = weight, bias: torch.Tensor = bias) -> torch.Tensor:
+            Z = s @ weight.T
+            Z[:, -1] += bias
+            return Z
+
+        def pre_error(s: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor = weight,
+                      bias: torch.Tensor = bias, layer: int = layer) -> MapErrors:
+            # the first layer multiplies the identity: exact, but for a folded-in embedding's error
+            return layer_errors(s, rows, weight, bias, exact=layer == 0,
+                                shared=input_error.to(device) if layer == 0 and input_error is not None else None)
+
+        def after_error(rows: torch.Tensor | None, EZ: MapErrors, Z: torch.Tensor, active: torch.Tensor,
+                        origin: torch.Tensor) -> torch.Tensor:
+            return EZ.row_max().index_select(0, origin)  # masking only removes entries
+
+        steps.append(_Step(list(range(first, first + weight.shape[0])), pre,
+                           lambda s, Z, active: Z * active[:, None, :].to(DTYPE), pre_error, after_error))
+        first += weight.shape[0]
+    return state[None], steps
+
+
+def _deq_steps(model: DEQ, d: int, device: torch.device, input_error: torch.Tensor | None
+               ) -> tuple[torch.Tensor, list[_Step]]:
+    model = model.to(device)
+    assert model.unit_order is not None
+    W = model.W
+    m = model.width
+    Q = torch.cat([model.U.T, model.b[None]])  # (d + 1, m): the input part of every unit
+    EQ = None if input_error is None else input_error.to(device)
+    g = gamma(m + 1)
+    steps = []
+    for t in model.unit_order:
+        row = W[t].clone()
+        row[t] = 0.0
+        scale = 1.0 - W[t, t]  # rounded; the true value is within u of it, relatively
+
+        def pre(z: torch.Tensor, t: int = t, row: torch.Tensor = row) -> torch.Tensor:
+            return (Q[:, t] + z @ row)[..., None]
+
+        def pre_error(z: torch.Tensor, ez: torch.Tensor | None, t: int = t, row: torch.Tensor = row) -> MapErrors:
+            load = z.abs() * g if ez is None else torch.addcmul(ez, z.abs(), torch.full_like(z, g))
+            err = load @ row.abs() + g * Q[:, t].abs()
+            if EQ is not None:
+                err = err + EQ[:, t]
+            dense = ((err + (m + 2) * SMALLEST_SUBNORMAL) * INFLATE)[..., None]
+            return MapErrors(None, None, None, None, torch.zeros(d + 1, 1, dtype=DTYPE, device=device), dense)
+
+        def after(z: torch.Tensor, r: torch.Tensor, active: torch.Tensor, t: int = t,
+                  scale: torch.Tensor = scale) -> torch.Tensor:
+            z = z.clone()
+            z[:, :, t] = r[:, :, 0] * active[:, None, 0].to(DTYPE) / scale
+            return z
+
+        def after_error(ez: torch.Tensor | None, EZ: MapErrors, Z: torch.Tensor, active: torch.Tensor,
+                        origin: torch.Tensor, t: int = t, scale: torch.Tensor = scale) -> torch.Tensor:
+            # |r~ / fl(1 - w) (1 + d1) - r / (1 - w)| <= (E_r (1 + 2u) + 2.1 u |r~|) / |fl(1 - w)|
+            out = torch.zeros_like(Z.expand(-1, -1, m)) if ez is None else ez.clone()
+            assert EZ.dense is not None
+            E_r = EZ.dense.index_select(0, origin)[:, :, 0]
+            column = (E_r * (1 + 2 * UNIT_ROUNDOFF) + 2.1 * UNIT_ROUNDOFF * Z[:, :, 0].abs()) / scale.abs()
+            out[:, :, t] = column * active[:, None, 0].to(DTYPE) * INFLATE
+            return out
+
+        steps.append(_Step([t], pre, after, pre_error, after_error))
+    return torch.zeros(1, d + 1, model.width, dtype=DTYPE, device=device), steps
+
+
+#: Points sampled before a partition starts: their distinct patterns are a proven lower bound on the regions.
+PILOT_SAMPLES = 1 << 14
+
+
+def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -> int | None:
+    """Refuse before any cutting when a pilot of :data:`PILOT_SAMPLES` uniform points already finds more
+    distinct patterns than ``max_regions``, or when that many cells (each at least d + 1 vertices) would not
+    fit in the memory limit.  Returns the number of patterns found (a lower bound on the regions), or None
+    when the limits are so wide that no pilot could refuse (it finds at most PILOT_SAMPLES patterns): then no
+    point is sampled (for a general-W DEQ each costs a fixed-point iteration)."""
+    from ..sampling.sampled import sample_regions
+
+    d = bx.dim
+    units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
+    most = PILOT_SAMPLES * (d + 1) * (d + words_for(2 * d + units)) * _BYTES_PER_ENTRY
+    if PILOT_SAMPLES <= limit.max_regions and most <= limit.memory_limit:
+        return None
+    found = sample_regions(model, bx.low, bx.high, samples=PILOT_SAMPLES, seed=0, device=device).distinct_patterns
+    if found > limit.max_regions:
+        raise CostLimitError(f"the box holds at least {found:,} regions ({PILOT_SAMPLES:,} sampled points already "
+                             f"show that many patterns), above {limit.max_regions:,}; raise `max_regions` or take a "
+                             "smaller box")
+    need = found * (d + 1) * (d + words_for(2 * d + units)) * _BYTES_PER_ENTRY
+    if need > limit.memory_limit:
+        raise CostLimitError(f"the partition needs at least {need / 2**30:.3g} GiB ({found:,} regions seen by "
+                             f"sampling, at least {d + 1} vertices each), above the memory limit of "
+                             f"{limit.memory_limit / 2**30:.3g} GiB; raise `memory_limit` or take a smaller box")
+    return found
+
+
+class _MapHistory:
+    """The maps of every constraint on the cells, as the subdivision made them: each step's coefficients
+    (P_s, d + 1, n_s) and their errors, kept for the cells of that step's start, and for the current cells
+    the index of their ancestor at each earlier step.  A vertex's basis names constraints by bit; their maps
+    on its cell are read from here (box faces are exact) to bound new vertices afresh
+    (:func:`regioncount.partition.vertex_bounds.new_vertices`), without storing maps per vertex."""
+
+    def __init__(self, bx: Box, units: int, steps: list[_Step], device: torch.device) -> None:
+        d = bx.dim
+        self.d = d
+        self.step_of = torch.zeros(units, dtype=torch.long, device=device)
+        self.local_of = torch.zeros(units, dtype=torch.long, device=device)
+        for s, step in enumerate(steps):
+            index = torch.tensor(step.units, dtype=torch.long, device=device)
+            self.step_of[index] = s
+            self.local_of[index] = torch.arange(len(step.units), device=device)
+        self.low = torch.tensor(bx.low, dtype=DTYPE, device=device)
+        self.high = torch.tensor(bx.high, dtype=DTYPE, device=device)
+        self.Z: list[torch.Tensor] = []
+        self.EZ: list[MapErrors] = []
+        self.ancestors = torch.zeros(1, 0, dtype=torch.long, device=device)  # (P0, steps done)
+
+    def begin(self, Z: torch.Tensor, EZ: MapErrors) -> None:
+        self.Z.append(Z)
+        self.EZ.append(EZ)
+
+    def end(self, origin: torch.Tensor) -> None:
+        """The step is done: the new cells' parent at its start is ``origin``."""
+        self.ancestors = torch.cat([self.ancestors.index_select(0, origin), origin[:, None]], 1)
+
+    def of_cells(self, parents: torch.Tensor) -> ConstraintMaps:
+        """:meth:`maps` for a selection of cells whose step-start indices are ``parents``."""
+        return lambda rows, bits: self.maps(parents[rows], bits)
+
+    def maps(self, cells: torch.Tensor, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Maps (E, k, d + 1) and entrywise errors of constraints ``bits`` (E, k) on cells ``cells`` (E,)
+        (indices of the current step's start)."""
+        d = self.d
+        E, k = bits.shape
+        maps = torch.zeros(E, k, d + 1, dtype=DTYPE, device=bits.device)
+        errors = torch.zeros_like(maps)
+        face = bits < 2 * d
+        if bool(face.any()):
+            r, c = face.nonzero(as_tuple=True)
+            axis, side = torch.div(bits[r, c], 2, rounding_mode="floor"), bits[r, c] % 2
+            maps[r, c, axis] = 1.0
+            maps[r, c, d] = -torch.where(side == 1, self.high[axis], self.low[axis])
+        if bool((~face).any()):
+            r, c = (~face).nonzero(as_tuple=True)
+            unit = bits[r, c] - 2 * d
+            step, local = self.step_of[unit], self.local_of[unit]
+            current = len(self.Z) - 1
+            for s in torch.unique(step).tolist():
+                pick = step == s
+                rows, cols, j = r[pick], c[pick], local[pick]
+                owner = cells[rows] if s == current else self.ancestors[cells[rows], s]
+                maps[rows, cols] = self.Z[s][owner, :, j]
+                errors[rows, cols] = self.EZ[s].entries(owner, j)
+        return maps, errors
+
+
+def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
+              exact: ExactCells | None = None, input_error: torch.Tensor | None = None):
+    """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
+    and the number of decisions taken by the tolerance.
+
+    Every sign decision is proven by its own error bound (:mod:`regioncount.partition.vertex_bounds`: vertices carry
+    radii, the maps entrywise coefficient errors) or decided again in rational arithmetic by ``exact``
+    (default: the model itself on the box; a plane slice passes the original model with its embedding, and
+    ``input_error`` (d + 1, units of the first map) bounds the rounding of the slice model's first affine map
+    against it).  Only decisions the exact referee cannot take (its budget spent) fall to the tolerance."""
+    d = bx.dim
+    units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
+    constraints = 2 * d + units
+    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+    cells = box_polytope(bx.low, bx.high, constraints, device)
+    state, steps = (_ffn_steps(model, d, device, input_error) if isinstance(model, FFN)
+                    else _deq_steps(model, d, device, input_error))
+    state_error: torch.Tensor | None = None  # the first states are exact
+    bits = torch.zeros(1, units, dtype=torch.bool, device=device)
+    vanishing = torch.zeros(1, units, dtype=torch.bool, device=device)  # units whose map is zero on the cell
+    doubtful = torch.zeros((), dtype=torch.int64, device=device)
+    referee = _Referee(exact or ExactCells(model, bx.low, bx.high), constraints, exact_budget, limit)
+    silent = input_free_units(model).to(device)  # exactly zero everywhere: never cut anything
+    g = gamma(d + 1)
+    history = _MapHistory(bx, units, steps, device)
+    for step in steps:
+        Z = step.pre(state)  # (P0, d + 1, n) on the cells of the step's start
+        EZ = step.pre_error(state, state_error)  # (P0, d + 1, n) bounds on their rounding
+        history.begin(Z, EZ)
+        scale = (Z[:, :d].abs() * extent[None, :, None]).sum(1) + Z[:, d].abs()
+        tol = scale * ZERO_TOL  # (P0, n): only for decisions the exact referee cannot take
+        valid = cells.valid()
+        assert cells.radius is not None
+        reach_r = torch.where(valid, cells.radius, 0.0).amax(1)[:, None]  # (P0, 1)
+        lo_x = torch.where(valid[..., None], cells.x, torch.inf).amin(1) - reach_r  # (P0, d) bounding boxes,
+        hi_x = torch.where(valid[..., None], cells.x, -torch.inf).amax(1) + reach_r  # widened by the radii
+        low_end = Z[:, d] + torch.minimum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
+        high_end = Z[:, d] + torch.maximum(Z[:, :d] * lo_x[..., None], Z[:, :d] * hi_x[..., None]).sum(1)
+        reach = torch.maximum(lo_x.abs(), hi_x.abs())  # (P0, d)
+        reach1 = torch.cat([reach, torch.ones_like(reach[:, :1])], 1)  # (P0, d + 1): the constant row's weight
+        # |exact - computed| of the unit's value anywhere in the widened bounding box: map errors and rounding
+        bound = (EZ.weighted(reach1) + g * ((Z[:, :d].abs() * reach[..., None]).sum(1) + Z[:, d].abs())) * INFLATE
+        band = torch.nan_to_num(torch.maximum(tol, bound), nan=torch.inf)
+        # unit j's hyperplane may cut cell p (its exact value may take both signs on the exact cell), or come
+        # within the tolerance of it (its vertices are then tested: a sliver must not pass unseen)
+        candidate = (low_end <= band) & (high_end >= -band) & ~silent[step.units][None]  # (P0, n)
+        origin = torch.arange(cells.count, device=device)
+        store = PolytopeStore(cells, capacity=4 * cells.count + 64)
+        for j, unit in enumerate(step.units):
+            idx = candidate[origin, j].nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            zj, ezj = Z[origin[idx], :, j], EZ.column(origin[idx], j)  # (S, d + 1)
+            xs = cells.x[idx]
+            f = (xs @ zj[:, :d, None])[..., 0] + zj[:, d:]
+            err = value_errors(xs, cells.radius[idx], zj, ezj)
+            live = cells.valid()[idx]
+            side = (f > err).to(torch.int8) - (f < -err).to(torch.int8)
+            doubt = (side == 0) & live  # not proven (a float zero is no proof either)
+            if bool(doubt.any()):
+                side, doubt = referee.vertex_signs(cells, idx, origin, bits, unit, doubt, side, f,
+                                                   tol[origin[idx], j])
+            doubtful += doubt.any(1).sum()
+            # record the incidence also where the hyperplane touches a cell without cutting it (a face of it),
+            # not where the unit vanishes on the whole cell (no face: its map is zero there)
+            flat = ((side == 0) | ~live).all(1)  # zero at every vertex: the unit's map vanishes on the cell
+            if bool(flat.any()):
+                vanishing[origin[idx[flat]], unit] = True
+            on = (side == 0) & live & ~flat[:, None]
+            if bool(on.any()):
+                word, mask = bit_mask(2 * d + unit)
+                rows, cols = on.nonzero(as_tuple=True)
+                cells.tight[idx[rows], cols, word] |= mask
+            cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
+            if cut.numel() == 0:
+                continue
+            plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit,
+                                       zj[cut], ezj[cut], history.of_cells(origin[idx[cut]]))
+            store.widen(max(plus.V, minus.V))
+            store.replace(idx[cut], plus)
+            store.append(minus)
+            cells = store.view()
+            origin = torch.cat([origin, origin[idx[cut]]])
+            limit.check(cells)
+        cells = store.view()
+        valid = cells.valid()
+        centre = cells.centres()
+        radius_c = centre_radii(cells.x, cells.radius, valid, cells.n)  # (P,)
+        Zo = Z.index_select(0, origin)
+        pre = torch.einsum("pi,pin->pn", centre, Zo[:, :d]) + Zo[:, d]
+        doubt = centre_doubts(pre, Z, EZ, bound, origin, radius_c, d) & ~silent[step.units][None]
+        tol_o = tol.index_select(0, origin)
+        if bool(doubt.any()):
+            doubt = referee.centres(cells, origin, bits, step.units, pre, doubt)
+        active = torch.where(doubt, pre > tol_o, pre > 0)
+        doubtful += doubt.any(1).sum()
+        bits = bits.index_select(0, origin)
+        bits[:, step.units] = active
+        vanishing = vanishing.index_select(0, origin)
+        history.end(origin)
+        parent_state = state.index_select(0, origin)
+        state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
+                                       EZ, Zo, active, origin)
+        state = step.after(parent_state, Zo, active)
+    on_device = model.to(device)
+    if isinstance(on_device, FFN):
+        out = state @ on_device.weights[-1].T
+        out[:, d] += on_device.biases[-1]
+    else:
+        skip = torch.cat([on_device.B.T, on_device.c[None]])
+        out = state @ on_device.A.T + skip
+    return cells, bits, out, int(doubtful), referee, vanishing
+
+
+def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimit,
+                    exact_budget: int) -> CellPartition:
+    """The cells of the box: layered subdivision (FFNs, triangular DEQs, with rational re-decisions), or
+    pattern refinement for a DEQ with a general W (:mod:`regioncount.partition.deq_cells`)."""
+    if isinstance(model, DEQ) and model.unit_order is None:
+        return refine_general_deq(model, bx, device, limit.check_size, exact_budget=exact_budget)
+    cells, bits, out, doubtful, referee, vanishing = subdivide(model, bx, device, limit, exact_budget)
+    engine = "polytope subdivision (layered)" if isinstance(model, FFN) else "polytope subdivision (unit by unit)"
+    return CellPartition(cells, bits, out, doubtful, 0, 2 * bx.dim + bits.shape[1], referee.decided, referee.spent,
+                         engine, vanishing)
+
+
+class _Referee:
+    """Re-decides doubtful zero tests exactly (:class:`ExactCells`), within a budget of decisions and the
+    partition's time limit (``limit``: past its deadline the partition stops, as it does between cuts)."""
+
+    def __init__(self, exact: ExactCells, constraints: int, budget: int, limit: CellLimit | None = None) -> None:
+        self.exact, self.constraints, self.left = exact, constraints, budget
+        self.spent = False
+        self.decided = 0
+        self.limit = limit
+
+    def _take(self) -> bool:
+        if self.limit is not None and self.limit.deadline is not None and time.perf_counter() > self.limit.deadline:
+            raise CostLimitError(f"the partition ran past the time limit of {self.limit.max_seconds:g} s while "
+                                 f"deciding signs exactly ({self.decided:,} decided); raise `max_seconds` or take "
+                                 "a smaller box")
+        if self.left <= 0:
+            self.spent = True
+            return False
+        self.left -= 1
+        self.decided += 1
+        return True
+
+    def vertex_signs(self, cells: Polytopes, idx: torch.Tensor, origin: torch.Tensor, bits: torch.Tensor,
+                     unit: int, doubt: torch.Tensor, side: torch.Tensor, f: torch.Tensor, tol: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The signs (S, V) of ``unit`` at the vertices of cells ``idx`` whose float values ``f`` left them
+        unproven (``doubt``): the exact value at the exact vertex decides (+1, 0, -1).  Returns the signs and
+        the doubts left (budget spent, or a vertex its constraints do not pin down), which the tolerance
+        ``tol`` (S,) decides: zero within it, the float sign outside."""
+        left = doubt.clone()
+        side = side.clone()
+        for row, col in doubt.nonzero().tolist():
+            if not self._take():
+                break
+            cell = int(idx[row])
+            cell_bits = bits[int(origin[cell])].tolist()
+            x = self.exact.vertex(cells.tight[cell, col].tolist(), cell_bits, self.constraints)
+            if x is None:
+                continue
+            value = value_at(self.exact.unit(unit, cell_bits), x)
+            side[row, col] = (value > 0) - (value < 0)
+            left[row, col] = False
+        if bool(left.any()):
+            by_tolerance = torch.where(f.abs() <= tol[:, None], 0, torch.sign(f)).to(side.dtype)
+            side = torch.where(left, by_tolerance, side)
+        return side, left
+
+    def centres(self, cells: Polytopes, origin: torch.Tensor, bits: torch.Tensor, units: list[int],
+                pre: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
+        """Doubtful centre values ``pre`` (P, n) of the step's ``units``: the exact value at the exact vertex
+        mean replaces the float one (in place) wherever every vertex is found; returns the doubts left."""
+        left = doubt.clone()
+        for cell, j in doubt.nonzero().tolist():
+            if not self._take():
+                break
+            cell_bits = bits[int(origin[cell])].tolist()
+            affine = self.exact.unit(units[j], cell_bits)
+            value = Fraction(0)
+            if any(affine[0]) or affine[1] != 0:
+                points = [self.exact.vertex(cells.tight[cell, v].tolist(), cell_bits, self.constraints)
+                          for v in range(int(cells.n[cell]))]
+                if any(p is None for p in points):
+                    continue
+                centre = [sum(c) / len(points) for c in zip(*points)]  # type: ignore[misc]
+                value = value_at(affine, centre)
+                if value == 0:
+                    continue  # a hyperplane through the middle of a cell it did not cut: left to the tolerance
+            pre[cell, j] = 0.0 if value == 0 else (torch.inf if value > 0 else -torch.inf)
+            left[cell, j] = False
+        return left
+
+
+def _unpack(words: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """(F, count) bool: bits ``first .. first + count - 1`` of rows of int64 words (F, K)."""
+    shifts = torch.arange(64, device=words.device)
+    bits = ((words[..., None] >> shifts) & 1).bool().reshape(words.shape[0], -1)
+    return bits[:, first:first + count]
+
+
+def _and_over(tight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(F, K) the bitwise AND of the words ``tight`` (F, V, K) over the vertices in ``mask`` (F, V)."""
+    if tight.shape[1] == 0:
+        return tight.new_full((tight.shape[0], tight.shape[2]), -1)
+    words = torch.where(mask[..., None], tight, -1)
+    while words.shape[1] > 1:  # halving: log2(V) large operations instead of V small ones
+        half = words.shape[1] // 2
+        folded = words[:, :half] & words[:, half:2 * half]
+        if words.shape[1] % 2:
+            folded[:, 0] &= words[:, -1]
+        words = folded
+    return words[:, 0]
+
+
+def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bits: torch.Tensor,
+                      vanishing: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pattern (F, units) across each facet where it is proven, which facets those are (F,), and which
+    lie on the box's boundary (no neighbour).  For the layered subdivision, whose constraint bits are the
+    box faces and then the units.
+
+    The units whose constraints hold on the whole facet but not on the whole cell are the facet's own.  If
+    none is a box face and they are one unit, or (FFN) units of one layer, crossing the facet flips exactly
+    them: every other unit is nonzero on the facet's relative interior (an affine function of fixed sign on
+    the open cell, not zero at every vertex) and keeps its sign by continuity, and the facet's units have the
+    same affine maps on both sides (the earlier layers' signs do not change) and vanish on the facet, so
+    they change sign.  Not proven this way: a facet of coincident units from different layers (or DEQ
+    positions: a later unit's map bends at the earlier one's hyperplane), and a cell on which a later unit's
+    map vanishes (``vanishing`` (P, units); across the facet its map may not)."""
+    units = bits.shape[1]
+    facet_tight = _and_over(cells.tight[found.owner], found.mask)
+    cell_tight = _and_over(cells.tight, cells.valid())[found.owner]
+    own = facet_tight & ~cell_tight  # (F, K); bits 0 .. 2d - 1 (word 0, d <= 12) are the box's faces
+    box_bits = (1 << (2 * d)) - 1
+    on_box = (own[:, 0] & box_bits) != 0
+    own[:, 0] &= ~box_bits
+    count = popcount(own)
+    if isinstance(model, FFN):  # the order in which units are decided: layers, then positions
+        rank = torch.repeat_interleave(torch.arange(len(model.hidden_widths), device=bits.device),
+                                       torch.tensor(model.hidden_widths, device=bits.device))
+    else:
+        assert isinstance(model, DEQ) and model.unit_order is not None
+        rank = torch.empty(units, dtype=torch.long, device=bits.device)
+        rank[torch.tensor(model.unit_order, device=bits.device)] = torch.arange(units, device=bits.device)
+    across = bits[found.owner]
+    first = torch.zeros_like(count)
+    single = (count == 1).nonzero().flatten()  # the usual facet: one unit's, found from its lowest set bit
+    if single.numel():
+        word = (own[single] != 0).long().argmax(1)
+        low = own[single].gather(1, word[:, None])[:, 0]
+        low = low & -low
+        unit = word * 64 + torch.frexp(low.double().abs()).exponent.long() - 1 - 2 * d
+        across[single, unit] ^= True
+        first[single] = rank[unit]
+    proven = ~on_box & (count == 1)
+    several = (count > 1).nonzero().flatten()  # coincident units: proven when they are decided together
+    if several.numel():
+        flips = _unpack(own[several], 2 * d, units)
+        lowest = torch.where(flips, rank[None], units).amin(1)
+        together = ~(flips & (rank[None] != lowest[:, None])).any(1)
+        across[several] ^= flips
+        first[several] = lowest
+        proven[several] = ~on_box[several] & together
+    if vanishing is not None and units:
+        later = vanishing[found.owner] & (rank[None] > first[:, None])
+        proven &= ~later.any(1)
+    return across, proven, on_box
+
+
+def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
+               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing a facet: a probe just across each facet's vertex mean, looked up by pattern.
+    Returns the pairs (E, 2) and the number of probes that matched no region."""
+    device = cells.x.device
+    size = max(h - lo for lo, h in zip(bx.low, bx.high))
+    step = torch.minimum(found.depth * 1e-3, torch.full_like(found.depth, 1e-7 * size))
+    probe = found.centre + found.normal * step[:, None]
+    lo = torch.tensor(bx.low, dtype=DTYPE, device=device)
+    hi = torch.tensor(bx.high, dtype=DTYPE, device=device)
+    inside = ((probe > lo) & (probe < hi)).all(1)
+    owners = region[found.owner[inside]]
+    if owners.numel() == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
+    return probe_pairs(owners, region_words, packed_patterns_at(model, probe[inside]))
+
+
+def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: torch.Tensor, P: int,
+                    chunk: int = CHEBYSHEV_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Largest inscribed balls of P polytopes {x : normal_f . x <= offset_f, f of polytope p} (unit normals;
+    ``owner_t`` (F,) names each constraint's polytope): maximise r_p subject to normal_f . x_p + r_p <=
+    offset_f, by sparse LPs over ``chunk`` polytopes at a time (scipy's HiGHS; one LP per polytope would pay
+    the solver's overhead per polytope, one LP for all grows faster than linearly).
+    Returns centres (P, d) and radii (P,)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    d = normal_t.shape[1]
+    owner = owner_t.cpu().numpy()
+    order = np.argsort(owner, kind="stable")
+    owner = owner[order]
+    normal = normal_t.cpu().numpy()[order]
+    offset = offset_t.cpu().numpy()[order]
+    starts = np.searchsorted(owner, np.arange(0, P + chunk, chunk).clip(max=P))
+    solution = np.empty((P, d + 1))
+    for block, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+        first = block * chunk
+        count = min(P, first + chunk) - first
+        if count <= 0:
+            break
+        F = b - a
+        rows = np.repeat(np.arange(F), d + 1)
+        cols = ((owner[a:b] - first)[:, None] * (d + 1) + np.arange(d + 1)[None]).reshape(-1)
+        vals = np.concatenate([normal[a:b], np.ones((F, 1))], 1).reshape(-1)
+        A = coo_matrix((vals, (rows, cols)), shape=(F, count * (d + 1))).tocsr()
+        cost = np.zeros(count * (d + 1))
+        cost[d::d + 1] = -1.0
+        low = np.full(count * (d + 1), -np.inf)
+        low[d::d + 1] = 0.0
+        res = linprog(cost, A_ub=A, b_ub=offset[a:b], bounds=np.stack([low, np.full_like(low, np.inf)], 1),
+                      method="highs-ds")
+        if res.status != 0:
+            raise RuntimeError(f"the Chebyshev LP did not solve: {res.message}")
+        solution[first:first + count] = res.x.reshape(count, d + 1)
+    return solution[:, :d], solution[:, d]
+
+
+def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each region of a DEQ as {x in the box : s_j u_j(x) >= 0 for every unit}, u affine on the region's
+    pattern (``active`` (R, m)): constraints (owner, unit normal, offset) for :func:`chebyshev_balls`."""
+    R, d = active.shape[0], bx.dim
+    coef = pattern_affine_u(model, active)  # (R, d + 1, m)
+    sign = torch.where(active, 1.0, -1.0).to(DTYPE)
+    a = -(coef[:, :d] * sign[:, None]).transpose(1, 2)  # (R, m, d): -s_j a_j . x <= s_j c_j
+    c = (coef[:, d] * sign)
+    norms = torch.linalg.vector_norm(a, dim=2)
+    keep = norms > 0  # a unit constant on the region is no constraint
+    owner = torch.arange(R, device=active.device)[:, None].expand(-1, active.shape[1])[keep]
+    normal, offset = a[keep] / norms[keep][:, None], c[keep] / norms[keep]
+    eye = torch.eye(d, dtype=DTYPE, device=active.device)
+    box_normal = torch.cat([-eye, eye]).repeat(R, 1)
+    box_offset = torch.tensor([-v for v in bx.low] + list(bx.high), dtype=DTYPE, device=active.device).repeat(R)
+    box_owner = torch.arange(R, device=active.device).repeat_interleave(2 * d)
+    return torch.cat([owner, box_owner]), torch.cat([normal, box_normal]), torch.cat([offset, box_offset])
+
+
+def partition_box(model: Model, low: Sequence[float] | float | None = None,
+                  high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
+                  max_regions: int = 10**6, memory_limit: int | None = None,
+                  chebyshev: bool = True, exact_budget: int = EXACT_BUDGET,
+                  assume_well_posed: bool = False, max_seconds: float | None = None) -> BoxPartition:
+    """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
+    counts, bounded regions, volumes (d <= 3), adjacency, linear pieces and (``chebyshev``, up to
+    :data:`CHEBYSHEV_MAX_REGIONS` regions) Chebyshev centres and inradii.  FFNs and triangular DEQs by
+    layered subdivision; DEQs with a general W, once certified well-posed (or ``assume_well_posed``), by
+    pattern refinement (:mod:`regioncount.partition.deq_cells`).
+
+    Vertex and centre values inside the zero tolerance are decided again in rational arithmetic
+    (:mod:`regioncount.partition.exact_cells`), at most ``exact_budget`` of them; the rest are counted as
+    decisions left to the tolerance.  Stops with :class:`~regioncount.core.errors.CostLimitError` past
+    ``max_regions`` cells or the memory limit (default: half the RAM) or ``max_seconds``, with the estimate in
+    the message."""
+    certificate = deq_certificate(model, assume_well_posed)  # a general W must be shown well-posed first
+    bx = resolve_box(model, low, high)
+    if bx.dim > MAX_DIMENSION:
+        raise SegmentError(f"exact partitions are for at most {MAX_DIMENSION} input dimensions (the box alone has "
+                           f"2^d vertices; d = {bx.dim}): sample the box, or count along segments or in planes")
+    reach = max(abs(v) for v in (*bx.low, *bx.high))
+    if not reach <= MAX_EXTENT:
+        raise SegmentError(f"the box reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} volumes overflow float64")
+    dev = resolve_device(device)
+    limit = CellLimit.of(max_regions, memory_limit, max_seconds)
+    watch = Stopwatch(dev)
+    d = bx.dim
+    with torch.no_grad():
+        check_pilot(model, bx, dev, limit)
+        part = partition_cells(model, bx, dev, limit, exact_budget)
+        cells, bits, out, doubtful, unresolved = part.cells, part.bits, part.out, part.doubtful, part.unresolved
+        constraints = part.constraints
+        partition_seconds = watch.seconds()
+        widths = model.hidden_widths if isinstance(model, FFN) else None
+        words = layer_words(bits, widths)
+        region, representative, _ = group_rows(words)
+        R = representative.shape[0]
+        found = facets(cells, constraints)
+        vol = None
+        if d <= 3:
+            vol = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, volumes(cells, found))
+        touches = cells.has_bits(0, 2 * d).any(1)
+        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
+        region_words = words[representative]
+        if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
+            across, proven, on_box = _facet_neighbours(model, d, cells, found, bits, part.vanishing)
+        else:  # pattern refinement: a fresh bit per cut
+            across = bits[found.owner]
+            proven = on_box = torch.zeros(found.owner.shape[0], dtype=torch.bool, device=dev)
+        proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
+        unmatched = 0
+        if bool(proven.any()):
+            index, matched = match_rows(region_words, layer_words(across[proven], widths))
+            proven_pairs = torch.stack([region[found.owner[proven]][matched], index[matched]], 1)
+            rows = proven.nonzero().flatten()
+            proven[rows[~matched]] = False  # no such region (it cannot happen when the argument holds): probe
+        probe = ~proven & ~on_box
+        rest = Facets(found.owner[probe], found.mask[probe], found.centre[probe], found.normal[probe],
+                      found.offset[probe], found.depth[probe])
+        probed, unmatched_probes = _adjacency(model, bx, cells, rest, region, region_words)
+        pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
+        pairs = torch.stack([code // R, code % R], 1)
+        unmatched += unmatched_probes
+        probed_facets = int(probe.sum())
+    centres = radii = None
+    notes = []
+    if chebyshev and R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
+        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
+        order = representative.cpu().numpy()
+        centres, radii = centres[order], radii[order]
+    elif chebyshev and R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
+        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
+    elif chebyshev:
+        notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
+    gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
+    offsets = out[representative, d]
+    axes = [[float(i == j) for i in range(d)] for j in range(d)]
+    with torch.no_grad():
+        decided = same_affine_pairs(model, bits[representative], gradients, pairs, axes)  # exact where doubtful
+    same = decided.same
+    seconds = watch.seconds()
+    pairs = pairs.cpu()
+    same_pieces = nx.Graph()
+    same_pieces.add_nodes_from(range(R))
+    same_pieces.add_edges_from(pairs[same].tolist())
+    if unmatched:
+        notes.append(f"{unmatched} facets matched no region across them and were skipped")
+    if probed_facets:
+        notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
+                     "the cell, or a DEQ refined by patterns) found their neighbours by probes, not by their "
+                     "incidences")
+    if unresolved:
+        notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
+                     "approximate")
+    if doubtful:
+        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if part.budget_spent else ""
+        tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     f"exactly{budget} (boundaries closer than the tolerance, a sliver, are not cut): approximate")
+    notes.extend(decided.notes())
+    return BoxPartition(
+        model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
+        gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
+        linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
+        seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=part.engine,
+        notes=notes, tolerance_decisions=doubtful + unresolved + decided.open,
+        exact_decisions=part.exact_decisions + decided.exact)
+

@@ -1,0 +1,203 @@
+"""Exact d-D partitions for DEQs with a general (certified well-posed) W, by pattern refinement
+(``docs/exact-dd.md``): the d-dimensional form of the 2-D DEQ partition in :mod:`regioncount.partition.plane2d`.
+
+Each open cell's pattern D is solved at its vertex mean; on D the fixed point is affine,
+u = (I - W D)^-1 (U x + b), so each of D's sign constraints is a hyperplane.  While some vertex violates
+one (beyond the zero tolerance), the cell is cut along the most violated constraint; a cell whose vertices
+all satisfy its pattern lies in that pattern's region.  Regions of a well-posed DEQ are convex, so cells
+with one pattern belong to one region.  Every cut gets its own constraint bit (a unit's hyperplane depends
+on the pattern, so one unit may cut a lineage along different hyperplanes).  The constraints come from
+linear solves: values within ``PLANE_DEQ_ZERO_TOL`` of their scale count as zero.  Each such value must
+be what the decision assumed (zero for a vertex the cut passes through; the pattern's sign, or zero, for an
+accepted cell): it is structurally zero (the vertex lies on the same unit's cut on a pattern differing at
+most there) or decided in rational arithmetic (:mod:`regioncount.partition.exact_refinement`); what neither settles
+is a decision left to the tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..core.geometry import Box
+from ..core.tolerances import PLANE_DEQ_ZERO_TOL
+from ..models.fixedpoint import checked_solve
+from ..models.networks import DEQ, DTYPE, input_free_units
+from ..sampling.sampled import deq_patterns
+from .exact_cells import EXACT_BUDGET
+from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
+from .polytopes import CellPartition, Polytopes, split, words_for
+from .polytopes import box as box_polytope
+
+#: Refinement rounds before giving up (each round cuts every open cell once).
+MAX_ROUNDS = 10_000
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The cell coordinates y in the model's input space: x = origin + directions y (directions (n, d))."""
+
+    origin: torch.Tensor
+    directions: torch.Tensor
+
+
+def _with_words(poly: Polytopes, words: int) -> Polytopes:
+    """The same polytopes with ``words`` incidence words (new words empty)."""
+    extra = words - poly.tight.shape[2]
+    if extra <= 0:
+        return poly
+    pad = torch.zeros(poly.count, poly.V, extra, dtype=torch.int64, device=poly.x.device)
+    return Polytopes(poly.x, poly.n, torch.cat([poly.tight, pad], 2))
+
+
+def _joined(parts: list[Polytopes]) -> Polytopes:
+    V = max(p.V for p in parts)
+    K = max(p.tight.shape[2] for p in parts)
+    parts = [_with_words(p.padded(V), K) for p in parts]
+    return Polytopes(torch.cat([p.x for p in parts]), torch.cat([p.n for p in parts]),
+                     torch.cat([p.tight for p in parts]))
+
+
+def pattern_affine_u(model: DEQ, active: torch.Tensor, embedding: Embedding | None = None) -> torch.Tensor:
+    """(P, d + 1, m) coefficients (cell coordinates, then the constant) of u on each cell's pattern."""
+    device, m = active.device, model.width
+    on_device = model.to(device)
+    W, U, b = on_device.W, on_device.U, on_device.b
+    if embedding is None:
+        rhs = torch.cat([U, b[:, None]], 1)  # (m, d + 1)
+    else:
+        rhs = torch.cat([U @ embedding.directions.to(device), (U @ embedding.origin.to(device) + b)[:, None]], 1)
+    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]
+    return checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1])).transpose(1, 2)
+
+
+class _Judge:
+    """Settles the zero tests inside the tolerance: structurally zero, or decided exactly, or counted."""
+
+    def __init__(self, model: DEQ, bx: Box, record: CutRecord, embedding: Embedding | None, budget: int) -> None:
+        self.record, self.d = record, bx.dim
+        origin = directions = None
+        if embedding is not None:
+            origin = embedding.origin.tolist()
+            directions = embedding.directions.T.tolist()
+        self.exact = ExactRefinement(model, bx.low, bx.high, record, origin, directions, budget)
+        self.reach = self.exact.reach.to(record.units.device)
+        self.doubtful = 0
+
+    def settle(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,
+               vertex: torch.Tensor, unit: torch.Tensor, wanted: torch.Tensor) -> None:
+        """Zero tests (N,) of ``unit`` on cell ``cell``'s pattern at vertex ``vertex``: ``wanted`` (N,) is the
+        sign the float decision needs (0: on the hyperplane, +1 / -1: that side or on it)."""
+        if cell.numel() == 0:
+            return
+        tight = cells.tight[cell, vertex]
+        free = ~structurally_zero(self.record, lineage[cell], tight, patterns[cell], unit, self.d, self.reach)
+        if not bool(free.any()):
+            return
+        rows = free.nonzero().flatten().tolist()
+        cell_l, tight_l, unit_l, wanted_l = (t.tolist() for t in (cell, tight, unit, wanted))
+        lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
+        rows_of: dict[int, tuple[list[int], tuple[bool, ...], int]] = {}
+        for i in rows:
+            c = cell_l[i]
+            if c not in rows_of:
+                flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
+                rows_of[c] = (lineage_cpu[c].tolist(), flags, sum(1 << k for k, v in enumerate(flags) if v))
+            row, pattern, bits = rows_of[c]
+            if self.exact.chained_zero(tight_l[i], row, bits, unit_l[i]):
+                continue
+            sign = self.exact.sign(tight_l[i], row, pattern, unit_l[i])
+            if sign is None or (sign != 0 and sign != wanted_l[i]):
+                self.doubtful += 1
+
+
+def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
+                       check: Callable[[int, int, int, int], None], *, embedding: Embedding | None = None,
+                       exact_budget: int = EXACT_BUDGET) -> CellPartition:
+    """The pattern refinement of the box (module docstring); ``check(cells, vertices, d, words)`` is called
+    as the cells grow (it raises past the limits).  With ``embedding`` the box holds coordinates y of the
+    points x = origin + directions y (a plane through the input space)."""
+    d, m = bx.dim, model.width
+    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+    open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
+    lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
+    guess: torch.Tensor | None = None  # per open cell: its parent's pattern with the cut unit on its side
+    record = CutRecord(m, d, device)
+    judge = _Judge(model, bx, record, embedding, exact_budget)
+    silent = input_free_units(model).to(device)  # exactly zero everywhere: no test is needed
+    done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
+    unresolved = 0
+    bit = 2 * d
+    for _ in range(MAX_ROUNDS):
+        if open_cells.count == 0:
+            break
+        centres = open_cells.centres()
+        points = centres if embedding is None else (embedding.origin.to(device)
+                                                    + centres @ embedding.directions.to(device).T)
+        active = deq_patterns(model, points, guess)  # forward substitution when W is triangular
+        coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
+        values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
+        tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
+        sign = torch.where(active, 1.0, -1.0).to(DTYPE)
+        valid = open_cells.valid()[..., None]
+        signed = torch.where(valid, values * sign[:, None] + tol[:, None], torch.zeros_like(values))
+        worst, unit = signed.amin(1).min(1)
+        final = worst >= 0
+        if bool(final.any()):
+            idx = final.nonzero().flatten()
+            # every value inside the tolerance: its sign (or zero) is what the acceptance assumed
+            near = (values[idx].abs() <= tol[idx, None]) & valid[idx] & ~silent
+            c, v, j = near.nonzero().unbind(1)
+            wanted = torch.where(active[idx[c], j], 1, -1)
+            judge.settle(open_cells, lineage, active, idx[c], v, j, wanted)
+            done.append((open_cells.select(idx), active[idx], coef[idx]))
+        idx = (~final).nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        f = torch.gather(values[idx], 2, unit[idx][:, None, None].expand(-1, values.shape[1], 1))[..., 0]
+        t = tol[idx].gather(1, unit[idx][:, None])[:, 0]
+        live = valid[idx, :, 0]
+        cuttable = ((f > t[:, None]) & live).any(1) & ((f < -t[:, None]) & live).any(1)
+        if not bool(cuttable.all()):  # a violation within the tolerance that cannot be cut: accept it, count it
+            stuck = idx[~cuttable]
+            unresolved += int(stuck.numel())
+            done.append((open_cells.select(stuck), active[stuck], coef[stuck]))
+        cut = cuttable.nonzero().flatten()
+        if cut.numel() == 0:  # every open cell was accepted: nothing is left to refine
+            break
+        # vertices the cut passes through (inside the tolerance) must lie on it exactly
+        on = (f[cut].abs() <= t[cut, None]) & live[cut]
+        c, v = on.nonzero().unbind(1)
+        cells_on = idx[cut][c]
+        judge.settle(open_cells, lineage, active, cells_on, v, unit[cells_on], torch.zeros_like(v))
+        cut_units = unit[idx[cut]]
+        planes = coef[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
+        nodes = record.add(cut_units, active[idx[cut]], planes)
+        pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
+        plus, minus = split(pieces, f[cut], t[cut], bit)
+        bit += 1
+        open_cells = _joined([plus, minus])
+        child_lineage = torch.cat([lineage[idx[cut]], nodes[:, None]], 1)
+        lineage = torch.cat([child_lineage, child_lineage])
+        above, below = active[idx[cut]].clone(), active[idx[cut]].clone()
+        rows = torch.arange(cut.numel(), device=device)
+        above[rows, cut_units], below[rows, cut_units] = True, False
+        guess = torch.cat([above, below])  # the children f >= 0 (unit active), then f <= 0
+        held = [open_cells] + [c for c, _, _ in done]
+        check(sum(c.count for c in held), max(c.V for c in held), d, max(c.tight.shape[2] for c in held))
+    cells = _joined([c for c, _, _ in done])
+    bits = torch.cat([a for _, a, _ in done])
+    coef = torch.cat([c for _, _, c in done])
+    z = coef * bits[:, None, :].to(DTYPE)  # relu(u) on each cell's pattern
+    on_device = model.to(device)
+    if embedding is None:
+        skip = torch.cat([on_device.B.T, on_device.c[None]])
+    else:
+        B = on_device.B
+        skip = torch.cat([(B @ embedding.directions.to(device)).T,
+                          (B @ embedding.origin.to(device) + on_device.c)[None]])
+    out = z @ on_device.A.T + skip
+    return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
+                         "polytope refinement by patterns (general W)")

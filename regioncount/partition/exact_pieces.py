@@ -1,0 +1,173 @@
+"""Which neighbouring regions compute the same affine output map, decided exactly where float64 doubts
+(``docs/exactness.md``, "linear pieces in 2-D and d-D").
+
+The output is continuous, so two regions that share a facet compute one affine map exactly when their
+output Jacobians (k outputs x q input directions) are equal.  The float64 Jacobians are compared per
+coordinate, each on its own scale: a pair is *clearly different* when some coordinate differs by more than
+``SLOPE_RTOL`` of that coordinate's magnitude.  The magnitude includes the size of the terms summed into it
+(|W_L| D |W_{L-1}| ... D |W_1| |V| for an FFN, |A| D |X| + |B| |V| for a DEQ with X = (I - W D)^-1 U V),
+so that a coordinate obtained by cancellation is not compared on the scale of its tiny result.  Every other
+pair, bitwise equal ones included (rounding can hide a kink of 2^-60), is decided again from the exact
+rational Jacobians of the two patterns, within a budget of rational operations; what the budget leaves
+open is counted as a decision left to the tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from ..core.errors import NotWellPosedError
+from ..core.tolerances import SLOPE_RTOL
+from ..exact.rational1d import fractions_of
+from ..exact.rational_deq import PatternMaps
+from ..models.networks import DEQ, DTYPE, FFN, Model
+from .deq_cells import Embedding, pattern_affine_u
+from .exact_cells import ExactCells
+
+#: Estimated rational operations spent on exact Jacobians per partition (about a second of Python).
+EXACT_PIECE_BUDGET = 4e6
+
+Jacobian = tuple[tuple[Fraction, ...], ...]  # (k, q)
+
+
+@dataclass(frozen=True)
+class PieceDecisions:
+    """``same`` (E,) bool: the pair computes one affine map; ``exact`` pairs decided in rational arithmetic,
+    ``open`` pairs left to the float64 comparison (budget spent)."""
+
+    same: torch.Tensor
+    exact: int
+    open: int
+
+    def notes(self) -> list[str]:
+        """The warning the output owes its reader: comparisons left to the tolerance, if any."""
+        out = []
+        if self.open:
+            out.append(f"{self.open} comparisons of neighbouring output maps left to the float64 tolerance "
+                       f"(exact budget spent): linear pieces approximate")
+        return out
+
+
+def _masks(model: Model, bits: torch.Tensor) -> list[torch.Tensor]:
+    """Per hidden layer (FFN) or the one DEQ layer: the activation masks (R, n) as float64."""
+    if isinstance(model, FFN):
+        out, start = [], 0
+        for width in model.hidden_widths:
+            out.append(bits[:, start:start + width].to(DTYPE))
+            start += width
+        return out
+    return [bits.to(DTYPE)]
+
+
+def jacobian_magnitudes(model: Model, bits: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """(R, k, q) magnitudes of the terms summed into each region's output Jacobian along ``directions``
+    (d, q): the same chain as the Jacobian with every factor replaced by its absolute value."""
+    model = model.to(bits.device)
+    V = directions.abs()
+    if isinstance(model, FFN):
+        h = V.expand(bits.shape[0], -1, -1)  # (R, d, q)
+        for (weight, mask) in zip(model.weights[:-1], _masks(model, bits)):
+            h = (weight.abs() @ h) * mask[:, :, None]
+        return model.weights[-1].abs() @ h
+    mask = bits.to(DTYPE)
+    q = directions.shape[1]
+    origin = torch.zeros(model.U.shape[1], dtype=DTYPE, device=bits.device)
+    X = pattern_affine_u(model, bits, Embedding(origin, directions))[:, :q].transpose(1, 2)  # (R, m, q)
+    return model.A.abs() @ (X.abs() * mask[:, :, None]) + (model.B.abs() @ V)[None]
+
+
+class ExactJacobians:
+    """Exact output Jacobians (k x q) along exact ``directions`` per activation pattern, cached: the masked
+    layer chain of an FFN (:meth:`ExactCells.ffn_layer` with the directions as the embedding), or
+    ``A D a + B V`` for a DEQ with ``a`` the exact slopes of u^D (:class:`PatternMaps`)."""
+
+    def __init__(self, model: Model, directions: Sequence[Sequence[float]]) -> None:
+        self.model = model
+        q = len(directions)
+        self.V = [[Fraction(float(v)) for v in column] for column in directions]  # q columns of length d
+        self.cache: dict[tuple[bool, ...], Jacobian] = {}
+        if isinstance(model, FFN):
+            self.cells = ExactCells(model, [0.0] * q, [0.0] * q, ([0.0] * len(self.V[0]), directions))
+            self.readout = fractions_of(model.weights[-1])
+            self.cost = q * sum(w.numel() for w in model.weights)
+        else:
+            assert isinstance(model, DEQ)
+            self.maps = PatternMaps(model, None, directions)
+            self.A = fractions_of(model.A)
+            self.BV = [[sum((b * v for b, v in zip(row, col)), Fraction(0)) for col in self.V]
+                       for row in fractions_of(model.B)]
+            m = model.width
+            self.cost = m ** 3 // 3 + m * m * q + model.A.numel() * q
+
+    def _ffn(self, bits: tuple[bool, ...]) -> Jacobian:
+        q = len(self.V)
+        if not self.cells.starts[-1]:  # no hidden layer: the readout alone
+            last: list[tuple[Fraction, ...]] = [tuple(col[k] for col in self.V) for k in range(len(self.V[0]))]
+        else:
+            layer = len(self.cells.starts) - 2
+            first = self.cells.starts[layer]
+            last = [a if bits[first + i] else (Fraction(0),) * q
+                    for i, (a, _) in enumerate(self.cells.ffn_layer(layer, bits))]
+        return tuple(tuple(sum((w * a[c] for w, a in zip(row, last) if w), Fraction(0)) for c in range(q))
+                     for row in self.readout)
+
+    def _deq(self, bits: tuple[bool, ...]) -> Jacobian:
+        maps = self.maps(bits)
+        if maps is None:  # excluded by a certificate; possible under assume_well_posed
+            raise NotWellPosedError("I - W D is singular (exactly) for an activation pattern of the partition: "
+                                    "the DEQ is not well-posed")
+        return tuple(tuple(sum((w * maps[j][0][c] for j, w in enumerate(row) if w and bits[j]), self.BV[i][c])
+                           for c in range(len(self.V))) for i, row in enumerate(self.A))
+
+    def __call__(self, bits: tuple[bool, ...]) -> Jacobian:
+        if bits not in self.cache:
+            self.cache[bits] = self._ffn(bits) if isinstance(self.model, FFN) else self._deq(bits)
+        return self.cache[bits]
+
+
+def same_affine_pairs(model: Model, bits: torch.Tensor, gradients: torch.Tensor, pairs: torch.Tensor,
+                      directions: Sequence[Sequence[float]], budget: float = EXACT_PIECE_BUDGET) -> PieceDecisions:
+    """Decide for each adjacent pair (E, 2) of regions whether they compute the same affine map.
+
+    ``bits`` (R, H) are the regions' activation patterns (hidden units in the model's order), ``gradients``
+    (R, k, q) their float64 output Jacobians along the q ``directions`` (each a length-d input vector).
+    """
+    E = pairs.shape[0]
+    if E == 0:
+        return PieceDecisions(torch.zeros(0, dtype=torch.bool), 0, 0)
+    device = gradients.device
+    V = torch.tensor([list(map(float, col)) for col in directions], dtype=DTYPE, device=device).T  # (d, q)
+    i, j = pairs[:, 0].to(device), pairs[:, 1].to(device)
+    a, b = gradients[i].flatten(1), gradients[j].flatten(1)
+    diff = (a - b).abs()
+    scale = torch.maximum(a.abs(), b.abs())
+    if isinstance(model, FFN):  # first pass: the all-active chain bounds every pattern's magnitudes
+        everything = torch.ones(1, bits.shape[1], dtype=torch.bool, device=device)
+        scale = torch.maximum(scale, jacobian_magnitudes(model, everything, V).flatten(1))
+    same = ~(diff > SLOPE_RTOL * scale).any(1)
+    if isinstance(model, DEQ) or bool(same.any()):  # the pairs left: each region's own magnitudes
+        close = same.nonzero().flatten() if isinstance(model, FFN) else torch.arange(E, device=device)
+        involved, where = torch.unique(torch.cat([i[close], j[close]]), return_inverse=True)
+        magnitude = jacobian_magnitudes(model, bits.to(device)[involved], V).flatten(1)
+        n = close.numel()
+        local = torch.maximum(torch.maximum(a[close].abs(), b[close].abs()),
+                              torch.maximum(magnitude[where[:n]], magnitude[where[n:]]))
+        same[close] = ~(diff[close] > SLOPE_RTOL * local).any(1)
+    doubtful = same.nonzero().flatten().tolist()
+    exact_jacobians = ExactJacobians(model, directions)
+    spent, decided = 0.0, 0
+    rows = bits.cpu()
+    pair_list = pairs.cpu()
+    for e in doubtful:
+        left, right = (tuple(bool(v) for v in rows[int(r)].tolist()) for r in pair_list[e].tolist())
+        cost = exact_jacobians.cost * ((left not in exact_jacobians.cache) + (right not in exact_jacobians.cache))
+        if spent + cost > budget:
+            break
+        spent += cost
+        same[e] = exact_jacobians(left) == exact_jacobians(right)
+        decided += 1
+    return PieceDecisions(same.cpu(), decided, len(doubtful) - decided)

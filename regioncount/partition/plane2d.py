@@ -1,0 +1,343 @@
+"""Exact partitions of a 2-D slice into linear regions (``docs/algorithms.md``).
+
+The slice is x(s, t) = o + s u + t w for (s, t) in [s0, s1] x [t0, t1]: the box itself for a 2-D model,
+or a plane through a d-D input space.  Three engines, all vectorized over all cells at once:
+
+* FFN, layered subdivision: every polygon carries the affine map of the previous layer's output; a layer's
+  pre-activations are evaluated at all vertices, each unit's zero line cuts the polygons where it changes
+  sign (values at new vertices are interpolated, exact for affine functions), then the pattern is read
+  inside each polygon and the map is masked.  Each final polygon is one region.
+* triangular DEQ, unit by unit: the layered polytope subdivision of :mod:`regioncount.partition.box_partition` on the
+  slice (the plane folded into U and b), each unit's hyperplane cutting the cells where it changes sign;
+  doubtful vertex values are decided in rational arithmetic from the original weights and the plane.
+* DEQ with a general (certified) W, pattern refinement (:mod:`regioncount.partition.deq_cells` on the rectangle,
+  embedded by x = o + s u + t w): each piece's pattern D is computed at its centre, the fixed point is
+  affine on D, u = (I - W D)^-1 (U x + b); while some vertex violates one of D's sign constraints, the
+  piece is cut along that constraint's line.  Final pieces lie in one region each, and by the convexity
+  lemma pieces with the same pattern belong to the same region.  Zero tests inside the tolerance are
+  decided exactly (:mod:`regioncount.partition.exact_refinement`).
+
+The FFN and triangular-DEQ engines prove every sign by its own error bound (:mod:`regioncount.partition.vertex_bounds`)
+and decide the rest exactly, so three lines through one point, a line along an edge or a unit identically
+zero never create zero-area polygons, and a sliver between two lines 2^-50 apart is a region.  The general-W
+refinement counts a value within ``DEQ_ZERO_TOL`` (1e-9, its coefficients come from linear solves) of the
+scale of its function (|slope| * extent + |offset|) as zero, and decides such tests again exactly.
+Regions are then joined into an adjacency graph (probing across every polygon edge),
+whose components of equal affine output give the linear pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import torch
+
+from ..core.devices import Stopwatch, default_memory_limit, resolve_device
+from ..core.errors import CostLimitError, SegmentError
+from ..core.geometry import Box, Plane, resolve_plane
+from ..core.patterns import group_rows, layer_words, probe_pairs
+from ..core.results import PlanePartition
+from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
+from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from ..line.cost import plane_polygon_bytes
+from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
+from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
+from ..sampling.sampled import packed_patterns_at
+from .deq_cells import Embedding, refine_general_deq
+from .exact_cells import EXACT_BUDGET, ExactCells
+from .exact_pieces import same_affine_pairs
+from .polygons import BOUND_CHANNELS, Polygons, PolygonStore, rectangle, rectangle_bounds
+from .polytopes import Polytopes
+from .vertex_bounds import centre_doubts, centre_radii, layer_errors, value_errors
+
+#: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
+MAX_EXTENT = 1e100
+
+
+@dataclass(frozen=True)
+class PolygonLimit:
+    """The most polygons a partition may hold: ``max_regions``, and what ``memory_limit`` bytes allow at
+    ``bytes_each`` per polygon."""
+
+    max_regions: int
+    memory_limit: int
+    bytes_each: int
+
+    @classmethod
+    def of(cls, model: Model, max_regions: int, memory_limit: int) -> PolygonLimit:
+        return cls(max_regions, memory_limit, plane_polygon_bytes(model))
+
+    def check(self, polygons: int) -> None:
+        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
+        if polygons > self.max_regions:
+            raise CostLimitError(f"more than {self.max_regions:,} polygons (the limit); raise `max_regions`")
+        if polygons * self.bytes_each > self.memory_limit:
+            raise CostLimitError(f"the partition reached {polygons:,} polygons, about "
+                                 f"{polygons * self.bytes_each / 2**30:.3g} GiB at {self.bytes_each:,} bytes each "
+                                 f"(estimated), above the memory limit of {self.memory_limit / 2**30:.3g} GiB; "
+                                 "raise `memory_limit` or take a smaller slice")
+
+
+def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
+    """|a_s| * max|s| + |a_t| * max|t| + |a_c| for coefficient stacks (..., 3, n) -> (..., n)."""
+    return coef[..., 0, :].abs() * extent_s + coef[..., 1, :].abs() * extent_t + coef[..., 2, :].abs()
+
+
+def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit):
+    """The polygon subdivision of an FFN slice.  Every vertex carries a radius and every map its coefficient
+    errors (:mod:`regioncount.partition.vertex_bounds`), so each sign it reads is proven by its own error bound; at the
+    first sign it cannot prove (a vertex on or very near a line, a float zero included) it stops and reports
+    one doubtful decision, and the caller partitions the slice again by polytopes, whose vertices know their
+    constraints and whose doubtful signs are decided exactly."""
+    o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
+    polys = rectangle(plane.low, plane.high, device)
+    state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
+    state_error: torch.Tensor | None = None  # the plane itself is exact
+    bounds = rectangle_bounds(plane.low, plane.high, device)  # (P, V, 7): radius, outgoing line and its error
+    bits: torch.Tensor | None = None
+    model = model.to(device)
+    silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
+    g = gamma(3)
+    first = 0
+    for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
+        silent = silent_units[first:first + weight.shape[0]]
+        first += weight.shape[0]
+        Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
+        Z[:, 2] += bias
+        EZ = layer_errors(state, state_error, weight, bias)  # bounds on their rounding (factored)
+        valid = polys.valid()
+        r_max = torch.where(valid, bounds[..., 0], 0.0).amax(1)[:, None]
+        lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
+        sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
+        sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
+        bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
+        by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
+        reach = torch.maximum(lo_xy.abs(), hi_xy.abs())  # (P0, 2)
+        reach1 = torch.cat([reach, torch.ones_like(reach[:, :1])], 1)
+        bound = (EZ.weighted(reach1) + g * (Z[:, 0].abs() * reach[:, :1] + Z[:, 1].abs() * reach[:, 1:]
+                                            + Z[:, 2].abs())) * INFLATE
+        band = torch.nan_to_num(bound, nan=torch.inf)
+        slopes = Z[:, 0].abs() + Z[:, 1].abs() + EZ.weighted(torch.tensor([[1.0, 1.0, 0.0]], dtype=DTYPE,
+                                                                          device=device).expand(Z.shape[0], -1))
+        # the line may cross polygon p (the exact map may take both signs on the exact polygon)
+        candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
+        store = PolygonStore(polys, BOUND_CHANNELS, capacity=2 * polys.count + 16, flags=candidates)
+        store.values[:polys.count, :bounds.shape[1]] = bounds
+        for j in range(weight.shape[0]):
+            assert store.flags is not None
+            idx = store.flags[:store.count, j].nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            origin = store.origin[idx]
+            zj = Z[origin, :, j]  # (S, 3)
+            xy = store.xy[idx]
+            f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
+            radius = store.values[idx, :, 0]
+            # first each polygon's largest value error: the parent's bound for exact points of its widened
+            # bounding box (the polygon lies in it), plus the largest vertex radius times the slopes' sizes
+            # (padding repeats real vertices)
+            coarse = bound[origin, j] + radius.amax(1) * slopes[origin, j]
+            if not bool((f.abs() > coarse[:, None] * INFLATE).all()):
+                if not bool((f.abs() > value_errors(xy, radius, zj, EZ.column(origin, j))).all()):
+                    return polys, bits, None, None, 0, 1, 0
+            real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
+            if real.numel() == 0:
+                continue
+            store.split(idx[real], f[real], torch.zeros_like(f[real]), zj[real], EZ.column(origin[real], j))
+            limit.check(store.count)
+        polys = store.polygons()
+        bounds = store.values[:store.count].clone()
+        origin = store.origin[:store.count]
+        valid = polys.valid()
+        centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
+        radius_c = centre_radii(polys.xy, bounds[..., 0], valid, polys.n)
+        Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
+        pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
+        if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
+            return polys, bits, None, None, 0, 1, 0
+        active = pre > 0
+        bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
+        state, state_error = Zo.mul_(active[:, None, :].to(DTYPE)), EZ.row_max().index_select(0, origin)
+    readout, out_bias = model.weights[-1], model.biases[-1]
+    if bits is None:
+        bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
+    out = state @ readout.T  # (P, 3, k)
+    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0
+
+
+def _ordered(cells: Polytopes) -> Polygons:
+    """2-D polytopes as polygons: vertices counter-clockwise around their mean, padded with the last."""
+    valid = cells.valid()
+    centre = cells.centres()
+    rel = cells.x - centre[:, None]
+    angle = torch.where(valid, torch.atan2(rel[..., 1], rel[..., 0]), torch.full_like(rel[..., 0], torch.inf))
+    order = angle.argsort(1)
+    xy = torch.gather(cells.x, 1, order[..., None].expand(-1, -1, 2))
+    last = torch.gather(xy, 1, (cells.n - 1)[:, None, None].expand(-1, 1, 2))
+    return Polygons(torch.where(valid[..., None], xy, last), cells.n)
+
+
+def _embedding(plane: Plane) -> Embedding:
+    """The slice as x = origin + P (s, t): origin (n,), P (n, 2) = [u w]."""
+    return Embedding(torch.tensor(plane.origin, dtype=DTYPE), torch.tensor([plane.u, plane.w], dtype=DTYPE).T)
+
+
+def _slice_model(model: Model, plane: Plane) -> Model:
+    """The model restricted to the plane, x = origin + P (s, t) folded into its first affine map (float64,
+    rounded: the exact second opinions read the original model and the embedding)."""
+    embedding = _embedding(plane)
+    origin, P = embedding.origin, embedding.directions
+    if isinstance(model, FFN):
+        first, bias = model.weights[0], model.biases[0]
+        return FFN([first @ P] + list(model.weights[1:]), [first @ origin + bias] + list(model.biases[1:]),
+                   name=model.name)
+    return DEQ(W=model.W, U=model.U @ P, b=model.U @ origin + model.b, A=model.A, B=model.B @ P,
+               c=model.B @ origin + model.c, name=model.name)
+
+
+def _slice_error(model: Model, plane: Plane) -> torch.Tensor:
+    """(3, n) entrywise bounds on the rounding of the slice model's first affine map (:func:`_slice_model`)
+    against the exact composition with the plane: rows s, t and the constant."""
+    embedding = _embedding(plane)
+    first, bias = (model.weights[0], model.biases[0]) if isinstance(model, FFN) else (model.U, model.b)
+    g = gamma(first.shape[1] + 1)
+    slopes = g * (first.abs() @ embedding.directions.abs())  # (n, 2)
+    constant = g * (first.abs() @ embedding.origin.abs() + bias.abs())
+    error = torch.cat([slopes.T, constant[None]]) + (first.shape[1] + 2) * SMALLEST_SUBNORMAL
+    return error * INFLATE
+
+
+def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
+    """The slice by the layered polytope subdivision of :mod:`regioncount.partition.box_partition` (FFNs layer by layer,
+    triangular DEQs unit by unit), whose doubtful zero tests are decided in rational arithmetic (vertices from
+    their tight constraints): the engine of triangular DEQs, and the exact route of an FFN slice whose
+    polygon subdivision left decisions to the tolerance."""
+    from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
+
+    exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
+    cells, bits, out, doubtful, referee, _ = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
+                                                    device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
+                                                    exact_budget, exact, _slice_error(model, plane))
+    return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
+
+
+def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
+    """The pattern refinement of :mod:`regioncount.partition.deq_cells` on the slice's rectangle, embedded by
+    x = o + s u + t w, its cells ordered as polygons."""
+    refined = refine_general_deq(model, Box(plane.low, plane.high), device,
+                                 lambda count, vertices, d, words: limit.check(count), embedding=_embedding(plane),
+                                 exact_budget=exact_budget)
+    out = refined.out  # (P, 3, k): s, t, constant
+    return (_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2], refined.unresolved,
+            refined.doubtful, refined.exact_decisions)
+
+
+def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor,
+               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
+    pattern found there.  Returns the pairs and the number of probes that matched no region."""
+    device = polys.xy.device
+    nxt = torch.where(torch.arange(polys.xy.shape[1], device=device)[None] + 1 < polys.n[:, None],
+                      torch.arange(polys.xy.shape[1], device=device)[None] + 1, 0)
+    a = polys.xy
+    b = torch.gather(a, 1, nxt[..., None].expand(-1, -1, 2))
+    edge = b - a
+    length = torch.linalg.vector_norm(edge, dim=2)
+    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+    valid = polys.valid() & (length > 1e-9 * size)
+    normal = torch.stack([edge[..., 1], -edge[..., 0]], 2) / length.clamp_min(1e-300)[..., None]
+    step = torch.minimum(length * 1e-3, torch.full_like(length, 1e-7 * size))
+    probe = (a + b) / 2 + normal * step[..., None]
+    lo = torch.tensor(plane.low, dtype=DTYPE, device=device)
+    hi = torch.tensor(plane.high, dtype=DTYPE, device=device)
+    inside = ((probe > lo) & (probe < hi)).all(2)
+    use = valid & inside
+    owners = region[:, None].expand_as(use)[use]
+    points = probe[use]
+    if points.shape[0] == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
+    return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
+
+
+def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
+                    origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
+                    extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
+                    device: str | torch.device = "auto", max_regions: int = 10**7,
+                    memory_limit: int | None = None, assume_well_posed: bool = False,
+                    exact_budget: int = EXACT_BUDGET) -> PlanePartition:
+    """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
+
+    The subdivision stops (:class:`~regioncount.core.errors.CostLimitError`) once it holds more than
+    ``max_regions`` polygons, or more than its share of ``memory_limit`` bytes (default: half the RAM) at
+    :func:`~regioncount.line.cost.plane_polygon_bytes` each; the message gives the estimate.  When the FFN polygon
+    subdivision takes a zero test by the tolerance, the slice is partitioned again by polytopes whose doubtful
+    tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
+    tolerance decision and the partition says ``approximate``."""
+    deq_certificate(model, assume_well_posed)
+    plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
+    reach = max(abs(v) for v in (*plane.low, *plane.high))
+    if not reach <= MAX_EXTENT:
+        raise SegmentError(f"the slice reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} areas overflow float64 "
+                           "(counts at large extents are labelled approximate well before that)")
+    dev = resolve_device(device)
+    limit = PolygonLimit.of(model, max_regions, default_memory_limit() if memory_limit is None else memory_limit)
+    watch = Stopwatch(dev)
+    with torch.no_grad():
+        if isinstance(model, FFN):
+            polys, bits, grads, offs, unresolved, doubtful, exact = _ffn_partition(model, plane, dev, limit)
+            engine = "polygon subdivision (layered)"
+            if doubtful:  # decide them exactly: the same slice by polytopes, whose vertices know their lines
+                polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
+                    model, plane, dev, limit, exact_budget)
+                engine = "polytope subdivision (layered, exact second opinions)"
+        elif model.unit_order is not None:  # triangular: unit by unit, like the d-D partition
+            polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
+                model, plane, dev, limit, exact_budget)
+            engine = "polytope subdivision (unit by unit)"
+        else:
+            polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit, exact_budget)
+            engine = "polygon refinement by patterns"
+        partition_seconds = watch.seconds()
+        widths = model.hidden_widths if isinstance(model, FFN) else None
+        words = layer_words(bits, widths)
+        region, representative, _ = group_rows(words)
+        R = representative.shape[0]
+        areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
+        lo = torch.tensor(plane.low, dtype=DTYPE, device=dev)
+        hi = torch.tensor(plane.high, dtype=DTYPE, device=dev)
+        size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+        on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
+        touches = (on_border & polys.valid()).any(1)
+        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
+        region_words = words[representative]
+        pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
+    gradients, offsets = grads[representative], offs[representative]
+    # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
+    with torch.no_grad():
+        decided = same_affine_pairs(model, bits[representative], gradients, pairs, (plane.u, plane.w))
+    same = decided.same
+    seconds = watch.seconds()
+    pairs = pairs.cpu()
+    same_pieces = nx.Graph()
+    same_pieces.add_nodes_from(range(R))
+    same_pieces.add_edges_from(pairs[same].tolist())
+    notes = []
+    if unmatched:
+        notes.append(f"{unmatched} edge probes landed on a boundary and were skipped")
+    if unresolved:
+        notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
+    if doubtful:
+        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) and model.unit_order is None else ZERO_TOL
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     "exactly (boundaries closer than the tolerance, a sliver, are not cut; or the exact budget "
+                     "was spent): approximate")
+    notes.extend(decided.notes())
+    return PlanePartition(
+        model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
+        patterns=region_words,
+        gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
+        linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
+        engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds,
+        tolerance_decisions=doubtful + decided.open, exact_decisions=exact + decided.exact)

@@ -1,0 +1,2 @@
+"""Sampled d-D counts: distinct activation patterns of many points in a box.
+"""

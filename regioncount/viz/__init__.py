@@ -1,0 +1,2 @@
+"""PNG figures of partitions, separations and ramps.
+"""

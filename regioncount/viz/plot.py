@@ -1,0 +1,332 @@
+"""PNG figures drawn with matplotlib's object API (``Figure``): no pyplot, no global backend switch, so
+importing this module changes nothing in the process; PNGs are rendered by the Agg canvas."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..core.atomic import atomic_output, check_output_path
+from ..core.errors import RegionCountError
+
+
+def _check_png(path: str | Path) -> Path:
+    return check_output_path(path, (".png",), "a plot (PNG)")
+
+
+#: Largest figure rendered (pixels): 12,000 x 12,000 (about 0.6 GB of RGBA buffer).
+MAX_PIXELS = 144_000_000
+
+
+def check_figure(size: tuple[float, float], dpi: int) -> None:
+    """Refuse, before any work, a figure whose pixel buffer would not fit (size in inches times dpi)."""
+    pixels = size[0] * dpi * size[1] * dpi
+    if not pixels <= MAX_PIXELS:
+        raise RegionCountError(f"a {size[0]:g} x {size[1]:g} inch figure at {dpi} dpi has {pixels:,.0f} pixels, above "
+                               f"the limit of {MAX_PIXELS:,} (lower `dpi` or `size`)")
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=dpi, format="png")
+
+
+def _tex(text: str, exponent: bool = False) -> str:
+    """A number typed by the user (``0.5``, ``1/3``) as mathtext: fractions as \\frac, or kept as a/b in an
+    exponent (where a stacked fraction is too small to read)."""
+    if "/" in text and not exponent:
+        num, den = text.split("/", 1)
+        return rf"\frac{{{num}}}{{{den}}}"
+    return text
+
+
+def fit_caption(text: str, width_inches: float, fontsize: float = 9) -> str:
+    """``text`` with each line wrapped to the figure's width (about 1.9 characters per inch per point of
+    font size below 10), so captions are not cut at the figure's edge."""
+    import textwrap
+
+    per_line = max(20, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, per_line) for line in text.split("\n"))
+
+
+def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 150,
+                    size: tuple[float, float] = (8.0, 8.4)) -> None:
+    """Top: log2(regions) against m: the DEQ (counted), the family's best bound, the best in-family FFN and
+    the smallest match (built and counted), and trained FFNs.  Bottom: the L1 error bracket of the family
+    against T^m (sharp lower bound, explicit in-family FFN)."""
+    path = _check_png(path)
+    ms = [row.m for row in rows]
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax, err = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
+    ax.plot(ms, [math.log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
+            label=r"Theorem 1 DEQ, counted exactly ($2^m$)")
+    ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
+            label=rf"best FFN bound, depth $\leq m^{{{_tex(alpha, True)}}}$, width "
+                  rf"$\leq 2^{{m^{{1-{_tex(alpha, True)}}}-1}}$")
+    ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
+            label="best FFN bound with m ReLUs in total")
+    # the deepest-reaching in-family construction of each row, where it was counted
+    tops = [(row.m, max(row.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family)
+            for row in rows]
+    best = [(m, top["regions"]) for m, top in tops if top.get("regions")]
+    if best:
+        ax.plot([b[0] for b in best], [math.log2(b[1]) for b in best], "D", color="tab:red", ms=5,
+                label="best in-family FFN, built and counted")
+    match = [(row.m, row.depths[-1].smallest_match.get("regions")) for row in rows]
+    match = [(m, r) for m, r in match if r]
+    if match:
+        ax.plot([b[0] for b in match], [math.log2(b[1]) for b in match], "^", color="tab:green", ms=7,
+                label="smallest match of depth L_max (outside the family), built and counted")
+    trained = [(row.m, t["linear_pieces"]) for row in rows for t in row.trained]
+    if trained:
+        ax.plot([t[0] for t in trained], [math.log2(max(1, t[1])) for t in trained], "x", color="tab:purple", ms=8,
+                label="trained FFNs in the family (exact pieces)")
+    ax.set_xlabel("DEQ width m")
+    ax.set_ylabel(r"$\log_2$(linear regions on [0, 1])")
+    ax.set_title(rf"DEQ vs FFN separation, $\alpha = {_tex(alpha)}$")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    bracket = [(row.m, row.l1_error["lower_bound"], row.l1_error["constructed"]) for row in rows if row.l1_error]
+    if bracket:
+        err.fill_between([b[0] for b in bracket], [b[1] for b in bracket], [b[2] for b in bracket],
+                         color="tab:orange", alpha=0.25, label="L1 error of the best in-family FFN lies here")
+        err.plot([b[0] for b in bracket], [b[1] for b in bracket], "-", color="tab:orange",
+                 label="sharp lower bound (every in-family FFN)")
+        err.plot([b[0] for b in bracket], [b[2] for b in bracket], "--", color="tab:brown",
+                 label="explicit in-family FFN (exact)")
+    err.set_xlabel("DEQ width m")
+    err.set_ylabel(r"$L^1$ error to $T^m$")
+    err.set_ylim(0, 0.26)
+    err.grid(alpha=0.3)
+    err.xaxis.set_major_locator(MaxNLocator(integer=True))
+    err.legend(fontsize=7, loc="lower right", frameon=False)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def plot_steep(rows: Sequence, path: str | Path, *, dpi: int = 150, size: tuple[float, float] = (8.0, 5.6)) -> None:
+    """log2 of the largest weight against m (delta = 2^-m): per depth, the certified lower bound for any FFN at
+    the width cap (solid) and the constructed width-2 FFN (dashed); the DEQ's constant weights (flat)."""
+    path = _check_png(path)
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    ms = [row.m for row in rows]
+    colours = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    for k, depth in enumerate(d.depth for d in rows[0].depths):
+        colour = colours[k % len(colours)]
+        bounds = [max(row.depths[k].weight_lower_bound, 1e-300) for row in rows]
+        ax.plot(ms, [math.log2(b) for b in bounds], "-", color=colour, lw=1.8,
+                label=rf"FFN depth {depth}: certified lower bound (width $\leq$ {rows[0].depths[k].width_cap:,})")
+        ax.plot(ms, [math.log2(row.depths[k].constructed_max_abs_weight) for row in rows], "--", color=colour,
+                lw=1.0, label=f"FFN depth {depth}: constructed, width 2, exact")
+    ax.plot(ms, [math.log2(row.deq_max_abs_weight) for row in rows], "o-", color="tab:blue", lw=2,
+            label=r"DEQ, width 2: exact, every $|w| \leq 1$")
+    ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_xlabel(r"$m$  (ramp width $\delta = 2^{-m}$)")
+    ax.set_ylabel(r"$\log_2$ of the largest $|w|$")
+    ax.set_title(fit_caption(r"Steep ramp: weights an FFN needs ($L^\infty$ error $\leq \varepsilon$) against the DEQ's",
+                             size[0], 10))
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def plot_track(steps: Sequence[int], regions: Sequence[int], pieces: Sequence[int | None], path: str | Path, *,
+               title: str, regions_label: str = "activation regions", dpi: int = 150,
+               size: tuple[float, float] = (8.0, 4.5)) -> None:
+    """Regions (and linear pieces, where counted) against the training step of each checkpoint; ``steps``
+    ascending."""
+    path = _check_png(path)
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    ax.plot(steps, regions, "o-", color="tab:blue", lw=1.8, ms=4, label=regions_label)
+    if pieces and all(p is not None for p in pieces):
+        ax.plot(steps, [float(p) for p in pieces if p is not None], "s--", color="tab:orange", lw=1.2, ms=3,
+                label="linear pieces")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("count")
+    ax.set_title(fit_caption(title, size[0], 10), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = None):
+    """(R, 3) RGB colours, one per region, all different, and neighbours far apart in hue.
+
+    Neighbours get different greedy-colouring classes, each class its own hue (golden-ratio spacing);
+    within a class, saturation and value vary per region so that every region's colour is unique.
+    """
+    import colorsys
+
+    import networkx as nx
+    import numpy as np
+
+    classes = np.arange(n_regions)
+    if pairs is not None and len(pairs):
+        graph = nx.Graph()
+        graph.add_nodes_from(range(n_regions))
+        graph.add_edges_from(pairs)
+        colouring = nx.greedy_color(graph, strategy="largest_first")
+        classes = np.array([colouring[r] for r in range(n_regions)])
+    from matplotlib import colormaps
+
+    golden = 0.6180339887498949
+    base = [colorsys.rgb_to_hsv(*c[:3]) for c in colormaps["tab10"](np.arange(10))]
+    colours = np.empty((n_regions, 3))
+    for r in range(n_regions):
+        c = int(classes[r])
+        hue = base[c % 10][0] if c < 10 else (c * golden) % 1.0
+        sat = 0.30 + 0.40 * ((r * golden * 7) % 1.0)
+        val = 0.72 + 0.26 * ((r * golden * 13) % 1.0)
+        colours[r] = colorsys.hsv_to_rgb(hue, sat, val)
+    return colours
+
+
+def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150,
+                 size: tuple[float, float] = (8.0, 4.5)) -> None:
+    """The output along a segment: the exact piecewise-linear curve through its breakpoints, every
+    breakpoint marked and the activation regions shaded (aggregated per pixel column when there are many).
+
+    ``xs``/``ys``: the curve at [t_low, breakpoints..., t_high] (exact: it is linear in between).
+    """
+    import numpy as np
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    path = _check_png(path)
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax, rug = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    columns = max(50, int(size[0] * dpi * 0.8))
+    if len(xs) <= 8 * columns:
+        ax.plot(xs, ys, color="black", lw=0.8)
+    else:  # more vertices than pixels: per pixel column, the exact range of the curve's vertices there
+        edges = np.linspace(xs[0], xs[-1], columns + 1)
+        starts = np.searchsorted(xs, edges[:-1], side="left")
+        starts = np.minimum(starts, len(xs) - 1)
+        lows, highs = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+        mids = (edges[:-1] + edges[1:]) / 2
+        ax.fill_between(mids, lows, highs, color="black", linewidth=0.6, step="mid")
+    breakpoints = xs[1:-1]
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    regions = len(xs) - 1
+    if regions <= 2000:
+        shades = [[(xs[i], lo - pad), (xs[i + 1], lo - pad), (xs[i + 1], hi + pad), (xs[i], hi + pad)]
+                  for i in range(0, regions, 2)]
+        ax.add_collection(PolyCollection(shades, facecolors="tab:blue", alpha=0.10, edgecolors="none"))
+    if len(breakpoints) <= 400:
+        segments = np.stack([np.stack([breakpoints, np.full_like(breakpoints, lo - pad)], 1),
+                             np.stack([breakpoints, np.full_like(breakpoints, hi + pad)], 1)], 1)
+        lines = LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.6)  # type: ignore[arg-type]
+        ax.add_collection(lines)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylabel("output")
+    ax.set_title(fit_caption(title, size[0]), fontsize=9)
+    if regions > 400:  # too many to see: zoom onto the first 32 regions, exactly as computed
+        k = 32
+        inset = ax.inset_axes([0.6, 0.12, 0.38, 0.5])
+        low_k, high_k = float(ys[: k + 1].min()), float(ys[: k + 1].max())
+        inset.plot(xs[: k + 1], ys[: k + 1], color="black", lw=0.8)
+        inset.vlines(xs[1:k], low_k, high_k, colors="tab:red", linewidths=0.4, alpha=0.6)
+        inset.set_xlim(xs[0], xs[k])
+        inset.set_ylim(low_k - 0.25 * (high_k - low_k or 1.0), high_k + 0.1 * (high_k - low_k or 1.0))
+        inset.set_xticks([])
+        inset.set_yticks([])
+        inset.text(0.5, 0.03, f"zoom: first {k} of {regions:,} regions, x in [{xs[0]:.3g}, {xs[k]:.3g}]",
+                   transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
+        inset.set_facecolor("white")
+    # breakpoint density per pixel column: every breakpoint counted, whatever their number
+    hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
+    rug.bar(edges[:-1], hist, width=np.diff(edges), align="edge", color="tab:red", linewidth=0)
+    rug.set_ylabel("breakpoints\nper column", fontsize=7)
+    rug.set_xlabel("t" if result.segment["kind"] == "segment" else "x")
+    rug.set_xlim(xs[0], xs[-1])
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def plot_partition(partition, path: str | Path, *, output: int = 0, level: float | None = None,
+                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0)) -> list[str]:
+    """Every region of a plane partition filled with its own colour, boundaries drawn, optionally the
+    level set ``y_output = level`` and a colouring by the local gradient norm.  Returns the notices written
+    on the picture (a level set that the slice does not reach), for the caller to repeat."""
+    import numpy as np
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    path = _check_png(path)
+    polys = partition.polygons
+    xy = polys.xy.cpu().numpy()
+    n = polys.n.cpu().numpy()
+    region = partition.region.cpu().numpy()
+    k = partition.gradients.shape[1]
+    if not 0 <= output < k:
+        raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
+    verts = [xy[i, : n[i]] for i in range(len(n))]
+    notices: list[str] = []
+    check_figure(size, dpi)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    if colour == "gradient":
+        norms = partition.gradients[:, output].norm(dim=1).cpu().numpy()
+        collection = PolyCollection(verts, array=norms[region], cmap="viridis", edgecolors="black",
+                                    linewidths=0.15 if len(verts) < 20000 else 0.0)
+        ax.add_collection(collection)
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        # a colour bar exactly as tall as the (equal-aspect) axes
+        bar_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
+        fig.colorbar(collection, cax=bar_axes, label=rf"$|\nabla y_{{{output}}}|$ in the plane")
+    elif colour == "region":
+        colours = region_colours(partition.activation_regions, partition.pairs.tolist())
+        ax.add_collection(PolyCollection(verts, facecolors=colours[region], edgecolors="black",
+                                         linewidths=0.3 if len(verts) < 5000 else 0.1))
+    else:
+        raise RegionCountError(f"unknown colouring {colour!r}; choose region or gradient")
+    if level is not None:
+        grads = partition.gradients[:, output].cpu().numpy()[region]  # (P, 2)
+        offs = partition.offsets[:, output].cpu().numpy()[region]
+        vals = xy[..., 0] * grads[:, :1] + xy[..., 1] * grads[:, 1:] + offs[:, None] - level
+        V = xy.shape[1]
+        idx = np.arange(V)[None]
+        nxt = np.where(idx + 1 < n[:, None], idx + 1, 0)
+        vn = np.take_along_axis(vals, nxt, 1)
+        cross = (vals * vn < 0) & (idx < n[:, None])
+        lam = np.where(cross, vals / np.where(cross, vals - vn, 1.0), 0.0)
+        pts = xy + lam[..., None] * (np.take_along_axis(xy, nxt[..., None].repeat(2, 2), 1) - xy)
+        segments = [pts[i][cross[i]][:2] for i in range(len(n)) if cross[i].sum() >= 2]
+        if segments:
+            ax.add_collection(LineCollection(segments, colors="white", linewidths=2.2))
+            ax.add_collection(LineCollection(segments, colors="black", linewidths=1.0))
+        else:  # say so on the picture: an empty level set is an answer, not a failure to draw
+            live = vals[np.arange(vals.shape[1])[None] < n[:, None]] + level
+            notice = (f"level set y_{output} = {level:g} not reached in this slice "
+                      f"(y_{output} in [{live.min():.4g}, {live.max():.4g}])")
+            notices.append(notice)
+            ax.text(0.5, 0.02, notice, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    plane = partition.plane
+    ax.set_xlim(plane.low[0], plane.high[0])
+    ax.set_ylim(plane.low[1], plane.high[1])
+    ax.set_aspect("equal" if 0.2 < (plane.high[1] - plane.low[1]) / (plane.high[0] - plane.low[0]) < 5 else "auto")
+    ax.set_xlabel("s" if plane.u != (1.0, 0.0) else "x1")
+    ax.set_ylabel("t" if plane.w != (0.0, 1.0) else "x2")
+    level_text = "" if level is None else f", level y_{output} = {level:g}"
+    ax.set_title(fit_caption(f"{partition.model}\n{partition.activation_regions:,} regions, "
+                             f"{partition.linear_pieces:,} linear pieces ({partition.method}, float64{level_text})",
+                             size[0]), fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+    return notices
