@@ -13,7 +13,7 @@ from regioncount.core.atomic import atomic_output, check_output_path
 from regioncount.core.errors import RegionCountError
 
 from .common import POLYGON_SUFFIXES, max_memory_bytes, parse_point
-from .render import FINITE, fmt_int
+from .render import FINITE, fmt_int, model_label
 
 
 def plane_options(func: Callable) -> Callable:
@@ -66,7 +66,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
 
         plot_partition(partition, plot_file, output=output_index, dpi=dpi, size=size or (6.5, 6.0))
     render(partition, as_json=options["as_json"], title=f"Exact 2-D partition of {Path(model_file).name}",
-           head=[("model", f"{partition.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
+           head=[("model", model_label(partition.model, model))], extra={"file": str(Path(model_file))})
 
 
 def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: str | None,
@@ -84,7 +84,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
                                  memory_limit=max_memory_bytes(options["max_memory"]),
                                  assume_well_posed=assume_well_posed, max_seconds=max_seconds)
         render(result, as_json=options["as_json"], title=f"Every region of R^{result.dimension}: {Path(model_file).name}",
-               head=[("model", f"{result.model} ({model.describe()})")], extra={"file": str(Path(model_file))})
+               head=[("model", model_label(result.model, model))], extra={"file": str(Path(model_file))})
         return
 
     low = high = None
@@ -96,7 +96,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
     if graph_file is not None:
         write_graph(partition, graph_file)
     render(partition, as_json=options["as_json"], title=f"Exact partition of a {partition.box.dim}-D box: "
-           f"{Path(model_file).name}", head=[("model", f"{partition.model} ({model.describe()})")],
+           f"{Path(model_file).name}", head=[("model", model_label(partition.model, model))],
            extra={"file": str(Path(model_file))})
 
 

@@ -17,7 +17,7 @@ from regioncount.theory.bounds import (
     MAX_LAYERS,
 )
 
-from .common import UserError, guard, progress_bar
+from .common import UserError, guard, model_paths, progress_bar
 from .render import FiniteFloat, print_json
 
 
@@ -180,7 +180,7 @@ def _bound_widths(widths_text: str | None, depth: int | None, width: int | None,
 
 
 @click.command()
-@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True), callback=model_paths)
 @click.option("--p-matrix-cap", type=click.IntRange(min=0), default=DEFAULT_P_MATRIX_CAP, show_default=True,
               help="Run the exact P-matrix test (2^m - 1 minors) up to this width.")
 @click.option("--json", "as_json", is_flag=True)

@@ -159,3 +159,29 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] 
                   TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
         task = progress.add_task(label, total=1.0)
         yield lambda fraction: progress.update(task, completed=fraction)
+
+
+def model_paths(ctx: click.Context, param: click.Parameter, value):  # noqa: ANN201 - click's callback signature
+    """Refuse, while the arguments are parsed (before torch is imported), a MODEL that is missing, a
+    directory, not a regular file or too large: the same one-line errors as the loader's."""
+    from pathlib import Path
+
+    from regioncount.core.errors import ModelFormatError
+    from regioncount.models.modelfile import regular_file
+
+    for path in (value if isinstance(value, tuple) else (value,)):
+        if path is None or Path(path).is_dir():  # a directory may be a checkpoint folder: the loader decides
+            continue
+        try:
+            regular_file(Path(path))
+        except ModelFormatError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def ordered_pair(ctx: click.Context, param: click.Parameter, value):  # noqa: ANN201 - click's callback signature
+    """An interval A B with A < B, checked while the arguments are parsed."""
+    if value is not None and not value[0] < value[1]:
+        raise click.BadParameter(f"the interval needs A < B, got A = {value[0]:g}, B = {value[1]:g}", ctx=ctx,
+                                 param=param)
+    return value

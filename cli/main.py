@@ -18,11 +18,22 @@ if TYPE_CHECKING:
 from .commands_plane import plane_options
 from .commands_steep import steep
 from .commands_theory import bound, check, compare
-from .common import UserError, check_outputs, guard, max_memory_bytes, parse_point, progress_bar, split_requested
+from .common import (
+    UserError,
+    check_outputs,
+    guard,
+    max_memory_bytes,
+    model_paths,
+    ordered_pair,
+    parse_point,
+    progress_bar,
+    split_requested,
+)
 from .render import (
     FINITE,
     FiniteFloat,
     fmt_int,
+    model_label,
     stdout_console,
 )
 from .tables import render, segment_text
@@ -139,10 +150,11 @@ def main(threads: int) -> None:
 
 
 @main.command()
-@click.option("--width", "-m", type=int, required=True, help="Width m of the Theorem 1 DEQ.")
+@click.option("--width", "-m", type=click.IntRange(min=1), required=True, help="Width m of the Theorem 1 DEQ.")
 @click.option("--readout", type=click.Choice(sorted(READOUTS)), default="b", show_default=True,
               help="Output layer: " + "; ".join(f"({k}) {v}" for k, v in READOUTS.items()))
-@click.option("--interval", nargs=2, type=FINITE, default=(0.0, 1.0), show_default=True, metavar="A B",
+@click.option("--interval", nargs=2, type=FINITE, callback=ordered_pair, default=(0.0, 1.0), show_default=True,
+              metavar="A B",
               help="Interval of x_1 to count on.")
 @click.option("--save-model", type=click.Path(dir_okay=False), help="Write the model as v1 JSON.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw the output and breakpoints to FILE.png.")
@@ -180,8 +192,9 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
 
 @main.command()
-@click.argument("model_files", metavar="MODEL...", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B",
+@click.argument("model_files", metavar="MODEL...", nargs=-1, required=True, type=click.Path(dir_okay=True),
+                callback=model_paths)
+@click.option("--interval", nargs=2, type=FINITE, callback=ordered_pair, default=None, metavar="A B",
               help="Interval for a 1-D model (default: the model's domain).")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q",
               help="Segment end points for d-D input: comma-separated coordinates, or files (.npy, or numbers in text).")
@@ -328,7 +341,7 @@ def _count_along(model, model_file: str, interval, segment, assume_well_posed: b
 
         segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
     render(result, as_json=options["as_json"], title=f"Regions of {Path(model_file).name}",
-           head=[("model", f"{result.model} ({model.describe()})"), ("along", segment_text(result))],
+           head=[("model", model_label(result.model, model)), ("along", segment_text(result))],
            extra={"file": str(Path(model_file))})
 
 
@@ -375,19 +388,21 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     where = {"file": str(Path(model_file))}
     if sampled is not None:
         render(sampled, as_json=as_json, title=f"Sampled regions of {Path(model_file).name}",
-               head=[("model", f"{sampled.model} ({model.describe()})")],
+               head=[("model", model_label(sampled.model, model))],
                extra=where | ({"chords": chords.to_json()} if chords is not None else {}))
     if chords is not None and (sampled is None or not as_json):
         render(chords, as_json=as_json, title="Exact counts along random chords", extra=where)
 
 
 @main.command()
-@click.argument("model_files", metavar="CKPT...", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.argument("model_files", metavar="CKPT...", nargs=-1, required=True, type=click.Path(dir_okay=True),
+                callback=model_paths)
 @click.option("--steps", default=None, metavar="S1,S2,...",
               help="Training step of each checkpoint, in argument order (default: the last number in each file name).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Draw regions and linear pieces against the step to FILE.png.")
-@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B", help="Interval for 1-D models.")
+@click.option("--interval", nargs=2, type=FINITE, callback=ordered_pair, default=None, metavar="A B",
+              help="Interval for 1-D models.")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q", help="Segment of d-D input (points or files).")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="Sample this box instead.")
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Points to sample per checkpoint.")
@@ -413,9 +428,10 @@ def track(model_files: tuple[str, ...], steps: str | None, out_file: str | None,
 
 
 @main.command()
-@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True))
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=True), callback=model_paths)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")
-@click.option("--interval", nargs=2, type=FINITE, default=None, metavar="A B", help="1-D: the interval.")
+@click.option("--interval", nargs=2, type=FINITE, callback=ordered_pair, default=None, metavar="A B",
+              help="1-D: the interval.")
 @click.option("--segment", nargs=2, type=str, default=None, metavar="P Q", help="A segment of d-D input.")
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="2-D input: the box.")
 @plane_options

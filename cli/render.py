@@ -79,6 +79,12 @@ def stderr_console() -> Console:
 class FiniteFloat(click.FloatRange):
     """A float option that must be finite (click's FloatRange lets NaN through: NaN fails no comparison)."""
 
+    def _describe_range(self) -> str:
+        """No range in the help when neither bound is set (click would print ``x<=None``)."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
     name = "finite float"
 
     def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
@@ -89,3 +95,10 @@ class FiniteFloat(click.FloatRange):
 
 
 FINITE = FiniteFloat()
+
+
+def model_label(name: str, model: object) -> str:
+    """A model's name with its architecture, once: ``name (FFN 1 -> [8x8] -> 1)``, or the architecture
+    alone when the name is it (an unnamed model)."""
+    describe = model.describe()  # type: ignore[attr-defined]
+    return describe if name == describe else f"{name} ({describe})"

@@ -133,8 +133,8 @@ def files(tmp_path):
         (("count", "{two_d}", "--interval", "0", "1"), "--segment"),
         (("count", "{huge}", "--interval", "0", "1"), "too large"),
         (("count", "{good}", "--breakpoints", "{tmp}/bp.txt"), ".npy or .csv"),
-        (("deq", "--width", "0"), "at least 1"),
-        (("deq", "--width", "-3"), "at least 1"),
+        (("deq", "--width", "0"), "not in the range x>=1"),
+        (("deq", "--width", "-3"), "not in the range x>=1"),
         (("deq", "--width", "41"), "m <= 40"),
         (("deq", "--width", "100000"), "m <= 40"),
         (("deq", "--width", "35"), "above the limit"),
@@ -199,3 +199,27 @@ def test_segment_ends_from_files(tmp_path):
     np.save(tmp_path / "short.npy", np.array(p[:3]))
     short = run("count", model, "--segment", tmp_path / "short.npy", tmp_path / "q.txt")
     assert short.exit_code == 2 and "coordinates" in short.output
+
+
+@pytest.mark.parametrize("args", [
+    ("count", "/nonexistent/model.json", "--interval", "0", "1"),
+    ("count", "MODEL", "--interval", "1", "0"),
+    ("deq", "--width", "0"),
+    ("deq", "--interval", "1", "0"),
+    ("plot", "/nonexistent/model.json", "--out", "x.png"),
+])
+def test_argument_errors_are_caught_before_torch_is_imported(args, tmp_path):
+    """A missing model, an empty interval or a zero width is refused while the arguments are parsed: one line,
+    exit 2, and torch never imported (so it takes a fraction of a second, not torch's start-up)."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.json"
+    model.write_text('{"format": "regioncount-v1", "type": "ffn", "weights": [[[1.0]], [[1.0]]], "biases": [[0.0], [0.0]]}')
+    argv = [str(model) if a == "MODEL" else a for a in args]
+    script = ("import sys\nfrom regioncount_cli.main import main\n"
+              f"try:\n    main({argv!r}, standalone_mode=True)\nexcept SystemExit as exc:\n"
+              "    print('exit', exc.code, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "exit 2 False", (out.stdout, out.stderr)
+    assert out.stderr.strip().startswith("Error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -50,6 +50,8 @@ def test_every_result_is_a_result_with_a_json_object():
         if kind is not None:
             assert type(result) is kind and type(result).__module__ == "regioncount.core.results"
         json.dumps(result.to_json(), allow_nan=False, default=str)
+        if kind is not None or isinstance(result, type(results[8][0])):  # every count: the same field, both ways
+            assert result.to_json()["activation_regions"] == result.activation_regions
 
 
 def test_tables_and_json_come_from_one_result(tmp_path):

@@ -170,6 +170,16 @@ class SampledCount:
     def points_per_second(self) -> float | None:
         return self.samples / self.seconds if self.seconds > 0 else None
 
+    @property
+    def activation_regions(self) -> int:
+        """The distinct patterns seen: a lower bound on the activation regions meeting the box (as in the JSON)."""
+        return self.distinct_patterns
+
+    @property
+    def linear_pieces(self) -> None:
+        """Sampling does not compare output maps: None, as in the JSON."""
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -395,10 +405,16 @@ class ChordStatistics:
     #: float64 decisions of the chord walks inside the tolerance band (not re-decided exactly)
     tolerance_decisions: int = 0
 
+    @property
+    def activation_regions(self) -> None:
+        """Chords measure the boundary density, not the regions of the box: None, as in the JSON."""
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "method": "float64 walks along random chords",
+            "activation_regions": None,
             "tolerance_decisions": self.tolerance_decisions,
             "measures": "boundary density (Crofton), not the number of regions",
             "chords": self.chords,
