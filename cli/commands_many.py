@@ -68,10 +68,10 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
                                           "device": options["device"], "dtype": dtype,
                                           "assume_well_posed": assume_well_posed, "memory_limit": memory},
                          boxes=[(b.low, b.high) for b in sampled], engine=engine, on_result=arrived,
-                         progress=progress)
+                         progress=progress, max_seconds=options.get("max_seconds"))
         else:
             count_models(models, segments=segments, options=exact_options, engine=engine, on_result=arrived,
-                         progress=progress)
+                         progress=progress, max_seconds=options.get("max_seconds"))
         where = None if engine.client is None else f"engine: dask, {engine.workers} worker(s), one task per model"
     return [results[i] for i in range(len(models))], sampled is not None, where
 

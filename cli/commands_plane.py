@@ -32,7 +32,7 @@ def plane_options(func: Callable) -> Callable:
 
 
 def partition_from_options(model, box, origin, dirs, extent, through, device, max_regions, assume_well_posed,
-                           memory_limit: int | None = None):
+                           memory_limit: int | None = None, max_seconds: float | None = None):
     from regioncount.partition.plane2d import partition_plane
 
     low = high = None
@@ -45,7 +45,7 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
         raise RegionCountError("give either --box (2-D input) or a plane (--origin/--dirs or --through)")
     return partition_plane(model, low, high, origin=origin_p, dirs=dirs_p, extent=extent, through=through_p,
                            device=device, max_regions=max_regions, memory_limit=memory_limit,
-                           assume_well_posed=assume_well_posed)
+                           assume_well_posed=assume_well_posed, max_seconds=max_seconds)
 
 
 def count_plane(model, model_file: str, box, origin, dirs, extent: float, through, assume_well_posed: bool,
@@ -56,7 +56,8 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
 
     partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
                                        min(options["max_regions"], 10**8), assume_well_posed,
-                                       memory_limit=max_memory_bytes(options["max_memory"]))
+                                       memory_limit=max_memory_bytes(options["max_memory"]),
+                                       max_seconds=options.get("max_seconds"))
     if graph_file is not None:
         write_graph(partition, graph_file)
     if polygons_file is not None:

@@ -64,6 +64,10 @@ def common_count_options(func: Callable) -> Callable:
                      help="Refuse counts estimated above this many regions."),
         click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
                      help="GiB allowed for kept breakpoints, sampled pattern sets and 2-D partitions (default: half the RAM)."),
+        click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
+                     help="A deadline for the whole command: counts projected past it (a timed pilot, a first batch) "
+                          "are refused before they run, and any count still running at it stops, split ones "
+                          "(--workers, --scheduler, --tasks) and several models included."),
         click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
                      help="Split an exact 1-D count over a local Dask cluster of N single-threaded worker processes."),
         click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -87,15 +91,15 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
     memory = max_memory_bytes(max_memory)
     keep = keep or breakpoints_file is not None
     if split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks}):
-        from regioncount.parallel.distributed import count_segment_split, open_engine
+        from regioncount.parallel.distributed import count_segment_split
 
-        with open_engine(workers=workers, scheduler=scheduler) as engine, \
-                progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
-            result = count_segment_split(model, interval=interval, segment=segment,
-                                         tasks=engine.tasks(tasks), engine=engine,
-                                         linear_pieces=not no_linear, keep_breakpoints=keep, device=device,
-                                         max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
-                                         assume_well_posed=assume_well_posed, progress=progress)
+        # the split count checks its cost before it starts a cluster, then opens (and closes) it
+        with progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
+            result = count_segment_split(model, interval=interval, segment=segment, tasks=tasks, workers=workers,
+                                         scheduler=scheduler, linear_pieces=not no_linear, keep_breakpoints=keep,
+                                         device=device, max_regions=max_regions, memory_limit=memory,
+                                         known_regions=known_regions, assume_well_posed=assume_well_posed,
+                                         progress=progress, max_seconds=max_seconds)
     else:
         with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
             result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
@@ -207,10 +211,6 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Points per batch (default: by memory).")
 @click.option("--chords", "--lines", "lines", type=click.IntRange(min=2), default=None,
               help="Exact counts along this many random chords of the box (--lines is the old name).")
-@click.option("--max-seconds", type=FiniteFloat(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Refuse an exact 1-D count projected (by a timed pilot) to take longer; stop an exact "
-                   "partition (--exact) that runs longer; stop sampling after the first batch when the whole run "
-                   "is projected to take longer.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Precision of sampled forward passes (exact counts are always float64).")
 @click.option("--assume-well-posed", is_flag=True,
@@ -232,7 +232,7 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 @guard
 def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, segment: tuple[str, str] | None,
           box: tuple[str, str] | None, samples: int | None, grid: bool, seed: int, batch: int | None,
-          lines: int | None, max_seconds: float, dtype: str, assume_well_posed: bool, plane: bool, exact_box: bool,
+          lines: int | None, dtype: str, assume_well_posed: bool, plane: bool, exact_box: bool,
           all_space: bool, origin: str | None,
           dirs: tuple[str, str] | None, extent: float, through: tuple[str, str, str] | None,
           graph_file: str | None, polygons_file: str | None, plot_file: str | None, output_index: int, dpi: int,
@@ -273,13 +273,12 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
         from .commands_plane import count_box_exact
 
         count_box_exact(model, model_file, box, options, graph_file=graph_file, all_space=all_space,
-                        assume_well_posed=assume_well_posed, max_seconds=max_seconds)
+                        assume_well_posed=assume_well_posed, max_seconds=options["max_seconds"])
     elif in_box:
         run_box_count(model, model_file, box, samples, grid, seed, batch, lines, dtype, assume_well_posed, options,
-                      max_seconds)
+                      options["max_seconds"])
     else:
-        _count_along(model, model_file, interval, segment, assume_well_posed, options, max_seconds=max_seconds,
-                     plot_file=plot_file,
+        _count_along(model, model_file, interval, segment, assume_well_posed, options, plot_file=plot_file,
                      output_index=output_index, dpi=dpi, size=size)
 
 
@@ -329,13 +328,13 @@ def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool,
 
 
 def _count_along(model, model_file: str, interval, segment, assume_well_posed: bool, options: dict, *,
-                 max_seconds: float | None, plot_file: str | None, output_index: int, dpi: int, size) -> None:
+                 plot_file: str | None, output_index: int, dpi: int, size) -> None:
     """The exact 1-D part of ``count``: along --interval/--segment or the model's domain."""
     ends = None
     if segment is not None:
         ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
     result = run_count(model, interval=interval, segment=ends, assume_well_posed=assume_well_posed,
-                       keep=plot_file is not None, max_seconds=max_seconds, **options)
+                       keep=plot_file is not None, **options)
     if plot_file is not None:
         from .commands_plane import segment_plot
 
@@ -375,16 +374,18 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
                                            seed=seed, tasks=engine.tasks(options["tasks"]),
                                            engine=engine, batch=batch, device=options["device"], dtype=dtype,
                                            assume_well_posed=assume_well_posed, progress=progress,
-                                           memory_limit=memory)
+                                           memory_limit=memory, max_seconds=max_seconds,
+                                           max_regions=options["max_regions"])
     elif samples is not None or grid or lines is None:
         with progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns") as progress:
             sampled = sample_regions(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
                                      seed=seed, batch=batch, device=options["device"], dtype=dtype,
                                      assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
-                                     memory_limit=memory)
+                                     memory_limit=memory, max_regions=options["max_regions"])
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],
-                                  assume_well_posed=assume_well_posed)
+                                  assume_well_posed=assume_well_posed, max_regions=options["max_regions"],
+                                  memory_limit=memory, max_seconds=max_seconds)
     where = {"file": str(Path(model_file))}
     if sampled is not None:
         render(sampled, as_json=as_json, title=f"Sampled regions of {Path(model_file).name}",

@@ -216,7 +216,7 @@ def test_sampling_never_exceeds_the_exact_partition(seed):
 
 def test_limits_and_refusals():
     model = gaussian_ffn([3, 8, 8, 1], 1)
-    with pytest.raises(CostLimitError, match="at least .* regions .*sampled points.* above 10;"):
+    with pytest.raises(CostLimitError, match="at least .* regions .*sampled points.* above the limit of 10 regions;"):
         partition_box(model, *cube(3), device="cpu", max_regions=10)  # refused by the pilot, before cutting
     from regioncount.core.geometry import Box
     from regioncount.partition.box_partition import CellLimit, check_pilot
@@ -284,7 +284,7 @@ def test_cli_exact_box_json_table_and_graph(model_file, tmp_path):
     (["--exact", "--workers", "2"], "partitions"),
     (["--exact", "--plot", "x.png"], "does not combine with --plot"),
     (["--exact", "--dtype", "float32"], "float64 only"),
-    (["--exact", "--max-regions", "3"], "above 3;"),
+    (["--exact", "--max-regions", "3"], "above the limit of 3 regions;"),
     (["--exact"], "no domain"),
 ])
 def test_cli_exact_box_refusals(model_file, args, pattern):

@@ -138,7 +138,7 @@ def files(tmp_path):
         (("deq", "--width", "41"), "m <= 40"),
         (("deq", "--width", "100000"), "m <= 40"),
         (("deq", "--width", "35"), "above the limit"),
-        (("deq", "--width", "16", "--max-regions", "1000"), "estimated 6.554e+04"),
+        (("deq", "--width", "16", "--max-regions", "1000"), "6.554e+04 regions (known in advance)"),
         (("deq", "--width", "24", "--breakpoints", "{tmp}/b.npy", "--max-memory", "0.01"), "GiB"),
         (("deq", "--width", "4", "--interval", "2", "1"), "A < B"),
     ],

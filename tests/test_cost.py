@@ -60,9 +60,11 @@ def test_exact_counts_are_timed_by_the_pilot_and_refused_past_max_seconds():
         count_segment(model, interval=(-3.0, 3.0), device="cpu", max_seconds=1e-3)
     quick = count_segment(model, interval=(-3.0, 3.0), device="cpu", linear_pieces=False, max_seconds=600)
     assert quick.activation_regions > 10_000
-    # without a time limit nothing is timed (the guaranteed bound decides, as before)
+    # a count too small for a pilot runs; max_seconds is still its deadline (one meaning on every path)
     small = gaussian_ffn([1, 8, 1], 4)
-    assert count_segment(small, interval=(-3.0, 3.0), device="cpu", max_seconds=1e-9).activation_regions >= 1
+    assert count_segment(small, interval=(-3.0, 3.0), device="cpu", max_seconds=60).activation_regions >= 1
+    with pytest.raises(CostLimitError, match="ran past the time limit of 1e-09 s"):
+        count_segment(small, interval=(-3.0, 3.0), device="cpu", max_seconds=1e-9)
 
 
 def test_cli_max_seconds_applies_to_exact_counts(tmp_path):

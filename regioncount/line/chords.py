@@ -19,6 +19,7 @@ import torch
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device
 from ..core.errors import CostLimitError, NotWellPosedError, RegionCountError
 from ..core.geometry import Box, resolve_segment
+from ..core.limits import Deadline
 from ..core.results import ChordStatistics
 from ..core.settings import DEFAULT_MAX_REGIONS
 from ..models.networks import DEQ, DTYPE, Model, deq_certificate
@@ -68,7 +69,9 @@ def count_chords(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str 
 
 
 def count_chords_checked(model: Model, P: torch.Tensor, Q: torch.Tensor, *, device: str | torch.device = "auto",
-                         max_pieces: int | None = None, assume_well_posed: bool = False) -> tuple[torch.Tensor, int]:
+                         max_pieces: int | None = None, assume_well_posed: bool = False,
+                         max_regions: int | None = DEFAULT_MAX_REGIONS, deadline: Deadline | None = None
+                         ) -> tuple[torch.Tensor, int]:
     """Counts (K,) along the segments P_k -> Q_k and the number of float64 decisions the walks took inside
     the tolerance band (near-coincident breakpoints, kinks near a chord's end).  The chords' walks are not
     re-decided exactly (``docs/exactness.md``): a statistic over random chords, not a certified count."""
@@ -77,7 +80,7 @@ def count_chords_checked(model: Model, P: torch.Tensor, Q: torch.Tensor, *, devi
         from .deq_general import count_lines
 
         assert isinstance(model, DEQ)  # only DEQs carry a well-posedness certificate
-        counts, failures, doubtful = count_lines(model, P, Q, device=resolve_device(device))
+        counts, failures, doubtful = count_lines(model, P, Q, device=resolve_device(device), deadline=deadline)
         if failures:
             raise NotWellPosedError(f"{failures} chord walks failed their fixed-point checks: the counts "
                                     "cannot be trusted (is the DEQ well-posed?)")
@@ -85,7 +88,7 @@ def count_chords_checked(model: Model, P: torch.Tensor, Q: torch.Tensor, *, devi
     dev = resolve_device(device)
     seg = resolve_segment(model, segment=(P[0].tolist(), Q[0].tolist()))
     kernel = build_kernel(model, seg, dev)
-    sink = PieceSink(0.0, 1.0, max_regions=DEFAULT_MAX_REGIONS, segments=P.shape[0])
+    sink = PieceSink(0.0, 1.0, max_regions=max_regions, segments=P.shape[0], deadline=deadline)
     pieces = max_pieces or default_max_pieces(dev)
     with torch.no_grad():
         kernel.run(0.0, 1.0, sink, track_linear=False, max_pieces=pieces, tau=merge_tolerance(0.0, 1.0),
@@ -96,20 +99,26 @@ def count_chords_checked(model: Model, P: torch.Tensor, Q: torch.Tensor, *, devi
 
 
 def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, device: str | torch.device = "auto",
-                     assume_well_posed: bool = False) -> ChordStatistics:
+                     assume_well_posed: bool = False, max_regions: int | None = DEFAULT_MAX_REGIONS,
+                     memory_limit: int | None = None, max_seconds: float | None = None) -> ChordStatistics:
     """Exact counts on ``chords`` IUR chords: regions per chord, breakpoints per unit length (ratio
-    estimator, delta-method interval) and the Crofton estimate of the boundary volume."""
+    estimator, delta-method interval) and the Crofton estimate of the boundary volume.  ``max_regions``
+    bounds the regions of all chords together, ``memory_limit`` (bytes, default half the RAM) the chords'
+    batch, ``max_seconds`` is a deadline for the whole call (:mod:`regioncount.core.limits`)."""
+    deadline = Deadline(max_seconds)
     if chords < 2:
         raise RegionCountError(f"`chords` needs at least 2 chords, got {chords}")
     width = max(layer_widths(model))
     need = chords * (4 * box.dim + 8 * width) * 8  # chords, their start state and one layer of crossings
-    if need > default_memory_limit():
-        raise CostLimitError(f"{chords:,} chords need about {need / 2**30:.3g} GiB, above the limit of "
-                             f"{default_memory_limit() / 2**30:.3g} GiB; use fewer `chords`")
+    limit = default_memory_limit() if memory_limit is None else memory_limit
+    if need > limit:
+        raise CostLimitError(f"{chords:,} chords need about {need / 2**30:.3g} GiB, above the memory limit of "
+                             f"{limit / 2**30:.3g} GiB; use fewer `chords`")
     P, Q = random_chords(box, chords, seed)
     dev = resolve_device(device)
     watch = Stopwatch(dev)
-    counts, doubtful = count_chords_checked(model, P, Q, device=dev, assume_well_posed=assume_well_posed)
+    counts, doubtful = count_chords_checked(model, P, Q, device=dev, assume_well_posed=assume_well_posed,
+                                            max_regions=max_regions, deadline=deadline)
     counts = counts.to(DTYPE)
     seconds = watch.seconds()
     lengths = torch.linalg.vector_norm(Q - P, dim=1)

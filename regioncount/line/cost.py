@@ -183,9 +183,10 @@ def region_upper_bound(model: Model) -> int:
 
 
 def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
-                     max_pieces: int, max_regions: int | None, linear_pieces: bool = False) -> dict:
-    """Pilot estimate: exact counts on 16 stratified sub-segments of 1/1024 of the length each (with the
-    linear-piece merge when ``linear_pieces``, so that the time is the real walk's).
+                     max_pieces: int, max_regions: int | None, linear_pieces: bool = False,
+                     fraction: float = PILOT_FRACTION) -> dict:
+    """Pilot estimate: exact counts on 16 stratified sub-segments of ``fraction`` (1/1024) of the length each
+    (with the linear-piece merge when ``linear_pieces``, so that the time is the real walk's).
 
     Returns ``{"regions": estimated total, "seconds": estimated time, "pilot_fraction": ...}``; the
     breakpoint density of the pilots times the length gives the regions, their rate gives the time.
@@ -193,7 +194,7 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
     span = seg.t_high - seg.t_low
     gen = torch.Generator().manual_seed(0)
     offsets = (torch.arange(PILOT_PIECES, dtype=DTYPE) + torch.rand(PILOT_PIECES, generator=gen, dtype=DTYPE))
-    width = span * PILOT_FRACTION
+    width = span * fraction
     tau = merge_tolerance(seg.t_low, seg.t_high)
     # a pilot covers 1/1024 of the segment: more than max_regions / 16 there means > 64x the limit overall
     cap = None if max_regions is None else max(1000, max_regions // 16)
@@ -214,11 +215,13 @@ def estimate_regions(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.
     density = (found - PILOT_PIECES) / (PILOT_PIECES * width)
     regions = 1 + density * span
     return {"regions": regions, "seconds": elapsed / max(found, 1) * regions,
-            "pilot_fraction": PILOT_PIECES * PILOT_FRACTION}
+            "pilot_fraction": PILOT_PIECES * fraction}
 
 
 #: With a time limit, a count whose guaranteed bound exceeds this many regions is timed by the pilot first.
 TIMED_PILOT_REGIONS = 20_000
+#: Regions a timing pilot walks when the count is known in advance (about 0.1 s on a CPU).
+KNOWN_PILOT_REGIONS = 2**20
 
 
 def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device,
@@ -246,8 +249,14 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
         check_walk_memory(model, device, upper if known_regions is None else known_regions, max_pieces,
                            memory_limit)
         return None
+    if known_regions is not None and max_regions is not None and known_regions > max_regions:
+        raise CostLimitError(f"{known_regions:.4g} regions (known in advance): above the limit of "
+                             f"{max_regions:.4g} regions (raise `max_regions` to go on)")
     if known_regions is not None and not timed:
         estimate: dict[str, Any] = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
+    elif known_regions is not None:  # only the time is wanted: a pilot of about KNOWN_PILOT_REGIONS regions
+        fraction = min(PILOT_FRACTION, KNOWN_PILOT_REGIONS / (PILOT_PIECES * max(known_regions, 1)))
+        estimate = estimate_regions(kernel, seg, device, max_pieces, None, linear_pieces, fraction)
     else:
         estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions, linear_pieces)
         if known_regions is not None:  # the count is known, the pilot gave the time per region

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.limits import Deadline
 from ..core.tolerances import SETTLE_ZERO_RTOL
 from ..models.fixedpoint import checked_solve, solve_fixed_points
 from ..models.networks import DEQ, DTYPE
@@ -126,7 +127,8 @@ class _Walk:
 
 def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, *,
                device: torch.device, linear_pieces: bool = True, keep_breakpoints: bool = False,
-               tau: float = 0.0, max_steps: int | None = None, keep_patterns: bool = False) -> _Walk:
+               tau: float = 0.0, max_steps: int | None = None, keep_patterns: bool = False,
+               deadline: Deadline | None = None) -> _Walk:
     """K walkers in lock step: walker k walks x = P_k + t V_k from t0_k to t1_k (all (K, d) / (K,)).
 
     Starting patterns come from :func:`solve_fixed_points` at the start points, settled by the
@@ -154,6 +156,8 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
     limit = max_steps if max_steps is not None else 2**m + 2
     while bool(running.any()) and steps < limit:
         steps += 1
+        if deadline is not None:
+            deadline.check(f"the pattern walk (at step {steps:,})")
         idx = running.nonzero().flatten()
         gi, hi, ai, ti = g[idx], h[idx], active[idx], t[idx]
         leaving = torch.where(ai, gi < 0, gi > 0)
@@ -197,7 +201,7 @@ def walk_lines(model: DEQ, P: torch.Tensor, V: torch.Tensor, t0: torch.Tensor, t
 def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_high: float, *,
                  walkers: int = 256, device: torch.device, linear_pieces: bool = True,
                  keep_breakpoints: bool = False, max_steps: int | None = None,
-                 keep_patterns: bool = False) -> WalkResult:
+                 keep_patterns: bool = False, deadline: Deadline | None = None) -> WalkResult:
     """Exact count along x(t) = p + t v, t in [t_low, t_high], of a well-posed DEQ with any W.
 
     ``walkers`` walkers start at equally spaced cuts and each walks to the next cut (:func:`walk_lines`);
@@ -211,7 +215,7 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     p, v = p.to(DTYPE), v.to(DTYPE)
     walk = walk_lines(model, p.expand(K, -1), v.expand(K, -1), cuts[:-1], cuts[1:], device=device,
                       linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, tau=tau,
-                      max_steps=max_steps, keep_patterns=keep_patterns)
+                      max_steps=max_steps, keep_patterns=keep_patterns, deadline=deadline)
     boundary_changes = (walk.last[:-1] != walk.first[1:]).any(1)
     regions = int(walk.counts.sum()) - (K - 1) + int(boundary_changes.sum())
     pieces = None
@@ -232,13 +236,13 @@ def walk_segment(model: DEQ, p: torch.Tensor, v: torch.Tensor, t_low: float, t_h
     return WalkResult(regions, pieces, breakpoints, walk.failures, K, walk.steps, walk.doubtful, sequence)
 
 
-def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device
-                ) -> tuple[torch.Tensor, int, int]:
+def count_lines(model: DEQ, P: torch.Tensor, Q: torch.Tensor, *, device: torch.device,
+                deadline: Deadline | None = None) -> tuple[torch.Tensor, int, int]:
     """Activation-region counts (K,) along the segments P_k -> Q_k, one walker each, all batched (float64
     walks, not proven).  Returns the counts, the number of failed walkers and of decisions taken inside the
     tolerance band."""
     K = P.shape[0]
     zeros, ones = torch.zeros(K, dtype=DTYPE), torch.ones(K, dtype=DTYPE)
     walk = walk_lines(model, P.to(DTYPE), (Q - P).to(DTYPE), zeros, ones, device=device, linear_pieces=False,
-                      tau=merge_tolerance(0.0, 1.0))
+                      tau=merge_tolerance(0.0, 1.0), deadline=deadline)
     return walk.counts.cpu(), walk.failures, walk.doubtful

@@ -19,6 +19,7 @@ import torch
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device, synchronize
 from ..core.errors import NotWellPosedError
 from ..core.geometry import Segment, resolve_segment
+from ..core.limits import Deadline
 from ..core.results import RegionEnds, SegmentCount, region_ends
 from ..core.settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from ..exact.rational1d import exact_count, ffn_output_slope_at, rational_cost
@@ -42,6 +43,8 @@ PRODUCT_NOTES = {"rounded": "", "split": ", split products", "double": ", double
 #: Largest exact rational recount (rational operations, about 5 s) run as the second opinion on doubtful
 #: float64 decisions; above it the count is labelled approximate.
 RATIONAL_RECOUNT_BUDGET = 2e6
+#: Seconds per rational operation of the recount (measured: about 2.5 us), to keep it within ``max_seconds``.
+RATIONAL_SECONDS_PER_OPERATION = 2.5e-6
 #: Rational operations allowed for re-deciding single open slope comparisons of a certified FFN walk.
 LOCAL_EXACT_BUDGET = 2e6
 
@@ -62,8 +65,9 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         keep_breakpoints: return the sorted breakpoints and region lengths (about 40 bytes per region at peak).
         device: "auto", "cpu" or "cuda".  Counting is float64 throughout.
         max_regions / memory_limit: refuse, before starting, counts estimated to exceed them.
-        max_seconds: refuse, before starting, a count projected (by a timed pilot on 1.6% of the segment) to
-            take longer.
+        max_seconds: a deadline for the whole count (:mod:`regioncount.core.limits`): a count projected by a
+            timed pilot (1.6% of the segment) to take longer is refused before it starts, and a walk that still
+            reaches it stops there (CostLimitError).
         max_pieces: pieces per batch (memory of one batch is about 8 * max_pieces * (2 n + 12) bytes).
         known_regions: a count known in advance (skips the pilot estimate).
         progress: called with the covered fraction of the segment, in [0, 1], as the walk advances.
@@ -84,24 +88,26 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
                 device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                 memory_limit: int | None = None, max_pieces: int | None = None,
                 known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
-                progress: Callable[[float], None] | None = None, fused: int | None = None) -> SegmentCount:
+                progress: Callable[[float], None] | None = None, fused: int | None = None,
+                max_seconds: float | None = None) -> SegmentCount:
     """:func:`count_segment` on a resolved :class:`~regioncount.core.geometry.Segment` (options as there): counts
     the part ``t in [seg.t_low, seg.t_high]`` of the line ``seg.origin + t seg.direction``, so the parts of
     one line can be counted separately and merged (:mod:`regioncount.parallel.distributed`)."""
     return _count(model, seg, deq_certificate(model, assume_well_posed), linear_pieces=linear_pieces,
                   keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
                   memory_limit=memory_limit, max_pieces=max_pieces, known_regions=known_regions, walkers=walkers,
-                  progress=progress, fused=fused)
+                  progress=progress, fused=fused, max_seconds=max_seconds)
 
 
 def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces: bool, keep_breakpoints: bool,
            device: str | torch.device, max_regions: int | None, memory_limit: int | None, max_pieces: int | None,
            known_regions: int | None, walkers: int, progress: Callable[[float], None] | None,
            fused: int | None, max_seconds: float | None = None) -> SegmentCount:
+    deadline = Deadline(max_seconds)
     dev = resolve_device(device)
     if certificate is not None:
         assert isinstance(model, DEQ)  # only DEQs have certificates
-        return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate)
+        return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate, deadline)
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
     kernel = build_kernel(model, seg, dev, fused)
@@ -122,13 +128,13 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
     def new_sink(stop_when_unproven: bool = False) -> PieceSink:
         return PieceSink(seg.t_low, seg.t_high, keep_breakpoints=keep_breakpoints, progress=progress,
                          max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes,
-                         stop_when_unproven=stop_when_unproven)
+                         stop_when_unproven=stop_when_unproven, deadline=deadline)
 
     # a certified walk stops at its first unproven decision and walks again with split products (about three
     # times the GEMMs), then with double-double maps (about twelve), unless a time limit rules that out, or
     # the memory limit the slices of a layer's weights each holds at a time (half the limit: the walk's
     # batches keep the other half)
-    stages = _certified_stages(model, estimate, max_seconds, memory_limit) if certify else ["rounded"]
+    stages = _certified_stages(model, estimate, deadline.remaining(), memory_limit) if certify else ["rounded"]
     watch = Stopwatch(dev)
     if prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
@@ -183,7 +189,10 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
         why = (f"{doubtful} float64 decision(s) not proven by the forward-error bounds" if certify else
                f"{doubtful} doubtful float64 decision(s)" if doubtful else
                "float64 arithmetic not provably exact for these weights")
-        if rational_cost(model, regions) <= RATIONAL_RECOUNT_BUDGET:
+        cost = rational_cost(model, regions)
+        left = deadline.remaining()
+        in_time = left is None or cost * RATIONAL_SECONDS_PER_OPERATION <= left
+        if cost <= RATIONAL_RECOUNT_BUDGET and in_time:
             exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
             regions = exact.activation_regions
             pieces = exact.linear_pieces if linear_pieces else None
@@ -193,9 +202,9 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
                 breakpoints, lengths = ends[1:-1], np.diff(ends)
         else:
             method = "approximate"
-            second_opinion = (f"; {why}, left to float64 (an exact recount would take about "
-                              f"{rational_cost(model, regions):.2g} rational operations, above the budget of "
-                              f"{RATIONAL_RECOUNT_BUDGET:.0e})")
+            second_opinion = (f"; {why}, left to float64 (an exact recount would take about {cost:.2g} rational "
+                              "operations, " + (f"above the budget of {RATIONAL_RECOUNT_BUDGET:.0e})" if in_time else
+                                                "past the time limit)"))
     seconds = watch.seconds()
     tracked = linear_pieces or keep_breakpoints
     end_regions = RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest) \
@@ -274,14 +283,15 @@ def _resolve_slope_doubts(model: FFN, seg: Segment, sink: PieceSink, pieces: int
 
 
 def _count_general_deq(model: DEQ, seg: Segment, dev: torch.device, linear_pieces: bool, keep_breakpoints: bool,
-                       walkers: int, certificate: str) -> SegmentCount:
+                       walkers: int, certificate: str, deadline: Deadline) -> SegmentCount:
     """Count of a general-W DEQ by the batched pattern walk (cost O(regions * m^3) in torch), proven by
     rigorous error bounds or decided again exactly (:mod:`regioncount.line.general_exact`)."""
     p = torch.tensor(seg.origin, dtype=DTYPE)
     v = torch.tensor(seg.direction, dtype=DTYPE)
     watch = Stopwatch(dev)
     walk = walk_segment(model, p, v, seg.t_low, seg.t_high, walkers=walkers, device=dev,
-                        linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, keep_patterns=True)
+                        linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, keep_patterns=True,
+                        deadline=deadline)
     if walk.failures:
         raise NotWellPosedError(
             f"{walk.failures} fixed-point solves or pattern updates failed their checks along the segment: "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..core.errors import CostLimitError
+from ..core.limits import Deadline
 from ..core.magnitudes import safe_norm
 from ..core.tolerances import MERGE_RATIO as TOLERANCE_RATIO
 from ..core.tolerances import SLOPE_RTOL
@@ -81,8 +82,10 @@ class PieceSink:
     def __init__(self, t_low: float, t_high: float, *, keep_breakpoints: bool = False,
                  progress: Callable[[float], None] | None = None, max_regions: int | None = None,
                  max_kept_bytes: int | None = None, exact_slopes: bool = False, segments: int | None = None,
-                 stop_when_unproven: bool = False) -> None:
+                 stop_when_unproven: bool = False, deadline: Deadline | None = None) -> None:
         self.t_low, self.span = t_low, t_high - t_low
+        #: checked after every batch: the walk stops with a CostLimitError once it has passed
+        self.deadline = deadline
         self.keep = keep_breakpoints
         self.progress = progress
         self.max_regions = max_regions
@@ -164,6 +167,12 @@ class PieceSink:
             )
         if self.progress is not None and right_end is not None:
             self.progress(min(1.0, (float(right_end) - self.t_low) / self.span))
+        self.tick()
+
+    def tick(self) -> None:
+        """Stop (CostLimitError) once the deadline has passed: called after every batch of the walk."""
+        if self.deadline is not None:
+            self.deadline.check(f"the walk (at {self.regions:,} regions)")
 
     def add_segment_counts(self, seg: torch.Tensor, per_piece: torch.Tensor) -> None:
         """Many-segment mode: piece i of this batch contributes ``per_piece[i]`` regions to segment seg[i]."""
@@ -374,6 +383,7 @@ class DEQKernel:
         stack: list[Any] = [((tl, tr, ends, gs, gc, out, seg), 0)]
         while stack:
             item, t = stack.pop()
+            sink.tick()
             tl, tr, ends, gs, gc, out, seg = item
             P = tl.shape[0]
             if self.fused_levels and ends is None and not need_pieces and t == m - min(self.fused_levels, m):
@@ -537,6 +547,7 @@ class FFNKernel:
         slices: dict[int, WeightSlices] = {}
         while stack:
             tl, tr, ends_cs, h, layer, seg, cert = stack.pop()
+            sink.tick()
             if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
                 parent_z, parent_index, parent_cert = h
                 h, err = _masked_children(parent_z, parent_index, tl, tr, parent_cert, sink)

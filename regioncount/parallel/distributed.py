@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.errors import RegionCountError
+from ..core.errors import CostLimitError, RegionCountError
 from ..core.geometry import Segment, resolve_segment
+from ..core.limits import Deadline
 from ..core.results import SegmentCount, region_ends
 from ..line.walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
 from ..models.networks import DEQ, FFN, Model
@@ -73,12 +74,27 @@ def model_from_payload(payload: dict[str, Any]) -> Model:
                c=tensor(payload["c"]), B=tensor(payload["B"]), name=payload["name"])
 
 
+def with_time_left(options: dict[str, Any]) -> dict[str, Any]:
+    """A task's options with ``deadline_at`` (wall-clock seconds, ``time.time()``) turned into the
+    ``max_seconds`` left when the task starts (at least a millisecond), so that it stops by itself."""
+    if options.get("deadline_at") is None:
+        return {k: v for k, v in options.items() if k != "deadline_at"}
+    rest = {k: v for k, v in options.items() if k != "deadline_at"}
+    return rest | {"max_seconds": max(options["deadline_at"] - time.time(), 1e-3)}
+
+
+def deadline_at(deadline: Deadline) -> dict[str, Any]:
+    """``{"deadline_at": wall-clock end}`` for the tasks of a call with a deadline, else ``{}``."""
+    left = deadline.remaining()
+    return {} if left is None else {"deadline_at": time.time() + left}
+
+
 def count_part(payload: dict[str, Any], segment: dict[str, Any], options: dict[str, Any]) -> SegmentCount:
     """Task: the exact count of one part ``[t_low, t_high]`` of a line (``segment``: the fields of a
     :class:`~regioncount.core.geometry.Segment`), with :func:`~regioncount.line.exact1d.count_along`'s ``options``."""
     from ..line.exact1d import count_along
 
-    return count_along(model_from_payload(payload), Segment(**segment), **options)
+    return count_along(model_from_payload(payload), Segment(**segment), **with_time_left(options))
 
 
 @dataclass
@@ -100,24 +116,29 @@ class Engine:
             return {"engine": "in-process", "workers": 1, "tasks": tasks}
         return {"engine": "dask", "workers": self.workers, "tasks": tasks, "scheduler": self.scheduler}
 
-    def map(self, fn: Callable[..., Any], args: Sequence[tuple], progress: Callable[[float], None] | None = None
-            ) -> list[Any]:
+    def map(self, fn: Callable[..., Any], args: Sequence[tuple], progress: Callable[[float], None] | None = None,
+            deadline: Deadline | None = None) -> list[Any]:
         """``[fn(*a) for a in args]``, on the cluster when there is one (results in the order of ``args``;
-        a task's exception is raised here)."""
+        a task's exception is raised here); ``deadline`` as in :meth:`reduce`."""
         out: list[Any] = [None] * len(args)
 
         def keep(pair: tuple[int, Any]) -> None:
             out[pair[0]] = pair[1]
 
-        self.reduce(_indexed, [(i, fn, a) for i, a in enumerate(args)], keep, progress)
+        self.reduce(_indexed, [(i, fn, a) for i, a in enumerate(args)], keep, progress, deadline)
         return out
 
     def reduce(self, fn: Callable[..., Any], args: Sequence[tuple], merge: Callable[[Any], None],
-               progress: Callable[[float], None] | None = None) -> None:
+               progress: Callable[[float], None] | None = None, deadline: Deadline | None = None) -> None:
         """Call ``merge(fn(*a))`` for every ``a`` in ``args``, each result as soon as it arrives (in any order
-        on a cluster), so that only the merged state and the results in flight are held."""
+        on a cluster), so that only the merged state and the results in flight are held.  With a ``deadline``
+        (:mod:`regioncount.core.limits`) the wait stops when it passes: the tasks still running are cancelled
+        and a :class:`~regioncount.core.errors.CostLimitError` is raised (tasks should also be given the time
+        that is left, so that each stops by itself)."""
         if self.client is None:
             for i, a in enumerate(args):
+                if deadline is not None:
+                    deadline.check(f"the split count (after {i} of {len(args)} tasks)")
                 merge(fn(*a))
                 if progress is not None:
                     progress((i + 1) / len(args))
@@ -125,11 +146,21 @@ class Engine:
         from distributed import as_completed
 
         futures = [self.client.submit(fn, *a, pure=False) for a in args]
-        for done, future in enumerate(as_completed(futures), 1):
-            merge(future.result())
-            future.release()
-            if progress is not None:
-                progress(done / len(futures))
+        done = 0
+        try:
+            for future in as_completed(futures, timeout=None if deadline is None else deadline.task_seconds()):
+                merge(future.result())
+                future.release()
+                done += 1
+                if progress is not None:
+                    progress(done / len(futures))
+        except TimeoutError:
+            self.client.cancel(futures)
+            assert deadline is not None
+            raise CostLimitError(deadline.message(f"the split count ({done} of {len(futures)} tasks done)")) from None
+        except BaseException:
+            self.client.cancel(futures)  # an error or an interrupt: nothing keeps running on the cluster
+            raise
 
 
 def _import_counters() -> None:
@@ -286,25 +317,66 @@ def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool,
 
 
 def count_segment_split(model: Model, interval: Sequence[float] | None = None,
-                        segment: tuple[Sequence[float], Sequence[float]] | None = None, *, tasks: int,
-                        engine: Engine | None = None, linear_pieces: bool = True, keep_breakpoints: bool = False,
+                        segment: tuple[Sequence[float], Sequence[float]] | None = None, *, tasks: int | None = None,
+                        engine: Engine | None = None, workers: int | None = None, scheduler: str | None = None,
+                        linear_pieces: bool = True, keep_breakpoints: bool = False,
                         device: str | torch.device = "cpu", max_regions: int | None = None,
                         memory_limit: int | None = None, known_regions: int | None = None,
-                        assume_well_posed: bool = False, progress: Callable[[float], None] | None = None
-                        ) -> SegmentCount:
-    """:func:`~regioncount.line.exact1d.count_segment`, split into ``tasks`` parts run on ``engine`` (default: this
-    process) and merged exactly (see the module docstring); the same counts, breakpoints and labels as the
-    unsplit count.  The whole count's cost is checked here, before any task is submitted."""
+                        assume_well_posed: bool = False, progress: Callable[[float], None] | None = None,
+                        max_seconds: float | None = None) -> SegmentCount:
+    """:func:`~regioncount.line.exact1d.count_segment`, split into ``tasks`` parts (default: two per worker) run
+    on ``engine``, or on an engine opened here (:func:`open_engine` with ``workers`` or ``scheduler``; with
+    neither, this process), and merged exactly (see the module docstring); the same counts, breakpoints and
+    labels as the unsplit count.
+
+    The whole count's cost is checked first, before a local cluster is started or any task submitted;
+    ``max_seconds`` is a deadline for the whole call (:mod:`regioncount.core.limits`): a count whose pilot
+    projects it past the deadline on the engine's workers is refused, each task gets the time that is left,
+    and the wait for the tasks stops (cancelling them) when it passes."""
+    deadline = Deadline(max_seconds)
+    if engine is None and scheduler is not None:  # connecting is cheap, and tells the workers the estimate uses
+        with open_engine(scheduler=scheduler) as opened:
+            return count_segment_split(model, interval, segment, tasks=tasks, engine=opened,
+                                       linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
+                                       device=device, max_regions=max_regions, memory_limit=memory_limit,
+                                       known_regions=known_regions, assume_well_posed=assume_well_posed,
+                                       progress=progress, max_seconds=deadline.task_seconds())
+    plan = _plan_split(model, interval, segment, device=device, max_regions=max_regions, memory_limit=memory_limit,
+                       known_regions=known_regions, assume_well_posed=assume_well_posed,
+                       keep_breakpoints=keep_breakpoints, parallel=engine.workers if engine else (workers or 1),
+                       max_seconds=max_seconds)
+    if engine is None:
+        with open_engine(workers=workers) as opened:
+            return _run_split(model, plan, opened, tasks, linear_pieces, keep_breakpoints, assume_well_posed,
+                              progress, deadline)
+    return _run_split(model, plan, engine, tasks, linear_pieces, keep_breakpoints, assume_well_posed, progress,
+                      deadline)
+
+
+@dataclass
+class _SplitPlan:
+    """A split count's resolved segment, device, limits, cost estimate and (when it has one) walk kernel."""
+
+    seg: Segment
+    dev: torch.device
+    max_regions: int
+    memory_limit: int
+    estimate: dict[str, Any] | None
+    kernel: Any
+
+
+def _plan_split(model: Model, interval: Sequence[float] | None, segment: Any, *, device: str | torch.device,
+                max_regions: int | None, memory_limit: int | None, known_regions: int | None,
+                assume_well_posed: bool, keep_breakpoints: bool, parallel: int, max_seconds: float | None
+                ) -> _SplitPlan:
+    """Resolve a split count and check its whole cost (regions, memory, and the pilot's time divided among
+    ``parallel`` workers against ``max_seconds``) in this process."""
     from ..core.devices import default_memory_limit, resolve_device
     from ..core.settings import DEFAULT_MAX_REGIONS
     from ..line.cost import check_cost, default_max_pieces
     from ..line.kernels import build_kernel
     from ..models.networks import deq_certificate
 
-    if tasks < 1:
-        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
-    engine = engine or Engine()
-    started = time.perf_counter()
     certificate = deq_certificate(model, assume_well_posed)
     seg = resolve_segment(model, interval, segment)
     dev = resolve_device(device)
@@ -314,11 +386,26 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
     if certificate is None:
         kernel = build_kernel(model, seg, dev, 0)
         estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
-                              default_max_pieces(dev), known_regions)
-    options = {"linear_pieces": linear_pieces, "keep_breakpoints": keep_breakpoints, "device": dev.type,
-               "max_regions": max_regions, "memory_limit": memory_limit, "assume_well_posed": assume_well_posed}
+                              default_max_pieces(dev), known_regions,
+                              max_seconds=None if max_seconds is None else max_seconds * max(parallel, 1))
+    return _SplitPlan(seg, dev, max_regions, memory_limit, estimate, kernel)
+
+
+def _run_split(model: Model, plan: _SplitPlan, engine: Engine, tasks: int | None, linear_pieces: bool,
+               keep_breakpoints: bool, assume_well_posed: bool, progress: Callable[[float], None] | None,
+               deadline: Deadline) -> SegmentCount:
+    """Cut the planned count at certified cuts, run the parts on ``engine`` and merge them."""
+    started = time.perf_counter()
+    tasks = engine.tasks(tasks)
+    if tasks < 1:
+        raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
+    seg = plan.seg
+    options = {"linear_pieces": linear_pieces, "keep_breakpoints": keep_breakpoints, "device": plan.dev.type,
+               "max_regions": plan.max_regions, "memory_limit": plan.memory_limit,
+               "assume_well_posed": assume_well_posed}
     cuts: list[float] = []
-    for candidate in pilot_cuts(model, seg, tasks, dev, kernel):
+    for candidate in pilot_cuts(model, seg, tasks, plan.dev, plan.kernel):
+        deadline.check("choosing the cuts of the split count")
         cut = certify_cut(model, seg, candidate, options)
         if cut is not None and (not cuts or cut > cuts[-1]):
             cuts.append(cut)
@@ -327,14 +414,14 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
     args = []
     for lo, hi in zip(ends, ends[1:]):
         part = dataclasses.asdict(dataclasses.replace(seg, t_low=lo, t_high=hi))
-        # the whole count's regions were checked above; each part checks its own walk's memory
-        args.append((payload, part, options | {"max_regions": None}))
-    parts = engine.map(count_part, args, progress)
+        # the whole count's regions were checked above; each part checks its own walk's memory, and stops at
+        # the deadline by itself
+        args.append((payload, part, options | {"max_regions": None} | deadline_at(deadline)))
+    parts = engine.map(count_part, args, progress, deadline)
     merged = merge_parts(parts, seg, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints)
-    return dataclasses.replace(merged, seconds=time.perf_counter() - started, estimate=estimate,
+    return dataclasses.replace(merged, seconds=time.perf_counter() - started, estimate=plan.estimate,
                                engine=engine.describe(len(parts)) | {"cuts": len(cuts)},
                                model=model.name or model.describe())
-
 
 
 def sample_part(payload: dict[str, Any], low: tuple[float, ...], high: tuple[float, ...], seed: int, per_dim: int,
@@ -352,9 +439,12 @@ def sample_part(payload: dict[str, Any], low: tuple[float, ...], high: tuple[flo
     distinct = DistinctPatterns(patterns.n_words, dev)
     points = SamplePoints(Box(tuple(low), tuple(high)), seed, per_dim, dev, dtype)
 
+    deadline = Deadline(with_time_left(options).get("max_seconds"))
+
     def after_batch(done: int) -> None:
         if options["watch_memory"]:
             check_sampled_memory(distinct, done, options["memory_limit"])
+        deadline.check(f"a sampling task (at {done:,} points)")
 
     sample_range(patterns, points, start, stop, options["batch"], distinct, after_batch)
     counts = distinct.counts
@@ -366,25 +456,28 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
                          high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
                          seed: int = 0, tasks: int, engine: Engine | None = None, batch: int | None = None,
                          device: str | torch.device = "cpu", dtype: str = "float64", assume_well_posed: bool = False,
-                         progress: Callable[[float], None] | None = None, memory_limit: int | None = None
-                         ) -> SampledCount:
+                         progress: Callable[[float], None] | None = None, memory_limit: int | None = None,
+                         max_seconds: float | None = None, max_regions: int | None = None) -> SampledCount:
     """:func:`~regioncount.sampling.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
     ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
-    arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed."""
+    arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed.
+    ``max_seconds``: a deadline for the whole call (each task stops by itself when it passes);
+    ``max_regions``: stop once the merged distinct patterns exceed it."""
     from ..core.patterns import DistinctPatterns
     from ..models.networks import pattern_words
-    from ..sampling.sampled import check_sampled_memory, plan_sampling, summarize
+    from ..sampling.sampled import check_sampled_memory, check_sampled_regions, plan_sampling, summarize
 
     if tasks < 1:
         raise RegionCountError(f"`tasks` must be at least 1, got {tasks}")
     engine = engine or Engine()
+    deadline = Deadline(max_seconds)
     started = time.perf_counter()
     plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
                          assume_well_posed=assume_well_posed, memory_limit=memory_limit)
     union = DistinctPatterns(pattern_words(model), torch.device("cpu"))
     failures = collisions = 0
     options = {"device": plan.device.type, "dtype": dtype, "batch": plan.batch, "memory_limit": plan.memory_limit,
-               "watch_memory": plan.watch_memory}
+               "watch_memory": plan.watch_memory} | deadline_at(deadline)
     bounds = [plan.total * k // tasks for k in range(tasks + 1)]
     payload = model_payload(model)
     args = [(payload, plan.box.low, plan.box.high, seed, plan.per_dim, lo, hi, options)
@@ -399,8 +492,9 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
         done += int(part["counts"].sum())
         if plan.watch_memory:
             check_sampled_memory(union, done, plan.memory_limit)
+        check_sampled_regions(union, done, max_regions)
 
-    engine.reduce(sample_part, args, merge, progress)
+    engine.reduce(sample_part, args, merge, progress, deadline)
     union.collisions += collisions
     result = summarize(model, union, failures, box=plan.box, grid=grid, seed=seed, dtype=dtype, device=plan.device,
                        seconds=time.perf_counter() - started)
@@ -411,7 +505,7 @@ def sample_model(payload: dict[str, Any], options: dict[str, Any]) -> SampledCou
     """Task: :func:`~regioncount.sampling.sampled.sample_regions` of one model (``options``: its keyword arguments)."""
     from ..sampling.sampled import sample_regions
 
-    return sample_regions(model_from_payload(payload), **options)
+    return sample_regions(model_from_payload(payload), **with_time_left(options))
 
 
 def _indexed(index: int, fn: Callable[..., Any], args: tuple) -> tuple[int, Any]:
@@ -422,20 +516,23 @@ def count_models(models: Sequence[Model], *, segments: Sequence[Segment] | None 
                  sampled: dict[str, Any] | None = None, boxes: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
                  options: dict[str, Any] | None = None,
                  engine: Engine | None = None, on_result: Callable[[int, Any], None],
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None, max_seconds: float | None = None) -> None:
     """Count many models, one task each, on ``engine`` (default: this process): exactly along
     ``segments[i]`` (with :func:`~regioncount.line.exact1d.count_along`'s ``options``), or, with ``sampled`` (the
     keyword arguments of :func:`~regioncount.sampling.sampled.sample_regions`), by sampling ``boxes[i]`` (low, high;
     None: each model's domain).  ``on_result(i, result)``
-    is called as each count arrives (in order in this process, in any order on a cluster)."""
+    is called as each count arrives (in order in this process, in any order on a cluster).  ``max_seconds``:
+    a deadline for all of them (each task is given the time left when it is submitted)."""
     engine = engine or Engine()
+    deadline = Deadline(max_seconds)
+    limit = deadline_at(deadline)
     args: list[tuple] = []
     for i, model in enumerate(models):
         payload = model_payload(model)
         if sampled is not None:
             where = {} if boxes is None else {"low": tuple(boxes[i][0]), "high": tuple(boxes[i][1])}
-            args.append((i, sample_model, (payload, sampled | where)))
+            args.append((i, sample_model, (payload, sampled | where | limit)))
         else:
             assert segments is not None
-            args.append((i, count_part, (payload, dataclasses.asdict(segments[i]), options or {})))
-    engine.reduce(_indexed, args, lambda pair: on_result(*pair), progress)
+            args.append((i, count_part, (payload, dataclasses.asdict(segments[i]), (options or {}) | limit)))
+    engine.reduce(_indexed, args, lambda pair: on_result(*pair), progress, deadline)

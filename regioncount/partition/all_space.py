@@ -104,7 +104,7 @@ class AllSpaceCount:
         }
 
 
-def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int = 10**6,
+def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int | None = 10**6,
                     memory_limit: int | None = None, exact_budget: int = EXACT_BUDGET,
                     assume_well_posed: bool = False, max_seconds: float | None = None) -> AllSpaceCount:
     """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);

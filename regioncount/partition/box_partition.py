@@ -31,6 +31,7 @@ import torch
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device
 from ..core.errors import CostLimitError, SegmentError
 from ..core.geometry import Box, resolve_box
+from ..core.limits import NO_LIMIT
 from ..core.patterns import group_rows, layer_words, match_rows, probe_pairs
 from ..core.results import BoxPartition
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL
@@ -80,11 +81,19 @@ class CellLimit:
     max_seconds: float | None = None
 
     @classmethod
-    def of(cls, max_regions: int, memory_limit: int | None, max_seconds: float | None) -> CellLimit:
-        """The limits of a partition starting now (memory: half the RAM when None; time: none when None)."""
+    def of(cls, max_regions: int | None, memory_limit: int | None, max_seconds: float | None) -> CellLimit:
+        """The limits of a partition starting now (cells: none when None; memory: half the RAM when None;
+        time: none when None)."""
         deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-        return cls(max_regions, default_memory_limit() if memory_limit is None else memory_limit, deadline,
+        return cls(NO_LIMIT if max_regions is None else max_regions,
+                   default_memory_limit() if memory_limit is None else memory_limit, deadline,
                    max_seconds)
+
+    def check_time(self, doing: str) -> None:
+        """Stop (:class:`CostLimitError`) once the deadline has passed, saying what was being done."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise CostLimitError(f"{doing} ran past the time limit of {self.max_seconds:g} s; raise `max_seconds` "
+                                 "or take a smaller box")
 
     def check(self, cells: Polytopes) -> None:
         """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
@@ -217,7 +226,8 @@ def check_pilot(model: Model, bx: Box, device: torch.device, limit: CellLimit) -
     found = sample_regions(model, bx.low, bx.high, samples=PILOT_SAMPLES, seed=0, device=device).distinct_patterns
     if found > limit.max_regions:
         raise CostLimitError(f"the box holds at least {found:,} regions ({PILOT_SAMPLES:,} sampled points already "
-                             f"show that many patterns), above {limit.max_regions:,}; raise `max_regions` or take a "
+                             f"show that many patterns), above the limit of {limit.max_regions:,} regions; raise `max_regions` "
+                             "or take a "
                              "smaller box")
     need = found * (d + 1) * (d + words_for(2 * d + units)) * _BYTES_PER_ENTRY
     if need > limit.memory_limit:
@@ -639,7 +649,7 @@ def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[tor
 
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
-                  max_regions: int = 10**6, memory_limit: int | None = None,
+                  max_regions: int | None = 10**6, memory_limit: int | None = None,
                   chebyshev: bool = True, exact_budget: int = EXACT_BUDGET,
                   assume_well_posed: bool = False, max_seconds: float | None = None) -> BoxPartition:
     """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:
@@ -675,12 +685,14 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         words = layer_words(bits, widths)
         region, representative, _ = group_rows(words)
         R = representative.shape[0]
+        limit.check_time("the partition (before its facets and volumes)")
         found = facets(cells, constraints)
         vol = None
         if d <= 3:
             vol = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, volumes(cells, found))
         touches = cells.has_bits(0, 2 * d).any(1)
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
+        limit.check_time("the partition (before its adjacency)")
         region_words = words[representative]
         if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
             across, proven, on_box = _facet_neighbours(model, d, cells, found, bits, part.vanishing)
@@ -706,6 +718,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         probed_facets = int(probe.sum())
     centres = radii = None
     notes = []
+    limit.check_time("the partition (before its Chebyshev centres)")
     if chebyshev and R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
         centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
         order = representative.cpu().numpy()
@@ -717,6 +730,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
     offsets = out[representative, d]
     axes = [[float(i == j) for i in range(d)] for j in range(d)]
+    limit.check_time("the partition (before its linear pieces)")
     with torch.no_grad():
         decided = same_affine_pairs(model, bits[representative], gradients, pairs, axes)  # exact where doubtful
     same = decided.same

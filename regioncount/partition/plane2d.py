@@ -29,7 +29,7 @@ whose components of equal affine output give the linear pieces.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import torch
@@ -37,6 +37,7 @@ import torch
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device
 from ..core.errors import CostLimitError, SegmentError
 from ..core.geometry import Box, Plane, resolve_plane
+from ..core.limits import NO_LIMIT, Deadline
 from ..core.patterns import group_rows, layer_words, probe_pairs
 from ..core.results import PlanePartition
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
@@ -64,13 +65,18 @@ class PolygonLimit:
     max_regions: int
     memory_limit: int
     bytes_each: int
+    deadline: Deadline = field(default_factory=lambda: Deadline(None))
 
     @classmethod
-    def of(cls, model: Model, max_regions: int, memory_limit: int) -> PolygonLimit:
-        return cls(max_regions, memory_limit, plane_polygon_bytes(model))
+    def of(cls, model: Model, max_regions: int | None, memory_limit: int, deadline: Deadline | None = None
+           ) -> PolygonLimit:
+        """The limits of a partition (``max_regions`` None: no limit on the polygons)."""
+        return cls(NO_LIMIT if max_regions is None else max_regions, memory_limit, plane_polygon_bytes(model),
+                   deadline or Deadline(None))
 
     def check(self, polygons: int) -> None:
-        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit."""
+        """Stop (:class:`CostLimitError`, one line with the estimate) past either limit or the deadline."""
+        self.deadline.check(f"the partition (at {polygons:,} polygons)")
         if polygons > self.max_regions:
             raise CostLimitError(f"more than {self.max_regions:,} polygons (the limit); raise `max_regions`")
         if polygons * self.bytes_each > self.memory_limit:
@@ -218,7 +224,8 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
 
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
     cells, bits, out, doubtful, referee, _ = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
-                                                    device, CellLimit.of(limit.max_regions, limit.memory_limit, None),
+                                                    device, CellLimit.of(limit.max_regions, limit.memory_limit,
+                                                                         limit.deadline.task_seconds()),
                                                     exact_budget, exact, _slice_error(model, plane))
     return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
 
@@ -264,9 +271,9 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
 def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
-                    device: str | torch.device = "auto", max_regions: int = 10**7,
+                    device: str | torch.device = "auto", max_regions: int | None = 10**7,
                     memory_limit: int | None = None, assume_well_posed: bool = False,
-                    exact_budget: int = EXACT_BUDGET) -> PlanePartition:
+                    exact_budget: int = EXACT_BUDGET, max_seconds: float | None = None) -> PlanePartition:
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
 
     The subdivision stops (:class:`~regioncount.core.errors.CostLimitError`) once it holds more than
@@ -274,7 +281,9 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     :func:`~regioncount.line.cost.plane_polygon_bytes` each; the message gives the estimate.  When the FFN polygon
     subdivision takes a zero test by the tolerance, the slice is partitioned again by polytopes whose doubtful
     tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
-    tolerance decision and the partition says ``approximate``."""
+    tolerance decision and the partition says ``approximate``.  ``max_seconds``: a deadline for the whole call
+    (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage."""
+    deadline = Deadline(max_seconds)
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
     reach = max(abs(v) for v in (*plane.low, *plane.high))
@@ -282,7 +291,8 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         raise SegmentError(f"the slice reaches {reach:.3g}: beyond {MAX_EXTENT:.0e} areas overflow float64 "
                            "(counts at large extents are labelled approximate well before that)")
     dev = resolve_device(device)
-    limit = PolygonLimit.of(model, max_regions, default_memory_limit() if memory_limit is None else memory_limit)
+    limit = PolygonLimit.of(model, max_regions, default_memory_limit() if memory_limit is None else memory_limit,
+                            deadline)
     watch = Stopwatch(dev)
     with torch.no_grad():
         if isinstance(model, FFN):
@@ -300,6 +310,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
             polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit, exact_budget)
             engine = "polygon refinement by patterns"
         partition_seconds = watch.seconds()
+        deadline.check("the partition (before its regions and adjacency)")
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
         region, representative, _ = group_rows(words)
@@ -315,6 +326,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
     gradients, offsets = grads[representative], offs[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
+    deadline.check("the partition (before its linear pieces)")
     with torch.no_grad():
         decided = same_affine_pairs(model, bits[representative], gradients, pairs, (plane.u, plane.w))
     same = decided.same

@@ -18,6 +18,7 @@ import torch
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device, tf32_enabled
 from ..core.errors import CostLimitError, RegionCountError
 from ..core.geometry import Box, resolve_box
+from ..core.limits import Deadline
 from ..core.patterns import DistinctPatterns, layer_words, pack_bits, positive
 from ..core.results import SampledCount
 from ..line.cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
@@ -114,6 +115,14 @@ def chao1(distinct: int, f1: int, f2: int, n: int | None = None) -> tuple[float,
     c = math.exp(1.96 * math.sqrt(math.log(1 + var / unseen**2)))
     return estimate, distinct + unseen / c, distinct + unseen * c
 
+
+
+def check_sampled_regions(distinct: DistinctPatterns, done: int, max_regions: int | None) -> None:
+    """Stop a sampled run that has seen more than ``max_regions`` distinct patterns after ``done`` samples
+    (counted only once ``done`` exceeds the limit: fewer samples cannot have more patterns)."""
+    if max_regions is not None and done > max_regions and len(distinct) > max_regions:
+        raise CostLimitError(f"the first {done:,} samples show more than {max_regions:,} distinct patterns (the "
+                             "limit); raise `max_regions` or lower the number of samples")
 
 
 def check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
@@ -223,18 +232,22 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                    seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
                    dtype: str = "float64", assume_well_posed: bool = False,
                    progress: Callable[[float], None] | None = None,
-                   max_seconds: float | None = None, memory_limit: int | None = None) -> SampledCount:
+                   max_seconds: float | None = None, memory_limit: int | None = None,
+                   max_regions: int | None = None) -> SampledCount:
     """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
 
     ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the
     sample count is then that number to the d).  ``dtype="float32"`` is faster on GPUs but decides the
     sign of a pre-activation within ~1e-7 of zero differently from float64: a sampled count in float32
-    can gain or lose patterns near region boundaries.  ``max_seconds``: stop after the first batch when the
-    whole run is projected to take longer (a :class:`CostLimitError` with the estimate).  ``memory_limit``
+    can gain or lose patterns near region boundaries.  ``max_seconds``: a deadline for the whole call
+    (:mod:`regioncount.core.limits`): the run stops after the first batch when it is projected to take longer
+    (a :class:`CostLimitError` with the estimate), and after any batch that ends past it.  ``memory_limit``
     (bytes, default half the RAM): when even the worst case (every sample a new pattern, at most 2^units)
     is estimated above it, the distinct set is measured after every batch and the run stops with a
     :class:`CostLimitError` as soon as it holds more (the number of patterns is not known in advance).
+    ``max_regions``: stop (:class:`CostLimitError`) once more distinct patterns than this have been seen.
     """
+    deadline = Deadline(max_seconds)
     plan = plan_sampling(model, low, high, samples=samples, grid=grid, batch=batch, device=device, dtype=dtype,
                          assume_well_posed=assume_well_posed, memory_limit=memory_limit)
     box, dev, torch_dtype, per_dim, total, batch = plan.box, plan.device, plan.torch_dtype, plan.per_dim, \
@@ -255,7 +268,10 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
             if projected > max_seconds:
                 raise CostLimitError(
                     f"sampling {total:,} points would take about {projected:.3g} s (timed on the first "
-                    f"{done:,}), above the limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
+                    f"{done:,}), above the time limit of {max_seconds:g} s; raise `max_seconds` or lower `samples`")
+        check_sampled_regions(distinct, done, max_regions)
+        if done < total:
+            deadline.check(f"sampling (at {done:,} of {total:,} points)")
 
     sample_range(patterns, points, 0, total, batch, distinct, after_batch)
     return summarize(model, distinct, patterns.failures, box=box, grid=grid, seed=seed, dtype=dtype, device=dev,
