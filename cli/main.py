@@ -135,7 +135,7 @@ class OneLineErrors(click.Group):
 
 
 #: Default torch intra-op threads of the command line (the library never changes them): one thread, the
-#: fastest and the only robust choice beside other work on small machines (measured: README, Benchmark).
+#: fastest and the only robust choice beside other work on small machines (measured: docs/benchmarks.md).
 DEFAULT_THREADS = 1
 
 

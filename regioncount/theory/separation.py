@@ -555,7 +555,7 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
 #: Most DEQ widths one ``compare`` takes.
 MAX_WIDTH_LIST = 1000
 #: Regions per second of the exact DEQ count used to estimate ``compare``'s time before it starts
-#: (measured, README: 2-core CPU ~1.5e7/s; NVIDIA H100 ~3e9/s), and the default time limit.
+#: (measured, docs/benchmarks.md: 2-core CPU ~1.5e7/s; NVIDIA H100 ~3e9/s), and the default time limit.
 DEQ_RATE = {"cpu": 1.5e7, "cuda": 3e9}
 
 
