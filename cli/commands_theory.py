@@ -51,11 +51,13 @@ from .render import FiniteFloat, print_json
 @click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
               help="Run the rows (alpha, m) as tasks on a local Dask cluster of N single-threaded worker processes.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Run the rows on the Dask cluster at ADDRESS.")
+@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal (default: below 150 columns "
+                                             "the main ones).")
 @guard
 def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file: str | None, construct_budget: int,
             construct_seconds: float | None, train: bool, train_max_m: int, train_steps: int, train_seeds: int,
             time_budget: float, train_width_cap: int, max_seconds: float, workers: int | None,
-            scheduler: str | None) -> None:
+            scheduler: str | None, wide: bool) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
     from regioncount.theory.separation import (
         SeparationReport,
@@ -102,7 +104,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             plot_separation(rows, str(a), _alpha_path(plot_file, a) if len(alphas) > 1 else plot_file)
     from .tables import render
 
-    render(SeparationReport([(a, rows) for a, rows, _ in results]), as_json=as_json)
+    render(SeparationReport([(a, rows) for a, rows, _ in results]), as_json=as_json, wide=wide)
 
 
 def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,

@@ -34,6 +34,10 @@ def _rows_of(name: str) -> Callable[[Callable[[Any], Rows]], Callable[[Any], Row
 
 #: results drawn as several renderables (multi-column tables and notes) instead of rows, by class name
 _DRAWINGS: dict[str, Callable[[Any], list[Any]]] = {}
+#: Terminal width below which the many-column tables keep their main columns (``--wide``: all of them).
+FULL_TABLE_WIDTH = 150
+#: Set by :func:`render` while a drawing is made for a narrow terminal.
+_NARROW = False
 
 
 def _drawn(name: str) -> Callable[[Callable[[Any], list[Any]]], Callable[[Any], list[Any]]]:
@@ -45,18 +49,24 @@ def _drawn(name: str) -> Callable[[Callable[[Any], list[Any]]], Callable[[Any], 
 
 
 def render(result: Result, *, as_json: bool, title: str = "", head: Sequence[tuple[str, str]] = (),
-           tail: Sequence[tuple[str, str]] = (), extra: dict[str, Any] | None = None) -> None:
+           tail: Sequence[tuple[str, str]] = (), extra: dict[str, Any] | None = None, wide: bool = False) -> None:
     """Print ``result`` as one JSON object (``extra`` keys added) or for people: its drawing (tables of
-    many columns, for ``compare`` and ``steep``), else a titled table (``head`` rows, the result's rows,
-    ``tail`` rows)."""
+    many columns, for ``compare`` and ``steep``: on a terminal narrower than the full table, the columns
+    that matter most, unless ``wide``), else a titled table (``head`` rows, the result's rows, ``tail``
+    rows)."""
     if as_json:
         print_json(result.to_json() | (extra or {}))
         return
     console = stdout_console()
     drawing = _DRAWINGS.get(type(result).__name__)
     if drawing is not None:
-        for item in drawing(result):
-            console.print(item)
+        global _NARROW
+        _NARROW = not wide and console.width < FULL_TABLE_WIDTH
+        try:
+            for item in drawing(result):
+                console.print(item)
+        finally:
+            _NARROW = False
         return
     console.print(key_value_table(title, [*head, *rows(result), *tail]))
 
@@ -272,13 +282,20 @@ COMPARE_LEGEND = (
     "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
 
 
+#: The compare columns left out on a narrow terminal (``--wide`` shows them).
+COMPARE_WIDE_ONLY = {"/2^m", "best in family", "m ReLUs", "need w", "L1 error in family"}
+
+
 def _compare_table(a: Any, rows: list, from_m: int | None) -> list[Any]:
     """The table of one alpha and its verdict."""
     table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
                   title_justify="left")
-    for name in ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
-                 "smallest match", "L1 error in family", "separated"):
-        table.add_column(name, justify="right")
+    names = ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
+             "smallest match", "L1 error in family", "separated")
+    shown = [name not in COMPARE_WIDE_ONLY for name in names] if _NARROW else [True] * len(names)
+    for name, show in zip(names, shown):
+        if show:
+            table.add_column(name, justify="right")
     for row in rows:
         last = row.depths[-1]
         deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
@@ -290,10 +307,13 @@ def _compare_table(a: Any, rows: list, from_m: int | None) -> list[Any]:
         match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
                       else f"{match['widths'][0]}^{len(match['widths'])}")
         match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
-        table.add_row(str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
-                      f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
-                      match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
-                      "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
+        cells = (str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
+                 f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
+                 match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
+                 "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
+        table.add_row(*(cell for cell, show in zip(cells, shown) if show))
+    if _NARROW:
+        table.caption = "(narrow terminal: --wide shows every column, --json every depth)"
     verdict = (f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
                                             if from_m is not None else "not separated at the largest m. ")
                + rows[-1].verdict() + ".")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from regioncount.theory.separation import compare_width, parse_alpha
@@ -44,7 +45,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for text in ("0.5", "0.25"):
         alpha = parse_alpha(text)
-        rows = [compare_width(m, alpha) for m in range(4, args.max_m + 1, 2)]
+        rows = []
+        for m in range(4, args.max_m + 1, 2):  # one line per width as it is counted (the largest take longest)
+            started = time.perf_counter()
+            rows.append(compare_width(m, alpha))
+            print(f"alpha = {text}, m = {m}: DEQ {rows[-1].deq_regions:,} regions, "
+                  f"{'separated' if rows[-1].separated else 'not separated'} ({time.perf_counter() - started:.1f} s)",
+                  flush=True)
         stem = f"separation_alpha_{text}"
         (out / f"{stem}.json").write_text(json.dumps({"alpha": float(alpha), "rows": [r.to_json() for r in rows]},
                                                         indent=1))

@@ -18,6 +18,7 @@ single-threaded worker processes (``open_engine(workers=N)``) or on an existing 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -105,6 +106,19 @@ class Engine:
     workers: int = 1
     scheduler: str | None = None
 
+    def _shared_once(self, args: Sequence[tuple]) -> list[tuple]:
+        """``args`` with every object that several tasks share sent to the cluster once (``scatter``) and
+        replaced by its future, so the task graph stays small (no large-graph warning, no copy per task)."""
+        shared = _shared(args)
+        if not shared:
+            return list(args)
+        futures = {}
+        for a in args:
+            for x in a:
+                if id(x) in shared and id(x) not in futures:
+                    futures[id(x)] = self.client.scatter([x], broadcast=False)[0]  # one object, not its items
+        return [tuple(futures.get(id(x), x) for x in a) for a in args]
+
     def tasks(self, requested: int | None = None) -> int:
         """The number of tasks to split one count into: ``requested``, else two per worker (which keeps every
         worker busy when the parts' costs differ by up to a factor of two)."""
@@ -145,6 +159,7 @@ class Engine:
             return
         from distributed import as_completed
 
+        args = self._shared_once(args)
         futures = [self.client.submit(fn, *a, pure=False) for a in args]
         done = 0
         try:
@@ -161,6 +176,16 @@ class Engine:
         except BaseException:
             self.client.cancel(futures)  # an error or an interrupt: nothing keeps running on the cluster
             raise
+
+
+def _shared(args: Sequence[tuple]) -> set[int]:
+    """The ids of the argument objects that more than one task receives (e.g. the model's payload)."""
+    seen: dict[int, int] = {}
+    for a in args:
+        for x in {id(x): x for x in a}.values():
+            if isinstance(x, (dict, np.ndarray)):
+                seen[id(x)] = seen.get(id(x), 0) + 1
+    return {key for key, count in seen.items() if count > 1}
 
 
 def _import_counters() -> None:
@@ -191,8 +216,11 @@ def open_engine(workers: int | None = None, scheduler: str | None = None) -> Ite
         # Dask's nannies set MALLOC_TRIM_THRESHOLD_ before spawning a worker; any fixed malloc threshold
         # turns off glibc's dynamic mmap threshold and makes torch's batch temporaries ~3x slower (measured)
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            # silence_logs: the cluster's own warnings (a worker restarting, closing comms) stay out of the
+            # user's terminal; errors still reach it
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+                                   env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+                                   silence_logs=logging.ERROR)
         client = Client(cluster)
         client.run(_import_counters)  # the workers' imports belong to the cluster's start, not to the count
         try:
