@@ -262,3 +262,19 @@ def test_a_memory_limit_too_small_for_the_weight_slices_keeps_the_first_walk():
     roomy = count_segment(net, interval=(-3.0, 3.0), memory_limit=2**21, max_pieces=16)
     assert roomy.method == "exact" and "split products" in roomy.algorithm
     assert small.activation_regions == roomy.activation_regions
+
+
+def test_the_certified_walks_a_count_may_try_follow_its_limits():
+    """The split walk holds two slices of a layer's weights, the double-double walk five (both in half the
+    memory limit) and each runs only when its cost factor times the pilot's time fits the time left: the
+    gate that the end-to-end memory and time tests exercise, checked directly (and fast)."""
+    net = _he_ffn(256, 4)
+    slices = 8 * 256 * 256
+    pilot = {"seconds": 1.0}
+    assert exact1d._certified_stages(net, pilot, None, 2**40) == ["rounded", "split", "double"]
+    assert exact1d._certified_stages(net, pilot, None, 2 * 2 * slices - 1) == ["rounded"]
+    assert exact1d._certified_stages(net, pilot, None, 2 * 2 * slices) == ["rounded", "split"]
+    assert exact1d._certified_stages(net, pilot, None, 2 * 5 * slices) == ["rounded", "split", "double"]
+    assert exact1d._certified_stages(net, pilot, exact1d.SPLIT_COST - 0.5, 2**40) == ["rounded"]
+    assert exact1d._certified_stages(net, pilot, exact1d.DOUBLE_COST - 0.5, 2**40) == ["rounded", "split"]
+    assert exact1d._certified_stages(net, None, 1e-3, 2**40) == ["rounded", "split", "double"]  # no pilot ran
