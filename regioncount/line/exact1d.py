@@ -12,6 +12,7 @@ and packages a :class:`~regioncount.core.results.SegmentCount`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .forward_error import layer_bounds
 from .general_exact import decide_general_walk
 from .kernels import build_kernel, run_kernel
-from .walk1d import DEQKernel, PieceSink, UnprovenDecision, merge_tolerance
+from .walk1d import DEQKernel, FFNKernel, PieceSink, UnprovenDecision, merge_tolerance
 
 #: Time of a certified walk with split products, or with double-double products, and of the walks that stopped
 #: before it, in walks of one GEMM per layer (for ``max_seconds``).
@@ -103,136 +104,225 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
            device: str | torch.device, max_regions: int | None, memory_limit: int | None, max_pieces: int | None,
            known_regions: int | None, walkers: int, progress: Callable[[float], None] | None,
            fused: int | None, max_seconds: float | None = None) -> SegmentCount:
+    """The count in four stages: plan (limits, kernel, cost, which proof applies), walk (the certified walks
+    in turn), prove (what the walk's bounds or recorded magnitudes prove), and the second opinion (an exact
+    recount of what is left, or the label approximate); the method line is built from their records."""
     deadline = Deadline(max_seconds)
     dev = resolve_device(device)
     if certificate is not None:
         assert isinstance(model, DEQ)  # only DEQs have certificates
         return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate, deadline)
+    plan = _plan(model, seg, dev, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
+                 max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
+                 known_regions=known_regions, progress=progress, fused=fused, deadline=deadline)
+    watch = Stopwatch(dev)
+    sink, products = _walk(plan)
+    proof = _prove(plan, sink)
+    breakpoints = lengths = None
+    if keep_breakpoints:
+        lefts = torch.cat(sink.lefts).numpy()  # pieces are contiguous: each right end is the next left end
+        sink.lefts.clear()
+        breakpoints, lengths = lefts[1:], np.diff(lefts, append=seg.t_high)
+    opinion = _second_opinion(plan, proof, breakpoints, lengths)
+    tracked = linear_pieces or keep_breakpoints
+    end_regions = RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest) \
+        if tracked and sink.first_length is not None and sink.last_length is not None else None
+    return SegmentCount(
+        model=model.name or model.describe(), activation_regions=opinion.regions, linear_pieces=opinion.pieces,
+        method=opinion.method, doubtful_decisions=proof.doubtful, segment=seg.describe(), device=dev.type,
+        seconds=watch.seconds(), tolerance=plan.tau, near_coincident=sink.near_coincident,
+        breakpoints=opinion.breakpoints, region_lengths=opinion.lengths,
+        shortest_region=None if end_regions is None else end_regions.shortest,
+        longest_region=None if end_regions is None else end_regions.longest,
+        end_regions=end_regions, estimate=plan.estimate,
+        algorithm=_algorithm_line(plan, products, proof, opinion.note),
+    )
+
+
+@dataclass
+class _Plan:
+    """A 1-D count resolved before it walks: the model and segment, device, limits, kernel, the pilot's
+    estimate, the merge tolerance, and whether float64 is exact here (else which proof applies)."""
+
+    model: Model
+    seg: Segment
+    dev: torch.device
+    kernel: DEQKernel | FFNKernel
+    estimate: dict | None
+    tau: float
+    max_pieces: int
+    memory_limit: int
+    max_regions: int | None
+    linear_pieces: bool
+    keep_breakpoints: bool
+    progress: Callable[[float], None] | None
+    deadline: Deadline
+    arithmetic_exact: bool
+
+    @property
+    def certify(self) -> bool:
+        """An FFN with rounded arithmetic: its walk carries rigorous forward-error bounds."""
+        return isinstance(self.model, FFN) and not self.arithmetic_exact
+
+    @property
+    def prove_deq(self) -> bool:
+        """A triangular DEQ with rounded arithmetic: proven afterwards from its walk's recorded magnitudes."""
+        return isinstance(self.model, DEQ) and not self.arithmetic_exact
+
+    def sink(self, stop_when_unproven: bool = False) -> PieceSink:
+        return PieceSink(self.seg.t_low, self.seg.t_high, keep_breakpoints=self.keep_breakpoints,
+                         progress=self.progress, max_regions=self.max_regions, max_kept_bytes=self.memory_limit,
+                         exact_slopes=self.linear_pieces and self.arithmetic_exact,
+                         stop_when_unproven=stop_when_unproven, deadline=self.deadline)
+
+
+def _plan(model: Model, seg: Segment, dev: torch.device, *, linear_pieces: bool, keep_breakpoints: bool,
+          max_regions: int | None, memory_limit: int | None, max_pieces: int | None, known_regions: int | None,
+          progress: Callable[[float], None] | None, fused: int | None, deadline: Deadline) -> _Plan:
+    """Resolve the limits, build the kernel and refuse (CostLimitError) a count that cannot fit them."""
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
     kernel = build_kernel(model, seg, dev, fused)
     estimate = check_cost(model, kernel, seg, dev, keep_breakpoints, max_regions, memory_limit,
-                          max_pieces, known_regions, max_seconds=max_seconds, linear_pieces=linear_pieces)
-    tau = merge_tolerance(seg.t_low, seg.t_high)
+                          max_pieces, known_regions, max_seconds=deadline.seconds, linear_pieces=linear_pieces)
     origin, direction = torch.tensor(seg.origin, dtype=DTYPE), torch.tensor(seg.direction, dtype=DTYPE)
-    arithmetic_exact = exact_arithmetic(model, origin, direction)
-    exact_slopes = linear_pieces and arithmetic_exact
-    # a net outside the exact-arithmetic test may round its slopes and intercepts (catastrophic
-    # cancellation with weights of very different scales): no decision of its walk is proven, unless a
-    # DEQ walk's recorded magnitudes prove it afterwards
-    unproven = not arithmetic_exact
-    prove_deq = isinstance(model, DEQ) and not arithmetic_exact
-    # an FFN with rounded arithmetic carries rigorous forward-error bounds that prove its decisions
-    certify = isinstance(model, FFN) and not arithmetic_exact
+    return _Plan(model, seg, dev, kernel, estimate, merge_tolerance(seg.t_low, seg.t_high), max_pieces,
+                 memory_limit, max_regions, linear_pieces, keep_breakpoints, progress, deadline,
+                 exact_arithmetic(model, origin, direction))
 
-    def new_sink(stop_when_unproven: bool = False) -> PieceSink:
-        return PieceSink(seg.t_low, seg.t_high, keep_breakpoints=keep_breakpoints, progress=progress,
-                         max_regions=max_regions, max_kept_bytes=memory_limit, exact_slopes=exact_slopes,
-                         stop_when_unproven=stop_when_unproven, deadline=deadline)
 
-    # a certified walk stops at its first unproven decision and walks again with split products (about three
-    # times the GEMMs), then with double-double maps (about twelve), unless a time limit rules that out, or
-    # the memory limit the slices of a layer's weights each holds at a time (half the limit: the walk's
-    # batches keep the other half)
-    stages = _certified_stages(model, estimate, deadline.remaining(), memory_limit) if certify else ["rounded"]
-    watch = Stopwatch(dev)
-    if prove_deq and isinstance(kernel, DEQKernel):
+def _walk(plan: _Plan) -> tuple[PieceSink, str]:
+    """Walk the segment: a certified walk stops at its first unproven decision and walks again with split
+    products (about three times the GEMMs), then with double-double maps (about twelve), as far as the time
+    and memory limits allow (:func:`_certified_stages`); a plain walk that met a zero within the tolerance of
+    a breakpoint walks again with end tracking.  Returns the final walk's sink and its kind of products."""
+    model, seg, kernel = plan.model, plan.seg, plan.kernel
+    stages = _certified_stages(model, plan.estimate, plan.deadline.remaining(), plan.memory_limit) \
+        if plan.certify else ["rounded"]
+    if plan.prove_deq and isinstance(kernel, DEQKernel):
         kernel.snapshots = {}
-    bounds = layer_bounds(model.weights[:-1], model.biases[:-1], dev, cache_owner=model) \
-        if certify and isinstance(model, FFN) else None
+    bounds = layer_bounds(model.weights[:-1], model.biases[:-1], plan.dev, cache_owner=model) \
+        if plan.certify and isinstance(model, FFN) else None
     products = "rounded"
     for stage, products in enumerate(stages):
         final = stage == len(stages) - 1
-        sink = new_sink(stop_when_unproven=not final)
+        sink = plan.sink(stop_when_unproven=not final)
         try:
-            run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max(2, max_pieces // PIECE_SHARE[products]),
-                       tau, certify=bounds, split_products=products == "split",
-                       double_products=products == "double")
+            run_kernel(kernel, seg.t_low, seg.t_high, sink, plan.linear_pieces,
+                       max(2, plan.max_pieces // PIECE_SHARE[products]), plan.tau, certify=bounds,
+                       split_products=products == "split", double_products=products == "double")
             stopped = False
         except UnprovenDecision:
             stopped = True
         if final or not (stopped or (isinstance(model, FFN) and not _slope_doubts_resolvable(model, sink))):
             break
-    if sink.suspicious and not certify:
-        # some zero fell within tau of a breakpoint, or exactly on it: classify exactly with end tracking
-        sink = new_sink()
-        if prove_deq and isinstance(kernel, DEQKernel):
-            kernel.snapshots = {}
-        run_kernel(kernel, seg.t_low, seg.t_high, sink, linear_pieces, max_pieces, tau, track_ends=True)
-    synchronize(dev)
-    proven_after = False
-    if prove_deq and isinstance(kernel, DEQKernel) and isinstance(model, DEQ):
+    if sink.suspicious and not plan.certify:
+        sink = _walk_tracking_ends(plan)
+    synchronize(plan.dev)
+    return sink, products
+
+
+def _walk_tracking_ends(plan: _Plan) -> PieceSink:
+    """Walk again with each end's exact (c, s) tracked: some zero fell within tau of a breakpoint, or exactly
+    on it, and is classified exactly this time."""
+    sink = plan.sink()
+    if plan.prove_deq and isinstance(plan.kernel, DEQKernel):
+        plan.kernel.snapshots = {}
+    run_kernel(plan.kernel, plan.seg.t_low, plan.seg.t_high, sink, plan.linear_pieces, plan.max_pieces, plan.tau,
+               track_ends=True)
+    return sink
+
+
+@dataclass
+class _Proof:
+    """What the walk proved: its regions and pieces, the decisions left doubtful, whether its arithmetic is
+    still unproven, whether its slopes are exact, whether a proof after the walk succeeded, and a note."""
+
+    regions: int
+    pieces: int | None
+    doubtful: int
+    unproven: bool
+    exact_slopes: bool
+    proven_after: bool
+    note: str = ""
+
+
+def _prove(plan: _Plan, sink: PieceSink) -> _Proof:
+    """The proofs after the walk: a triangular DEQ's recorded magnitudes (:mod:`regioncount.line.exactness`),
+    or a certified FFN walk's open slope comparisons decided exactly; then the doubtful decisions counted."""
+    model, kernel = plan.model, plan.kernel
+    exact_slopes = plan.linear_pieces and plan.arithmetic_exact
+    unproven, proven_after = not plan.arithmetic_exact, False
+    pieces = sink.linear_pieces if plan.linear_pieces else None
+    unsure_slopes, note = 0, ""
+    if plan.prove_deq and isinstance(kernel, DEQKernel) and isinstance(model, DEQ):
+        origin, direction = torch.tensor(plan.seg.origin, dtype=DTYPE), torch.tensor(plan.seg.direction, dtype=DTYPE)
         measured = kernel.measured_maxima()
         kernel.snapshots = None
-        proven_after = deq_walk_proven_exact(model, origin, direction, measured, linear_pieces)
+        proven_after = deq_walk_proven_exact(model, origin, direction, measured, plan.linear_pieces)
         unproven = not proven_after
-        exact_slopes = linear_pieces and proven_after
-    regions, pieces = sink.regions, sink.linear_pieces if linear_pieces else None
-    local_note = ""
-    unsure_slopes = 0
-    if certify and isinstance(model, FFN):
-        pieces, unsure_slopes, local_note = _resolve_slope_doubts(model, seg, sink, pieces)
+        exact_slopes = plan.linear_pieces and proven_after
+    if plan.certify and isinstance(model, FFN):
+        pieces, unsure_slopes, note = _resolve_slope_doubts(model, plan.seg, sink, pieces)
         proven_after = sink.uncertain == 0 and unsure_slopes == 0
         unproven = not proven_after
     # with every slope proven exact, bitwise slope comparisons were exact decisions, not doubtful ones
     doubtful = sink.near_coincident + (0 if exact_slopes else sink.slope_doubts)
-    if certify:  # every decision the bounds do not prove (tolerance merges included) is doubtful
+    if plan.certify:  # every decision the bounds do not prove (tolerance merges included) is doubtful
         doubtful = sink.uncertain + unsure_slopes
-    method, second_opinion = "exact", ""
-    breakpoints = lengths = None
-    if keep_breakpoints:
-        lefts = torch.cat(sink.lefts).numpy()  # pieces are contiguous: each right end is the next left end
-        sink.lefts.clear()
-        breakpoints = lefts[1:]
-        lengths = np.diff(lefts, append=seg.t_high)
-    if doubtful or unproven:
-        why = (f"{doubtful} float64 decision(s) not proven by the forward-error bounds" if certify else
-               f"{doubtful} doubtful float64 decision(s)" if doubtful else
-               "float64 arithmetic not provably exact for these weights")
-        cost = rational_cost(model, regions)
-        left = deadline.remaining()
-        in_time = left is None or cost * RATIONAL_SECONDS_PER_OPERATION <= left
-        if cost <= RATIONAL_RECOUNT_BUDGET and in_time:
-            exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
-            regions = exact.activation_regions
-            pieces = exact.linear_pieces if linear_pieces else None
-            second_opinion = f"; {why}: decided by an exact rational recount"
-            if keep_breakpoints:
-                ends = np.array([seg.t_low] + [float(b) for b in exact.breakpoints] + [seg.t_high])
-                breakpoints, lengths = ends[1:-1], np.diff(ends)
-        else:
-            method = "approximate"
-            second_opinion = (f"; {why}, left to float64 (an exact recount would take about {cost:.2g} rational "
-                              "operations, " + (f"above the budget of {RATIONAL_RECOUNT_BUDGET:.0e})" if in_time else
-                                                "past the time limit)"))
-    seconds = watch.seconds()
-    tracked = linear_pieces or keep_breakpoints
-    end_regions = RegionEnds(sink.first_length, sink.last_length, sink.inner_shortest, sink.inner_longest) \
-        if tracked and sink.first_length is not None and sink.last_length is not None else None
-    return SegmentCount(
-        model=model.name or model.describe(),
-        activation_regions=regions,
-        linear_pieces=pieces,
-        method=method,
-        doubtful_decisions=doubtful,
-        segment=seg.describe(),
-        device=dev.type,
-        seconds=seconds,
-        tolerance=tau,
-        near_coincident=sink.near_coincident,
-        breakpoints=breakpoints,
-        region_lengths=lengths,
-        shortest_region=None if end_regions is None else end_regions.shortest,
-        longest_region=None if end_regions is None else end_regions.longest,
-        end_regions=end_regions,
-        estimate=estimate,
-        algorithm="breakpoint propagation" + (" (forward substitution)" if isinstance(model, DEQ) else "")
-                  + ("; slopes exact" if exact_slopes else "")
-                  + ("; float64 rounding bounded, every decision proven (forward error analysis"
-                     + PRODUCT_NOTES[products] + ")" + local_note
-                     if certify and proven_after else
-                     "; float64 exactness proven a posteriori" if proven_after else "") + second_opinion,
-    )
+    return _Proof(sink.regions, pieces, doubtful, unproven, exact_slopes, proven_after, note)
+
+
+@dataclass
+class _Opinion:
+    """The final answer: regions, pieces, breakpoints and lengths, the method label and the note that
+    says how the doubtful decisions were settled (or why they were not)."""
+
+    regions: int
+    pieces: int | None
+    breakpoints: np.ndarray | None
+    lengths: np.ndarray | None
+    method: str
+    note: str
+
+
+def _second_opinion(plan: _Plan, proof: _Proof, breakpoints: np.ndarray | None, lengths: np.ndarray | None
+                    ) -> _Opinion:
+    """Decide the walk's doubtful decisions again by an exact rational recount when it fits its budget and
+    the time left; otherwise label the count approximate and say why."""
+    model, seg = plan.model, plan.seg
+    if not (proof.doubtful or proof.unproven):
+        return _Opinion(proof.regions, proof.pieces, breakpoints, lengths, "exact", "")
+    why = (f"{proof.doubtful} float64 decision(s) not proven by the forward-error bounds" if plan.certify else
+           f"{proof.doubtful} doubtful float64 decision(s)" if proof.doubtful else
+           "float64 arithmetic not provably exact for these weights")
+    cost = rational_cost(model, proof.regions)
+    left = plan.deadline.remaining()
+    in_time = left is None or cost * RATIONAL_SECONDS_PER_OPERATION <= left
+    if not (cost <= RATIONAL_RECOUNT_BUDGET and in_time):
+        return _Opinion(proof.regions, proof.pieces, breakpoints, lengths, "approximate",
+                        f"; {why}, left to float64 (an exact recount would take about {cost:.2g} rational "
+                        "operations, " + (f"above the budget of {RATIONAL_RECOUNT_BUDGET:.0e})" if in_time else
+                                          "past the time limit)"))
+    exact = exact_count(model, list(seg.origin), list(seg.direction), seg.t_low, seg.t_high)
+    if breakpoints is not None:
+        ends = np.array([seg.t_low] + [float(b) for b in exact.breakpoints] + [seg.t_high])
+        breakpoints, lengths = ends[1:-1], np.diff(ends)
+    return _Opinion(exact.activation_regions, exact.linear_pieces if plan.linear_pieces else None, breakpoints,
+                    lengths, "exact", f"; {why}: decided by an exact rational recount")
+
+
+def _algorithm_line(plan: _Plan, products: str, proof: _Proof, note: str) -> str:
+    """The method line: the walk, whether its slopes were exact, what proved it, and the second opinion."""
+    line = "breakpoint propagation" + (" (forward substitution)" if isinstance(plan.model, DEQ) else "")
+    if proof.exact_slopes:
+        line += "; slopes exact"
+    if plan.certify and proof.proven_after:
+        line += "; float64 rounding bounded, every decision proven (forward error analysis" \
+                + PRODUCT_NOTES[products] + ")" + proof.note
+    elif proof.proven_after:
+        line += "; float64 exactness proven a posteriori"
+    return line + note
 
 
 def _certified_stages(model: Model, estimate: dict | None, max_seconds: float | None, memory_limit: int
