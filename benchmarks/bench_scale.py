@@ -49,7 +49,7 @@ def interleaved_counts(width: int, net: str, samples: int, workers: int, repeats
     import torch
 
     from regioncount import count_segment, count_segment_split, load_model, open_engine, sample_regions, theorem1_deq
-    from regioncount.parallel.distributed import sample_regions_split
+    from regioncount.parallel.samples import sample_regions_split
 
     torch.set_num_threads(1)  # this script owns its process
     deq, ffn = theorem1_deq(width), load_model(net)
@@ -74,14 +74,15 @@ def overhead_per_task(workers: int, tasks: int = 64) -> float:
 
     from regioncount import open_engine, theorem1_deq
     from regioncount.core.geometry import resolve_segment
-    from regioncount.parallel.distributed import count_part, model_payload
+    from regioncount.parallel.payload import model_payload
+    from regioncount.parallel.segments import count_part
 
     model = theorem1_deq(8)
     seg = resolve_segment(model, (0.0, 1.0))
     payload = model_payload(model)
     args = [(payload, dataclasses.asdict(dataclasses.replace(seg, t_low=k / 256 + 1e-4, t_high=k / 256 + 2e-4)),
              {"device": "cpu", "linear_pieces": False}) for k in range(tasks)]
-    from regioncount.parallel.distributed import Engine
+    from regioncount.parallel.engine import Engine
 
     start = time.perf_counter()
     Engine().map(count_part, args)

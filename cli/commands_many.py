@@ -38,7 +38,8 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
     count arrives.  Returns the results in file order, whether they are sampled, and the engine's line (None
     in this process)."""
     from regioncount.io.model_files import load_model
-    from regioncount.parallel.distributed import count_models, open_engine
+    from regioncount.parallel.engine import open_engine
+    from regioncount.parallel.many import count_models
 
     if options["tasks"] is not None:
         raise UserError("--tasks splits one count; several models are counted one task each")

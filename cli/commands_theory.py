@@ -84,7 +84,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     results = []
     label = "comparing and training" if train else "comparing"
     if workers is not None or scheduler is not None:
-        from regioncount.parallel.distributed import open_engine
+        from regioncount.parallel.engine import open_engine
 
         with open_engine(workers=workers, scheduler=scheduler) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), label + " (tasks)") as progress:

@@ -91,7 +91,7 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
     memory = max_memory_bytes(max_memory)
     keep = keep or breakpoints_file is not None
     if split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks}):
-        from regioncount.parallel.distributed import count_segment_split
+        from regioncount.parallel.segments import count_segment_split
 
         # the split count checks its cost before it starts a cluster, then opens (and closes) it
         with progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
@@ -366,7 +366,8 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     sampled = chords = None
     memory = max_memory_bytes(options["max_memory"])
     if (samples is not None or grid or lines is None) and split_requested(options):
-        from regioncount.parallel.distributed import open_engine, sample_regions_split
+        from regioncount.parallel.engine import open_engine
+        from regioncount.parallel.samples import sample_regions_split
 
         with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
                 progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns (tasks)") as progress:

@@ -20,7 +20,8 @@ Map of the package, by subpackage (dependencies point down this list; ``tests/te
   ``exact_refinement``) and all of R^d (``all_space``);
 * ``theory``: bounds, the Theorem 1 DEQ and other constructions, the DEQ-vs-FFN separation, the steep ramp,
   training;
-* ``parallel``: counts split into tasks and merged exactly, in this process or on Dask (``distributed``);
+* ``parallel``: counts split into tasks and merged exactly, in this process or on Dask (``engine``,
+  ``payload``, ``segments``, ``samples``, ``many``);
 * ``viz``: PNG figures (``plot``).
 
 The Python API mirrors the command line::
@@ -46,7 +47,8 @@ _LAZY = {name: module for module, names in {
     "core.errors": "CostLimitError ModelFormatError NotWellPosedError RegionCountError SegmentError",
     "line.exact1d": "count_segment count_along",
     "core.geometry": "resolve_segment Domain Segment Box Plane resolve_box resolve_plane",
-    "parallel.distributed": "count_segment_split open_engine",
+    "parallel.segments": "count_segment_split",
+    "parallel.engine": "open_engine",
     "io.model_files": "load_model model_from_dict model_from_state_dict model_to_dict save_model",
     "io.convert": "from_module",
     "models.fixedpoint": "solve_fixed_points",

@@ -1,4 +1,4 @@
-"""Counts split into tasks (regioncount.parallel.distributed): the same answer as one walk, in this process and on a
+"""Counts split into tasks (regioncount.parallel): the same answer as one walk, in this process and on a
 local Dask cluster, with cuts on breakpoints, at the ends and inside slivers, and a worker killed mid-count."""
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ from test_general_deq import contractive_deq
 from regioncount import FFN, count_segment, theorem1_deq
 from regioncount.core.geometry import resolve_segment
 from regioncount.line.exact1d import count_along
-from regioncount.parallel.distributed import (
-    Engine,
-    certify_cut,
-    count_segment_split,
-    merge_parts,
-    model_from_payload,
-    model_payload,
-    open_engine,
-)
+from regioncount.parallel.engine import Engine, open_engine
+from regioncount.parallel.payload import model_from_payload, model_payload
+from regioncount.parallel.segments import certify_cut, count_segment_split, merge_parts
 
 
 def _same(split, whole, *, bitwise_breakpoints: bool) -> None:
@@ -142,7 +136,7 @@ def _sampled_json(result) -> dict:
 def test_split_sampling_equals_one_run(case, tasks):
     """Same seed, same points: distinct counts, f1/f2, coverage, Chao1 and histogram are identical."""
     from regioncount import sample_regions
-    from regioncount.parallel.distributed import sample_regions_split
+    from regioncount.parallel.samples import sample_regions_split
 
     build, lo, hi = SAMPLED[case]
     model = build()
@@ -184,7 +178,7 @@ def test_dask_counts_equal_one_walk(cluster_engine):
 
 def test_dask_sampling_equals_one_run(cluster_engine):
     from regioncount import sample_regions
-    from regioncount.parallel.distributed import sample_regions_split
+    from regioncount.parallel.samples import sample_regions_split
 
     model = gaussian_ffn([8, 64, 64, 1], 1)
     whole = sample_regions(model, -1, 1, samples=300_000, seed=3, device="cpu")

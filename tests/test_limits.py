@@ -22,8 +22,10 @@ from regioncount import (
 )
 from regioncount.core.errors import CostLimitError
 from regioncount.core.limits import Deadline, Limits
-from regioncount.parallel import distributed
-from regioncount.parallel.distributed import count_models, count_segment_split, sample_regions_split
+from regioncount.parallel import segments
+from regioncount.parallel.many import count_models
+from regioncount.parallel.samples import sample_regions_split
+from regioncount.parallel.segments import count_segment_split
 
 LINE = gaussian_ffn([1, 64, 64, 64, 1], 0, he=True)
 PLANE = gaussian_ffn([2, 32, 32, 32, 1], 0, he=True)
@@ -115,7 +117,7 @@ def test_a_split_count_is_refused_before_a_cluster_starts(monkeypatch):
     def no_cluster(*args, **kwargs):
         raise AssertionError("a cluster was started for a count that is refused")
 
-    monkeypatch.setattr(distributed, "open_engine", no_cluster)
+    monkeypatch.setattr(segments, "open_engine", no_cluster)
     wide = gaussian_ffn([1, 20_000, 1], 3)
     with pytest.raises(CostLimitError, match="above the time limit"):
         count_segment_split(wide, interval=(-3.0, 3.0), workers=2, device="cpu", max_seconds=1e-3)
@@ -141,7 +143,7 @@ def test_a_deadline_cancels_the_tasks_on_dask():
     """On a local Dask cluster the wait for the tasks ends at the deadline (the tasks are cancelled), for a
     split sampled count and for several models."""
     pytest.importorskip("distributed")
-    from regioncount.parallel.distributed import open_engine
+    from regioncount.parallel.engine import open_engine
 
     with open_engine(workers=2) as engine:
         started = time.perf_counter()

@@ -102,7 +102,7 @@ class SegmentCount:
     estimate: dict[str, Any] | None = None
     algorithm: str = "breakpoint propagation"
     #: when region lengths are tracked: the first and last regions' lengths and the extremes of those
-    #: between them, what a merge of the counts of adjacent parts needs (:mod:`regioncount.parallel.distributed`)
+    #: between them, what a merge of the counts of adjacent parts needs (:mod:`regioncount.parallel.segments`)
     end_regions: RegionEnds | None = field(default=None, repr=False)
     #: where the count ran when it was split into tasks: ``{"engine", "workers", "tasks", ...}``
     engine: dict[str, Any] | None = None
@@ -163,7 +163,7 @@ class SampledCount:
     solve_failures: int = 0
     hash_collisions: int = 0
     warnings: list[str] = field(default_factory=list)
-    #: where the samples were drawn when the run was split into tasks (:mod:`regioncount.parallel.distributed`)
+    #: where the samples were drawn when the run was split into tasks (:mod:`regioncount.parallel.samples`)
     engine: dict[str, Any] | None = None
 
     @property

@@ -93,7 +93,7 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
                 max_seconds: float | None = None) -> SegmentCount:
     """:func:`count_segment` on a resolved :class:`~regioncount.core.geometry.Segment` (options as there): counts
     the part ``t in [seg.t_low, seg.t_high]`` of the line ``seg.origin + t seg.direction``, so the parts of
-    one line can be counted separately and merged (:mod:`regioncount.parallel.distributed`)."""
+    one line can be counted separately and merged (:mod:`regioncount.parallel.segments`)."""
     return _count(model, seg, deq_certificate(model, assume_well_posed), linear_pieces=linear_pieces,
                   keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
                   memory_limit=memory_limit, max_pieces=max_pieces, known_regions=known_regions, walkers=walkers,

@@ -200,7 +200,7 @@ def compare_row(m: int, alpha: Any, *, construct_budget: int, device: str, const
     """One row of ``regioncount compare`` (:func:`regioncount.theory.separation.compare_width`), with, when
     ``training`` is given (``max_m``, ``steps``, ``seeds``, ``time_budget``, ``width_cap``) and ``m <=
     max_m``, the FFNs of the family trained to fit T^m attached as ``row.trained``.  A plain function of
-    plain data: a compare sweep runs its rows as tasks (:mod:`regioncount.parallel.distributed`)."""
+    plain data: a compare sweep runs its rows as tasks (:mod:`regioncount.parallel.many`)."""
     from .separation import compare_width
 
     row = compare_width(m, alpha, construct_budget=construct_budget, device=device,
