@@ -11,9 +11,10 @@ Map of the package, by subpackage (dependencies point down this list; ``tests/te
   certificates (``wellposed``), fixed points, the trainable ``ReLUDEQ`` (``nn``);
 * ``exact``: the exact-rational 1-D counters every second opinion and test compares with;
 * ``io``: model files (``model_files``: v1 JSON, state_dicts), ONNX, torch.export, traced modules, arrays;
-* ``line``: exact 1-D counts (``exact1d``: count_segment) over the walks (``kernels``, ``walk1d``,
-  ``deq_general``, ``fused_deq``), their proofs (``exactness``, ``forward_error``, ``double_double``,
-  ``deq_proof``, ``general_exact``), the cost model (``cost``) and random chords (``chords``);
+* ``line``: exact 1-D counts (``exact1d``: count_segment) over the walks (``kernels``, ``ffn_walk``,
+  ``deq_walk``, ``sink``, ``zeros``, ``deq_general``, ``fused_deq``), their proofs (``exactness``,
+  ``forward_error``, ``double_double``, ``deq_proof``, ``general_exact``), the cost model (``cost``) and
+  random chords (``chords``);
 * ``sampling``: sampled d-D counts (``sampled``);
 * ``partition``: exact partitions of a plane slice (``plane2d``, ``polygons``), a box (``box_partition``,
   ``polytopes``, ``vertex_bounds``, ``exact_cells``, ``exact_pieces``; general-W DEQs: ``deq_cells``,

@@ -14,7 +14,7 @@ from random_nets import gaussian_ffn
 from rational_reference import exact_count
 
 from regioncount import FFN, count_segment
-from regioncount.line import exact1d, forward_error, walk1d
+from regioncount.line import exact1d, ffn_walk, forward_error
 from regioncount.line.exactness import exact_arithmetic
 from regioncount.line.forward_error import INFLATE, spectral_norm_bound
 
@@ -45,7 +45,7 @@ def products(request, monkeypatch):
     """Every certified walk with its layer products as one rounded GEMM (the first pass), or all of them as
     error-free split products (the second pass, here from the start)."""
     if request.param == "split":
-        monkeypatch.setattr(walk1d, "rounded_product", forward_error.split_product)
+        monkeypatch.setattr(ffn_walk, "rounded_product", forward_error.split_product)
     return request.param
 
 
@@ -202,7 +202,7 @@ def test_split_products_on_weights_of_wildly_different_scales(seed, no_recount, 
     prove equals the exact-rational reference."""
     from regioncount import FFN
 
-    monkeypatch.setattr(walk1d, "rounded_product", forward_error.split_product)
+    monkeypatch.setattr(ffn_walk, "rounded_product", forward_error.split_product)
     rng = random.Random(900 + seed)
     proven = 0
     for _ in range(30):

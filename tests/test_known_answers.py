@@ -230,7 +230,7 @@ def test_exact_order_of_zeros_matches_fractions():
     import random
     from fractions import Fraction
 
-    from regioncount.line.walk1d import _exact_order
+    from regioncount.line.zeros import _exact_order
 
     rng = random.Random(0)
     rows = []

@@ -25,7 +25,7 @@ from ..core.settings import DEFAULT_MAX_REGIONS
 from ..models.networks import DEQ, DTYPE, Model, deq_certificate
 from .cost import default_max_pieces, layer_widths
 from .kernels import build_kernel
-from .walk1d import PieceSink, merge_tolerance
+from .sink import PieceSink, merge_tolerance
 
 
 def random_chords(box: Box, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,8 +30,10 @@ from ..core.devices import Stopwatch
 from ..core.errors import CostLimitError
 from ..core.geometry import Segment
 from ..models.networks import DEQ, DTYPE, FFN, Model
+from .deq_walk import DEQKernel
+from .ffn_walk import FFNKernel
 from .kernels import magnitude_bound, run_kernel
-from .walk1d import KEPT_BYTES_PER_REGION, DEQKernel, FFNKernel, PieceSink, merge_tolerance
+from .sink import KEPT_BYTES_PER_REGION, PieceSink, merge_tolerance
 
 #: bytes per state value of an FFN batch (maps, zeros, sorting, children, certification temporaries;
 #: measured by ``benchmarks/bench_memory.py`` after the certified walk's sign screen made its zeros sparse)

@@ -31,7 +31,7 @@ from ..core.tolerances import SETTLE_ZERO_RTOL
 from ..models.fixedpoint import checked_solve, solve_fixed_points
 from ..models.networks import DEQ, DTYPE
 from .deq_proof import distinct_sequence
-from .walk1d import merge_tolerance, slopes_differ
+from .sink import merge_tolerance, slopes_differ
 
 #: Bytes of activation patterns a walk keeps for its proof (:mod:`regioncount.line.deq_proof`); past it the walk
 #: goes on without them and its decisions stay unproven.

@@ -3,8 +3,9 @@
 ``count_segment(model, interval=(a, b))`` for 1-D input, ``count_segment(model, segment=(p, q))`` for
 d-D input (``x(t) = p + t (q - p)``, t in [0, 1]); with neither, the model's ``domain`` (its diagonal from
 ``low`` to ``high`` for d > 1).  The segment is resolved by :mod:`regioncount.core.geometry`, the kernels
-built and run by :mod:`regioncount.line.kernels` (over :mod:`regioncount.line.walk1d`), the cost checked by
-:mod:`regioncount.line.cost` and a general-W DEQ's well-posedness by :mod:`regioncount.models.wellposed`; this module
+built and run by :mod:`regioncount.line.kernels` (over :mod:`~regioncount.line.ffn_walk`,
+:mod:`~regioncount.line.deq_walk`), the cost checked by :mod:`regioncount.line.cost` and a general-W DEQ's
+well-posedness by :mod:`regioncount.models.wellposed`; this module
 decides what is proven (static test, a-posteriori proofs, forward-error bounds, the exact second opinion)
 and packages a :class:`~regioncount.core.results.SegmentCount`.
 """
@@ -27,11 +28,13 @@ from ..exact.rational1d import exact_count, ffn_output_slope_at, rational_cost
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate
 from .cost import check_cost, default_max_pieces
 from .deq_general import walk_segment
+from .deq_walk import DEQKernel
 from .exactness import deq_walk_proven_exact, exact_arithmetic
+from .ffn_walk import FFNKernel
 from .forward_error import layer_bounds
 from .general_exact import decide_general_walk
 from .kernels import build_kernel, run_kernel
-from .walk1d import DEQKernel, FFNKernel, PieceSink, UnprovenDecision, merge_tolerance
+from .sink import PieceSink, UnprovenDecision, merge_tolerance
 
 #: Time of a certified walk with split products, or with double-double products, and of the walks that stopped
 #: before it, in walks of one GEMM per layer (for ``max_seconds``).

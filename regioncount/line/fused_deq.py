@@ -1,6 +1,6 @@
 """Fused count-only kernel for the last levels of a triangular DEQ walk (Triton, CUDA only).
 
-The plain torch walk (:class:`regioncount.line.walk1d.DEQKernel`) materializes every piece of every level.
+The plain torch walk (:class:`regioncount.line.deq_walk.DEQKernel`) materializes every piece of every level.
 For a count, the last ``r`` levels need no pieces at all: each piece that reaches level ``m - r`` has a
 subtree of at most ``2^r`` leaves, and the number of leaves is what is counted.  This kernel gives each
 piece one GPU lane, keeps the piece's ``r`` forward-looking columns (``gs``, ``gc``) in registers and

@@ -1,4 +1,5 @@
-"""Building and running the 1-D walk kernels of :mod:`regioncount.line.walk1d` for a model along a segment:
+"""Building and running the 1-D walk kernels of :mod:`~regioncount.line.ffn_walk`,
+:mod:`~regioncount.line.deq_walk` for a model along a segment:
 the triangular DEQ normalized into forward-substitution order, tensors moved to the device once, and an
 a-priori bound on every value the walk computes."""
 
@@ -8,9 +9,11 @@ import torch
 
 from ..core.geometry import Segment
 from ..models.networks import DEQ, DTYPE, FFN, Model
+from .deq_walk import DEQKernel
+from .ffn_walk import FFNKernel
 from .forward_error import LayerBound
 from .fused_deq import DEFAULT_FUSED_LEVELS, fused_available
-from .walk1d import DEQKernel, FFNKernel, PieceSink
+from .sink import PieceSink
 
 
 def normalized_deq(model: DEQ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

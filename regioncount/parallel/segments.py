@@ -31,7 +31,9 @@ from ..core.errors import RegionCountError
 from ..core.geometry import Segment, resolve_segment
 from ..core.limits import Deadline
 from ..core.results import SegmentCount, region_ends
-from ..line.walk1d import DEQKernel, FFNKernel, PieceSink, merge_tolerance
+from ..line.deq_walk import DEQKernel
+from ..line.ffn_walk import FFNKernel
+from ..line.sink import PieceSink, merge_tolerance
 from ..models.networks import DEQ, Model
 from .engine import Engine, deadline_at, open_engine, with_time_left
 from .payload import model_from_payload, model_payload
