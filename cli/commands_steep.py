@@ -25,7 +25,7 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, as_
           plot_file: str | None) -> None:
     """Steep ramp clip((x - 1/2) 2^m, 0, 1): a width-2 DEQ with weights <= 1 represents it exactly; an FFN of
     depth L and width <= w with error <= eps needs weights B with B^(L+1) >= (1 - 2 eps) 2^m / w^L."""
-    from regioncount.theory.separation import parse_widths
+    from regioncount.theory.parsing import parse_widths
     from regioncount.theory.steep import MAX_STEEPNESS, SteepReport, parse_eps, steep_row
 
     if plot_file is not None:

@@ -59,14 +59,9 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
             time_budget: float, train_width_cap: int, max_seconds: float, workers: int | None,
             scheduler: str | None, wide: bool) -> None:
     """The DEQ-vs-FFN separation of Theorem 1: 2^m against FFNs of depth <= m^alpha."""
-    from regioncount.theory.separation import (
-        SeparationReport,
-        check_compare_cost,
-        default_construct_seconds,
-        parse_alphas,
-        parse_widths,
-        separated_from,
-    )
+    from regioncount.theory.compare_cost import check_compare_cost, default_construct_seconds
+    from regioncount.theory.parsing import parse_alphas, parse_widths
+    from regioncount.theory.separation import SeparationReport, separated_from
 
     if plot_file is not None:
         from regioncount.core.atomic import check_output_path

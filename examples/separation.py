@@ -13,7 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from regioncount.theory.separation import compare_width, parse_alpha
+from regioncount.theory.parsing import parse_alpha
+from regioncount.theory.separation import compare_width
 from regioncount.viz.plot import plot_separation
 
 

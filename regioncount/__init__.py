@@ -19,8 +19,8 @@ Map of the package, by subpackage (dependencies point down this list; ``tests/te
 * ``partition``: exact partitions of a plane slice (``plane2d``, ``polygons``), a box (``box_partition``,
   ``polytopes``, ``vertex_bounds``, ``exact_cells``, ``exact_pieces``; general-W DEQs: ``deq_cells``,
   ``exact_refinement``) and all of R^d (``all_space``);
-* ``theory``: bounds, the Theorem 1 DEQ and other constructions, the DEQ-vs-FFN separation, the steep ramp,
-  training;
+* ``theory``: bounds, the Theorem 1 DEQ and other constructions, the FFN family in closed form (``family``),
+  the DEQ-vs-FFN separation (``separation``, ``compare_cost``, ``parsing``), the steep ramp, training;
 * ``parallel``: counts split into tasks and merged exactly, in this process or on Dask (``engine``,
   ``payload``, ``segments``, ``samples``, ``many``);
 * ``viz``: PNG figures (``plot``).

@@ -241,7 +241,8 @@ def test_plots_from_cuda_results(tmp_path):
 
 
 def test_compare_cuda_equal_cpu():
-    from regioncount.theory.separation import compare_width, parse_alpha
+    from regioncount.theory.parsing import parse_alpha
+    from regioncount.theory.separation import compare_width
 
     for m in (4, 9, 14):
         gpu = compare_width(m, parse_alpha("1/2"), device="cuda").to_json()

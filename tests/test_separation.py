@@ -15,14 +15,9 @@ from random_nets import run_cli
 from regioncount import FFN, theorem1_deq
 from regioncount.core.errors import RegionCountError
 from regioncount.theory.constructions import tent_ffn
-from regioncount.theory.separation import (
-    compare_width,
-    depth_cap,
-    l1_lower_bound,
-    parse_alpha,
-    parse_widths,
-    width_cap,
-)
+from regioncount.theory.family import depth_cap, l1_lower_bound, width_cap
+from regioncount.theory.parsing import parse_alpha, parse_widths
+from regioncount.theory.separation import compare_width
 from regioncount.theory.training import exact_errors, sawtooth, train_sawtooth_ffn
 
 
@@ -84,7 +79,7 @@ def test_l1_bound():
 
 def _pl_l1(points, values, m):
     """Exact L1 distance between the PL function through (points, values) and T^m (dyadic data)."""
-    from regioncount.theory.separation import tent_power
+    from regioncount.theory.family import tent_power
 
     grid = sorted(set(points) | {Fraction(j, 2**m) for j in range(2**m + 1)})
 
@@ -124,7 +119,7 @@ def test_sharp_l1_bound_holds_by_brute_force(m, pieces):
 
 
 def test_the_l1_bracket_is_ordered_and_the_construction_is_in_the_family():
-    from regioncount.theory.separation import depth_cap, exact_errors_to_sawtooth, teeth_approximant, width_cap
+    from regioncount.theory.family import depth_cap, exact_errors_to_sawtooth, teeth_approximant, width_cap
 
     for m, alpha in ((8, Fraction(1, 2)), (12, Fraction(1, 2)), (16, Fraction(1, 4)), (13, Fraction(1, 3))):
         row = compare_width(m, alpha, device="cpu")
@@ -162,7 +157,7 @@ def test_exact_errors_of_a_net_that_is_not_constant_at_the_end():
     """y = x on [0, 1] is not constant after its last kink, so every tooth of T^m is visited.  Against T^1:
     |x - 2x| on [0, 1/2] gives 1/8; |3x - 2| on [1/2, 1] (zero at 2/3) gives 1/24 + 1/6; the largest gap is
     1 at x = 1.  For T^3, a fine quadrature agrees."""
-    from regioncount.theory.separation import exact_errors_to_sawtooth
+    from regioncount.theory.family import exact_errors_to_sawtooth
 
     identity = FFN([torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)],
                    [torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
@@ -270,7 +265,7 @@ def test_best_in_family_is_built_and_counted_at_the_bound():
 
 @pytest.mark.parametrize("m, depth", [(16, 3), (17, 4), (10, 4), (7, 4), (5, 3), (12, 2), (9, 1)])
 def test_smallest_match_reaches_2m_and_no_neuron_can_go(m, depth):
-    from regioncount.theory.separation import balanced_widths, family_pieces
+    from regioncount.theory.family import balanced_widths, family_pieces
 
     widths = balanced_widths(m, depth)
     assert len(widths) == depth
@@ -281,7 +276,7 @@ def test_smallest_match_reaches_2m_and_no_neuron_can_go(m, depth):
         fewer[0] -= 1
         assert math.prod(n + 1 for n in fewer) < 2**m or fewer[0] < 3
     from regioncount import count_segment
-    from regioncount.theory.separation import family_construction
+    from regioncount.theory.family import family_construction
 
     if pieces <= 2**16:
         assert count_segment(family_construction(widths), interval=(0, 1)).activation_regions == pieces
@@ -327,7 +322,7 @@ def test_constructions_are_counted_only_within_the_piece_budget_and_the_time_all
 
 
 def test_construction_cost_model_grows_with_pieces_and_width_and_refuses_huge_builds():
-    from regioncount.theory.separation import MAX_BUILT_PARAMETERS, CountAllowance, _may_count, construction_seconds
+    from regioncount.theory.compare_cost import MAX_BUILT_PARAMETERS, CountAllowance, _may_count, construction_seconds
 
     assert construction_seconds([2047, 2047], 2**22, "cpu") > 10 * construction_seconds([45] * 4, 2**22, "cpu")
     assert construction_seconds([63] * 4, 2**24, "cuda") < construction_seconds([63] * 4, 2**24, "cpu")

@@ -48,10 +48,10 @@ EXACT_ERRORS_BUDGET = 3e7
 
 
 def exact_errors(model: FFN, m: int) -> SawtoothErrors:
-    """The distances of ``model`` to T^m on [0, 1]: exact (:func:`regioncount.theory.separation.exact_errors_to_sawtooth`
+    """The distances of ``model`` to T^m on [0, 1]: exact (:func:`regioncount.theory.family.exact_errors_to_sawtooth`
     on the rational count) when its cost fits :data:`EXACT_ERRORS_BUDGET`, else float64."""
     from ..exact.rational1d import exact_count, rational_cost
-    from .separation import exact_errors_to_sawtooth
+    from .family import exact_errors_to_sawtooth
 
     count = count_segment(model, interval=(0.0, 1.0), keep_breakpoints=True)
     assert count.linear_pieces is not None and count.breakpoints is not None  # counted with pieces, kept
@@ -151,9 +151,9 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
                     device: str | torch.device = "cpu",
                     progress: Callable[[float], None] | None = None) -> dict:
     """Train the (depth, width) FFN to fit T^m from ``seeds`` random inits and from the explicit in-family
-    approximant (:func:`regioncount.theory.separation.teeth_approximant`); report the best by exact L1 error, where
+    approximant (:func:`regioncount.theory.family.teeth_approximant`); report the best by exact L1 error, where
     it lies in the family's bracket, and whether it is worse than the approximant it could have stayed at."""
-    from .separation import exact_errors_to_sawtooth, l1_lower_bound, teeth_approximant
+    from .family import exact_errors_to_sawtooth, l1_lower_bound, teeth_approximant
 
     starts: list[tuple[str, FFN | None, int]] = [(f"random (seed {s})", None, s) for s in range(seeds)]
     constructed: Fraction | None = None
