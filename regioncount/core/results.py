@@ -213,8 +213,44 @@ class SampledCount:
         } | ({"engine": self.engine} if self.engine is not None else {})
 
 
+class RegionPartition:
+    """What the exact partitions (:class:`PlanePartition`, :class:`BoxPartition`) share: regions by packed
+    pattern, the pairs of adjacent regions with whether they compute one affine map, the label, and one
+    builder of the adjacency graph.  Subclasses are dataclasses with ``patterns``, ``bounded``, ``pairs``,
+    ``same_affine`` and ``tolerance_decisions`` (and optionally ``unresolved``)."""
+
+    patterns: torch.Tensor
+    bounded: torch.Tensor
+    pairs: torch.Tensor
+    same_affine: torch.Tensor
+    tolerance_decisions: int
+
+    @property
+    def method(self) -> str:
+        """"exact" when no decision was left to the tolerance (and nothing was left unresolved), else
+        "approximate"."""
+        return "exact" if self.tolerance_decisions == 0 and getattr(self, "unresolved", 0) == 0 else "approximate"
+
+    @property
+    def activation_regions(self) -> int:
+        return int(self.patterns.shape[0])
+
+    def region_graph(self, **node_data: list[Any] | None) -> nx.Graph:
+        """The region adjacency graph: node = region (pattern as hex words, bounded, and each of
+        ``node_data``'s per-region lists that is given), edge = shared boundary, with ``same_affine`` when both
+        regions compute the same affine output map."""
+        graph = nx.Graph()
+        given = {key: values for key, values in node_data.items() if values is not None}
+        for r, words in enumerate(self.patterns.tolist()):
+            graph.add_node(r, pattern=" ".join(f"{w & (2**64 - 1):016x}" for w in words),
+                           bounded=bool(self.bounded[r]), **{key: values[r] for key, values in given.items()})
+        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
+                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
+        return graph
+
+
 @dataclass
-class PlanePartition:
+class PlanePartition(RegionPartition):
     """Exact partition of a plane slice.  Per piece: ``polygons`` (plane coordinates), ``region`` id.
     ``seconds`` covers everything (partition, ids, areas, adjacency, linear pieces); ``partition_seconds``
     the polygon subdivision alone.
@@ -246,26 +282,9 @@ class PlanePartition:
     exact_decisions: int = 0
 
     @property
-    def method(self) -> str:
-        """"exact" when no decision was left to the tolerance, else "approximate"."""
-        return "exact" if self.tolerance_decisions == 0 and self.unresolved == 0 else "approximate"
-
-    @property
-    def activation_regions(self) -> int:
-        return int(self.patterns.shape[0])
-
-    @property
     def graph(self) -> nx.Graph:
-        """The region adjacency graph: node = region (area, pattern as hex words), edge = shared boundary
-        segment, with ``same_affine`` when both regions compute the same affine output map."""
-        graph = nx.Graph()
-        areas = self.areas.tolist()
-        for r, words in enumerate(self.patterns.tolist()):
-            graph.add_node(r, area=areas[r], pattern=" ".join(f"{w & (2**64 - 1):016x}" for w in words),
-                           bounded=bool(self.bounded[r]))
-        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
-                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
-        return graph
+        """The region adjacency graph (:meth:`RegionPartition.region_graph`), each node with its area."""
+        return self.region_graph(area=self.areas.tolist())
 
     def to_json(self) -> dict[str, Any]:
         areas = self.areas.double()
@@ -295,7 +314,7 @@ class PlanePartition:
 
 
 @dataclass
-class BoxPartition:
+class BoxPartition(RegionPartition):
     """Exact partition of a d-D box into activation regions.  Per cell: ``cells`` (polytopes), ``region`` id.
     Per region: ``patterns`` (packed words), ``gradients`` (R, k, d) and ``offsets`` (R, k) of the affine
     output y = G x + c, ``volumes`` (R,) (None for d > 3), ``bounded`` (R,) not touching the box's border,
@@ -328,32 +347,15 @@ class BoxPartition:
     exact_decisions: int = 0
 
     @property
-    def method(self) -> str:
-        """"exact" when no decision was left to the tolerance, else "approximate"."""
-        return "exact" if self.tolerance_decisions == 0 else "approximate"
-
-    @property
-    def activation_regions(self) -> int:
-        return int(self.patterns.shape[0])
-
-    @property
     def graph(self) -> nx.Graph:
-        """The region adjacency graph: node = region (pattern as hex words, bounded, volume for d <= 3,
-        Chebyshev centre and inradius when computed), edge = shared facet, with ``same_affine``."""
-        graph = nx.Graph()
-        vols = None if self.volumes is None else self.volumes.tolist()
-        for r, words in enumerate(self.patterns.tolist()):
-            data: dict[str, Any] = {"pattern": " ".join(f"{w & (2**64 - 1):016x}" for w in words),
-                                    "bounded": bool(self.bounded[r])}
-            if vols is not None:
-                data["volume"] = vols[r]
-            if self.centres is not None and self.inradii is not None:
-                data["centre"] = ",".join(repr(float(v)) for v in self.centres[r])
-                data["inradius"] = float(self.inradii[r])
-            graph.add_node(r, **data)
-        graph.add_edges_from((int(i), int(j), {"same_affine": bool(s)})
-                             for (i, j), s in zip(self.pairs.tolist(), self.same_affine.tolist()))
-        return graph
+        """The region adjacency graph (:meth:`RegionPartition.region_graph`), each node with its volume
+        (d <= 3), and its Chebyshev centre and inradius when computed."""
+        centres = inradii = None
+        if self.centres is not None and self.inradii is not None:
+            centres = [",".join(repr(float(v)) for v in row) for row in self.centres]
+            inradii = [float(r) for r in self.inradii]
+        return self.region_graph(volume=None if self.volumes is None else self.volumes.tolist(), centre=centres,
+                                 inradius=inradii)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
