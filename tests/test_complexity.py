@@ -15,7 +15,6 @@ CEILINGS = {
     "regioncount/exact/rational1d.py::exact_count": 38,
     "regioncount/viz/plot.py::plot_separation": 32,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
-    "regioncount/parallel/segments.py::merge_parts": 27,
     "regioncount/models/modelfile.py::parse_model": 26,
     "regioncount/partition/box_partition.py::partition_box": 25,
     "regioncount/line/cost.py::check_cost": 24,

@@ -30,7 +30,7 @@ import torch
 from ..core.errors import RegionCountError
 from ..core.geometry import Segment, resolve_segment
 from ..core.limits import Deadline
-from ..core.results import SegmentCount, region_ends
+from ..core.results import RegionEnds, SegmentCount, region_ends
 from ..line.deq_walk import DEQKernel
 from ..line.ffn_walk import FFNKernel
 from ..line.sink import PieceSink, merge_tolerance
@@ -136,39 +136,57 @@ def merge_parts(parts: list[SegmentCount], seg: Segment, *, linear_pieces: bool,
     if linear_pieces:
         assert all(p.linear_pieces is not None for p in parts)
         pieces = sum(int(p.linear_pieces or 0) for p in parts) - cuts
-    breakpoints = lengths = None
-    if keep_breakpoints:
-        assert all(p.breakpoints is not None and p.region_lengths is not None for p in parts)
-        breakpoints = np.concatenate([p.breakpoints for p in parts if p.breakpoints is not None])
-        pieces_lengths = [np.asarray(p.region_lengths, dtype=np.float64).copy() for p in parts]
-        for left, right in zip(pieces_lengths, pieces_lengths[1:]):
-            right[0] += left[-1]
-        lengths = np.concatenate([pl[:-1] for pl in pieces_lengths[:-1]] + [pieces_lengths[-1]])
-    end_regions = None
-    if lengths is not None:
-        end_regions = region_ends(lengths)
-    elif all(p.end_regions is not None for p in parts):
-        end_regions, regions_so_far = parts[0].end_regions, parts[0].activation_regions
-        for part in parts[1:]:
-            assert end_regions is not None and part.end_regions is not None
-            end_regions = end_regions.joined(regions_so_far, part.end_regions, part.activation_regions)
-            regions_so_far += part.activation_regions - 1
-    doubtful = sum(p.doubtful_decisions for p in parts)
-    methods = {p.method for p in parts}
-    algorithms = list(dict.fromkeys(p.algorithm for p in parts))
+    breakpoints, lengths = _merged_breakpoints(parts) if keep_breakpoints else (None, None)
+    end_regions = region_ends(lengths) if lengths is not None else _merged_end_regions(parts)
     first = parts[0]
     return SegmentCount(
         model=first.model, activation_regions=regions, linear_pieces=pieces, segment=seg.describe(),
-        method="exact" if methods == {"exact"} else "approximate", dtype=first.dtype, device=first.device,
-        seconds=sum(p.seconds for p in parts), tolerance=first.tolerance,
-        near_coincident=sum(p.near_coincident for p in parts), doubtful_decisions=doubtful,
-        breakpoints=breakpoints, region_lengths=lengths,
-        shortest_region=None if end_regions is None else end_regions.shortest,
-        longest_region=None if end_regions is None else end_regions.longest,
-        end_regions=end_regions,
-        algorithm=" | ".join(algorithms) + (f"; split at {cuts} cut(s), each certified inside one region by an "
-                                            "exact window count" if cuts else ""),
+        method="exact" if {p.method for p in parts} == {"exact"} else "approximate", dtype=first.dtype,
+        device=first.device, seconds=sum(p.seconds for p in parts), tolerance=first.tolerance,
+        near_coincident=sum(p.near_coincident for p in parts),
+        doubtful_decisions=sum(p.doubtful_decisions for p in parts), breakpoints=breakpoints, region_lengths=lengths,
+        **_extremes(end_regions), algorithm=_merged_algorithm(parts),
     )
+
+
+def _extremes(end_regions: RegionEnds | None) -> dict[str, Any]:
+    """The end-region fields of a merged count: the ends and the shortest and longest region (None: unknown)."""
+    if end_regions is None:
+        return {"shortest_region": None, "longest_region": None, "end_regions": None}
+    return {"shortest_region": end_regions.shortest, "longest_region": end_regions.longest,
+            "end_regions": end_regions}
+
+
+def _merged_algorithm(parts: list[SegmentCount]) -> str:
+    """The parts' distinct method lines, and how they were split."""
+    cuts = len(parts) - 1
+    line = " | ".join(dict.fromkeys(p.algorithm for p in parts))
+    return line + (f"; split at {cuts} cut(s), each certified inside one region by an exact window count" if cuts
+                   else "")
+
+
+def _merged_breakpoints(parts: list[SegmentCount]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts' breakpoints concatenated, and their region lengths with the two lengths at each cut added
+    (the region through a cut is one region)."""
+    assert all(p.breakpoints is not None and p.region_lengths is not None for p in parts)
+    breakpoints = np.concatenate([p.breakpoints for p in parts if p.breakpoints is not None])
+    pieces_lengths = [np.asarray(p.region_lengths, dtype=np.float64).copy() for p in parts]
+    for left, right in zip(pieces_lengths, pieces_lengths[1:]):
+        right[0] += left[-1]
+    return breakpoints, np.concatenate([pl[:-1] for pl in pieces_lengths[:-1]] + [pieces_lengths[-1]])
+
+
+def _merged_end_regions(parts: list[SegmentCount]) -> RegionEnds | None:
+    """The first, last, shortest and longest regions of the joined parts, from each part's own (None when a
+    part has none)."""
+    if not all(p.end_regions is not None for p in parts):
+        return None
+    end_regions, regions_so_far = parts[0].end_regions, parts[0].activation_regions
+    for part in parts[1:]:
+        assert end_regions is not None and part.end_regions is not None
+        end_regions = end_regions.joined(regions_so_far, part.end_regions, part.activation_regions)
+        regions_so_far += part.activation_regions - 1
+    return end_regions
 
 
 def count_segment_split(model: Model, interval: Sequence[float] | None = None,
