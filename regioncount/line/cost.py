@@ -254,25 +254,39 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
     if known_regions is not None and max_regions is not None and known_regions > max_regions:
         raise CostLimitError(f"{known_regions:.4g} regions (known in advance): above the limit of "
                              f"{max_regions:.4g} regions (raise `max_regions` to go on)")
+    estimate = _estimate(kernel, seg, device, max_pieces, max_regions, known_regions, timed, linear_pieces)
+    _refuse_past_limits(estimate, max_regions, max_seconds, keep_breakpoints, memory_limit)
+    check_walk_memory(model, device, estimate["regions"], max_pieces, memory_limit)
+    return estimate
+
+
+def _estimate(kernel: DEQKernel | FFNKernel, seg: Segment, device: torch.device, max_pieces: int,
+              max_regions: int | None, known_regions: int | None, timed: bool, linear_pieces: bool
+              ) -> dict[str, Any]:
+    """The regions (known, or estimated by the pilot) and, when ``timed``, the seconds the walk will take:
+    a count known in advance is timed by a pilot of about KNOWN_PILOT_REGIONS regions."""
     if known_regions is not None and not timed:
-        estimate: dict[str, Any] = {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
-    elif known_regions is not None:  # only the time is wanted: a pilot of about KNOWN_PILOT_REGIONS regions
-        fraction = min(PILOT_FRACTION, KNOWN_PILOT_REGIONS / (PILOT_PIECES * max(known_regions, 1)))
-        estimate = estimate_regions(kernel, seg, device, max_pieces, None, linear_pieces, fraction)
-    else:
-        estimate = estimate_regions(kernel, seg, device, max_pieces, max_regions, linear_pieces)
-        if known_regions is not None:  # the count is known, the pilot gave the time per region
-            estimate |= {"regions": known_regions, "seconds": estimate["seconds"] / estimate["regions"] * known_regions}
-    regions = estimate["regions"]
-    timing = "" if estimate["seconds"] is None else f", about {estimate['seconds']:.3g} s"
+        return {"regions": known_regions, "seconds": None, "pilot_fraction": 0.0}
+    if known_regions is None:
+        return estimate_regions(kernel, seg, device, max_pieces, max_regions, linear_pieces)
+    fraction = min(PILOT_FRACTION, KNOWN_PILOT_REGIONS / (PILOT_PIECES * max(known_regions, 1)))
+    pilot = estimate_regions(kernel, seg, device, max_pieces, None, linear_pieces, fraction)
+    return pilot | {"regions": known_regions, "seconds": pilot["seconds"] / pilot["regions"] * known_regions}
+
+
+def _refuse_past_limits(estimate: dict[str, Any], max_regions: int | None, max_seconds: float | None,
+                        keep_breakpoints: bool, memory_limit: int) -> None:
+    """Refuse (CostLimitError, with the estimate) a count estimated past its regions, time or kept-bytes limit."""
+    regions, seconds = estimate["regions"], estimate["seconds"]
+    timing = "" if seconds is None else f", about {seconds:.3g} s"
     if max_regions is not None and regions > max_regions:
         raise CostLimitError(
             f"estimated {regions:.4g} regions{timing}: above the limit of {max_regions:.4g} regions "
             "(raise `max_regions` to go on)"
         )
-    if max_seconds is not None and estimate["seconds"] is not None and estimate["seconds"] > max_seconds:
+    if max_seconds is not None and seconds is not None and seconds > max_seconds:
         raise CostLimitError(
-            f"estimated {regions:.4g} regions, about {estimate['seconds']:.3g} s (timed on "
+            f"estimated {regions:.4g} regions, about {seconds:.3g} s (timed on "
             f"{estimate['pilot_fraction']:.1%} of the segment): above the time limit of {max_seconds:g} s "
             "(raise `max_seconds` to go on)"
         )
@@ -282,8 +296,6 @@ def check_cost(model: Model, kernel: DEQKernel | FFNKernel, seg: Segment, device
             f"{KEPT_BYTES_PER_REGION * regions / 2**30:.3g} GiB, "
             f"above the memory limit of {memory_limit / 2**30:.3g} GiB; count without keeping breakpoints"
         )
-    check_walk_memory(model, device, regions, max_pieces, memory_limit)
-    return estimate
 
 
 def check_walk_memory(model: Model, device: torch.device, regions: float, max_pieces: int,
