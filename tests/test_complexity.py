@@ -16,7 +16,6 @@ CEILINGS = {
     "regioncount/viz/plot.py::plot_separation": 32,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
     "regioncount/models/modelfile.py::parse_model": 26,
-    "regioncount/partition/box_partition.py::partition_box": 25,
     "regioncount/io/model_files.py::model_from_state_dict": 22,
     "regioncount/models/wellposed.py::certify": 22,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,

@@ -647,6 +647,73 @@ def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[tor
     return torch.cat([owner, box_owner]), torch.cat([normal, box_normal]), torch.cat([offset, box_offset])
 
 
+def _region_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
+                  vanishing: torch.Tensor | None, region: torch.Tensor, region_words: torch.Tensor,
+                  widths: list[int] | None) -> tuple[torch.Tensor, int, int]:
+    """The distinct pairs (E, 2) of regions that share a facet, smaller id first: from the facets' incidences
+    where they prove the neighbour (:func:`_facet_neighbours`), by probes across the others; with the
+    number of facets that matched no region and of facets that were probed."""
+    dev = cells.x.device
+    R = region_words.shape[0]
+    if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
+        across, proven, on_box = _facet_neighbours(model, bx.dim, cells, found, bits, vanishing)
+    else:  # pattern refinement: a fresh bit per cut
+        across = bits[found.owner]
+        proven = on_box = torch.zeros(found.owner.shape[0], dtype=torch.bool, device=dev)
+    proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
+    if bool(proven.any()):
+        index, matched = match_rows(region_words, layer_words(across[proven], widths))
+        proven_pairs = torch.stack([region[found.owner[proven]][matched], index[matched]], 1)
+        rows = proven.nonzero().flatten()
+        proven[rows[~matched]] = False  # no such region (it cannot happen when the argument holds): probe
+    probe = ~proven & ~on_box
+    rest = Facets(found.owner[probe], found.mask[probe], found.centre[probe], found.normal[probe],
+                  found.offset[probe], found.depth[probe])
+    probed, unmatched = _adjacency(model, bx, cells, rest, region, region_words)
+    pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
+    return torch.stack([code // R, code % R], 1), unmatched, int(probe.sum())
+
+
+def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
+               representative: torch.Tensor, wanted: bool) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """Each region's Chebyshev centre and inradius (up to CHEBYSHEV_MAX_REGIONS regions), and a note when
+    they were skipped."""
+    R = representative.shape[0]
+    if not wanted:
+        return None, None, []
+    if R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
+        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
+        order = representative.cpu().numpy()
+        return centres[order], radii[order], []
+    if R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
+        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
+        return centres, radii, []
+    return None, None, [f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})"]
+
+
+def _partition_notes(unmatched: int, probed_facets: int, unresolved: int, doubtful: int, budget_spent: bool,
+                     exact_budget: int, layered: bool) -> list[str]:
+    """What a box partition's output says about how its adjacency and its doubtful decisions were settled."""
+    notes = []
+    if unmatched:
+        notes.append(f"{unmatched} facets matched no region across them and were skipped")
+    if probed_facets:
+        notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
+                     "the cell, or a DEQ refined by patterns) found their neighbours by probes, not by their "
+                     "incidences")
+    if unresolved:
+        notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
+                     "approximate")
+    if doubtful:
+        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if budget_spent else ""
+        tolerance = ZERO_TOL if layered else PLANE_DEQ_ZERO_TOL
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     f"exactly{budget} (boundaries closer than the tolerance, a sliver, are not cut): approximate")
+    return notes
+
+
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
                   max_regions: int | None = 10**6, memory_limit: int | None = None,
@@ -694,39 +761,10 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         limit.check_time("the partition (before its adjacency)")
         region_words = words[representative]
-        if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
-            across, proven, on_box = _facet_neighbours(model, d, cells, found, bits, part.vanishing)
-        else:  # pattern refinement: a fresh bit per cut
-            across = bits[found.owner]
-            proven = on_box = torch.zeros(found.owner.shape[0], dtype=torch.bool, device=dev)
-        proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
-        unmatched = 0
-        if bool(proven.any()):
-            index, matched = match_rows(region_words, layer_words(across[proven], widths))
-            proven_pairs = torch.stack([region[found.owner[proven]][matched], index[matched]], 1)
-            rows = proven.nonzero().flatten()
-            proven[rows[~matched]] = False  # no such region (it cannot happen when the argument holds): probe
-        probe = ~proven & ~on_box
-        rest = Facets(found.owner[probe], found.mask[probe], found.centre[probe], found.normal[probe],
-                      found.offset[probe], found.depth[probe])
-        probed, unmatched_probes = _adjacency(model, bx, cells, rest, region, region_words)
-        pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
-        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-        code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
-        pairs = torch.stack([code // R, code % R], 1)
-        unmatched += unmatched_probes
-        probed_facets = int(probe.sum())
-    centres = radii = None
-    notes = []
+        pairs, unmatched, probed_facets = _region_pairs(model, bx, cells, found, bits, part.vanishing, region,
+                                                        region_words, widths)
     limit.check_time("the partition (before its Chebyshev centres)")
-    if chebyshev and R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
-        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
-        order = representative.cpu().numpy()
-        centres, radii = centres[order], radii[order]
-    elif chebyshev and R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
-        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
-    elif chebyshev:
-        notes.append(f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})")
+    centres, radii, notes = _chebyshev(model, bx, cells, found, bits, representative, chebyshev)
     gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
     offsets = out[representative, d]
     axes = [[float(i == j) for i in range(d)] for j in range(d)]
@@ -739,20 +777,8 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     same_pieces = nx.Graph()
     same_pieces.add_nodes_from(range(R))
     same_pieces.add_edges_from(pairs[same].tolist())
-    if unmatched:
-        notes.append(f"{unmatched} facets matched no region across them and were skipped")
-    if probed_facets:
-        notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
-                     "the cell, or a DEQ refined by patterns) found their neighbours by probes, not by their "
-                     "incidences")
-    if unresolved:
-        notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
-                     "approximate")
-    if doubtful:
-        budget = f" (the exact re-decision budget of {exact_budget:,} was spent)" if part.budget_spent else ""
-        tolerance = ZERO_TOL if certificate is None else PLANE_DEQ_ZERO_TOL
-        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
-                     f"exactly{budget} (boundaries closer than the tolerance, a sliver, are not cut): approximate")
+    notes += _partition_notes(unmatched, probed_facets, unresolved, doubtful, part.budget_spent, exact_budget,
+                              certificate is None)
     notes.extend(decided.notes())
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
