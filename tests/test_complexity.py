@@ -19,7 +19,6 @@ CEILINGS = {
     "regioncount/io/model_files.py::model_from_state_dict": 22,
     "regioncount/models/wellposed.py::certify": 22,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
-    "regioncount/sampling/sampled.py::summarize": 19,
     "regioncount/io/convert.py::from_module": 18,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/core/geometry.py::resolve_plane": 17,
@@ -28,7 +27,6 @@ CEILINGS = {
     "regioncount/io/pt2_io.py::_weight": 17,
     "regioncount/exact/rational1d.py::_ffn_at": 16,
     "regioncount/partition/box_partition.py::subdivide": 16,
-    "regioncount/models/networks.py::_moved": 16,
     "regioncount/line/general_exact.py::decide_general_walk": 16,
     "regioncount/io/model_files.py::_load_safetensors": 16,
 }

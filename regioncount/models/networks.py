@@ -43,11 +43,8 @@ def _moved(model: _M, device: str | torch.device, names: list[str]) -> _M:
     """``model`` with the tensors ``names`` (attribute names; "weights"/"biases" are lists) on ``device``:
     the model itself when they are all there, else a copy made once per device, kept on the model while
     its tensors are the same unmodified objects (identity and version)."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:<current>" are one device
-        device = torch.device("cuda", torch.cuda.current_device())
-    tensors = [t for name in names for t in (getattr(model, name) if isinstance(getattr(model, name), list)
-                                             else [getattr(model, name)])]
+    device = _full_device(device)
+    tensors = [t for name in names for t in _as_list(getattr(model, name))]
     if all(_on(t, device) for t in tensors):
         return model
     key = tuple((id(t), t._version) for t in tensors)
@@ -62,6 +59,19 @@ def _moved(model: _M, device: str | torch.device, names: list[str]) -> _M:
         setattr(moved, name, [t.to(device) for t in value] if isinstance(value, list) else value.to(device))
     copies[str(device)] = (key, moved)
     return moved
+
+
+def _full_device(device: str | torch.device) -> torch.device:
+    """The device with its index: "cuda" and "cuda:<current>" are one device."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _as_list(value: object) -> list:
+    """An attribute that is a list of tensors (weights, biases) or one tensor, as a list."""
+    return value if isinstance(value, list) else [value]
 
 
 def _as_tensor(value: object, what: str, dims: int) -> torch.Tensor:

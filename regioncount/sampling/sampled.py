@@ -290,6 +290,22 @@ def sample_range(patterns: PatternFunction, points: SamplePoints, start: int, st
                 after_batch(first + count - start)
 
 
+def _sampling_warnings(K: int, f1: int, used: int, grid: bool, failures: int, dev: torch.device,
+                       torch_dtype: torch.dtype) -> list[str]:
+    """What a sampled count's reader should know: unsaturated samples, TF32 float32 products, failed solves."""
+    warnings = []
+    if K and f1 > K / 2 and not grid:
+        warnings.append(f"unsaturated: {f1:,} of {K:,} patterns were seen once; more regions are likely unseen")
+    if used and K > used / 2:
+        warnings.append(f"unsaturated: {K:,} distinct patterns among {used:,} samples")
+    if dev.type == "cuda" and torch_dtype == torch.float32 and tf32_enabled():
+        warnings.append("TF32 is enabled in this process (torch.backends.cuda.matmul.allow_tf32 or "
+                        "set_float32_matmul_precision): float32 pre-activations were computed with 10-bit mantissas")
+    if failures:
+        warnings.append(f"{failures:,} fixed-point solves failed their checks and were left out")
+    return warnings
+
+
 def summarize(model: Model, distinct: DistinctPatterns, failures: int, *, box: Box, grid: bool, seed: int,
               dtype: str, device: torch.device, seconds: float) -> SampledCount:
     """The :class:`SampledCount` of a finished distinct-pattern multiset (counts, Chao1, coverage, histogram,
@@ -305,21 +321,12 @@ def summarize(model: Model, distinct: DistinctPatterns, failures: int, *, box: B
     largest = torch.topk(fractions, min(10, K)).values.tolist() if K else []
     edges = [10.0**-k for k in range(0, 13)][::-1]
     hist = torch.histc(torch.log10(fractions.cpu()), bins=12, min=-12, max=0).long().tolist() if K else []
-    warnings = []
-    if K and f1 > K / 2 and not grid:
-        warnings.append(f"unsaturated: {f1:,} of {K:,} patterns were seen once; more regions are likely unseen")
-    if used and K > used / 2:
-        warnings.append(f"unsaturated: {K:,} distinct patterns among {used:,} samples")
-    if dev.type == "cuda" and torch_dtype == torch.float32 and tf32_enabled():
-        warnings.append("TF32 is enabled in this process (torch.backends.cuda.matmul.allow_tf32 or "
-                        "set_float32_matmul_precision): float32 pre-activations were computed with 10-bit mantissas")
-    if failures:
-        warnings.append(f"{failures:,} fixed-point solves failed their checks and were left out")
+    warnings = _sampling_warnings(K, f1, used, grid, failures, dev, torch_dtype)
+    estimates = {"coverage": None, "chao1": None, "chao1_interval": None} if grid else \
+        {"coverage": 1 - f1 / used if used else 0.0, "chao1": estimate, "chao1_interval": (lo95, hi95)}
     return SampledCount(
         model=model.name or model.describe(), samples=used, distinct_patterns=K, seen_once=f1, seen_twice=f2,
-        coverage=None if grid else (1 - f1 / used if used else 0.0), chao1=None if grid else estimate,
-        chao1_interval=None if grid else (lo95, hi95),
-        largest_fractions=largest,
+        **estimates, largest_fractions=largest,
         histogram={"log10_fraction_edges": [math.log10(e) for e in edges], "regions": hist},
         box=box, grid=grid, seed=seed, dtype=dtype, device=dev.type, seconds=seconds,
         solve_failures=failures, hash_collisions=distinct.collisions, warnings=warnings,
