@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import networkx as nx
 import numpy as np
 import torch
 
@@ -41,7 +40,7 @@ from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_fre
 from ..sampling.sampled import packed_patterns_at
 from .deq_cells import pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
-from .exact_pieces import same_affine_pairs
+from .exact_pieces import linear_piece_count, same_affine_pairs
 from .polytopes import (
     CellPartition,
     ConstraintMaps,
@@ -774,16 +773,13 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     same = decided.same
     seconds = watch.seconds()
     pairs = pairs.cpu()
-    same_pieces = nx.Graph()
-    same_pieces.add_nodes_from(range(R))
-    same_pieces.add_edges_from(pairs[same].tolist())
     notes += _partition_notes(unmatched, probed_facets, unresolved, doubtful, part.budget_spent, exact_budget,
                               certificate is None)
     notes.extend(decided.notes())
     return BoxPartition(
         model=model.name or model.describe(), box=bx, cells=cells, region=region, patterns=region_words,
         gradients=gradients, offsets=offsets, volumes=vol, bounded=~touched, pairs=pairs, same_affine=same,
-        linear_pieces=nx.number_connected_components(same_pieces), centres=centres, inradii=radii,
+        linear_pieces=linear_piece_count(R, pairs, same), centres=centres, inradii=radii,
         seconds=seconds, partition_seconds=partition_seconds, device=dev.type, engine=part.engine,
         notes=notes, tolerance_decisions=doubtful + unresolved + decided.open,
         exact_decisions=part.exact_decisions + decided.exact)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+import networkx as nx
 import torch
 
 from ..core.errors import NotWellPosedError
@@ -171,3 +172,12 @@ def same_affine_pairs(model: Model, bits: torch.Tensor, gradients: torch.Tensor,
         same[e] = exact_jacobians(left) == exact_jacobians(right)
         decided += 1
     return PieceDecisions(same.cpu(), decided, len(doubtful) - decided)
+
+
+def linear_piece_count(regions: int, pairs: torch.Tensor, same: torch.Tensor) -> int:
+    """Linear pieces of a partition into ``regions`` regions: the connected components of the graph whose
+    edges are the adjacent pairs (E, 2) that compute one affine map (``same`` (E,))."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(regions))
+    graph.add_edges_from(pairs[same].tolist())
+    return nx.number_connected_components(graph)

@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import networkx as nx
 import torch
 
 from ..core.devices import Stopwatch, default_memory_limit, resolve_device
@@ -48,7 +47,7 @@ from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_fre
 from ..sampling.sampled import packed_patterns_at
 from .deq_cells import Embedding, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells
-from .exact_pieces import same_affine_pairs
+from .exact_pieces import linear_piece_count, same_affine_pairs
 from .polygons import BOUND_CHANNELS, Polygons, PolygonStore, rectangle, rectangle_bounds
 from .polytopes import Polytopes
 from .vertex_bounds import centre_doubts, centre_radii, layer_errors, value_errors
@@ -332,9 +331,6 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     same = decided.same
     seconds = watch.seconds()
     pairs = pairs.cpu()
-    same_pieces = nx.Graph()
-    same_pieces.add_nodes_from(range(R))
-    same_pieces.add_edges_from(pairs[same].tolist())
     notes = []
     if unmatched:
         notes.append(f"{unmatched} edge probes landed on a boundary and were skipped")
@@ -350,6 +346,6 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
         patterns=region_words,
         gradients=gradients, offsets=offsets, areas=areas, bounded=~touched, pairs=pairs, same_affine=same,
-        linear_pieces=nx.number_connected_components(same_pieces), seconds=seconds, device=dev.type,
+        linear_pieces=linear_piece_count(R, pairs, same), seconds=seconds, device=dev.type,
         engine=engine, unresolved=unresolved, notes=notes, partition_seconds=partition_seconds,
         tolerance_decisions=doubtful + decided.open, exact_decisions=exact + decided.exact)
