@@ -33,15 +33,16 @@ def _rows_of(name: str) -> Callable[[Callable[[Any], Rows]], Callable[[Any], Row
 
 
 #: results drawn as several renderables (multi-column tables and notes) instead of rows, by class name
-_DRAWINGS: dict[str, Callable[[Any], list[Any]]] = {}
+_DRAWINGS: dict[str, Callable[[Any, bool], list[Any]]] = {}
 #: Terminal width below which the many-column tables keep their main columns (``--wide``: all of them).
 FULL_TABLE_WIDTH = 150
-#: Set by :func:`render` while a drawing is made for a narrow terminal.
-_NARROW = False
 
 
-def _drawn(name: str) -> Callable[[Callable[[Any], list[Any]]], Callable[[Any], list[Any]]]:
-    def register(func: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+def _drawn(name: str) -> Callable[[Callable[[Any, bool], list[Any]]], Callable[[Any, bool], list[Any]]]:
+    """Register the drawing of a result type: ``func(result, narrow)`` -> items to print (``narrow``: the
+    terminal is narrower than the full table)."""
+
+    def register(func: Callable[[Any, bool], list[Any]]) -> Callable[[Any, bool], list[Any]]:
         _DRAWINGS[name] = func
         return func
 
@@ -60,13 +61,8 @@ def render(result: Result, *, as_json: bool, title: str = "", head: Sequence[tup
     console = stdout_console()
     drawing = _DRAWINGS.get(type(result).__name__)
     if drawing is not None:
-        global _NARROW
-        _NARROW = not wide and console.width < FULL_TABLE_WIDTH
-        try:
-            for item in drawing(result):
-                console.print(item)
-        finally:
-            _NARROW = False
+        for item in drawing(result, not wide and console.width < FULL_TABLE_WIDTH):
+            console.print(item)
         return
     console.print(key_value_table(title, [*head, *rows(result), *tail]))
 
@@ -286,13 +282,13 @@ COMPARE_LEGEND = (
 COMPARE_WIDE_ONLY = {"/2^m", "best in family", "m ReLUs", "need w", "L1 error in family"}
 
 
-def _compare_table(a: Any, rows: list, from_m: int | None) -> list[Any]:
+def _compare_table(a: Any, rows: list, from_m: int | None, narrow: bool) -> list[Any]:
     """The table of one alpha and its verdict."""
     table = Table(title=f"DEQ (width m) vs FFNs with depth <= m^{a}, width <= 2^(m^(1-{a})-1); 1-D, exact",
                   title_justify="left")
     names = ("m", "DEQ", "L_max", "w_max", "FFN bound", "/2^m", "best in family", "m ReLUs", "need w",
              "smallest match", "L1 error in family", "separated")
-    shown = [name not in COMPARE_WIDE_ONLY for name in names] if _NARROW else [True] * len(names)
+    shown = [name not in COMPARE_WIDE_ONLY for name in names] if narrow else [True] * len(names)
     for name, show in zip(names, shown):
         if show:
             table.add_column(name, justify="right")
@@ -312,7 +308,7 @@ def _compare_table(a: Any, rows: list, from_m: int | None) -> list[Any]:
                  match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
                  "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
         table.add_row(*(cell for cell, show in zip(cells, shown) if show))
-    if _NARROW:
+    if narrow:
         table.caption = "(narrow terminal: --wide shows every column, --json every depth)"
     verdict = (f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
                                             if from_m is not None else "not separated at the largest m. ")
@@ -343,12 +339,12 @@ def _trained_table(a: Any, rows: list, name_alpha: bool) -> list[Any]:
 
 
 @_drawn("SeparationReport")
-def _separation_drawing(report: SeparationReport) -> list[Any]:
+def _separation_drawing(report: SeparationReport, narrow: bool) -> list[Any]:
     from regioncount.theory.separation import alpha_summary
 
     out: list[Any] = []
     for index, (a, rows) in enumerate(report.alphas):
-        out += _compare_table(a, rows, report.separated_from(index))
+        out += _compare_table(a, rows, report.separated_from(index), narrow)
     if len(report.alphas) > 1:
         summary = Table(title="As alpha varies (largest m of the range)", title_justify="left")
         for name in ("alpha", "m", "L_max", "w_max", "FFN bound / 2^m", "smallest match width / w_max",
@@ -368,7 +364,7 @@ def _separation_drawing(report: SeparationReport) -> list[Any]:
 
 
 @_drawn("SteepReport")
-def _steep_drawing(report: SteepReport) -> list[Any]:
+def _steep_drawing(report: SteepReport, narrow: bool) -> list[Any]:
     import math
 
     table = Table(title=f"Steep ramp, delta = 2^-m: log2 of the largest |weight|. FFNs with error <= {report.eps}: "

@@ -23,9 +23,9 @@ class DaskUnavailableError(RegionCountError):
 def with_time_left(options: dict[str, Any]) -> dict[str, Any]:
     """A task's options with ``deadline_at`` (wall-clock seconds, ``time.time()``) turned into the
     ``max_seconds`` left when the task starts (at least a millisecond), so that it stops by itself."""
-    if options.get("deadline_at") is None:
-        return {k: v for k, v in options.items() if k != "deadline_at"}
     rest = {k: v for k, v in options.items() if k != "deadline_at"}
+    if options.get("deadline_at") is None:
+        return rest
     return rest | {"max_seconds": max(options["deadline_at"] - time.time(), 1e-3)}
 
 
