@@ -357,3 +357,27 @@ def test_a_sliver_of_an_ffn_slice_is_a_region():
                 [torch.tensor([-(2.0**-10), -(2.0**-10) - 2.0**-50], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
     part = partition_plane(model, *BOX, device="cpu")
     assert (part.method, part.activation_regions, part.tolerance_decisions) == ("exact", 3, 0)
+
+
+def test_proofs_in_many_small_batches_give_the_same_partition(monkeypatch):
+    """The polygon subdivision proves its signs in batches (``polygon_proofs``): with a batch after every
+    few decisions the partition, its engine and its label are the ones of a single batch per layer."""
+    from regioncount.partition import polygon_proofs
+
+    model = random_ffn([2, 12, 12, 1], 7)
+    once = partition_plane(model, *BOX, device="cpu")
+    monkeypatch.setattr(polygon_proofs, "FLUSH_AT", 8)
+    often = partition_plane(model, *BOX, device="cpu")
+    assert (often.activation_regions, often.linear_pieces, often.engine, often.method) == \
+        (once.activation_regions, once.linear_pieces, once.engine, once.method) == \
+        (once.activation_regions, once.linear_pieces, "polygon subdivision (layered)", "exact")
+    assert torch.equal(once.patterns, often.patterns)
+
+
+def test_an_unproven_sign_in_a_late_batch_sends_the_slice_to_the_exact_route(monkeypatch):
+    """A vertex exactly on a later line (three concurrent lines) is found however the proofs are batched."""
+    from regioncount.partition import polygon_proofs
+
+    monkeypatch.setattr(polygon_proofs, "FLUSH_AT", 1)
+    part = partition_plane(concurrent_lines(), *BOX, device="cpu")
+    assert (part.method, part.activation_regions) == ("exact", 6) and "exact second opinions" in part.engine

@@ -48,9 +48,10 @@ from ..sampling.sampled import packed_patterns_at
 from .deq_cells import Embedding, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import linear_piece_count, same_affine_pairs
-from .polygons import BOUND_CHANNELS, Polygons, PolygonStore, rectangle, rectangle_bounds
+from .polygon_proofs import LayerProof, LineTable
+from .polygons import NewVertexValues, Polygons, PolygonStore, rectangle, rectangle_lines
 from .polytopes import Polytopes
-from .vertex_bounds import centre_doubts, centre_radii, layer_errors, value_errors
+from .vertex_bounds import centre_doubts, centre_radii, layer_errors
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -92,15 +93,18 @@ def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor
 
 def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit):
     """The polygon subdivision of an FFN slice.  Every vertex carries a radius and every map its coefficient
-    errors (:mod:`regioncount.partition.vertex_bounds`), so each sign it reads is proven by its own error bound; at the
-    first sign it cannot prove (a vertex on or very near a line, a float zero included) it stops and reports
-    one doubtful decision, and the caller partitions the slice again by polytopes, whose vertices know their
-    constraints and whose doubtful signs are decided exactly."""
+    errors (:mod:`regioncount.partition.vertex_bounds`), so each sign it reads is proven by its own error
+    bound, layer by layer in batches (:mod:`regioncount.partition.polygon_proofs`); at a sign it cannot prove
+    (a vertex on or very near a line, a float zero included) it stops and reports one doubtful decision, and
+    the caller partitions the slice again by polytopes, whose vertices know their constraints and whose
+    doubtful signs are decided exactly."""
     o, u, w = (torch.tensor(v, dtype=DTYPE, device=device) for v in (plane.origin, plane.u, plane.w))
     polys = rectangle(plane.low, plane.high, device)
     state = torch.stack([u, w, o])[None]  # (P, 3, d): coefficients of s, t and the constant
     state_error: torch.Tensor | None = None  # the plane itself is exact
-    bounds = rectangle_bounds(plane.low, plane.high, device)  # (P, V, 7): radius, outgoing line and its error
+    lines = LineTable(*rectangle_lines(plane.low, plane.high, device))
+    radius = torch.zeros(1, 4, dtype=DTYPE, device=device)  # (P, V): each vertex's radius
+    outgoing = torch.arange(4, dtype=DTYPE, device=device)[None]  # (P, V): the line id of its outgoing edge
     bits: torch.Tensor | None = None
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
@@ -113,7 +117,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         Z[:, 2] += bias
         EZ = layer_errors(state, state_error, weight, bias)  # bounds on their rounding (factored)
         valid = polys.valid()
-        r_max = torch.where(valid, bounds[..., 0], 0.0).amax(1)[:, None]
+        r_max = torch.where(valid, radius, 0.0).amax(1)[:, None]
         lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
         sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
         sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
@@ -128,8 +132,11 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
                                                                           device=device).expand(Z.shape[0], -1))
         # the line may cross polygon p (the exact map may take both signs on the exact polygon)
         candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
-        store = PolygonStore(polys, BOUND_CHANNELS, capacity=2 * polys.count + 16, flags=candidates)
-        store.values[:polys.count, :bounds.shape[1]] = bounds
+        P0, V0 = polys.xy.shape[:2]
+        proof = LayerProof(polys.xy, radius, lines, Z, EZ, bound, slopes)
+        store = PolygonStore(polys, 2, capacity=2 * P0 + 16, flags=candidates)
+        store.values[:P0, :, 0] = torch.arange(P0 * V0, dtype=DTYPE, device=device).view(P0, V0)  # vertex ids
+        store.values[:P0, :, 1] = outgoing
         for j in range(weight.shape[0]):
             assert store.flags is not None
             idx = store.flags[:store.count, j].nonzero().flatten()
@@ -139,25 +146,23 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             zj = Z[origin, :, j]  # (S, 3)
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
-            radius = store.values[idx, :, 0]
-            # first each polygon's largest value error: the parent's bound for exact points of its widened
-            # bounding box (the polygon lies in it), plus the largest vertex radius times the slopes' sizes
-            # (padding repeats real vertices)
-            coarse = bound[origin, j] + radius.amax(1) * slopes[origin, j]
-            if not bool((f.abs() > coarse[:, None] * INFLATE).all()):
-                if not bool((f.abs() > value_errors(xy, radius, zj, EZ.column(origin, j))).all()):
-                    return polys, bits, None, None, 0, 1, 0
+            if not proof.record(f, store.values[idx, :, 0].long(), origin, j):
+                return polys, bits, None, None, 0, 1, 0
             real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            store.split(idx[real], f[real], torch.zeros_like(f[real]), zj[real], EZ.column(origin[real], j))
+            cut_lines = proof.cut_lines(origin[real], j).to(DTYPE)
+            store.split(idx[real], f[real], new_values=_vertex_ids(proof, cut_lines))
             limit.check(store.count)
+        if not proof.flush():
+            return polys, bits, None, None, 0, 1, 0
         polys = store.polygons()
-        bounds = store.values[:store.count].clone()
+        ids = store.values[:store.count]
+        radius, outgoing = proof.radii_of(ids[..., 0].long()), ids[..., 1].clone()
         origin = store.origin[:store.count]
         valid = polys.valid()
         centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
-        radius_c = centre_radii(polys.xy, bounds[..., 0], valid, polys.n)
+        radius_c = centre_radii(polys.xy, radius, valid, polys.n)
         Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
         if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
@@ -170,6 +175,23 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
     return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0
+
+
+def _vertex_ids(proof: LayerProof, cut_lines: torch.Tensor) -> NewVertexValues:
+    """The store channels (vertex id, outgoing line id) of the vertices a cut makes: each new vertex is
+    registered with its two lines (its old edge's and the cut's, ``cut_lines`` (S,) ids as floats); in a
+    child its outgoing edge runs along the cut where the child's boundary leaves the old edge (the child
+    keeps vertex k), along the old edge where it enters."""
+
+    def new_values(crossing: torch.Tensor, points: torch.Tensor, f: torch.Tensor, values: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        edge = values[..., 1]
+        vertex = proof.add_vertices(crossing, points, edge.long(), cut_lines.long())
+        cut = cut_lines[:, None].expand_as(edge)
+        return (torch.stack([vertex, torch.where(f > 0, cut, edge)], 2),
+                torch.stack([vertex, torch.where(f < 0, cut, edge)], 2))
+
+    return new_values
 
 
 def _ordered(cells: Polytopes) -> Polygons:

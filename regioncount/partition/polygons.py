@@ -7,11 +7,10 @@ functions, which are interpolated at new vertices (exact for affine functions, u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-
-from .vertex_bounds import line_pair_radius
 
 
 @dataclass
@@ -51,6 +50,11 @@ class Polygons:
         return Polygons(self.xy[index], self.n[index], None if self.values is None else self.values[index])
 
 
+#: ``new_values(crossing (S, V), points (S, V, 2), f (S, V), values (S, V, c))`` -> the values (S, V, c) of the new vertices in
+#: the non-negative child and in the non-positive one (:func:`split_pairs`).
+NewVertexValues = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 def _next_index(n: torch.Tensor, V: int) -> torch.Tensor:
     """(P, V) index of each vertex's successor (cyclic within the first n[p] vertices)."""
     k = torch.arange(V, device=n.device)[None, :]
@@ -64,23 +68,21 @@ def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.dev
     return Polygons(xy, torch.tensor([4], device=device))
 
 
-def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor,
-                cut_map: torch.Tensor | None = None, cut_error: torch.Tensor | None = None):
+def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor,
+                zero_tol: torch.Tensor | None = None, new_values: NewVertexValues | None = None):
     """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
     children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
     to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones).
 
-    With ``cut_map`` (S, 3), the cut's line (a_s, a_t, c), and ``cut_error`` its entrywise error, the signs
-    of ``f`` must all be proven, and the value channels are :data:`BOUND_CHANNELS`: each vertex's radius
-    (:mod:`regioncount.partition.vertex_bounds`), then the line its outgoing edge lies on and that line's error.  A new
-    vertex is bounded afresh from its two lines, the old edge's and the cut's
-    (:func:`~regioncount.partition.vertex_bounds.line_pair_radius`); its outgoing line in a child is the cut where
-    the child's boundary leaves along it, the old edge's line where it enters."""
+    A new vertex lies on edge k -> k + 1 where ``f`` changes sign (values within ``zero_tol`` count as 0: such
+    a vertex joins both children).  Its values are interpolated along the edge (exact for affine functions,
+    up to rounding), or, with ``new_values``, given per child by ``new_values(crossing (S, V), points
+    (S, V, 2), f (S, V), values (S, V, c))``: one (S, V, c) tensor for each child, read at the crossing slots."""
     S, V = f.shape
     device = f.device
     k = torch.arange(V, device=device)[None, :]
     valid = k < n[:, None]
-    fz = torch.where(f.abs() <= zero_tol, torch.zeros_like(f), f)
+    fz = f if zero_tol is None else torch.where(f.abs() <= zero_tol, torch.zeros_like(f), f)
     nxt = torch.where(k + 1 < n[:, None], k + 1, torch.zeros_like(k))
     f_next = torch.gather(fz, 1, nxt)
     crossing = (fz * f_next < 0) & valid
@@ -88,20 +90,8 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     channels = 2 + values.shape[2]
     cut_xy = torch.addcmul(xy, lam, torch.gather(xy, 1, nxt[..., None].expand_as(xy)) - xy)
     both = torch.cat([xy, values], 2)
-    if cut_map is not None and cut_error is not None:
-        # each new vertex bounded from its two lines, the old edge's and the cut's; its outgoing line in a
-        # child is the old edge's where the child's boundary enters along the cut, the cut where it leaves
-        # (the child keeps vertex k); the slots without a crossing are dropped below
-        edge = values[..., 1:7]  # (S, V, 6): the line of edge k -> k + 1 and its error
-        line = torch.cat([cut_map, cut_error], 1)
-        rows, cols = crossing.nonzero(as_tuple=True)
-        at = edge[rows, cols]
-        radius = values.new_zeros(S, V, 1)
-        radius[rows, cols, 0] = line_pair_radius(cut_xy[rows, cols], at[:, :3], at[:, 3:], cut_map[rows],
-                                                 cut_error[rows])
-        line = line[:, None, :].expand_as(edge)
-        cuts = [torch.cat([cut_xy, radius, torch.where((sign * fz > 0)[..., None], line, edge)], 2)
-                for sign in (1.0, -1.0)]
+    if new_values is not None:
+        cuts = [torch.cat([cut_xy, side], 2) for side in new_values(crossing, cut_xy, fz, values)]
     else:
         cut_values = torch.addcmul(values, lam, torch.gather(values, 1, nxt[..., None].expand_as(values)) - values)
         cuts = [torch.cat([cut_xy, cut_values], 2)] * 2
@@ -123,18 +113,14 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     return out[0], out[1]
 
 
-#: Value channels of a polygon store that tracks vertex bounds: radius, outgoing line (3), its error (3).
-BOUND_CHANNELS = 7
-
-
-def rectangle_bounds(low: tuple[float, ...], high: tuple[float, ...], device: torch.device) -> torch.Tensor:
-    """(1, 4, 7) bound channels of :func:`rectangle`'s corners: radius 0 and the exact lines of their
-    outgoing edges (y = y0, x = x1, y = y1, x = x0), written a_s s + a_t t + c = 0."""
+def rectangle_lines(low: tuple[float, ...], high: tuple[float, ...], device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact lines (4, 3) of :func:`rectangle`'s edges in vertex order (y = y0, x = x1, y = y1, x = x0),
+    written a_s s + a_t t + c = 0, and their errors (4, 3) (zero)."""
     (x0, y0), (x1, y1) = low, high
-    lines = [[0.0, 1.0, -y0], [1.0, 0.0, -x1], [0.0, 1.0, -y1], [1.0, 0.0, -x0]]
-    out = torch.zeros(1, 4, BOUND_CHANNELS, dtype=torch.float64, device=device)
-    out[0, :, 1:4] = torch.tensor(lines, dtype=torch.float64, device=device)
-    return out
+    lines = torch.tensor([[0.0, 1.0, -y0], [1.0, 0.0, -x1], [0.0, 1.0, -y1], [1.0, 0.0, -x0]], dtype=torch.float64,
+                         device=device)
+    return lines, torch.zeros_like(lines)
 
 
 class PolygonStore:
@@ -196,12 +182,12 @@ class PolygonStore:
         extra = t[torch.arange(t.shape[0], device=t.device), last][:, None].expand(-1, V - t.shape[1], -1)
         return torch.cat([t, extra], 1)
 
-    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor, cut_map: torch.Tensor | None = None,
-              cut_error: torch.Tensor | None = None) -> torch.Tensor:
-        """Split polygons ``idx`` along their values ``f`` (S, V) (``cut_map``, ``cut_error``: see
+    def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor | None = None,
+              new_values: NewVertexValues | None = None) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V) (``zero_tol``, ``new_values``: see
         :func:`split_pairs`); returns the slots of the new children."""
         S = idx.shape[0]
-        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, cut_map, cut_error)
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, new_values)
         V_need = int(torch.maximum(first[1].max(), second[1].max()))
         self._grow(self.count + S, V_need)
         new = torch.arange(self.count, self.count + S, device=idx.device)
