@@ -381,3 +381,16 @@ def test_an_unproven_sign_in_a_late_batch_sends_the_slice_to_the_exact_route(mon
     monkeypatch.setattr(polygon_proofs, "FLUSH_AT", 1)
     part = partition_plane(concurrent_lines(), *BOX, device="cpu")
     assert (part.method, part.activation_regions) == ("exact", 6) and "exact second opinions" in part.engine
+
+
+def test_the_neighbours_of_a_sliver_are_proven_not_probed():
+    """Two parallel lines 2^-50 apart: the regions on either side touch only the sliver between them.  A
+    probe 1e-7 across an edge would jump the sliver and join them; flipping each edge's unit does not."""
+    W1 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    model = FFN([W1, torch.ones(1, 2, dtype=torch.float64)],
+                [torch.tensor([-(2.0**-10), -(2.0**-10) - 2.0**-50], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    part = partition_plane(model, *BOX, device="cpu")
+    assert part.activation_regions == 3 and part.pairs.shape[0] == 2
+    sliver = int(part.areas.argmin())
+    assert sorted(sliver in pair for pair in part.pairs.tolist()) == [True, True]
+    assert part.linear_pieces == 3 and not part.notes

@@ -249,3 +249,18 @@ def test_chord_statistics_report_tolerance_decisions():
     assert stats.tolerance_decisions > 0
     assert stats.to_json()["tolerance_decisions"] == stats.tolerance_decisions
     assert stats.to_json()["method"] == "float64 walks along random chords"
+
+
+@pytest.mark.parametrize("widths", [None, [5], [64, 3], [70, 130, 1], [200]])
+def test_a_flip_mask_flips_exactly_one_bit_of_the_layer_packing(widths):
+    from regioncount.core.patterns import flip_masks, layer_words
+
+    gen = torch.Generator().manual_seed(3)
+    n = sum(widths) if widths else 77
+    bits = torch.rand(300, n, generator=gen) > 0.5
+    units = torch.arange(300) % n  # every unit, the 63rd bit of a word included
+    word, mask = flip_masks(units, widths, n)
+    flipped = layer_words(bits, widths)
+    flipped[torch.arange(300), word] ^= mask
+    bits[torch.arange(300), units] ^= True
+    assert torch.equal(flipped, layer_words(bits, widths))

@@ -201,6 +201,21 @@ def layer_words(bits: torch.Tensor, widths: Sequence[int] | None = None) -> torc
     return torch.cat([pack_bits(block) for block in torch.split(bits, list(widths), 1)], 1)
 
 
+def flip_masks(units: torch.Tensor, widths: Sequence[int] | None, n_units: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where bit ``units[i]`` (an index over all units, (E,)) lives in :func:`layer_words`' packing: the word
+    (E,) and the one-bit int64 mask (E,) to XOR, so that flipping a unit's bit needs no unpacking.  Bit i of
+    a block sits in word i // 64 at position 8 (i % 8) + (i // 8) % 8 (:func:`pack_bits`)."""
+    blocks = list(widths) if widths is not None and len(widths) > 1 else [n_units]
+    device = units.device
+    sizes = torch.tensor(blocks, dtype=torch.long, device=device)
+    starts = torch.cumsum(sizes, 0) - sizes
+    word_starts = torch.cumsum((sizes + 63) // 64, 0) - (sizes + 63) // 64
+    block = torch.searchsorted(torch.cumsum(sizes, 0), units, right=True)
+    local = units - starts[block]
+    position = 8 * (local % 8) + (local // 8) % 8
+    return word_starts[block] + local // 64, torch.ones_like(units) << position
+
+
 def match_rows(table: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query row (Q, W) of int64 words, the index of the equal row of ``table`` (T, W) (rows of the
     table distinct) and whether there is one; found by hash and confirmed word by word."""

@@ -624,7 +624,8 @@ def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: tor
         if res.status != 0:
             raise RuntimeError(f"the Chebyshev LP did not solve: {res.message}")
         solution[first:first + count] = res.x.reshape(count, d + 1)
-    return solution[:, :d], solution[:, d]
+    # the radius is >= 0 by its bound; the solver may return -0.0 or a tiny negative, which would print as "-0"
+    return solution[:, :d], np.maximum(solution[:, d], 0.0) + 0.0
 
 
 def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -646,7 +647,7 @@ def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[tor
     return torch.cat([owner, box_owner]), torch.cat([normal, box_normal]), torch.cat([offset, box_offset])
 
 
-def _region_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
+def _facet_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
                   vanishing: torch.Tensor | None, region: torch.Tensor, region_words: torch.Tensor,
                   widths: list[int] | None) -> tuple[torch.Tensor, int, int]:
     """The distinct pairs (E, 2) of regions that share a facet, smaller id first: from the facets' incidences
@@ -673,6 +674,15 @@ def _region_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: 
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
     return torch.stack([code // R, code % R], 1), unmatched, int(probe.sum())
+
+
+def region_pairs(model: Model, bx: Box, cells: Polytopes, bits: torch.Tensor, vanishing: torch.Tensor | None,
+                 region: torch.Tensor, region_words: torch.Tensor, widths: list[int] | None
+                 ) -> tuple[torch.Tensor, int, int]:
+    """The pairs of regions sharing a facet, for cells of the layered subdivision (:func:`_facet_pairs` on
+    their facets): the pairs (E, 2), the facets that matched no region and the facets probed."""
+    return _facet_pairs(model, bx, cells, facets(cells, 2 * bx.dim + bits.shape[1]), bits, vanishing, region,
+                        region_words, widths)
 
 
 def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
@@ -760,7 +770,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         limit.check_time("the partition (before its adjacency)")
         region_words = words[representative]
-        pairs, unmatched, probed_facets = _region_pairs(model, bx, cells, found, bits, part.vanishing, region,
+        pairs, unmatched, probed_facets = _facet_pairs(model, bx, cells, found, bits, part.vanishing, region,
                                                         region_words, widths)
     limit.check_time("the partition (before its Chebyshev centres)")
     centres, radii, notes = _chebyshev(model, bx, cells, found, bits, representative, chebyshev)

@@ -22,14 +22,16 @@ and decide the rest exactly, so three lines through one point, a line along an e
 zero never create zero-area polygons, and a sliver between two lines 2^-50 apart is a region.  The general-W
 refinement counts a value within ``DEQ_ZERO_TOL`` (1e-9, its coefficients come from linear solves) of the
 scale of its function (|slope| * extent + |offset|) as zero, and decides such tests again exactly.
-Regions are then joined into an adjacency graph (probing across every polygon edge),
-whose components of equal affine output give the linear pieces.
+Regions are then joined into an adjacency graph (for the FFN polygon subdivision by flipping the unit of
+each edge's line, proven; for the other engines by probing across every polygon edge), whose components of
+equal affine output give the linear pieces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -37,7 +39,7 @@ from ..core.devices import Stopwatch, default_memory_limit, resolve_device
 from ..core.errors import CostLimitError, SegmentError
 from ..core.geometry import Box, Plane, resolve_plane
 from ..core.limits import NO_LIMIT, Deadline
-from ..core.patterns import group_rows, layer_words, probe_pairs
+from ..core.patterns import flip_masks, group_rows, layer_words, probe_pairs
 from ..core.results import PlanePartition
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
@@ -86,12 +88,29 @@ class PolygonLimit:
                                  "raise `memory_limit` or take a smaller slice")
 
 
+class SliceCells(NamedTuple):
+    """What an engine returns: the cells as polygons (P,), their bits (P, units), output gradients (P, k, 2)
+    and offsets (P, k), the counts of unresolved pieces, doubtful and exactly decided tests, and, where the
+    engine proves them, which cells touch the slice's border (P,) and the regions' adjacency
+    (``adjacency(region, region_words) -> (pairs, unmatched)``); None: measured (1e-9 band) and probed."""
+
+    polys: Polygons
+    bits: torch.Tensor | None
+    grads: torch.Tensor | None
+    offs: torch.Tensor | None
+    unresolved: int
+    doubtful: int
+    exact: int
+    touches: torch.Tensor | None = None
+    adjacency: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, int]] | None = None
+
+
 def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
     """|a_s| * max|s| + |a_t| * max|t| + |a_c| for coefficient stacks (..., 3, n) -> (..., n)."""
     return coef[..., 0, :].abs() * extent_s + coef[..., 1, :].abs() * extent_t + coef[..., 2, :].abs()
 
 
-def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit):
+def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit) -> SliceCells:
     """The polygon subdivision of an FFN slice.  Every vertex carries a radius and every map its coefficient
     errors (:mod:`regioncount.partition.vertex_bounds`), so each sign it reads is proven by its own error
     bound, layer by layer in batches (:mod:`regioncount.partition.polygon_proofs`); at a sign it cannot prove
@@ -147,15 +166,15 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             xy = store.xy[idx]
             f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
             if not proof.record(f, store.values[idx, :, 0].long(), origin, j):
-                return polys, bits, None, None, 0, 1, 0
+                return SliceCells(polys, bits, None, None, 0, 1, 0)
             real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
             if real.numel() == 0:
                 continue
-            cut_lines = proof.cut_lines(origin[real], j).to(DTYPE)
+            cut_lines = proof.cut_lines(origin[real], j, first - weight.shape[0] + j).to(DTYPE)
             store.split(idx[real], f[real], new_values=_vertex_ids(proof, cut_lines))
             limit.check(store.count)
         if not proof.flush():
-            return polys, bits, None, None, 0, 1, 0
+            return SliceCells(polys, bits, None, None, 0, 1, 0)
         polys = store.polygons()
         ids = store.values[:store.count]
         radius, outgoing = proof.radii_of(ids[..., 0].long()), ids[..., 1].clone()
@@ -166,7 +185,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
         pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
         if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
-            return polys, bits, None, None, 0, 1, 0
+            return SliceCells(polys, bits, None, None, 0, 1, 0)
         active = pre > 0
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         state, state_error = Zo.mul_(active[:, None, :].to(DTYPE)), EZ.row_max().index_select(0, origin)
@@ -174,7 +193,11 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
     out = state @ readout.T  # (P, 3, k)
-    return polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0
+    edge_units = lines.units()[outgoing.long()]  # (P, V): the unit whose line edge k -> k + 1 lies on
+    on_border = polys.valid() & (edge_units < 0)  # a vertex on the border has an edge along it (signs proven)
+    return SliceCells(polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0, on_border.any(1),
+                      lambda region, words: _adjacency_by_flips(polys, edge_units, region, words,
+                                                                model.hidden_widths))
 
 
 def _vertex_ids(proof: LayerProof, cut_lines: torch.Tensor) -> NewVertexValues:
@@ -236,30 +259,68 @@ def _slice_error(model: Model, plane: Plane) -> torch.Tensor:
     return error * INFLATE
 
 
-def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
+def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int
+                       ) -> SliceCells:
     """The slice by the layered polytope subdivision of :mod:`regioncount.partition.box_partition` (FFNs layer by layer,
     triangular DEQs unit by unit), whose doubtful zero tests are decided in rational arithmetic (vertices from
     their tight constraints): the engine of triangular DEQs, and the exact route of an FFN slice whose
     polygon subdivision left decisions to the tolerance."""
-    from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
+    from .box_partition import CellLimit, region_pairs, subdivide  # the d-D machinery, only when it is needed
 
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
-    cells, bits, out, doubtful, referee, _ = subdivide(_slice_model(model, plane), Box(plane.low, plane.high),
-                                                    device, CellLimit.of(limit.max_regions, limit.memory_limit,
-                                                                         limit.deadline.task_seconds()),
-                                                    exact_budget, exact, _slice_error(model, plane))
-    return _ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided
+    sliced, rectangle_box = _slice_model(model, plane), Box(plane.low, plane.high)
+    cells, bits, out, doubtful, referee, vanishing = subdivide(
+        sliced, rectangle_box, device, CellLimit.of(limit.max_regions, limit.memory_limit,
+                                                    limit.deadline.task_seconds()),
+        exact_budget, exact, _slice_error(model, plane))
+    widths = model.hidden_widths if isinstance(model, FFN) else None
+
+    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int]:
+        pairs, unmatched, _ = region_pairs(sliced, rectangle_box, cells, bits, vanishing, region, words, widths)
+        return pairs, unmatched
+
+    return SliceCells(_ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided,
+                      cells.has_bits(0, 4).any(1), adjacency if not doubtful else None)
 
 
-def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int):
+def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: PolygonLimit, exact_budget: int
+                   ) -> SliceCells:
     """The pattern refinement of :mod:`regioncount.partition.deq_cells` on the slice's rectangle, embedded by
     x = o + s u + t w, its cells ordered as polygons."""
     refined = refine_general_deq(model, Box(plane.low, plane.high), device,
                                  lambda count, vertices, d, words: limit.check(count), embedding=_embedding(plane),
                                  exact_budget=exact_budget)
     out = refined.out  # (P, 3, k): s, t, constant
-    return (_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2], refined.unresolved,
-            refined.doubtful, refined.exact_decisions)
+    return SliceCells(_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2],
+                      refined.unresolved, refined.doubtful, refined.exact_decisions)
+
+
+def _touches_border(plane: Plane, polys: Polygons) -> torch.Tensor:
+    """(P,) the polygons with a vertex within 1e-9 of the slice's size of its border (the engines that do not
+    know their vertices' lines)."""
+    lo = torch.tensor(plane.low, dtype=DTYPE, device=polys.xy.device)
+    hi = torch.tensor(plane.high, dtype=DTYPE, device=polys.xy.device)
+    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+    on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
+    return (on_border & polys.valid()).any(1)
+
+
+def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch.Tensor, region_words: torch.Tensor,
+                        widths: Sequence[int]) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing an edge, proven, for the FFN polygon subdivision whose signs were all proven:
+    each edge lies on the line of one unit (``edge_units`` (P, V); -1: the slice's border), and crossing its
+    relative interior flips exactly that unit's bit (``docs/exact-dd.md``, "Adjacency"), so the region across
+    is the one whose pattern is this region's with that bit flipped.  Returns the pairs (E, 2) and the number
+    of edges whose flipped pattern is no region's (0 unless something is wrong)."""
+    use = polys.valid() & (edge_units >= 0)
+    owner = region[:, None].expand_as(use)[use]
+    units = edge_units[use]
+    if units.numel() == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=region.device), 0
+    word, mask = flip_masks(units, widths, sum(widths))
+    across = region_words[owner]
+    across[torch.arange(across.shape[0], device=across.device), word] ^= mask
+    return probe_pairs(owner, region_words, across)
 
 
 def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor,
@@ -317,19 +378,19 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     watch = Stopwatch(dev)
     with torch.no_grad():
         if isinstance(model, FFN):
-            polys, bits, grads, offs, unresolved, doubtful, exact = _ffn_partition(model, plane, dev, limit)
+            cut = _ffn_partition(model, plane, dev, limit)
             engine = "polygon subdivision (layered)"
-            if doubtful:  # decide them exactly: the same slice by polytopes, whose vertices know their lines
-                polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
-                    model, plane, dev, limit, exact_budget)
+            if cut.doubtful:  # decide them exactly: the same slice by polytopes, whose vertices know their lines
+                cut = _exact_subdivision(model, plane, dev, limit, exact_budget)
                 engine = "polytope subdivision (layered, exact second opinions)"
         elif model.unit_order is not None:  # triangular: unit by unit, like the d-D partition
-            polys, bits, grads, offs, unresolved, doubtful, exact = _exact_subdivision(
-                model, plane, dev, limit, exact_budget)
+            cut = _exact_subdivision(model, plane, dev, limit, exact_budget)
             engine = "polytope subdivision (unit by unit)"
         else:
-            polys, bits, grads, offs, unresolved, doubtful, exact = _deq_partition(model, plane, dev, limit, exact_budget)
+            cut = _deq_partition(model, plane, dev, limit, exact_budget)
             engine = "polygon refinement by patterns"
+        polys, bits, grads, offs, unresolved, doubtful, exact = cut[:7]
+        assert bits is not None and grads is not None and offs is not None
         partition_seconds = watch.seconds()
         deadline.check("the partition (before its regions and adjacency)")
         widths = model.hidden_widths if isinstance(model, FFN) else None
@@ -337,14 +398,13 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         region, representative, _ = group_rows(words)
         R = representative.shape[0]
         areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
-        lo = torch.tensor(plane.low, dtype=DTYPE, device=dev)
-        hi = torch.tensor(plane.high, dtype=DTYPE, device=dev)
-        size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
-        on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
-        touches = (on_border & polys.valid()).any(1)
+        touches = _touches_border(plane, polys) if cut.touches is None else cut.touches
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         region_words = words[representative]
-        pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
+        if cut.adjacency is not None:
+            pairs, unmatched = cut.adjacency(region, region_words)
+        else:
+            pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
     gradients, offsets = grads[representative], offs[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
     deadline.check("the partition (before its linear pieces)")

@@ -34,13 +34,16 @@ class LineTable:
 
     def __init__(self, coef: torch.Tensor, error: torch.Tensor) -> None:
         self._coef, self._error = [coef], [error]
+        #: per line, the unit whose zero set it is (its index over all layers), -1 for the slice's edges
+        self._units = [torch.full((coef.shape[0],), -1, dtype=torch.long, device=coef.device)]
         self.filled = int(coef.shape[0])
         self.reserved = self.filled
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def reserve(self, count: int, device: torch.device) -> torch.Tensor:
-        """Ids (count,) for lines whose coefficients come later."""
+    def reserve(self, count: int, device: torch.device, unit: int) -> torch.Tensor:
+        """Ids (count,) for lines of unit ``unit`` (its index over all layers) whose coefficients come later."""
         ids = torch.arange(self.reserved, self.reserved + count, device=device)
+        self._units.append(torch.full((count,), unit, dtype=torch.long, device=device))
         self.reserved += count
         return ids
 
@@ -50,6 +53,12 @@ class LineTable:
         self._error.append(error)
         self.filled += int(coef.shape[0])
         self._cache = None
+
+    def units(self) -> torch.Tensor:
+        """(L,) the unit of each line (reserved ones included), -1 for the slice's edges."""
+        if len(self._units) > 1:
+            self._units = [torch.cat(self._units)]
+        return self._units[0]
 
     def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All filled lines: coefficients (L, 3) and errors (L, 3)."""
@@ -79,10 +88,11 @@ class LayerProof:
         self._records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []  # f, vertex ids, cells, unit
         self._recorded = 0
 
-    def cut_lines(self, cells: torch.Tensor, unit: int) -> torch.Tensor:
-        """Ids (S,) of unit ``unit``'s lines on the starting polygons ``cells`` (S,)."""
+    def cut_lines(self, cells: torch.Tensor, unit: int, bit: int) -> torch.Tensor:
+        """Ids (S,) of the lines of the layer's unit ``unit`` (``bit`` over all layers) on the starting
+        polygons ``cells`` (S,)."""
         self._cuts.append((cells, unit))
-        return self.lines.reserve(int(cells.shape[0]), cells.device)
+        return self.lines.reserve(int(cells.shape[0]), cells.device, bit)
 
     def add_vertices(self, crossing: torch.Tensor, points: torch.Tensor, edge_lines: torch.Tensor,
                      cut_lines: torch.Tensor) -> torch.Tensor:
