@@ -295,6 +295,21 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
                       refined.unresolved, refined.doubtful, refined.exact_decisions)
 
 
+def _slice_cells(model: Model, plane: Plane, dev: torch.device, limit: PolygonLimit, exact_budget: int
+                 ) -> tuple[SliceCells, str]:
+    """The slice's cells by the engine of its model, and the engine's name."""
+    if isinstance(model, FFN):
+        cut = _ffn_partition(model, plane, dev, limit)
+        if not cut.doubtful:
+            return cut, "polygon subdivision (layered)"
+        # decide them exactly: the same slice by polytopes, whose vertices know their lines
+        return (_exact_subdivision(model, plane, dev, limit, exact_budget),
+                "polytope subdivision (layered, exact second opinions)")
+    if model.unit_order is not None:  # triangular: unit by unit, like the d-D partition
+        return _exact_subdivision(model, plane, dev, limit, exact_budget), "polytope subdivision (unit by unit)"
+    return _deq_partition(model, plane, dev, limit, exact_budget), "polygon refinement by patterns"
+
+
 def _touches_border(plane: Plane, polys: Polygons) -> torch.Tensor:
     """(P,) the polygons with a vertex within 1e-9 of the slice's size of its border (the engines that do not
     know their vertices' lines)."""
@@ -377,18 +392,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
                             deadline)
     watch = Stopwatch(dev)
     with torch.no_grad():
-        if isinstance(model, FFN):
-            cut = _ffn_partition(model, plane, dev, limit)
-            engine = "polygon subdivision (layered)"
-            if cut.doubtful:  # decide them exactly: the same slice by polytopes, whose vertices know their lines
-                cut = _exact_subdivision(model, plane, dev, limit, exact_budget)
-                engine = "polytope subdivision (layered, exact second opinions)"
-        elif model.unit_order is not None:  # triangular: unit by unit, like the d-D partition
-            cut = _exact_subdivision(model, plane, dev, limit, exact_budget)
-            engine = "polytope subdivision (unit by unit)"
-        else:
-            cut = _deq_partition(model, plane, dev, limit, exact_budget)
-            engine = "polygon refinement by patterns"
+        cut, engine = _slice_cells(model, plane, dev, limit, exact_budget)
         polys, bits, grads, offs, unresolved, doubtful, exact = cut[:7]
         assert bits is not None and grads is not None and offs is not None
         partition_seconds = watch.seconds()
