@@ -127,7 +127,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     bits: torch.Tensor | None = None
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
-    g = gamma(3)
+    g = gamma(6)
     first = 0
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
         silent = silent_units[first:first + weight.shape[0]]
@@ -138,21 +138,20 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         valid = polys.valid()
         r_max = torch.where(valid, radius, 0.0).amax(1)[:, None]
         lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
-        sx = torch.minimum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
-        sy = torch.minimum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
-        bx = torch.maximum(Z[:, 0] * lo_xy[:, :1], Z[:, 0] * hi_xy[:, :1])
-        by = torch.maximum(Z[:, 1] * lo_xy[:, 1:], Z[:, 1] * hi_xy[:, 1:])
-        reach = torch.maximum(lo_xy.abs(), hi_xy.abs())  # (P0, 2)
-        reach1 = torch.cat([reach, torch.ones_like(reach[:, :1])], 1)
-        bound = (EZ.weighted(reach1) + g * (Z[:, 0].abs() * reach[:, :1] + Z[:, 1].abs() * reach[:, 1:]
-                                            + Z[:, 2].abs())) * INFLATE
-        band = torch.nan_to_num(bound, nan=torch.inf)
-        slopes = Z[:, 0].abs() + Z[:, 1].abs() + EZ.weighted(torch.tensor([[1.0, 1.0, 0.0]], dtype=DTYPE,
-                                                                          device=device).expand(Z.shape[0], -1))
-        # the line may cross polygon p (the exact map may take both signs on the exact polygon)
-        candidates = (Z[:, 2] + sx + sy <= band) & (Z[:, 2] + bx + by >= -band) & ~silent  # (P0, n)
+        mid, half = (lo_xy + hi_xy) * 0.5, (hi_xy - lo_xy) * 0.5
+        reach = mid.abs() + half  # (P0, 2): max |s|, |t| over the widened box
+        abs_s, abs_t = Z[:, 0].abs(), Z[:, 1].abs()
+        # each map's error at exact points of the widened box, plus the rounding of the tests below (the
+        # value at the box's middle, the spread, their comparison: gamma_6 covers them)
+        bound = EZ.weighted(torch.cat([reach, torch.ones_like(reach[:, :1])], 1))
+        bound.addcmul_(abs_s, reach[:, :1], value=g).addcmul_(abs_t, reach[:, 1:], value=g).add_(Z[:, 2].abs(), alpha=g)
+        bound.mul_(INFLATE).nan_to_num_(nan=torch.inf)
+        middle = torch.addcmul(Z[:, 2], Z[:, 0], mid[:, :1]).addcmul_(Z[:, 1], mid[:, 1:])
+        spread = torch.addcmul(abs_s * half[:, :1], abs_t, half[:, 1:])
+        # the line may cross polygon p: the exact map may take both signs on the exact polygon
+        candidates = (middle.abs_() <= spread.add_(bound)) & ~silent  # (P0, n)
         P0, V0 = polys.xy.shape[:2]
-        proof = LayerProof(polys.xy, radius, lines, Z, EZ, bound, slopes)
+        proof = LayerProof(polys.xy, radius, lines, Z, EZ, bound)
         store = PolygonStore(polys, 2, capacity=2 * P0 + 16, flags=candidates)
         store.values[:P0, :, 0] = torch.arange(P0 * V0, dtype=DTYPE, device=device).view(P0, V0)  # vertex ids
         store.values[:P0, :, 1] = outgoing

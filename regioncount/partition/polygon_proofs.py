@@ -73,12 +73,11 @@ class LayerProof:
 
     ``xy`` (P0, V, 2) and ``radius`` (P0, V) are the layer's starting polygons' vertices and radii (vertex
     ids ``p * V + k``); ``Z`` (P0, 3, n) the layer's maps on them (slopes in s, t, then the constant),
-    ``EZ`` their errors, ``bound`` (P0, n) each map's error bound over the polygon's widened bounding box and
-    ``slopes`` (P0, n) its slope magnitudes with their errors, as the eager screen uses them."""
+    ``EZ`` their errors and ``bound`` (P0, n) each map's error bound over the polygon's widened bounding box."""
 
     def __init__(self, xy: torch.Tensor, radius: torch.Tensor, lines: LineTable, Z: torch.Tensor, EZ: MapErrors,
-                 bound: torch.Tensor, slopes: torch.Tensor, flush_at: int | None = None) -> None:
-        self.lines, self.Z, self.EZ, self.bound, self.slopes = lines, Z, EZ, bound, slopes
+                 bound: torch.Tensor, flush_at: int | None = None) -> None:
+        self.lines, self.Z, self.EZ, self.bound = lines, Z, EZ, bound
         self.flush_at = FLUSH_AT if flush_at is None else flush_at
         self.points = xy.reshape(-1, 2)
         self.radii = radius.reshape(-1)
@@ -148,15 +147,15 @@ class LayerProof:
         cells = torch.cat([r[2] for r in group])
         units = torch.cat([torch.full_like(r[2], r[3]) for r in group])
         radius = self.radii[vertices]
+        maps, errors = self.Z[cells, :, units], self.EZ.entries(cells, units)  # (N, 3) each
+        slopes = maps[:, 0].abs() + maps[:, 1].abs() + errors[:, 0] + errors[:, 1]
         # first each polygon's largest error: its start's bound over the widened bounding box, plus the largest
         # vertex radius times the slopes' sizes (padding repeats real vertices)
-        coarse = self.bound[cells, units] + radius.amax(1) * self.slopes[cells, units]
+        coarse = self.bound[cells, units] + radius.amax(1) * slopes
         rows = (~(f.abs() > (coarse * INFLATE)[:, None]).all(1)).nonzero().flatten()
         if rows.numel() == 0:
             return True
-        cells, units = cells[rows], units[rows]
-        err = value_errors(self.points[vertices[rows]], radius[rows], self.Z[cells, :, units],
-                           self.EZ.entries(cells, units))
+        err = value_errors(self.points[vertices[rows]], radius[rows], maps[rows], errors[rows])
         return bool((f[rows].abs() > err).all())
 
     def radii_of(self, vertices: torch.Tensor) -> torch.Tensor:
