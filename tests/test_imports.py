@@ -103,6 +103,7 @@ LAYERS = {
     "theory": {"core", "models", "exact", "line"},
     "parallel": {"core", "models", "line", "sampling"},
     "viz": {"core", "models", "theory"},
+    "bias": {"core", "models"},
 }
 
 

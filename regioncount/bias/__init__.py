@@ -1,0 +1,1 @@
+"""The implicit bias of gradient flow on diagonal linear DEQs (``regioncount bias``, ``docs/bias.md``)."""
