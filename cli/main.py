@@ -15,6 +15,7 @@ from regioncount.core.settings import DEFAULT_MAX_REGIONS, DEVICE_CHOICES, READO
 if TYPE_CHECKING:
     from regioncount.core.results import SegmentCount
 
+from .commands_bias import bias
 from .commands_plane import plane_options
 from .commands_steep import steep
 from .commands_theory import bound, check, compare
@@ -487,6 +488,7 @@ main.add_command(compare)
 main.add_command(bound)
 main.add_command(check)
 main.add_command(steep)
+main.add_command(bias)
 
 if __name__ == "__main__":
     main()

@@ -141,7 +141,7 @@ def deq_gradient_descent(inst: Instance, step: float, *, residual_tol: float = 1
 
 
 def diagonal_network_flow(inst: Instance, alpha: float, *, residual_tol: float = 1e-12, rtol: float = 1e-10,
-                          t_max: float = 1e9, samples: int = 60) -> FlowResult:
+                          t_max: float = 1e9, samples: int = 150) -> FlowResult:
     """Gradient flow of ``theta = u^2 - v^2`` from ``u = v = alpha`` on the same loss
     (``du/dt = -2 u X^T r``, ``dv/dt = 2 v X^T r``): small alpha tends to the least-l1 interpolant, large
     alpha to the least-l2 one (Woodworth et al., 2020)."""

@@ -8,6 +8,8 @@ therefore the minimiser of
     Q(beta) = sum_i 1 / (2 beta_i^2) + s beta_i / beta0_i^3      over beta > 0 with A beta = y (A = X diag(signs))
 
 with ``s = +1`` (:data:`DERIVED`): Q' = beta0^-3 - beta^-3 lies in the row space of A, the KKT condition.
+Plain coefficients ``c`` trained from 0 beside them (a bias term: columns ``P``, model ``A beta + P c``) keep
+``c = -P^T v``, so with the same multiplier ``-3 v`` they add ``3 |c|^2 / 2`` to Q.
 The review discussion quotes ``s = -1`` (:data:`QUOTED`); both can be solved and compared with the flow.
 Q is convex on beta > 0 for either sign; the minimiser is found through the concave dual
 ``phi(lam) = sum_i h(c_i - (A^T lam)_i) + lam . y``, ``c = s beta0^-3``, by a damped Newton method, with
@@ -29,7 +31,7 @@ DERIVED, QUOTED = 1.0, -1.0
 @dataclass(frozen=True)
 class Minimiser:
     """The potential's minimiser ``beta`` (d,) (None if none was found; ``plain`` (k,) the plain columns'
-    coefficients, whose cost is ``|c|^2 / 2``), the KKT residual (relative: the part
+    coefficients, whose cost is ``3 |c|^2 / 2``), the KKT residual (relative: the part
     of ``Q'(beta)`` outside the row space of A, over its size), the constraint residual ``|A beta - y| / |y|``,
     Newton iterations and a one-line status."""
 
@@ -98,9 +100,9 @@ def _finish(inst: Instance, beta: np.ndarray | None, iterations: int, status: st
         return Minimiser(None, float("nan"), float("nan"), iterations, status, sign)
     A, fit = inst.A, inst.A @ beta
     gradient = potential_gradient(beta, inst.beta0, sign)
-    if inst.plain is not None and plain is not None:  # the plain coefficients' cost |c|^2 / 2: gradient c
+    if inst.plain is not None and plain is not None:  # the plain coefficients' cost 3 |c|^2 / 2: gradient 3 c
         A, fit = np.concatenate([A, inst.plain], 1), fit + inst.plain @ plain
-        gradient = np.concatenate([gradient, plain])
+        gradient = np.concatenate([gradient, 3 * plain])
     residual = float(np.linalg.norm(fit - inst.y) / max(np.linalg.norm(inst.y), np.finfo(float).tiny))
     return Minimiser(beta, kkt_residual(A, gradient), residual, iterations, status, sign, plain)
 
@@ -112,26 +114,26 @@ def _dual_newton(inst: Instance, c: np.ndarray, lam: np.ndarray, sign: float, to
     step, halved until it stays in the domain and raises phi (Armijo).  lam running away means phi is
     unbounded: no interpolating beta > 0 exists."""
     A, y = inst.A, inst.y
-    B = np.zeros((inst.n, 0)) if inst.plain is None else inst.plain  # plain columns: c = B^T lam, cost |c|^2 / 2
+    B = np.zeros((inst.n, 0)) if inst.plain is None else inst.plain  # plain columns: c = B^T lam / 3
     scale = max(np.linalg.norm(y), np.finfo(float).tiny)
 
     def phi(lam: np.ndarray) -> float:
         u = c - A.T @ lam
         plain = B.T @ lam
-        return float(1.5 * np.sum(u ** (2.0 / 3.0)) + lam @ y - 0.5 * plain @ plain) if np.all(u > 0) else -np.inf
+        return float(1.5 * np.sum(u ** (2.0 / 3.0)) + lam @ y - plain @ plain / 6) if np.all(u > 0) else -np.inf
 
     value = phi(lam)
     for iteration in range(1, max_iter + 1):
         u = c - A.T @ lam
         beta = u ** (-1.0 / 3.0)
-        grad = y - A @ beta - B @ (B.T @ lam)
+        grad = y - A @ beta - B @ (B.T @ lam) / 3
         if np.linalg.norm(grad) <= tol * scale * max(1.0, np.sqrt(inst.n)):
-            return _finish(inst, beta, iteration, "converged", sign, B.T @ lam)
-        H = (A * (u ** (-4.0 / 3.0) / 3.0)[None, :]) @ A.T + B @ B.T
+            return _finish(inst, beta, iteration, "converged", sign, B.T @ lam / 3)
+        H = (A * (u ** (-4.0 / 3.0) / 3.0)[None, :]) @ A.T + B @ B.T / 3
         step = np.linalg.solve(H, grad)  # the ascent direction -Hessian^-1 grad
         t, slope = 1.0, float(grad @ step)
         if slope <= (1e-12 * scale) ** 2:  # the Newton decrement: what is left is rounding (u's cancellation)
-            return _finish(inst, beta, iteration, "converged", sign, B.T @ lam)
+            return _finish(inst, beta, iteration, "converged", sign, B.T @ lam / 3)
         while t > 1e-20:
             trial = lam + t * step
             new = phi(trial)
@@ -145,5 +147,5 @@ def _dual_newton(inst: Instance, c: np.ndarray, lam: np.ndarray, sign: float, to
             return _finish(inst, None, iteration, "no interpolating beta > 0 (the dual is unbounded)", sign)
     u = c - A.T @ lam
     beta = u ** (-1.0 / 3.0)
-    ok = np.linalg.norm(y - A @ beta - B @ (B.T @ lam)) <= 1e-10 * scale
-    return _finish(inst, beta, max_iter, "converged" if ok else "did not converge", sign, B.T @ lam)
+    ok = np.linalg.norm(y - A @ beta - B @ (B.T @ lam) / 3) <= 1e-10 * scale
+    return _finish(inst, beta, max_iter, "converged" if ok else "did not converge", sign, B.T @ lam / 3)
