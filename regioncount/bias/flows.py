@@ -19,6 +19,9 @@ from .instances import Instance
 
 #: Largest beta the flow may reach before it is called divergent (the DEQ's w approaching 1).
 BLOW_UP = 1e12
+#: Largest stiffness ``(beta_max / beta_min)^4`` the integration follows: beyond it the Newton systems of an
+#: implicit method are singular in float64, and the flow is stopped and reported as such.
+STIFFNESS = 1e14
 
 
 @dataclass
@@ -45,70 +48,123 @@ def _relative(X: np.ndarray, theta: np.ndarray, y: np.ndarray) -> float:
     return float(np.linalg.norm(X @ theta - y) / max(np.linalg.norm(y), np.finfo(float).tiny))
 
 
-def deq_gradient_flow(inst: Instance, *, residual_tol: float = 1e-13, rtol: float = 1e-12, t_max: float = 1e9,
-                      samples: int = 60) -> FlowResult:
-    """Gradient flow of the diagonal DEQ from ``beta0`` until ``|r| <= residual_tol |y|`` (an event), over at
-    most ``t_max``.  Also checks the closed form ``beta(t)^-3 = beta0^-3 + 3 signs * X^T v(t)`` along the
-    path (``relation_error``: the largest deviation relative to ``beta0^-3``).  Ends as "diverged" when some
-    beta passes :data:`BLOW_UP` (w -> 1: the flow leaves the well-posed DEQs)."""
+def deq_gradient_flow(inst: Instance, *, residual_tol: float = 1e-13, rtol: float = 1e-12, t_max: float = 1e40,
+                      s_max: float = 1e6, samples: int = 150, method: str = "LSODA") -> FlowResult:
+    """Gradient flow of the diagonal DEQ from ``beta0`` until ``|r| <= residual_tol |y|`` (an event), up to
+    the time ``t_max``.  Ends as "diverged" when some beta passes :data:`BLOW_UP` (w -> 1: the flow leaves the
+    well-posed DEQs).  ``relation_error`` compares the path with an independent integration of the model's own
+    parameters (:func:`_direct_relation`).
+
+    Near the limit the flow is slow wherever beta is small (``d beta / dt`` carries ``beta^4``: a limit with
+    beta ~ 1e-4 is reached only by t ~ 1e18).  So it is integrated in ``mu = beta^-3`` (``d mu / dt = 3 signs
+    X^T r``: relative accuracy where beta is small) and in the time ``s`` with ``dt / ds = phi = 1 + sum
+    beta_i^-4`` (``t`` is a state too).  A positive scalar time change leaves the path and its limit unchanged;
+    in ``s`` the residual decays at least like ``exp(-sigma_min(X)^2 s)`` (``docs/bias.md``, "Integrating the
+    flow")."""
     from scipy.integrate import solve_ivp
 
-    X, y, a = inst.X, inst.y, inst.signs
+    y, a = inst.y, inst.signs
     n, d, k = inst.n, inst.d, inst.k
     B = np.zeros((n, 0)) if inst.plain is None else inst.plain
     target = residual_tol * max(np.linalg.norm(y), np.finfo(float).tiny)
-    F = np.concatenate([X * a[None, :], B], 1)  # (n, d + k): d residual / d (beta, c)
+    F = np.concatenate([inst.A, B], 1)  # (n, d + k): d residual / d (beta, c)
     G = F.T @ F
+    size = d + k + n  # state: mu (d), plain c (k), integrated residual v (n), then the time t
 
-    def residual_of(state: np.ndarray) -> np.ndarray:
-        return F @ state[:d + k] - y
+    def parameters(state: np.ndarray) -> np.ndarray:
+        return np.concatenate([state[:d] ** (-1.0 / 3.0), state[d:d + k]])
+
+    def in_time(state: np.ndarray) -> np.ndarray:
+        """d (mu, c, v) / dt."""
+        r = F @ parameters(state) - y
+        g = F.T @ r
+        return np.concatenate([3 * g[:d], -g[d:], r])
+
+    def rhs(_s: float, state: np.ndarray) -> np.ndarray:
+        phi = 1.0 + np.sum(state[:d] ** (4.0 / 3.0))
+        return np.concatenate([phi * in_time(state), [phi]])
+
+    def jac(_s: float, state: np.ndarray) -> np.ndarray:
+        mu = state[:d]
+        scale = np.concatenate([-(mu ** (-4.0 / 3.0)) / 3.0, np.ones(k)])  # d (beta, c) / d (mu, c)
+        J = np.zeros((size, size))
+        J[:d, :d + k] = 3 * G[:d] * scale[None, :]
+        J[d:d + k, :d + k] = -G[d:] * scale[None, :]
+        J[d + k:, :d + k] = F * scale[None, :]
+        phi = 1.0 + np.sum(mu ** (4.0 / 3.0))
+        dphi = np.zeros(size + 1)
+        dphi[:d] = (4.0 / 3.0) * mu ** (1.0 / 3.0)
+        full = np.zeros((size + 1, size + 1))
+        full[:size, :size] = phi * J
+        full += np.outer(np.append(in_time(state), 1.0), dphi)  # the product rule: (phi f)' = phi f' + f phi'
+        return full
+
+    def converged(_s: float, state: np.ndarray) -> float:
+        return float(np.linalg.norm(F @ parameters(state) - y) - target)
+
+    def blow_up(_s: float, state: np.ndarray) -> float:
+        return float(state[:d].min() - BLOW_UP**-3.0)
+
+    def out_of_time(_s: float, state: np.ndarray) -> float:
+        return float(t_max - state[-1])
+
+    def too_stiff(_s: float, state: np.ndarray) -> float:
+        return float(STIFFNESS - (state[:d].max() / state[:d].min()) ** (4.0 / 3.0))
+
+    for event in (converged, blow_up, out_of_time, too_stiff):
+        event.terminal = True  # type: ignore[attr-defined]
+    start = np.concatenate([inst.beta0**-3.0, np.zeros(k + n + 1)])
+    atol = np.concatenate([np.full(d, 1e-300), np.full(k + n + 1, 1e-15)])  # mu > 0 is kept to rtol alone
+    sol = solve_ivp(rhs, (0.0, s_max), start, method=method, jac=jac, rtol=rtol, atol=atol,
+                    events=(converged, blow_up, out_of_time, too_stiff), dense_output=True)
+    state = sol.y[:, -1]
+    t_end, beta = float(state[-1]), state[:d] ** (-1.0 / 3.0)
+    grid = np.concatenate([[0.0], np.logspace(-4, np.log10(max(float(sol.t[-1]), 1e-3)), samples)])
+    states = sol.sol(grid[grid <= sol.t[-1]]) if sol.sol is not None else state[:, None]
+    residual = float(np.linalg.norm(F @ parameters(state) - y) / max(np.linalg.norm(y), np.finfo(float).tiny))
+    status, ok = _flow_status(sol, t_end, residual)
+    return FlowResult(a * beta, beta, t_end, residual, ok, status, states[-1], (states[:d] ** (-1.0 / 3.0)).T * a,
+                      _direct_relation(inst, states[-1], states[:d + k]), int(sol.nfev), state[d:d + k].copy())
+
+
+def _direct_relation(inst: Instance, times: np.ndarray, reduced: np.ndarray, horizon: float = 1e3) -> float:
+    """Integrate the flow in the model's own parameters (``d beta / dt = -signs (X^T r) beta^4``, plain
+    ``dc / dt = -P^T r``) over the sampled times up to ``horizon`` and return the largest deviation of
+    ``beta^-3`` from the ``mu`` of :func:`deq_gradient_flow` (``reduced`` (d + k, T)), relative to
+    ``beta0^-3``: a check, independent of the change of variables, that the two describe one path."""
+    from scipy.integrate import solve_ivp
+
+    y, d, k = inst.y, inst.d, inst.k
+    F = np.concatenate([inst.A, np.zeros((inst.n, 0)) if inst.plain is None else inst.plain], 1)
+    shown = times <= horizon
+    if shown.sum() < 2:
+        return 0.0
 
     def rhs(_t: float, state: np.ndarray) -> np.ndarray:
-        r = residual_of(state)
-        g = F.T @ r
-        return np.concatenate([-g[:d] * state[:d] ** 4, -g[d:], r])
+        g = F.T @ (F @ state - y)
+        return np.concatenate([-g[:d] * state[:d] ** 4, -g[d:]])
 
-    def jac(_t: float, state: np.ndarray) -> np.ndarray:
-        beta = state[:d]
-        g = F.T @ residual_of(state)
-        J = np.zeros((d + k + n, d + k + n))
-        J[:d + k, :d + k] = -G
-        J[:d, :d + k] *= (beta**4)[:, None]
-        J[np.arange(d), np.arange(d)] -= 4 * g[:d] * beta**3
-        J[d + k:, :d + k] = F
-        return J
-
-    def converged(_t: float, state: np.ndarray) -> float:
-        return float(np.linalg.norm(residual_of(state)) - target)
-
-    def blow_up(_t: float, state: np.ndarray) -> float:
-        return float(BLOW_UP - state[:d].max())
-
-    converged.terminal = True  # type: ignore[attr-defined]
-    blow_up.terminal = True  # type: ignore[attr-defined]
-    times = np.concatenate([[0.0], np.logspace(-3, np.log10(t_max), samples)])
-    sol = solve_ivp(rhs, (0.0, t_max), np.concatenate([inst.beta0, np.zeros(k + n)]), method="Radau", jac=jac,
-                    rtol=rtol, atol=1e-15, events=(converged, blow_up), dense_output=True)
-    t_end = float(sol.t[-1])
-    state = sol.y[:, -1]
-    beta = state[:d]
-    shown = times[times <= t_end]
-    path = sol.sol(shown)[:d].T * a[None, :] if sol.sol is not None and shown.size else np.zeros((0, d))
-    states = sol.sol(shown) if sol.sol is not None and shown.size else np.zeros((d + k + n, 0))
+    sol = solve_ivp(rhs, (0.0, float(times[shown][-1])), np.concatenate([inst.beta0, np.zeros(k)]), method="LSODA",
+                    rtol=1e-12, atol=np.concatenate([np.full(d, 1e-300), np.full(k, 1e-15)]), t_eval=times[shown])
+    if sol.status != 0:
+        return float("inf")
     base = inst.beta0**-3.0
-    predicted = base[:, None] + 3 * a[:, None] * (X.T @ states[d + k:])
-    relation = float(np.max(np.abs(states[:d] ** -3.0 - predicted) / base[:, None])) if shown.size else 0.0
-    residual = float(np.linalg.norm(residual_of(state)) / max(np.linalg.norm(y), np.finfo(float).tiny))
+    return float(np.max(np.abs(sol.y[:d] ** -3.0 - reduced[:d, shown]) / base[:, None]))
+
+
+def _flow_status(sol, t_end: float, residual: float) -> tuple[str, bool]:
+    """The one-line status of :func:`deq_gradient_flow` and whether it converged (events: converged, blow-up,
+    out of time)."""
     if sol.status == 1 and sol.t_events[1].size:
-        status, ok = f"diverged: beta reached {BLOW_UP:.0e} at t = {t_end:.3g} (w -> 1)", False
-    elif sol.status == 1:
-        status, ok = "converged", True
-    elif sol.status == 0:
-        status, ok = f"did not converge by t = {t_max:.3g} (residual {residual:.2e})", False
-    else:
-        status, ok = f"the integrator failed: {sol.message}", False
-    return FlowResult(a * beta, beta, t_end, residual, ok, status, shown, path, relation, int(sol.nfev),
-                      state[d:d + k].copy())
+        return f"diverged: beta reached {BLOW_UP:.0e} at t = {t_end:.3g} (w -> 1)", False
+    if sol.status == 1 and sol.t_events[0].size:
+        return "converged", True
+    if sol.status == 1 and sol.t_events[3].size:
+        return (f"stopped at t = {t_end:.3g} (residual {residual:.2e}): beta spans more than "
+                f"{STIFFNESS ** 0.25:.0e}, too stiff to integrate in float64"), False
+    if sol.status in (0, 1):
+        return f"did not converge by t = {t_end:.3g} (residual {residual:.2e})", False
+    return f"the integrator failed: {sol.message}", False
 
 
 def deq_gradient_descent(inst: Instance, step: float, *, residual_tol: float = 1e-12, max_steps: int = 200_000,

@@ -57,6 +57,13 @@ class Instance:
 def check_instance(inst: Instance) -> Instance:
     """Refuse, in one line, what breaks the result's assumptions: shapes, non-finite numbers, n > d, a rank-
     deficient X, beta0 <= 0, signs other than +-1."""
+    _check_shapes(inst)
+    _check_values(inst)
+    return inst
+
+
+def _check_shapes(inst: Instance) -> None:
+    """Matching shapes, 1 <= n <= d <= MAX_FEATURES, plain columns of n rows."""
     X, y, beta0, signs = inst.X, inst.y, inst.beta0, inst.signs
     if X.ndim != 2 or y.shape != (X.shape[0],) or beta0.shape != (X.shape[1],) or signs.shape != (X.shape[1],):
         raise BiasInputError(f"shapes do not match: X {X.shape}, y {y.shape}, beta0 {beta0.shape}, "
@@ -64,22 +71,26 @@ def check_instance(inst: Instance) -> Instance:
     n, d = X.shape
     if n < 1 or d > MAX_FEATURES:
         raise BiasInputError(f"need 1 <= n and d <= {MAX_FEATURES}, got n = {n}, d = {d}")
-    if not (np.isfinite(X).all() and np.isfinite(y).all() and np.isfinite(beta0).all()):
-        raise BiasInputError("X, y and beta0 must be finite (NaN or inf found)")
     if n > d:
         raise BiasInputError(f"the result is about the over-parameterised regime n <= d; got n = {n} samples "
                              f"and d = {d} features")
-    if inst.plain is not None and (inst.plain.ndim != 2 or inst.plain.shape[0] != n or
-                                   not np.isfinite(inst.plain).all()):
+    if inst.plain is not None and (inst.plain.ndim != 2 or inst.plain.shape[0] != n):
         raise BiasInputError("the plain columns must be a finite (n, k) matrix")
+
+
+def _check_values(inst: Instance) -> None:
+    """Finite numbers, X of full row rank, beta0 > 0, signs in {-1, +1}."""
+    X, beta0 = inst.X, inst.beta0
+    finite = [X, inst.y, beta0] + ([] if inst.plain is None else [inst.plain])
+    if not all(np.isfinite(a).all() for a in finite):
+        raise BiasInputError("X, y, beta0 and the plain columns must be finite (NaN or inf found)")
     rank = int(np.linalg.matrix_rank(X))
-    if rank < n:
-        raise BiasInputError(f"X has rank {rank} < n = {n}: the result assumes full row rank")
+    if rank < X.shape[0]:
+        raise BiasInputError(f"X has rank {rank} < n = {X.shape[0]}: the result assumes full row rank")
     if not (beta0 > 0).all():
         raise BiasInputError(f"beta(0) must be positive (the DEQ's 1 / (1 - w(0))), got min {beta0.min():.3g}")
-    if not np.isin(signs, (-1.0, 1.0)).all():
+    if not np.isin(inst.signs, (-1.0, 1.0)).all():
         raise BiasInputError("the readout's entries must be +1 or -1")
-    return inst
 
 
 def random_instance(n: int, d: int, *, kind: str = "sparse", support: int = 3, scale: float = 1.0,

@@ -143,7 +143,7 @@ def _dual_newton(inst: Instance, c: np.ndarray, lam: np.ndarray, sign: float, to
         else:
             return _finish(inst, beta, iteration, "stalled (no step raised the dual)", sign)
         lam, value = trial, new
-        if not np.isfinite(value) or np.linalg.norm(lam) > 1e150:
+        if not np.isfinite(value) or np.abs(lam).max() > 1e150:
             return _finish(inst, None, iteration, "no interpolating beta > 0 (the dual is unbounded)", sign)
     u = c - A.T @ lam
     beta = u ** (-1.0 / 3.0)

@@ -116,13 +116,26 @@ class BiasReport:
         return max(values) if values else None
 
     def to_json(self) -> dict:
-        return {"settings": self.settings, "sign": "derived: q(x) = 1/(2 x^2) + beta0^-3 x",
+        """Everything as JSON types; a number that is not finite (a KKT residual where the flow did not
+        converge, a share a trained model has none of) becomes null."""
+        return _finite_or_null({"settings": self.settings, "sign": "derived: q(x) = 1/(2 x^2) + beta0^-3 x",
                 "worst_distance": self.worst_distance,
                 "theory": [r.to_json() for r in self.theory],
                 "descent": {"instance": self.descent_instance, "rows": [r.to_json() for r in self.descent]},
                 "comparison": [r.to_json() for r in self.comparison],
                 "gotu": [r.to_json() for r in self.gotu],
-                "features": [f.to_json() for f in self.features], "seconds": self.seconds}
+                "features": [f.to_json() for f in self.features], "seconds": self.seconds})
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with every float that is NaN or infinite (in nested dicts and lists) replaced by None."""
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def theory_row(inst: Instance) -> tuple[TheoryRow, FlowResult]:

@@ -24,8 +24,19 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
 
     fig = Figure(figsize=(20, 9), constrained_layout=True)
     axes = fig.subplots(2, 4)
+    _draw_interpolants(axes[0, :2], report)
+    _draw_trajectories(axes[0, 2:], report)
+    _draw_gotu(axes[1, 0], report)
+    _draw_features(fig, axes[1, 1:], report)
+    fig.suptitle("Implicit bias of gradient flow on diagonal linear DEQs (regioncount bias)")
+    fig.savefig(str(path), dpi=dpi)
+    plt.close("all")
+
+
+def _draw_interpolants(axes, report: BiasReport) -> None:
+    """Coefficients of the planted vector and of each interpolant, one panel per planted kind."""
     paths = report.trajectories
-    for ax, kind in zip(axes[0, :2], ("sparse", "dense")):
+    for ax, kind in zip(axes, ("sparse", "dense")):
         shown = [("planted", "k", "o"), ("diagonal linear DEQ", "C0", "s"), ("least l2", "C2", "^"),
                  ("least l1", "C3", "v")]
         alphas = [key for key in paths if key.startswith(f"{kind}: diagonal network")]
@@ -39,30 +50,46 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
         ax.set_title(f"interpolants, {kind} planted coefficients")
         ax.set_xlabel("coefficient i")
         ax.legend(fontsize=7)
-    for ax, key in zip(axes[0, 2:], ("sparse: diagonal linear DEQ",
-                                     next((k for k in paths if k.startswith("sparse: diagonal network")), ""))):
+
+
+def _draw_trajectories(axes, report: BiasReport) -> None:
+    """theta_i(t) on a log time axis for the DEQ's flow and the first diagonal network's (sparse instance)."""
+    paths = report.trajectories
+    network = next((k for k in paths if k.startswith("sparse: diagonal network")), "")
+    for ax, key in zip(axes, ("sparse: diagonal linear DEQ", network)):
         result = paths.get(key)
         if result is None or result.times.size < 2:
             ax.set_axis_off()
             continue
-        times = np.maximum(result.times, 1e-3)
-        ax.plot(times, result.path, lw=1)
+        ax.plot(np.maximum(result.times, 1e-3), result.path, lw=1)
         ax.set_xscale("log")
         ax.set_title(f"trajectories theta_i(t): {key}")
         ax.set_xlabel("time t (gradient flow)")
-    ax = axes[1, 0]
+
+
+def _gotu_value(report: BiasReport, model: str, target: str, field: str, missing: float) -> float:
+    """One number of the GOTU table (``field`` of the row of ``model`` and ``target``), ``missing`` if absent."""
+    return next((getattr(r, field) for r in report.gotu if r.model == model and r.target == target), missing)
+
+
+def _draw_gotu(ax, report: BiasReport) -> None:
+    """Bars of the GOTU error (mean over seeds, spread as error bars) by model, one bar per target."""
     models = list(dict.fromkeys(r.model for r in report.gotu))
     width = 0.38
     for k, target in enumerate(("f1", "f2")):
-        values = [next((r.trained for r in report.gotu if r.model == m and r.target == target), np.nan) for m in models]
-        spread = [next((r.spread for r in report.gotu if r.model == m and r.target == target), 0.0) for m in models]
+        values = [_gotu_value(report, m, target, "trained", np.nan) for m in models]
+        spread = [_gotu_value(report, m, target, "spread", 0.0) for m in models]
         ax.bar(np.arange(len(models)) + (k - 0.5) * width, values, width, yerr=spread, label=target)
     ax.set_xticks(np.arange(len(models)), [m.split(" (")[0].replace(" + ", "\n+ ") for m in models], fontsize=7,
                   rotation=20)
     ax.set_ylabel("GOTU error (MSE on x_1 = -1)")
     ax.set_title("generalisation on the unseen half")
     ax.legend()
-    for ax, feature in zip(axes[1, 1:], report.features):
+
+
+def _draw_features(fig, axes, report: BiasReport) -> None:
+    """Heat maps of |feature| (normalised to its largest entry) on unseen inputs, one panel per model."""
+    for ax, feature in zip(axes, report.features):
         magnitudes = np.abs(feature.magnitudes)
         top = magnitudes.max() if magnitudes.size and magnitudes.max() > 0 else 1.0
         image = ax.imshow(magnitudes / top, aspect="auto", cmap="magma", vmin=0, vmax=1)
@@ -70,6 +97,3 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
         ax.set_xlabel("feature")
         ax.set_ylabel("unseen input")
         fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle("Implicit bias of gradient flow on diagonal linear DEQs (regioncount bias)")
-    fig.savefig(str(path), dpi=dpi)
-    plt.close("all")
