@@ -409,7 +409,8 @@ def _bias_drawing(report: Any, narrow: bool) -> list[Any]:
                        r.quoted_minimiser.split(":")[0])
     out.append(theory)
     out.append("Relative distances; KKT: the part of Q'(limit) outside the row space of X diag(signs) (+: derived, "
-               "-: quoted); relation: largest deviation of beta(t)^-3 from beta0^-3 + 3 signs X^T v(t).")
+               "-: quoted); relation: largest deviation of the flow (integrated in beta^-3 = beta0^-3 + 3 signs X^T v "
+               "and a rescaled time) from a plain integration of beta, t <= 1000, relative to beta0^-3.")
     descent = Table(title=f"Gradient descent on w against the flow ({report.descent_instance})", title_justify="left")
     for name in ("step", "status", "steps", "|GD limit - flow limit|"):
         descent.add_column(name, justify="right")
