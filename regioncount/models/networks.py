@@ -147,11 +147,12 @@ class FFN:
         return f"FFN {self.input_dim} -> [{widths}] -> {self.output_dim}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Evaluate the network on points ``x`` of shape (N, d); returns (N, k)."""
+        """Evaluate the network on points ``x`` of shape (N, d); returns (N, k).  Each layer is
+        ``torch.nn.functional.linear``, the kernel of ``nn.Linear``: a converted module gives the same bits."""
         h = x.to(DTYPE)
         for w, b in zip(self.weights[:-1], self.biases[:-1]):
-            h = torch.relu(h @ w.T + b)
-        return h @ self.weights[-1].T + self.biases[-1]
+            h = torch.relu(torch.nn.functional.linear(h, w, b))
+        return torch.nn.functional.linear(h, self.weights[-1], self.biases[-1])
 
 
 @dataclass
