@@ -158,3 +158,29 @@ def test_a_deadline_cancels_the_tasks_on_dask():
             count_models([PLANE, PLANE], sampled={"samples": 20_000_000, "device": "cpu"}, engine=engine,
                          boxes=[((-1.0, -1.0), (1.0, 1.0))] * 2, on_result=lambda i, r: None, max_seconds=1.0)
         assert time.perf_counter() - started < 8.0
+
+
+def test_the_chebyshev_lps_stop_at_the_deadline_between_chunks():
+    """The inscribed balls are LPs in chunks of polytopes; the deadline is checked before each chunk, so a
+    partition's time limit also bounds this stage (it ran to the end before)."""
+    import torch
+
+    from regioncount.partition.box_partition import chebyshev_balls
+
+    P = 10  # unit squares [i, i + 1] x [0, 1]: four constraints each
+    owner = torch.arange(P).repeat_interleave(4)
+    normal = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]], dtype=torch.float64).repeat(P, 1)
+    offset = torch.stack([torch.tensor([-float(i), i + 1.0, 0.0, 1.0], dtype=torch.float64) for i in range(P)])
+    calls = []
+    centres, radii = chebyshev_balls(owner, normal, offset.reshape(-1), P, chunk=3, check=lambda: calls.append(1))
+    assert len(calls) == 4 and radii == pytest.approx([0.5] * P)
+    assert centres[:, 0] == pytest.approx([i + 0.5 for i in range(P)])
+
+    def expire():
+        if calls:
+            raise CostLimitError("the Chebyshev centres ran past the time limit")
+        calls.append(1)
+
+    calls.clear()
+    with pytest.raises(CostLimitError, match="Chebyshev"):
+        chebyshev_balls(owner, normal, offset.reshape(-1), P, chunk=3, check=expire)

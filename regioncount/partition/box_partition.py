@@ -588,12 +588,13 @@ def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: t
 
 
 def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: torch.Tensor, P: int,
-                    chunk: int = CHEBYSHEV_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+                    chunk: int = CHEBYSHEV_CHUNK, check: Callable[[], None] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Largest inscribed balls of P polytopes {x : normal_f . x <= offset_f, f of polytope p} (unit normals;
     ``owner_t`` (F,) names each constraint's polytope): maximise r_p subject to normal_f . x_p + r_p <=
     offset_f, by sparse LPs over ``chunk`` polytopes at a time (scipy's HiGHS; one LP per polytope would pay
-    the solver's overhead per polytope, one LP for all grows faster than linearly).
-    Returns centres (P, d) and radii (P,)."""
+    the solver's overhead per polytope, one LP for all grows faster than linearly); ``check()`` is called
+    before each chunk (a deadline raises there).  Returns centres (P, d) and radii (P,)."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
@@ -610,6 +611,8 @@ def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: tor
         count = min(P, first + chunk) - first
         if count <= 0:
             break
+        if check is not None:
+            check()
         F = b - a
         rows = np.repeat(np.arange(F), d + 1)
         cols = ((owner[a:b] - first)[:, None] * (d + 1) + np.arange(d + 1)[None]).reshape(-1)
@@ -686,18 +689,20 @@ def region_pairs(model: Model, bx: Box, cells: Polytopes, bits: torch.Tensor, va
 
 
 def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
-               representative: torch.Tensor, wanted: bool) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+               representative: torch.Tensor, wanted: bool, limit: CellLimit | None = None
+               ) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
     """Each region's Chebyshev centre and inradius (up to CHEBYSHEV_MAX_REGIONS regions), and a note when
-    they were skipped."""
+    they were skipped; ``limit``'s deadline is checked between the LPs' chunks."""
     R = representative.shape[0]
+    check = None if limit is None else (lambda: limit.check_time("the Chebyshev centres"))
     if not wanted:
         return None, None, []
     if R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
-        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count)
+        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count, check=check)
         order = representative.cpu().numpy()
         return centres[order], radii[order], []
     if R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
-        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R)
+        centres, radii = chebyshev_balls(*_pattern_constraints(model, bx, bits[representative]), R, check=check)
         return centres, radii, []
     return None, None, [f"Chebyshev centres skipped: {R:,} regions (computed up to {CHEBYSHEV_MAX_REGIONS:,})"]
 
@@ -773,7 +778,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         pairs, unmatched, probed_facets = _facet_pairs(model, bx, cells, found, bits, part.vanishing, region,
                                                         region_words, widths)
     limit.check_time("the partition (before its Chebyshev centres)")
-    centres, radii, notes = _chebyshev(model, bx, cells, found, bits, representative, chebyshev)
+    centres, radii, notes = _chebyshev(model, bx, cells, found, bits, representative, chebyshev, limit)
     gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
     offsets = out[representative, d]
     axes = [[float(i == j) for i in range(d)] for j in range(d)]
