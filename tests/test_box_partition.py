@@ -95,6 +95,7 @@ def test_general_w_deqs_by_pattern_refinement_equal_the_lp_reference(m, d, seed)
     assert part.method == "exact"
     assert part.activation_regions == len(ref["patterns"])
     assert part.pairs.shape[0] == len(ref["edges"])
+    assert not any("probes" in note for note in part.notes)  # every facet's neighbour from its own values
     assert part.linear_pieces == reference_linear_pieces(model, ref)
     check_consistent(part, model, box)  # volumes fill the box; each region's Chebyshev centre lies in it
 

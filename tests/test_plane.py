@@ -394,3 +394,30 @@ def test_the_neighbours_of_a_sliver_are_proven_not_probed():
     sliver = int(part.areas.argmin())
     assert sorted(sliver in pair for pair in part.pairs.tolist()) == [True, True]
     assert part.linear_pieces == 3 and not part.notes
+
+
+@pytest.mark.parametrize("m, d, seed", [(5, 2, 1), (6, 3, 2), (7, 4, 3)])
+def test_general_w_slices_take_their_neighbours_from_the_facets_values(m, d, seed, monkeypatch):
+    """A general-W DEQ's slice (pattern refinement): the region pairs, border contact and linear pieces from
+    each edge's own zero units equal those found by probing across every edge."""
+    import regioncount.partition.plane2d as plane2d
+
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(m, m, generator=gen, dtype=torch.float64)
+    model = DEQ(W=W * 0.85 / torch.linalg.matrix_norm(W, ord=2), U=torch.randn(m, d, generator=gen, dtype=torch.float64),
+                b=torch.randn(m, generator=gen, dtype=torch.float64) * 0.5,
+                A=torch.randn(1, m, generator=gen, dtype=torch.float64))
+    plane = dict(origin=[0.1] * d, dirs=([1.0] + [0.3] * (d - 1), [0.2, -1.0] + [0.5] * (d - 2)), device="cpu")
+
+    def pairs(part):
+        return {frozenset((tuple(part.patterns[i].tolist()), tuple(part.patterns[j].tolist())))
+                for i, j in part.pairs.tolist()}
+
+    proven = partition_plane(model, [-1.0, -1.0], [1.0, 1.0], **plane)
+    assert proven.engine == "polygon refinement by patterns" and proven.method == "exact"
+    refine = plane2d._deq_partition
+    monkeypatch.setattr(plane2d, "_deq_partition", lambda *a, **k: refine(*a, **k)._replace(touches=None,
+                                                                                            adjacency=None))
+    probed = partition_plane(model, [-1.0, -1.0], [1.0, 1.0], **plane)
+    assert len(pairs(proven)) > 0 and pairs(proven) == pairs(probed)
+    assert torch.equal(proven.bounded, probed.bounded) and proven.linear_pieces == probed.linear_pieces

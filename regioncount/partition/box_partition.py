@@ -41,6 +41,7 @@ from ..sampling.sampled import packed_patterns_at
 from .deq_cells import pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import linear_piece_count, same_affine_pairs
+from .pattern_adjacency import pattern_facet_neighbours
 from .polytopes import (
     CellPartition,
     ConstraintMaps,
@@ -660,9 +661,11 @@ def _facet_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: t
     R = region_words.shape[0]
     if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
         across, proven, on_box = _facet_neighbours(model, bx.dim, cells, found, bits, vanishing)
-    else:  # pattern refinement: a fresh bit per cut
-        across = bits[found.owner]
-        proven = on_box = torch.zeros(found.owner.shape[0], dtype=torch.bool, device=dev)
+    else:  # pattern refinement: a fresh bit per cut, so the facets' own values name the flipped unit
+        assert isinstance(model, DEQ)
+        box_bits = (1 << (2 * bx.dim)) - 1
+        on_box = (_and_over(cells.tight[found.owner], found.mask)[:, 0] & box_bits) != 0
+        across, proven = pattern_facet_neighbours(model, bx, cells, found, bits, on_box)
     proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
     if bool(proven.any()):
         index, matched = match_rows(region_words, layer_words(across[proven], widths))
@@ -680,12 +683,13 @@ def _facet_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: t
 
 
 def region_pairs(model: Model, bx: Box, cells: Polytopes, bits: torch.Tensor, vanishing: torch.Tensor | None,
-                 region: torch.Tensor, region_words: torch.Tensor, widths: list[int] | None
-                 ) -> tuple[torch.Tensor, int, int]:
-    """The pairs of regions sharing a facet, for cells of the layered subdivision (:func:`_facet_pairs` on
-    their facets): the pairs (E, 2), the facets that matched no region and the facets probed."""
-    return _facet_pairs(model, bx, cells, facets(cells, 2 * bx.dim + bits.shape[1]), bits, vanishing, region,
-                        region_words, widths)
+                 region: torch.Tensor, region_words: torch.Tensor, widths: list[int] | None,
+                 constraints: int | None = None) -> tuple[torch.Tensor, int, int]:
+    """The pairs of regions sharing a facet (:func:`_facet_pairs` on the cells' facets): the pairs (E, 2), the
+    facets that matched no region and the facets probed.  ``constraints``: the cells' constraint bits
+    (default 2d + units, the layered subdivision's; a pattern refinement has one per cut)."""
+    count = 2 * bx.dim + bits.shape[1] if constraints is None else constraints
+    return _facet_pairs(model, bx, cells, facets(cells, count), bits, vanishing, region, region_words, widths)
 
 
 def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
@@ -715,8 +719,8 @@ def _partition_notes(unmatched: int, probed_facets: int, unresolved: int, doubtf
         notes.append(f"{unmatched} facets matched no region across them and were skipped")
     if probed_facets:
         notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
-                     "the cell, or a DEQ refined by patterns) found their neighbours by probes, not by their "
-                     "incidences")
+                     "the cell, or a pattern-refined DEQ's facet with several zero units) found their neighbours by "
+                     "probes, not by their incidences or values")
     if unresolved:
         notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
                      "approximate")

@@ -286,12 +286,23 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
                    ) -> SliceCells:
     """The pattern refinement of :mod:`regioncount.partition.deq_cells` on the slice's rectangle, embedded by
     x = o + s u + t w, its cells ordered as polygons."""
-    refined = refine_general_deq(model, Box(plane.low, plane.high), device,
+    from .box_partition import region_pairs  # the d-D machinery, only when it is needed
+
+    rectangle = Box(plane.low, plane.high)
+    refined = refine_general_deq(model, rectangle, device,
                                  lambda count, vertices, d, words: limit.check(count), embedding=_embedding(plane),
                                  exact_budget=exact_budget)
+    sliced = _slice_model(model, plane)  # the same rounded maps the refinement solved with its embedding
+
+    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int]:
+        pairs, unmatched, _ = region_pairs(sliced, rectangle, refined.cells, refined.bits, None, region, words, None,
+                                           refined.constraints)
+        return pairs, unmatched
+
     out = refined.out  # (P, 3, k): s, t, constant
     return SliceCells(_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2],
-                      refined.unresolved, refined.doubtful, refined.exact_decisions)
+                      refined.unresolved, refined.doubtful, refined.exact_decisions,
+                      refined.cells.has_bits(0, 4).any(1), adjacency)
 
 
 def _slice_cells(model: Model, plane: Plane, dev: torch.device, limit: PolygonLimit, exact_budget: int
