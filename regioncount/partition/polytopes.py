@@ -368,7 +368,7 @@ class Facets:
     """The facets of a batch of polytopes: ``owner`` (F,) polytope, ``mask`` (F, V) its vertices,
     ``centre`` (F, d) vertex mean, ``normal`` (F, d) unit outward normal, ``offset`` (F,) with
     normal . x <= offset on the polytope, ``depth`` (F,) the distance from the polytope's vertex mean to the
-    facet's plane."""
+    facet's plane; for d = 3, ``area`` (F,) each facet's area (measured while its vertices are gathered)."""
 
     owner: torch.Tensor
     mask: torch.Tensor
@@ -376,6 +376,7 @@ class Facets:
     normal: torch.Tensor
     offset: torch.Tensor
     depth: torch.Tensor
+    area: torch.Tensor | None = None
 
 
 #: Facets whose vertices are gathered at once (each padded to the largest vertex count of its chunk).
@@ -394,6 +395,7 @@ def facets(poly: Polytopes, constraints: int) -> Facets:
     owner, mask, sizes = owner[order], mask[order], sizes[order]
     inner = poly.centres()
     parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    areas: list[torch.Tensor] = []
     for start in range(0, owner.shape[0], _FACET_CHUNK):
         o, m, n = owner[start:start + _FACET_CHUNK], mask[start:start + _FACET_CHUNK], sizes[start:start + _FACET_CHUNK]
         k = int(n.max())
@@ -405,12 +407,16 @@ def facets(poly: Polytopes, constraints: int) -> Facets:
         normal = torch.linalg.eigh(dev.transpose(1, 2) @ dev)[1][:, :, 0]  # scatter matrices (c, d, d)
         sign = torch.where(((centre - inner[o]) * normal).sum(1) < 0, -1.0, 1.0).to(normal.dtype)
         parts.append((centre, normal * sign[:, None]))
+        if d == 3:  # the facet's own vertices are at hand: its area now, not from a gather of every vertex slot
+            areas.append(_polygon_areas(pts, live[..., 0] > 0, normal))
     if not parts:
         empty = poly.x.new_zeros(0, d)
-        return Facets(owner, mask, empty, empty, poly.x.new_zeros(0), poly.x.new_zeros(0))
+        return Facets(owner, mask, empty, empty, poly.x.new_zeros(0), poly.x.new_zeros(0),
+                      poly.x.new_zeros(0) if d == 3 else None)
     centre, normal = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     offset = (normal * centre).sum(1)
-    return Facets(owner, mask, centre, normal, offset, offset - (normal * inner[owner]).sum(1))
+    return Facets(owner, mask, centre, normal, offset, offset - (normal * inner[owner]).sum(1),
+                  torch.cat(areas) if d == 3 else None)
 
 
 def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
@@ -452,6 +458,6 @@ def volumes(poly: Polytopes, found: Facets) -> torch.Tensor:
         return _shoelace(rel[..., 0], rel[..., 1], valid)
     if d != 3:
         raise ValueError("volumes are computed for d <= 3")
-    areas = _polygon_areas(poly.x[found.owner], found.mask, found.normal)
+    areas = found.area if found.area is not None else _polygon_areas(poly.x[found.owner], found.mask, found.normal)
     return torch.zeros(poly.count, dtype=poly.x.dtype, device=poly.x.device).index_add_(
         0, found.owner, areas * found.depth / 3)
