@@ -13,7 +13,6 @@ LIMIT = 15
 CEILINGS = {
     "regioncount/line/ffn_walk.py::FFNKernel.run": 40,
     "regioncount/exact/rational1d.py::exact_count": 38,
-    "regioncount/viz/plot.py::plot_separation": 32,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
     "regioncount/models/modelfile.py::parse_model": 26,
     "regioncount/io/model_files.py::model_from_state_dict": 22,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -59,10 +60,33 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     the smallest match (built and counted), and trained FFNs.  Bottom: the L1 error bracket of the family
     against T^m (sharp lower bound, explicit in-family FFN)."""
     path = _check_png(path)
-    ms = [row.m for row in rows]
     check_figure(size, dpi)
     fig = Figure(figsize=size)
     ax, err = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
+    _draw_separation_regions(ax, rows, alpha)
+    _draw_error_bracket(err, rows)
+    fig.tight_layout()
+    _save(fig, path, dpi)
+
+
+def _counted_points(rows: Sequence) -> list[tuple[str, list[tuple[int, int]], dict[str, Any]]]:
+    """The counted constructions of the separation rows as (label, [(m, regions)], style): the best in-family
+    FFN of each row (its deepest-reaching construction), the smallest match of depth L_max and the trained
+    FFNs; rows where one was not counted are left out."""
+    tops = [(row.m, max(row.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family)
+            for row in rows]
+    best = [(m, top["regions"]) for m, top in tops if top.get("regions")]
+    match = [(row.m, row.depths[-1].smallest_match.get("regions")) for row in rows]
+    trained = [(row.m, max(1, t["linear_pieces"])) for row in rows for t in row.trained]
+    return [("best in-family FFN, built and counted", best, {"marker": "D", "color": "tab:red", "ms": 5}),
+            ("smallest match of depth L_max (outside the family), built and counted",
+             [(m, r) for m, r in match if r], {"marker": "^", "color": "tab:green", "ms": 7}),
+            ("trained FFNs in the family (exact pieces)", trained, {"marker": "x", "color": "tab:purple", "ms": 8})]
+
+
+def _draw_separation_regions(ax: Any, rows: Sequence, alpha: str) -> None:
+    """log2(regions) against m: the DEQ, the family's bounds and the counted constructions."""
+    ms = [row.m for row in rows]
     ax.plot(ms, [math.log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
             label=r"Theorem 1 DEQ, counted exactly ($2^m$)")
     ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
@@ -70,28 +94,19 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
                   rf"$\leq 2^{{m^{{1-{_tex(alpha, True)}}}-1}}$")
     ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
             label="best FFN bound with m ReLUs in total")
-    # the deepest-reaching in-family construction of each row, where it was counted
-    tops = [(row.m, max(row.depths, key=lambda d: d.best_in_family.get("pieces_by_construction", 0)).best_in_family)
-            for row in rows]
-    best = [(m, top["regions"]) for m, top in tops if top.get("regions")]
-    if best:
-        ax.plot([b[0] for b in best], [math.log2(b[1]) for b in best], "D", color="tab:red", ms=5,
-                label="best in-family FFN, built and counted")
-    match = [(row.m, row.depths[-1].smallest_match.get("regions")) for row in rows]
-    match = [(m, r) for m, r in match if r]
-    if match:
-        ax.plot([b[0] for b in match], [math.log2(b[1]) for b in match], "^", color="tab:green", ms=7,
-                label="smallest match of depth L_max (outside the family), built and counted")
-    trained = [(row.m, t["linear_pieces"]) for row in rows for t in row.trained]
-    if trained:
-        ax.plot([t[0] for t in trained], [math.log2(max(1, t[1])) for t in trained], "x", color="tab:purple", ms=8,
-                label="trained FFNs in the family (exact pieces)")
+    for label, points, style in _counted_points(rows):
+        if points:
+            ax.plot([p[0] for p in points], [math.log2(p[1]) for p in points], ls="none", label=label, **style)
     ax.set_xlabel("DEQ width m")
     ax.set_ylabel(r"$\log_2$(linear regions on [0, 1])")
     ax.set_title(rf"DEQ vs FFN separation, $\alpha = {_tex(alpha)}$")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="upper left", frameon=False)
+
+
+def _draw_error_bracket(err: Any, rows: Sequence) -> None:
+    """The L1 error bracket of the family against T^m: the lower bound and the explicit in-family FFN."""
     bracket = [(row.m, row.l1_error["lower_bound"], row.l1_error["constructed"]) for row in rows if row.l1_error]
     if bracket:
         err.fill_between([b[0] for b in bracket], [b[1] for b in bracket], [b[2] for b in bracket],
@@ -106,8 +121,6 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
     err.grid(alpha=0.3)
     err.xaxis.set_major_locator(MaxNLocator(integer=True))
     err.legend(fontsize=7, loc="lower right", frameon=False)
-    fig.tight_layout()
-    _save(fig, path, dpi)
 
 
 def plot_steep(rows: Sequence, path: str | Path, *, dpi: int = 150, size: tuple[float, float] = (8.0, 5.6)) -> None:
