@@ -20,7 +20,6 @@ CEILINGS = {
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/io/convert.py::from_module": 18,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
-    "regioncount/core/geometry.py::resolve_plane": 17,
     "regioncount/exact/rational1d.py::solve_unique": 17,
     "regioncount/theory/training.py::train_in_family": 17,
     "regioncount/io/pt2_io.py::_weight": 17,

@@ -187,33 +187,45 @@ def resolve_plane(model: HasInput, low: Sequence[float] | None = None, high: Seq
     """The slice: a box of a 2-D model; a plane through ``origin`` spanned by ``dirs`` with (s, t) in
     [-extent, extent]^2; or the parallelogram through three points (s, t in [0, 1])."""
     d = model.input_dim
-    if through is not None:
-        if len(through) != 3:
-            raise SegmentError("`through` needs three points")
-        p1, p2, p3 = (finite_point(p, d, "`through` point") for p in through)
-        u = tuple(b - a for a, b in zip(p1, p2))
-        w = tuple(c - a for a, c in zip(p1, p3))
-        plane = Plane(p1, u, w, (0.0, 0.0), (1.0, 1.0))
-    elif origin is not None or dirs is not None:
-        if origin is None or dirs is None:
-            raise SegmentError("a plane needs both `origin` P and `dirs` U V")
-        if not (extent > 0 and math.isfinite(extent)):
-            raise SegmentError(f"`extent` must be positive, got {extent}")
-        plane = Plane(finite_point(origin, d, "`origin`"), finite_point(dirs[0], d, "`dirs` U"),
-                      finite_point(dirs[1], d, "`dirs` V"), (-extent, -extent), (extent, extent))
-    else:
-        if d != 2:
-            raise SegmentError(f"the model has {d}-dimensional input: give a plane (`origin` P `dirs` U V, "
-                               "or `through` P1 P2 P3)")
-        if low is None or high is None:
-            if model.domain is None:
-                raise SegmentError("the model has no domain: give a box (`low, high`)")
-            low, high = model.domain.low, model.domain.high
-        lo = finite_point(_coordinates(low, 2), 2, "box LO")
-        hi = finite_point(_coordinates(high, 2), 2, "box HI")
-        _ordered(lo, hi, "the box")
-        return Plane((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), lo, hi)
+    if through is None and origin is None and dirs is None:
+        return _box_plane(model, low, high)
+    plane = _plane_through(through, d) if through is not None else _plane_spanned(origin, dirs, extent, d)
     directions = np.stack([np.array(plane.u), np.array(plane.w)])
     if np.linalg.matrix_rank(directions, tol=1e-12 * max(1.0, np.abs(directions).max())) < 2:
         raise SegmentError("the two plane directions are parallel (or zero)")
     return plane
+
+
+def _plane_through(through: tuple[Sequence[float], ...], d: int) -> Plane:
+    """The parallelogram p1 + s (p2 - p1) + t (p3 - p1), (s, t) in [0, 1]^2."""
+    if len(through) != 3:
+        raise SegmentError("`through` needs three points")
+    p1, p2, p3 = (finite_point(p, d, "`through` point") for p in through)
+    return Plane(p1, tuple(b - a for a, b in zip(p1, p2)), tuple(c - a for a, c in zip(p1, p3)), (0.0, 0.0),
+                 (1.0, 1.0))
+
+
+def _plane_spanned(origin: Sequence[float] | None, dirs: tuple[Sequence[float], Sequence[float]] | None,
+                   extent: float, d: int) -> Plane:
+    """The plane origin + s U + t V, (s, t) in [-extent, extent]^2."""
+    if origin is None or dirs is None:
+        raise SegmentError("a plane needs both `origin` P and `dirs` U V")
+    if not (extent > 0 and math.isfinite(extent)):
+        raise SegmentError(f"`extent` must be positive, got {extent}")
+    return Plane(finite_point(origin, d, "`origin`"), finite_point(dirs[0], d, "`dirs` U"),
+                 finite_point(dirs[1], d, "`dirs` V"), (-extent, -extent), (extent, extent))
+
+
+def _box_plane(model: HasInput, low: Sequence[float] | None, high: Sequence[float] | None) -> Plane:
+    """A 2-D model's own input box [low, high] (default: its domain) as the slice."""
+    if model.input_dim != 2:
+        raise SegmentError(f"the model has {model.input_dim}-dimensional input: give a plane (`origin` P `dirs` U V, "
+                           "or `through` P1 P2 P3)")
+    if low is None or high is None:
+        if model.domain is None:
+            raise SegmentError("the model has no domain: give a box (`low, high`)")
+        low, high = model.domain.low, model.domain.high
+    lo = finite_point(_coordinates(low, 2), 2, "box LO")
+    hi = finite_point(_coordinates(high, 2), 2, "box HI")
+    _ordered(lo, hi, "the box")
+    return Plane((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), lo, hi)
