@@ -18,7 +18,6 @@ CEILINGS = {
     "regioncount/io/model_files.py::model_from_state_dict": 22,
     "regioncount/models/wellposed.py::certify": 22,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
-    "regioncount/io/convert.py::from_module": 18,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/exact/rational1d.py::solve_unique": 17,
     "regioncount/theory/training.py::train_in_family": 17,

@@ -140,11 +140,26 @@ def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_
     if isinstance(module, ReLUDEQ):  # a DEQ module: its fixed point is not a traceable chain of layers
         return module.to_model(name)
     label = name or type(module).__name__
+    chain = _chain_of(_traced(module, label), label)
+    ffn = chain.ffn(label)
+    if input_dim is not None and ffn.input_dim != input_dim:
+        raise ModelFormatError(f"{label}: its first layer takes {ffn.input_dim} inputs, not {input_dim}")
+    _check_against(module, ffn, check_points, seed, label)
+    return ffn
+
+
+def _traced(module: torch.nn.Module, label: str) -> torch.fx.GraphModule:
+    """``module`` traced by ``torch.fx`` (an untraceable one: a one-line :class:`ModelFormatError`)."""
     try:
-        traced = torch.fx.symbolic_trace(module)
+        return torch.fx.symbolic_trace(module)
     except Exception as exc:  # torch.fx raises TraceError, TypeError, ... for data-dependent control flow
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFormatError(f"{label}: cannot be traced with torch.fx ({reason})") from None
+
+
+def _chain_of(traced: torch.fx.GraphModule, label: str) -> _Chain:
+    """The layers of a traced graph that is one chain from its single input to its output, in order;
+    anything else (a second input, a branch, a residual connection, an unconverted op) is refused."""
     chain = _Chain()
     previous = None
     placeholders = 0
@@ -155,7 +170,7 @@ def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_
                 raise ModelFormatError(f"{label}: takes more than one input ({node.name})")
             previous = node
             continue
-        inputs = [a for a in node.all_input_nodes]
+        inputs = list(node.all_input_nodes)
         if node.op == "output":
             if inputs != [previous]:
                 raise ModelFormatError(f"{label}: the output is not the end of one chain of layers")
@@ -170,11 +185,7 @@ def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_
         else:
             raise ModelFormatError(f"{label}: {node.op} {node.target} is not converted")
         previous = node
-    ffn = chain.ffn(label)
-    if input_dim is not None and ffn.input_dim != input_dim:
-        raise ModelFormatError(f"{label}: its first layer takes {ffn.input_dim} inputs, not {input_dim}")
-    _check_against(module, ffn, check_points, seed, label)
-    return ffn
+    return chain
 
 
 def _check_against(module: torch.nn.Module, ffn: FFN, points: int, seed: int, label: str) -> None:
