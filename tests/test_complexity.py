@@ -21,11 +21,9 @@ CEILINGS = {
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/exact/rational1d.py::solve_unique": 17,
     "regioncount/theory/training.py::train_in_family": 17,
-    "regioncount/io/pt2_io.py::_weight": 17,
     "regioncount/exact/rational1d.py::_ffn_at": 16,
     "regioncount/partition/box_partition.py::subdivide": 16,
     "regioncount/line/general_exact.py::decide_general_walk": 16,
-    "regioncount/io/model_files.py::_load_safetensors": 16,
 }
 
 

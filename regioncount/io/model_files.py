@@ -186,6 +186,23 @@ SAFETENSORS_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 MAX_SAFETENSORS_HEADER = 2**24
 
 
+def _check_safetensors_entry(path: Path, name: str, entry: object) -> None:
+    """Refuse a safetensors header entry without a shape, of a dtype that is not real floating point, or of
+    more than MAX_TENSOR_ELEMENTS elements."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list):
+        raise ModelFormatError(f"{path}: tensor {name!r} has no shape in the header")
+    if entry.get("dtype") not in SAFETENSORS_FLOAT_DTYPES:
+        raise ModelFormatError(f"{path}: {name}: dtype {entry.get('dtype')}; weights must be real floating point "
+                               "(F16, BF16, F32, F64)")
+    count = 1
+    for dim in entry["shape"]:
+        if not isinstance(dim, int) or dim < 0:
+            raise ModelFormatError(f"{path}: {name}: bad shape {entry['shape']}")
+        count *= dim
+    if count > MAX_TENSOR_ELEMENTS:
+        raise ModelFormatError(f"{path}: {name}: {count:,} elements, above the limit of {MAX_TENSOR_ELEMENTS:,}")
+
+
 def _load_safetensors(path: Path, size: int) -> Model:
     """A state_dict stored as ``.safetensors`` (weights only, no code, no pickle): its header is checked (real
     floating dtypes, element counts) before any tensor is read; the tensors are then read, and their offsets
@@ -205,20 +222,8 @@ def _load_safetensors(path: Path, size: int) -> Model:
     if not isinstance(header, dict):
         raise ModelFormatError(f"{path}: not a safetensors file (its header is not a JSON object)")
     for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list):
-            raise ModelFormatError(f"{path}: tensor {name!r} has no shape in the header")
-        if entry.get("dtype") not in SAFETENSORS_FLOAT_DTYPES:
-            raise ModelFormatError(f"{path}: {name}: dtype {entry.get('dtype')}; weights must be real floating point "
-                                   "(F16, BF16, F32, F64)")
-        count = 1
-        for dim in entry["shape"]:
-            if not isinstance(dim, int) or dim < 0:
-                raise ModelFormatError(f"{path}: {name}: bad shape {entry['shape']}")
-            count *= dim
-        if count > MAX_TENSOR_ELEMENTS:
-            raise ModelFormatError(f"{path}: {name}: {count:,} elements, above the limit of {MAX_TENSOR_ELEMENTS:,}")
+        if name != "__metadata__":
+            _check_safetensors_entry(path, name, entry)
     try:
         from safetensors import SafetensorError
         from safetensors.torch import load_file

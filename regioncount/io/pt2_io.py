@@ -66,6 +66,8 @@ def _arg_name(arg: dict, what: str, path: Path) -> str:
 
 
 def _weight(archive: zipfile.ZipFile, prefix: str, config: dict, name: str, path: Path) -> torch.Tensor:
+    """The weight ``name`` of an archive's weight table, as float64, after its entry is checked (not pickled,
+    a real floating dtype, a contiguous shape of at most MAX_ELEMENTS entries) and its bytes counted."""
     entry = config.get(name)
     if not isinstance(entry, dict):
         raise ModelFormatError(f"{path}: the weight {name!r} is missing from the weight table")
@@ -76,6 +78,20 @@ def _weight(archive: zipfile.ZipFile, prefix: str, config: dict, name: str, path
     if dtype is None:
         raise ModelFormatError(f"{path}: the weight {name!r} has dtype code {meta.get('dtype')}; only real floating "
                                "weights are read")
+    sizes = _contiguous_sizes(meta, name, path)
+    count = int(np.prod(sizes))
+    data = _member(archive, f"{prefix}/data/weights/{entry.get('path_name')}", count * dtype[1], path)
+    if len(data) != count * dtype[1]:
+        raise ModelFormatError(f"{path}: the weight {name!r} holds {len(data):,} bytes, expected {count * dtype[1]:,}")
+    tensor = torch.frombuffer(bytearray(data), dtype=dtype[0]).reshape(sizes).to(torch.float64)
+    if not bool(torch.isfinite(tensor).all()):
+        raise ModelFormatError(f"{path}: the weight {name!r} has NaN or infinite entries")
+    return tensor
+
+
+def _contiguous_sizes(meta: dict, name: str, path: Path) -> list[int]:
+    """The sizes of a weight's tensor metadata, refused unless strided layout, contiguous from offset 0 and
+    at most MAX_ELEMENTS entries."""
     sizes = [s.get("as_int") for s in meta.get("sizes", [])]
     strides = [s.get("as_int") for s in meta.get("strides", [])]
     if not sizes or any(not isinstance(s, int) or s < 0 for s in sizes) or meta.get("layout") != 7:
@@ -86,13 +102,7 @@ def _weight(archive: zipfile.ZipFile, prefix: str, config: dict, name: str, path
     expected = [int(np.prod(sizes[i + 1:])) for i in range(len(sizes))]
     if strides != expected or meta.get("storage_offset", {}).get("as_int", 0) != 0:
         raise ModelFormatError(f"{path}: the weight {name!r} is not stored contiguously")
-    data = _member(archive, f"{prefix}/data/weights/{entry.get('path_name')}", count * dtype[1], path)
-    if len(data) != count * dtype[1]:
-        raise ModelFormatError(f"{path}: the weight {name!r} holds {len(data):,} bytes, expected {count * dtype[1]:,}")
-    tensor = torch.frombuffer(bytearray(data), dtype=dtype[0]).reshape(sizes).to(torch.float64)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ModelFormatError(f"{path}: the weight {name!r} has NaN or infinite entries")
-    return tensor
+    return sizes
 
 
 def _contents(archive: zipfile.ZipFile, path: Path) -> tuple[str, Any, dict]:
