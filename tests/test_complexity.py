@@ -16,7 +16,6 @@ CEILINGS = {
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
     "regioncount/models/modelfile.py::parse_model": 26,
     "regioncount/io/model_files.py::model_from_state_dict": 22,
-    "regioncount/models/wellposed.py::certify": 22,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/exact/rational1d.py::solve_unique": 17,

@@ -250,32 +250,65 @@ def certify(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
     """Decide whether ``z = relu(W z + q)`` has exactly one fixed point for every q (see module doc)."""
     W = as_array(W)
     m = W.shape[0]
-    checks: list[Check] = []
     order = acyclic_order(W)
-    diag = np.diagonal(W)
-    if order is not None:
-        bad = np.flatnonzero(diag >= 1).tolist()
-        if bad:
-            t = bad[0]
-            text = f"W[{t + 1},{t + 1}] = {diag[t].item():g} >= 1: unit {t + 1} has no fixed point or two"
-            checks.append(Check("triangular", False, float(diag[t]), text))
-            return Certificate(m, False, "triangular", text, checks, None, [t + 1], 1.0 - float(diag[t]))
-        text = "acyclic unit graph with diagonal < 1: unique fixed point by forward substitution"
-        checks.append(Check("triangular", True, None, text))
-    else:
-        checks.append(Check("triangular", False, None, "the unit graph has a cycle"))
+    triangular, refusal = _triangular_check(W, order)
+    if refusal is not None:
+        return refusal
     exact = exact_matrix(W) if m <= EXACT_CONFIRM_CAP else None
+    checks = [triangular, _contraction_check(W, exact), _spectral_radius_check(W), _monotone_check(W, exact)]
+    p_check, subset, minor = _p_matrix_check(W, exact, p_matrix_cap)
+    checks.append(p_check)
+    first = next((c for c in checks if c.passed), None)
+    if p_check.passed is False:
+        assert subset is not None
+        return Certificate(m, False, "P-matrix", p_check.text, checks, order, [i + 1 for i in subset], minor)
+    if first is not None:
+        return Certificate(m, True, first.name, first.text, checks, order)
+    reason = f"cannot certify: no sufficient condition holds ({checks[1].text}) and {p_check.text}"
+    if p_check.passed is None:
+        reason += " (raise `p_matrix_cap`, or pass `assume_well_posed` to count with every solve checked)"
+    return Certificate(m, None, "none", reason, checks, order)
+
+
+def _triangular_check(W: np.ndarray, order: list[int] | None) -> tuple[Check, Certificate | None]:
+    """An acyclic unit graph: well-posed iff every diagonal entry is < 1 (forward substitution); a diagonal
+    entry >= 1 refuses at once (the second value: that certificate)."""
+    if order is None:
+        return Check("triangular", False, None, "the unit graph has a cycle"), None
+    diag = np.diagonal(W)
+    bad = np.flatnonzero(diag >= 1).tolist()
+    if bad:
+        t = bad[0]
+        text = f"W[{t + 1},{t + 1}] = {diag[t].item():g} >= 1: unit {t + 1} has no fixed point or two"
+        check = Check("triangular", False, float(diag[t]), text)
+        return check, Certificate(W.shape[0], False, "triangular", text, [check], None, [t + 1], 1.0 - float(diag[t]))
+    return Check("triangular", True, None, "acyclic unit graph with diagonal < 1: unique fixed point by forward "
+                 "substitution"), None
+
+
+def _contraction_check(W: np.ndarray, exact: Any) -> Check:
+    """||W||_2 < 1, proven by a Cholesky factorisation of I - W^T W with error bounds or decided exactly."""
+    m = W.shape[0]
     norm = float(np.linalg.norm(W, ord=2))
     possible = norm < 1 + _margin(m, norm)
     proven = possible and _contraction_proven(W)
     passed = _confirmed(proven, possible, exact, _contraction_exact)
     how = (" (I - W^T W positive definite: Cholesky with rigorous error bounds)" if proven
            else " (I - W^T W positive definite: exact LDL^T)")
-    checks.append(Check("contraction", passed, norm, f"||W||_2 = {norm:.6g}" + _verdict(passed, "< 1" + how, ">= 1")))
+    return Check("contraction", passed, norm, f"||W||_2 = {norm:.6g}" + _verdict(passed, "< 1" + how, ">= 1"))
+
+
+def _spectral_radius_check(W: np.ndarray) -> Check:
+    """rho(|W|) < 1, proven by a Collatz-Wielandt vector checked exactly."""
     rho = float(np.abs(np.linalg.eigvals(np.abs(W))).max())
     passed = rho < 1 and _spectral_radius_below_one(np.abs(W))
-    checks.append(Check("rho(|W|)", passed, rho, f"rho(|W|) = {rho:.6g}" + _verdict(
-        passed, "< 1 (Collatz-Wielandt vector checked exactly)", ">= 1" if rho >= 1 else "< 1 not proved")))
+    return Check("rho(|W|)", passed, rho, f"rho(|W|) = {rho:.6g}" + _verdict(
+        passed, "< 1 (Collatz-Wielandt vector checked exactly)", ">= 1" if rho >= 1 else "< 1 not proved"))
+
+
+def _monotone_check(W: np.ndarray, exact: Any) -> Check:
+    """sym(I - W) positive definite (a monotone operator), proven by Cholesky with error bounds or exactly."""
+    m = W.shape[0]
     eye = np.eye(m)
     sym = (eye - W + (eye - W).T) / 2
     lam = float(np.linalg.eigvalsh(sym).min())
@@ -284,32 +317,25 @@ def certify(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
     proven = possible and _monotone_proven(W)
     passed = _confirmed(proven, possible, exact, _monotone_exact)
     how = " (positive definite: Cholesky with rigorous error bounds)" if proven else " (positive definite: exact LDL^T)"
-    checks.append(Check("monotone", passed, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + _verdict(passed, "> 0" + how, "<= 0")))
-    if m <= p_matrix_cap:
-        ok, subset, minor, dets = p_matrix_test(eye - W, exact_I_minus=_identity_minus(exact or exact_matrix(W)))
-        if ok:
-            text = f"every principal minor of I - W is positive ({dets:,} determinants)"
-        else:
-            assert subset is not None  # a failing test names its subset
-            names = "{" + ",".join(str(i + 1) for i in subset) + "}"
-            text = (f"principal minor det((I - W)[{names}]) = {minor:.6g} <= 0 ({dets:,} determinants checked): "
-                    "some q = U x + b in R^m has no fixed point or several")
-        checks.append(Check("P-matrix", ok, minor, text))
-    else:
-        checks.append(Check("P-matrix", None, None,
-                            f"not run: width {m} > cap {p_matrix_cap} (2^{m} - 1 = {2**m - 1:,} determinants)"))
-    first = next((c for c in checks if c.passed), None)
-    p_check = checks[-1]
-    if p_check.passed is False:
-        assert subset is not None
-        return Certificate(m, False, "P-matrix", p_check.text, checks, order,
-                           [i + 1 for i in subset], minor)
-    if first is not None:
-        return Certificate(m, True, first.name, first.text, checks, order)
-    reason = f"cannot certify: no sufficient condition holds ({checks[1].text}) and {p_check.text}"
-    if p_check.passed is None:
-        reason += " (raise `p_matrix_cap`, or pass `assume_well_posed` to count with every solve checked)"
-    return Certificate(m, None, "none", reason, checks, order)
+    return Check("monotone", passed, lam, f"lambda_min(sym(I - W)) = {lam:.6g}" + _verdict(passed, "> 0" + how, "<= 0"))
+
+
+def _p_matrix_check(W: np.ndarray, exact: Any, cap: int) -> tuple[Check, list[int] | None, float | None]:
+    """I - W a P-matrix (every principal minor positive: necessary and sufficient), up to width ``cap``; with
+    the failing subset and its minor."""
+    m = W.shape[0]
+    if m > cap:
+        return Check("P-matrix", None, None,
+                     f"not run: width {m} > cap {cap} (2^{m} - 1 = {2**m - 1:,} determinants)"), None, None
+    ok, subset, minor, dets = p_matrix_test(np.eye(m) - W, exact_I_minus=_identity_minus(exact or exact_matrix(W)))
+    if ok:
+        return Check("P-matrix", ok, minor, f"every principal minor of I - W is positive ({dets:,} determinants)"), \
+            subset, minor
+    assert subset is not None  # a failing test names its subset
+    names = "{" + ",".join(str(i + 1) for i in subset) + "}"
+    text = (f"principal minor det((I - W)[{names}]) = {minor:.6g} <= 0 ({dets:,} determinants checked): "
+            "some q = U x + b in R^m has no fixed point or several")
+    return Check("P-matrix", ok, minor, text), subset, minor
 
 
 def require_well_posed(W: Matrix, p_matrix_cap: int = DEFAULT_P_MATRIX_CAP) -> Certificate:
