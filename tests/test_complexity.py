@@ -15,7 +15,6 @@ CEILINGS = {
     "regioncount/exact/rational1d.py::exact_count": 38,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
     "regioncount/models/modelfile.py::parse_model": 26,
-    "regioncount/io/model_files.py::model_from_state_dict": 22,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/exact/rational1d.py::solve_unique": 17,

@@ -77,6 +77,18 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> Model:
         raise ModelFormatError(f"{source}: expected a non-empty state_dict (a dict of tensors)")
     if "W.weight" in state and "U.weight" in state:
         return deq_from_state_dict(state, source)
+    layers = _linear_layers(state, source)
+    weights, biases = [], []
+    for name in _layer_order(list(layers), source):
+        weight, bias = _linear_parameters(layers[name], f"{source}: {name}")
+        weights.append(weight)
+        biases.append(bias)
+    return FFN(weights, biases, name=f"{Path(source).name} (state_dict: ReLU assumed between layers)")
+
+
+def _linear_layers(state: dict, source: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The state_dict's tensors by layer name and parameter (weight, bias), in the file's order; any other
+    key is refused."""
     layers: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         match = _PARAM_KEY.match(str(key))
@@ -87,30 +99,35 @@ def model_from_state_dict(state: Any, source: str = "state_dict") -> Model:
                 "other modules with regioncount.from_module)"
             )
         layers.setdefault(match["path"], {})[match["param"]] = value
-    names = list(layers)
+    return layers
+
+
+def _layer_order(names: list[str], source: str) -> list[str]:
+    """Layer names in index order when they are one prefix plus an index (an ``nn.Sequential``; adjacent
+    indices leave no room for a ReLU and are refused), else in the given (registration) order."""
     matches = [m for m in map(_INDEXED_PATH.match, names) if m is not None]
-    if len(matches) == len(names) and len({m["prefix"] for m in matches}) == 1:  # an nn.Sequential
-        by_index = sorted((int(m["index"]), name) for m, name in zip(matches, names))
-        for (prev, _), (cur, _) in zip(by_index, by_index[1:]):
-            if cur - prev < 2:
-                raise ModelFormatError(
-                    f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate Linear layers"
-                )
-        names = [name for _, name in by_index]
-    weights, biases = [], []
-    for name in names:
-        params = layers[name]
-        if "weight" not in params:
-            raise ModelFormatError(f"{source}: layer {name} has a bias but no weight")
-        for param, tensor in params.items():
-            _check_tensor(tensor, f"{source}: {name}.{param}")
-        weight = params["weight"].detach().to(torch.float64)
-        bias = params.get("bias")
-        if weight.dim() != 2:
-            raise ModelFormatError(f"{source}: {name}.weight has shape {tuple(weight.shape)}, expected a matrix")
-        weights.append(weight)
-        biases.append(torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64))
-    return FFN(weights, biases, name=f"{Path(source).name} (state_dict: ReLU assumed between layers)")
+    if len(matches) != len(names) or len({m["prefix"] for m in matches}) != 1:
+        return names
+    by_index = sorted((int(m["index"]), name) for m, name in zip(matches, names))
+    for (prev, _), (cur, _) in zip(by_index, by_index[1:]):
+        if cur - prev < 2:
+            raise ModelFormatError(f"{source}: Linear layers {prev} and {cur} are adjacent; a ReLU must separate "
+                                   "Linear layers")
+    return [name for _, name in by_index]
+
+
+def _linear_parameters(params: dict[str, torch.Tensor], label: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Linear layer's float64 weight matrix and bias (zeros when it has none), checked finite and sized."""
+    if "weight" not in params:
+        raise ModelFormatError(f"{label} has a bias but no weight")
+    for param, tensor in params.items():
+        _check_tensor(tensor, f"{label}.{param}")
+    weight = params["weight"].detach().to(torch.float64)
+    if weight.dim() != 2:
+        raise ModelFormatError(f"{label}.weight has shape {tuple(weight.shape)}, expected a matrix")
+    bias = params.get("bias")
+    return weight, (torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None
+                    else bias.detach().to(torch.float64))
 
 
 #: readout layer names of a DEQ module's state_dict, in order of preference
