@@ -114,6 +114,20 @@ def parse_model(data: Any) -> dict[str, Any]:
     """A parsed v1 JSON object checked and converted to plain lists (keys, numbers, shapes): ``type``,
     ``name``, ``domain`` ((low, high) or None) and ``weights``/``biases`` (FFN) or ``W, U, b, A, c, B``
     (DEQ; ``c``/``B`` None when absent)."""
+    kind = _model_kind(data)
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ModelFormatError('"name" must be a string')
+    domain = _parsed_domain(data)
+    out: dict[str, Any] = {"type": kind, "name": name, "domain": domain}
+    parts = _ffn_parts(data) if kind == "ffn" else _deq_parts(data)
+    first = parts["weights"][0] if kind == "ffn" else parts["U"]
+    check_domain(domain[0] if domain else None, len(first[0]))
+    return out | parts
+
+
+def _model_kind(data: Any) -> str:
+    """The model's "type" ("ffn" or "deq"), after refusing a non-object and keys the type does not allow."""
     if not isinstance(data, dict):
         raise ModelFormatError("the model must be a JSON object")
     kind = data.get("type")
@@ -123,39 +137,45 @@ def parse_model(data: Any) -> dict[str, Any]:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ModelFormatError(f"unknown key(s) {unknown} for a {kind} model; allowed: {sorted(allowed)}")
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ModelFormatError('"name" must be a string')
-    domain = None
-    if "domain" in data:
-        value = data["domain"]
-        if not isinstance(value, dict) or set(value) != {"low", "high"}:
-            raise ModelFormatError('domain: expected {"low": [...], "high": [...]}')
-        domain = (tuple(vector(value["low"], "domain.low")), tuple(vector(value["high"], "domain.high")))
-    out: dict[str, Any] = {"type": kind, "name": name, "domain": domain}
-    if kind == "ffn":
-        layers = data.get("layers")
-        if not isinstance(layers, list) or not layers:
-            raise ModelFormatError('"layers" must be a non-empty list of {"weight", "bias"} objects')
-        weights, biases = [], []
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
-                raise ModelFormatError(f'layers[{i}] must be an object with exactly the keys "weight" and "bias"')
-            weights.append(matrix(layer["weight"], f"layers[{i}].weight"))
-            biases.append(vector(layer["bias"], f"layers[{i}].bias"))
-        check_ffn_shapes([_shape(w) for w in weights], [len(b) for b in biases])
-        check_domain(domain[0] if domain else None, len(weights[0][0]))
-        return out | {"weights": weights, "biases": biases}
+    return kind
+
+
+def _parsed_domain(data: dict) -> tuple[tuple, tuple] | None:
+    """The optional "domain" {"low": [...], "high": [...]} as (low, high) tuples."""
+    if "domain" not in data:
+        return None
+    value = data["domain"]
+    if not isinstance(value, dict) or set(value) != {"low", "high"}:
+        raise ModelFormatError('domain: expected {"low": [...], "high": [...]}')
+    return tuple(vector(value["low"], "domain.low")), tuple(vector(value["high"], "domain.high"))
+
+
+def _ffn_parts(data: dict) -> dict[str, Any]:
+    """An FFN's "layers" as ``weights`` and ``biases`` lists, shapes checked."""
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ModelFormatError('"layers" must be a non-empty list of {"weight", "bias"} objects')
+    weights, biases = [], []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or set(layer) != LAYER_KEYS:
+            raise ModelFormatError(f'layers[{i}] must be an object with exactly the keys "weight" and "bias"')
+        weights.append(matrix(layer["weight"], f"layers[{i}].weight"))
+        biases.append(vector(layer["bias"], f"layers[{i}].bias"))
+    check_ffn_shapes([_shape(w) for w in weights], [len(b) for b in biases])
+    return {"weights": weights, "biases": biases}
+
+
+def _deq_parts(data: dict) -> dict[str, Any]:
+    """A DEQ's W, U, b, A and the optional c, B (None when absent), shapes checked."""
     for key in ("W", "U", "b", "A"):
         if key not in data:
             raise ModelFormatError(f'a deq model needs the key "{key}"')
     parts: dict[str, Any] = {"W": matrix(data["W"], "W"), "U": matrix(data["U"], "U"), "b": vector(data["b"], "b"),
-             "A": matrix(data["A"], "A"), "c": vector(data["c"], "c") if "c" in data else None,
-             "B": matrix(data["B"], "B") if "B" in data else None}
+                             "A": matrix(data["A"], "A"), "c": vector(data["c"], "c") if "c" in data else None,
+                             "B": matrix(data["B"], "B") if "B" in data else None}
     check_deq_shapes(_shape(parts["W"]), _shape(parts["U"]), len(parts["b"]), _shape(parts["A"]),
                      None if parts["c"] is None else len(parts["c"]), None if parts["B"] is None else _shape(parts["B"]))
-    check_domain(domain[0] if domain else None, len(parts["U"][0]))
-    return out | parts
+    return parts
 
 
 def regular_file(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> tuple[int, bytes]:
