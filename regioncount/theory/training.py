@@ -153,7 +153,7 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
     """Train the (depth, width) FFN to fit T^m from ``seeds`` random inits and from the explicit in-family
     approximant (:func:`regioncount.theory.family.teeth_approximant`); report the best by exact L1 error, where
     it lies in the family's bracket, and whether it is worse than the approximant it could have stayed at."""
-    from .family import exact_errors_to_sawtooth, l1_lower_bound, teeth_approximant
+    from .family import exact_errors_to_sawtooth, teeth_approximant
 
     starts: list[tuple[str, FFN | None, int]] = [(f"random (seed {s})", None, s) for s in range(seeds)]
     constructed: Fraction | None = None
@@ -161,7 +161,6 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
         approximant, _ = teeth_approximant(m, depth, width)
         constructed = exact_errors_to_sawtooth(approximant, m)[0]
         starts.append(("constructed approximant", approximant, 0))
-    constructed_l1 = None if constructed is None else float(constructed)
     results: list[dict[str, Any]] = []
     for k, (label, init, seed) in enumerate(starts):
         tick = None if progress is None else (lambda f, k=k: progress((k + f) / len(starts)))
@@ -170,16 +169,23 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
         errors = exact_errors(net.model, m)
         results.append({"init": label, "steps": net.steps, "seconds": net.seconds, "errors": errors})
     best = min(results, key=lambda r: r["errors"].l1)
-    err: SawtoothErrors = best["errors"]
+    report = {"depth": depth, "width": width, **{k: v for k, v in best.items() if k != "errors"}}
+    return report | _against_the_bracket(m, best["errors"], constructed) | {
+        "starts": len(starts), "all_l1_errors": [float(r["errors"].l1) for r in results]}
+
+
+def _against_the_bracket(m: int, err: SawtoothErrors, constructed: Fraction | None) -> dict[str, Any]:
+    """The best trained net's errors against the family's L1 bracket: the lower bound every in-family FFN
+    obeys and the explicit approximant's error (``constructed``, None when there is none)."""
+    from .family import l1_lower_bound
+
     lower = l1_lower_bound(m, err.pieces)
     to_bound = _compare(err.l1, lower, err.exact)
     to_constructed = None if constructed is None else _compare(err.l1, constructed, err.exact)
-    out = {"depth": depth, "width": width, **{k: v for k, v in best.items() if k != "errors"},
-           "l1_error": float(err.l1), "linf_error": float(err.linf), "regions": err.regions,
+    out = {"l1_error": float(err.l1), "linf_error": float(err.linf), "regions": err.regions,
            "linear_pieces": err.pieces, "errors_method": "exact" if err.exact else "float64",
            "l1_lower_bound": float(lower), "above_bound": None if to_bound is None else to_bound >= 0,
-           "starts": len(starts), "all_l1_errors": [float(r["errors"].l1) for r in results],
-           "constructed_l1_error": constructed_l1,
+           "constructed_l1_error": None if constructed is None else float(constructed),
            "worse_than_constructed": None if to_constructed is None else to_constructed > 0}
     if err.exact:
         out["l1_error_exact"] = str(err.l1)
