@@ -43,7 +43,15 @@ def solve_unique(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | N
     """The unique solution X (d rows) of the system given as rows ``[a | r_1 .. r_k]`` (``a . x = r_j`` for
     every right-hand side j), by exact Gaussian elimination and back substitution; None when it has none
     or many solutions."""
-    m = [list(r) for r in rows]
+    m = _eliminated([list(r) for r in rows], d)
+    if m is None or any(v != 0 for row in m[d:] for v in row[d:]):
+        return None  # no pivot in some column (many solutions), or inconsistent equations
+    return _back_substituted(m, d)
+
+
+def _eliminated(m: list[list[Fraction]], d: int) -> list[list[Fraction]] | None:
+    """``m`` in row echelon form over its first ``d`` columns (in place, rows swapped to put a nonzero pivot
+    on each), or None when some column has no pivot."""
     for col in range(d):
         pivot = next((i for i in range(col, len(m)) if m[i][col] != 0), None)
         if pivot is None:
@@ -55,8 +63,11 @@ def solve_unique(rows: list[list[Fraction]], d: int) -> list[list[Fraction]] | N
             if m[i][col] != 0:
                 f = m[i][col] * inv
                 m[i] = [vi - f * vh for vi, vh in zip(m[i], head)]
-    if any(v != 0 for row in m[d:] for v in row[d:]):
-        return None  # the equations are inconsistent
+    return m
+
+
+def _back_substituted(m: list[list[Fraction]], d: int) -> list[list[Fraction]]:
+    """The solution X (d rows, one column per right-hand side) of an upper-triangular ``[a | r]`` system."""
     width = len(m[0]) - d if m else 0
     X = [[Fraction(0)] * width for _ in range(d)]
     for i in range(d - 1, -1, -1):
