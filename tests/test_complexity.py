@@ -16,7 +16,6 @@ CEILINGS = {
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
-    "regioncount/exact/rational1d.py::_ffn_at": 16,
     "regioncount/partition/box_partition.py::subdivide": 16,
     "regioncount/line/general_exact.py::decide_general_walk": 16,
 }

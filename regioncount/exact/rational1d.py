@@ -196,17 +196,20 @@ def _ffn_at(model: FFN, point: list[Fraction], slope: list[Fraction] | None
     """The FFN's exact outputs at ``point`` and, with a direction ``slope``, their exact directional
     derivatives on the activation region of the point (pattern: pre-activation > 0)."""
     for w, b in zip(model.weights[:-1], model.biases[:-1]):
-        W, bias = fractions_of(w), fractions_of(b)
-        z = [sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(W, bias)]
+        W = fractions_of(w)
+        z = _affine(W, point, fractions_of(b))
         if slope is not None:
-            s = [sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in W]
-            slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(s, z)]
+            slope = [sj if zj > 0 else Fraction(0) for sj, zj in zip(_affine(W, slope), z)]
         point = [zj if zj > 0 else Fraction(0) for zj in z]
-    readout, last = fractions_of(model.weights[-1]), fractions_of(model.biases[-1])
-    outputs = tuple(sum((wj * xj for wj, xj in zip(row, point)), Fraction(0)) + bj for row, bj in zip(readout, last))
-    if slope is None:
-        return outputs, None
-    return outputs, tuple(sum((wj * sj for wj, sj in zip(row, slope)), Fraction(0)) for row in readout)
+    readout = fractions_of(model.weights[-1])
+    outputs = tuple(_affine(readout, point, fractions_of(model.biases[-1])))
+    return outputs, None if slope is None else tuple(_affine(readout, slope))
+
+
+def _affine(W: list[list[Fraction]], x: list[Fraction], bias: list[Fraction] | None = None) -> list[Fraction]:
+    """``W x + bias`` (no bias: ``W x``) in exact arithmetic."""
+    rows = [sum((wj * xj for wj, xj in zip(row, x)), Fraction(0)) for row in W]
+    return rows if bias is None else [r + bj for r, bj in zip(rows, bias)]
 
 
 def ffn_output_slope_at(model: FFN, p: list[float], v: list[float], t: float) -> tuple[Fraction, ...]:
