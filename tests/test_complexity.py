@@ -17,7 +17,6 @@ CEILINGS = {
     "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/partition/box_partition.py::subdivide": 16,
-    "regioncount/line/general_exact.py::decide_general_walk": 16,
 }
 
 

@@ -35,36 +35,45 @@ class GeneralVerdict:
     exact_breakpoints: list[Fraction] | None = None
 
 
+def _proven_walk(model: DEQ, seg: Segment, walk: WalkResult, linear_pieces: bool, budget: float
+                 ) -> tuple[GeneralVerdict | None, int, str]:
+    """The a-posteriori proof of a walk that kept its patterns, with the slope comparisons it leaves open
+    decided exactly within ``budget``: the exact verdict, or (None, open decisions, why) for the recount."""
+    assert walk.sequence is not None
+    p = torch.tensor(seg.origin, dtype=DTYPE)
+    v = torch.tensor(seg.direction, dtype=DTYPE)
+    proof = prove_walk(model, p, v, seg.t_low, seg.t_high, walk.sequence, linear_pieces)
+    if proof.regions != walk.activation_regions:  # the walk's own count (and breakpoints) disagree with it
+        proof.unproven += 1
+    pieces = 1 + proof.slope_changes if linear_pieces else None
+    spent = 0.0
+    if proof.unproven == 0 and proof.open_slope_pairs:
+        pair_cost = general_rational_cost(model, 2)
+        if pair_cost * len(proof.open_slope_pairs) <= budget:
+            patterns = ExactPatterns(model, list(seg.origin), list(seg.direction))
+            rows = walk.sequence.cpu().to(torch.int64).tolist()
+            assert pieces is not None
+            pieces += sum(int(patterns.output_slope(tuple(rows[k])) != patterns.output_slope(tuple(rows[k + 1])))
+                          for k in proof.open_slope_pairs)
+            spent = pair_cost * len(proof.open_slope_pairs)
+        else:
+            proof.unproven += len(proof.open_slope_pairs)
+    if proof.unproven == 0:
+        note = "; float64 rounding bounded, every decision proven (a-posteriori error bounds)"
+        if spent:
+            note += f"; {len(proof.open_slope_pairs)} slope comparison(s) decided exactly"
+        return GeneralVerdict(proof.regions, pieces, "exact", 0, note), 0, ""
+    return None, proof.unproven, f"{proof.unproven} float64 decision(s) not proven by the error bounds"
+
+
 def decide_general_walk(model: DEQ, seg: Segment, walk: WalkResult, linear_pieces: bool, budget: float
                         ) -> GeneralVerdict:
     """Prove ``walk`` (run with ``keep_patterns``), or recount exactly within ``budget`` rational operations,
     or label it approximate."""
-    p = torch.tensor(seg.origin, dtype=DTYPE)
-    v = torch.tensor(seg.direction, dtype=DTYPE)
     if walk.sequence is not None:
-        proof = prove_walk(model, p, v, seg.t_low, seg.t_high, walk.sequence, linear_pieces)
-        if proof.regions != walk.activation_regions:  # the walk's own count (and breakpoints) disagree with it
-            proof.unproven += 1
-        pieces = 1 + proof.slope_changes if linear_pieces else None
-        spent = 0.0
-        if proof.unproven == 0 and proof.open_slope_pairs:
-            pair_cost = general_rational_cost(model, 2)
-            if pair_cost * len(proof.open_slope_pairs) <= budget:
-                patterns = ExactPatterns(model, list(seg.origin), list(seg.direction))
-                rows = walk.sequence.cpu().to(torch.int64).tolist()
-                assert pieces is not None
-                pieces += sum(int(patterns.output_slope(tuple(rows[k])) != patterns.output_slope(tuple(rows[k + 1])))
-                              for k in proof.open_slope_pairs)
-                spent = pair_cost * len(proof.open_slope_pairs)
-            else:
-                proof.unproven += len(proof.open_slope_pairs)
-        if proof.unproven == 0:
-            note = "; float64 rounding bounded, every decision proven (a-posteriori error bounds)"
-            if spent:
-                note += f"; {len(proof.open_slope_pairs)} slope comparison(s) decided exactly"
-            return GeneralVerdict(proof.regions, pieces, "exact", 0, note)
-        open_decisions = proof.unproven
-        why = f"{proof.unproven} float64 decision(s) not proven by the error bounds"
+        proven, open_decisions, why = _proven_walk(model, seg, walk, linear_pieces, budget)
+        if proven is not None:
+            return proven
     else:
         why = "too many patterns to keep for the proof"
         open_decisions = max(walk.doubtful, 1)
