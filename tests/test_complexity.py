@@ -14,7 +14,6 @@ CEILINGS = {
     "regioncount/line/ffn_walk.py::FFNKernel.run": 40,
     "regioncount/exact/rational1d.py::exact_count": 38,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
-    "regioncount/exact/rational_deq.py::exact_general_count": 20,
     "regioncount/partition/deq_cells.py::refine_general_deq": 17,
     "regioncount/partition/box_partition.py::subdivide": 16,
 }

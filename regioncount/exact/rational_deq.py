@@ -118,13 +118,9 @@ def exact_general_count(model: DEQ, p: list[float], v: list[float], t_low: float
     pattern = exact.settle(start if start is not None else (0,) * m, t, limit)
     patterns, breakpoints = [pattern], []
     while True:
-        g, h = exact.affine(pattern)
-        leaving = [-h[j] / g[j] for j in range(m) if g[j] != 0 and (g[j] < 0) == bool(pattern[j])]
-        after = [x for x in leaving if x > t]
-        nxt = min(after, default=None)
+        nxt, crossing = _next_exit(*exact.affine(pattern), pattern, t)
         if nxt is None or nxt >= end:
             break
-        crossing = [int(g[j] != 0 and (g[j] < 0) == bool(pattern[j]) and -h[j] / g[j] == nxt) for j in range(m)]
         settled = exact.settle(tuple(a ^ c for a, c in zip(pattern, crossing)), nxt, limit)
         t = nxt
         if settled != pattern:  # a unit touching zero without changing sign does not split a region
@@ -136,6 +132,18 @@ def exact_general_count(model: DEQ, p: list[float], v: list[float], t_low: float
     changes = sum(1 for a, b in zip(slopes, slopes[1:]) if a != b)
     return ExactCount(activation_regions=len(patterns), linear_pieces=changes + 1,
                       breakpoints=breakpoints, patterns=patterns, outputs=outputs)
+
+
+def _next_exit(g: list[Fraction], h: list[Fraction], pattern: Pattern, t: Fraction
+               ) -> tuple[Fraction | None, list[int]]:
+    """The first t' > t where a unit's pre-activation g_j t' + h_j (on ``pattern``) reaches zero while heading
+    out of its side (an active unit falling, an inactive one rising), and which units do so there
+    (0/1 per unit); (None, []) when none does."""
+    leaving = {j: -h[j] / g[j] for j in range(len(g)) if g[j] != 0 and (g[j] < 0) == bool(pattern[j])}
+    nxt = min((x for x in leaving.values() if x > t), default=None)
+    if nxt is None:
+        return None, []
+    return nxt, [int(leaving.get(j) == nxt) for j in range(len(g))]
 
 
 def general_rational_cost(model: DEQ, regions: float) -> float:
