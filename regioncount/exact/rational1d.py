@@ -122,73 +122,90 @@ def _split(pieces, unit_maps):
 
 
 def exact_count(model, p: list[float], v: list[float], t_low: float, t_high: float) -> ExactCount:
+    """Every activation region and linear piece of ``model`` along x(t) = p + t v, t in [t_low, t_high], in
+    exact rational arithmetic: the segment is split at the zeros of each layer's (FFN) or unit's (acyclic
+    DEQ, in topological order) affine maps, piece by piece."""
     P = [Fraction(x) for x in p]
     V = [Fraction(x) for x in v]
-    pieces: list[tuple[Fraction, Fraction, Any]] = [(Fraction(t_low), Fraction(t_high), None)]
+    span = (Fraction(t_low), Fraction(t_high))
     if isinstance(model, FFN):
-        Ws, bs = [fractions_of(w) for w in model.weights], [fractions_of(b) for b in model.biases]
-        # state: list of affine maps of the current layer's inputs, plus the pattern so far
-        pieces = [(tl, tr, ([(vi, pi) for vi, pi in zip(V, P)], ())) for tl, tr, _ in pieces]
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            unit_maps = []
-            for _, _, (h, _) in pieces:
-                maps = []
-                for row, bj in zip(W, b):
-                    s, c = _affine_dot(row, h)
-                    maps.append((s, c + bj))
-                unit_maps.append(maps)
-            new = []
-            for left, right, (_h, pattern), maps in _split(pieces, unit_maps):
-                mid = (left + right) / 2
-                bits = tuple(int(s * mid + c > 0) for s, c in maps)
-                hidden = [(s, c) if bit else (Fraction(0), Fraction(0)) for (s, c), bit in zip(maps, bits)]
-                new.append((left, right, (hidden, pattern + bits)))
-            pieces = new
-        outputs = []
-        for _, _, (h, _) in pieces:
-            maps = [_affine_dot(row, h) for row in Ws[-1]]
-            outputs.append((tuple(sc for sc, _ in maps), tuple(c + bk for (_, c), bk in zip(maps, bs[-1]))))
-        patterns = [pattern for _, _, (_, pattern) in pieces]
+        bounds, outputs, patterns = _ffn_pieces(model, P, V, span)
     else:
         assert isinstance(model, DEQ)
-        W, U, b, A, B = (fractions_of(t) for t in (model.W, model.U, model.b, model.A, model.B))
-        m = len(W)
-        order = _topological(W)
-        input_maps = line_maps(U, b, P, V)
-        zero = (Fraction(0), Fraction(0))
-        pieces = [(tl, tr, ([zero] * m, [0] * m)) for tl, tr, _ in pieces]
-        for t in order:
-            unit_maps = []
-            for _, _, (z, _) in pieces:
-                s, c = _affine_dot([W[t][i] if i != t else Fraction(0) for i in range(m)], z)
-                scale = 1 / (1 - W[t][t])
-                unit_maps.append([((s + input_maps[t][0]) * scale, (c + input_maps[t][1]) * scale)])
-            new = []
-            for left, right, (z, pattern), maps in _split(pieces, unit_maps):
-                (s, c), = maps
-                bit = int(s * ((left + right) / 2) + c > 0)
-                z2 = list(z)
-                z2[t] = (s, c) if bit else zero
-                pat2 = list(pattern)
-                pat2[t] = bit
-                new.append((left, right, (z2, pat2)))
-            pieces = new
-        outputs = []
-        skip = line_maps(B, fractions_of(model.c), P, V)
-        for _, _, (z, _) in pieces:
-            maps = [_affine_dot(row, z) for row in A]
-            outputs.append((tuple(sc + sk for (sc, _), (sk, _) in zip(maps, skip)),
-                            tuple(c + ck for (_, c), (_, ck) in zip(maps, skip))))
-        patterns = [tuple(pattern) for _, _, (_, pattern) in pieces]
+        bounds, outputs, patterns = _deq_pieces(model, P, V, span)
     slopes = [slope for slope, _ in outputs]
     changes = sum(1 for a, b2 in zip(slopes, slopes[1:]) if a != b2)
     return ExactCount(
-        activation_regions=len(pieces),
+        activation_regions=len(bounds),
         linear_pieces=changes + 1,
-        breakpoints=[tl for tl, _, _ in pieces[1:]],
+        breakpoints=[tl for tl, _ in bounds[1:]],
         patterns=patterns,
         outputs=outputs,
     )
+
+
+Outputs = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]  # (slopes, intercepts) of the outputs on a piece
+
+
+def _ffn_pieces(model: FFN, P: list[Fraction], V: list[Fraction], span: tuple[Fraction, Fraction]
+                ) -> tuple[list[tuple[Fraction, Fraction]], list[Outputs], list[tuple]]:
+    """The FFN's pieces (bounds), their outputs' affine maps of t and their patterns, layer by layer."""
+    Ws, bs = [fractions_of(w) for w in model.weights], [fractions_of(b) for b in model.biases]
+    # state: the current layer's inputs as affine maps of t, plus the pattern so far
+    pieces: list[tuple[Fraction, Fraction, Any]] = [(span[0], span[1], ([(vi, pi) for vi, pi in zip(V, P)], ()))]
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        pieces = _ffn_layer(pieces, W, b)
+    outputs = []
+    for _, _, (h, _) in pieces:
+        maps = [_affine_dot(row, h) for row in Ws[-1]]
+        outputs.append((tuple(sc for sc, _ in maps), tuple(c + bk for (_, c), bk in zip(maps, bs[-1]))))
+    return [(tl, tr) for tl, tr, _ in pieces], outputs, [pattern for _, _, (_, pattern) in pieces]
+
+
+def _ffn_layer(pieces: list[tuple[Fraction, Fraction, Any]], W: list[list[Fraction]], b: list[Fraction]
+               ) -> list[tuple[Fraction, Fraction, Any]]:
+    """The pieces split at the zeros of one layer's units, each with its hidden maps and pattern extended."""
+    unit_maps = [[(s, c + bj) for (s, c), bj in zip((_affine_dot(row, h) for row in W), b)]
+                 for _, _, (h, _) in pieces]
+    new = []
+    for left, right, (_h, pattern), maps in _split(pieces, unit_maps):
+        mid = (left + right) / 2
+        bits = tuple(int(s * mid + c > 0) for s, c in maps)
+        hidden = [(s, c) if bit else (Fraction(0), Fraction(0)) for (s, c), bit in zip(maps, bits)]
+        new.append((left, right, (hidden, pattern + bits)))
+    return new
+
+
+def _deq_pieces(model: DEQ, P: list[Fraction], V: list[Fraction], span: tuple[Fraction, Fraction]
+                ) -> tuple[list[tuple[Fraction, Fraction]], list[Outputs], list[tuple]]:
+    """An acyclic DEQ's pieces (bounds), outputs and patterns, unit by unit in topological order
+    (``z_t = relu(r_t) / (1 - W_tt)``)."""
+    W, U, b, A, B = (fractions_of(t) for t in (model.W, model.U, model.b, model.A, model.B))
+    m = len(W)
+    input_maps = line_maps(U, b, P, V)
+    zero = (Fraction(0), Fraction(0))
+    pieces: list[tuple[Fraction, Fraction, Any]] = [(span[0], span[1], ([zero] * m, [0] * m))]
+    for t in _topological(W):
+        scale = 1 / (1 - W[t][t])
+        row = [W[t][i] if i != t else Fraction(0) for i in range(m)]
+        unit_maps = [[((s + input_maps[t][0]) * scale, (c + input_maps[t][1]) * scale)]
+                     for s, c in (_affine_dot(row, z) for _, _, (z, _) in pieces)]
+        new = []
+        for left, right, (z, pattern), maps in _split(pieces, unit_maps):
+            (s, c), = maps
+            bit = int(s * ((left + right) / 2) + c > 0)
+            z2, pat2 = list(z), list(pattern)
+            z2[t] = (s, c) if bit else zero
+            pat2[t] = bit
+            new.append((left, right, (z2, pat2)))
+        pieces = new
+    outputs = []
+    skip = line_maps(B, fractions_of(model.c), P, V)
+    for _, _, (z, _) in pieces:
+        maps = [_affine_dot(row, z) for row in A]
+        outputs.append((tuple(sc + sk for (sc, _), (sk, _) in zip(maps, skip)),
+                        tuple(c + ck for (_, c), (_, ck) in zip(maps, skip))))
+    return [(tl, tr) for tl, tr, _ in pieces], outputs, [tuple(pattern) for _, _, (_, pattern) in pieces]
 
 
 def _ffn_at(model: FFN, point: list[Fraction], slope: list[Fraction] | None
