@@ -187,6 +187,16 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         guess = torch.cat([above, below])  # the children f >= 0 (unit active), then f <= 0
         held = [open_cells] + [c for c, _, _ in done]
         check(sum(c.count for c in held), max(c.V for c in held), d, max(c.tight.shape[2] for c in held))
+    cells, bits, out = _accepted_cells(model, done, embedding, device)
+    return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
+                         "polytope refinement by patterns (general W)")
+
+
+def _accepted_cells(model: DEQ, done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]],
+                    embedding: Embedding | None, device: torch.device
+                    ) -> tuple[Polytopes, torch.Tensor, torch.Tensor]:
+    """The accepted cells joined, their patterns (P, m) and output maps (P, d + 1, k): ``A relu(u) + B x + c``
+    with u affine on each cell's pattern (``done``: cells, patterns, u's coefficients), in cell coordinates."""
     cells = _joined([c for c, _, _ in done])
     bits = torch.cat([a for _, a, _ in done])
     coef = torch.cat([c for _, _, c in done])
@@ -198,6 +208,4 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         B = on_device.B
         skip = torch.cat([(B @ embedding.directions.to(device)).T,
                           (B @ embedding.origin.to(device) + on_device.c)[None]])
-    out = z @ on_device.A.T + skip
-    return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
-                         "polytope refinement by patterns (general W)")
+    return cells, bits, z @ on_device.A.T + skip
