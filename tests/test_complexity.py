@@ -13,7 +13,6 @@ LIMIT = 15
 CEILINGS = {
     "regioncount/line/ffn_walk.py::FFNKernel.run": 40,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
-    "regioncount/partition/box_partition.py::subdivide": 16,
 }
 
 

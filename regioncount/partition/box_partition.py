@@ -402,14 +402,18 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         state_error = step.after_error(None if state_error is None else state_error.index_select(0, origin),
                                        EZ, Zo, active, origin)
         state = step.after(parent_state, Zo, active)
+    return cells, bits, _output_maps(model, state, d, device), int(doubtful), referee, vanishing
+
+
+def _output_maps(model: Model, state: torch.Tensor, d: int, device: torch.device) -> torch.Tensor:
+    """(P, d + 1, k) the outputs' affine maps on each cell from its last hidden state's maps ``state``
+    (P, d + 1, units): the FFN's readout, or the DEQ's ``A z + B x + c``."""
     on_device = model.to(device)
     if isinstance(on_device, FFN):
         out = state @ on_device.weights[-1].T
         out[:, d] += on_device.biases[-1]
-    else:
-        skip = torch.cat([on_device.B.T, on_device.c[None]])
-        out = state @ on_device.A.T + skip
-    return cells, bits, out, int(doubtful), referee, vanishing
+        return out
+    return state @ on_device.A.T + torch.cat([on_device.B.T, on_device.c[None]])
 
 
 def partition_cells(model: Model, bx: Box, device: torch.device, limit: CellLimit,
