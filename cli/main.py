@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -283,48 +284,88 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
                      output_index=output_index, dpi=dpi, size=size)
 
 
+@dataclass(frozen=True)
+class _CountFlags:
+    """What one ``count`` invocation asked for, as the flag checks read it."""
+
+    n_models: int
+    is_plane: bool
+    in_box: bool
+    along: bool
+    sampling: bool
+    lines: int | None
+    exact_box: bool
+    plot_file: str | None
+    graph_file: str | None
+    polygons_file: str | None
+    breakpoints_file: str | None
+    dtype: str
+
+
+def _first_given(flags: tuple[tuple[str, object], ...]) -> str | None:
+    """The first flag whose value is truthy (given)."""
+    return next((flag for flag, value in flags if value), None)
+
+
 def _check_count_flags(n_models: int, is_plane: bool, in_box: bool, along: bool, *, sampling: bool,
                        lines: int | None, exact_box: bool,
                        plot_file: str | None, graph_file: str | None, polygons_file: str | None, dtype: str,
                        options: dict) -> None:
-    """The one place where ``count``'s flags are checked against each other (one-line errors)."""
+    """The one place where ``count``'s flags are checked against each other (one-line errors): by mode, each
+    mode's clashes in a function of its own."""
+    flags = _CountFlags(n_models, is_plane, in_box, along, sampling, lines, exact_box, plot_file, graph_file,
+                        polygons_file, options["breakpoints_file"], dtype)
     if n_models > 1:
-        extras = [flag for flag, value in (("--plane", is_plane), ("--exact", exact_box), ("--chords", lines),
-                                           ("--plot", plot_file),
-                                           ("--graph", graph_file), ("--polygons", polygons_file),
-                                           ("--breakpoints", options["breakpoints_file"])) if value]
-        if extras:
-            raise UserError(f"{extras[0]} takes one MODEL; several are counted along a segment or sampled")
+        _check_several_models(flags)
         return
     if split_requested(options) and (is_plane or exact_box or lines is not None):
-        split = [flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"), ("--tasks", "tasks"))
-                 if options[key] is not None]
-        raise UserError(f"{split[0]} splits an exact 1-D count (--interval/--segment) or a sampled count "
+        split = next(flag for flag, key in (("--workers", "workers"), ("--scheduler", "scheduler"),
+                                            ("--tasks", "tasks")) if options[key] is not None)
+        raise UserError(f"{split} splits an exact 1-D count (--interval/--segment) or a sampled count "
                         "(--samples/--grid); partitions (--plane, --exact) and --chords run in this process")
     if exact_box:
-        clash = [flag for flag, value in (("--plane", is_plane), ("--interval/--segment", along),
-                                          ("--samples/--grid", sampling), ("--chords", lines), ("--plot", plot_file),
-                                          ("--polygons", polygons_file),
-                                          ("--breakpoints", options["breakpoints_file"])) if value]
-        if clash:
-            raise UserError(f"--exact partitions a d-D box; it does not combine with {clash[0]}")
-        if dtype != "float64":
-            raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
-        return
-    if is_plane:
+        _check_exact_box(flags)
+    elif is_plane:
         if along or sampling or lines is not None:
             raise UserError("--plane is an exact 2-D count; it does not combine with --interval/--segment/"
                             "--samples/--grid/--chords")
-        return
-    if graph_file is not None or polygons_file is not None:
+    else:
+        _check_segment_or_sampled(flags)
+
+
+def _check_several_models(flags: _CountFlags) -> None:
+    """Several MODELs are counted along a segment or sampled: no partition, chords, plot or output file."""
+    extra = _first_given((("--plane", flags.is_plane), ("--exact", flags.exact_box), ("--chords", flags.lines),
+                          ("--plot", flags.plot_file), ("--graph", flags.graph_file),
+                          ("--polygons", flags.polygons_file), ("--breakpoints", flags.breakpoints_file)))
+    if extra:
+        raise UserError(f"{extra} takes one MODEL; several are counted along a segment or sampled")
+
+
+def _check_exact_box(flags: _CountFlags) -> None:
+    """--exact partitions a d-D box: no other mode, no plot, polygons or breakpoints; float64 only."""
+    clash = _first_given((("--plane", flags.is_plane), ("--interval/--segment", flags.along),
+                          ("--samples/--grid", flags.sampling), ("--chords", flags.lines),
+                          ("--plot", flags.plot_file), ("--polygons", flags.polygons_file),
+                          ("--breakpoints", flags.breakpoints_file)))
+    if clash:
+        raise UserError(f"--exact partitions a d-D box; it does not combine with {clash}")
+    if flags.dtype != "float64":
+        raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
+
+
+def _check_segment_or_sampled(flags: _CountFlags) -> None:
+    """A count along a segment (float64 only) or sampled in a box (no plot, no segment): neither writes a
+    graph or polygons."""
+    if flags.graph_file is not None or flags.polygons_file is not None:
         raise UserError("--graph needs --plane or --exact; --polygons needs --plane")
-    if in_box:
-        if plot_file is not None:
+    if flags.in_box:
+        if flags.plot_file is not None:
             raise UserError("--plot draws a segment count or a --plane partition, not a sampled count")
-        if along:
+        if flags.along:
             raise UserError("--interval/--segment count along a segment; --box/--samples/--chords count in a box")
         return
-    if dtype != "float64":
+    if flags.dtype != "float64":
         raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
 
 

@@ -397,52 +397,66 @@ def _e(value: float | None) -> str:
 
 @_drawn("BiasReport")
 def _bias_drawing(report: Any, narrow: bool) -> list[Any]:
-    out: list[Any] = []
-    theory = Table(title="Gradient flow of the diagonal linear DEQ against the predicted minimiser of "
-                         "Q(beta) = sum 1/(2 beta^2) + beta/beta0^3 (derived sign; the quoted sign: last column)",
-                   title_justify="left")
-    for name in ("instance", "flow", "t", "|limit - argmin|", "KKT +", "KKT -", "relation", "quoted (-) potential"):
-        theory.add_column(name, justify="left" if name in ("instance", "flow", "quoted (-) potential") else "right")
+    """The tables of ``regioncount bias``: theory, descent, comparison, GOTU and feature density."""
+    worst = report.worst_distance
+    return [*_bias_theory(report, narrow), _bias_descent(report), _bias_comparison(report), *_bias_gotu(report),
+            _bias_density(report),
+            f"Largest |flow limit - minimiser| / |minimiser|: {_e(worst)} (target 1e-8); {fmt_seconds(report.seconds)}."]
+
+
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """A left-titled table whose ``left`` columns are left-justified and the others right-justified."""
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        table.add_column(name, justify="left" if name in left else "right")
+    return table
+
+
+def _bias_theory(report: Any, narrow: bool) -> list[Any]:
+    theory = _table("Gradient flow of the diagonal linear DEQ against the predicted minimiser of "
+                    "Q(beta) = sum 1/(2 beta^2) + beta/beta0^3 (derived sign; the quoted sign: last column)",
+                    ("instance", "flow", "t", "|limit - argmin|", "KKT +", "KKT -", "relation", "quoted (-) potential"),
+                    ("instance", "flow", "quoted (-) potential"))
     for r in report.theory:
         theory.add_row(r.instance, r.flow_status, f"{r.time:.3g}", _e(r.distance), _e(r.kkt_derived),
                        _e(r.kkt_quoted), _e(r.relation_error), r.quoted_minimiser if not narrow else
                        r.quoted_minimiser.split(":")[0])
-    out.append(theory)
-    out.append("Relative distances; KKT: the part of Q'(limit) outside the row space of X diag(signs) (+: derived, "
-               "-: quoted); relation: largest deviation of the flow (integrated in beta^-3 = beta0^-3 + 3 signs X^T v "
-               "and a rescaled time) from a plain integration of beta, t <= 1000, relative to beta0^-3.")
-    descent = Table(title=f"Gradient descent on w against the flow ({report.descent_instance})", title_justify="left")
-    for name in ("step", "status", "steps", "|GD limit - flow limit|"):
-        descent.add_column(name, justify="right")
+    return [theory, "Relative distances; KKT: the part of Q'(limit) outside the row space of X diag(signs) (+: "
+            "derived, -: quoted); relation: largest deviation of the flow (integrated in beta^-3 = beta0^-3 + 3 signs "
+            "X^T v and a rescaled time) from a plain integration of beta, t <= 1000, relative to beta0^-3."]
+
+
+def _bias_descent(report: Any) -> Table:
+    descent = _table(f"Gradient descent on w against the flow ({report.descent_instance})",
+                     ("step", "status", "steps", "|GD limit - flow limit|"), ())
     for r in report.descent:
         descent.add_row(f"{r.step:g}", r.status, fmt_int(r.steps), _e(r.distance_to_flow))
-    out.append(descent)
-    comparison = Table(title="The bias: interpolants of the same data", title_justify="left")
-    for name in ("planted", "model", "l1", "l2", "(l1/l2)^2", "support", "recovery error"):
-        comparison.add_column(name, justify="left" if name in ("planted", "model") else "right")
+    return descent
+
+
+def _bias_comparison(report: Any) -> Table:
+    comparison = _table("The bias: interpolants of the same data",
+                        ("planted", "model", "l1", "l2", "(l1/l2)^2", "support", "recovery error"), ("planted", "model"))
     for r in report.comparison:
         comparison.add_row(r.planted, r.model, f"{r.l1:.3f}", f"{r.l2:.3f}", f"{r.effective_sparsity:.1f}",
                            str(r.support), f"{r.recovery_error:.3f}")
-    out.append(comparison)
-    gotu = Table(title=f"GOTU: trained on x_1 = +1, error on the unseen x_1 = -1 (d = {report.settings['gotu_dim']})",
-                 title_justify="left")
-    for name in ("model", "target", "bias share", "GOTU error (trained)", "closed form"):
-        gotu.add_column(name, justify="left" if name in ("model", "target") else "right")
+    return comparison
+
+
+def _bias_gotu(report: Any) -> list[Any]:
+    gotu = _table(f"GOTU: trained on x_1 = +1, error on the unseen x_1 = -1 (d = {report.settings['gotu_dim']})",
+                  ("model", "target", "bias share", "GOTU error (trained)", "closed form"), ("model", "target"))
     for r in report.gotu:
         trained = f"{r.trained:.3f}" + (f" +- {r.spread:.3f}" if r.spread else "")
         gotu.add_row(r.model, r.target, "-" if r.bias_share != r.bias_share else f"{r.bias_share:.3f}", trained,
                      "-" if r.closed_form is None else f"{r.closed_form:.3f}")
-    out.append(gotu)
-    out.append("f1 = 1.5 x_1 + sum c_i x_i, f2 = 1.5 + sum c_i x_i: equal on the seen half. A linear model with "
-               "bias share p has GOTU error (3p)^2 on f1 and (3(1 - p))^2 on f2.")
-    dens = Table(title="Feature density on GOTU f1 (share of 20 features with mean |z| >= 10% of the largest)",
-                 title_justify="left")
-    dens.add_column("model")
-    dens.add_column("density", justify="right")
+    return [gotu, "f1 = 1.5 x_1 + sum c_i x_i, f2 = 1.5 + sum c_i x_i: equal on the seen half. A linear model with "
+            "bias share p has GOTU error (3p)^2 on f1 and (3(1 - p))^2 on f2."]
+
+
+def _bias_density(report: Any) -> Table:
+    dens = _table("Feature density on GOTU f1 (share of 20 features with mean |z| >= 10% of the largest)",
+                  ("model", "density"), ("model",))
     for f in report.features:
         dens.add_row(f.model + (f" ({f.note})" if f.note else ""), f"{f.density:.2f}")
-    out.append(dens)
-    worst = report.worst_distance
-    out.append(f"Largest |flow limit - minimiser| / |minimiser|: {_e(worst)} (target 1e-8); "
-               f"{fmt_seconds(report.seconds)}.")
-    return out
+    return dens
