@@ -243,12 +243,9 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     2-D slice (--plane) or a d-D box (--exact), or sampled in a d-D box (--box/--samples/--grid) and along
     random chords (--chords).
     Several MODELs (e.g. checkpoints) are counted one task each: a table, or one JSON line per model."""
-    is_plane = bool(plane or origin is not None or dirs is not None or through is not None)
-    if all_space and not exact_box:
-        raise UserError("--all-space counts exactly: give it with --exact")
-    if all_space and (box is not None or graph_file is not None):
-        raise UserError("--all-space counts all of R^d: it takes no --box (and no --graph)")
-    in_box = box is not None or samples is not None or grid or lines is not None or exact_box
+    _check_all_space(all_space, exact_box, box is not None or graph_file is not None)
+    is_plane = any(v for v in (plane, origin is not None, dirs is not None, through is not None))
+    in_box = any(v for v in (box is not None, samples is not None, grid, lines is not None, exact_box))
     along = interval is not None or segment is not None
     _check_count_flags(len(model_files), is_plane, in_box, along, sampling=samples is not None or grid, lines=lines,
                        exact_box=exact_box, plot_file=plot_file,
@@ -282,6 +279,14 @@ def count(model_files: tuple[str, ...], interval: tuple[float, float] | None, se
     else:
         _count_along(model, model_file, interval, segment, assume_well_posed, options, plot_file=plot_file,
                      output_index=output_index, dpi=dpi, size=size)
+
+
+def _check_all_space(all_space: bool, exact_box: bool, box_or_graph: bool) -> None:
+    """--all-space is an exact count of all of R^d: with --exact, without --box or --graph."""
+    if all_space and not exact_box:
+        raise UserError("--all-space counts exactly: give it with --exact")
+    if all_space and box_or_graph:
+        raise UserError("--all-space counts all of R^d: it takes no --box (and no --graph)")
 
 
 @dataclass(frozen=True)
@@ -392,7 +397,6 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     """The d-D part of ``count``: sampled distinct patterns and/or exact chord statistics."""
     from regioncount.core.geometry import resolve_box
     from regioncount.line.chords import chord_statistics
-    from regioncount.sampling.sampled import sample_regions
 
     if options["breakpoints_file"] is not None:
         raise UserError("--breakpoints applies to a segment count, not to a box")
@@ -404,31 +408,40 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
     if lines is not None and lines < 2:
         raise UserError(f"--chords needs at least 2 chords, got {lines}")
     the_box = resolve_box(model, low, high)
-    as_json = options["as_json"]
-    sampled = chords = None
     memory = max_memory_bytes(options["max_memory"])
-    if (samples is not None or grid or lines is None) and split_requested(options):
-        from regioncount.parallel.engine import open_engine
-        from regioncount.parallel.samples import sample_regions_split
-
-        with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
-                progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns (tasks)") as progress:
-            sampled = sample_regions_split(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
-                                           seed=seed, tasks=engine.tasks(options["tasks"]),
-                                           engine=engine, batch=batch, device=options["device"], dtype=dtype,
-                                           assume_well_posed=assume_well_posed, progress=progress,
-                                           memory_limit=memory, max_seconds=max_seconds,
-                                           max_regions=options["max_regions"])
-    elif samples is not None or grid or lines is None:
-        with progress_bar(not as_json and sys.stderr.isatty(), "sampling patterns") as progress:
-            sampled = sample_regions(model, the_box.low, the_box.high, samples=samples or 10**6, grid=grid,
-                                     seed=seed, batch=batch, device=options["device"], dtype=dtype,
-                                     assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
-                                     memory_limit=memory, max_regions=options["max_regions"])
+    sampled = chords = None
+    if samples is not None or grid or lines is None:
+        settings = dict(samples=samples or 10**6, grid=grid, seed=seed, batch=batch, device=options["device"],
+                        dtype=dtype, assume_well_posed=assume_well_posed, memory_limit=memory,
+                        max_seconds=max_seconds, max_regions=options["max_regions"])
+        sampled = _sampled_patterns(model, the_box, settings, options)
     if lines is not None:
         chords = chord_statistics(model, the_box, lines, seed=seed, device=options["device"],
                                   assume_well_posed=assume_well_posed, max_regions=options["max_regions"],
                                   memory_limit=memory, max_seconds=max_seconds)
+    _render_box_count(model, model_file, sampled, chords, options["as_json"])
+
+
+def _sampled_patterns(model, the_box, settings: dict, options: dict):
+    """The sampled count of ``count --box``: split into tasks when --workers/--scheduler/--tasks ask for it,
+    in this process otherwise, with a progress bar on a terminal."""
+    shown = not options["as_json"] and sys.stderr.isatty()
+    if not split_requested(options):
+        from regioncount.sampling.sampled import sample_regions
+
+        with progress_bar(shown, "sampling patterns") as progress:
+            return sample_regions(model, the_box.low, the_box.high, progress=progress, **settings)
+    from regioncount.parallel.engine import open_engine
+    from regioncount.parallel.samples import sample_regions_split
+
+    with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
+            progress_bar(shown, "sampling patterns (tasks)") as progress:
+        return sample_regions_split(model, the_box.low, the_box.high, tasks=engine.tasks(options["tasks"]),
+                                    engine=engine, progress=progress, **settings)
+
+
+def _render_box_count(model, model_file: str, sampled, chords, as_json: bool) -> None:
+    """The sampled table (with the chords inside its JSON) and the chords' table."""
     where = {"file": str(Path(model_file))}
     if sampled is not None:
         render(sampled, as_json=as_json, title=f"Sampled regions of {Path(model_file).name}",
