@@ -41,14 +41,9 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
     from regioncount.parallel.engine import open_engine
     from regioncount.parallel.many import count_models
 
-    if options["tasks"] is not None:
-        raise UserError("--tasks splits one count; several models are counted one task each")
+    sampling = any(v for v in (box is not None, samples is not None, grid))
+    _check_many(options, sampling, interval is not None or segment is not None, dtype)
     models = [load_model(path) for path in model_files]
-    sampling = box is not None or samples is not None or grid
-    if sampling and (interval is not None or segment is not None):
-        raise UserError("--interval/--segment count along a segment; --box/--samples count in a box")
-    if not sampling and dtype != "float64":
-        raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
     memory = max_memory_bytes(options["max_memory"])
     sampled, segments = _places(models, sampling, interval, segment, box)
     results: dict[int, Any] = {}
@@ -75,6 +70,17 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
                          progress=progress, max_seconds=options.get("max_seconds"))
         where = None if engine.client is None else f"engine: dask, {engine.workers} worker(s), one task per model"
     return [results[i] for i in range(len(models))], sampled is not None, where
+
+
+def _check_many(options: dict[str, Any], sampling: bool, along: bool, dtype: str) -> None:
+    """Several models: one task each (no --tasks), counted along a segment or sampled (not both), and exact
+    counts in float64 only."""
+    if options["tasks"] is not None:
+        raise UserError("--tasks splits one count; several models are counted one task each")
+    if sampling and along:
+        raise UserError("--interval/--segment count along a segment; --box/--samples count in a box")
+    if not sampling and dtype != "float64":
+        raise UserError("exact counts are float64 only; --dtype applies to sampled counts")
 
 
 def count_row(result: Any, sampled: bool) -> tuple[str, str, str]:
@@ -117,26 +123,11 @@ def track(model_files: tuple[str, ...], *, steps: str | None, out_file: str | No
     --steps), print a table (or JSON lines with the step) and draw regions and pieces against the step."""
     from regioncount.io.series import checkpoint_steps
 
-    given = None
-    if steps is not None:
-        try:
-            given = [int(v) for v in steps.split(",")]
-        except ValueError:
-            raise UserError(f"--steps takes comma-separated integers, got {steps!r}") from None
-    found = checkpoint_steps(model_files, given)  # before any count: a bad name stops at once
+    found = checkpoint_steps(model_files, _given_steps(steps))  # before any count: a bad name stops at once
     results, sampled, where = count_all(model_files, options=options, **count_args)
     order = sorted(range(len(results)), key=lambda i: found[i])
     if out_file is not None:
-        from regioncount.viz.plot import plot_track
-
-        what = "sampled distinct patterns (lower bounds)" if sampled else "exact counts"
-        plot_track([found[i] for i in order],
-                   [results[i].distinct_patterns if sampled else results[i].activation_regions for i in order],
-                   [None if sampled else results[i].linear_pieces for i in order], out_file,
-                   title=f"{len(results)} checkpoints in {Path(model_files[order[0]]).parent.name or '.'}: "
-                         f"regions through training ({what})",
-                   regions_label="distinct patterns (sampled)" if sampled else "activation regions",
-                   dpi=dpi, size=size or (8.0, 4.5))
+        _plot_series(model_files, results, sampled, found, order, out_file, dpi, size)
     if options["as_json"]:
         for i in order:
             print(json.dumps(results[i].to_json() | {"file": str(Path(model_files[i])), "step": found[i]},
@@ -144,12 +135,36 @@ def track(model_files: tuple[str, ...], *, steps: str | None, out_file: str | No
         return
     table = Table(title=f"Regions through training: {len(results)} checkpoints", title_justify="left")
     for column in ("step", "file", "regions", "linear pieces", "method", "seconds"):
-        table.add_column(column, justify="left" if column == "file" or column == "method" else "right")
+        table.add_column(column, justify="left" if column in ("file", "method") else "right")
     for i in order:
         table.add_row(f"{found[i]:,}", Path(model_files[i]).name, *count_row(results[i], sampled),
                       fmt_seconds(results[i].seconds))
     stdout_console().print(table)
-    if out_file is not None:
-        stdout_console().print(f"plot: {out_file}")
-    if where is not None:
-        stdout_console().print(where)
+    for line in (None if out_file is None else f"plot: {out_file}", where):
+        if line is not None:
+            stdout_console().print(line)
+
+
+def _given_steps(steps: str | None) -> list[int] | None:
+    """--steps as integers (None when not given; anything else a one-line usage error)."""
+    if steps is None:
+        return None
+    try:
+        return [int(v) for v in steps.split(",")]
+    except ValueError:
+        raise UserError(f"--steps takes comma-separated integers, got {steps!r}") from None
+
+
+def _plot_series(model_files: Sequence[str], results: list[Any], sampled: bool, found: list[int], order: list[int],
+                 out_file: str, dpi: int, size: tuple[float, float] | None) -> None:
+    """Regions (sampled: distinct patterns) and linear pieces against the training step, to ``out_file``."""
+    from regioncount.viz.plot import plot_track
+
+    what = "sampled distinct patterns (lower bounds)" if sampled else "exact counts"
+    plot_track([found[i] for i in order],
+               [results[i].distinct_patterns if sampled else results[i].activation_regions for i in order],
+               [None if sampled else results[i].linear_pieces for i in order], out_file,
+               title=f"{len(results)} checkpoints in {Path(model_files[order[0]]).parent.name or '.'}: "
+                     f"regions through training ({what})",
+               regions_label="distinct patterns (sampled)" if sampled else "activation regions",
+               dpi=dpi, size=size or (8.0, 4.5))
