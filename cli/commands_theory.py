@@ -76,22 +76,13 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     construct_seconds = min(construct_seconds, max(max_seconds - deq_seconds, 0.0) / (len(widths) * len(alphas)))
     training = dict(max_m=train_max_m, steps=train_steps, seeds=train_seeds, time_budget=time_budget,
                     width_cap=train_width_cap) if train else None
-    results = []
-    label = "comparing and training" if train else "comparing"
-    if workers is not None or scheduler is not None:
-        from regioncount.parallel.engine import open_engine
-
-        with open_engine(workers=workers, scheduler=scheduler) as engine, \
-                progress_bar(not as_json and sys.stderr.isatty(), label + " (tasks)") as progress:
-            by_alpha = _compare_rows_on(engine, alphas, widths, device, construct_budget, construct_seconds, training,
-                                        progress)
-        results = [(a, rows, separated_from(rows)) for a, rows in zip(alphas, by_alpha)]
-    else:
-        with progress_bar(not as_json and sys.stderr.isatty(), label) as progress:
-            for j, a in enumerate(alphas):
-                tick = None if progress is None else (lambda f, j=j: progress((j + f) / len(alphas)))
-                rows = _compare_rows(a, widths, device, construct_budget, construct_seconds, training, tick)
-                results.append((a, rows, separated_from(rows)))
+    settings = dict(device=device, construct_budget=construct_budget, construct_seconds=construct_seconds,
+                    training=training)
+    with progress_bar(not as_json and sys.stderr.isatty(),
+                      ("comparing and training" if train else "comparing")
+                      + (" (tasks)" if workers is not None or scheduler is not None else "")) as progress:
+        by_alpha = _all_rows(alphas, widths, settings, workers, scheduler, progress)
+    results = [(a, rows, separated_from(rows)) for a, rows in zip(alphas, by_alpha)]
     if plot_file is not None:
         from regioncount.viz.plot import plot_separation  # deferred: matplotlib costs 0.35 s to import
 
@@ -100,6 +91,24 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
     from .tables import render
 
     render(SeparationReport([(a, rows) for a, rows, _ in results]), as_json=as_json, wide=wide)
+
+
+def _all_rows(alphas: list, widths: list[int], settings: dict, workers: int | None, scheduler: str | None,
+              progress) -> list[list]:
+    """The rows of every alpha: as tasks on a Dask engine with --workers/--scheduler, else one after another
+    in this process (``settings``: device, construct_budget, construct_seconds, training)."""
+    if workers is not None or scheduler is not None:
+        from regioncount.parallel.engine import open_engine
+
+        with open_engine(workers=workers, scheduler=scheduler) as engine:
+            return _compare_rows_on(engine, alphas, widths, settings["device"], settings["construct_budget"],
+                                    settings["construct_seconds"], settings["training"], progress)
+    by_alpha = []
+    for j, a in enumerate(alphas):
+        tick = None if progress is None else (lambda f, j=j: progress((j + f) / len(alphas)))
+        by_alpha.append(_compare_rows(a, widths, settings["device"], settings["construct_budget"],
+                                      settings["construct_seconds"], settings["training"], tick))
+    return by_alpha
 
 
 def _compare_rows(a, widths: list[int], device: str, construct_budget: int, construct_seconds: float,
