@@ -293,27 +293,32 @@ def _compare_table(a: Any, rows: list, from_m: int | None, narrow: bool) -> list
         if show:
             table.add_column(name, justify="right")
     for row in rows:
-        last = row.depths[-1]
-        deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
-        need = sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
-        best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
-        best_text = (f"{_approx(best)}{sci(best['regions'])} ({best['status']})" if best["regions"] is not None
-                     else f"[dim]{sci(best['pieces_by_construction'])} (not counted)[/dim]")
-        match = last.smallest_match
-        match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
-                      else f"{match['widths'][0]}^{len(match['widths'])}")
-        match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
-        cells = (str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
-                 f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
-                 match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
-                 "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
-        table.add_row(*(cell for cell, show in zip(cells, shown) if show))
+        table.add_row(*(cell for cell, show in zip(_compare_cells(row), shown) if show))
     if narrow:
         table.caption = "(narrow terminal: --wide shows every column, --json every depth)"
     verdict = (f"Verdict (alpha = {a}): " + (f"separated for every m >= {from_m} in this range. "
                                             if from_m is not None else "not separated at the largest m. ")
                + rows[-1].verdict() + ".")
     return [table, verdict]
+
+
+def _compare_cells(row: Any) -> tuple[str, ...]:
+    """The cells of one width m: the DEQ's count, the family's limits and bound, the best in-family and the
+    smallest matching constructions (counted where they were), the L1 bracket and the verdict."""
+    last = row.depths[-1]
+    deq = f"2^{row.m}" if row.deq_regions == 2**row.m else f"[red]{sci(row.deq_regions)}[/red]"
+    need = sci(last.min_width_to_match) + ("" if last.min_width_to_match <= row.max_width else ">")
+    best = max(row.depths, key=lambda d: d.best_in_family["pieces_by_construction"]).best_in_family
+    best_text = (f"{_approx(best)}{sci(best['regions'])} ({best['status']})" if best["regions"] is not None
+                 else f"[dim]{sci(best['pieces_by_construction'])} (not counted)[/dim]")
+    match = last.smallest_match
+    match_text = ("x".join(map(str, match["widths"])) if len(set(match["widths"])) > 1
+                  else f"{match['widths'][0]}^{len(match['widths'])}")
+    match_text += f": {_approx(match)}{sci(match['regions'])}" if match["regions"] is not None else " (not counted)"
+    return (str(row.m), deq, str(row.max_depth), sci(row.max_width), sci(row.best_ffn_bound),
+            f"{row.best_ffn_bound / row.deq_regions:.1e}", best_text, sci(row.same_neurons_bound), need,
+            match_text, f"{row.l1_error['lower_bound']:.4f} .. {row.l1_error['constructed']:.4f}",
+            "[green]yes[/green]" if row.separated else "[yellow]no[/yellow]")
 
 
 def _trained_table(a: Any, rows: list, name_alpha: bool) -> list[Any]:

@@ -14,7 +14,6 @@ LIMIT = 15
 CEILINGS = {
     "regioncount/line/ffn_walk.py::FFNKernel.run": 40,
     "regioncount/line/deq_walk.py::DEQKernel.run": 28,
-    "cli/tables.py::_compare_table": 16,
 }
 
 
