@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from .common import guard
-from .render import stderr_console
+from .common import guard, working
 
 
 def parse_floats(text: str, flag: str) -> list[float]:
@@ -58,16 +57,9 @@ def bias(n: int, d: int, scales_text: str, steps_text: str, max_steps: int, gotu
                                "regime n <= d")
     from regioncount.bias.study import run_study
 
-    status = None
-    if not as_json and sys.stderr.isatty():
-        status = stderr_console().status("the implicit-bias study")
-        status.start()
-    try:
+    with working(not as_json and sys.stderr.isatty(), "the implicit-bias study") as update:
         report = run_study(n, d, tuple(scales), seed, tuple(steps), max_steps, gotu_dim=gotu_dim, seeds=seeds,
-                           progress=None if status is None else lambda label: status.update(label))
-    finally:
-        if status is not None:
-            status.stop()
+                           progress=update)
     if plot_file is not None:
         from regioncount.viz.bias_plot import plot_bias  # deferred: matplotlib costs 0.35 s to import
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from regioncount.core.errors import RegionCountError
 
@@ -159,6 +159,19 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] 
                   TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
         task = progress.add_task(label, total=1.0)
         yield lambda fraction: progress.update(task, completed=fraction)
+
+
+@contextlib.contextmanager
+def working(enabled: bool, label: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner with the elapsed time on stderr while a stage that reports no fraction runs (a partition,
+    the bias study); yields ``update(label)`` to name the current part, or None when not ``enabled``."""
+    if not enabled:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr_console(),
+                  transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda text: progress.update(task, description=text)
 
 
 def model_paths(ctx: click.Context, param: click.Parameter, value):  # noqa: ANN201 - click's callback signature
