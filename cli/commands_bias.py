@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from .common import guard, working
+from .common import guard, interactive, working
 
 
 def parse_floats(text: str, flag: str) -> list[float]:
@@ -57,7 +55,7 @@ def bias(n: int, d: int, scales_text: str, steps_text: str, max_steps: int, gotu
                                "regime n <= d")
     from regioncount.bias.study import run_study
 
-    with working(not as_json and sys.stderr.isatty(), "the implicit-bias study") as update:
+    with working(interactive(as_json), "the implicit-bias study") as update:
         report = run_study(n, d, tuple(scales), seed, tuple(steps), max_steps, gotu_dim=gotu_dim, seeds=seeds,
                            progress=update)
     if plot_file is not None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from .common import UserError, max_memory_bytes, parse_point, progress_bar
+from .common import UserError, interactive, max_memory_bytes, parse_point, progress_bar
 from .render import fmt_int, fmt_seconds, stdout_console
 
 
@@ -58,7 +57,7 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
                      "max_regions": options["max_regions"], "memory_limit": memory,
                      "assume_well_posed": assume_well_posed}
     with open_engine(workers=options["workers"], scheduler=options["scheduler"]) as engine, \
-            progress_bar(not options["as_json"] and sys.stderr.isatty(), f"counting {len(models)} models") as progress:
+            progress_bar(interactive(options["as_json"]), f"counting {len(models)} models") as progress:
         if sampled is not None:  # the same box for every model when --box is given, else each model's domain
             count_models(models, sampled={"samples": samples or 10**6, "grid": grid, "seed": seed, "batch": batch,
                                           "device": options["device"], "dtype": dtype,

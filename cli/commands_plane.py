@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 from regioncount.core.atomic import atomic_output, check_output_path
 from regioncount.core.errors import RegionCountError
 
-from .common import POLYGON_SUFFIXES, max_memory_bytes, parse_point, working
+from .common import POLYGON_SUFFIXES, interactive, max_memory_bytes, parse_point, working
 from .render import FINITE, fmt_int, model_label
 
 
@@ -55,7 +54,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
     """The exact 2-D part of ``count``: partition, optional GraphML/polygon/PNG outputs, table or JSON."""
     from .tables import render
 
-    with working(_interactive(options), "partitioning the plane exactly"):
+    with working(interactive(options["as_json"]), "partitioning the plane exactly"):
         partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
                                            min(options["max_regions"], 10**8), assume_well_posed,
                                            memory_limit=max_memory_bytes(options["max_memory"]),
@@ -83,7 +82,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
     if all_space:
         from regioncount.partition.all_space import count_all_space
 
-        with working(_interactive(options), "partitioning all of R^d exactly"):
+        with working(interactive(options["as_json"]), "partitioning all of R^d exactly"):
             result = count_all_space(model, device=options["device"],
                                      max_regions=min(options["max_regions"], 10**8),
                                      memory_limit=max_memory_bytes(options["max_memory"]),
@@ -95,7 +94,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
     low = high = None
     if box is not None:
         low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
-    with working(_interactive(options), "partitioning the box exactly"):
+    with working(interactive(options["as_json"]), "partitioning the box exactly"):
         partition = partition_box(model, low, high, device=options["device"],
                                   max_regions=min(options["max_regions"], 10**8),
                                   memory_limit=max_memory_bytes(options["max_memory"]),
@@ -105,11 +104,6 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
     render(partition, as_json=options["as_json"], title=f"Exact partition of a {partition.box.dim}-D box: "
            f"{Path(model_file).name}", head=[("model", model_label(partition.model, model))],
            extra={"file": str(Path(model_file))})
-
-
-def _interactive(options: dict) -> bool:
-    """Whether a person watches: a table (not --json) on a terminal's stderr."""
-    return not options["as_json"] and sys.stderr.isatty()
 
 
 def write_polygons(partition, path: str) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from .common import guard, progress_bar
+from .common import guard, interactive, progress_bar
 
 
 @click.command()
@@ -40,7 +38,7 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, as_
         raise click.UsageError(f"--depths: at most 64 hidden layers, got {max(depths)}")
     eps = parse_eps(eps_text)
     rows = []
-    with progress_bar(not as_json and sys.stderr.isatty(), "steep ramps") as progress:
+    with progress_bar(interactive(as_json), "steep ramps") as progress:
         for i, m in enumerate(ms):
             rows.append(steep_row(m, depths, max_width, eps))
             if progress is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from regioncount.core.settings import (
@@ -17,7 +15,7 @@ from regioncount.theory.bounds import (
     MAX_LAYERS,
 )
 
-from .common import UserError, guard, model_paths, progress_bar
+from .common import UserError, guard, interactive, model_paths, progress_bar
 from .render import FiniteFloat, print_json
 
 
@@ -78,7 +76,7 @@ def compare(alpha: str, widths_text: str, device: str, as_json: bool, plot_file:
                     width_cap=train_width_cap) if train else None
     settings = dict(device=device, construct_budget=construct_budget, construct_seconds=construct_seconds,
                     training=training)
-    with progress_bar(not as_json and sys.stderr.isatty(),
+    with progress_bar(interactive(as_json),
                       ("comparing and training" if train else "comparing")
                       + (" (tasks)" if workers is not None or scheduler is not None else "")) as progress:
         by_alpha = _all_rows(alphas, widths, settings, workers, scheduler, progress)

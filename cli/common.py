@@ -149,6 +149,11 @@ def _point_from_file(path: Path, what: str) -> tuple[float, ...]:
                         ".npy of numbers, or numbers in text)") from None
 
 
+def interactive(as_json: bool) -> bool:
+    """Whether a person watches: a table (not --json) with stderr on a terminal (progress goes there)."""
+    return not as_json and sys.stderr.isatty()
+
+
 @contextlib.contextmanager
 def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
     """A rich progress bar on stderr driven by the covered fraction of the segment."""

@@ -24,6 +24,7 @@ from .common import (
     UserError,
     check_outputs,
     guard,
+    interactive,
     max_memory_bytes,
     model_paths,
     ordered_pair,
@@ -96,14 +97,14 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
         from regioncount.parallel.segments import count_segment_split
 
         # the split count checks its cost before it starts a cluster, then opens (and closes) it
-        with progress_bar(not as_json and sys.stderr.isatty(), "counting regions (tasks)") as progress:
+        with progress_bar(interactive(as_json), "counting regions (tasks)") as progress:
             result = count_segment_split(model, interval=interval, segment=segment, tasks=tasks, workers=workers,
                                          scheduler=scheduler, linear_pieces=not no_linear, keep_breakpoints=keep,
                                          device=device, max_regions=max_regions, memory_limit=memory,
                                          known_regions=known_regions, assume_well_posed=assume_well_posed,
                                          progress=progress, max_seconds=max_seconds)
     else:
-        with progress_bar(not as_json and sys.stderr.isatty(), "counting regions") as progress:
+        with progress_bar(interactive(as_json), "counting regions") as progress:
             result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
                                    keep_breakpoints=keep, device=device,
                                    max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
@@ -425,7 +426,7 @@ def run_box_count(model, model_file: str, box: tuple[str, str] | None, samples: 
 def _sampled_patterns(model, the_box, settings: dict, options: dict):
     """The sampled count of ``count --box``: split into tasks when --workers/--scheduler/--tasks ask for it,
     in this process otherwise, with a progress bar on a terminal."""
-    shown = not options["as_json"] and sys.stderr.isatty()
+    shown = interactive(options["as_json"])
     if not split_requested(options):
         from regioncount.sampling.sampled import sample_regions
 
