@@ -38,7 +38,7 @@ from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from ..sampling.sampled import packed_patterns_at
-from .deq_cells import pattern_affine_u, refine_general_deq
+from .deq_cells import box_extent, pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import linear_piece_count, same_affine_pairs
 from .pattern_adjacency import pattern_facet_neighbours
@@ -311,7 +311,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
     d = bx.dim
     units = sum(model.hidden_widths) if isinstance(model, FFN) else model.width
     constraints = 2 * d + units
-    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+    extent = box_extent(bx, device)
     cells = box_polytope(bx.low, bx.high, constraints, device)
     state, steps = (_ffn_steps(model, d, device, input_error) if isinstance(model, FFN)
                     else _deq_steps(model, d, device, input_error))

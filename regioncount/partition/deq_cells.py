@@ -73,6 +73,18 @@ def pattern_affine_u(model: DEQ, active: torch.Tensor, embedding: Embedding | No
     return checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1])).transpose(1, 2)
 
 
+def box_extent(bx: Box, device: torch.device) -> torch.Tensor:
+    """(d,) the largest |x_i| on the box: the scale of the values of affine maps there."""
+    return torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+
+
+def zero_tolerance(coef: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+    """(P, m) the refinement's zero band for u on each cell's pattern (``coef`` (P, d + 1, m)):
+    ``PLANE_DEQ_ZERO_TOL`` times the scale ``sum |a_i| extent_i + |c|`` of each unit's affine map."""
+    d = extent.shape[0]
+    return ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
+
+
 class _Judge:
     """Settles the zero tests inside the tolerance: structurally zero, or decided exactly, or counted."""
 
@@ -120,7 +132,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     as the cells grow (it raises past the limits).  With ``embedding`` the box holds coordinates y of the
     points x = origin + directions y (a plane through the input space)."""
     d, m = bx.dim, model.width
-    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
+    extent = box_extent(bx, device)
     open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
     guess: torch.Tensor | None = None  # per open cell: its parent's pattern with the cut unit on its side
@@ -139,7 +151,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         active = deq_patterns(model, points, guess)  # forward substitution when W is triangular
         coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
-        tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
+        tol = zero_tolerance(coef, extent)
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         valid = open_cells.valid()[..., None]
         signed = torch.where(valid, values * sign[:, None] + tol[:, None], torch.zeros_like(values))

@@ -26,9 +26,8 @@ from __future__ import annotations
 import torch
 
 from ..core.geometry import Box
-from ..core.tolerances import PLANE_DEQ_ZERO_TOL
-from ..models.networks import DEQ, DTYPE, input_free_units
-from .deq_cells import pattern_affine_u
+from ..models.networks import DEQ, input_free_units
+from .deq_cells import box_extent, pattern_affine_u, zero_tolerance
 from .polytopes import Facets, Polytopes
 
 #: Facets whose (vertex, unit) values are formed at once.
@@ -40,8 +39,7 @@ def _zero_at_vertices(cells: Polytopes, coef: torch.Tensor, extent: torch.Tensor
     of its vertices (padding vertices count as zero, so they never decide "nonzero")."""
     d = cells.x.shape[2]
     values = cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
-    tol = ((coef[:, :d].abs() * extent[None, :, None]).sum(1) + coef[:, d].abs()) * PLANE_DEQ_ZERO_TOL
-    return (values.abs() <= tol[:, None, :]) | ~cells.valid()[..., None]
+    return (values.abs() <= zero_tolerance(coef, extent)[:, None, :]) | ~cells.valid()[..., None]
 
 
 def pattern_facet_neighbours(model: DEQ, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
@@ -50,8 +48,7 @@ def pattern_facet_neighbours(model: DEQ, bx: Box, cells: Polytopes, found: Facet
     facets those are (F,).  ``bits`` (P, m) are the cells' patterns; ``on_box`` (F,) the facets on the box's
     boundary (never proven: nothing is across)."""
     device = cells.x.device
-    extent = torch.tensor([max(abs(lo), abs(hi)) for lo, hi in zip(bx.low, bx.high)], dtype=DTYPE, device=device)
-    zero = _zero_at_vertices(cells, pattern_affine_u(model, bits), extent)  # (P, V, m)
+    zero = _zero_at_vertices(cells, pattern_affine_u(model, bits), box_extent(bx, device))  # (P, V, m)
     silent = input_free_units(model).to(device)
     vanishing = (zero.all(1) & ~silent[None]).any(1)  # (P,): some unit is zero on the whole cell
     across = bits[found.owner].clone()
