@@ -153,8 +153,8 @@ def _direct_relation(inst: Instance, times: np.ndarray, reduced: np.ndarray, hor
 
 
 def _flow_status(sol, t_end: float, residual: float) -> tuple[str, bool]:
-    """The one-line status of :func:`deq_gradient_flow` and whether it converged (events: converged, blow-up,
-    out of time)."""
+    """The one-line status of :func:`deq_gradient_flow` and whether it converged (its events, in order:
+    converged, blow-up, out of time, too stiff)."""
     if sol.status == 1 and sol.t_events[1].size:
         return f"diverged: beta reached {BLOW_UP:.0e} at t = {t_end:.3g} (w -> 1)", False
     if sol.status == 1 and sol.t_events[0].size:

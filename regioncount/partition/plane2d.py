@@ -91,8 +91,8 @@ class PolygonLimit:
 class SliceCells(NamedTuple):
     """What an engine returns: the cells as polygons (P,), their bits (P, units), output gradients (P, k, 2)
     and offsets (P, k), the counts of unresolved pieces, doubtful and exactly decided tests, and, where the
-    engine proves them, which cells touch the slice's border (P,) and the regions' adjacency
-    (``adjacency(region, region_words) -> (pairs, unmatched)``); None: measured (1e-9 band) and probed."""
+    engine proves them, which cells touch the slice's border (P,, from the constraints of their vertices) and
+    the regions' adjacency (``adjacency(region, region_words) -> (pairs, unmatched)``; None: probed)."""
 
     polys: Polygons
     bits: torch.Tensor | None
@@ -320,16 +320,6 @@ def _slice_cells(model: Model, plane: Plane, dev: torch.device, limit: PolygonLi
     return _deq_partition(model, plane, dev, limit, exact_budget), "polygon refinement by patterns"
 
 
-def _touches_border(plane: Plane, polys: Polygons) -> torch.Tensor:
-    """(P,) the polygons with a vertex within 1e-9 of the slice's size of its border (the engines that do not
-    know their vertices' lines)."""
-    lo = torch.tensor(plane.low, dtype=DTYPE, device=polys.xy.device)
-    hi = torch.tensor(plane.high, dtype=DTYPE, device=polys.xy.device)
-    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
-    on_border = (((polys.xy - lo).abs() <= 1e-9 * size) | ((polys.xy - hi).abs() <= 1e-9 * size)).any(2)
-    return (on_border & polys.valid()).any(1)
-
-
 def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch.Tensor, region_words: torch.Tensor,
                         widths: Sequence[int]) -> tuple[torch.Tensor, int]:
     """Pairs of regions sharing an edge, proven, for the FFN polygon subdivision whose signs were all proven:
@@ -412,8 +402,8 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         region, representative, _ = group_rows(words)
         R = representative.shape[0]
         areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
-        touches = _touches_border(plane, polys) if cut.touches is None else cut.touches
-        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
+        assert cut.touches is not None  # every engine that returns cells knows which touch the border
+        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, cut.touches.long()) > 0
         region_words = words[representative]
         if cut.adjacency is not None:
             pairs, unmatched = cut.adjacency(region, region_words)
