@@ -56,7 +56,7 @@ def count_plane(model, model_file: str, box, origin, dirs, extent: float, throug
 
     with working(interactive(options["as_json"]), "partitioning the plane exactly"):
         partition = partition_from_options(model, box, origin, dirs, extent, through, options["device"],
-                                           min(options["max_regions"], 10**8), assume_well_posed,
+                                           options["max_regions"], assume_well_posed,
                                            memory_limit=max_memory_bytes(options["max_memory"]),
                                            max_seconds=options.get("max_seconds"))
     if graph_file is not None:
@@ -84,7 +84,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
 
         with working(interactive(options["as_json"]), "partitioning all of R^d exactly"):
             result = count_all_space(model, device=options["device"],
-                                     max_regions=min(options["max_regions"], 10**8),
+                                     max_regions=options["max_regions"],
                                      memory_limit=max_memory_bytes(options["max_memory"]),
                                      assume_well_posed=assume_well_posed, max_seconds=max_seconds)
         render(result, as_json=options["as_json"], title=f"Every region of R^{result.dimension}: {Path(model_file).name}",
@@ -96,7 +96,7 @@ def count_box_exact(model, model_file: str, box, options: dict, *, graph_file: s
         low, high = parse_point(box[0], "--box LO"), parse_point(box[1], "--box HI")
     with working(interactive(options["as_json"]), "partitioning the box exactly"):
         partition = partition_box(model, low, high, device=options["device"],
-                                  max_regions=min(options["max_regions"], 10**8),
+                                  max_regions=options["max_regions"],
                                   memory_limit=max_memory_bytes(options["max_memory"]),
                                   assume_well_posed=assume_well_posed, max_seconds=max_seconds)
     if graph_file is not None:

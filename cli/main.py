@@ -55,14 +55,10 @@ def figure_options(func: Callable) -> Callable:
     return func
 
 
-def common_count_options(func: Callable) -> Callable:
+def limit_options(func: Callable) -> Callable:
+    """``--max-regions``, ``--max-memory`` and ``--max-seconds``: the limits every counting command takes, with
+    one meaning and one default each (``regioncount.core.limits.Limits``)."""
     options = [
-        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
-                     help="Where to count; auto picks CUDA when available."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."),
-        click.option("--breakpoints", "breakpoints_file", type=click.Path(dir_okay=False),
-                     help="Write the sorted breakpoints to FILE (.npy or .csv)."),
-        click.option("--no-linear", is_flag=True, help="Count activation regions only (faster)."),
         click.option("--max-regions", type=click.IntRange(min=1), default=DEFAULT_MAX_REGIONS, show_default=True,
                      help="Refuse counts estimated above this many regions."),
         click.option("--max-memory", type=FiniteFloat(min=0, min_open=True), default=None,
@@ -71,6 +67,21 @@ def common_count_options(func: Callable) -> Callable:
                      help="A deadline for the whole command: counts projected past it (a timed pilot, a first batch) "
                           "are refused before they run, and any count still running at it stops, split ones "
                           "(--workers, --scheduler, --tasks) and several models included."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def common_count_options(func: Callable) -> Callable:
+    func = limit_options(func)
+    options = [
+        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
+                     help="Where to count; auto picks CUDA when available."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."),
+        click.option("--breakpoints", "breakpoints_file", type=click.Path(dir_okay=False),
+                     help="Write the sorted breakpoints to FILE (.npy or .csv)."),
+        click.option("--no-linear", is_flag=True, help="Count activation regions only (faster)."),
         click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
                      help="Split an exact 1-D count over a local Dask cluster of N single-threaded worker processes."),
         click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -499,9 +510,11 @@ def track(model_files: tuple[str, ...], steps: str | None, out_file: str | None,
 @figure_options
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--assume-well-posed", is_flag=True)
+@limit_options
 @guard
 def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, extent, through, level, colour,
-         output_index: int, dpi: int, size, device: str, assume_well_posed: bool) -> None:
+         output_index: int, dpi: int, size, device: str, assume_well_posed: bool, max_regions: int,
+         max_memory: float | None, max_seconds: float) -> None:
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
     check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
@@ -514,8 +527,9 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     if two_d:
         from .commands_plane import partition_from_options
 
-        partition = partition_from_options(model, box, origin, dirs, extent, through, device, 10**7,
-                                           assume_well_posed)
+        partition = partition_from_options(model, box, origin, dirs, extent, through, device, max_regions,
+                                           assume_well_posed, memory_limit=max_memory_bytes(max_memory),
+                                           max_seconds=max_seconds)
         from regioncount.viz.plot import plot_partition
 
         for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
@@ -530,7 +544,8 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
         if segment is not None:
             ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
         result = count_segment(model, interval=interval, segment=ends, keep_breakpoints=True, device=device,
-                               assume_well_posed=assume_well_posed)
+                               assume_well_posed=assume_well_posed, max_regions=max_regions,
+                               memory_limit=max_memory_bytes(max_memory), max_seconds=max_seconds)
         from .commands_plane import segment_plot
 
         segment_plot(model, result, out_file, output_index, dpi, size or (8.0, 4.5))

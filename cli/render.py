@@ -32,7 +32,7 @@ def fmt_rate(value: float | None) -> str:
 
 #: Library messages name API parameters in backticks; these read differently on the command line (every
 #: other name ``x_y`` is the flag ``--x-y``).
-SPECIAL_FLAGS = {"device='cuda'": "--device cuda", "low, high": "--box LO HI"}
+SPECIAL_FLAGS = {"device='cuda'": "--device cuda", "low, high": "--box LO HI", "memory_limit": "--max-memory"}
 
 
 def flag_names(message: str) -> str:

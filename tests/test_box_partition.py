@@ -228,7 +228,7 @@ def test_limits_and_refusals():
     seen = check_pilot(model, cube3, torch.device("cpu"), CellLimit(10**4, 2**40))
     assert seen is not None and seen <= true
     if seen < true:  # the pilot lets it start; the partition itself stops at the limit
-        with pytest.raises(CostLimitError, match=f"more than {seen:,} cells"):
+        with pytest.raises(CostLimitError, match=f"more cells than the limit of {seen:,} regions"):
             partition_box(model, *cube(3), device="cpu", max_regions=seen)
     big = gaussian_ffn([3, 256, 256, 256, 1], 2)  # far too many regions: refused at once, not after hours
     with pytest.raises(CostLimitError, match="sampled points"):

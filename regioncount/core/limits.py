@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CostLimitError
+from .settings import DEFAULT_MAX_REGIONS
 
 #: A count limit that never binds (what ``max_regions=None`` means).
 NO_LIMIT = 2**62
@@ -46,8 +47,7 @@ class Deadline:
             raise CostLimitError(self.message(doing))
 
     def message(self, doing: str) -> str:
-        return (f"{doing} ran past the time limit of {self.seconds:g} s; raise `max_seconds` (--max-seconds) "
-                "or ask for less")
+        return f"{doing} ran past the time limit of {self.seconds:g} s; raise `max_seconds` or ask for less"
 
     def task_seconds(self) -> float | None:
         """The time limit to hand a task started now: what is left (at least a millisecond)."""
@@ -57,14 +57,15 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a count may use: ``max_regions`` (None: no limit), ``memory_limit`` in bytes (None: half the
+    """What a count may use: ``max_regions`` (default ``DEFAULT_MAX_REGIONS`` = 2^34, every entry point's
+    default too; None: no limit), ``memory_limit`` in bytes (None: half the
     RAM, or of the GPU's memory on CUDA), ``max_seconds`` (None: no deadline), ``device`` ("auto", "cpu" or
     "cuda").  ``kwargs()`` gives them as the keyword arguments that every entry point takes
     (``count_segment``, ``count_along``, ``count_segment_split``, ``sample_regions``, ``sample_regions_split``,
     ``partition_box``, ``partition_plane``, ``count_all_space``, ``chord_statistics``), with the same meaning
     in each: ``count_segment(model, interval=(0, 1), **Limits(max_seconds=60).kwargs())``."""
 
-    max_regions: int | None = None
+    max_regions: int | None = DEFAULT_MAX_REGIONS
     memory_limit: int | None = None
     max_seconds: float | None = None
     device: str = "auto"

@@ -123,7 +123,7 @@ class PieceSink:
         self.regions += count
         if self.max_regions is not None and self.regions > self.max_regions:
             raise CostLimitError(
-                f"more than {self.max_regions:,} regions (the limit); raise max_regions to count further"
+                f"more regions than the limit of {self.max_regions:,}; raise `max_regions` to count further"
             )
         if self.keep and self.max_kept_bytes is not None and KEPT_BYTES_PER_REGION * self.regions > self.max_kept_bytes:
             raise CostLimitError(

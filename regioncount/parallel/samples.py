@@ -12,6 +12,7 @@ import torch
 
 from ..core.errors import RegionCountError
 from ..core.limits import Deadline
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..models.networks import Model
 from ..sampling.sampled import SampledCount
 from .engine import Engine, deadline_at, with_time_left
@@ -51,7 +52,7 @@ def sample_regions_split(model: Model, low: Sequence[float] | float | None = Non
                          seed: int = 0, tasks: int, engine: Engine | None = None, batch: int | None = None,
                          device: str | torch.device = "cpu", dtype: str = "float64", assume_well_posed: bool = False,
                          progress: Callable[[float], None] | None = None, memory_limit: int | None = None,
-                         max_seconds: float | None = None, max_regions: int | None = None) -> SampledCount:
+                         max_seconds: float | None = None, max_regions: int | None = DEFAULT_MAX_REGIONS) -> SampledCount:
     """:func:`~regioncount.sampling.sampled.sample_regions`, its sample stream cut into ``tasks`` ranges run on
     ``engine`` (default: this process); the distinct-pattern multisets are merged by an exact union as they
     arrive, so distinct counts, f1/f2, coverage and Chao1 equal a single run's with the same seed.

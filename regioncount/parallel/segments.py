@@ -31,6 +31,7 @@ from ..core.errors import RegionCountError
 from ..core.geometry import Segment, resolve_segment
 from ..core.limits import Deadline
 from ..core.results import RegionEnds, SegmentCount, region_ends
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..line.deq_walk import DEQKernel
 from ..line.ffn_walk import FFNKernel
 from ..line.sink import PieceSink, merge_tolerance
@@ -193,7 +194,7 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
                         segment: tuple[Sequence[float], Sequence[float]] | None = None, *, tasks: int | None = None,
                         engine: Engine | None = None, workers: int | None = None, scheduler: str | None = None,
                         linear_pieces: bool = True, keep_breakpoints: bool = False,
-                        device: str | torch.device = "cpu", max_regions: int | None = None,
+                        device: str | torch.device = "cpu", max_regions: int | None = DEFAULT_MAX_REGIONS,
                         memory_limit: int | None = None, known_regions: int | None = None,
                         assume_well_posed: bool = False, progress: Callable[[float], None] | None = None,
                         max_seconds: float | None = None) -> SegmentCount:
@@ -232,7 +233,7 @@ class _SplitPlan:
 
     seg: Segment
     dev: torch.device
-    max_regions: int
+    max_regions: int | None
     memory_limit: int
     estimate: dict[str, Any] | None
     kernel: Any
@@ -245,7 +246,6 @@ def _plan_split(model: Model, interval: Sequence[float] | None, segment: Any, *,
     """Resolve a split count and check its whole cost (regions, memory, and the pilot's time divided among
     ``parallel`` workers against ``max_seconds``) in this process."""
     from ..core.devices import default_memory_limit, resolve_device
-    from ..core.settings import DEFAULT_MAX_REGIONS
     from ..line.cost import check_cost, default_max_pieces
     from ..line.kernels import build_kernel
     from ..models.networks import deq_certificate
@@ -253,7 +253,6 @@ def _plan_split(model: Model, interval: Sequence[float] | None, segment: Any, *,
     certificate = deq_certificate(model, assume_well_posed)
     seg = resolve_segment(model, interval, segment)
     dev = resolve_device(device)
-    max_regions = DEFAULT_MAX_REGIONS if max_regions is None else max_regions
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     estimate = kernel = None
     if certificate is None:

@@ -23,6 +23,7 @@ from ..core.devices import Stopwatch, resolve_device
 from ..core.errors import SegmentError
 from ..core.geometry import Box
 from ..core.patterns import group_rows, layer_words
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate
 from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, partition_cells
 from .exact_cells import EXACT_BUDGET
@@ -104,7 +105,7 @@ class AllSpaceCount:
         }
 
 
-def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int | None = 10**6,
+def count_all_space(model: Model, *, device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                     memory_limit: int | None = None, exact_budget: int = EXACT_BUDGET,
                     assume_well_posed: bool = False, max_seconds: float | None = None) -> AllSpaceCount:
     """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);

@@ -33,6 +33,7 @@ from ..core.geometry import Box, resolve_box
 from ..core.limits import NO_LIMIT
 from ..core.patterns import group_rows, layer_words, match_rows, probe_pairs
 from ..core.results import BoxPartition
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
@@ -103,7 +104,7 @@ class CellLimit:
         """:meth:`check` for ``count`` cells of up to ``V`` vertices in d dimensions with ``words``
         incidence words each."""
         if count > self.max_regions:
-            raise CostLimitError(f"more than {self.max_regions:,} cells (the limit); raise `max_regions` or "
+            raise CostLimitError(f"more cells than the limit of {self.max_regions:,} regions; raise `max_regions` or "
                                  "take a smaller box")
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise CostLimitError(f"the partition ran past the time limit of {self.max_seconds:g} s with {count:,} "
@@ -738,7 +739,7 @@ def _partition_notes(unmatched: int, probed_facets: int, unresolved: int, doubtf
 
 def partition_box(model: Model, low: Sequence[float] | float | None = None,
                   high: Sequence[float] | float | None = None, *, device: str | torch.device = "auto",
-                  max_regions: int | None = 10**6, memory_limit: int | None = None,
+                  max_regions: int | None = DEFAULT_MAX_REGIONS, memory_limit: int | None = None,
                   chebyshev: bool = True, exact_budget: int = EXACT_BUDGET,
                   assume_well_posed: bool = False, max_seconds: float | None = None) -> BoxPartition:
     """Every activation region of ``model`` in the box [low, high] (default: the model's domain), exactly:

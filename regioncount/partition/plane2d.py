@@ -41,6 +41,7 @@ from ..core.geometry import Box, Plane, resolve_plane
 from ..core.limits import NO_LIMIT, Deadline
 from ..core.patterns import flip_masks, group_rows, layer_words, probe_pairs
 from ..core.results import PlanePartition
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.cost import plane_polygon_bytes
@@ -80,7 +81,7 @@ class PolygonLimit:
         """Stop (:class:`CostLimitError`, one line with the estimate) past either limit or the deadline."""
         self.deadline.check(f"the partition (at {polygons:,} polygons)")
         if polygons > self.max_regions:
-            raise CostLimitError(f"more than {self.max_regions:,} polygons (the limit); raise `max_regions`")
+            raise CostLimitError(f"more polygons than the limit of {self.max_regions:,} regions; raise `max_regions`")
         if polygons * self.bytes_each > self.memory_limit:
             raise CostLimitError(f"the partition reached {polygons:,} polygons, about "
                                  f"{polygons * self.bytes_each / 2**30:.3g} GiB at {self.bytes_each:,} bytes each "
@@ -368,7 +369,7 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
 def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
-                    device: str | torch.device = "auto", max_regions: int | None = 10**7,
+                    device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                     memory_limit: int | None = None, assume_well_posed: bool = False,
                     exact_budget: int = EXACT_BUDGET, max_seconds: float | None = None) -> PlanePartition:
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.

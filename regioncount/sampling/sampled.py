@@ -21,6 +21,7 @@ from ..core.geometry import Box, resolve_box
 from ..core.limits import Deadline
 from ..core.patterns import DistinctPatterns, layer_words, pack_bits, positive
 from ..core.results import SampledCount
+from ..core.settings import DEFAULT_MAX_REGIONS
 from ..line.cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
 from ..line.kernels import normalized_deq
 from ..models.fixedpoint import solve_fixed_points
@@ -121,8 +122,8 @@ def check_sampled_regions(distinct: DistinctPatterns, done: int, max_regions: in
     """Stop a sampled run that has seen more than ``max_regions`` distinct patterns after ``done`` samples
     (counted only once ``done`` exceeds the limit: fewer samples cannot have more patterns)."""
     if max_regions is not None and done > max_regions and len(distinct) > max_regions:
-        raise CostLimitError(f"the first {done:,} samples show more than {max_regions:,} distinct patterns (the "
-                             "limit); raise `max_regions` or lower the number of samples")
+        raise CostLimitError(f"the first {done:,} samples show more distinct patterns than the limit of "
+                             f"{max_regions:,} regions; raise `max_regions` or lower the number of samples")
 
 
 def check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> None:
@@ -131,7 +132,7 @@ def check_sampled_memory(distinct: DistinctPatterns, done: int, limit: int) -> N
     if held > limit:
         raise CostLimitError(f"the distinct patterns of the first {done:,} samples ({len(distinct):,} patterns) "
                              f"already hold {held / 2**30:.3g} GiB, above the memory limit of "
-                             f"{limit / 2**30:.3g} GiB; lower the number of samples or raise the limit")
+                             f"{limit / 2**30:.3g} GiB; lower the number of samples or raise `memory_limit`")
 
 
 #: Random samples come in blocks of SAMPLE_BLOCK points, block j drawn by its own generator seeded with
@@ -233,7 +234,7 @@ def sample_regions(model: Model, low: Sequence[float] | float | None = None,
                    dtype: str = "float64", assume_well_posed: bool = False,
                    progress: Callable[[float], None] | None = None,
                    max_seconds: float | None = None, memory_limit: int | None = None,
-                   max_regions: int | None = None) -> SampledCount:
+                   max_regions: int | None = DEFAULT_MAX_REGIONS) -> SampledCount:
     """Count the distinct activation patterns of ``samples`` points in a box (see module docstring).
 
     ``grid=True`` uses the regular grid of cell centres with round(samples^(1/d)) points per axis (the

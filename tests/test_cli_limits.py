@@ -1,0 +1,97 @@
+"""The limit matrix on the command line: every counting command and every mode of ``count`` (1-D, split,
+sampled, chords, exact box, all of R^d, exact plane), ``track`` (in turn and on ``--workers``), ``plot``
+(1-D and 2-D) and ``deq``, each against each of ``--max-seconds``, ``--max-regions`` and ``--max-memory``:
+refused or stopped with a one-line error that names the flag to raise, in seconds, never run to the end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from random_nets import gaussian_ffn, run_cli
+
+from regioncount.io.model_files import save_model
+
+#: one limit each, far below what every count below needs (--max-memory is in GiB: about 4 KiB)
+TIGHT = {"--max-seconds": "0.05", "--max-regions": "5", "--max-memory": "4e-6"}
+#: what each refusal says: the limit's kind, and the flag to raise where the message names one
+WORDS = {"--max-seconds": "time limit", "--max-regions": "limit of 5", "--max-memory": "memory limit"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("limits")
+    paths = {"line": folder / "line.json", "plane": folder / "plane.json", "box": folder / "box.json",
+             "ck1": folder / "ckpt_1.json", "ck2": folder / "ckpt_2.json", "png": folder / "out.png"}
+    save_model(gaussian_ffn([1, 64, 64, 64, 1], 0, he=True), paths["line"])
+    save_model(gaussian_ffn([1, 64, 64, 64, 1], 0, he=True), paths["ck1"])
+    save_model(gaussian_ffn([1, 64, 64, 64, 1], 1, he=True), paths["ck2"])
+    save_model(gaussian_ffn([2, 32, 32, 32, 1], 0, he=True), paths["plane"])
+    save_model(gaussian_ffn([3, 24, 24, 1], 0), paths["box"])
+    return paths
+
+
+#: every command line that counts, as arguments built from the model paths
+COMMANDS = {
+    "count 1-D": lambda p: ["count", p["line"], "--interval", "-3", "3"],
+    "count 1-D --tasks": lambda p: ["count", p["line"], "--interval", "-3", "3", "--tasks", "2"],
+    "count sampled": lambda p: ["count", p["plane"], "--box", "-1", "1", "--samples", "2000000"],
+    "count chords": lambda p: ["count", p["plane"], "--box", "-1", "1", "--chords", "20000"],
+    "count exact box": lambda p: ["count", p["box"], "--box", "-1", "1", "--exact"],
+    "count all space": lambda p: ["count", p["box"], "--exact", "--all-space"],
+    "count plane": lambda p: ["count", p["plane"], "--origin", "0,0", "--dirs", "1,0", "0,1", "--extent", "1"],
+    "track": lambda p: ["track", p["ck1"], p["ck2"], "--interval", "-3", "3"],
+    "plot 1-D": lambda p: ["plot", p["line"], "--interval", "-3", "3", "--out", p["png"]],
+    "plot 2-D": lambda p: ["plot", p["plane"], "--box", "-1", "1", "--out", p["png"]],
+    "deq": lambda p: ["deq", "--width", "24"],
+}
+
+
+@pytest.mark.parametrize("limit", sorted(TIGHT))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_honours_every_limit(models, command, limit):
+    started = time.perf_counter()
+    out = run_cli(*COMMANDS[command](models), limit, TIGHT[limit])
+    assert time.perf_counter() - started < 10.0
+    assert out.exit_code == 2, out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and WORDS[limit] in lines[0], out.output
+    if "raise" in lines[0]:  # the advice names the command line's flag, never the Python keyword
+        assert limit in lines[0] and "max_" not in lines[0] and "memory_limit" not in lines[0], lines[0]
+    assert not models["png"].exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", sorted(TIGHT))
+def test_split_track_on_dask_honours_every_limit(models, limit):
+    """``track --workers 2``: each checkpoint's count on a local cluster gets the same limits."""
+    pytest.importorskip("distributed")
+    out = run_cli(*COMMANDS["track"](models), "--workers", "2", limit, TIGHT[limit])
+    assert out.exit_code == 2 and WORDS[limit] in out.output, out.output
+
+
+def test_the_same_default_region_limit_everywhere():
+    """``max_regions`` has one default: the command line's, ``Limits()``'s and every entry point's."""
+    import inspect
+
+    from regioncount import (
+        chord_statistics,
+        count_all_space,
+        count_along,
+        count_segment,
+        partition_box,
+        partition_plane,
+        sample_regions,
+    )
+    from regioncount.core.limits import Limits
+    from regioncount.core.settings import DEFAULT_MAX_REGIONS
+    from regioncount.parallel.samples import sample_regions_split
+    from regioncount.parallel.segments import count_segment_split
+
+    entries = [chord_statistics, count_all_space, count_along, count_segment, partition_box, partition_plane,
+               sample_regions, sample_regions_split, count_segment_split]
+    defaults = {f.__name__: inspect.signature(f).parameters["max_regions"].default for f in entries}
+    assert set(defaults.values()) == {DEFAULT_MAX_REGIONS}, defaults
+    assert Limits().max_regions == DEFAULT_MAX_REGIONS
+    for command in ("count", "deq", "track", "plot"):
+        assert str(DEFAULT_MAX_REGIONS) in run_cli(command, "--help").output, command
