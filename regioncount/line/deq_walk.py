@@ -65,76 +65,76 @@ class DEQKernel:
         Without ``track_ends`` zeros near or on a piece end are only counted (``sink.suspicious``); with
         it every piece carries its ends' exact (c, s) and such zeros are classified exactly.
         """
-        m = self.steps
-        need_pieces = track_linear or sink.keep
-        if segments is None:
-            tl, tr, gs, gc, out = self.initial_state(t_low, t_high, track_linear)
-            seg = None
-        else:
-            P0, V0 = segments
-            K = P0.shape[0]
-            tl = torch.full((K,), t_low, dtype=P0.dtype, device=P0.device)
-            tr = torch.full((K,), t_high, dtype=P0.dtype, device=P0.device)
-            gs, gc, out = V0 @ self.Un.T, P0 @ self.Un.T + self.bn, None
-            seg = torch.arange(K, device=P0.device)
-            need_pieces = False
+        need_pieces = (track_linear or sink.keep) and segments is None
+        tl, tr, gs, gc, out, seg = self._start(t_low, t_high, segments, track_linear)
         ones = torch.ones_like(tl)
         ends = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # exact (c, s): t = -c / s
         stack: list[Any] = [((tl, tr, ends, gs, gc, out, seg), 0)]
         while stack:
             item, t = stack.pop()
             sink.tick()
-            tl, tr, ends, gs, gc, out, seg = item
-            P = tl.shape[0]
-            if self.fused_levels and ends is None and not need_pieces and t == m - min(self.fused_levels, m):
-                self._count_fused(tl, tr, gs, gc, seg, t, tau, sink)
-                continue
-            if 2 * P > max_pieces and P > 1:
-                half = P // 2
-                stack.append((tuple(None if v is None else v[half:] for v in item), t))
-                stack.append((tuple(None if v is None else v[:half] for v in item), t))
-                continue
-            us, uc = gs[:, 0], gc[:, 0]
-            if self.snapshots is not None and P and t < m - UNMEASURED_LAST_LEVELS:
-                self._record(t, us, uc)
-            x = -uc / us
-            inside = (x > tl + tau) & (x < tr - tau)
-            if ends is None:
-                sink.add_suspicious(_count_near(x, tl, tr, tau, include_ends=True))
-            else:
-                sink.add_near(_count_near(x, tl, tr, tau))
-                sink.add_near(_count_end_slivers(x, uc, us, tl, tr, ends))
-            n_split = int(inside.sum())
-            last = t == m - 1
-            if last and not need_pieces:
-                if seg is None:
-                    sink.add_count(P + n_split, tr[-1])
-                else:
-                    sink.add_segment_counts(seg, inside.long() + 1)
-                continue
-            left, right, parent, left_cut, right_cut = _split_once(tl, tr, x, inside, n_split)
-            usp, ucp = us[parent], uc[parent]
-            active = usp * ((left + right) * 0.5) + ucp > 0
-            zs = torch.where(active, usp, 0.0)
-            new_out = None
-            if out is not None:
-                new_out = out.index_select(0, parent)
-                new_out.addr_(zs, self.A[:, t])
-            if last:
-                sink.add_pieces(left, right, new_out)
-                continue
-            new_ends = None if ends is None else ends.index_select(0, parent)
-            if new_ends is not None and left_cut is not None:
-                cut_cs = torch.stack([ucp, usp], 1)
-                new_ends[:, :2] = torch.where(left_cut[:, None], cut_cs, new_ends[:, :2])
-                new_ends[:, 2:] = torch.where(right_cut[:, None], cut_cs, new_ends[:, 2:])
-            zc = torch.where(active, ucp, 0.0)
-            column = self.Wn[t + 1:, t]
-            new_gs = gs[:, 1:].index_select(0, parent).addr_(zs, column)
-            new_gc = gc[:, 1:].index_select(0, parent).addr_(zc, column)
-            stack.append(((left, right, new_ends, new_gs, new_gc, new_out, None if seg is None else seg[parent]),
-                          t + 1))
+            self._level(item, t, stack, sink, need_pieces, max_pieces, tau)
 
+    def _level(self, item: tuple, t: int, stack: list[Any], sink: PieceSink, need_pieces: bool, max_pieces: int,
+               tau: float) -> None:
+        """Walk one batch through unit t: halve it when it would not fit, count its children after the last
+        unit (or the fused last levels), else split each piece at the unit's zero and push the children."""
+        m = self.steps
+        tl, tr, ends, gs, gc, out, seg = item
+        P = tl.shape[0]
+        if self.fused_levels and ends is None and not need_pieces and t == m - min(self.fused_levels, m):
+            self._count_fused(tl, tr, gs, gc, seg, t, tau, sink)
+            return
+        if 2 * P > max_pieces and P > 1:
+            stack.extend(_halves(item, t))  # the left half on top
+            return
+        us, uc = gs[:, 0], gc[:, 0]
+        if self.snapshots is not None and P and t < m - UNMEASURED_LAST_LEVELS:
+            self._record(t, us, uc)
+        x = -uc / us
+        inside = (x > tl + tau) & (x < tr - tau)
+        _note_near_zeros(sink, x, uc, us, tl, tr, tau, ends)
+        if t == m - 1 and not need_pieces:
+            _count_children(sink, seg, inside, tr)
+            return
+        self._split(item, t, x, inside, stack, sink)
+
+    def _split(self, item: tuple, t: int, x: torch.Tensor, inside: torch.Tensor, stack: list[Any],
+               sink: PieceSink) -> None:
+        """Split each piece of a batch at unit t's zero x where it lies ``inside``, read the unit's sign at each
+        child's midpoint, update the output maps and the later units' maps (rank-one updates), and emit the
+        children (after the last unit) or push them."""
+        tl, tr, ends, gs, gc, out, seg = item
+        us, uc = gs[:, 0], gc[:, 0]
+        left, right, parent, left_cut, right_cut = _split_once(tl, tr, x, inside, int(inside.sum()))
+        usp, ucp = us[parent], uc[parent]
+        active = usp * ((left + right) * 0.5) + ucp > 0
+        zs = torch.where(active, usp, 0.0)
+        new_out = None
+        if out is not None:
+            new_out = out.index_select(0, parent)
+            new_out.addr_(zs, self.A[:, t])
+        if t == self.steps - 1:
+            sink.add_pieces(left, right, new_out)
+            return
+        new_ends = _child_ends(ends, parent, left_cut, right_cut, ucp, usp)
+        zc = torch.where(active, ucp, 0.0)
+        column = self.Wn[t + 1:, t]
+        new_gs = gs[:, 1:].index_select(0, parent).addr_(zs, column)
+        new_gc = gc[:, 1:].index_select(0, parent).addr_(zc, column)
+        stack.append(((left, right, new_ends, new_gs, new_gc, new_out, None if seg is None else seg[parent]), t + 1))
+
+    def _start(self, t_low: float, t_high: float, segments: tuple[torch.Tensor, torch.Tensor] | None,
+               track_linear: bool) -> tuple:
+        """The first batch: piece ends (P,), the remaining units' pre-activation slopes and intercepts
+        (P, m), the output maps (None when not tracked) and, for several segments, each piece's segment (P,)."""
+        if segments is None:
+            return (*self.initial_state(t_low, t_high, track_linear), None)
+        P0, V0 = segments
+        K = P0.shape[0]
+        return (torch.full((K,), t_low, dtype=P0.dtype, device=P0.device),
+                torch.full((K,), t_high, dtype=P0.dtype, device=P0.device),
+                V0 @ self.Un.T, P0 @ self.Un.T + self.bn, None, torch.arange(K, device=P0.device))
 
     def _record(self, t: int, us: torch.Tensor, uc: torch.Tensor) -> None:
         """Record the (min, max) of us_t and uc_t (unit t's complete slope and intercept) of one batch."""
@@ -162,3 +162,46 @@ class DEQKernel:
             sink.add_count(int(counts.sum()), tr[-1])
         else:
             sink.add_segment_counts(seg, counts.long())
+
+
+def _halves(item: tuple, t: int) -> list[tuple]:
+    """A batch cut in two equal halves of pieces, the right half first (pushed in this order, the left half
+    is walked first)."""
+    half = item[0].shape[0] // 2
+    return [(tuple(None if v is None else v[half:] for v in item), t),
+            (tuple(None if v is None else v[:half] for v in item), t)]
+
+
+def _note_near_zeros(sink: PieceSink, x: torch.Tensor, uc: torch.Tensor, us: torch.Tensor, tl: torch.Tensor,
+                     tr: torch.Tensor, tau: float, ends: torch.Tensor | None) -> None:
+    """Record the zeros x (P,) that the tolerance rule does not split at: without tracked ends, those near or
+    on a piece end as suspicious; with them, the near ones and the exact end slivers as near."""
+    if ends is None:
+        sink.add_suspicious(_count_near(x, tl, tr, tau, include_ends=True))
+    else:
+        sink.add_near(_count_near(x, tl, tr, tau))
+        sink.add_near(_count_end_slivers(x, uc, us, tl, tr, ends))
+
+
+def _count_children(sink: PieceSink, seg: torch.Tensor | None, inside: torch.Tensor, tr: torch.Tensor) -> None:
+    """The last level's children counted, never built: each piece has one more child when its zero is
+    ``inside`` (P,); in all (one segment, its progress at tr[-1]) or per segment."""
+    if seg is None:
+        sink.add_count(tr.shape[0] + int(inside.sum()), tr[-1])
+    else:
+        sink.add_segment_counts(seg, inside.long() + 1)
+
+
+def _child_ends(ends: torch.Tensor | None, parent: torch.Tensor, left_cut: torch.Tensor | None,
+                right_cut: torch.Tensor | None, ucp: torch.Tensor, usp: torch.Tensor) -> torch.Tensor | None:
+    """The children's tracked ends' exact (c, s) (C, 4): their parent's, except where a child's end is its
+    parent's zero (``left_cut`` / ``right_cut``), whose (c, s) is the unit's (ucp, usp)."""
+    if ends is None:
+        return None
+    new_ends = ends.index_select(0, parent)
+    if left_cut is not None:
+        assert right_cut is not None
+        cut_cs = torch.stack([ucp, usp], 1)
+        new_ends[:, :2] = torch.where(left_cut[:, None], cut_cs, new_ends[:, :2])
+        new_ends[:, 2:] = torch.where(right_cut[:, None], cut_cs, new_ends[:, 2:])
+    return new_ends

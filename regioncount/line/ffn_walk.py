@@ -21,7 +21,7 @@ read at the midpoint of the piece.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -77,107 +77,37 @@ class FFNKernel:
         ``double_products``: each piece's maps kept in double-double precision
         (:func:`~regioncount.line.double_double.double_product`: twelve GEMMs, a propagated rounding of about
         ``2^-106``) for nets too deep for split products."""
-        dev, dt = self.p.device, self.p.dtype
-        bounds = certify
-        L = len(self.weights)
-        need_pieces = track_linear or sink.keep
-        if segments is None:
-            tl = torch.tensor([t_low], device=dev, dtype=dt)
-            tr = torch.tensor([t_high], device=dev, dtype=dt)
-            state = torch.stack([self.v, self.p])[None]  # (1, 2, d)
-            if double_products:
-                state = double_state(state)
-            seg = None
-        else:
-            P0, V0 = segments
-            K = P0.shape[0]
-            tl = torch.full((K,), t_low, device=dev, dtype=dt)
-            tr = torch.full((K,), t_high, device=dev, dtype=dt)
-            state = torch.stack([V0, P0], 1)  # (K, 2, d)
-            seg = torch.arange(K, device=dev)
-            need_pieces = False
-        if L == 0:
+        walk = _FFNWalk(self, sink, tau, max_pieces, track_linear,
+                        need_pieces=(track_linear or sink.keep) and segments is None, bounds=certify,
+                        split_products=split_products, double_products=double_products)
+        tl, tr, state, seg = self._start(t_low, t_high, segments, double_products)
+        if not self.weights:
             if seg is not None:
                 sink.add_segment_counts(seg, torch.ones_like(seg))
-                return
-            sink.add_pieces(tl, tr, (state[:, 0] @ self.readout.T) if track_linear else None)
+            else:
+                sink.add_pieces(tl, tr, (state[:, 0] @ self.readout.T) if track_linear else None)
             return
         ones = torch.ones_like(tl)
         ends_cs = torch.stack([-tl, ones, -tr, ones], 1) if track_ends else None  # each end t = -c / s
         # certify: per piece, the error bounds of the input rows (P, 2) and the radii of the two ends (P, 2)
-        cert: tuple[torch.Tensor, torch.Tensor] | None = \
-            (torch.zeros_like(tl)[:, None].repeat(1, 2), torch.zeros_like(tl)[:, None].repeat(1, 2)) \
-            if certify is not None else None
-        stack: list[Any] = [(tl, tr, ends_cs, state, 0, seg, cert)]
-        slices: dict[int, WeightSlices] = {}
+        cert = (tl.new_zeros(tl.shape[0], 2), tl.new_zeros(tl.shape[0], 2)) if certify is not None else None
+        stack: list[_Frame] = [(tl, tr, ends_cs, state, 0, seg, cert)]
         while stack:
-            tl, tr, ends_cs, h, layer, seg, cert = stack.pop()
-            sink.tick()
-            if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
-                parent_z, parent_index, parent_cert = h
-                h, err = _masked_children(parent_z, parent_index, tl, tr, parent_cert, sink)
-                if cert is not None:
-                    assert err is not None
-                    cert = (err, cert[1])
-            P = tl.shape[0]
-            if cert is None:
-                z = (h.reshape(2 * P, -1) @ self.weights[layer].T).view(P, 2, -1)
-                z[:, 1] += self.biases[layer]
-                zeros = _plain_zeros(z[:, 0], z[:, 1], tl, tr, tau)
-            else:
-                assert bounds is not None
-                if double_products:
-                    if layer not in slices:
-                        slices[layer] = WeightSlices.of(self.weights[layer])
-                    z, rounding = double_product(h, self.weights[layer], self.biases[layer], bounds[layer],
-                                                 slices[layer])
-                else:
-                    product = split_product if split_products else rounded_product
-                    z, rounding = product(h, self.weights[layer], self.biases[layer], bounds[layer])
-                zeros = _certified_zeros(z[:, 0], z[:, 1], tl, tr, tau, cert, bounds[layer], rounding)
-            zs, zc = z[:, 0], z[:, 1]
-            counts, kept, units = zeros.counts, zeros.kept, zeros.units
-            n_children = P + int(counts.sum())
-            # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
-            if n_children * max(zs.shape[1], 1) > max_pieces * 64 and P > 1:
-                # halve by children, so each half fits; the leftmost half is processed first
-                cut = int(torch.searchsorted(torch.cumsum(counts + 1, 0), n_children // 2).clamp(1, P - 1))
-                for part in (slice(cut, None), slice(None, cut)):
-                    stack.append((tl[part], tr[part], None if ends_cs is None else ends_cs[part], h[part], layer,
-                                  None if seg is None else seg[part],
-                                  None if cert is None else (cert[0][part], cert[1][part])))
-                continue
-            # proofs and flags are recorded once per batch, after the halving decision
-            parent_cert, zero_radii = _record_layer(sink, zeros, zs, zc, tl, tr, ends_cs, cert)
-            last = layer == L - 1
-            if last and not need_pieces:
-                if seg is None:
-                    sink.add_count(n_children, tr[-1])
-                else:
-                    sink.add_segment_counts(seg, counts + 1)
-                continue
-            if cert is None:  # tracked ends carry their exact (c, s)
-                kept_cs = None if ends_cs is None else torch.stack([zc.gather(1, units), zs.gather(1, units)], 2)
-                left, right, parent, child_cs = _split_many(tl, tr, kept, counts, n_children, ends_cs, kept_cs)
-                child_radii = None
-            else:  # a certified walk (never end-tracked): each child's end radii, its parent's or its zero's
-                assert ends_cs is None
-                kept_radii = zero_radii[:, :, None] if zero_radii is not None else kept.new_zeros(kept.shape + (1,))
-                left, right, parent, child_radii = _split_many(tl, tr, kept, counts, n_children, cert[1], kept_radii)
-                child_cs = None
-            # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
-            # layer splits a single piece into many children
-            chunk = max(1, (max_pieces * 64) // max(z.shape[2], 1))
-            parts = [slice(start, start + chunk) for start in range(0, n_children, chunk)]
-            if last:
-                flips = track_linear and ends_cs is None and n_children >= 4 * P and zeros.all_kept()
-                self._emit_last(z, left, right, parent, zeros, parent_cert, sink, track_linear, flips, chunk)
-            else:
-                for part in reversed(parts):  # leftmost chunk on top of the stack
-                    stack.append((left[part], right[part], None if child_cs is None else child_cs[part],
-                                  (z, parent[part], parent_cert), layer + 1, None if seg is None else seg[parent[part]],
-                                  None if child_radii is None else (None, child_radii[part])))
+            walk.step(stack.pop(), stack)
 
+    def _start(self, t_low: float, t_high: float, segments: tuple[torch.Tensor, torch.Tensor] | None,
+               double_products: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The first batch: piece ends (P,), the input maps (P, 2, d) (slopes, intercepts; double-double with
+        ``double_products``) and, for several segments, each piece's segment index (P,)."""
+        dev, dt = self.p.device, self.p.dtype
+        if segments is None:
+            state = torch.stack([self.v, self.p])[None]  # (1, 2, d)
+            return (torch.tensor([t_low], device=dev, dtype=dt), torch.tensor([t_high], device=dev, dtype=dt),
+                    double_state(state) if double_products else state, None)
+        P0, V0 = segments
+        K = P0.shape[0]
+        return (torch.full((K,), t_low, device=dev, dtype=dt), torch.full((K,), t_high, device=dev, dtype=dt),
+                torch.stack([V0, P0], 1), torch.arange(K, device=dev))
 
     def _emit_last(self, z: torch.Tensor, left: torch.Tensor, right: torch.Tensor, parent: torch.Tensor,
                    zeros: _LayerZeros, parent_cert: tuple | None, sink: PieceSink, track_linear: bool,
@@ -227,6 +157,130 @@ class FFNKernel:
                                      None if errors is None else errors[0::2],
                                      None if errors is None else errors[1::2], mids[0::2], mids[1::2],
                                      int(live[flips].sum()))
+
+
+#: One batch of the walk's stack: piece ends tl, tr (P,), the ends' exact (c, s) when tracked (P, 4) or None,
+#: the input maps of ``layer`` (P, 2, n) or a deferred gather (parent maps, parent index, parent proof), the
+#: layer, each piece's segment (P,) or None, and a certified walk's (input row errors, end radii) or None.
+_Frame = tuple[torch.Tensor, torch.Tensor, Any, Any, int, Any, Any]
+
+
+@dataclass
+class _FFNWalk:
+    """One run of :meth:`FFNKernel.run`: its settings, and :meth:`step`, which takes one batch off the stack
+    through one layer (zeros, split, children pushed back or emitted into the sink)."""
+
+    kernel: FFNKernel
+    sink: PieceSink
+    tau: float
+    max_pieces: int
+    track_linear: bool
+    need_pieces: bool
+    bounds: list[LayerBound] | None
+    split_products: bool
+    double_products: bool
+    slices: dict[int, WeightSlices] = field(default_factory=dict)
+
+    def step(self, frame: _Frame, stack: list[_Frame]) -> None:
+        """Walk one batch through its layer: halve it when its children would not fit, else split it at its
+        units' zeros and push the children (leftmost on top) or, after the last layer, emit them."""
+        tl, tr, ends_cs, h, layer, seg, cert = frame
+        self.sink.tick()
+        if isinstance(h, tuple):  # deferred children: gather and mask their parents' maps now
+            h, cert = self._gather(h, tl, tr, cert)
+        P = tl.shape[0]
+        z, zeros = self._layer(h, layer, tl, tr, cert)
+        n_children = P + int(zeros.counts.sum())
+        # a batch holds at most max_pieces * 64 state values: fewer pieces when the layer is wide
+        if n_children * max(z.shape[2], 1) > self.max_pieces * 64 and P > 1:
+            stack.extend(_halves((tl, tr, ends_cs, h, layer, seg, cert), zeros.counts, n_children))
+            return
+        # proofs and flags are recorded once per batch, after the halving decision
+        zs, zc = z[:, 0], z[:, 1]
+        parent_cert, zero_radii = _record_layer(self.sink, zeros, zs, zc, tl, tr, ends_cs, cert)
+        last = layer == len(self.kernel.weights) - 1
+        if last and not self.need_pieces:  # count-only: the children are counted, never built
+            self._count(seg, n_children, tr, zeros.counts)
+            return
+        left, right, parent, child_ends = _children(z, zeros, tl, tr, n_children, ends_cs, cert, zero_radii)
+        # children in chunks whose (chunk, 2, n) maps stay within the batch memory, even when one wide
+        # layer splits a single piece into many children
+        chunk = max(1, (self.max_pieces * 64) // max(z.shape[2], 1))
+        if last:
+            flips = self.track_linear and ends_cs is None and n_children >= 4 * P and zeros.all_kept()
+            self.kernel._emit_last(z, left, right, parent, zeros, parent_cert, self.sink, self.track_linear, flips,
+                                   chunk)
+            return
+        certified = cert is not None
+        for start in reversed(range(0, n_children, chunk)):  # leftmost chunk on top of the stack
+            part = slice(start, start + chunk)
+            ends = None if child_ends is None else child_ends[part]
+            stack.append((left[part], right[part], None if certified else ends, (z, parent[part], parent_cert),
+                          layer + 1, None if seg is None else seg[parent[part]], (None, ends) if certified else None))
+
+    def _count(self, seg: torch.Tensor | None, n_children: int, tr: torch.Tensor, counts: torch.Tensor) -> None:
+        """The last layer's children counted into the sink: in all (one segment, its progress at tr[-1]) or
+        per segment (``counts + 1`` children of each piece)."""
+        if seg is None:
+            self.sink.add_count(n_children, tr[-1])
+        else:
+            self.sink.add_segment_counts(seg, counts + 1)
+
+    def _gather(self, deferred: tuple, tl: torch.Tensor, tr: torch.Tensor, cert: Any) -> tuple[torch.Tensor, Any]:
+        """Deferred children's input maps (P, 2, n): their parents' maps gathered and masked by the pattern
+        at each child's midpoint; a certified walk's input row errors come with them."""
+        parent_z, parent_index, parent_cert = deferred
+        h, err = _masked_children(parent_z, parent_index, tl, tr, parent_cert, self.sink)
+        if cert is None:
+            return h, None
+        assert err is not None
+        return h, (err, cert[1])
+
+    def _layer(self, h: torch.Tensor, layer: int, tl: torch.Tensor, tr: torch.Tensor, cert: Any
+               ) -> tuple[torch.Tensor, _LayerZeros]:
+        """The layer's pre-activation maps Z (P, 2, n) and its units' zeros inside each piece: one float GEMM
+        for a plain walk; a rounded, split or double-double product with proven zeros for a certified one."""
+        weight, bias = self.kernel.weights[layer], self.kernel.biases[layer]
+        if cert is None:
+            P = tl.shape[0]
+            z = (h.reshape(2 * P, -1) @ weight.T).view(P, 2, -1)
+            z[:, 1] += bias
+            return z, _plain_zeros(z[:, 0], z[:, 1], tl, tr, self.tau)
+        assert self.bounds is not None
+        if self.double_products:
+            if layer not in self.slices:
+                self.slices[layer] = WeightSlices.of(weight)
+            z, rounding = double_product(h, weight, bias, self.bounds[layer], self.slices[layer])
+        else:
+            product = split_product if self.split_products else rounded_product
+            z, rounding = product(h, weight, bias, self.bounds[layer])
+        return z, _certified_zeros(z[:, 0], z[:, 1], tl, tr, self.tau, cert, self.bounds[layer], rounding)
+
+
+def _children(z: torch.Tensor, zeros: _LayerZeros, tl: torch.Tensor, tr: torch.Tensor, n_children: int,
+              ends_cs: torch.Tensor | None, cert: Any, zero_radii: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A batch split at its kept zeros: the children's ends (C,), their parents (C,), and what their ends
+    carry: the exact (c, s) of tracked ends in a plain walk (C, 4) or None; the end radii (C, 2) in a
+    certified walk (never end-tracked), each its parent's end's or its zero's."""
+    if cert is None:
+        kept_cs = None if ends_cs is None else \
+            torch.stack([z[:, 1].gather(1, zeros.units), z[:, 0].gather(1, zeros.units)], 2)
+        return _split_many(tl, tr, zeros.kept, zeros.counts, n_children, ends_cs, kept_cs)
+    assert ends_cs is None
+    kept_radii = zero_radii[:, :, None] if zero_radii is not None else zeros.kept.new_zeros(zeros.kept.shape + (1,))
+    return _split_many(tl, tr, zeros.kept, zeros.counts, n_children, cert[1], kept_radii)
+
+
+def _halves(frame: _Frame, counts: torch.Tensor, n_children: int) -> list[_Frame]:
+    """A batch cut in two by its children (so that each half fits), the right half first: pushed in this
+    order, the leftmost half is processed first."""
+    tl, tr, ends_cs, h, layer, seg, cert = frame
+    P = tl.shape[0]
+    cut = int(torch.searchsorted(torch.cumsum(counts + 1, 0), n_children // 2).clamp(1, P - 1))
+    return [(tl[part], tr[part], None if ends_cs is None else ends_cs[part], h[part], layer,
+             None if seg is None else seg[part], None if cert is None else (cert[0][part], cert[1][part]))
+            for part in (slice(cut, None), slice(None, cut))]
 
 
 @dataclass
