@@ -1,7 +1,8 @@
 """The limit matrix on the command line: every counting command and every mode of ``count`` (1-D, split,
 sampled, chords, exact box, all of R^d, exact plane), ``track`` (in turn and on ``--workers``), ``plot``
-(1-D and 2-D) and ``deq``, each against each of ``--max-seconds``, ``--max-regions`` and ``--max-memory``:
-refused or stopped with a one-line error that names the flag to raise, in seconds, never run to the end."""
+(1-D and 2-D) and ``deq`` (in this process and on ``--workers``), each against each of ``--max-seconds``,
+``--max-regions`` and ``--max-memory``: refused or stopped with a one-line error that names the flag to
+raise, in seconds, never run to the end."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ COMMANDS = {
     "plot 1-D": lambda p: ["plot", p["line"], "--interval", "-3", "3", "--out", p["png"]],
     "plot 2-D": lambda p: ["plot", p["plane"], "--box", "-1", "1", "--out", p["png"]],
     "deq": lambda p: ["deq", "--width", "24"],
+    "deq --workers": lambda p: ["deq", "--width", "24", "--workers", "2"],  # refused before a cluster starts
 }
 
 

@@ -165,7 +165,7 @@ def test_the_chebyshev_lps_stop_at_the_deadline_between_chunks():
     partition's time limit also bounds this stage (it ran to the end before)."""
     import torch
 
-    from regioncount.partition.box_partition import chebyshev_balls
+    from regioncount.partition.chebyshev import chebyshev_balls
 
     P = 10  # unit squares [i, i + 1] x [0, 1]: four constraints each
     owner = torch.arange(P).repeat_interleave(4)

@@ -39,6 +39,7 @@ from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
 from ..sampling.sampled import packed_patterns_at
+from .chebyshev import chebyshev_balls, inscribed_balls
 from .deq_cells import box_extent, pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import linear_piece_count, same_affine_pairs
@@ -66,7 +67,6 @@ MAX_EXTENT = 1e30
 #: Chebyshev centres are computed by one LP when the partition holds at most this many regions.
 CHEBYSHEV_MAX_REGIONS = 200_000
 #: Cells per Chebyshev LP (measured: 256 is 3.5x faster than one LP for 22,000 cells).
-CHEBYSHEV_CHUNK = 256
 #: Bytes per vertex word or coordinate held at once while cutting (cells, children, temporaries).
 _BYTES_PER_ENTRY = 8 * 4
 
@@ -593,50 +593,6 @@ def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: t
     return probe_pairs(owners, region_words, packed_patterns_at(model, probe[inside]))
 
 
-def chebyshev_balls(owner_t: torch.Tensor, normal_t: torch.Tensor, offset_t: torch.Tensor, P: int,
-                    chunk: int = CHEBYSHEV_CHUNK, check: Callable[[], None] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Largest inscribed balls of P polytopes {x : normal_f . x <= offset_f, f of polytope p} (unit normals;
-    ``owner_t`` (F,) names each constraint's polytope): maximise r_p subject to normal_f . x_p + r_p <=
-    offset_f, by sparse LPs over ``chunk`` polytopes at a time (scipy's HiGHS; one LP per polytope would pay
-    the solver's overhead per polytope, one LP for all grows faster than linearly); ``check()`` is called
-    before each chunk (a deadline raises there).  Returns centres (P, d) and radii (P,)."""
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix
-
-    d = normal_t.shape[1]
-    owner = owner_t.cpu().numpy()
-    order = np.argsort(owner, kind="stable")
-    owner = owner[order]
-    normal = normal_t.cpu().numpy()[order]
-    offset = offset_t.cpu().numpy()[order]
-    starts = np.searchsorted(owner, np.arange(0, P + chunk, chunk).clip(max=P))
-    solution = np.empty((P, d + 1))
-    for block, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
-        first = block * chunk
-        count = min(P, first + chunk) - first
-        if count <= 0:
-            break
-        if check is not None:
-            check()
-        F = b - a
-        rows = np.repeat(np.arange(F), d + 1)
-        cols = ((owner[a:b] - first)[:, None] * (d + 1) + np.arange(d + 1)[None]).reshape(-1)
-        vals = np.concatenate([normal[a:b], np.ones((F, 1))], 1).reshape(-1)
-        A = coo_matrix((vals, (rows, cols)), shape=(F, count * (d + 1))).tocsr()
-        cost = np.zeros(count * (d + 1))
-        cost[d::d + 1] = -1.0
-        low = np.full(count * (d + 1), -np.inf)
-        low[d::d + 1] = 0.0
-        res = linprog(cost, A_ub=A, b_ub=offset[a:b], bounds=np.stack([low, np.full_like(low, np.inf)], 1),
-                      method="highs-ds")
-        if res.status != 0:
-            raise RuntimeError(f"the Chebyshev LP did not solve: {res.message}")
-        solution[first:first + count] = res.x.reshape(count, d + 1)
-    # the radius is >= 0 by its bound; the solver may return -0.0 or a tiny negative, which would print as "-0"
-    return solution[:, :d], np.maximum(solution[:, d], 0.0) + 0.0
-
-
 def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each region of a DEQ as {x in the box : s_j u_j(x) >= 0 for every unit}, u affine on the region's
     pattern (``active`` (R, m)): constraints (owner, unit normal, offset) for :func:`chebyshev_balls`."""
@@ -707,7 +663,8 @@ def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: tor
     if not wanted:
         return None, None, []
     if R <= CHEBYSHEV_MAX_REGIONS and R == cells.count:  # each region one cell: its facets
-        centres, radii = chebyshev_balls(found.owner, found.normal, found.offset, cells.count, check=check)
+        centres, radii = inscribed_balls(found.owner, found.normal, found.offset, cells.centres(), cells.count,
+                                         check=check)
         order = representative.cpu().numpy()
         return centres[order], radii[order], []
     if R <= CHEBYSHEV_MAX_REGIONS and isinstance(model, DEQ):  # regions of several cells
