@@ -28,7 +28,8 @@ from ..models.networks import DEQ, DTYPE, input_free_units
 from ..sampling.sampled import deq_patterns
 from .exact_cells import EXACT_BUDGET
 from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
-from .polytopes import CellPartition, Polytopes, split, words_for
+from .pattern_bounds import pattern_affine_u_bounded, value_errors_all
+from .polytopes import CellPartition, Polytopes, split_signed, words_for
 from .polytopes import box as box_polytope
 
 #: Refinement rounds before giving up (each round cuts every open cell once).
@@ -49,15 +50,21 @@ def _with_words(poly: Polytopes, words: int) -> Polytopes:
     if extra <= 0:
         return poly
     pad = torch.zeros(poly.count, poly.V, extra, dtype=torch.int64, device=poly.x.device)
-    return Polytopes(poly.x, poly.n, torch.cat([poly.tight, pad], 2))
+    return Polytopes(poly.x, poly.n, torch.cat([poly.tight, pad], 2), poly.fields)
 
 
 def _joined(parts: list[Polytopes]) -> Polytopes:
+    """The polytopes of ``parts`` in one batch, with the vertex radii (every part has them)."""
     V = max(p.V for p in parts)
     K = max(p.tight.shape[2] for p in parts)
     parts = [_with_words(p.padded(V), K) for p in parts]
     return Polytopes(torch.cat([p.x for p in parts]), torch.cat([p.n for p in parts]),
-                     torch.cat([p.tight for p in parts]))
+                     torch.cat([p.tight for p in parts]), {"radius": torch.cat([_radius(p) for p in parts])})
+
+
+def _radius(poly: Polytopes) -> torch.Tensor:
+    """(P, V) the vertices' radii (zero for exact vertices)."""
+    return poly.radius if poly.radius is not None else torch.zeros_like(poly.x[..., 0])
 
 
 def pattern_affine_u(model: DEQ, active: torch.Tensor, embedding: Embedding | None = None) -> torch.Tensor:
@@ -124,6 +131,37 @@ class _Judge:
             if sign is None or (sign != 0 and sign != wanted_l[i]):
                 self.doubtful += 1
 
+    def sides(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,
+              vertex: torch.Tensor, unit: torch.Tensor, computed: torch.Tensor) -> torch.Tensor:
+        """The exact signs (N,) of ``unit`` on cell ``cell``'s pattern at vertex ``vertex``, for values whose
+        computed signs ``computed`` (N,) their error bounds do not prove: zero where structurally zero, else
+        decided in rational arithmetic; where neither settles it, the computed sign stands and the decision
+        is counted as left to the tolerance."""
+        out = computed.clone()
+        if cell.numel() == 0:
+            return out
+        tight = cells.tight[cell, vertex]
+        zero = structurally_zero(self.record, lineage[cell], tight, patterns[cell], unit, self.d, self.reach)
+        out[zero] = 0
+        rows = (~zero).nonzero().flatten().tolist()
+        if not rows:
+            return out
+        cell_l, tight_l, unit_l = (t.tolist() for t in (cell, tight, unit))
+        lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
+        for i in rows:
+            c = cell_l[i]
+            flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
+            bits = sum(1 << k for k, v in enumerate(flags) if v)
+            if self.exact.chained_zero(tight_l[i], lineage_cpu[c].tolist(), bits, unit_l[i]):
+                out[i] = 0
+                continue
+            sign = self.exact.sign(tight_l[i], lineage_cpu[c].tolist(), flags, unit_l[i])
+            if sign is None:
+                self.doubtful += 1
+            else:
+                out[i] = sign
+        return out
+
 
 def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
                        check: Callable[[int, int, int, int], None], *, embedding: Embedding | None = None,
@@ -138,6 +176,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     guess: torch.Tensor | None = None  # per open cell: its parent's pattern with the cut unit on its side
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
+    slice_map = None if embedding is None else (embedding.origin, embedding.directions)
     silent = input_free_units(model).to(device)  # exactly zero everywhere: no test is needed
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
@@ -149,9 +188,12 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         points = centres if embedding is None else (embedding.origin.to(device)
                                                     + centres @ embedding.directions.to(device).T)
         active = deq_patterns(model, points, guess)  # forward substitution when W is triangular
-        coef = pattern_affine_u(model, active, embedding)  # (P, d + 1, m)
+        coef, coef_error = pattern_affine_u_bounded(model, active, slice_map)  # (P, d + 1, m) each
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = zero_tolerance(coef, extent)
+        # a value's sign is proven outside its error bound; inside it (or the tolerance), it is decided exactly
+        err = value_errors_all(open_cells.x, _radius(open_cells), coef, coef_error)  # (P, V, m)
+        band = torch.maximum(err, tol[:, None])
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         valid = open_cells.valid()[..., None]
         signed = torch.where(valid, values * sign[:, None] + tol[:, None], torch.zeros_like(values))
@@ -159,8 +201,8 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         final = worst >= 0
         if bool(final.any()):
             idx = final.nonzero().flatten()
-            # every value inside the tolerance: its sign (or zero) is what the acceptance assumed
-            near = (values[idx].abs() <= tol[idx, None]) & valid[idx] & ~silent
+            # every value its bound does not prove: its sign (or zero) is what the acceptance assumed
+            near = (values[idx].abs() <= band[idx]) & valid[idx] & ~silent
             c, v, j = near.nonzero().unbind(1)
             wanted = torch.where(active[idx[c], j], 1, -1)
             judge.settle(open_cells, lineage, active, idx[c], v, j, wanted)
@@ -168,10 +210,13 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         idx = (~final).nonzero().flatten()
         if idx.numel() == 0:
             break
-        f = torch.gather(values[idx], 2, unit[idx][:, None, None].expand(-1, values.shape[1], 1))[..., 0]
-        t = tol[idx].gather(1, unit[idx][:, None])[:, 0]
+        cut_units = unit[idx]
+        f = _unit_column(values[idx], cut_units)
+        e = _unit_column(err[idx], cut_units)
+        t = tol[idx].gather(1, cut_units[:, None])[:, 0]
         live = valid[idx, :, 0]
-        cuttable = ((f > t[:, None]) & live).any(1) & ((f < -t[:, None]) & live).any(1)
+        side = _cut_sides(judge, open_cells, lineage, active, idx, cut_units, f, torch.maximum(e, t[:, None]), t, live)
+        cuttable = ((side > 0) & live).any(1) & ((side < 0) & live).any(1)
         if not bool(cuttable.all()):  # a violation within the tolerance that cannot be cut: accept it, count it
             stuck = idx[~cuttable]
             unresolved += int(stuck.numel())
@@ -179,16 +224,13 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         cut = cuttable.nonzero().flatten()
         if cut.numel() == 0:  # every open cell was accepted: nothing is left to refine
             break
-        # vertices the cut passes through (inside the tolerance) must lie on it exactly
-        on = (f[cut].abs() <= t[cut, None]) & live[cut]
-        c, v = on.nonzero().unbind(1)
-        cells_on = idx[cut][c]
-        judge.settle(open_cells, lineage, active, cells_on, v, unit[cells_on], torch.zeros_like(v))
-        cut_units = unit[idx[cut]]
+        cut_units = cut_units[cut]
         planes = coef[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
+        plane_errors = coef_error[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
         nodes = record.add(cut_units, active[idx[cut]], planes)
         pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
-        plus, minus = split(pieces, f[cut], t[cut], bit)
+        pieces.fields = {"radius": _radius(pieces)}
+        plus, minus = split_signed(pieces, f[cut], e[cut], side[cut], bit, planes, plane_errors, interpolate=True)
         bit += 1
         open_cells = _joined([plus, minus])
         child_lineage = torch.cat([lineage[idx[cut]], nodes[:, None]], 1)
@@ -202,6 +244,25 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     cells, bits, out = _accepted_cells(model, done, embedding, device)
     return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
                          "polytope refinement by patterns (general W)")
+
+
+def _unit_column(values: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+    """(P, V) the entries of (P, V, m) ``values`` of each cell's unit ``units`` (P,)."""
+    return torch.gather(values, 2, units[:, None, None].expand(-1, values.shape[1], 1))[..., 0]
+
+
+def _cut_sides(judge: _Judge, cells: Polytopes, lineage: torch.Tensor, active: torch.Tensor, idx: torch.Tensor,
+               units: torch.Tensor, f: torch.Tensor, band: torch.Tensor, tol: torch.Tensor, live: torch.Tensor
+               ) -> torch.Tensor:
+    """(S, V) int8 sides of the vertices of cells ``idx`` for their cut units: +1 / -1 where the value ``f``
+    is proven beyond its error bound ``band``, else the exact sign (0: on the cut), or, where the exact
+    referee cannot decide, the tolerance's (zero within ``tol``), counted as a decision left to it."""
+    side = torch.where(f.abs() <= tol[:, None], 0, torch.sign(f)).to(torch.int8)
+    doubt = (f.abs() <= band) & live
+    if bool(doubt.any()):
+        c, v = doubt.nonzero().unbind(1)
+        side[c, v] = judge.sides(cells, lineage, active, idx[c], v, units[c], side[c, v].long()).to(torch.int8)
+    return side
 
 
 def _accepted_cells(model: DEQ, done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]],

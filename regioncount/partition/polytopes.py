@@ -288,8 +288,8 @@ def split(poly: Polytopes, f: torch.Tensor, zero_tol: torch.Tensor, bit: int) ->
 
 
 def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torch.Tensor, bit: int,
-                 cut_map: torch.Tensor, cut_error: torch.Tensor, maps_of: ConstraintMaps | None = None
-                 ) -> tuple[Polytopes, Polytopes]:
+                 cut_map: torch.Tensor, cut_error: torch.Tensor, maps_of: ConstraintMaps | None = None,
+                 interpolate: bool = False) -> tuple[Polytopes, Polytopes]:
     """Cut S polytopes along an affine function whose sign at every vertex is decided: ``side`` (S, V) is
     +1, 0 or -1 (proven by ``|f| > err`` or decided exactly), with ``f`` (S, V) the computed values and
     ``err`` their error bounds; ``cut_map`` (S, d + 1) is the function's map and ``cut_error`` its entrywise
@@ -298,7 +298,8 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     Vertices with side 0 go to both children marked tight at ``bit``; each edge from a + vertex to a -
     vertex gives a new vertex, tight at the edge's common constraints and at ``bit``, placed by the
     enclosures of the two exact values and bounded by :func:`regioncount.partition.vertex_bounds.new_vertices` (its
-    basis: the edge's constraints and the cut)."""
+    basis: the edge's constraints and the cut; ``interpolate``: placed at the computed zero, see
+    :func:`~regioncount.partition.vertex_bounds.crossing`)."""
     valid = poly.valid()
     above = (side > 0) & valid
     below = (side < 0) & valid
@@ -309,7 +310,7 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
     marked = Polytopes(poly.x, poly.n, tight, poly.fields)
     s, u, v = _crossing_edges(marked, above, below).unbind(1)
     x_new, fields_new = new_vertices(marked.x, marked.tight, marked.fields, s, u, v, f, err, cut_map, cut_error, bit,
-                                     maps_of)
+                                     maps_of, interpolate)
     tight_new = tight[s, u] & tight[s, v]
     tight_new[:, word] |= mask
     return (_assemble(marked, above | on, s, x_new, tight_new, fields_new),

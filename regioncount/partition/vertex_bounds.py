@@ -137,12 +137,16 @@ def value_errors(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tenso
 
 
 def crossing(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Tensor, fu: torch.Tensor,
-             fv: torch.Tensor, eu: torch.Tensor, ev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+             fv: torch.Tensor, eu: torch.Tensor, ev: torch.Tensor, interpolate: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """New vertices on the edges from ``xu`` (E, d) (exact value > 0) to ``xv`` (exact value < 0): the
     computed point and its radius (E,).  ``fu``, ``fv`` (E,) are the computed values, ``eu``, ``ev`` their
     error bounds, ``ru``, ``rv`` the ends' radii.  The exact ``lam* = A / (A + B)`` with ``A = f_u > 0`` in
     ``[max(fu - eu, 0), fu + eu]`` and ``B = -f_v > 0`` in ``[max(-fv - ev, 0), -fv + ev]`` lies in
-    ``[A_lo / (A_lo + B_hi), A_hi / (A_hi + B_lo)]``, widened for rounding and clipped to [0, 1]."""
+    ``[A_lo / (A_lo + B_hi), A_hi / (A_hi + B_lo)]``, widened for rounding and clipped to [0, 1].  The point
+    is at that interval's middle, or, with ``interpolate``, at the computed zero ``fu / (fu - fv)`` clipped to
+    it (the radius then covers the larger side: up to twice as wide, but the point stays on the computed
+    hyperplane, where later values of the same map are near zero)."""
     a_lo, a_hi = (fu - eu).clamp_min(0), fu + eu
     b_lo, b_hi = (-fv - ev).clamp_min(0), -fv + ev
     lam_lo = a_lo / (a_lo + b_hi)
@@ -151,12 +155,18 @@ def crossing(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Ten
     lam_lo = torch.nan_to_num(lam_lo * (1 - slack), nan=0.0).clamp(0.0, 1.0)
     lam_hi = torch.nan_to_num(lam_hi * (1 + slack), nan=1.0).clamp(0.0, 1.0)
     lam_hi = torch.maximum(lam_hi, lam_lo)
-    lam = (lam_lo + lam_hi) * 0.5
+    if interpolate:
+        lam = torch.nan_to_num(fu / (fu - fv), nan=0.5).clamp(0.0, 1.0)
+        lam = torch.minimum(torch.maximum(lam, lam_lo), lam_hi)
+        reach = torch.maximum(lam - lam_lo, lam_hi - lam)
+    else:
+        lam = (lam_lo + lam_hi) * 0.5
+        reach = (lam_hi - lam_lo) * 0.5
     edge = xv - xu
     x = xu + edge * lam[:, None]
     span = edge.abs().amax(1)
     rounding = 3 * UNIT_ROUNDOFF * (xu.abs().amax(1) + span) + SMALLEST_SUBNORMAL
-    radius = (torch.maximum(ru, rv) + span * (lam_hi - lam_lo) * 0.5 + rounding) * INFLATE
+    radius = (torch.maximum(ru, rv) + span * reach + rounding) * INFLATE
     return x, radius
 
 
@@ -232,13 +242,14 @@ def constraint_residuals(x: torch.Tensor, maps: torch.Tensor, errors: torch.Tens
 
 def new_vertices(points: torch.Tensor, tight: torch.Tensor, fields: dict[str, torch.Tensor], s: torch.Tensor,
                  u: torch.Tensor, v: torch.Tensor, f: torch.Tensor, err: torch.Tensor, cut_map: torch.Tensor,
-                 cut_error: torch.Tensor, bit: int, maps_of: ConstraintMaps | None = None
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 cut_error: torch.Tensor, bit: int, maps_of: ConstraintMaps | None = None,
+                 interpolate: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The vertices where a cut meets the edges (``s``, ``u``, ``v``) (E,) of a batch of polytopes with
     vertices ``points`` (S, V, d), incidence words ``tight`` and per-vertex ``fields``
     (:class:`~regioncount.partition.polytopes.Polytopes`; ``u`` on the + side), and the new vertices' fields.
 
-    The point is :func:`crossing`'s.  Its radius is the smaller of two bounds: :func:`crossing`'s, which
+    The point is :func:`crossing`'s (``interpolate`` as there).  Its radius is the smaller of two bounds:
+    :func:`crossing`'s, which
     grows with every generation of cuts (each step multiplies the ends' radii by about ``1 / sin`` of the
     cut's angle with the edge), and a fresh one from the vertex's own constraints, which does not: the edge's
     d - 1 constraints (basis rows of the ends tight at both ends, their maps from ``maps_of``) and the cut
@@ -250,7 +261,7 @@ def new_vertices(points: torch.Tensor, tight: torch.Tensor, fields: dict[str, to
     radius = fields.get("radius")
     ru = radius[s, u] if radius is not None else torch.zeros_like(xu[:, 0])
     rv = radius[s, v] if radius is not None else torch.zeros_like(xu[:, 0])
-    x, r_new = crossing(xu, xv, ru, rv, f[s, u], f[s, v], err[s, u], err[s, v])
+    x, r_new = crossing(xu, xv, ru, rv, f[s, u], f[s, v], err[s, u], err[s, v], interpolate)
     if "basis_bits" not in fields or maps_of is None:
         return x, {"radius": r_new}
     basis_bits = fields["basis_bits"]

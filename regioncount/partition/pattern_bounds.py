@@ -1,0 +1,74 @@
+"""Rigorous error bounds for the general-W DEQ refinement (``docs/exact-dd.md``, "General W").
+
+On a pattern D the fixed point is affine, u^D = (I - W D)^-1 (U x + b): its coefficients come from a float
+solve.  :func:`pattern_affine_u_bounded` bounds them by a verified solve: with the computed coefficients
+C~ and the residual R = (I - W D) C~ - rhs (its rounding bounded), ``|C* - C~| <= ||(I - W D)^-1||_inf
+||R||_inf`` column by column, the inverse's norm bounded by
+:func:`~regioncount.partition.vertex_bounds.inverse_norm_bounds` (an approximate inverse X with ``||I - X
+M|| < 1``), so an ill-conditioned I - W D gives wide bounds, never wrong ones.  :func:`value_errors_all`
+turns them into bounds on the units' values at the cells' vertices (with the vertices' own radii), which
+decide which float sign decisions are proven and which go to the exact referee.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
+from ..models.fixedpoint import checked_solve
+from ..models.networks import DEQ, DTYPE
+from .vertex_bounds import inverse_norm_bounds
+
+
+def _right_hand_side(model: DEQ, device: torch.device, embedding: tuple[torch.Tensor, torch.Tensor] | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """[U P | U o + b] (m, d + 1) for x = o + P y (the identity without ``embedding = (o, P)``), and an
+    entrywise bound on its rounding (zero for the identity: U and b are the stored weights)."""
+    on_device = model.to(device)
+    U, b = on_device.U, on_device.b
+    if embedding is None:
+        rhs = torch.cat([U, b[:, None]], 1)
+        return rhs, torch.zeros_like(rhs)
+    origin, directions = embedding[0].to(device), embedding[1].to(device)
+    n = U.shape[1]
+    rhs = torch.cat([U @ directions, (U @ origin + b)[:, None]], 1)
+    error = torch.cat([gamma(n) * (U.abs() @ directions.abs()),
+                       (gamma(n + 1) * (U.abs() @ origin.abs() + b.abs()))[:, None]], 1)
+    return rhs, (error + SMALLEST_SUBNORMAL) * INFLATE
+
+
+def pattern_affine_u_bounded(model: DEQ, active: torch.Tensor,
+                             embedding: tuple[torch.Tensor, torch.Tensor] | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, d + 1, m) coefficients of u on each cell's pattern ``active`` (P, m) (cell coordinates, then the
+    constant) and (P, d + 1, m) bounds on their distance from the exact coefficients (``inf`` where the
+    verified solve proves nothing)."""
+    device, m = active.device, model.width
+    W = model.to(device).W
+    rhs, rhs_error = _right_hand_side(model, device, embedding)
+    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]  # (P, m, m)
+    C = checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1]))  # (P, m, d + 1)
+    # M's off-diagonal entries are stored weights (or zero); its diagonal 1 - W_ii D_i may round
+    M_error = torch.diag_embed(M.diagonal(dim1=1, dim2=2).abs() * UNIT_ROUNDOFF)
+    residual = M @ C - rhs
+    residual_bound = (residual.abs() + gamma(m + 1) * (M.abs() @ C.abs() + rhs.abs()) + M_error @ C.abs()
+                      + rhs_error) * INFLATE  # (P, m, d + 1): |M* C~ - rhs*|
+    inverse = inverse_norm_bounds(M, M_error)  # (P,)
+    column = inverse[:, None] * residual_bound.amax(1) * INFLATE  # (P, d + 1)
+    error = torch.nan_to_num(column, nan=torch.inf)[:, :, None].expand(-1, -1, m)
+    return C.transpose(1, 2), error
+
+
+def value_errors_all(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tensor, coef_error: torch.Tensor
+                     ) -> torch.Tensor:
+    """(P, V, m) bounds on ``|fl(a~ . x~ + c~) - (a* . x* + c*)|`` for every unit's map (``coef`` (P, d + 1, m)
+    with errors ``coef_error``) at the vertices ``x`` (P, V, d), whose exact positions are within ``radius``
+    (P, V) (max norm; None: exact)."""
+    d = x.shape[2]
+    a, c = coef[:, :d], coef[:, d]
+    ea, ec = coef_error[:, :d], coef_error[:, d]
+    ax = x.abs()
+    err = ax @ (ea + gamma(d + 1) * a.abs()) + (ec + gamma(d + 1) * c.abs())[:, None]
+    if radius is not None:
+        err = err + radius[..., None] * (a.abs() + ea).sum(1)[:, None]
+    return torch.nan_to_num((err + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE, nan=torch.inf)
