@@ -234,16 +234,15 @@ def test_large_extents_are_labelled_or_refused_never_nan():
         partition_plane(net, [-1e200, -1e200], [1e200, 1e200], device="cpu")
 
 
-def test_deq_partition_reports_lines_closer_than_the_tolerance():
-    """Two DEQ units whose lines are very close.  A triangular W, cut unit by unit, proves each vertex sign
-    by its own error bound, so a sliver of 1e-14 is a region (exact, 3); a cyclic W, refined by patterns,
-    still decides inside its 1e-9 band: the sliver is not resolved, and the partition says approximate
-    instead of exact; further apart it is exact, with 3 regions."""
+def test_deq_partitions_count_lines_closer_than_the_tolerance():
+    """Two DEQ units whose lines are very close.  A triangular W, cut unit by unit, and a cyclic W, refined
+    by patterns, both prove each vertex sign by its own error bound or decide it exactly, so a sliver of
+    1e-14 or 1e-11 is a region (exact, 3), as it is further apart."""
     cyclic = torch.zeros(4, 4, dtype=torch.float64)
     cyclic[2, 3], cyclic[3, 2] = 1 / 8, -1 / 8  # a cycle of two units far from the slice's lines
     cases = ((torch.zeros(2, 2, dtype=torch.float64), 1e-14, "exact"),
              (torch.zeros(2, 2, dtype=torch.float64), 1e-11, "exact"),
-             (cyclic, 1e-11, "approximate"), (cyclic, 1e-3, "exact"))
+             (cyclic, 1e-14, "exact"), (cyclic, 1e-11, "exact"), (cyclic, 1e-3, "exact"))
     for W, gap, method in cases:
         m = W.shape[0]
         U = [[1.0, 0.0], [1.0, 0.0]] + [[0.0, 0.0]] * (m - 2)

@@ -105,32 +105,6 @@ class _Judge:
         self.reach = self.exact.reach.to(record.units.device)
         self.doubtful = 0
 
-    def settle(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,
-               vertex: torch.Tensor, unit: torch.Tensor, wanted: torch.Tensor) -> None:
-        """Zero tests (N,) of ``unit`` on cell ``cell``'s pattern at vertex ``vertex``: ``wanted`` (N,) is the
-        sign the float decision needs (0: on the hyperplane, +1 / -1: that side or on it)."""
-        if cell.numel() == 0:
-            return
-        tight = cells.tight[cell, vertex]
-        free = ~structurally_zero(self.record, lineage[cell], tight, patterns[cell], unit, self.d, self.reach)
-        if not bool(free.any()):
-            return
-        rows = free.nonzero().flatten().tolist()
-        cell_l, tight_l, unit_l, wanted_l = (t.tolist() for t in (cell, tight, unit, wanted))
-        lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
-        rows_of: dict[int, tuple[list[int], tuple[bool, ...], int]] = {}
-        for i in rows:
-            c = cell_l[i]
-            if c not in rows_of:
-                flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
-                rows_of[c] = (lineage_cpu[c].tolist(), flags, sum(1 << k for k, v in enumerate(flags) if v))
-            row, pattern, bits = rows_of[c]
-            if self.exact.chained_zero(tight_l[i], row, bits, unit_l[i]):
-                continue
-            sign = self.exact.sign(tight_l[i], row, pattern, unit_l[i])
-            if sign is None or (sign != 0 and sign != wanted_l[i]):
-                self.doubtful += 1
-
     def sides(self, cells: Polytopes, lineage: torch.Tensor, patterns: torch.Tensor, cell: torch.Tensor,
               vertex: torch.Tensor, unit: torch.Tensor, computed: torch.Tensor) -> torch.Tensor:
         """The exact signs (N,) of ``unit`` on cell ``cell``'s pattern at vertex ``vertex``, for values whose
@@ -174,6 +148,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     open_cells = box_polytope(bx.low, bx.high, 2 * d + 64, device)
     lineage = torch.zeros(1, 0, dtype=torch.long, device=device)  # per open cell: its cut node per round
     guess: torch.Tensor | None = None  # per open cell: its parent's pattern with the cut unit on its side
+    forced = torch.zeros(1, dtype=torch.bool, device=device)  # per open cell: its guess is its pattern
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
     slice_map = None if embedding is None else (embedding.origin, embedding.directions)
@@ -184,10 +159,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     for _ in range(MAX_ROUNDS):
         if open_cells.count == 0:
             break
-        centres = open_cells.centres()
-        points = centres if embedding is None else (embedding.origin.to(device)
-                                                    + centres @ embedding.directions.to(device).T)
-        active = deq_patterns(model, points, guess)  # forward substitution when W is triangular
+        active = _cell_patterns(model, open_cells, embedding, guess, forced)
         coef, coef_error = pattern_affine_u_bounded(model, active, slice_map)  # (P, d + 1, m) each
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = zero_tolerance(coef, extent)
@@ -196,16 +168,18 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         band = torch.maximum(err, tol[:, None])
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         valid = open_cells.valid()[..., None]
-        signed = torch.where(valid, values * sign[:, None] + tol[:, None], torch.zeros_like(values))
+        signed = torch.where(valid, values * sign[:, None] + band, torch.zeros_like(values))
         worst, unit = signed.amin(1).min(1)
-        final = worst >= 0
+        final = worst >= 0  # no violation beyond the error bounds: the rest is decided exactly
         if bool(final.any()):
+            # every value its bound does not prove is decided exactly: a cell is accepted when each has the
+            # pattern's sign or is zero; one of the opposite sign (a sliver of another region) is cut there
             idx = final.nonzero().flatten()
-            # every value its bound does not prove: its sign (or zero) is what the acceptance assumed
-            near = (values[idx].abs() <= band[idx]) & valid[idx] & ~silent
-            c, v, j = near.nonzero().unbind(1)
-            wanted = torch.where(active[idx[c], j], 1, -1)
-            judge.settle(open_cells, lineage, active, idx[c], v, j, wanted)
+            opposite, opposite_unit = _acceptance_violations(judge, open_cells, lineage, active, idx, values[idx],
+                                                             band[idx], tol[idx], valid[idx, :, 0], silent)
+            final[idx[opposite]] = False
+            unit[idx[opposite]] = opposite_unit[opposite]
+            idx = final.nonzero().flatten()
             done.append((open_cells.select(idx), active[idx], coef[idx]))
         idx = (~final).nonzero().flatten()
         if idx.numel() == 0:
@@ -217,33 +191,119 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         live = valid[idx, :, 0]
         side = _cut_sides(judge, open_cells, lineage, active, idx, cut_units, f, torch.maximum(e, t[:, None]), t, live)
         cuttable = ((side > 0) & live).any(1) & ((side < 0) & live).any(1)
-        if not bool(cuttable.all()):  # a violation within the tolerance that cannot be cut: accept it, count it
-            stuck = idx[~cuttable]
-            unresolved += int(stuck.numel())
-            done.append((open_cells.select(stuck), active[stuck], coef[stuck]))
+        # a violated unit with no vertex strictly on the pattern's side: the cell lies on the other side, so its
+        # pattern (read at its centre in floats) is wrong there; it is tried once with that unit flipped, then
+        # accepted and counted
+        retry, flipped, give_up = _stuck(idx, cuttable, forced, active, cut_units)
+        if give_up.numel():
+            unresolved += int(give_up.numel())
+            done.append((open_cells.select(give_up), active[give_up], coef[give_up]))
         cut = cuttable.nonzero().flatten()
-        if cut.numel() == 0:  # every open cell was accepted: nothing is left to refine
+        if cut.numel() == 0 and retry.numel() == 0:  # every open cell was accepted: nothing is left to refine
             break
-        cut_units = cut_units[cut]
-        planes = coef[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
-        plane_errors = coef_error[idx[cut]].gather(2, cut_units[:, None, None].expand(-1, d + 1, 1))[..., 0]
-        nodes = record.add(cut_units, active[idx[cut]], planes)
-        pieces = _with_words(open_cells.select(idx[cut]), words_for(bit + 1))
-        pieces.fields = {"radius": _radius(pieces)}
-        plus, minus = split_signed(pieces, f[cut], e[cut], side[cut], bit, planes, plane_errors, interpolate=True)
+        cuts = _Cuts(idx[cut], cut_units[cut], f[cut], e[cut], side[cut])
+        open_cells, lineage, guess, forced = _next_round(open_cells, lineage, active, coef, coef_error, cuts,
+                                                         retry, flipped, record, bit)
         bit += 1
-        open_cells = _joined([plus, minus])
-        child_lineage = torch.cat([lineage[idx[cut]], nodes[:, None]], 1)
-        lineage = torch.cat([child_lineage, child_lineage])
-        above, below = active[idx[cut]].clone(), active[idx[cut]].clone()
-        rows = torch.arange(cut.numel(), device=device)
-        above[rows, cut_units], below[rows, cut_units] = True, False
-        guess = torch.cat([above, below])  # the children f >= 0 (unit active), then f <= 0
         held = [open_cells] + [c for c, _, _ in done]
         check(sum(c.count for c in held), max(c.V for c in held), d, max(c.tight.shape[2] for c in held))
     cells, bits, out = _accepted_cells(model, done, embedding, device)
     return CellPartition(cells, bits, out, judge.doubtful, unresolved, bit, judge.exact.decided, judge.exact.spent,
                          "polytope refinement by patterns (general W)")
+
+
+def _cell_patterns(model: DEQ, cells: Polytopes, embedding: Embedding | None, guess: torch.Tensor | None,
+                   forced: torch.Tensor) -> torch.Tensor:
+    """(P, m) each open cell's pattern: the fixed point's at its vertex mean (the ``guess`` starts the solve;
+    forward substitution when W is triangular), or its guess where ``forced`` (a sliver whose centre the
+    floats put on the wrong side)."""
+    centres = cells.centres()
+    points = centres if embedding is None else (embedding.origin.to(centres.device)
+                                                + centres @ embedding.directions.to(centres.device).T)
+    active = deq_patterns(model, points, guess)
+    if guess is not None and bool(forced.any()):
+        active[forced] = guess[forced]
+    return active
+
+
+def _stuck(idx: torch.Tensor, cuttable: torch.Tensor, forced: torch.Tensor, active: torch.Tensor,
+           units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The cells ``idx`` that cannot be cut along their violated ``units``: those tried again with the unit
+    flipped in their pattern (first time: cells, flipped patterns) and those given up (already forced)."""
+    stuck = ~cuttable & ~forced[idx]
+    flipped = active[idx[stuck]].clone()
+    flipped[torch.arange(flipped.shape[0], device=idx.device), units[stuck]] ^= True
+    return idx[stuck], flipped, idx[~cuttable & forced[idx]]
+
+
+@dataclass
+class _Cuts:
+    """One round's cuts: the cells ``cells`` (S,), their cut ``units`` (S,), the units' values ``f`` at the
+    vertices (S, V) with error bounds ``err`` and decided ``side`` (int8)."""
+
+    cells: torch.Tensor
+    units: torch.Tensor
+    f: torch.Tensor
+    err: torch.Tensor
+    side: torch.Tensor
+
+
+def _next_round(cells: Polytopes, lineage: torch.Tensor, active: torch.Tensor, coef: torch.Tensor,
+                coef_error: torch.Tensor, cuts: _Cuts, retry: torch.Tensor, flipped: torch.Tensor,
+                record: CutRecord, bit: int) -> tuple[Polytopes, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The open cells of the next round, with their lineages, pattern guesses and which guesses are forced:
+    each cut cell's two children (recorded as cut ``bit``; f >= 0 with the unit active first, then f <= 0),
+    then the ``retry`` cells uncut, with their ``flipped`` patterns forced."""
+    d = cells.x.shape[2]
+    device = cells.x.device
+    parts: list[Polytopes] = []
+    lineages: list[torch.Tensor] = []
+    guesses: list[torch.Tensor] = []
+    S = cuts.cells.numel()
+    if S:
+        column = cuts.units[:, None, None].expand(-1, d + 1, 1)
+        planes = coef[cuts.cells].gather(2, column)[..., 0]
+        nodes = record.add(cuts.units, active[cuts.cells], planes)
+        pieces = _with_words(cells.select(cuts.cells), words_for(bit + 1))
+        pieces.fields = {"radius": _radius(pieces)}
+        parts += split_signed(pieces, cuts.f, cuts.err, cuts.side, bit, planes, coef_error[cuts.cells].gather(2, column)[..., 0],
+                              interpolate=True)
+        above, below = active[cuts.cells].clone(), active[cuts.cells].clone()
+        rows = torch.arange(S, device=device)
+        above[rows, cuts.units], below[rows, cuts.units] = True, False
+        child = torch.cat([lineage[cuts.cells], nodes[:, None]], 1)
+        lineages += [child, child]
+        guesses += [above, below]
+    if retry.numel():
+        parts.append(_with_words(cells.select(retry), words_for(bit + 1)))
+        lineages.append(torch.cat([lineage[retry], torch.full_like(retry, -1)[:, None]], 1))
+        guesses.append(flipped)
+    forced = torch.cat([torch.zeros(2 * S, dtype=torch.bool, device=device),
+                        torch.ones(retry.numel(), dtype=torch.bool, device=device)])
+    return _joined(parts), torch.cat(lineages), torch.cat(guesses), forced
+
+
+def _acceptance_violations(judge: _Judge, cells: Polytopes, lineage: torch.Tensor, active: torch.Tensor,
+                           idx: torch.Tensor, values: torch.Tensor, band: torch.Tensor, tol: torch.Tensor,
+                           live: torch.Tensor, silent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the cells ``idx`` that no value violates beyond the tolerance: which (S,) hold a vertex where a
+    unit's exact sign is opposite to the pattern's (decided exactly wherever ``values`` (S, V, m) lie within
+    their ``band``), and such a unit (S,) for each."""
+    S = idx.shape[0]
+    opposite = torch.zeros(S, dtype=torch.bool, device=idx.device)
+    which = torch.zeros(S, dtype=torch.long, device=idx.device)
+    near = (values.abs() <= band) & live[..., None] & ~silent
+    if not bool(near.any()):
+        return opposite, which
+    c, v, j = near.nonzero().unbind(1)
+    f = values[c, v, j]
+    computed = torch.where(f.abs() <= tol[c, j], 0, torch.sign(f)).long()
+    exact = judge.sides(cells, lineage, active, idx[c], v, j, computed)
+    wanted = torch.where(active[idx[c], j], 1, -1)
+    wrong = exact == -wanted
+    opposite[c[wrong]] = True
+    which[c[wrong]] = j[wrong]
+    return opposite, which
 
 
 def _unit_column(values: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
