@@ -28,7 +28,7 @@ from ..models.networks import DEQ, DTYPE, input_free_units
 from ..sampling.sampled import deq_patterns
 from .exact_cells import EXACT_BUDGET
 from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
-from .pattern_bounds import pattern_affine_u_bounded, value_errors_all
+from .pattern_bounds import InverseBounds, pattern_affine_u_bounded, value_errors_all
 from .polytopes import CellPartition, Polytopes, split_signed, words_for
 from .polytopes import box as box_polytope
 
@@ -122,14 +122,17 @@ class _Judge:
             return out
         cell_l, tight_l, unit_l = (t.tolist() for t in (cell, tight, unit))
         lineage_cpu, pattern_cpu = lineage.cpu(), patterns.cpu()
+        of_cell: dict[int, tuple[list[int], tuple[bool, ...], int]] = {}  # lineage, pattern, its bit mask
         for i in rows:
             c = cell_l[i]
-            flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
-            bits = sum(1 << k for k, v in enumerate(flags) if v)
-            if self.exact.chained_zero(tight_l[i], lineage_cpu[c].tolist(), bits, unit_l[i]):
+            if c not in of_cell:
+                flags = tuple(bool(v) for v in pattern_cpu[c].tolist())
+                of_cell[c] = (lineage_cpu[c].tolist(), flags, sum(1 << k for k, v in enumerate(flags) if v))
+            row, flags, bits = of_cell[c]
+            if self.exact.chained_zero(tight_l[i], row, bits, unit_l[i]):
                 out[i] = 0
                 continue
-            sign = self.exact.sign(tight_l[i], lineage_cpu[c].tolist(), flags, unit_l[i])
+            sign = self.exact.sign(tight_l[i], row, flags, unit_l[i])
             if sign is None:
                 self.doubtful += 1
             else:
@@ -152,6 +155,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
     record = CutRecord(m, d, device)
     judge = _Judge(model, bx, record, embedding, exact_budget)
     slice_map = None if embedding is None else (embedding.origin, embedding.directions)
+    inverses = InverseBounds()  # ||(I - W D)^-1|| by pattern, across rounds
     silent = input_free_units(model).to(device)  # exactly zero everywhere: no test is needed
     done: list[tuple[Polytopes, torch.Tensor, torch.Tensor]] = []
     unresolved = 0
@@ -160,7 +164,7 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         if open_cells.count == 0:
             break
         active = _cell_patterns(model, open_cells, embedding, guess, forced)
-        coef, coef_error = pattern_affine_u_bounded(model, active, slice_map)  # (P, d + 1, m) each
+        coef, coef_error = pattern_affine_u_bounded(model, active, slice_map, inverses)  # (P, d + 1, m) each
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = zero_tolerance(coef, extent)
         # a value's sign is proven outside its error bound; inside it (or the tolerance), it is decided exactly

@@ -37,26 +37,47 @@ def _right_hand_side(model: DEQ, device: torch.device, embedding: tuple[torch.Te
     return rhs, (error + SMALLEST_SUBNORMAL) * INFLATE
 
 
+class InverseBounds:
+    """Bounds on ``||(I - W D)^-1||_inf`` by pattern, each computed once
+    (:func:`~regioncount.partition.vertex_bounds.inverse_norm_bounds`) and remembered: a refinement meets
+    most patterns again in later rounds (a cut cell's child keeps its pattern)."""
+
+    def __init__(self) -> None:
+        self.known: dict[bytes, float] = {}
+
+    def __call__(self, patterns: torch.Tensor, M: torch.Tensor, M_error: torch.Tensor) -> torch.Tensor:
+        """(Q,) bounds for the distinct ``patterns`` (Q, m) bool with matrices ``M`` (Q, m, m) and their
+        entrywise rounding ``M_error``."""
+        keys = [bytes(row) for row in patterns.cpu().numpy()]
+        new = [i for i, key in enumerate(keys) if key not in self.known]
+        if new:
+            index = torch.tensor(new, dtype=torch.long, device=M.device)
+            for i, bound in zip(new, inverse_norm_bounds(M[index], M_error[index]).tolist()):
+                self.known[keys[i]] = bound
+        return torch.tensor([self.known[key] for key in keys], dtype=M.dtype, device=M.device)
+
+
 def pattern_affine_u_bounded(model: DEQ, active: torch.Tensor,
-                             embedding: tuple[torch.Tensor, torch.Tensor] | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+                             embedding: tuple[torch.Tensor, torch.Tensor] | None = None,
+                             inverse_bounds: InverseBounds | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(P, d + 1, m) coefficients of u on each cell's pattern ``active`` (P, m) (cell coordinates, then the
     constant) and (P, d + 1, m) bounds on their distance from the exact coefficients (``inf`` where the
-    verified solve proves nothing)."""
+    verified solve proves nothing).  ``inverse_bounds`` remembers the patterns' inverse norms across calls."""
     device, m = active.device, model.width
     W = model.to(device).W
     rhs, rhs_error = _right_hand_side(model, device, embedding)
-    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * active.to(DTYPE)[:, None, :]  # (P, m, m)
-    C = checked_solve(M, rhs.expand(active.shape[0], m, rhs.shape[1]))  # (P, m, d + 1)
+    patterns, of_cell = torch.unique(active, dim=0, return_inverse=True)  # each distinct pattern solved once
+    M = torch.eye(m, dtype=DTYPE, device=device) - W[None] * patterns.to(DTYPE)[:, None, :]  # (Q, m, m)
+    C = checked_solve(M, rhs.expand(patterns.shape[0], m, rhs.shape[1]))  # (Q, m, d + 1)
     # M's off-diagonal entries are stored weights (or zero); its diagonal 1 - W_ii D_i may round
     M_error = torch.diag_embed(M.diagonal(dim1=1, dim2=2).abs() * UNIT_ROUNDOFF)
     residual = M @ C - rhs
     residual_bound = (residual.abs() + gamma(m + 1) * (M.abs() @ C.abs() + rhs.abs()) + M_error @ C.abs()
                       + rhs_error) * INFLATE  # (P, m, d + 1): |M* C~ - rhs*|
-    inverse = inverse_norm_bounds(M, M_error)  # (P,)
-    column = inverse[:, None] * residual_bound.amax(1) * INFLATE  # (P, d + 1)
+    inverse = (inverse_bounds or InverseBounds())(patterns, M, M_error)  # (Q,)
+    column = inverse[:, None] * residual_bound.amax(1) * INFLATE  # (Q, d + 1)
     error = torch.nan_to_num(column, nan=torch.inf)[:, :, None].expand(-1, -1, m)
-    return C.transpose(1, 2), error
+    return C.transpose(1, 2)[of_cell], error[of_cell]
 
 
 def value_errors_all(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tensor, coef_error: torch.Tensor
