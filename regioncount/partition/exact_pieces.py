@@ -6,7 +6,9 @@ output Jacobians (k outputs x q input directions) are equal.  The float64 Jacobi
 coordinate, each on its own scale: a pair is *clearly different* when some coordinate differs by more than
 ``SLOPE_RTOL`` of that coordinate's magnitude.  The magnitude includes the size of the terms summed into it
 (|W_L| D |W_{L-1}| ... D |W_1| |V| for an FFN, |A| D |X| + |B| |V| for a DEQ with X = (I - W D)^-1 U V),
-so that a coordinate obtained by cancellation is not compared on the scale of its tiny result.  Every other
+so that a coordinate obtained by cancellation is not compared on the scale of its tiny result; for a DEQ
+the difference must also exceed the two Jacobians' proven error bounds (an ill-conditioned I - W D makes
+them wide: :func:`deq_jacobian_bounds`).  Every other
 pair, bitwise equal ones included (rounding can hide a kink of 2^-60), is decided again from the exact
 rational Jacobians of the two patterns, within a budget of rational operations; what the budget leaves
 open is counted as a decision left to the tolerance.
@@ -25,9 +27,10 @@ from ..core.errors import NotWellPosedError
 from ..core.tolerances import SLOPE_RTOL
 from ..exact.rational1d import fractions_of
 from ..exact.rational_deq import PatternMaps
+from ..line.forward_error import INFLATE, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model
-from .deq_cells import Embedding, pattern_affine_u
 from .exact_cells import ExactCells
+from .pattern_bounds import pattern_affine_u_bounded
 
 #: Estimated rational operations spent on exact Jacobians per partition (about a second of Python).
 EXACT_PIECE_BUDGET = 4e6
@@ -74,11 +77,25 @@ def jacobian_magnitudes(model: Model, bits: torch.Tensor, directions: torch.Tens
         for (weight, mask) in zip(model.weights[:-1], _masks(model, bits)):
             h = (weight.abs() @ h) * mask[:, :, None]
         return model.weights[-1].abs() @ h
+    return deq_jacobian_bounds(model, bits, directions)[0]
+
+
+def deq_jacobian_bounds(model: DEQ, bits: torch.Tensor, directions: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a DEQ's regions (patterns ``bits`` (R, m)): the magnitudes (R, k, q) of the terms of each output
+    Jacobian ``A D X + B V`` along ``directions`` (d, q), X = (I - W D)^-1 U V, and a bound (R, k, q) on the
+    computed Jacobian's distance from the exact one: ``|A| D E_X`` from the verified solve's bound E_X on X
+    (:func:`~regioncount.partition.pattern_bounds.pattern_affine_u_bounded`), plus the rounding of the
+    products and the sum (gamma_(m + d + 1) times the magnitude)."""
+    model = model.to(bits.device)
     mask = bits.to(DTYPE)
     q = directions.shape[1]
     origin = torch.zeros(model.U.shape[1], dtype=DTYPE, device=bits.device)
-    X = pattern_affine_u(model, bits, Embedding(origin, directions))[:, :q].transpose(1, 2)  # (R, m, q)
-    return model.A.abs() @ (X.abs() * mask[:, :, None]) + (model.B.abs() @ V)[None]
+    coef, coef_error = pattern_affine_u_bounded(model, bits, (origin, directions))
+    X, E = coef[:, :q].transpose(1, 2), coef_error[:, :q].transpose(1, 2)  # (R, m, q)
+    magnitude = model.A.abs() @ (X.abs() * mask[:, :, None]) + (model.B.abs() @ directions.abs())[None]
+    rounding = gamma(model.width + directions.shape[0] + 1) * magnitude
+    return magnitude, ((model.A.abs() @ (E * mask[:, :, None]) + rounding) * INFLATE).nan_to_num(nan=torch.inf)
 
 
 class ExactJacobians:
@@ -153,11 +170,16 @@ def same_affine_pairs(model: Model, bits: torch.Tensor, gradients: torch.Tensor,
     if isinstance(model, DEQ) or bool(same.any()):  # the pairs left: each region's own magnitudes
         close = same.nonzero().flatten() if isinstance(model, FFN) else torch.arange(E, device=device)
         involved, where = torch.unique(torch.cat([i[close], j[close]]), return_inverse=True)
-        magnitude = jacobian_magnitudes(model, bits.to(device)[involved], V).flatten(1)
         n = close.numel()
+        if isinstance(model, DEQ):  # a proven difference: beyond both Jacobians' error bounds (and the band)
+            magnitude, error = (t.flatten(1) for t in deq_jacobian_bounds(model, bits.to(device)[involved], V))
+            floor = error[where[:n]] + error[where[n:]]
+        else:
+            magnitude = jacobian_magnitudes(model, bits.to(device)[involved], V).flatten(1)
+            floor = torch.zeros_like(diff[close])
         local = torch.maximum(torch.maximum(a[close].abs(), b[close].abs()),
                               torch.maximum(magnitude[where[:n]], magnitude[where[n:]]))
-        same[close] = ~(diff[close] > SLOPE_RTOL * local).any(1)
+        same[close] = ~(diff[close] > torch.maximum(SLOPE_RTOL * local, floor)).any(1)
     doubtful = same.nonzero().flatten().tolist()
     exact_jacobians = ExactJacobians(model, directions)
     spent, decided = 0.0, 0
