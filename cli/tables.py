@@ -275,7 +275,7 @@ COMPARE_LEGEND = (
     "counted ('~' = approximate: some decisions of the rounded walk not proven, docs/exactness.md; "
     "'not counted' = over --construct-budget or --construct-seconds). "
     "L1 error in family: every FFN of the family is at least the first number away from T^m in L1 "
-    "(sharp bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
+    "(a lower bound, exact); an explicit in-family FFN reaches the second (exact). --json has every depth.")
 
 
 #: The compare columns left out on a narrow terminal (``--wide`` shows them).

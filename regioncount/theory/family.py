@@ -1,5 +1,5 @@
 """The FFN family of Theorem 1 in closed form (``docs/theory.md``): the depth and width caps (exact integers,
-sympy for the irrational width cap), the sharp L1 and Linf bounds on any in-family FFN's distance to T^m, the
+sympy for the irrational width cap), lower bounds on any in-family FFN's L1 and Linf distance to T^m, the
 explicit approximants that reach them (with their exact errors), and the constructions that attain
 Serra's bound."""
 
@@ -81,12 +81,12 @@ def width_cap(m: int, alpha: Fraction) -> int:
 
 
 def l1_lower_bound(m: int, pieces: int) -> Fraction:
-    """Sharp bound (``docs/theory.md``): every continuous g with N linear pieces on [0, 1] has
-    int_0^1 |T^m - g| >= (2^m - 2N + 2) / 2^(m+2) (0 when that is negative)."""
+    """A lower bound (``docs/theory.md``; attained at N = 1, not sharp in general): every continuous g with
+    N linear pieces on [0, 1] has int_0^1 |T^m - g| >= (2^m - 2N + 2) / 2^(m+2) (0 when that is negative)."""
     return max(Fraction(0), Fraction(2**m - 2 * pieces + 2, 2 ** (m + 2)))
 
 
-#: The teeth approximant reproduces at most 2^this pieces of T^m (its exact error stays cheap to compute).
+#: Teeth exponent of the approximant a training run starts from (its trained copies are counted exactly).
 MAX_APPROXIMANT_TEETH_EXPONENT = 6
 
 
@@ -103,25 +103,51 @@ def tent_power(x: Fraction, m: int) -> Fraction:
     return x
 
 
-def teeth_approximant(m: int, depth: int, width: int) -> tuple[FFN, int]:
-    """An FFN of ``depth`` hidden layers and width <= ``width`` (>= 2) that equals T^m on its first 2^k
-    pieces and is flat at 1/2 after them: ``T^k(min(x / a, 1 - 2^-(k+1)))`` with a = 2^(k-m), the min by a
-    2-unit layer, T^k by depth - 1 layers of 2^s dyadic teeth each (T^s, 2^s <= width), k = s (depth - 1).
-    Returns the FFN and k."""
-    s = max(1, (width.bit_length() - 1)) if width >= 2 else 0
-    k = min(s * (depth - 1), m - 1, MAX_APPROXIMANT_TEETH_EXPONENT) if s else 0
-    s_per_layer = [s] * (depth - 1)
-    # use only as many teeth as T^m has room for (k < m)
-    remaining, layers = k, []
-    for per in s_per_layer:
-        take = min(per, remaining)
-        layers.append(take)
-        remaining -= take
+def clamped_teeth_zigzag(teeth_exponent: int, a: Fraction, cap: Fraction) -> Zigzag:
+    """One layer of 2^s + 1 units computing T^s(min(x / a, cap)) on [0, 1] (s = ``teeth_exponent``, a <= 1,
+    cap in the last piece of T^s): 2^s teeth of width a / 2^s and slopes +-2^s / a, then flat.  Units
+    relu(x - p) at 0, at every junction of teeth and at the clamp a cap, output weights the slope changes;
+    all dyadic when a and cap are."""
+    n = 2**teeth_exponent
+    slope = Fraction(n) / a
+    points = [Fraction(0)] + [a * j / n for j in range(1, n)] + [a * cap]
+    slopes = [slope * (-1) ** j for j in range(n)] + [Fraction(0)]
+    out = [slopes[0]] + [slopes[j] - slopes[j - 1] for j in range(1, n + 1)]
+    return Zigzag(tuple(Fraction(1) for _ in points), tuple(points), tuple(out), Fraction(0))
+
+
+def teeth_approximant(m: int, depth: int, width: int, max_teeth_exponent: int | None = None) -> tuple[FFN, int]:
+    """An FFN of ``depth`` hidden layers and width <= ``width`` (>= 2) that equals T^m on [0, 2^(k-m)] (its
+    first 2^k pieces) and is flat at 1/2 after it: ``T^k(min(x / a, 1 - 2^-(k+1)))`` with a = 2^(k-m).  The
+    first layer computes the clamp and 2^s1 teeth at once (2^s1 + 1 units), every later layer 2^s teeth
+    (T^s, 2^s <= width), so k = s1 + s (depth - 1), at most m - 1 (and ``max_teeth_exponent``).  Its exact
+    errors are :func:`teeth_errors`.  Returns the FFN and k."""
+    if width < 2 or depth < 1:
+        raise RegionCountError("the teeth approximant needs width >= 2 and depth >= 1")
+    first = (width - 1).bit_length() - 1  # 2^s1 + 1 <= width
+    later = width.bit_length() - 1  # 2^s <= width
+    k = min(first + later * (depth - 1), m - 1)
+    if max_teeth_exponent is not None:
+        k = min(k, max_teeth_exponent)
+    take = [min(first, k)]
+    for _ in range(depth - 1):
+        take.append(min(later, k - sum(take)))
     a = Fraction(1, 2 ** (m - k))
     cap = 1 - Fraction(1, 2 ** (k + 1))
-    compress = Zigzag((1 / a, 1 / a), (Fraction(0), cap * a), (Fraction(1), Fraction(-1)), Fraction(0))
-    zigzags = [compress] + [tooth_zigzag(2**t) if t else IDENTITY_ZIGZAG for t in layers]
+    zigzags = [clamped_teeth_zigzag(take[0], a, cap)] + [tooth_zigzag(2**t) if t else IDENTITY_ZIGZAG
+                                                          for t in take[1:]]
     return compose_zigzags(zigzags, f"teeth-m{m}-L{depth}-k{k}"), k
+
+
+def teeth_errors(m: int, k: int) -> tuple[Fraction, Fraction]:
+    """Exact (L1, L-infinity) distance from T^m of :func:`teeth_approximant` with 2^k teeth (k < m), in closed
+    form (``docs/theory.md``): zero on [0, a (1 - 2^-(k+1))], a = 2^(k-m), where it is T^m; then the half
+    piece of T^m falling from 1/2 to 0 against the constant 1/2 (h / 8, h = 2^-m) and the 2^m - 2^k whole
+    pieces after it (h / 4 each): L1 = 1/4 - 2^(k-m-2) + 2^(-m-3); L-infinity 1/2."""
+    if not 0 <= k < m:
+        raise RegionCountError(f"the teeth approximant has 0 <= k < m teeth exponents, got k = {k}, m = {m}")
+    h = Fraction(1, 2**m)
+    return h / 8 + (2**m - 2**k) * h / 4, Fraction(1, 2)
 
 
 #: Most breakpoints of T^m visited one by one by :func:`exact_errors_to_sawtooth` (beyond: only when the model

@@ -29,12 +29,12 @@ from .constructions import (
 from .family import (
     balanced_widths,
     depth_cap,
-    exact_errors_to_sawtooth,
     family_construction,
     family_pieces,
     l1_lower_bound,
     linf_lower_bound,
     teeth_approximant,
+    teeth_errors,
     width_cap,
 )
 
@@ -250,7 +250,7 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
     row.linf_error = {"lower_bound": float(linf_lower_bound(m, best))}
     if max_width >= 2 and m >= 2:
         net, k = teeth_approximant(m, max_depth, max_width)
-        l1, linf = exact_errors_to_sawtooth(net, m)
+        l1, linf = teeth_errors(m, k)  # closed form; tests check it against exact_errors_to_sawtooth
         widths = [int(w.shape[0]) for w in net.weights[:-1]]
         row.l1_error |= {"constructed": float(l1), "constructed_exact": str(l1), "constructed_widths": widths,
                          "constructed_teeth": 2**k}

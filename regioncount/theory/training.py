@@ -153,12 +153,12 @@ def train_in_family(m: int, depth: int, width: int, *, seeds: int = 2, steps: in
     """Train the (depth, width) FFN to fit T^m from ``seeds`` random inits and from the explicit in-family
     approximant (:func:`regioncount.theory.family.teeth_approximant`); report the best by exact L1 error, where
     it lies in the family's bracket, and whether it is worse than the approximant it could have stayed at."""
-    from .family import exact_errors_to_sawtooth, teeth_approximant
+    from .family import MAX_APPROXIMANT_TEETH_EXPONENT, exact_errors_to_sawtooth, teeth_approximant
 
     starts: list[tuple[str, FFN | None, int]] = [(f"random (seed {s})", None, s) for s in range(seeds)]
     constructed: Fraction | None = None
     if width >= 2 and m >= 2:
-        approximant, _ = teeth_approximant(m, depth, width)
+        approximant, _ = teeth_approximant(m, depth, width, MAX_APPROXIMANT_TEETH_EXPONENT)
         constructed = exact_errors_to_sawtooth(approximant, m)[0]
         starts.append(("constructed approximant", approximant, 0))
     results: list[dict[str, Any]] = []

@@ -58,7 +58,7 @@ def plot_separation(rows: Sequence, alpha: str, path: str | Path, *, dpi: int = 
                     size: tuple[float, float] = (8.0, 8.4)) -> None:
     """Top: log2(regions) against m: the DEQ (counted), the family's best bound, the best in-family FFN and
     the smallest match (built and counted), and trained FFNs.  Bottom: the L1 error bracket of the family
-    against T^m (sharp lower bound, explicit in-family FFN)."""
+    against T^m (lower bound, explicit in-family FFN)."""
     path = _check_png(path)
     check_figure(size, dpi)
     fig = Figure(figsize=size)
@@ -112,7 +112,7 @@ def _draw_error_bracket(err: Any, rows: Sequence) -> None:
         err.fill_between([b[0] for b in bracket], [b[1] for b in bracket], [b[2] for b in bracket],
                          color="tab:orange", alpha=0.25, label="L1 error of the best in-family FFN lies here")
         err.plot([b[0] for b in bracket], [b[1] for b in bracket], "-", color="tab:orange",
-                 label="sharp lower bound (every in-family FFN)")
+                 label="lower bound (every in-family FFN)")
         err.plot([b[0] for b in bracket], [b[2] for b in bracket], "--", color="tab:brown",
                  label="explicit in-family FFN (exact)")
     err.set_xlabel("DEQ width m")
