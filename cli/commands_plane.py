@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -15,6 +16,8 @@ from regioncount.core.errors import RegionCountError
 from .common import POLYGON_SUFFIXES, interactive, max_memory_bytes, parse_point, working
 from .render import FINITE, fmt_int, model_label
 
+if TYPE_CHECKING:
+    from regioncount.line.envelope import ColumnEnvelope
 
 def plane_options(func: Callable) -> Callable:
     """Options that choose a 2-D slice: --box, --origin/--dirs/--extent, --through."""
@@ -136,36 +139,54 @@ def write_graph(partition, path: str) -> None:
         nx.write_graphml(partition.graph, temp)
 
 
-def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[float, float]) -> None:
-    """1-D plot of a segment count (needs its breakpoints): the output curve through every breakpoint."""
-    import torch
+def segment_envelope(model, interval, ends, output: int, dpi: int, size) -> ColumnEnvelope | None:
+    """The pixel-column envelope a segment plot is drawn from, filled by the walk itself (memory independent
+    of the number of pieces); None for a general-W DEQ, whose pattern walk keeps its breakpoints instead."""
+    from regioncount.core.geometry import resolve_segment
+    from regioncount.line.envelope import ColumnEnvelope, output_along
+    from regioncount.models.networks import DEQ
 
-    from regioncount.viz.plot import plot_segment
+    _check_output_index(model, output)
+    if isinstance(model, DEQ) and model.unit_order is None:
+        return None
+    seg = resolve_segment(model, interval, ends)
+    columns = max(50, int(size[0] * dpi * 0.8))
+    return ColumnEnvelope(seg.t_low, seg.t_high, columns, output, output_along(model, seg, output))
 
+
+def _check_output_index(model, output: int) -> None:
     k = model.output_dim
     if not 0 <= output < k:
         raise RegionCountError(f"output {output} does not exist: the model has {k} output(s)")
+
+
+def segment_plot(model, result, path: str, output: int, dpi: int, size: tuple[float, float],
+                 envelope: ColumnEnvelope | None = None) -> None:
+    """1-D plot of a segment count: from the envelope its walk filled, or (a split count, a general-W DEQ)
+    from its kept breakpoints, the output evaluated there."""
+    from regioncount.viz.plot import plot_segment
+
+    title = (f"{result.model}: {result.activation_regions:,} activation regions, "
+             f"{fmt_int(result.linear_pieces)} linear pieces ({result.method}, {result.dtype})")
+    if envelope is not None and envelope.vertices:
+        plot_segment(result, path=path, title=title, dpi=dpi, size=size, envelope=envelope)
+        return
+    import torch
+
+    from regioncount.core.geometry import resolve_segment
+    from regioncount.line.envelope import output_along
+
+    _check_output_index(model, output)
     seg = result.segment
     if seg["kind"] == "interval":
         lo, hi = seg["interval"]
-        ts = np.concatenate([[lo], result.breakpoints, [hi]])
-        x = torch.from_numpy(ts)[:, None]
+        line = resolve_segment(model, (lo, hi), None)
     else:
-        ts = np.concatenate([[0.0], result.breakpoints, [1.0]])
-        p, q = np.array(seg["p"]), np.array(seg["q"])
-        x = torch.from_numpy(p[None] + ts[:, None] * (q - p)[None])
-    def evaluate(xc):  # noqa: ANN001, ANN202 - one chunk of points
-        from regioncount.models.networks import DEQ
-
-        if isinstance(model, DEQ) and model.unit_order is None:
-            from regioncount.models.fixedpoint import solve_fixed_points
-
-            z = solve_fixed_points(model, xc).z
-            return (z @ model.A.T + xc @ model.B.T + model.c)[:, output]
-        return model.forward(xc)[:, output]
-
+        lo, hi = 0.0, 1.0
+        line = resolve_segment(model, None, (seg["p"], seg["q"]))
+    ts = np.concatenate([[lo], result.breakpoints, [hi]])
+    evaluate = output_along(model, line, output)
     # in chunks: the memory of the forward pass stays bounded however many breakpoints there are
-    y = torch.cat([evaluate(x[start:start + 2**18]) for start in range(0, x.shape[0], 2**18)])
-    title = (f"{result.model}: {result.activation_regions:,} activation regions, "
-             f"{fmt_int(result.linear_pieces)} linear pieces ({result.method}, {result.dtype})")
+    t = torch.from_numpy(ts)
+    y = torch.cat([evaluate(t[start:start + 2**18]) for start in range(0, t.shape[0], 2**18)])
     plot_segment(result, ts, y.numpy(), path, title=title, dpi=dpi, size=size)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from regioncount.core.results import SegmentCount
 
 from .commands_bias import bias
-from .commands_plane import plane_options
+from .commands_plane import plane_options, segment_envelope, segment_plot
 from .commands_steep import steep
 from .commands_theory import bound, check, compare
 from .common import (
@@ -98,13 +98,16 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
               no_linear: bool, max_regions: int, max_memory: float | None, workers: int | None = None,
               scheduler: str | None = None, tasks: int | None = None,
               known_regions: int | None = None, assume_well_posed: bool = False, keep: bool = False,
-              max_seconds: float | None = None) -> SegmentCount:
+              max_seconds: float | None = None, envelope=None) -> SegmentCount:
     from regioncount.io.export import write_array
     from regioncount.line.exact1d import count_segment
 
     memory = max_memory_bytes(max_memory)
     keep = keep or breakpoints_file is not None
-    if split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks}):
+    split = split_requested({"workers": workers, "scheduler": scheduler, "tasks": tasks})
+    if envelope is not None and split:  # the parts run elsewhere: the plot reads the merged breakpoints
+        keep, envelope = True, None
+    if split:
         from regioncount.parallel.segments import count_segment_split
 
         # the split count checks its cost before it starts a cluster, then opens (and closes) it
@@ -119,7 +122,8 @@ def run_count(model, *, interval=None, segment=None, device: str, as_json: bool,
             result = count_segment(model, interval=interval, segment=segment, linear_pieces=not no_linear,
                                    keep_breakpoints=keep, device=device,
                                    max_regions=max_regions, memory_limit=memory, known_regions=known_regions,
-                                   assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds)
+                                   assume_well_posed=assume_well_posed, progress=progress, max_seconds=max_seconds,
+                                   envelope=envelope)
     if breakpoints_file is not None:
         assert result.breakpoints is not None  # kept because a file was asked for
         write_array(result.breakpoints, breakpoints_file)
@@ -192,12 +196,12 @@ def deq(width: int, readout: str, interval: tuple[float, float], save_model: str
 
         write_model(model, save_model)
     expected_regions, expected_pieces = theorem1_expected_on_interval(width, readout, interval)
-    result = run_count(model, interval=interval, known_regions=expected_regions, keep=plot_file is not None,
-                       **options)
+    envelope = None if plot_file is None else segment_envelope(model, interval, None, output_index, dpi,
+                                                               size or (8.0, 4.5))
+    result = run_count(model, interval=interval, known_regions=expected_regions,
+                       keep=plot_file is not None and envelope is None, envelope=envelope, **options)
     if plot_file is not None:
-        from .commands_plane import segment_plot
-
-        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
+        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5), envelope)
     agrees = result.activation_regions == expected_regions and (
         result.linear_pieces is None or expected_pieces is None or result.linear_pieces == expected_pieces)
     render(result, as_json=options["as_json"], title=f"Theorem 1 DEQ, width {width}",
@@ -392,12 +396,12 @@ def _count_along(model, model_file: str, interval, segment, assume_well_posed: b
     ends = None
     if segment is not None:
         ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
+    envelope = None if plot_file is None else segment_envelope(model, interval, ends, output_index, dpi,
+                                                               size or (8.0, 4.5))
     result = run_count(model, interval=interval, segment=ends, assume_well_posed=assume_well_posed,
-                       keep=plot_file is not None, **options)
+                       keep=plot_file is not None and envelope is None, envelope=envelope, **options)
     if plot_file is not None:
-        from .commands_plane import segment_plot
-
-        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5))
+        segment_plot(model, result, plot_file, output_index, dpi, size or (8.0, 4.5), envelope)
     render(result, as_json=options["as_json"], title=f"Regions of {Path(model_file).name}",
            head=[("model", model_label(result.model, model)), ("along", segment_text(result))],
            extra={"file": str(Path(model_file))})
@@ -519,7 +523,6 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
     check_outputs(plot=out_file, figure=(size or (8.0, 4.5), dpi))
     from regioncount.io.model_files import load_model
-    from regioncount.line.exact1d import count_segment
 
     model = load_model(model_file)
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
@@ -540,18 +543,28 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     else:
         if level is not None or colour != "region":
             raise UserError("--level and --color apply to 2-D plots")
-        ends = None
-        if segment is not None:
-            ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
-        result = count_segment(model, interval=interval, segment=ends, keep_breakpoints=True, device=device,
-                               assume_well_posed=assume_well_posed, max_regions=max_regions,
-                               memory_limit=max_memory_bytes(max_memory), max_seconds=max_seconds)
-        from .commands_plane import segment_plot
-
-        segment_plot(model, result, out_file, output_index, dpi, size or (8.0, 4.5))
+        result = _plot_along(model, out_file, interval, segment, output_index, dpi, size, device, assume_well_posed,
+                             {"max_regions": max_regions, "memory_limit": max_memory_bytes(max_memory),
+                              "max_seconds": max_seconds})
         summary = f"{result.activation_regions:,} regions, {fmt_int(result.linear_pieces)} linear pieces"
         method = result.method
     stdout_console().print(f"wrote {out_file}: {summary} ({method}, float64)")
+
+
+def _plot_along(model, out_file: str, interval, segment, output_index: int, dpi: int, size, device: str,
+                assume_well_posed: bool, limits: dict) -> SegmentCount:
+    """The 1-D part of ``plot``: count along the interval or segment, the walk filling the plot's envelope
+    (or keeping its breakpoints, for a general-W DEQ), and draw it."""
+    from regioncount.line.exact1d import count_segment
+
+    ends = None
+    if segment is not None:
+        ends = (parse_point(segment[0], "--segment P"), parse_point(segment[1], "--segment Q"))
+    envelope = segment_envelope(model, interval, ends, output_index, dpi, size or (8.0, 4.5))
+    result = count_segment(model, interval=interval, segment=ends, keep_breakpoints=envelope is None,
+                           device=device, assume_well_posed=assume_well_posed, envelope=envelope, **limits)
+    segment_plot(model, result, out_file, output_index, dpi, size or (8.0, 4.5), envelope)
+    return result
 
 
 main.add_command(compare)

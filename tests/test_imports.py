@@ -102,7 +102,7 @@ LAYERS = {
     "partition": {"core", "models", "exact", "line", "sampling"},
     "theory": {"core", "models", "exact", "line"},
     "parallel": {"core", "models", "line", "sampling"},
-    "viz": {"core", "models", "theory"},
+    "viz": {"core", "models", "line", "theory"},
     "bias": {"core", "models"},
 }
 

@@ -29,6 +29,7 @@ from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate
 from .cost import check_cost, default_max_pieces
 from .deq_general import walk_segment
 from .deq_walk import DEQKernel
+from .envelope import ColumnEnvelope
 from .exactness import deq_walk_proven_exact, exact_arithmetic
 from .ffn_walk import FFNKernel
 from .forward_error import layer_bounds
@@ -60,7 +61,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   memory_limit: int | None = None, max_pieces: int | None = None,
                   known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
                   progress: Callable[[float], None] | None = None, fused: int | None = None,
-                  max_seconds: float | None = None) -> SegmentCount:
+                  max_seconds: float | None = None, envelope: ColumnEnvelope | None = None) -> SegmentCount:
     """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
 
     Args:
@@ -79,13 +80,15 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         walkers: parallel walkers for a general-W DEQ (the pattern walk of :mod:`regioncount.line.deq_general`).
         fused: levels of a triangular DEQ's count-only walk done by the fused GPU kernel (None: default on
             CUDA when Triton is installed; 0: plain torch).  The counts are identical either way.
+        envelope: a :class:`~regioncount.line.envelope.ColumnEnvelope` that receives the output per pixel
+            column as the walk goes (slopes are then tracked); left empty by a general-W DEQ's pattern walk.
     """
     certificate = deq_certificate(model, assume_well_posed)  # an ill-posed DEQ is refused before its segment
     seg = resolve_segment(model, interval, segment)
-    return _count(model, seg, certificate, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
-                  device=device, max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
-                  known_regions=known_regions, walkers=walkers, progress=progress, fused=fused,
-                  max_seconds=max_seconds)
+    return _count(model, seg, certificate, linear_pieces=linear_pieces or envelope is not None,
+                  keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
+                  memory_limit=memory_limit, max_pieces=max_pieces, known_regions=known_regions, walkers=walkers,
+                  progress=progress, fused=fused, max_seconds=max_seconds, envelope=envelope)
 
 
 def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_breakpoints: bool = False,
@@ -106,7 +109,8 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
 def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces: bool, keep_breakpoints: bool,
            device: str | torch.device, max_regions: int | None, memory_limit: int | None, max_pieces: int | None,
            known_regions: int | None, walkers: int, progress: Callable[[float], None] | None,
-           fused: int | None, max_seconds: float | None = None) -> SegmentCount:
+           fused: int | None, max_seconds: float | None = None, envelope: ColumnEnvelope | None = None
+           ) -> SegmentCount:
     """The count in four stages: plan (limits, kernel, cost, which proof applies), walk (the certified walks
     in turn), prove (what the walk's bounds or recorded magnitudes prove), and the second opinion (an exact
     recount of what is left, or the label approximate); the method line is built from their records."""
@@ -118,6 +122,7 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
     plan = _plan(model, seg, dev, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
                  max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
                  known_regions=known_regions, progress=progress, fused=fused, deadline=deadline)
+    plan.envelope = envelope
     watch = Stopwatch(dev)
     sink, products = _walk(plan)
     proof = _prove(plan, sink)
@@ -161,6 +166,7 @@ class _Plan:
     progress: Callable[[float], None] | None
     deadline: Deadline
     arithmetic_exact: bool
+    envelope: ColumnEnvelope | None = None
 
     @property
     def certify(self) -> bool:
@@ -176,7 +182,7 @@ class _Plan:
         return PieceSink(self.seg.t_low, self.seg.t_high, keep_breakpoints=self.keep_breakpoints,
                          progress=self.progress, max_regions=self.max_regions, max_kept_bytes=self.memory_limit,
                          exact_slopes=self.linear_pieces and self.arithmetic_exact,
-                         stop_when_unproven=stop_when_unproven, deadline=self.deadline)
+                         stop_when_unproven=stop_when_unproven, deadline=self.deadline, envelope=self.envelope)
 
 
 def _plan(model: Model, seg: Segment, dev: torch.device, *, linear_pieces: bool, keep_breakpoints: bool,

@@ -207,7 +207,7 @@ class _FFNWalk:
         # layer splits a single piece into many children
         chunk = max(1, (self.max_pieces * 64) // max(z.shape[2], 1))
         if last:
-            flips = self.track_linear and ends_cs is None and n_children >= 4 * P and zeros.all_kept()
+            flips = self._by_flips(ends_cs is None, n_children, P, zeros)
             self.kernel._emit_last(z, left, right, parent, zeros, parent_cert, self.sink, self.track_linear, flips,
                                    chunk)
             return
@@ -217,6 +217,13 @@ class _FFNWalk:
             ends = None if child_ends is None else child_ends[part]
             stack.append((left[part], right[part], None if certified else ends, (z, parent[part], parent_cert),
                           layer + 1, None if seg is None else seg[parent[part]], (None, ends) if certified else None))
+
+    def _by_flips(self, untracked_ends: bool, n_children: int, P: int, zeros: _LayerZeros) -> bool:
+        """Emit the last layer's linear pieces by unit flips (:meth:`FFNKernel._last_layer_by_flips`): worth it
+        for many children per parent, sound when every kept zero is one unit's sign change; not when ends are
+        tracked, nor when an envelope needs every piece's slopes."""
+        return (self.track_linear and untracked_ends and n_children >= 4 * P and zeros.all_kept()
+                and self.sink.envelope is None)
 
     def _count(self, seg: torch.Tensor | None, n_children: int, tr: torch.Tensor, counts: torch.Tensor) -> None:
         """The last layer's children counted into the sink: in all (one segment, its progress at tr[-1]) or

@@ -6,6 +6,7 @@ The walks and their tolerance rule are described in :mod:`regioncount.line.ffn_w
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -16,6 +17,9 @@ from ..core.tolerances import SLOPE_RTOL
 from .forward_error import (
     INFLATE,
 )
+
+if TYPE_CHECKING:
+    from .envelope import ColumnEnvelope
 
 #: Peak bytes per region when breakpoints are kept (left ends while counting, then the breakpoints and the
 #: region lengths): measured 33-40 B on the Theorem 1 DEQ, m = 22..23 (was ~50 B when right ends were kept
@@ -48,8 +52,13 @@ class PieceSink:
     def __init__(self, t_low: float, t_high: float, *, keep_breakpoints: bool = False,
                  progress: Callable[[float], None] | None = None, max_regions: int | None = None,
                  max_kept_bytes: int | None = None, exact_slopes: bool = False, segments: int | None = None,
-                 stop_when_unproven: bool = False, deadline: Deadline | None = None) -> None:
+                 stop_when_unproven: bool = False, deadline: Deadline | None = None,
+                 envelope: ColumnEnvelope | None = None) -> None:
         self.t_low, self.span = t_low, t_high - t_low
+        #: the output reduced to pixel columns as the pieces arrive (plots); emptied for this walk
+        self.envelope = envelope
+        if envelope is not None:
+            envelope.reset()
         #: checked after every batch: the walk stops with a CostLimitError once it has passed
         self.deadline = deadline
         self.keep = keep_breakpoints
@@ -157,6 +166,8 @@ class PieceSink:
         if left.numel() == 0:
             return
         self._lengths(left, right)
+        if slopes is not None and self.envelope is not None:
+            self.envelope.add(left, right, slopes)
         if slopes is not None:
             self._compare_neighbours(slopes[:-1], slopes[1:], None if slope_errors is None else slope_errors[:-1],
                                      None if slope_errors is None else slope_errors[1:],
@@ -171,6 +182,7 @@ class PieceSink:
         between neighbours inside the groups, known exactly (:meth:`FFNKernel.run`: one unit flips there)."""
         if left.numel() == 0:
             return
+        assert self.envelope is None, "a walk feeding an envelope emits every piece's slopes"
         self._lengths(left, right)
         self._compare_neighbours(lasts[:-1], firsts[1:], None if last_errors is None else last_errors[:-1],
                                  None if first_errors is None else first_errors[1:],

@@ -208,30 +208,45 @@ def region_colours(n_regions: int, pairs: Sequence[tuple[int, int]] | None = Non
     return colours
 
 
-def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150,
-                 size: tuple[float, float] = (8.0, 4.5)) -> None:
+def plot_segment(result, xs=None, ys=None, path: str | Path = "", *, title: str, dpi: int = 150,
+                 size: tuple[float, float] = (8.0, 4.5), envelope=None) -> None:
     """The output along a segment: the exact piecewise-linear curve through its breakpoints, every
-    breakpoint marked and the activation regions shaded (aggregated per pixel column when there are many).
+    breakpoint marked and the activation regions shaded; with many pieces, per pixel column the range of the
+    curve's vertices there, the breakpoints per column, and an inset of the first 32 regions.
 
-    ``xs``/``ys``: the curve at [t_low, breakpoints..., t_high] (exact: it is linear in between).
-    """
+    Either ``xs``/``ys``, the curve at [t_low, breakpoints..., t_high] (exact: it is linear in between), or
+    ``envelope``, a :class:`~regioncount.line.envelope.ColumnEnvelope` filled by the walk (the curve itself
+    when it kept every vertex)."""
     import numpy as np
-    from matplotlib.collections import LineCollection, PolyCollection
 
     path = _check_png(path)
     check_figure(size, dpi)
+    columns = max(50, int(size[0] * dpi * 0.8))
+    if envelope is not None:
+        if envelope.complete:
+            xs, ys = envelope.head_t, envelope.head_y
+        else:
+            _plot_columns(result, envelope, path, title=title, dpi=dpi, size=size)
+            return
+    assert xs is not None and ys is not None
+    if len(xs) > 8 * columns:  # more vertices than pixels: reduced to columns as a walk's envelope would be
+        from ..line.envelope import ColumnEnvelope
+
+        reduced = ColumnEnvelope(float(xs[0]), float(xs[-1]), columns, 0, lambda t: t, keep=64)
+        reduced.absorb(np.asarray(xs), np.asarray(ys))
+        _plot_columns(result, reduced, path, title=title, dpi=dpi, size=size)
+        return
+    _plot_curve(result, np.asarray(xs), np.asarray(ys), path, title=title, dpi=dpi, size=size)
+
+
+def _plot_curve(result, xs, ys, path: Path, *, title: str, dpi: int, size: tuple[float, float]) -> None:
+    """A segment plot with every vertex: the curve, the regions shaded, the breakpoints marked (up to 400)."""
+    import numpy as np
+    from matplotlib.collections import LineCollection, PolyCollection
+
     fig = Figure(figsize=size)
     ax, rug = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
-    columns = max(50, int(size[0] * dpi * 0.8))
-    if len(xs) <= 8 * columns:
-        ax.plot(xs, ys, color="black", lw=0.8)
-    else:  # more vertices than pixels: per pixel column, the exact range of the curve's vertices there
-        edges = np.linspace(xs[0], xs[-1], columns + 1)
-        starts = np.searchsorted(xs, edges[:-1], side="left")
-        starts = np.minimum(starts, len(xs) - 1)
-        lows, highs = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
-        mids = (edges[:-1] + edges[1:]) / 2
-        ax.fill_between(mids, lows, highs, color="black", linewidth=0.6, step="mid")
+    ax.plot(xs, ys, color="black", lw=0.8)
     breakpoints = xs[1:-1]
     lo, hi = float(ys.min()), float(ys.max())
     pad = 0.05 * (hi - lo or 1.0)
@@ -246,27 +261,61 @@ def plot_segment(result, xs, ys, path: str | Path, *, title: str, dpi: int = 150
         lines = LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.6)  # type: ignore[arg-type]
         ax.add_collection(lines)
     ax.set_ylim(lo - pad, hi + pad)
+    if regions > 400:
+        _inset(ax, xs, ys, regions)
+    columns = max(50, int(size[0] * dpi * 0.8))
+    hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
+    _finish_segment(fig, ax, rug, result, hist, edges, title, size, path, dpi)
+
+
+def _plot_columns(result, envelope, path: Path, *, title: str, dpi: int, size: tuple[float, float]) -> None:
+    """A segment plot from a column envelope: per column the range of the vertex values (filled), the
+    breakpoints per column, and the first 32 regions drawn exactly in an inset."""
+    import numpy as np
+
+    fig = Figure(figsize=size)
+    ax, rug = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    edges = envelope.edges()
+    low, high = envelope.low.numpy().copy(), envelope.high.numpy().copy()
+    empty = ~np.isfinite(low)
+    low[empty], high[empty] = np.nan, np.nan  # a column without a vertex: one piece crosses it
+    mids = (edges[:-1] + edges[1:]) / 2
+    ax.fill_between(mids, low, high, color="black", linewidth=0.6, step="mid")
+    lo, hi = float(np.nanmin(low)), float(np.nanmax(high))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
+    regions = envelope.vertices - 1
+    head_t, head_y = envelope.head_t, envelope.head_y
+    if regions > 400 and len(head_t) >= 33:
+        _inset(ax, head_t, head_y, regions)
+    _finish_segment(fig, ax, rug, result, envelope.breakpoints.numpy(), edges, title, size, path, dpi)
+
+
+def _inset(ax, xs, ys, regions: int) -> None:
+    """The first 32 regions, exactly as computed, in an inset of the main axes."""
+    k = 32
+    inset = ax.inset_axes([0.6, 0.12, 0.38, 0.5])
+    low_k, high_k = float(ys[: k + 1].min()), float(ys[: k + 1].max())
+    inset.plot(xs[: k + 1], ys[: k + 1], color="black", lw=0.8)
+    inset.vlines(xs[1:k], low_k, high_k, colors="tab:red", linewidths=0.4, alpha=0.6)
+    inset.set_xlim(xs[0], xs[k])
+    inset.set_ylim(low_k - 0.25 * (high_k - low_k or 1.0), high_k + 0.1 * (high_k - low_k or 1.0))
+    inset.set_xticks([])
+    inset.set_yticks([])
+    inset.text(0.5, 0.03, f"zoom: first {k} of {regions:,} regions, x in [{xs[0]:.3g}, {xs[k]:.3g}]",
+               transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
+    inset.set_facecolor("white")
+
+
+def _finish_segment(fig, ax, rug, result, per_column, edges, title: str, size: tuple[float, float], path: Path,
+                    dpi: int) -> None:
+    """Labels, the breakpoints-per-column strip (every breakpoint counted), layout and the file."""
     ax.set_ylabel("output")
     ax.set_title(fit_caption(title, size[0]), fontsize=9)
-    if regions > 400:  # too many to see: zoom onto the first 32 regions, exactly as computed
-        k = 32
-        inset = ax.inset_axes([0.6, 0.12, 0.38, 0.5])
-        low_k, high_k = float(ys[: k + 1].min()), float(ys[: k + 1].max())
-        inset.plot(xs[: k + 1], ys[: k + 1], color="black", lw=0.8)
-        inset.vlines(xs[1:k], low_k, high_k, colors="tab:red", linewidths=0.4, alpha=0.6)
-        inset.set_xlim(xs[0], xs[k])
-        inset.set_ylim(low_k - 0.25 * (high_k - low_k or 1.0), high_k + 0.1 * (high_k - low_k or 1.0))
-        inset.set_xticks([])
-        inset.set_yticks([])
-        inset.text(0.5, 0.03, f"zoom: first {k} of {regions:,} regions, x in [{xs[0]:.3g}, {xs[k]:.3g}]",
-                   transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
-        inset.set_facecolor("white")
-    # breakpoint density per pixel column: every breakpoint counted, whatever their number
-    hist, edges = np.histogram(breakpoints, bins=columns, range=(xs[0], xs[-1]))
-    rug.bar(edges[:-1], hist, width=np.diff(edges), align="edge", color="tab:red", linewidth=0)
+    rug.bar(edges[:-1], per_column, width=edges[1:] - edges[:-1], align="edge", color="tab:red", linewidth=0)
     rug.set_ylabel("breakpoints\nper column", fontsize=7)
     rug.set_xlabel("t" if result.segment["kind"] == "segment" else "x")
-    rug.set_xlim(xs[0], xs[-1])
+    rug.set_xlim(edges[0], edges[-1])
     fig.tight_layout()
     _save(fig, path, dpi)
 
