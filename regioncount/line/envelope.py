@@ -2,13 +2,15 @@
 2^26 pieces needs, in memory that does not grow with the pieces.
 
 The output is continuous and affine on each final piece, so its lowest and highest value over a column of
-the segment are attained at the vertices of the pieces inside the column (or at its edges, which a plot
-of thousands of columns does not need).  :class:`ColumnEnvelope` receives each batch of final pieces in
-increasing t with their output slopes (dy/dt); the output at the batch's first vertex is evaluated from the
-model, and the values at the other vertices follow by summing slope times length along the batch (re-anchored
-every batch, so the rounding stays that of one batch's sum, about ``pieces x 2^-53`` of the values).  It keeps
-per column the lowest and highest vertex value and the number of breakpoints, and the first ``keep``
-vertices exactly; when the walk had no more vertices than that, they are the whole curve.
+the segment are attained at the vertices of the pieces inside the column or at the column's edges.
+:class:`ColumnEnvelope` receives each batch of final pieces in increasing t with their output slopes
+(dy/dt); the output at the batch's first vertex is evaluated from the model, and the values at the other
+vertices follow by summing slope times length along the batch (re-anchored every batch, so the rounding
+stays that of one batch's sum, about ``pieces x 2^-53`` of the values).  It keeps per column the lowest
+and highest value (at the vertices inside it and at its edges, where the curve is interpolated on its
+piece), the mean vertex value (where a dense curve sits inside its range) and the number of breakpoints,
+and the first ``keep`` vertices exactly; when the walk had no more vertices than that, they are the whole
+curve.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ColumnEnvelope:
         self.low = torch.full((self.columns,), torch.inf, dtype=DTYPE)
         self.high = torch.full((self.columns,), -torch.inf, dtype=DTYPE)
         self.breakpoints = torch.zeros(self.columns, dtype=torch.int64)
+        self._sum = torch.zeros(self.columns, dtype=DTYPE)  # vertex values and vertices per column (the mean)
+        self._count = torch.zeros(self.columns, dtype=torch.int64)
         self.vertices = 0
         self._head_t: list[np.ndarray] = []
         self._head_y: list[np.ndarray] = []
@@ -73,9 +77,9 @@ class ColumnEnvelope:
         ts = torch.cat([left[:1], right])
         ys = torch.cat([first, first + torch.cumsum(slope * (right - left), 0)])
         fresh = 0 if self.vertices else 1  # a later batch's first vertex is the previous batch's last
-        column = ((ts - self.t_low) / (self.t_high - self.t_low) * self.columns).long().clamp(0, self.columns - 1)
-        self.low.scatter_reduce_(0, column, ys, "amin")
-        self.high.scatter_reduce_(0, column, ys, "amax")
+        column = self._column(ts)
+        self._reduce(column, ys)
+        self._edges_inside(ts, ys)
         inner = right < self.t_high
         self.breakpoints += torch.bincount(column[1:][inner], minlength=self.columns)
         if self.kept < self.keep:
@@ -90,12 +94,44 @@ class ColumnEnvelope:
         have added them."""
         t, y = torch.from_numpy(np.ascontiguousarray(ts, dtype=np.float64)), torch.from_numpy(
             np.ascontiguousarray(ys, dtype=np.float64))
-        column = ((t - self.t_low) / (self.t_high - self.t_low) * self.columns).long().clamp(0, self.columns - 1)
-        self.low.scatter_reduce_(0, column, y, "amin")
-        self.high.scatter_reduce_(0, column, y, "amax")
+        column = self._column(t)
+        self._reduce(column, y)
+        self._edges_inside(t, y)
         self.breakpoints += torch.bincount(column[1:-1], minlength=self.columns)
         self._head_t, self._head_y = [t[: self.keep].numpy()], [y[: self.keep].numpy()]
         self.kept, self.vertices = min(self.keep, int(t.shape[0])), int(t.shape[0])
+
+    def _column(self, ts: torch.Tensor) -> torch.Tensor:
+        return ((ts - self.t_low) / (self.t_high - self.t_low) * self.columns).long().clamp(0, self.columns - 1)
+
+    def _edges_inside(self, ts: torch.Tensor, ys: torch.Tensor) -> None:
+        """The curve's values at the column edges strictly inside [ts[0], ts[-1]] (linear on each piece) go to
+        the low and high of both columns they bound: a column crossed by a piece without a vertex in it, or
+        with few, gets its true range."""
+        edges = torch.from_numpy(self.edges())[1:-1]  # edge j (1 .. columns - 1) bounds columns j - 1 and j
+        index = ((edges > ts[0]) & (edges < ts[-1])).nonzero().flatten()
+        if index.numel() == 0:
+            return
+        inside = edges[index]
+        right = torch.searchsorted(ts, inside).clamp(1, ts.shape[0] - 1)
+        t0, t1, y0, y1 = ts[right - 1], ts[right], ys[right - 1], ys[right]
+        width = t1 - t0
+        values = torch.where(width > 0, y0 + (y1 - y0) * (inside - t0) / torch.where(width > 0, width, 1.0), y0)
+        for side in (index, index + 1):
+            self.low.scatter_reduce_(0, side, values, "amin")
+            self.high.scatter_reduce_(0, side, values, "amax")
+
+    def _reduce(self, column: torch.Tensor, values: torch.Tensor) -> None:
+        self.low.scatter_reduce_(0, column, values, "amin")
+        self.high.scatter_reduce_(0, column, values, "amax")
+        self._sum.index_add_(0, column, values)
+        self._count += torch.bincount(column, minlength=self.columns)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """(columns,) the mean vertex value per column (NaN where none): where a dense curve sits within its
+        column's range."""
+        return self._sum / self._count.to(DTYPE)
 
     @property
     def complete(self) -> bool:

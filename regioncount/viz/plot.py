@@ -223,13 +223,13 @@ def plot_segment(result, xs=None, ys=None, path: str | Path = "", *, title: str,
     check_figure(size, dpi)
     columns = max(50, int(size[0] * dpi * 0.8))
     if envelope is not None:
-        if envelope.complete:
+        if envelope.complete and envelope.vertices <= columns // 2:
             xs, ys = envelope.head_t, envelope.head_y
         else:
             _plot_columns(result, envelope, path, title=title, dpi=dpi, size=size)
             return
     assert xs is not None and ys is not None
-    if len(xs) > 8 * columns:  # more vertices than pixels: reduced to columns as a walk's envelope would be
+    if len(xs) > columns // 2:  # more than a vertex per two pixels: reduced to columns as a walk's envelope is
         from ..line.envelope import ColumnEnvelope
 
         reduced = ColumnEnvelope(float(xs[0]), float(xs[-1]), columns, 0, lambda t: t, keep=64)
@@ -280,7 +280,17 @@ def _plot_columns(result, envelope, path: Path, *, title: str, dpi: int, size: t
     empty = ~np.isfinite(low)
     low[empty], high[empty] = np.nan, np.nan  # a column without a vertex: one piece crosses it
     mids = (edges[:-1] + edges[1:]) / 2
-    ax.fill_between(mids, low, high, color="black", linewidth=0.6, step="mid")
+    dense = float(np.nanmax(high - low)) > 0.25 * float(np.nanmax(high) - np.nanmin(low) or 1.0)
+    # a curve that sweeps most of its range inside a column fills it: drawn as a grey band, with the mean
+    # vertex value per column where the columns hold many vertices, so that its level stays visible
+    ax.fill_between(mids, low, high, color="0.6" if dense else "black", linewidth=0.6, step="mid",
+                    label=f"range per pixel column ({envelope.vertices - 1:,} pieces in {envelope.columns:,} columns)"
+                    if dense else None)
+    if dense and envelope.vertices >= 4 * envelope.columns:
+        ax.plot(mids, envelope.mean.numpy(), color="black", lw=0.7, drawstyle="steps-mid",
+                label="mean of the vertices per column")
+    if dense:
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
     lo, hi = float(np.nanmin(low)), float(np.nanmax(high))
     pad = 0.05 * (hi - lo or 1.0)
     ax.set_ylim(lo - pad, hi + pad)
@@ -300,19 +310,26 @@ def _inset(ax, xs, ys, regions: int) -> None:
     inset.vlines(xs[1:k], low_k, high_k, colors="tab:red", linewidths=0.4, alpha=0.6)
     inset.set_xlim(xs[0], xs[k])
     inset.set_ylim(low_k - 0.25 * (high_k - low_k or 1.0), high_k + 0.1 * (high_k - low_k or 1.0))
-    inset.set_xticks([])
-    inset.set_yticks([])
-    inset.text(0.5, 0.03, f"zoom: first {k} of {regions:,} regions, x in [{xs[0]:.3g}, {xs[k]:.3g}]",
-               transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
+    inset.tick_params(labelsize=6, length=2, pad=1)
+    inset.set_xticks([xs[0], xs[k]], [f"{xs[0]:.3g}", f"{xs[k]:.3g}"])
+    inset.set_yticks([low_k, high_k], [f"{low_k:.3g}", f"{high_k:.3g}"])
+    inset.set_title(f"zoom: first {k} of {regions:,} regions", fontsize=7, pad=2)
     inset.set_facecolor("white")
 
 
 def _finish_segment(fig, ax, rug, result, per_column, edges, title: str, size: tuple[float, float], path: Path,
                     dpi: int) -> None:
     """Labels, the breakpoints-per-column strip (every breakpoint counted), layout and the file."""
+    import numpy as np
+
     ax.set_ylabel("output")
     ax.set_title(fit_caption(title, size[0]), fontsize=9)
-    rug.bar(edges[:-1], per_column, width=edges[1:] - edges[:-1], align="edge", color="tab:red", linewidth=0)
+    per_column = np.asarray(per_column, dtype=float)
+    rug.stairs(per_column, edges, color="tab:red", linewidth=0.8)
+    positive = per_column[per_column > 0]
+    if positive.size and positive.max() > 20 * positive.min():  # densities over decades: a log scale
+        rug.set_yscale("log")
+    rug.set_ylim(bottom=0.5 if rug.get_yscale() == "log" else 0)
     rug.set_ylabel("breakpoints\nper column", fontsize=7)
     rug.set_xlabel("t" if result.segment["kind"] == "segment" else "x")
     rug.set_xlim(edges[0], edges[-1])
