@@ -89,14 +89,16 @@ def _draw_separation_regions(ax: Any, rows: Sequence, alpha: str) -> None:
     ms = [row.m for row in rows]
     ax.plot(ms, [math.log2(row.deq_regions) for row in rows], "o-", color="tab:blue", lw=2,
             label=r"Theorem 1 DEQ, counted exactly ($2^m$)")
-    ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red",
-            label=rf"best FFN bound, depth $\leq m^{{{_tex(alpha, True)}}}$, width "
+    # hollow squares: a counted construction that attains the bound shows inside its square, not under it
+    ax.plot(ms, [math.log2(row.best_ffn_bound) for row in rows], "s--", color="tab:red", ms=9,
+            markerfacecolor="none", label=rf"best FFN bound, depth $\leq m^{{{_tex(alpha, True)}}}$, width "
                   rf"$\leq 2^{{m^{{1-{_tex(alpha, True)}}}-1}}$")
     ax.plot(ms, [math.log2(row.same_neurons_bound) for row in rows], ":", color="tab:gray",
             label="best FFN bound with m ReLUs in total")
     for label, points, style in _counted_points(rows):
         if points:
-            ax.plot([p[0] for p in points], [math.log2(p[1]) for p in points], ls="none", label=label, **style)
+            ax.plot([p[0] for p in points], [math.log2(p[1]) for p in points], ls="none", label=label, zorder=3,
+                    **style)
     ax.set_xlabel("DEQ width m")
     ax.set_ylabel(r"$\log_2$(linear regions on [0, 1])")
     ax.set_title(rf"DEQ vs FFN separation, $\alpha = {_tex(alpha)}$")
