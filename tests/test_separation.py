@@ -131,42 +131,45 @@ def test_the_l1_bracket_is_ordered_and_the_construction_is_in_the_family():
         row = compare_width(m, alpha, device="cpu")
         assert 0 <= row.l1_error["lower_bound"] <= row.l1_error["constructed"] <= 0.25
         assert Fraction(row.l1_error["exact_lower_bound"]) == l1_lower_bound(m, row.best_ffn_bound)
-        net, k = teeth_approximant(m, depth_cap(m, alpha), width_cap(m, alpha))
+        net, matched = teeth_approximant(m, depth_cap(m, alpha), width_cap(m, alpha))
         assert len(net.hidden_widths) <= row.max_depth and max(net.hidden_widths) <= max(row.max_width, 2)
-        # the exact error visits all 2^k teeth: checked where that is quick (the closed form elsewhere)
-        l1, linf = exact_errors_to_sawtooth(net, m) if k <= 12 else teeth_errors(m, k)
-        assert l1 == Fraction(2 * (2**m - 2**k) + 1, 2 ** (m + 3)) == Fraction(row.l1_error["constructed_exact"])
+        # the exact error visits every matched piece: checked where that is quick (the closed form elsewhere)
+        l1, linf = exact_errors_to_sawtooth(net, m) if matched < 2**13 else teeth_errors(m, matched)
+        assert l1 == Fraction(2 * (2**m - matched - 1) + 1, 2 ** (m + 3)) == Fraction(row.l1_error["constructed_exact"])
         assert linf == Fraction(1, 2) and row.linf_error["lower_bound"] in (0.0, 0.5)
         # the lower bound holds against the construction too (its pieces are within the family's bound)
         assert l1 >= l1_lower_bound(m, count_pieces(net))
 
 
-@pytest.mark.parametrize("m, depth, width", [(3, 1, 2), (5, 2, 3), (6, 2, 5), (8, 3, 4), (9, 2, 9), (10, 3, 17),
-                                               (12, 2, 64), (7, 3, 2)])
+@pytest.mark.parametrize("m, depth, width", [(3, 1, 2), (4, 1, 3), (5, 2, 3), (6, 2, 5), (8, 3, 4), (9, 2, 9),
+                                               (10, 3, 17), (12, 2, 64), (12, 2, 63), (7, 3, 2), (11, 3, 7)])
 def test_the_teeth_approximant_uses_the_whole_family_and_its_closed_form_is_exact(m, depth, width):
-    """The clamp shares the first layer with 2^s1 teeth (2^s1 + 1 units), the other layers carry 2^s teeth:
-    within the depth and width, 2^k + 1 pieces as stored, and the closed-form errors equal the exact ones."""
+    """The first layer holds the clamp and the teeth of T^s1 (clamp in the last falling piece, 2^s1 + 1
+    units, or in the last rising one with a unit facing left, 2^s1 - 1 units: the better), the other
+    layers 2^s teeth: within the depth and width, N + 2 pieces as stored (N matched, the half piece, the
+    flat end), never fewer matched than the falling form alone, and the closed-form errors are exact."""
     from regioncount import count_segment
     from regioncount.theory.family import exact_errors_to_sawtooth, teeth_approximant, teeth_errors
 
-    net, k = teeth_approximant(m, depth, width)
-    first, later = (width - 1).bit_length() - 1, width.bit_length() - 1
-    assert k == min(first + later * (depth - 1), m - 1)
+    net, matched = teeth_approximant(m, depth, width)
+    later = width.bit_length() - 1
+    falling = 2 ** min((width - 1).bit_length() - 1 + later * (depth - 1), m - 1) - 1
+    assert matched >= falling
     assert len(net.hidden_widths) == depth and max(net.hidden_widths) <= width
     count = count_segment(net, interval=(0.0, 1.0), device="cpu")
-    assert (count.method, count.activation_regions, count.linear_pieces) == ("exact", 2**k + 1, 2**k + 1)
-    assert exact_errors_to_sawtooth(net, m) == teeth_errors(m, k)
+    assert (count.method, count.activation_regions, count.linear_pieces) == ("exact", matched + 2, matched + 2)
+    assert exact_errors_to_sawtooth(net, m) == teeth_errors(m, matched)
 
 
 def test_the_bracket_at_m27_uses_the_family_capacity():
-    """m = 27, alpha = 1/3: depth 3, width 256 hold T^23 after the clamp (the min layer and a cap of 64
-    teeth gave 0.2499999)."""
+    """m = 27, alpha = 1/3: depth 3, width 256 hold the clamp in the last rising piece of T^8 (255 units) and
+    T^16 after it: 254 x 2^16 pieces of T^27 matched (a separate min layer with 64 teeth gave 0.2499999)."""
     from regioncount.theory.family import depth_cap, teeth_approximant, teeth_errors, width_cap
 
     alpha = Fraction(1, 3)
-    net, k = teeth_approximant(27, depth_cap(27, alpha), width_cap(27, alpha))
-    assert (k, net.hidden_widths) == (23, [129, 256, 256])
-    assert teeth_errors(27, k)[0] == Fraction(2 * (2**27 - 2**23) + 1, 2**30) < Fraction(235, 1000)
+    net, matched = teeth_approximant(27, depth_cap(27, alpha), width_cap(27, alpha))
+    assert (matched, net.hidden_widths) == (254 * 2**16, [255, 256, 256])
+    assert teeth_errors(27, matched)[0] == Fraction(2 * (2**27 - matched - 1) + 1, 2**30) < Fraction(22, 100)
 
 
 def count_pieces(net):

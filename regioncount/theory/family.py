@@ -116,38 +116,65 @@ def clamped_teeth_zigzag(teeth_exponent: int, a: Fraction, cap: Fraction) -> Zig
     return Zigzag(tuple(Fraction(1) for _ in points), tuple(points), tuple(out), Fraction(0))
 
 
+def rising_clamp_zigzag(teeth_exponent: int, a: Fraction, level: Fraction) -> Zigzag:
+    """One layer of 2^s - 1 units computing T^s(x / a) up to its last rising piece, clamped in that piece
+    where it reaches ``level``, then flat at ``level``: the junctions of its first 2^s - 2 pieces as units
+    facing right, and the clamp as one unit facing left, relu(x_c - x), which also gives the first piece its
+    slope (the clamp's change of slope, -2^s / a, is minus that slope).  All dyadic when a and level are."""
+    n = 2**teeth_exponent
+    slope = Fraction(n) / a
+    rising = n - 2  # the last rising piece of T^s
+    clamp = a * (rising + level) / n
+    points = [a * j / n for j in range(1, rising + 1)] + [clamp]
+    out = [-2 * slope * (-1) ** (j - 1) for j in range(1, rising + 1)] + [-slope]
+    sigma = [Fraction(1)] * rising + [Fraction(-1)]
+    return Zigzag(tuple(sigma), tuple(points), tuple(out), slope * clamp)
+
+
 def teeth_approximant(m: int, depth: int, width: int, max_teeth_exponent: int | None = None) -> tuple[FFN, int]:
-    """An FFN of ``depth`` hidden layers and width <= ``width`` (>= 2) that equals T^m on [0, 2^(k-m)] (its
-    first 2^k pieces) and is flat at 1/2 after it: ``T^k(min(x / a, 1 - 2^-(k+1)))`` with a = 2^(k-m).  The
-    first layer computes the clamp and 2^s1 teeth at once (2^s1 + 1 units), every later layer 2^s teeth
-    (T^s, 2^s <= width), so k = s1 + s (depth - 1), at most m - 1 (and ``max_teeth_exponent``).  Its exact
-    errors are :func:`teeth_errors`.  Returns the FFN and k."""
+    """An FFN of ``depth`` hidden layers and width <= ``width`` (>= 2) equal to T^m on [0, x_c] and flat at
+    1/2 after it, where x_c lies half-way up (or down) the piece of T^m after its first N whole pieces
+    (``docs/theory.md``).  Every later layer computes 2^s teeth (T^s, 2^s <= width), r = s (depth - 1) in all;
+    the first layer the clamp and the teeth of T^(s1) at once, in the better of two forms: 2^s1 teeth and the
+    clamp in the last, falling piece (2^s1 + 1 units, N = 2^(s1 + r) - 1), or the clamp in the last rising
+    piece with one unit facing left (2^s1 - 1 units, N = (2^s1 - 2) 2^r).  s1 + r is at most m - 1 in the
+    first form and m in the second (and ``max_teeth_exponent``).  Its exact errors are :func:`teeth_errors`.
+    Returns the FFN and N."""
     if width < 2 or depth < 1:
         raise RegionCountError("the teeth approximant needs width >= 2 and depth >= 1")
-    first = (width - 1).bit_length() - 1  # 2^s1 + 1 <= width
     later = width.bit_length() - 1  # 2^s <= width
-    k = min(first + later * (depth - 1), m - 1)
-    if max_teeth_exponent is not None:
-        k = min(k, max_teeth_exponent)
-    take = [min(first, k)]
-    for _ in range(depth - 1):
-        take.append(min(later, k - sum(take)))
+    options = []
+    for form, first in (("falling", (width - 1).bit_length() - 1), ("rising", (width + 1).bit_length() - 1)):
+        # the falling form needs k < m (its clamp is in the piece after the matched ones); the rising one k <= m
+        cap = m - 1 if form == "falling" else m
+        k = min(first + later * (depth - 1), cap if max_teeth_exponent is None else min(cap, max_teeth_exponent))
+        take = [min(first, k)]
+        for _ in range(depth - 1):
+            take.append(min(later, k - sum(take)))
+        r = k - take[0]
+        matched = 2**k - 1 if form == "falling" else (2 ** take[0] - 2) * 2**r
+        if matched >= 0 and (form == "falling" or take[0] >= 2):
+            options.append((matched, form, take, k))
+    matched, form, take, k = max(options)
     a = Fraction(1, 2 ** (m - k))
-    cap = 1 - Fraction(1, 2 ** (k + 1))
-    zigzags = [clamped_teeth_zigzag(take[0], a, cap)] + [tooth_zigzag(2**t) if t else IDENTITY_ZIGZAG
-                                                          for t in take[1:]]
-    return compose_zigzags(zigzags, f"teeth-m{m}-L{depth}-k{k}"), k
+    r = k - take[0]
+    if form == "falling":
+        first_layer = clamped_teeth_zigzag(take[0], a, 1 - Fraction(1, 2 ** (k + 1)))
+    else:  # T^r(2^-(r+1)) = 1/2: the later layers take the clamp's level to 1/2
+        first_layer = rising_clamp_zigzag(take[0], a, Fraction(1, 2 ** (r + 1)))
+    zigzags = [first_layer] + [tooth_zigzag(2**t) if t else IDENTITY_ZIGZAG for t in take[1:]]
+    return compose_zigzags(zigzags, f"teeth-m{m}-L{depth}-N{matched}"), matched
 
 
-def teeth_errors(m: int, k: int) -> tuple[Fraction, Fraction]:
-    """Exact (L1, L-infinity) distance from T^m of :func:`teeth_approximant` with 2^k teeth (k < m), in closed
-    form (``docs/theory.md``): zero on [0, a (1 - 2^-(k+1))], a = 2^(k-m), where it is T^m; then the half
-    piece of T^m falling from 1/2 to 0 against the constant 1/2 (h / 8, h = 2^-m) and the 2^m - 2^k whole
-    pieces after it (h / 4 each): L1 = 1/4 - 2^(k-m-2) + 2^(-m-3); L-infinity 1/2."""
-    if not 0 <= k < m:
-        raise RegionCountError(f"the teeth approximant has 0 <= k < m teeth exponents, got k = {k}, m = {m}")
+def teeth_errors(m: int, matched: int) -> tuple[Fraction, Fraction]:
+    """Exact (L1, L-infinity) distance from T^m of :func:`teeth_approximant` that matches T^m on its first
+    N = ``matched`` whole pieces (N < 2^m), in closed form (``docs/theory.md``): it follows the next piece to
+    1/2 and stays at 1/2, so the rest of that piece against 1/2 costs h / 8 (h = 2^-m) and each of the
+    2^m - N - 1 pieces after it h / 4: L1 = h / 8 + (2^m - N - 1) h / 4, L-infinity 1/2."""
+    if not 0 <= matched < 2**m:
+        raise RegionCountError(f"the teeth approximant matches 0 <= N < 2^m pieces, got N = {matched}, m = {m}")
     h = Fraction(1, 2**m)
-    return h / 8 + (2**m - 2**k) * h / 4, Fraction(1, 2)
+    return h / 8 + (2**m - matched - 1) * h / 4, Fraction(1, 2)
 
 
 #: Most breakpoints of T^m visited one by one by :func:`exact_errors_to_sawtooth` (beyond: only when the model

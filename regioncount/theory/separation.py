@@ -249,11 +249,11 @@ def compare_width(m: int, alpha: Fraction, *, construct_budget: int = DEFAULT_CO
     row.l1_error = {"lower_bound": float(lower), "exact_lower_bound": str(lower)}
     row.linf_error = {"lower_bound": float(linf_lower_bound(m, best))}
     if max_width >= 2 and m >= 2:
-        net, k = teeth_approximant(m, max_depth, max_width)
-        l1, linf = teeth_errors(m, k)  # closed form; tests check it against exact_errors_to_sawtooth
+        net, matched = teeth_approximant(m, max_depth, max_width)
+        l1, linf = teeth_errors(m, matched)  # closed form; tests check it against exact_errors_to_sawtooth
         widths = [int(w.shape[0]) for w in net.weights[:-1]]
         row.l1_error |= {"constructed": float(l1), "constructed_exact": str(l1), "constructed_widths": widths,
-                         "constructed_teeth": 2**k}
+                         "constructed_teeth": matched + 1}
         row.linf_error["constructed"] = float(linf)
     else:  # the constant 1/2 (all weights zero) is always in the family
         row.l1_error |= {"constructed": 0.25, "constructed_exact": "1/4", "constructed_widths": [1] * max_depth,
