@@ -248,7 +248,9 @@ HOSTILE_SECONDS = 120
 @pytest.mark.slow
 def test_hostile_inputs_in_bounded_processes(files, tmp_path):
     """Each hostile input runs as its own `regioncount` process under an address-space limit and a time
-    limit: exit status 2, one line on stderr starting with "Error:", no "internal error", nothing written."""
+    limit: exit status 2, one line on stderr starting with "Error:", no "internal error", nothing written;
+    except the plot of 2^26 pieces, which once was refused by its memory estimate and is now drawn from
+    pixel columns within the limits."""
     import resource
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
@@ -283,9 +285,10 @@ def test_hostile_inputs_in_bounded_processes(files, tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
         for args, done in pool.map(run_limited, cases):
             lines = done.stderr.strip().splitlines()
-            if "--plot" in args and "26" in args:  # refused by its estimate, before the walk
-                assert "memory limit" in done.stderr, done.stderr
+            if "--plot" in args and "26" in args:  # 2^26 pieces drawn from pixel columns: no breakpoints kept
+                assert done.returncode == 0 and (out / "deq.png").stat().st_size > 0, done.stderr[-500:]
+                continue
             assert done.returncode == 2, (args, done.returncode, done.stderr[-500:])
             assert len(lines) == 1 and lines[0].startswith("Error: "), (args, done.stderr[-500:])
             assert "internal error" not in done.stderr and "Traceback" not in done.stderr, args
-    assert list(out.iterdir()) == []  # nothing written, not even a partial file
+    assert list(out.iterdir()) == [out / "deq.png"]  # nothing else written, not even a partial file
