@@ -328,6 +328,7 @@ def test_verdict_and_where_separation_starts():
     first, last = data["rows"][0], data["rows"][-1]
     assert first["verdict"].startswith("not separated at m = 1")
     assert last["verdict"].startswith("separated at m = 4") and "counted" in last["verdict"]
+    assert "every m >= 2" in last["verdict"]  # worded as the corollary it is
     assert last["l1_error"]["lower_bound"] <= last["l1_error"]["constructed"]
 
 
@@ -402,3 +403,16 @@ def test_compare_several_alphas_gives_each_and_a_summary(tmp_path):
 def test_bad_alpha_lists_are_one_line_errors(text, message):
     result = run("compare", "--alpha", text, "--widths", "4")
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("alpha", [Fraction(1, 10), Fraction(1, 4), Fraction(1, 3), Fraction(1, 2), Fraction(2, 3),
+                                   Fraction(9, 10)])
+def test_the_separation_is_a_corollary_of_the_caps(alpha):
+    """(w_max + 1)^L_max < 2^m for every m >= 2 (docs/theory.md): the family's arithmetic alone separates; at
+    m = 1 the two tie."""
+    from regioncount.theory.family import depth_cap, width_cap
+
+    assert (width_cap(1, alpha) + 1) ** depth_cap(1, alpha) == 2
+    for m in range(2, 61):
+        assert (width_cap(m, alpha) + 1) ** depth_cap(m, alpha) < 2**m, m
+

@@ -134,7 +134,8 @@ class CompareRow:
             return (f"not separated at m = {self.m}: the family's bound {self.best_ffn_bound:,} reaches the DEQ's "
                     f"{self.deq_regions:,} counted regions; {best}")
         lower = self.l1_error.get("lower_bound", 0.0)
-        return (f"separated at m = {self.m}: the DEQ has {self.deq_regions:,} regions (counted), every in-family FFN "
+        return (f"separated at m = {self.m}, as the family's caps imply for every m >= 2 ((w_max + 1)^L_max < "
+                f"2^m, docs/theory.md): the DEQ has {self.deq_regions:,} regions (counted), every in-family FFN "
                 f"at most {self.best_ffn_bound:,} (Serra's bound); {best}; every in-family FFN is at least "
                 f"{lower:.4f} from T^m in L1")
 
