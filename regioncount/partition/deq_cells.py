@@ -28,9 +28,10 @@ from ..models.networks import DEQ, DTYPE, input_free_units
 from ..sampling.sampled import deq_patterns
 from .exact_cells import EXACT_BUDGET
 from .exact_refinement import CutRecord, ExactRefinement, structurally_zero
-from .pattern_bounds import InverseBounds, pattern_affine_u_bounded, value_errors_all
+from .pattern_bounds import InverseBounds, pattern_affine_u_bounded
 from .polytopes import CellPartition, Polytopes, split_signed, words_for
 from .polytopes import box as box_polytope
+from .vertex_bounds import value_errors
 
 #: Refinement rounds before giving up (each round cuts every open cell once).
 MAX_ROUNDS = 10_000
@@ -168,7 +169,8 @@ def refine_general_deq(model: DEQ, bx: Box, device: torch.device,
         values = open_cells.x @ coef[:, :d] + coef[:, d:]  # (P, V, m)
         tol = zero_tolerance(coef, extent)
         # a value's sign is proven outside its error bound; inside it (or the tolerance), it is decided exactly
-        err = value_errors_all(open_cells.x, _radius(open_cells), coef, coef_error)  # (P, V, m)
+        # (P, V, m); NaN (an infinite bound times zero) becomes inf: unproven, never proven
+        err = value_errors(open_cells.x, _radius(open_cells), coef, coef_error).nan_to_num(nan=torch.inf)
         band = torch.maximum(err, tol[:, None])
         sign = torch.where(active, 1.0, -1.0).to(DTYPE)
         valid = open_cells.valid()[..., None]

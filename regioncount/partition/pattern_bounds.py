@@ -5,9 +5,10 @@ solve.  :func:`pattern_affine_u_bounded` bounds them by a verified solve: with t
 C~ and the residual R = (I - W D) C~ - rhs (its rounding bounded), ``|C* - C~| <= ||(I - W D)^-1||_inf
 ||R||_inf`` column by column, the inverse's norm bounded by
 :func:`~regioncount.partition.vertex_bounds.inverse_norm_bounds` (an approximate inverse X with ``||I - X
-M|| < 1``), so an ill-conditioned I - W D gives wide bounds, never wrong ones.  :func:`value_errors_all`
-turns them into bounds on the units' values at the cells' vertices (with the vertices' own radii), which
-decide which float sign decisions are proven and which go to the exact referee.
+M|| < 1``), so an ill-conditioned I - W D gives wide bounds, never wrong ones.
+:func:`~regioncount.partition.vertex_bounds.value_errors` turns them into bounds on the units' values at the
+cells' vertices (with the vertices' own radii), which decide which float sign decisions are proven and which
+go to the exact referee.
 """
 
 from __future__ import annotations
@@ -78,18 +79,3 @@ def pattern_affine_u_bounded(model: DEQ, active: torch.Tensor,
     column = inverse[:, None] * residual_bound.amax(1) * INFLATE  # (Q, d + 1)
     error = torch.nan_to_num(column, nan=torch.inf)[:, :, None].expand(-1, -1, m)
     return C.transpose(1, 2)[of_cell], error[of_cell]
-
-
-def value_errors_all(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tensor, coef_error: torch.Tensor
-                     ) -> torch.Tensor:
-    """(P, V, m) bounds on ``|fl(a~ . x~ + c~) - (a* . x* + c*)|`` for every unit's map (``coef`` (P, d + 1, m)
-    with errors ``coef_error``) at the vertices ``x`` (P, V, d), whose exact positions are within ``radius``
-    (P, V) (max norm; None: exact)."""
-    d = x.shape[2]
-    a, c = coef[:, :d], coef[:, d]
-    ea, ec = coef_error[:, :d], coef_error[:, d]
-    ax = x.abs()
-    err = ax @ (ea + gamma(d + 1) * a.abs()) + (ec + gamma(d + 1) * c.abs())[:, None]
-    if radius is not None:
-        err = err + radius[..., None] * (a.abs() + ea).sum(1)[:, None]
-    return torch.nan_to_num((err + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE, nan=torch.inf)

@@ -123,16 +123,18 @@ def value_errors(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tenso
                  ) -> torch.Tensor:
     """(S, V) bounds on ``|fl(a~ . x~ + c~) - (a . x* + c)|`` at the vertices ``x`` (S, V, d) with radii
     ``radius`` (S, V) (None: exact vertices), for maps ``coef`` (S, d + 1) (slopes, then the constant) with
-    entrywise errors ``coef_error`` (S, d + 1)."""
+    entrywise errors ``coef_error`` (S, d + 1); or (S, V, m) for m maps per polytope at once (``coef`` and
+    ``coef_error`` (S, d + 1, m))."""
+    if coef.dim() == 2:
+        return value_errors(x, radius, coef[..., None], coef_error[..., None])[..., 0]
     d = x.shape[2]
     a, c = coef[:, :d], coef[:, d]
     ea, ec = coef_error[:, :d], coef_error[:, d]
     g = gamma(d + 1)
-    ax = x.abs()
-    weights = torch.addcmul(ea, a.abs(), torch.full_like(a, g))  # (S, d)
-    err = (ax @ weights[:, :, None])[..., 0] + (ec + g * c.abs())[:, None]
+    weights = torch.addcmul(ea, a.abs(), torch.full_like(a, g))  # (S, d, m)
+    err = x.abs() @ weights + (ec + g * c.abs())[:, None]
     if radius is not None:
-        err = torch.addcmul(err, radius, (a.abs().sum(1) + ea.sum(1))[:, None])
+        err = torch.addcmul(err, radius[..., None], (a.abs().sum(1) + ea.sum(1))[:, None])
     return (err + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE
 
 
