@@ -70,30 +70,3 @@ def test_split_track_on_dask_honours_every_limit(models, limit):
     pytest.importorskip("distributed")
     out = run_cli(*COMMANDS["track"](models), "--workers", "2", limit, TIGHT[limit])
     assert out.exit_code == 2 and WORDS[limit] in out.output, out.output
-
-
-def test_the_same_default_region_limit_everywhere():
-    """``max_regions`` has one default: the command line's, ``Limits()``'s and every entry point's."""
-    import inspect
-
-    from regioncount import (
-        chord_statistics,
-        count_all_space,
-        count_along,
-        count_segment,
-        partition_box,
-        partition_plane,
-        sample_regions,
-    )
-    from regioncount.core.limits import Limits
-    from regioncount.core.settings import DEFAULT_MAX_REGIONS
-    from regioncount.parallel.samples import sample_regions_split
-    from regioncount.parallel.segments import count_segment_split
-
-    entries = [chord_statistics, count_all_space, count_along, count_segment, partition_box, partition_plane,
-               sample_regions, sample_regions_split, count_segment_split]
-    defaults = {f.__name__: inspect.signature(f).parameters["max_regions"].default for f in entries}
-    assert set(defaults.values()) == {DEFAULT_MAX_REGIONS}, defaults
-    assert Limits().max_regions == DEFAULT_MAX_REGIONS
-    for command in ("count", "deq", "track", "plot"):
-        assert str(DEFAULT_MAX_REGIONS) in run_cli(command, "--help").output, command

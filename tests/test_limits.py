@@ -83,6 +83,21 @@ def test_generous_limits_change_nothing(entry):
             chord_statistics(PLANE, box, 64, **roomy).regions_per_chord
 
 
+def test_the_same_default_region_limit_everywhere():
+    """``max_regions`` has one default: the command line's, ``Limits()``'s and every entry point's."""
+    import inspect
+
+    from regioncount.core.settings import DEFAULT_MAX_REGIONS
+
+    entries = [chord_statistics, count_all_space, count_along, count_segment, partition_box, partition_plane,
+               sample_regions, sample_regions_split, count_segment_split]
+    defaults = {f.__name__: inspect.signature(f).parameters["max_regions"].default for f in entries}
+    assert set(defaults.values()) == {DEFAULT_MAX_REGIONS}, defaults
+    assert Limits().max_regions == DEFAULT_MAX_REGIONS
+    for command in ("count", "deq", "track", "plot"):
+        assert str(DEFAULT_MAX_REGIONS) in run_cli(command, "--help").output, command
+
+
 def test_a_deadline_stops_a_walk_the_pilot_let_through(monkeypatch):
     """``max_seconds`` is a deadline, not only a pilot's refusal: with the pilot's estimate made optimistic,
     the walk itself stops at the deadline."""
