@@ -121,8 +121,7 @@ def _count(model: Model, seg: Segment, certificate: str | None, *, linear_pieces
         return _count_general_deq(model, seg, dev, linear_pieces, keep_breakpoints, walkers, certificate, deadline)
     plan = _plan(model, seg, dev, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints,
                  max_regions=max_regions, memory_limit=memory_limit, max_pieces=max_pieces,
-                 known_regions=known_regions, progress=progress, fused=fused, deadline=deadline)
-    plan.envelope = envelope
+                 known_regions=known_regions, progress=progress, fused=fused, deadline=deadline, envelope=envelope)
     watch = Stopwatch(dev)
     sink, products = _walk(plan)
     proof = _prove(plan, sink)
@@ -187,8 +186,10 @@ class _Plan:
 
 def _plan(model: Model, seg: Segment, dev: torch.device, *, linear_pieces: bool, keep_breakpoints: bool,
           max_regions: int | None, memory_limit: int | None, max_pieces: int | None, known_regions: int | None,
-          progress: Callable[[float], None] | None, fused: int | None, deadline: Deadline) -> _Plan:
-    """Resolve the limits, build the kernel and refuse (CostLimitError) a count that cannot fit them."""
+          progress: Callable[[float], None] | None, fused: int | None, deadline: Deadline,
+          envelope: ColumnEnvelope | None = None) -> _Plan:
+    """Resolve the limits, build the kernel and refuse (CostLimitError) a count that cannot fit them; every
+    walk's sink feeds ``envelope``, when given."""
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     max_pieces = default_max_pieces(dev) if max_pieces is None else max(2, int(max_pieces))
     kernel = build_kernel(model, seg, dev, fused)
@@ -197,7 +198,7 @@ def _plan(model: Model, seg: Segment, dev: torch.device, *, linear_pieces: bool,
     origin, direction = torch.tensor(seg.origin, dtype=DTYPE), torch.tensor(seg.direction, dtype=DTYPE)
     return _Plan(model, seg, dev, kernel, estimate, merge_tolerance(seg.t_low, seg.t_high), max_pieces,
                  memory_limit, max_regions, linear_pieces, keep_breakpoints, progress, deadline,
-                 exact_arithmetic(model, origin, direction))
+                 exact_arithmetic(model, origin, direction), envelope)
 
 
 def _walk(plan: _Plan) -> tuple[PieceSink, str]:
