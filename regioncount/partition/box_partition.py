@@ -12,7 +12,8 @@ of the constraints that define each vertex, map errors from the layer products:
 :mod:`regioncount.partition.vertex_bounds`) or decided in rational arithmetic (:mod:`regioncount.partition.exact_cells`); only
 decisions past the exact budget fall to ``PLANE_ZERO_TOL``, and a partition with any is labelled
 approximate.  Facets (faces of one constraint spanning d - 1 dimensions) give volumes (d <= 3), the region
-adjacency graph (from each facet's own constraints; a probe just across it where those do not decide), the
+adjacency graph (:mod:`regioncount.partition.facet_adjacency`: from each facet's own constraints, or exactly
+where several units are zero on it), the
 linear pieces (components of adjacent regions with equal output maps) and, by one sparse LP over all
 regions, Chebyshev centres and inradii.
 """
@@ -31,19 +32,19 @@ from ..core.devices import Stopwatch, default_memory_limit, resolve_device
 from ..core.errors import CostLimitError, SegmentError
 from ..core.geometry import Box, resolve_box
 from ..core.limits import NO_LIMIT
-from ..core.patterns import group_rows, layer_words, match_rows, probe_pairs
+from ..core.patterns import group_rows, layer_words
 from ..core.results import BoxPartition
 from ..core.settings import DEFAULT_MAX_REGIONS
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
-from ..sampling.sampled import packed_patterns_at
 from .chebyshev import chebyshev_balls, inscribed_balls
 from .deq_cells import box_extent, pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
 from .exact_pieces import linear_piece_count, same_affine_pairs
-from .pattern_adjacency import pattern_facet_neighbours
+from .facet_adjacency import facet_pairs
+from .facet_crossing import crossing_rule
 from .polytopes import (
     CellPartition,
     ConstraintMaps,
@@ -52,7 +53,6 @@ from .polytopes import (
     PolytopeStore,
     bit_mask,
     facets,
-    popcount,
     split_signed,
     volumes,
     words_for,
@@ -347,6 +347,7 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         candidate = (low_end <= band) & (high_end >= -band) & ~silent[step.units][None]  # (P0, n)
         origin = torch.arange(cells.count, device=device)
         store = PolytopeStore(cells, capacity=4 * cells.count + 64)
+        cells = store.view()  # the store's own rows: incidences recorded below on uncut cells must stay
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
             if idx.numel() == 0:
@@ -501,98 +502,6 @@ class _Referee:
         return left
 
 
-def _unpack(words: torch.Tensor, first: int, count: int) -> torch.Tensor:
-    """(F, count) bool: bits ``first .. first + count - 1`` of rows of int64 words (F, K)."""
-    shifts = torch.arange(64, device=words.device)
-    bits = ((words[..., None] >> shifts) & 1).bool().reshape(words.shape[0], -1)
-    return bits[:, first:first + count]
-
-
-def _and_over(tight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(F, K) the bitwise AND of the words ``tight`` (F, V, K) over the vertices in ``mask`` (F, V)."""
-    if tight.shape[1] == 0:
-        return tight.new_full((tight.shape[0], tight.shape[2]), -1)
-    words = torch.where(mask[..., None], tight, -1)
-    while words.shape[1] > 1:  # halving: log2(V) large operations instead of V small ones
-        half = words.shape[1] // 2
-        folded = words[:, :half] & words[:, half:2 * half]
-        if words.shape[1] % 2:
-            folded[:, 0] &= words[:, -1]
-        words = folded
-    return words[:, 0]
-
-
-def _facet_neighbours(model: Model, d: int, cells: Polytopes, found: Facets, bits: torch.Tensor,
-                      vanishing: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The pattern (F, units) across each facet where it is proven, which facets those are (F,), and which
-    lie on the box's boundary (no neighbour).  For the layered subdivision, whose constraint bits are the
-    box faces and then the units.
-
-    The units whose constraints hold on the whole facet but not on the whole cell are the facet's own.  If
-    none is a box face and they are one unit, or (FFN) units of one layer, crossing the facet flips exactly
-    them: every other unit is nonzero on the facet's relative interior (an affine function of fixed sign on
-    the open cell, not zero at every vertex) and keeps its sign by continuity, and the facet's units have the
-    same affine maps on both sides (the earlier layers' signs do not change) and vanish on the facet, so
-    they change sign.  Not proven this way: a facet of coincident units from different layers (or DEQ
-    positions: a later unit's map bends at the earlier one's hyperplane), and a cell on which a later unit's
-    map vanishes (``vanishing`` (P, units); across the facet its map may not)."""
-    units = bits.shape[1]
-    facet_tight = _and_over(cells.tight[found.owner], found.mask)
-    cell_tight = _and_over(cells.tight, cells.valid())[found.owner]
-    own = facet_tight & ~cell_tight  # (F, K); bits 0 .. 2d - 1 (word 0, d <= 12) are the box's faces
-    box_bits = (1 << (2 * d)) - 1
-    on_box = (own[:, 0] & box_bits) != 0
-    own[:, 0] &= ~box_bits
-    count = popcount(own)
-    if isinstance(model, FFN):  # the order in which units are decided: layers, then positions
-        rank = torch.repeat_interleave(torch.arange(len(model.hidden_widths), device=bits.device),
-                                       torch.tensor(model.hidden_widths, device=bits.device))
-    else:
-        assert isinstance(model, DEQ) and model.unit_order is not None
-        rank = torch.empty(units, dtype=torch.long, device=bits.device)
-        rank[torch.tensor(model.unit_order, device=bits.device)] = torch.arange(units, device=bits.device)
-    across = bits[found.owner]
-    first = torch.zeros_like(count)
-    single = (count == 1).nonzero().flatten()  # the usual facet: one unit's, found from its lowest set bit
-    if single.numel():
-        word = (own[single] != 0).long().argmax(1)
-        low = own[single].gather(1, word[:, None])[:, 0]
-        low = low & -low
-        unit = word * 64 + torch.frexp(low.double().abs()).exponent.long() - 1 - 2 * d
-        across[single, unit] ^= True
-        first[single] = rank[unit]
-    proven = ~on_box & (count == 1)
-    several = (count > 1).nonzero().flatten()  # coincident units: proven when they are decided together
-    if several.numel():
-        flips = _unpack(own[several], 2 * d, units)
-        lowest = torch.where(flips, rank[None], units).amin(1)
-        together = ~(flips & (rank[None] != lowest[:, None])).any(1)
-        across[several] ^= flips
-        first[several] = lowest
-        proven[several] = ~on_box[several] & together
-    if vanishing is not None and units:
-        later = vanishing[found.owner] & (rank[None] > first[:, None])
-        proven &= ~later.any(1)
-    return across, proven, on_box
-
-
-def _adjacency(model: Model, bx: Box, cells: Polytopes, found: Facets, region: torch.Tensor,
-               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Pairs of regions sharing a facet: a probe just across each facet's vertex mean, looked up by pattern.
-    Returns the pairs (E, 2) and the number of probes that matched no region."""
-    device = cells.x.device
-    size = max(h - lo for lo, h in zip(bx.low, bx.high))
-    step = torch.minimum(found.depth * 1e-3, torch.full_like(found.depth, 1e-7 * size))
-    probe = found.centre + found.normal * step[:, None]
-    lo = torch.tensor(bx.low, dtype=DTYPE, device=device)
-    hi = torch.tensor(bx.high, dtype=DTYPE, device=device)
-    inside = ((probe > lo) & (probe < hi)).all(1)
-    owners = region[found.owner[inside]]
-    if owners.numel() == 0:
-        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    return probe_pairs(owners, region_words, packed_patterns_at(model, probe[inside]))
-
-
 def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each region of a DEQ as {x in the box : s_j u_j(x) >= 0 for every unit}, u affine on the region's
     pattern (``active`` (R, m)): constraints (owner, unit normal, offset) for :func:`chebyshev_balls`."""
@@ -610,47 +519,6 @@ def _pattern_constraints(model: DEQ, bx: Box, active: torch.Tensor) -> tuple[tor
     box_offset = torch.tensor([-v for v in bx.low] + list(bx.high), dtype=DTYPE, device=active.device).repeat(R)
     box_owner = torch.arange(R, device=active.device).repeat_interleave(2 * d)
     return torch.cat([owner, box_owner]), torch.cat([normal, box_normal]), torch.cat([offset, box_offset])
-
-
-def _facet_pairs(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
-                  vanishing: torch.Tensor | None, region: torch.Tensor, region_words: torch.Tensor,
-                  widths: list[int] | None) -> tuple[torch.Tensor, int, int]:
-    """The distinct pairs (E, 2) of regions that share a facet, smaller id first: from the facets' incidences
-    where they prove the neighbour (:func:`_facet_neighbours`), by probes across the others; with the
-    number of facets that matched no region and of facets that were probed."""
-    dev = cells.x.device
-    R = region_words.shape[0]
-    if isinstance(model, FFN) or model.unit_order is not None:  # constraint bits name the units
-        across, proven, on_box = _facet_neighbours(model, bx.dim, cells, found, bits, vanishing)
-    else:  # pattern refinement: a fresh bit per cut, so the facets' own values name the flipped unit
-        assert isinstance(model, DEQ)
-        box_bits = (1 << (2 * bx.dim)) - 1
-        on_box = (_and_over(cells.tight[found.owner], found.mask)[:, 0] & box_bits) != 0
-        across, proven = pattern_facet_neighbours(model, bx, cells, found, bits, on_box)
-    proven_pairs = torch.zeros(0, 2, dtype=torch.long, device=dev)
-    if bool(proven.any()):
-        index, matched = match_rows(region_words, layer_words(across[proven], widths))
-        proven_pairs = torch.stack([region[found.owner[proven]][matched], index[matched]], 1)
-        rows = proven.nonzero().flatten()
-        proven[rows[~matched]] = False  # no such region (it cannot happen when the argument holds): probe
-    probe = ~proven & ~on_box
-    rest = Facets(found.owner[probe], found.mask[probe], found.centre[probe], found.normal[probe],
-                  found.offset[probe], found.depth[probe])
-    probed, unmatched = _adjacency(model, bx, cells, rest, region, region_words)
-    pairs = torch.sort(torch.cat([proven_pairs, probed]), 1).values
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    code = torch.unique(pairs[:, 0] * R + pairs[:, 1])  # distinct pairs in lexicographic order (fast 1-D)
-    return torch.stack([code // R, code % R], 1), unmatched, int(probe.sum())
-
-
-def region_pairs(model: Model, bx: Box, cells: Polytopes, bits: torch.Tensor, vanishing: torch.Tensor | None,
-                 region: torch.Tensor, region_words: torch.Tensor, widths: list[int] | None,
-                 constraints: int | None = None) -> tuple[torch.Tensor, int, int]:
-    """The pairs of regions sharing a facet (:func:`_facet_pairs` on the cells' facets): the pairs (E, 2), the
-    facets that matched no region and the facets probed.  ``constraints``: the cells' constraint bits
-    (default 2d + units, the layered subdivision's; a pattern refinement has one per cut)."""
-    count = 2 * bx.dim + bits.shape[1] if constraints is None else constraints
-    return _facet_pairs(model, bx, cells, facets(cells, count), bits, vanishing, region, region_words, widths)
 
 
 def _chebyshev(model: Model, bx: Box, cells: Polytopes, found: Facets, bits: torch.Tensor,
@@ -680,9 +548,8 @@ def _partition_notes(unmatched: int, probed_facets: int, unresolved: int, doubtf
     if unmatched:
         notes.append(f"{unmatched} facets matched no region across them and were skipped")
     if probed_facets:
-        notes.append(f"{probed_facets} facets (coincident units of different layers, a later unit that vanishes on "
-                     "the cell, or a pattern-refined DEQ's facet with several zero units) found their neighbours by "
-                     "probes, not by their incidences or values")
+        notes.append(f"{probed_facets} facets with several zero units found their neighbours by probes (the exact "
+                     "crossing rule's budget was spent or it could not decide), not by their incidences or values")
     if unresolved:
         notes.append(f"{unresolved} cells had a sign violation within the tolerance that could not be cut: "
                      "approximate")
@@ -741,8 +608,9 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, touches.long()) > 0
         limit.check_time("the partition (before its adjacency)")
         region_words = words[representative]
-        pairs, unmatched, probed_facets = _facet_pairs(model, bx, cells, found, bits, part.vanishing, region,
-                                                        region_words, widths)
+        adjacency = facet_pairs(model, bx, cells, found, bits, part.vanishing, region, region_words, widths,
+                                lambda: crossing_rule(model, bx.low, bx.high))
+        pairs = adjacency.pairs
     limit.check_time("the partition (before its Chebyshev centres)")
     centres, radii, notes = _chebyshev(model, bx, cells, found, bits, representative, chebyshev, limit)
     gradients = out[representative, :d].transpose(1, 2)  # (R, k, d)
@@ -754,7 +622,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     same = decided.same
     seconds = watch.seconds()
     pairs = pairs.cpu()
-    notes += _partition_notes(unmatched, probed_facets, unresolved, doubtful, part.budget_spent, exact_budget,
+    notes += _partition_notes(adjacency.unmatched, adjacency.probed, unresolved, doubtful, part.budget_spent, exact_budget,
                               certificate is None)
     notes.extend(decided.notes())
     return BoxPartition(

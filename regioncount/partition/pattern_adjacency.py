@@ -13,7 +13,9 @@ of F (the facet's zero units, Z):
   changes sign across it.  Just across F every other unit keeps its sign, so the pattern there is D or D with
   j flipped; D would give the fixed point ``u(D)``, whose ``u_j`` has the wrong sign there, and the fixed
   point is unique: it is D with j flipped.
-* anything else (coincident units, a unit zero on the whole cell): not proven here; the caller probes.
+* anything else (several units zero on the facet, a unit zero on the whole cell): not proven here; the
+  caller decides those exactly (:mod:`regioncount.partition.facet_crossing`) from the facet's zero units
+  (:func:`pattern_facet_zero_units`).
 
 "Zero at a vertex" is the refinement's own test: within ``PLANE_DEQ_ZERO_TOL`` of the value's scale.  The
 values inside that band at the vertices were settled by the refinement (structurally zero, decided in
@@ -63,3 +65,15 @@ def pattern_facet_neighbours(model: DEQ, bx: Box, cells: Polytopes, found: Facet
         across[rows] ^= flip
         proven[rows] = ok
     return across, proven
+
+
+def pattern_facet_zero_units(model: DEQ, bx: Box, cells: Polytopes, owner: torch.Tensor, mask: torch.Tensor,
+                             bits: torch.Tensor) -> torch.Tensor:
+    """(f, m) the units whose ``u(D)`` (D the owner's pattern, ``bits`` (P, m)) is zero at every vertex of
+    each facet (owner cell ``owner`` (f,), vertices ``mask`` (f, V)), input-free units left out."""
+    if owner.numel() == 0:
+        return torch.zeros(0, bits.shape[1], dtype=torch.bool, device=bits.device)
+    coef = pattern_affine_u(model, bits[owner])
+    sub = Polytopes(cells.x[owner], cells.n[owner], cells.tight[owner])
+    zero = _zero_at_vertices(sub, coef, box_extent(bx, cells.x.device)) | ~mask[..., None]
+    return zero.all(1) & ~input_free_units(model).to(bits.device)[None]

@@ -51,6 +51,7 @@ from ..sampling.sampled import packed_patterns_at
 from .deq_cells import Embedding, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import linear_piece_count, same_affine_pairs
+from .facet_crossing import crossing_rule
 from .polygon_proofs import LayerProof, LineTable
 from .polygons import NewVertexValues, Polygons, PolygonStore, rectangle, rectangle_lines
 from .polytopes import Polytopes
@@ -93,7 +94,8 @@ class SliceCells(NamedTuple):
     """What an engine returns: the cells as polygons (P,), their bits (P, units), output gradients (P, k, 2)
     and offsets (P, k), the counts of unresolved pieces, doubtful and exactly decided tests, and, where the
     engine proves them, which cells touch the slice's border (P,, from the constraints of their vertices) and
-    the regions' adjacency (``adjacency(region, region_words) -> (pairs, unmatched)``; None: probed)."""
+    the regions' adjacency (``adjacency(region, region_words) -> (pairs, unmatched, probed)``: edges whose
+    neighbour matched no region, edges probed; None: every edge probed)."""
 
     polys: Polygons
     bits: torch.Tensor | None
@@ -103,7 +105,7 @@ class SliceCells(NamedTuple):
     doubtful: int
     exact: int
     touches: torch.Tensor | None = None
-    adjacency: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, int]] | None = None
+    adjacency: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, int, int]] | None = None
 
 
 def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
@@ -196,8 +198,8 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     edge_units = lines.units()[outgoing.long()]  # (P, V): the unit whose line edge k -> k + 1 lies on
     on_border = polys.valid() & (edge_units < 0)  # a vertex on the border has an edge along it (signs proven)
     return SliceCells(polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0, on_border.any(1),
-                      lambda region, words: _adjacency_by_flips(polys, edge_units, region, words,
-                                                                model.hidden_widths))
+                      lambda region, words: (*_adjacency_by_flips(polys, edge_units, region, words,
+                                                                  model.hidden_widths), 0))
 
 
 def _vertex_ids(proof: LayerProof, cut_lines: torch.Tensor) -> NewVertexValues:
@@ -265,7 +267,8 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
     triangular DEQs unit by unit), whose doubtful zero tests are decided in rational arithmetic (vertices from
     their tight constraints): the engine of triangular DEQs, and the exact route of an FFN slice whose
     polygon subdivision left decisions to the tolerance."""
-    from .box_partition import CellLimit, region_pairs, subdivide  # the d-D machinery, only when it is needed
+    from .box_partition import CellLimit, subdivide  # the d-D machinery, only when it is needed
+    from .facet_adjacency import region_pairs
 
     exact = ExactCells(model, plane.low, plane.high, (plane.origin, (plane.u, plane.w)))
     sliced, rectangle_box = _slice_model(model, plane), Box(plane.low, plane.high)
@@ -275,9 +278,10 @@ def _exact_subdivision(model: Model, plane: Plane, device: torch.device, limit: 
         exact_budget, exact, _slice_error(model, plane))
     widths = model.hidden_widths if isinstance(model, FFN) else None
 
-    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int]:
-        pairs, unmatched, _ = region_pairs(sliced, rectangle_box, cells, bits, vanishing, region, words, widths)
-        return pairs, unmatched
+    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        found = region_pairs(sliced, rectangle_box, cells, bits, vanishing, region, words, widths,
+                             crossing=lambda: crossing_rule(model, plane.low, plane.high, exact=exact))
+        return found.pairs, found.unmatched, found.probed
 
     return SliceCells(_ordered(cells), bits, out[:, :2].transpose(1, 2), out[:, 2], 0, doubtful, referee.decided,
                       cells.has_bits(0, 4).any(1), adjacency if not doubtful else None)
@@ -287,7 +291,7 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
                    ) -> SliceCells:
     """The pattern refinement of :mod:`regioncount.partition.deq_cells` on the slice's rectangle, embedded by
     x = o + s u + t w, its cells ordered as polygons."""
-    from .box_partition import region_pairs  # the d-D machinery, only when it is needed
+    from .facet_adjacency import region_pairs  # the d-D machinery, only when it is needed
 
     rectangle = Box(plane.low, plane.high)
     refined = refine_general_deq(model, rectangle, device,
@@ -295,10 +299,11 @@ def _deq_partition(model: DEQ, plane: Plane, device: torch.device, limit: Polygo
                                  exact_budget=exact_budget)
     sliced = _slice_model(model, plane)  # the same rounded maps the refinement solved with its embedding
 
-    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int]:
-        pairs, unmatched, _ = region_pairs(sliced, rectangle, refined.cells, refined.bits, None, region, words, None,
-                                           refined.constraints)
-        return pairs, unmatched
+    def adjacency(region: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        embedding = (plane.origin, (plane.u, plane.w))
+        found = region_pairs(sliced, rectangle, refined.cells, refined.bits, None, region, words, None,
+                             refined.constraints, lambda: crossing_rule(model, plane.low, plane.high, embedding))
+        return found.pairs, found.unmatched, found.probed
 
     out = refined.out  # (P, 3, k): s, t, constant
     return SliceCells(_ordered(refined.cells), refined.bits, out[:, :2].transpose(1, 2), out[:, 2],
@@ -366,6 +371,25 @@ def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor
     return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
 
 
+def _plane_notes(model: Model, unmatched: int, probed: int, unresolved: int, doubtful: int) -> list[str]:
+    """What a plane partition's output says about its adjacency (``probed`` < 0: every edge probed) and its
+    decisions left to the tolerance."""
+    notes = []
+    if unmatched:
+        notes.append(f"{unmatched} edges found no region across them and were skipped")
+    if probed:
+        edges = "every edge" if probed < 0 else f"{probed} edges with several zero units"
+        notes.append(f"region adjacency: {edges} by probes just across (not proven)")
+    if unresolved:
+        notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
+    if doubtful:
+        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) and model.unit_order is None else ZERO_TOL
+        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
+                     "exactly (boundaries closer than the tolerance, a sliver, are not cut; or the exact budget "
+                     "was spent): approximate")
+    return notes
+
+
 def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
@@ -407,9 +431,10 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
         touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, cut.touches.long()) > 0
         region_words = words[representative]
         if cut.adjacency is not None:
-            pairs, unmatched = cut.adjacency(region, region_words)
+            pairs, unmatched, probed = cut.adjacency(region, region_words)
         else:
             pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
+            probed = -1  # every edge
     gradients, offsets = grads[representative], offs[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
     deadline.check("the partition (before its linear pieces)")
@@ -418,16 +443,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     same = decided.same
     seconds = watch.seconds()
     pairs = pairs.cpu()
-    notes = []
-    if unmatched:
-        notes.append(f"{unmatched} edge probes landed on a boundary and were skipped")
-    if unresolved:
-        notes.append(f"{unresolved} pieces had a sign violation within rounding that could not be cut")
-    if doubtful:
-        tolerance = DEQ_ZERO_TOL if isinstance(model, DEQ) and model.unit_order is None else ZERO_TOL
-        notes.append(f"{doubtful} zero tests inside the {tolerance:.2g} relative tolerance were not confirmed "
-                     "exactly (boundaries closer than the tolerance, a sliver, are not cut; or the exact budget "
-                     "was spent): approximate")
+    notes = _plane_notes(model, unmatched, probed, unresolved, doubtful)
     notes.extend(decided.notes())
     return PlanePartition(
         model=model.name or model.describe(), plane=plane, polygons=polys, region=region,
