@@ -299,6 +299,77 @@ class _MapHistory:
         return maps, errors
 
 
+#: Vertex-count classes of the cells a unit's hyperplane is tested on: each class is read with only as many
+#: vertex slots as its largest cell has (the store pads every cell to the largest count, typically 5x the mean).
+VERTEX_CLASSES = (16, 32, 64)
+
+
+def vertex_count_groups(idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
+    """``idx`` (S,) split by the vertex counts ``counts[idx]`` into the classes of :data:`VERTEX_CLASSES`."""
+    n = counts[idx]
+    if int(n.max()) <= VERTEX_CLASSES[0]:
+        return [idx]
+    cls = torch.bucketize(n, torch.tensor(VERTEX_CLASSES, device=n.device))
+    return [idx[cls == c] for c in torch.unique(cls).tolist()]
+
+
+class _UnitCuts:
+    """The cuts of one step's units through the cells of the layered subdivision: each unit's sign at the
+    vertices of its candidate cells, proven by :func:`~regioncount.partition.vertex_bounds.value_errors` or
+    decided exactly (``referee``), incidences recorded where it touches a cell, the cells it crosses split."""
+
+    def __init__(self, Z: torch.Tensor, EZ: MapErrors, tol: torch.Tensor, referee: _Referee, history: _MapHistory,
+                 bits: torch.Tensor, vanishing: torch.Tensor, limit: CellLimit) -> None:
+        self.Z, self.EZ, self.tol, self.referee, self.history = Z, EZ, tol, referee, history
+        self.bits, self.vanishing, self.limit = bits, vanishing, limit
+        self.doubtful = torch.zeros((), dtype=torch.int64, device=Z.device)
+
+    def cut(self, store: PolytopeStore, cells: Polytopes, origin: torch.Tensor, j: int, unit: int, idx: torch.Tensor
+            ) -> tuple[Polytopes, torch.Tensor]:
+        """Unit ``unit`` (column ``j`` of the step's maps) on cells ``idx``: the store's cells and origins after."""
+        for group in vertex_count_groups(idx, cells.n):
+            cells, origin = self._cut_group(store, cells, origin, j, unit, group)
+        return cells, origin
+
+    def _cut_group(self, store: PolytopeStore, cells: Polytopes, origin: torch.Tensor, j: int, unit: int,
+                   idx: torch.Tensor) -> tuple[Polytopes, torch.Tensor]:
+        d = cells.x.shape[2]
+        sub = cells.take(idx, int(cells.n[idx].max()))
+        zj, ezj = self.Z[origin[idx], :, j], self.EZ.column(origin[idx], j)  # (S, d + 1)
+        f = (sub.x @ zj[:, :d, None])[..., 0] + zj[:, d:]
+        err = value_errors(sub.x, sub.radius, zj, ezj)
+        live = sub.valid()
+        side = (f > err).to(torch.int8) - (f < -err).to(torch.int8)
+        doubt = (side == 0) & live  # not proven (a float zero is no proof either)
+        if bool(doubt.any()):
+            side, doubt = self.referee.vertex_signs(cells, idx, origin, self.bits, unit, doubt, side, f,
+                                                    self.tol[origin[idx], j])
+        self.doubtful += doubt.any(1).sum()
+        # record the incidence also where the hyperplane touches a cell without cutting it (a face of it),
+        # not where the unit vanishes on the whole cell (no face: its map is zero there)
+        flat = ((side == 0) | ~live).all(1)  # zero at every vertex: the unit's map vanishes on the cell
+        if bool(flat.any()):
+            self.vanishing[origin[idx[flat]], unit] = True
+        on = (side == 0) & live & ~flat[:, None]
+        if bool(on.any()):
+            word, mask = bit_mask(2 * d + unit)
+            rows, cols = on.nonzero(as_tuple=True)
+            cells.tight[idx[rows], cols, word] |= mask
+        cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
+        if cut.numel() == 0:
+            return cells, origin
+        if bool(on.any()):  # the incidences just recorded, in the cells about to be split
+            sub = cells.take(idx, sub.V)
+        plus, minus = split_signed(sub.select(cut), f[cut], err[cut], side[cut], 2 * d + unit, zj[cut], ezj[cut],
+                                   self.history.of_cells(origin[idx[cut]]))
+        store.widen(max(plus.V, minus.V))
+        store.replace(idx[cut], plus)
+        store.append(minus)
+        cells = store.view()
+        self.limit.check(cells)
+        return cells, torch.cat([origin, origin[idx[cut]]])
+
+
 def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exact_budget: int,
               exact: ExactCells | None = None, input_error: torch.Tensor | None = None):
     """The layered subdivision: final cells, their patterns (P, units) in unit order, output maps (P, d + 1, k)
@@ -348,42 +419,12 @@ def subdivide(model: Model, bx: Box, device: torch.device, limit: CellLimit, exa
         origin = torch.arange(cells.count, device=device)
         store = PolytopeStore(cells, capacity=4 * cells.count + 64)
         cells = store.view()  # the store's own rows: incidences recorded below on uncut cells must stay
+        cuts = _UnitCuts(Z, EZ, tol, referee, history, bits, vanishing, limit)
         for j, unit in enumerate(step.units):
             idx = candidate[origin, j].nonzero().flatten()
-            if idx.numel() == 0:
-                continue
-            zj, ezj = Z[origin[idx], :, j], EZ.column(origin[idx], j)  # (S, d + 1)
-            xs = cells.x[idx]
-            f = (xs @ zj[:, :d, None])[..., 0] + zj[:, d:]
-            err = value_errors(xs, cells.radius[idx], zj, ezj)
-            live = cells.valid()[idx]
-            side = (f > err).to(torch.int8) - (f < -err).to(torch.int8)
-            doubt = (side == 0) & live  # not proven (a float zero is no proof either)
-            if bool(doubt.any()):
-                side, doubt = referee.vertex_signs(cells, idx, origin, bits, unit, doubt, side, f,
-                                                   tol[origin[idx], j])
-            doubtful += doubt.any(1).sum()
-            # record the incidence also where the hyperplane touches a cell without cutting it (a face of it),
-            # not where the unit vanishes on the whole cell (no face: its map is zero there)
-            flat = ((side == 0) | ~live).all(1)  # zero at every vertex: the unit's map vanishes on the cell
-            if bool(flat.any()):
-                vanishing[origin[idx[flat]], unit] = True
-            on = (side == 0) & live & ~flat[:, None]
-            if bool(on.any()):
-                word, mask = bit_mask(2 * d + unit)
-                rows, cols = on.nonzero(as_tuple=True)
-                cells.tight[idx[rows], cols, word] |= mask
-            cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
-            if cut.numel() == 0:
-                continue
-            plus, minus = split_signed(cells.select(idx[cut]), f[cut], err[cut], side[cut], 2 * d + unit,
-                                       zj[cut], ezj[cut], history.of_cells(origin[idx[cut]]))
-            store.widen(max(plus.V, minus.V))
-            store.replace(idx[cut], plus)
-            store.append(minus)
-            cells = store.view()
-            origin = torch.cat([origin, origin[idx[cut]]])
-            limit.check(cells)
+            if idx.numel():
+                cells, origin = cuts.cut(store, cells, origin, j, unit, idx)
+        doubtful += cuts.doubtful
         cells = store.view()
         valid = cells.valid()
         centre = cells.centres()

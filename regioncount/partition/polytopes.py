@@ -70,6 +70,11 @@ class Polytopes:
         return Polytopes(self.x[index], self.n[index], self.tight[index],
                          {k: v[index] for k, v in self.fields.items()})
 
+    def take(self, index: torch.Tensor, V: int) -> Polytopes:
+        """Polytopes ``index`` with their first ``V`` vertex slots (V at least their largest count): a copy."""
+        return Polytopes(self.x[index, :V], self.n[index], self.tight[index, :V],
+                         {k: v[index, :V] for k, v in self.fields.items()})
+
     def padded(self, V: int) -> Polytopes:
         """The same polytopes with ``V`` vertex rows (V >= the largest count), padding repeating vertex 0."""
         if V == self.V:
@@ -317,26 +322,45 @@ def split_signed(poly: Polytopes, f: torch.Tensor, err: torch.Tensor, side: torc
             _assemble(marked, below | on, s, x_new, tight_new, fields_new))
 
 
+def _or_over_vertices(tight: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(P, K) the bitwise OR of the words ``tight`` (P, V, K) over each polytope's real vertices."""
+    words = torch.where(valid[..., None], tight, 0)
+    while words.shape[1] > 1:  # halving: log2(V) large operations instead of V small ones
+        half = words.shape[1] // 2
+        folded = words[:, :half] | words[:, half:2 * half]
+        if words.shape[1] % 2:
+            folded[:, 0] |= words[:, -1]
+        words = folded
+    return words[:, 0]
+
+
 def _facet_masks(poly: Polytopes, constraints: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Distinct faces cut out by single constraints with at least d vertices: (F,) polytope index and
-    (F, V) vertex masks; lower-dimensional faces are dropped by the caller's rank test."""
+    (F, V) vertex masks; lower-dimensional faces are dropped by the caller's rank test.  Only the
+    (polytope, constraint) pairs that some vertex of the polytope is tight on are examined."""
     d = poly.x.shape[2]
     valid = poly.valid()
+    seen = _or_over_vertices(poly.tight, valid)  # (P, K): the constraints each polytope touches
+    shifts = torch.arange(64, device=seen.device)
+    touched = ((seen[..., None] >> shifts) & 1).bool().reshape(seen.shape[0], -1)[:, :constraints]
+    cell, bit = touched.nonzero(as_tuple=True)
+    word, value = bit // 64, torch.bitwise_left_shift(torch.ones_like(bit), bit % 64)
     owners, masks = [], []
-    for bit in range(constraints):
-        word, bit_value = bit_mask(bit)
-        on = ((poly.tight[..., word] & bit_value) != 0) & valid
-        rows = (on.sum(1) >= d).nonzero().flatten()
-        if rows.numel():
-            owners.append(rows)
-            masks.append(on[rows])
+    step = max(1, _CHUNK_ENTRIES // max(1, poly.V))
+    for start in range(0, cell.shape[0], step):
+        c, w, v = cell[start:start + step], word[start:start + step], value[start:start + step]
+        on = ((poly.tight[c, :, w] & v[:, None]) != 0) & valid[c]  # (n, V): the vertices on the constraint
+        keep = on.sum(1) >= d
+        owners.append(c[keep])
+        masks.append(on[keep])
     if not owners:
         return torch.zeros(0, dtype=torch.long, device=poly.x.device), valid[:0]
     owner, vertices = torch.cat(owners), torch.cat(masks)
     # two constraints with the same vertex set name one face: keep one row per (polytope, vertex set)
-    _, representative, _ = group_rows(torch.cat([owner[:, None], pack_bits(vertices)], 1))
-    owner, vertices = owner[representative], vertices[representative]
-    keep = _maximal(owner, pack_bits(vertices), poly.count)
+    packed = pack_bits(vertices)
+    _, representative, _ = group_rows(torch.cat([owner[:, None], packed], 1))
+    owner, vertices, packed = owner[representative], vertices[representative], packed[representative]
+    keep = _maximal(owner, packed, poly.count)
     return owner[keep], vertices[keep]
 
 
@@ -400,7 +424,7 @@ def facets(poly: Polytopes, constraints: int) -> Facets:
     for start in range(0, owner.shape[0], _FACET_CHUNK):
         o, m, n = owner[start:start + _FACET_CHUNK], mask[start:start + _FACET_CHUNK], sizes[start:start + _FACET_CHUNK]
         k = int(n.max())
-        index = torch.argsort(m.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]  # its vertices first
+        index = _first_columns(m, n, k)  # its vertices first
         live = (torch.arange(k, device=m.device)[None] < n[:, None]).to(poly.x.dtype)[..., None]
         pts = poly.x[o[:, None], index]  # (c, k, d)
         centre = (pts * live).sum(1) / n[:, None].to(pts.dtype)
@@ -418,6 +442,16 @@ def facets(poly: Polytopes, constraints: int) -> Facets:
     offset = (normal * centre).sum(1)
     return Facets(owner, mask, centre, normal, offset, offset - (normal * inner[owner]).sum(1),
                   torch.cat(areas) if d == 3 else None)
+
+
+def _first_columns(mask: torch.Tensor, counts: torch.Tensor, k: int) -> torch.Tensor:
+    """(F, k) the column indices of each row's True entries of ``mask`` (F, V), in order, padded with 0;
+    ``counts`` (F,) the True entries per row (at most k)."""
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: each row's entries in column order
+    position = torch.arange(rows.shape[0], device=mask.device) - (counts.cumsum(0) - counts)[rows]
+    index = torch.zeros(mask.shape[0], k, dtype=torch.long, device=mask.device)
+    index[rows, position] = cols
+    return index
 
 
 def _polygon_areas(pts: torch.Tensor, mask: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
