@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from .commands_bias import bias
 from .commands_plane import plane_options, segment_envelope, segment_plot
+from .commands_reproduce import reproduce
 from .commands_steep import steep
 from .commands_theory import bound, check, compare
 from .common import (
@@ -572,6 +573,7 @@ main.add_command(bound)
 main.add_command(check)
 main.add_command(steep)
 main.add_command(bias)
+main.add_command(reproduce)
 
 if __name__ == "__main__":
     main()

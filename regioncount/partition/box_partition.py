@@ -304,10 +304,17 @@ class _MapHistory:
 VERTEX_CLASSES = (16, 32, 64)
 
 
+#: Candidate sets smaller than this many (cell, vertex slot) entries are read as one group (small nets pay per
+#: operation, not per entry).
+CLASS_MIN_ENTRIES = 1 << 16
+
+
 def vertex_count_groups(idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
-    """``idx`` (S,) split by the vertex counts ``counts[idx]`` into the classes of :data:`VERTEX_CLASSES`."""
+    """``idx`` (S,) split by the vertex counts ``counts[idx]`` into the classes of :data:`VERTEX_CLASSES`
+    (one group when there are few entries)."""
     n = counts[idx]
-    if int(n.max()) <= VERTEX_CLASSES[0]:
+    largest = int(n.max())
+    if largest <= VERTEX_CLASSES[0] or idx.numel() * largest < CLASS_MIN_ENTRIES:
         return [idx]
     cls = torch.bucketize(n, torch.tensor(VERTEX_CLASSES, device=n.device))
     return [idx[cls == c] for c in torch.unique(cls).tolist()]
@@ -355,11 +362,10 @@ class _UnitCuts:
             word, mask = bit_mask(2 * d + unit)
             rows, cols = on.nonzero(as_tuple=True)
             cells.tight[idx[rows], cols, word] |= mask
+            sub.tight[rows, cols, word] |= mask  # the copy about to be split carries them too
         cut = (((side > 0) & live).any(1) & ((side < 0) & live).any(1)).nonzero().flatten()
         if cut.numel() == 0:
             return cells, origin
-        if bool(on.any()):  # the incidences just recorded, in the cells about to be split
-            sub = cells.take(idx, sub.V)
         plus, minus = split_signed(sub.select(cut), f[cut], err[cut], side[cut], 2 * d + unit, zj[cut], ezj[cut],
                                    self.history.of_cells(origin[idx[cut]]))
         store.widen(max(plus.V, minus.V))

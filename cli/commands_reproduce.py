@@ -1,0 +1,80 @@
+"""``regioncount reproduce``: the paper's training experiments, every trained net counted (``docs/reproduction.md``)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from statistics import mean
+from typing import TYPE_CHECKING
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .common import guard
+from .render import print_json, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from regioncount.experiments.runner import ExperimentResult
+
+
+@contextlib.contextmanager
+def _run_bar(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich bar over an experiment's runs (``update(label, done, total)``), or None when not ``enabled``."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=stderr_console(), transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda text, done, total: progress.update(task, description=text, completed=done, total=total)
+
+
+def _summary(result: ExperimentResult, figure: str) -> Table:
+    """Per target and net: mean test loss and mean exact region count over the seeds."""
+    e = result.experiment
+    table = Table(title=f"{e.figure}: {e.name}{' (quick)' if e.quick else ''}; {len(e.seeds)} seed(s), "
+                        f"{e.steps} steps; figure {figure}", title_justify="left")
+    for column in ("target", "net", "FLOPs/iter", "test loss", "regions (exact)", "pieces"):
+        table.add_column(column, justify="left" if column in ("target", "net") else "right")
+    groups: dict[tuple[int, str], list] = {}
+    for run in result.runs:
+        groups.setdefault((run.m, run.label), []).append(run)
+    for (m, label), runs in groups.items():
+        exact = all(run.count_method == "exact" for run in runs)
+        table.add_row(f"T^{m} ({2 ** m} pieces)", label, str(runs[0].flops), f"{mean(r.test_loss for r in runs):.3g}",
+                      f"{mean(r.regions for r in runs):,.1f}{'' if exact else ' (approx.)'}",
+                      f"{mean(r.pieces for r in runs):,.1f}")
+    table.caption = f"{len(result.runs)} runs ({result.reused} read back from {result.folder}/runs)"
+    return table
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--quick", is_flag=True, help="Small budgets (every experiment in a few minutes on 2 CPU cores).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reproduction", show_default=True,
+              help="Output folder: NAME/results.json, NAME/NAME.png, NAME/runs and NAME/models per experiment.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
+              help="Device of the exact counts (training runs on the CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guard
+def reproduce(names: tuple[str, ...], quick: bool, out_dir: str, device: str, as_json: bool) -> None:
+    """Train the nets of the paper's experiments (NAMES: shipped experiments or TOML files; default: every
+    shipped one), save each, count its linear regions exactly on [0, 1], and draw each figure with its counted
+    companion.  Finished runs are read back, not trained again."""
+    from regioncount.experiments import builtin_names, load_experiment, plot_experiment, run_experiment
+
+    experiments = [load_experiment(name, quick) for name in (names or builtin_names())]
+    results = []
+    for experiment in experiments:
+        with _run_bar(not as_json and sys.stderr.isatty(), experiment.name) as update:
+            result = run_experiment(experiment, out_dir, device, progress=update)
+        figure = plot_experiment(result, result.folder / f"{experiment.name}.png")
+        results.append((result, figure))
+    if as_json:
+        print_json({"experiments": [r.to_json() | {"figure_file": str(f)} for r, f in results]})
+        return
+    console = stdout_console()
+    for result, figure in results:
+        console.print(_summary(result, str(figure)))

@@ -1,0 +1,90 @@
+"""The figures of ``regioncount reproduce``: each experiment's test losses with their counted companion
+(the exact linear regions of every trained net on [0, 1]) underneath, as one PNG per experiment (matplotlib's
+object API: no pyplot, no backend switch)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+
+from matplotlib.figure import Figure
+
+from ..core.atomic import atomic_output
+from .runner import ExperimentResult
+from .runs import RunResult
+
+
+def _series(runs: list[RunResult], field: str) -> dict[str, dict[int, list[float]]]:
+    """Values of ``field`` by line (DEQs, or FFNs of one depth) and width."""
+    lines: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        line = "DEQ" if run.kind == "deq" else f"FFN, depth {len(run.widths)}"
+        lines[line][run.widths[0]].append(float(getattr(run, field)))
+    return lines
+
+
+def _draw_lines(ax, runs: list[RunResult], field: str) -> None:
+    """Mean over seeds (markers and line) and the seeds' range (band) against width, one line per family."""
+    for line, by_width in sorted(_series(runs, field).items()):
+        widths = sorted(by_width)
+        ax.plot(widths, [mean(by_width[w]) for w in widths], marker="o" if line == "DEQ" else "s",
+                lw=2.2 if line == "DEQ" else 1.2, label=line)
+        ax.fill_between(widths, [min(by_width[w]) for w in widths], [max(by_width[w]) for w in widths], alpha=0.15)
+
+
+def _plot_widths(result: ExperimentResult, path: Path) -> None:
+    targets = result.experiment.targets
+    fig = Figure(figsize=(3.6 * len(targets) + 0.6, 6.4), layout="constrained")
+    axes = fig.subplots(2, len(targets), squeeze=False)
+    for col, m in enumerate(targets):
+        runs = [run for run in result.runs if run.m == m]
+        top, bottom = axes[0][col], axes[1][col]
+        _draw_lines(top, runs, "test_loss")
+        top.set_yscale("log")
+        top.set_title(f"target $T^{{{m}}}$ ($2^{{{m}}}$ pieces)")
+        top.set_xlabel("width")
+        _draw_lines(bottom, runs, "regions")
+        bottom.axhline(2 ** m, color="k", ls="--", lw=0.8, label=f"$2^{{{m}}}$ (target)")
+        bottom.set_yscale("log", base=2)
+        bottom.set_xlabel("width")
+        if col == 0:
+            top.set_ylabel("test loss (MSE)")
+            bottom.set_ylabel("linear regions on [0, 1] (exact count)")
+            top.legend(fontsize=8)
+            bottom.legend(fontsize=8)
+    _finish(fig, result, path)
+
+
+def _plot_bars(result: ExperimentResult, path: Path) -> None:
+    labels = list(dict.fromkeys(run.label for run in result.runs))
+    fig = Figure(figsize=(1.3 * len(labels) + 3, 6.4), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    for ax, field, name in ((top, "test_loss", "test loss (MSE)"), (bottom, "regions", "linear regions (exact)")):
+        for i, label in enumerate(labels):
+            values = [float(getattr(run, field)) for run in result.runs if run.label == label]
+            ax.bar(i, mean(values), color="C1" if label.startswith("DEQ") else "C0", alpha=0.8)
+            ax.plot([i] * len(values), values, "k.", ms=4)
+        ax.set_xticks(range(len(labels)))
+        flops = {run.label: run.flops for run in result.runs}
+        ax.set_xticklabels([f"{label}\n{flops[label]} FLOPs" for label in labels], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel(name)
+    bottom.axhline(2 ** result.experiment.targets[0], color="k", ls="--", lw=0.8, label="target pieces")
+    bottom.legend(fontsize=8)
+    _finish(fig, result, path)
+
+
+def _finish(fig: Figure, result: ExperimentResult, path: Path) -> None:
+    e = result.experiment
+    fig.suptitle(f"{e.figure} (reproduced{', quick setting' if e.quick else ''}): {e.name}, "
+                 f"{len(e.seeds)} seed(s), {e.steps} Adam steps", fontsize=10)
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=150, format="png")
+
+
+def plot_experiment(result: ExperimentResult, path: str | Path) -> Path:
+    """Write the experiment's figure (layout by its configuration's ``plot``) to ``path``; returns it."""
+    target = Path(path)
+    (_plot_bars if result.experiment.plot == "bars" else _plot_widths)(result, target)
+    return target

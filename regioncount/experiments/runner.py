@@ -1,0 +1,83 @@
+"""Run an experiment into an output folder, resumably (``docs/reproduction.md``).
+
+``FOLDER/NAME/runs/STEM.json`` holds each finished run; a run whose file exists with the same training
+settings is read back instead of trained again, so an interrupted ``reproduce`` picks up where it stopped and
+``--quick`` and full runs (different settings) never mix.  ``FOLDER/NAME/results.json`` gathers the runs with
+the configuration, and the figures are written beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.atomic import atomic_output
+from .config import Experiment
+from .runs import RunKey, RunResult, run_one, settings_of
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """An experiment's runs (in key order), how many were read back from earlier runs, and its folder."""
+
+    experiment: Experiment
+    runs: list[RunResult]
+    reused: int
+    folder: Path
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.experiment
+        return {"experiment": e.name, "figure": e.figure, "quoted": e.quoted, "chosen": e.chosen, "quick": e.quick,
+                "settings": settings_of(e), "targets": list(e.targets), "seeds": list(e.seeds),
+                "nets": [{"kind": n.kind, "widths": list(n.widths), "label": n.label, "flops": n.flops()}
+                         for n in e.nets],
+                "reused_runs": self.reused, "runs": [run.to_json() for run in self.runs]}
+
+
+def run_keys(experiment: Experiment) -> list[RunKey]:
+    """Every run of the experiment: targets x architectures x seeds."""
+    return [RunKey(m, net, seed) for m in experiment.targets for net in experiment.nets for seed in experiment.seeds]
+
+
+def _stored(path: Path, experiment: Experiment) -> RunResult | None:
+    """The finished run stored at ``path`` if it ran with the experiment's settings (and its model file is
+    still there), else None."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        run = RunResult(**data)
+    except (ValueError, TypeError):
+        return None  # a damaged or older file: run again
+    if run.settings != settings_of(experiment) or not (path.parent.parent / run.model_file).is_file():
+        return None
+    return run
+
+
+def run_experiment(experiment: Experiment, folder: str | Path, device: str = "cpu",
+                   progress: Callable[[str, int, int], None] | None = None) -> ExperimentResult:
+    """Every run of ``experiment`` under ``folder``/NAME (module docstring); ``progress(label, done, total)``
+    after each run."""
+    root = Path(folder) / experiment.name
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    keys = run_keys(experiment)
+    runs, reused = [], 0
+    for i, key in enumerate(keys):
+        path = root / "runs" / f"{key.stem}.json"
+        run = _stored(path, experiment)
+        if run is None:
+            run = run_one(key, experiment, root, device)
+            with atomic_output(path) as temp:
+                temp.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
+        else:
+            reused += 1
+        runs.append(run)
+        if progress is not None:
+            progress(f"{experiment.name}: T^{key.m}, {key.net.label}, seed {key.seed}", i + 1, len(keys))
+    result = ExperimentResult(experiment, runs, reused, root)
+    with atomic_output(root / "results.json") as temp:
+        temp.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,135 @@
+"""``regioncount reproduce``: experiment configurations, resumable runs, counted companions, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from random_nets import run_cli
+
+from regioncount.experiments import ConfigError, NetSpec, builtin_names, load_experiment, run_experiment
+from regioncount.experiments.config import parse_experiment
+from regioncount.experiments.runs import train
+from regioncount.io.model_files import load_model
+from regioncount.line.exact1d import count_segment
+
+TINY = """
+name = "tiny"
+figure = "a test"
+quoted = "nothing"
+chosen = "two nets, one target, a few steps"
+targets = [2]
+seeds = [0]
+steps = 40
+lr = 0.01
+train_points = 64
+test_points = 61
+[[models]]
+kind = "deq"
+widths = [3]
+[[models]]
+kind = "ffn"
+shapes = [[4], [3, 3]]
+"""
+
+
+def tiny_config(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configurations_parse_in_both_settings():
+    assert {"sawtooth", "table1"} <= set(builtin_names())
+    for name in builtin_names():
+        full, quick = load_experiment(name), load_experiment(name, quick=True)
+        assert not full.quick and quick.quick and quick.steps <= full.steps
+        assert full.quoted and full.chosen and full.nets
+    table = load_experiment("table1")
+    flops = {net.label: net.flops() for net in table.nets}
+    assert flops["DEQ m=10"] == 240 and all(200 <= f <= 240 for f in flops.values())
+
+
+def test_flops_per_iteration():
+    assert NetSpec("deq", (10,)).flops() == 2 * (100 + 20)
+    assert NetSpec("ffn", (10, 10)).flops() == 2 * (10 + 100 + 10)
+    assert NetSpec("ffn", (60,)).flops() == 240
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"targets": [0]}, "targets"), ({"targets": "5"}, "targets"), ({"steps": 10**9}, "steps"),
+    ({"lr": 2.0}, "lr"), ({"models": [{"kind": "cnn"}]}, "kind"), ({"models": [{"kind": "deq", "widths": [True]}]}, "widths"),
+    ({"models": []}, "models"), ({"name": ""}, "name"), ({"plot": "pie"}, "plot"),
+    ({"models": [{"kind": "ffn", "shapes": [[4] * 20]}]}, "hidden layers"),
+])
+def test_bad_configurations_are_refused_by_name(change, message):
+    data = {"name": "x", "figure": "f", "quoted": "q", "chosen": "c", "targets": [2], "seeds": [0], "steps": 5,
+            "lr": 0.01, "train_points": 8, "test_points": 7, "models": [{"kind": "deq", "widths": [2]}]}
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment(data | change, quick=False)
+
+
+def test_unknown_names_and_bad_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed")
+    for arg in ("no-such-experiment", str(bad)):
+        result = run_cli(*["reproduce", arg, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_training_is_repeatable_and_leaves_the_global_random_state_alone():
+    data = {"name": "x", "figure": "f", "quoted": "q", "chosen": "c", "targets": [2], "seeds": [0], "steps": 20,
+            "lr": 0.01, "train_points": 16, "test_points": 15, "models": [{"kind": "deq", "widths": [3]}]}
+    experiment = parse_experiment(data, quick=False)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first, loss1, _ = train(experiment.nets[0], 2, 7, experiment)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    second, loss2, _ = train(experiment.nets[0], 2, 7, experiment)
+    assert loss1 == loss2 and torch.equal(first.W, second.W) and torch.equal(first.U, second.U)
+    other, _, _ = train(experiment.nets[0], 2, 8, experiment)
+    assert not torch.equal(first.U, other.U)
+
+
+def test_a_run_saves_counts_and_reuses(tmp_path):
+    """The CLI's JSON has the stated shape; every saved net recounts to its reported regions; a second call
+    reads every run back; a changed setting trains again."""
+    config, out = tiny_config(tmp_path), tmp_path / "out"
+    result = run_cli(*["reproduce", str(config), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["experiments"][0]
+    assert report["experiment"] == "tiny" and report["reused_runs"] == 0 and len(report["runs"]) == 3
+    assert Path(report["figure_file"]).is_file() and (out / "tiny" / "results.json").is_file()
+    for run in report["runs"]:
+        assert {"m", "kind", "widths", "seed", "train_loss", "test_loss", "regions", "pieces", "count_method",
+                "flops", "parameters", "model_file"} <= set(run)
+        model = load_model(out / "tiny" / run["model_file"])
+        recount = count_segment(model, interval=(0.0, 1.0), device="cpu")
+        assert (recount.activation_regions, recount.linear_pieces) == (run["regions"], run["pieces"])
+        assert run["count_method"] == "exact" and run["test_loss"] >= 0
+    again = json.loads(run_cli(*["reproduce", str(config), "--out", str(out), "--json"]).output)["experiments"][0]
+    assert again["reused_runs"] == 3 and again["runs"] == report["runs"]
+    changed = tiny_config(tmp_path, TINY.replace("steps = 40", "steps = 41"))
+    third = run_experiment(load_experiment(str(changed)), out)
+    assert third.reused == 0 and all(run.steps == 41 for run in third.runs)
+
+
+def test_the_table_names_each_net_and_its_counts(tmp_path):
+    result = run_cli(*["reproduce", str(tiny_config(tmp_path)), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "DEQ m=3" in result.output and "FFN 3x3" in result.output and "regions (exact)" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sawtooth", "table1"])
+def test_each_quick_experiment_runs(name, tmp_path):
+    result = run_cli(*["reproduce", name, "--quick", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["experiments"][0]
+    experiment = load_experiment(name, quick=True)
+    assert len(report["runs"]) == len(experiment.targets) * len(experiment.nets) * len(experiment.seeds)
+    assert all(run["count_method"] == "exact" for run in report["runs"])
+    assert Path(report["figure_file"]).stat().st_size > 10_000
