@@ -66,6 +66,7 @@ _LAZY = {name: module for module, names in {
     "theory.bounds": "serra",
     "viz.plot": "plot_partition plot_separation plot_steep",
     "theory.steep": "steep_row steep_ramp_deq steep_ramp_ffn weight_lower_bound",
+    "experiments": "load_experiment run_experiment plot_experiment",
 }.items() for name in names.split()}
 
 

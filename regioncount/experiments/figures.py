@@ -68,8 +68,7 @@ def _plot_bars(result: ExperimentResult, path: Path) -> None:
         ax.set_xticks(range(len(labels)))
         flops = {run.label: run.flops for run in result.runs}
         ax.set_xticklabels([f"{label}\n{flops[label]} FLOPs" for label in labels], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel(name)
+        ax.set_ylabel(name)  # a linear scale from 0: bar lengths mean what they show
     bottom.axhline(2 ** result.experiment.targets[0], color="k", ls="--", lw=0.8, label="target pieces")
     bottom.legend(fontsize=8)
     _finish(fig, result, path)
