@@ -16,6 +16,7 @@ from .common import guard
 from .render import print_json, stderr_console, stdout_console
 
 if TYPE_CHECKING:
+    from regioncount.experiments.gotu_runs import GotuResult
     from regioncount.experiments.runner import ExperimentResult
 
 
@@ -50,6 +51,21 @@ def _summary(result: ExperimentResult, figure: str) -> Table:
     return table
 
 
+def _gotu_summary(result: GotuResult, figure: str) -> Table:
+    """Per model and target: GOTU error (trained or the flow's limit, closed form) and training loss."""
+    e = result.experiment
+    table = Table(title=f"{e.figure}: {e.name}{' (quick)' if e.quick else ''}; GOTU on {{-1, 1}}^{e.dim}, "
+                        f"{len(e.seeds)} seed(s), {e.steps} steps; figure {figure}", title_justify="left")
+    for column in ("model", "target", "GOTU error", "closed form", "train loss"):
+        table.add_column(column, justify="left" if column in ("model", "target") else "right")
+    for row in result.rows:
+        error = f"{row.trained:.3g}" + (f" +- {row.spread:.2g}" if row.spread else "")
+        table.add_row(row.model, row.target, error, "-" if row.closed_form is None else f"{row.closed_form:.3g}",
+                      "-" if row.train_loss is None else f"{row.train_loss:.1e}")
+    table.caption = "feature densities: " + ", ".join(f"{m.model.split(' (')[0]} {m.density:.2f}" for m in result.maps)
+    return table
+
+
 @click.command()
 @click.argument("names", nargs=-1)
 @click.option("--quick", is_flag=True, help="Small budgets (every experiment in a few minutes on 2 CPU cores).")
@@ -77,4 +93,7 @@ def reproduce(names: tuple[str, ...], quick: bool, out_dir: str, device: str, as
         return
     console = stdout_console()
     for result, figure in results:
-        console.print(_summary(result, str(figure)))
+        from regioncount.experiments import GotuResult
+
+        console.print(_gotu_summary(result, str(figure)) if isinstance(result, GotuResult)
+                      else _summary(result, str(figure)))

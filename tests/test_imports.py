@@ -104,7 +104,7 @@ LAYERS = {
     "parallel": {"core", "models", "line", "sampling"},
     "viz": {"core", "models", "line", "theory"},
     "bias": {"core", "models"},
-    "experiments": {"core", "models", "io", "line", "theory"},
+    "experiments": {"core", "models", "io", "line", "theory", "viz", "bias"},
 }
 
 

@@ -9,7 +9,15 @@ import pytest
 import torch
 from random_nets import run_cli
 
-from regioncount.experiments import ConfigError, NetSpec, builtin_names, load_experiment, run_experiment
+from regioncount.experiments import (
+    ConfigError,
+    Experiment,
+    GotuExperiment,
+    NetSpec,
+    builtin_names,
+    load_experiment,
+    run_experiment,
+)
 from regioncount.experiments.config import parse_experiment
 from regioncount.experiments.runs import train
 from regioncount.io.model_files import load_model
@@ -42,12 +50,15 @@ def tiny_config(tmp_path: Path, text: str = TINY) -> Path:
 
 
 def test_shipped_configurations_parse_in_both_settings():
-    assert {"sawtooth", "table1"} <= set(builtin_names())
+    assert {"sawtooth", "table1", "gotu"} <= set(builtin_names())
     for name in builtin_names():
         full, quick = load_experiment(name), load_experiment(name, quick=True)
         assert not full.quick and quick.quick and quick.steps <= full.steps
-        assert full.quoted and full.chosen and full.nets
+        assert full.quoted and full.chosen
+        assert isinstance(full, GotuExperiment) or full.nets
+    assert isinstance(load_experiment("gotu"), GotuExperiment) and load_experiment("gotu").dim == 20
     table = load_experiment("table1")
+    assert isinstance(table, Experiment)
     flops = {net.label: net.flops() for net in table.nets}
     assert flops["DEQ m=10"] == 240 and all(200 <= f <= 240 for f in flops.values())
 
@@ -63,6 +74,7 @@ def test_flops_per_iteration():
     ({"lr": 2.0}, "lr"), ({"models": [{"kind": "cnn"}]}, "kind"), ({"models": [{"kind": "deq", "widths": [True]}]}, "widths"),
     ({"models": []}, "models"), ({"name": ""}, "name"), ({"plot": "pie"}, "plot"),
     ({"models": [{"kind": "ffn", "shapes": [[4] * 20]}]}, "hidden layers"),
+    ({"task": "mnist"}, "task"), ({"task": "gotu", "dim": 1}, "dim"), ({"task": "gotu", "dim": 100}, "dim"),
 ])
 def test_bad_configurations_are_refused_by_name(change, message):
     data = {"name": "x", "figure": "f", "quoted": "q", "chosen": "c", "targets": [2], "seeds": [0], "steps": 5,
@@ -123,13 +135,50 @@ def test_the_table_names_each_net_and_its_counts(tmp_path):
     assert "DEQ m=3" in result.output and "FFN 3x3" in result.output and "regions (exact)" in result.output
 
 
+GOTU = """
+task = "gotu"
+name = "tinygotu"
+figure = "a test"
+quoted = "nothing"
+chosen = "d = 4, one seed, a few steps"
+dim = 4
+seeds = [0]
+steps = 30
+lr = 0.003
+"""
+
+
+def test_the_gotu_task_shares_the_bias_study_and_resumes(tmp_path):
+    """The GOTU experiment: the linear models' errors equal their closed forms (the implicit bias), the
+    trained baselines report their training loss, four feature maps; a second call reads it back."""
+    config, out = tiny_config(tmp_path, GOTU), tmp_path / "out"
+    result = run_cli(*["reproduce", str(config), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["experiments"][0]
+    assert report["task"] == "gotu" and report["reused_runs"] == 0 and Path(report["figure_file"]).is_file()
+    rows = report["gotu"]
+    assert {row["target"] for row in rows} == {"f1", "f2"} and len(report["features"]) == 3
+    for row in rows:
+        if row["gotu_error_closed_form"] is not None:
+            assert row["gotu_error_trained"] == pytest.approx(row["gotu_error_closed_form"], rel=1e-6, abs=1e-9)
+        else:
+            assert row["train_loss"] is not None and row["train_loss"] >= 0
+    again = json.loads(run_cli(*["reproduce", str(config), "--out", str(out), "--json"]).output)["experiments"][0]
+    assert again["reused_runs"] == 1 and again["gotu"] == rows
+    table = run_cli(*["reproduce", str(config), "--out", str(out)])
+    assert table.exit_code == 0 and "GOTU error" in table.output and "diagonal linear DEQ" in table.output
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sawtooth", "table1"])
+@pytest.mark.parametrize("name", ["sawtooth", "table1", "gotu"])
 def test_each_quick_experiment_runs(name, tmp_path):
     result = run_cli(*["reproduce", name, "--quick", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)["experiments"][0]
     experiment = load_experiment(name, quick=True)
+    assert Path(report["figure_file"]).stat().st_size > 10_000
+    if isinstance(experiment, GotuExperiment):
+        assert len(report["gotu"]) == 10 and len(report["features"]) == 3
+        return
     assert len(report["runs"]) == len(experiment.targets) * len(experiment.nets) * len(experiment.seeds)
     assert all(run["count_method"] == "exact" for run in report["runs"])
-    assert Path(report["figure_file"]).stat().st_size > 10_000

@@ -98,7 +98,8 @@ def gotu_error(name: str, data: GotuData, theta: np.ndarray, bias: float) -> flo
 @dataclass(frozen=True)
 class GotuRow:
     """One model on one target: its bias share, GOTU error from training (the flow's limit, or the mean
-    over seeds with its spread) and in closed form (from the implicit bias; None where none is known)."""
+    over seeds with its spread) and in closed form (from the implicit bias; None where none is known), and
+    for trained baselines the largest final training loss over the seeds."""
 
     model: str
     target: str
@@ -107,11 +108,12 @@ class GotuRow:
     closed_form: float | None
     spread: float = 0.0
     note: str = ""
+    train_loss: float | None = None
 
     def to_json(self) -> dict:
         return {"model": self.model, "target": self.target, "bias_share": self.bias_share,
                 "gotu_error_trained": self.trained, "gotu_error_closed_form": self.closed_form,
-                "spread": self.spread, "note": self.note}
+                "spread": self.spread, "note": self.note, "train_loss": self.train_loss}
 
 
 def linear_rows(data: GotuData, name: str, alpha: float = 0.01) -> list[GotuRow]:

@@ -187,16 +187,19 @@ def comparison_rows(inst: Instance, flow: FlowResult, planted: str, alphas: tupl
     return rows, paths
 
 
-def feature_maps(data, seeds: list[int]) -> tuple[list[GotuRow], list[FeatureMap]]:
-    """The trained baselines on both GOTU targets (errors over seeds) and the feature maps on f1 (seed 0)."""
+def feature_maps(data, seeds: list[int], steps: int = 1500, lr: float = 3e-3
+                 ) -> tuple[list[GotuRow], list[FeatureMap]]:
+    """The trained baselines on both GOTU targets (errors over seeds, ``steps`` Adam steps at ``lr``) and the
+    feature maps on f1 (seed 0)."""
     rows, maps = [], []
     for name in TARGETS:
         for trainer in (train_ffn, train_linear_deq):
-            runs: list[TrainedModel] = [trainer(data, name, seed) for seed in seeds]
+            runs: list[TrainedModel] = [trainer(data, name, seed, steps, lr) for seed in seeds]
             errors = np.array([r.gotu_error for r in runs])
+            loss = max(r.train_loss for r in runs)
             rows.append(GotuRow(runs[0].name, name, float("nan"), float(errors.mean()), None,
                                 float(errors.std()), f"{len(seeds)} seeds; train loss <= "
-                                f"{max(r.train_loss for r in runs):.1e}; {runs[0].note}".rstrip("; ")))
+                                f"{loss:.1e}; {runs[0].note}".rstrip("; "), train_loss=loss))
             if name == "f1":
                 maps.append(FeatureMap(runs[0].name, runs[0].features, density(runs[0].features), runs[0].note))
     return rows, maps
@@ -241,14 +244,18 @@ def run_study(n: int = 10, d: int = 30, scales: tuple[float, ...] = (0.5, 1.0, 2
     tell("GOTU: trained FFNs and linear DEQs")
     trained, maps = feature_maps(data, list(range(seeds)))
     gotu += trained
-    deq_beta = _gotu_deq_beta(data)
-    maps.insert(0, FeatureMap("diagonal linear DEQ + bias", diagonal_deq_features(data, deq_beta, np.ones(data.d)),
-                              density(diagonal_deq_features(data, deq_beta, np.ones(data.d)))))
+    maps.insert(0, diagonal_deq_map(data))
     settings = {"n": n, "d": d, "scales": list(scales), "seed": seed, "steps": list(steps), "max_steps": max_steps,
                 "alphas": list(alphas), "gotu_dim": gotu_dim, "seeds": seeds,
                 "loss": "||X theta - y||^2 / 2", "deq": "z = diag(w) z + x, f = signs . z, beta = 1 / (1 - w)"}
     return BiasReport(settings, theory, descent, descent_inst.name, comparison, gotu, maps, paths,
                       time.perf_counter() - start)
+
+
+def diagonal_deq_map(data) -> FeatureMap:
+    """The diagonal linear DEQ's feature map on GOTU target f1 (its predicted minimiser's features)."""
+    features = diagonal_deq_features(data, _gotu_deq_beta(data), np.ones(data.d))
+    return FeatureMap("diagonal linear DEQ + bias", features, density(features))
 
 
 def _gotu_deq_beta(data) -> np.ndarray:

@@ -129,8 +129,31 @@ def _plot_kind(value: Any) -> str:
     return str(value)
 
 
-def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment:
-    """The :class:`Experiment` of a configuration's parsed TOML (``quick``: with its ``[quick]`` overrides)."""
+@dataclass(frozen=True)
+class GotuExperiment:
+    """The GOTU task (``task = "gotu"``): Boolean inputs of dimension ``dim`` with the half x_1 = -1 unseen,
+    the linear models of ``regioncount bias`` and its trained FFN and linear-DEQ baselines (``seeds``,
+    ``steps`` Adam steps at ``lr``), and the feature heat maps."""
+
+    name: str
+    figure: str
+    quoted: str
+    chosen: str
+    dim: int
+    seeds: tuple[int, ...]
+    steps: int
+    lr: float
+    quick: bool
+
+
+def _lr(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+        raise ConfigError(f"lr: expected a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _merged(data: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """The configuration with its ``[quick]`` overrides applied (when ``quick``), its texts checked."""
     quick_table = data.get("quick", {})
     if not isinstance(quick_table, dict):
         raise ConfigError("quick: expected a table")
@@ -138,14 +161,31 @@ def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment:
     for key in ("name", "figure", "quoted", "chosen"):
         if not isinstance(merged.get(key), str) or not merged[key]:
             raise ConfigError(f"{key}: expected a non-empty string")
-    lr = merged.get("lr")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 < lr < 1:
-        raise ConfigError(f"lr: expected a number in (0, 1), got {lr!r}")
+    return merged
+
+
+#: The tasks a configuration may name (``task``; default "sawtooth").
+TASKS = ("sawtooth", "gotu")
+
+
+def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment | GotuExperiment:
+    """The experiment of a configuration's parsed TOML (``quick``: with its ``[quick]`` overrides): a sawtooth
+    :class:`Experiment`, or a :class:`GotuExperiment` for ``task = "gotu"``."""
+    merged = _merged(data, quick)
+    task = merged.get("task", "sawtooth")
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    lr = _lr(merged.get("lr"))
+    if task == "gotu":
+        return GotuExperiment(name=merged["name"], figure=merged["figure"], quoted=merged["quoted"],
+                              chosen=merged["chosen"], dim=_int(merged.get("dim"), "dim", 2, 64),
+                              seeds=_ints(merged.get("seeds"), "seeds", 0, 2**31 - 1)[:MAX_SEEDS],
+                              steps=_int(merged.get("steps"), "steps", 1, MAX_STEPS), lr=lr, quick=quick)
     return Experiment(
         name=merged["name"], figure=merged["figure"], quoted=merged["quoted"], chosen=merged["chosen"],
         targets=_ints(merged.get("targets"), "targets", 1, MAX_TARGET),
         seeds=_ints(merged.get("seeds"), "seeds", 0, 2**31 - 1)[:MAX_SEEDS],
-        steps=_int(merged.get("steps"), "steps", 1, MAX_STEPS), lr=float(lr),
+        steps=_int(merged.get("steps"), "steps", 1, MAX_STEPS), lr=lr,
         train_points=_int(merged.get("train_points"), "train_points", 2, MAX_POINTS),
         test_points=_int(merged.get("test_points"), "test_points", 2, MAX_POINTS),
         nets=_nets(merged.get("models")), quick=quick, plot=_plot_kind(merged.get("plot", "widths")))
@@ -156,7 +196,7 @@ def builtin_names() -> list[str]:
     return sorted(path.stem for path in CONFIG_FOLDER.glob("*.toml"))
 
 
-def load_experiment(name_or_path: str, quick: bool = False) -> Experiment:
+def load_experiment(name_or_path: str, quick: bool = False) -> Experiment | GotuExperiment:
     """A shipped experiment by name (:func:`builtin_names`) or a TOML file of the same form."""
     path = CONFIG_FOLDER / f"{name_or_path}.toml"
     if not path.is_file():

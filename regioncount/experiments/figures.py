@@ -11,6 +11,7 @@ from statistics import mean
 from matplotlib.figure import Figure
 
 from ..core.atomic import atomic_output
+from .gotu_runs import GotuResult
 from .runner import ExperimentResult
 from .runs import RunResult
 
@@ -82,8 +83,34 @@ def _finish(fig: Figure, result: ExperimentResult, path: Path) -> None:
         fig.savefig(temp, dpi=150, format="png")
 
 
-def plot_experiment(result: ExperimentResult, path: str | Path) -> Path:
-    """Write the experiment's figure (layout by its configuration's ``plot``) to ``path``; returns it."""
+def _plot_gotu(result: GotuResult, path: Path) -> None:
+    """GOTU errors by model and target, the trained baselines' final training losses, and the feature heat
+    maps (the drawing of ``regioncount bias``)."""
+    from ..viz.bias_plot import draw_features, draw_gotu
+
+    fig = Figure(figsize=(20, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2 + len(result.maps), width_ratios=[1.4, 0.9] + [1.0] * len(result.maps))
+    draw_gotu(axes[0], result.rows)
+    trained = [row for row in result.rows if row.train_loss is not None]
+    labels = [f"{row.model.split(' (')[0]}, {row.target}" for row in trained]
+    axes[1].barh(range(len(trained)), [max(row.train_loss or 0.0, 1e-300) for row in trained], color="C2")
+    axes[1].set_yticks(range(len(trained)), labels, fontsize=7)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("final training loss (largest over seeds)")
+    axes[1].set_title("training on the seen half")
+    draw_features(fig, axes[2:], result.maps)
+    e = result.experiment
+    fig.suptitle(f"{e.figure} (reproduced{', quick setting' if e.quick else ''}): GOTU on {{-1, 1}}^{e.dim}, "
+                 f"{len(e.seeds)} seed(s), {e.steps} Adam steps", fontsize=10)
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=150, format="png")
+
+
+def plot_experiment(result: ExperimentResult | GotuResult, path: str | Path) -> Path:
+    """Write the experiment's figure (layout by its task and its configuration's ``plot``) to ``path``."""
     target = Path(path)
-    (_plot_bars if result.experiment.plot == "bars" else _plot_widths)(result, target)
+    if isinstance(result, GotuResult):
+        _plot_gotu(result, target)
+    else:
+        (_plot_bars if result.experiment.plot == "bars" else _plot_widths)(result, target)
     return target

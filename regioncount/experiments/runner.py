@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.atomic import atomic_output
-from .config import Experiment
+from .config import Experiment, GotuExperiment
+from .gotu_runs import GotuResult, run_gotu
 from .runs import RunKey, RunResult, run_one, settings_of
 
 
@@ -57,10 +58,12 @@ def _stored(path: Path, experiment: Experiment) -> RunResult | None:
     return run
 
 
-def run_experiment(experiment: Experiment, folder: str | Path, device: str = "cpu",
-                   progress: Callable[[str, int, int], None] | None = None) -> ExperimentResult:
+def run_experiment(experiment: Experiment | GotuExperiment, folder: str | Path, device: str = "cpu",
+                   progress: Callable[[str, int, int], None] | None = None) -> ExperimentResult | GotuResult:
     """Every run of ``experiment`` under ``folder``/NAME (module docstring); ``progress(label, done, total)``
-    after each run."""
+    after each run.  A GOTU experiment runs :func:`~regioncount.experiments.gotu_runs.run_gotu`."""
+    if isinstance(experiment, GotuExperiment):
+        return run_gotu(experiment, folder, progress)
     root = Path(folder) / experiment.name
     (root / "runs").mkdir(parents=True, exist_ok=True)
     keys = run_keys(experiment)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..bias.study import BiasReport
+    from ..bias.gotu import GotuRow
+    from ..bias.study import BiasReport, FeatureMap
 
 
 def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
@@ -26,8 +28,8 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
     axes = fig.subplots(2, 4)
     _draw_interpolants(axes[0, :2], report)
     _draw_trajectories(axes[0, 2:], report)
-    _draw_gotu(axes[1, 0], report)
-    _draw_features(fig, axes[1, 1:], report)
+    draw_gotu(axes[1, 0], report.gotu)
+    draw_features(fig, axes[1, 1:], report.features)
     fig.suptitle("Implicit bias of gradient flow on diagonal linear DEQs (regioncount bias)")
     fig.savefig(str(path), dpi=dpi)
     plt.close("all")
@@ -67,18 +69,18 @@ def _draw_trajectories(axes, report: BiasReport) -> None:
         ax.set_xlabel("time t (gradient flow)")
 
 
-def _gotu_value(report: BiasReport, model: str, target: str, field: str, missing: float) -> float:
+def _gotu_value(rows: Sequence[GotuRow], model: str, target: str, field: str, missing: float) -> float:
     """One number of the GOTU table (``field`` of the row of ``model`` and ``target``), ``missing`` if absent."""
-    return next((getattr(r, field) for r in report.gotu if r.model == model and r.target == target), missing)
+    return next((getattr(r, field) for r in rows if r.model == model and r.target == target), missing)
 
 
-def _draw_gotu(ax, report: BiasReport) -> None:
+def draw_gotu(ax, rows: Sequence[GotuRow]) -> None:
     """Bars of the GOTU error (mean over seeds, spread as error bars) by model, one bar per target."""
-    models = list(dict.fromkeys(r.model for r in report.gotu))
+    models = list(dict.fromkeys(r.model for r in rows))
     width = 0.38
     for k, target in enumerate(("f1", "f2")):
-        values = [_gotu_value(report, m, target, "trained", np.nan) for m in models]
-        spread = [_gotu_value(report, m, target, "spread", 0.0) for m in models]
+        values = [_gotu_value(rows, m, target, "trained", np.nan) for m in models]
+        spread = [_gotu_value(rows, m, target, "spread", 0.0) for m in models]
         ax.bar(np.arange(len(models)) + (k - 0.5) * width, values, width, yerr=spread, label=target)
     ax.set_xticks(np.arange(len(models)), [m.split(" (")[0].replace(" + ", "\n+ ") for m in models], fontsize=7,
                   rotation=20)
@@ -87,9 +89,9 @@ def _draw_gotu(ax, report: BiasReport) -> None:
     ax.legend()
 
 
-def _draw_features(fig, axes, report: BiasReport) -> None:
+def draw_features(fig, axes, maps: Sequence[FeatureMap]) -> None:
     """Heat maps of |feature| (normalised to its largest entry) on unseen inputs, one panel per model."""
-    for ax, feature in zip(axes, report.features):
+    for ax, feature in zip(axes, maps):
         magnitudes = np.abs(feature.magnitudes)
         top = magnitudes.max() if magnitudes.size and magnitudes.max() > 0 else 1.0
         image = ax.imshow(magnitudes / top, aspect="auto", cmap="magma", vmin=0, vmax=1)
