@@ -416,3 +416,14 @@ def test_the_separation_is_a_corollary_of_the_caps(alpha):
     for m in range(2, 61):
         assert (width_cap(m, alpha) + 1) ** depth_cap(m, alpha) < 2**m, m
 
+
+
+def test_sawtooth_training_is_seeded_without_touching_the_global_random_state():
+    from regioncount.theory.training import train_sawtooth_ffn
+
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    first = train_sawtooth_ffn(3, 1, 4, steps=5, seed=1).model
+    assert torch.equal(torch.random.get_rng_state(), before)
+    second = train_sawtooth_ffn(3, 1, 4, steps=5, seed=1).model
+    assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights))

@@ -97,8 +97,14 @@ def train_sawtooth_ffn(m: int, depth: int, width: int, *, steps: int = 3000, tim
     ``steps`` steps or ``time_budget`` seconds, whichever comes first; returns the float64 model.  ``init``:
     start from this FFN (same depth, widths <= ``width``; zero-padded, so the starting function is the same).
     """
-    torch.manual_seed(seed)
-    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's random state
+        torch.manual_seed(seed)
+        return _fit_sawtooth(m, depth, width, steps, time_budget, torch.device(device), lr, progress, init)
+
+
+def _fit_sawtooth(m: int, depth: int, width: int, steps: int, time_budget: float, device: torch.device, lr: float,
+                  progress: Callable[[float], None] | None, init: FFN | None) -> TrainedNet:
+    """The body of :func:`train_sawtooth_ffn`, on the already seeded random state."""
     layers: list[nn.Module] = []
     fan_in = 1
     for _ in range(depth):

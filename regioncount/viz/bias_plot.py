@@ -18,11 +18,9 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
     """Write a 2 x 4 figure: coefficients of the interpolants (sparse and dense planted), the trajectories of
     the DEQ's and the small-init diagonal network's coefficients (sparse), GOTU errors by model and target,
     and the feature heat maps of the diagonal DEQ, the FFN's last hidden layer and the full-W linear DEQ."""
-    import matplotlib
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    from ..core.atomic import atomic_output
 
     fig = Figure(figsize=(20, 9), constrained_layout=True)
     axes = fig.subplots(2, 4)
@@ -31,8 +29,8 @@ def plot_bias(report: BiasReport, path: str | Path, dpi: int = 150) -> None:
     draw_gotu(axes[1, 0], report.gotu)
     draw_features(fig, axes[1, 1:], report.features)
     fig.suptitle("Implicit bias of gradient flow on diagonal linear DEQs (regioncount bias)")
-    fig.savefig(str(path), dpi=dpi)
-    plt.close("all")
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=dpi, format="png")
 
 
 def _draw_interpolants(axes, report: BiasReport) -> None:
