@@ -98,11 +98,11 @@ def test_training_is_repeatable_and_leaves_the_global_random_state_alone():
     experiment = parse_experiment(data, quick=False)
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    first, loss1, _ = train(experiment.nets[0], 2, 7, experiment)
+    first, loss1, _, _ = train(experiment.nets[0], 2, 7, experiment)
     assert torch.equal(torch.random.get_rng_state(), before)
-    second, loss2, _ = train(experiment.nets[0], 2, 7, experiment)
+    second, loss2, _, _ = train(experiment.nets[0], 2, 7, experiment)
     assert loss1 == loss2 and torch.equal(first.W, second.W) and torch.equal(first.U, second.U)
-    other, _, _ = train(experiment.nets[0], 2, 8, experiment)
+    other, _, _, _ = train(experiment.nets[0], 2, 8, experiment)
     assert not torch.equal(first.U, other.U)
 
 
@@ -127,6 +127,23 @@ def test_a_run_saves_counts_and_reuses(tmp_path):
     changed = tiny_config(tmp_path, TINY.replace("steps = 40", "steps = 41"))
     third = run_experiment(load_experiment(str(changed)), out)
     assert third.reused == 0 and all(run.steps == 41 for run in third.runs)
+
+
+def test_checkpoints_along_training_are_saved_and_counted(tmp_path):
+    """``checkpoints = 2``: snapshots at steps 0, 20 and 40, each a saved file recounted to its row; the last
+    is the trained net itself."""
+    config, out = tiny_config(tmp_path, TINY.replace("steps = 40", "steps = 40\ncheckpoints = 2")), tmp_path / "o"
+    result = run_experiment(load_experiment(str(config)), out)
+    for run in result.runs:
+        along = run.along_training
+        assert [row["step"] for row in along] == [0, 20, 40]
+        for row in along:
+            recount = count_segment(load_model(out / "tiny" / row["model_file"]), interval=(0.0, 1.0), device="cpu")
+            assert (recount.activation_regions, recount.linear_pieces) == (row["regions"], row["pieces"])
+        assert (along[-1]["regions"], along[-1]["pieces"]) == (run.regions, run.pieces)
+        assert along[-1]["train_loss"] == run.train_loss
+    figure = run_cli(*["reproduce", str(config), "--out", str(out), "--json"])
+    assert json.loads(figure.output)["experiments"][0]["reused_runs"] == 3
 
 
 def test_the_table_names_each_net_and_its_counts(tmp_path):

@@ -19,6 +19,8 @@ else:  # pragma: no cover - Python 3.10
 CONFIG_FOLDER = Path(__file__).with_name("configs")
 #: The largest settings a configuration may ask for (a typo must not start a week of training).
 MAX_TARGET, MAX_WIDTH, MAX_DEPTH, MAX_STEPS, MAX_POINTS, MAX_SEEDS = 20, 512, 16, 10**6, 10**7, 100
+#: Most checkpoints along one training run (each is saved and counted).
+MAX_CHECKPOINTS = 100
 
 
 class ConfigError(RegionCountError):
@@ -56,7 +58,8 @@ class NetSpec:
 @dataclass(frozen=True)
 class Experiment:
     """A parsed configuration: targets T^m, seeds, training steps and grids, architectures, and what of it is
-    quoted from the paper and what is chosen here."""
+    quoted from the paper and what is chosen here; ``checkpoints``: how many evenly spaced snapshots along each
+    training run (besides the start) are saved and counted."""
 
     name: str
     figure: str
@@ -71,6 +74,7 @@ class Experiment:
     nets: tuple[NetSpec, ...]
     quick: bool
     plot: str = "widths"
+    checkpoints: int = 0
 
 
 def _ints(value: Any, what: str, low: int, high: int) -> tuple[int, ...]:
@@ -188,7 +192,8 @@ def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment | GotuExpe
         steps=_int(merged.get("steps"), "steps", 1, MAX_STEPS), lr=lr,
         train_points=_int(merged.get("train_points"), "train_points", 2, MAX_POINTS),
         test_points=_int(merged.get("test_points"), "test_points", 2, MAX_POINTS),
-        nets=_nets(merged.get("models")), quick=quick, plot=_plot_kind(merged.get("plot", "widths")))
+        nets=_nets(merged.get("models")), quick=quick, plot=_plot_kind(merged.get("plot", "widths")),
+        checkpoints=_int(merged.get("checkpoints", 0), "checkpoints", 0, MAX_CHECKPOINTS))
 
 
 def builtin_names() -> list[str]:

@@ -36,8 +36,9 @@ def _draw_lines(ax, runs: list[RunResult], field: str) -> None:
 
 def _plot_widths(result: ExperimentResult, path: Path) -> None:
     targets = result.experiment.targets
-    fig = Figure(figsize=(3.6 * len(targets) + 0.6, 6.4), layout="constrained")
-    axes = fig.subplots(2, len(targets), squeeze=False)
+    along = any(run.along_training for run in result.runs)
+    fig = Figure(figsize=(3.6 * len(targets) + 0.6, 9.4 if along else 6.4), layout="constrained")
+    axes = fig.subplots(3 if along else 2, len(targets), squeeze=False)
     for col, m in enumerate(targets):
         runs = [run for run in result.runs if run.m == m]
         top, bottom = axes[0][col], axes[1][col]
@@ -49,12 +50,35 @@ def _plot_widths(result: ExperimentResult, path: Path) -> None:
         bottom.axhline(2 ** m, color="k", ls="--", lw=0.8, label=f"$2^{{{m}}}$ (target)")
         bottom.set_yscale("log", base=2)
         bottom.set_xlabel("width")
+        if along:
+            _draw_along_training(axes[2][col], runs, m)
         if col == 0:
             top.set_ylabel("test loss (MSE)")
             bottom.set_ylabel("linear regions on [0, 1] (exact count)")
             top.legend(fontsize=8)
             bottom.legend(fontsize=8)
     _finish(fig, result, path)
+
+
+def _draw_along_training(ax, runs: list[RunResult], m: int) -> None:
+    """Exact regions of the snapshots against the training step: the widest net of each family, mean over
+    seeds."""
+    families: dict[str, list[RunResult]] = defaultdict(list)
+    for run in runs:
+        families["DEQ" if run.kind == "deq" else f"FFN, depth {len(run.widths)}"].append(run)
+    for family, members in sorted(families.items()):
+        widest = max(run.widths[0] for run in members)
+        chosen = [run for run in members if run.widths[0] == widest and run.along_training]
+        if not chosen:
+            continue
+        steps = [row["step"] for row in chosen[0].along_training]
+        regions = [mean(run.along_training[i]["regions"] for run in chosen) for i in range(len(steps))]
+        ax.plot(steps, regions, marker="o" if family == "DEQ" else "s", ms=3, label=f"{family}, width {widest}")
+    ax.axhline(2 ** m, color="k", ls="--", lw=0.8)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("regions along training (exact)")
+    ax.legend(fontsize=7)
 
 
 def _plot_bars(result: ExperimentResult, path: Path) -> None:

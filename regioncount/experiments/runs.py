@@ -11,7 +11,7 @@ of the saved file's model: what a reader recounts from the file is what the run 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class RunResult:
     seconds: float
     model_file: str
     settings: dict[str, Any]
+    along_training: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +70,7 @@ class RunResult:
 def settings_of(experiment: Experiment) -> dict[str, Any]:
     """The settings a run's result depends on (a stored run with other settings is run again)."""
     return {"steps": experiment.steps, "lr": experiment.lr, "train_points": experiment.train_points,
-            "test_points": experiment.test_points}
+            "test_points": experiment.test_points, "checkpoints": experiment.checkpoints}
 
 
 def _module(net: NetSpec) -> nn.Module:
@@ -107,9 +108,21 @@ def _as_model(module: nn.Module, net: NetSpec, name: str) -> Model:
                name=name)
 
 
-def train(net: NetSpec, m: int, seed: int, experiment: Experiment) -> tuple[Model, float, int]:
-    """Fit ``net`` to T^m (module docstring): the float64 model, its last training loss and the steps taken.
-    Seeded by ``seed`` on a forked random state (the caller's is left as it was)."""
+def checkpoint_steps(experiment: Experiment) -> list[int]:
+    """The steps whose snapshots are kept: 0 and ``checkpoints`` evenly spaced ones up to the last (none
+    when ``checkpoints`` is 0)."""
+    k = experiment.checkpoints
+    return [] if k == 0 else sorted({round(i * experiment.steps / k) for i in range(k + 1)})
+
+
+def train(net: NetSpec, m: int, seed: int, experiment: Experiment
+          ) -> tuple[Model, float, int, list[tuple[int, Model, float]]]:
+    """Fit ``net`` to T^m (module docstring): the float64 model, its last training loss, the steps taken, and
+    the snapshots (step, model, training loss there) at :func:`checkpoint_steps`.  Seeded by ``seed`` on a
+    forked random state (the caller's is left as it was)."""
+    keep = set(checkpoint_steps(experiment))
+    snapshots: list[tuple[int, Model, float]] = []
+    name = f"{net.key}-m{m}-s{seed}"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = _module(net)
@@ -118,12 +131,31 @@ def train(net: NetSpec, m: int, seed: int, experiment: Experiment) -> tuple[Mode
         x, y = x.float(), y.float()
         optimizer = torch.optim.Adam(module.parameters(), lr=experiment.lr)
         loss = torch.zeros(())
-        for _ in range(experiment.steps):
-            optimizer.zero_grad(set_to_none=True)
+        for step in range(experiment.steps + 1):
             loss = torch.mean((module(x) - y) ** 2)
+            if step in keep:
+                snapshots.append((step, _as_model(module, net, f"{name}-step{step}"), loss.item()))
+            if step == experiment.steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return _as_model(module, net, f"{net.key}-m{m}-s{seed}"), loss.item(), experiment.steps
+    return _as_model(module, net, name), loss.item(), experiment.steps, snapshots
+
+
+def _along_training(snapshots: list[tuple[int, Model, float]], stem: str, folder: Path, device: str
+                    ) -> list[dict[str, Any]]:
+    """Each snapshot saved (``folder``/models/STEM-stepN.json, a series ``regioncount track`` reads) and its
+    regions and pieces on [0, 1] counted exactly from the file."""
+    rows = []
+    for step, model, loss in snapshots:
+        path = folder / "models" / f"{stem}-step{step}.json"
+        save_model(model, path)
+        count = count_segment(load_model(path), interval=(0.0, 1.0), device=device)
+        rows.append({"step": step, "train_loss": loss, "regions": count.activation_regions,
+                     "pieces": count.linear_pieces, "count_method": count.method,
+                     "model_file": str(path.relative_to(folder))})
+    return rows
 
 
 def test_loss(model: Model, m: int, points: int) -> float:
@@ -136,9 +168,10 @@ def test_loss(model: Model, m: int, points: int) -> float:
 def run_one(key: RunKey, experiment: Experiment, folder: Path, device: str = "cpu") -> RunResult:
     """Train, save (``folder``/models/STEM.json), reload, test and count one run."""
     start = time.perf_counter()
-    model, train_loss, steps = train(key.net, key.m, key.seed, experiment)
+    model, train_loss, steps, snapshots = train(key.net, key.m, key.seed, experiment)
     model_file = folder / "models" / f"{key.stem}.json"
     model_file.parent.mkdir(parents=True, exist_ok=True)
+    along = _along_training(snapshots, key.stem, folder, device)
     save_model(model, model_file)
     saved = load_model(model_file)  # the file is the result: test and count what a reader will load
     count = count_segment(saved, interval=(0.0, 1.0), device=device)
@@ -150,4 +183,4 @@ def run_one(key: RunKey, experiment: Experiment, folder: Path, device: str = "cp
                      regions=count.activation_regions, pieces=count.linear_pieces, count_method=count.method,
                      target_pieces=2 ** key.m, flops=key.net.flops(), parameters=int(parameters),
                      seconds=time.perf_counter() - start, model_file=str(model_file.relative_to(folder)),
-                     settings=settings_of(experiment))
+                     settings=settings_of(experiment), along_training=along)
