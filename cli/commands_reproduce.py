@@ -51,6 +51,26 @@ def _summary(result: ExperimentResult, figure: str) -> Table:
     return table
 
 
+def _list(experiments: list, as_json: bool) -> None:
+    """The experiments by name: the paper's figure, what is quoted, and how many runs the setting trains."""
+    from regioncount.experiments import GotuExperiment
+
+    def runs(e) -> int:  # noqa: ANN001 - either experiment type
+        return len(e.seeds) if isinstance(e, GotuExperiment) else len(e.targets) * len(e.nets) * len(e.seeds)
+
+    rows = [{"name": e.name, "figure": e.figure, "quoted": e.quoted, "runs": runs(e), "quick": e.quick}
+            for e in experiments]
+    if as_json:
+        print_json({"experiments": rows})
+        return
+    table = Table(title="experiments (regioncount reproduce NAME)", title_justify="left")
+    for column in ("name", "figure", "runs", "quoted"):
+        table.add_column(column, justify="right" if column == "runs" else "left")
+    for row in rows:
+        table.add_row(row["name"], row["figure"], str(row["runs"]), row["quoted"])
+    stdout_console().print(table)
+
+
 def _gotu_summary(result: GotuResult, figure: str) -> Table:
     """Per model and target: GOTU error (trained or the flow's limit, closed form) and training loss."""
     e = result.experiment
@@ -73,15 +93,19 @@ def _gotu_summary(result: GotuResult, figure: str) -> Table:
               help="Output folder: NAME/results.json, NAME/NAME.png, NAME/runs and NAME/models per experiment.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
               help="Device of the exact counts (training runs on the CPU).")
+@click.option("--list", "list_only", is_flag=True, help="List the shipped experiments and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guard
-def reproduce(names: tuple[str, ...], quick: bool, out_dir: str, device: str, as_json: bool) -> None:
+def reproduce(names: tuple[str, ...], quick: bool, out_dir: str, device: str, list_only: bool, as_json: bool) -> None:
     """Train the nets of the paper's experiments (NAMES: shipped experiments or TOML files; default: every
     shipped one), save each, count its linear regions exactly on [0, 1], and draw each figure with its counted
     companion.  Finished runs are read back, not trained again."""
     from regioncount.experiments import builtin_names, load_experiment, plot_experiment, run_experiment
 
     experiments = [load_experiment(name, quick) for name in (names or builtin_names())]
+    if list_only:
+        _list(experiments, as_json)
+        return
     results = []
     for experiment in experiments:
         with _run_bar(not as_json and sys.stderr.isatty(), experiment.name) as update:

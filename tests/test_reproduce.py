@@ -199,3 +199,21 @@ def test_each_quick_experiment_runs(name, tmp_path):
         return
     assert len(report["runs"]) == len(experiment.targets) * len(experiment.nets) * len(experiment.seeds)
     assert all(run["count_method"] == "exact" for run in report["runs"])
+
+
+def test_the_list_names_every_shipped_experiment():
+    listed = json.loads(run_cli(*["reproduce", "--list", "--json"]).output)["experiments"]
+    assert {row["name"] for row in listed} == set(builtin_names())
+    assert next(row for row in listed if row["name"] == "table1")["runs"] == 15
+    quick = json.loads(run_cli(*["reproduce", "--list", "--quick", "--json"]).output)["experiments"]
+    assert next(row for row in quick if row["name"] == "table1")["runs"] == 10
+    table = run_cli(*["reproduce", "--list"])
+    assert table.exit_code == 0 and "Table 1" in table.output
+
+
+def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli(*["reproduce", str(tiny_config(tmp_path)), "--out", str(blocker)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
