@@ -396,6 +396,29 @@ def _steep_drawing(report: SteepReport, narrow: bool) -> list[Any]:
     return [table, note]
 
 
+@_drawn("SteepDimsReport")
+def _steep_dims_drawing(report: Any, narrow: bool) -> list[Any]:
+    """``steep --dims``: the d-dimensional target's DEQ against the FFN bounds, one row per dimension."""
+    table = Table(title=f"Steep target g_d(x) = phi(x_1) on [0, 1]^d, slope 2^d at 1/2: the DEQ (inverse by bisection) "
+                        f"and FFNs within {report.eps} at width <= {report.max_width:,}: log2 of the largest |weight|",
+                  title_justify="left")
+    for column in ("d", "DEQ units", "DEQ max|w|", "DEQ error <=", "regions on x_1", "bisection steps"):
+        table.add_column(column, justify="right")
+    for depth in report.depths:
+        table.add_column(f"FFN L={depth}\nlog2 B >=", justify="right")
+    for row in report.rows:
+        counted = "-" if row.regions is None else f"{row.regions:,} ({row.count_method})"
+        cells = [str(row.d), str(row.deq_units), f"{row.deq_max_abs_weight:g}", f"{row.deq_error_bound:.4g}", counted,
+                 str(row.bisection_steps)]
+        cells += ["-" if row.ffn_log2_bounds[L] is None else f"{row.ffn_log2_bounds[L]:.2f}" for L in report.depths]
+        table.add_row(*cells)
+    note = ("DEQ: y = H^-1(x_1) with H the CPWL through (j/K, phi^-1(j/K)), K units, every |weight| <= 1, its fixed "
+            "point unique (docs/steep.md); error bounded from the stored weights' exact breakpoints and interval "
+            "enclosures of phi. FFN: Lip >= 2^d (D - 2 eps) / 2 along x_1 with D = phi(1/2 + 2^-d) - phi(1/2 - 2^-d) "
+            "> 0.96, against Lip <= B (w B)^L: B grows like 2^(d / (L + 1)).")
+    return [table, note]
+
+
 def _e(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.1e}"
 
