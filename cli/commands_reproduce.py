@@ -53,10 +53,14 @@ def _summary(result: ExperimentResult, figure: str) -> Table:
 
 def _list(experiments: list, as_json: bool) -> None:
     """The experiments by name: the paper's figure, what is quoted, and how many runs the setting trains."""
-    from regioncount.experiments import GotuExperiment
+    from regioncount.experiments import GotuExperiment, SteepExperiment
 
-    def runs(e) -> int:  # noqa: ANN001 - either experiment type
-        return len(e.seeds) if isinstance(e, GotuExperiment) else len(e.targets) * len(e.nets) * len(e.seeds)
+    def runs(e) -> int:  # noqa: ANN001 - any experiment type
+        if isinstance(e, GotuExperiment):
+            return len(e.seeds)
+        if isinstance(e, SteepExperiment):
+            return 2 * len(e.dims) * len(e.seeds)
+        return len(e.targets) * len(e.nets) * len(e.seeds)
 
     rows = [{"name": e.name, "figure": e.figure, "quoted": e.quoted, "runs": runs(e), "quick": e.quick}
             for e in experiments]
@@ -69,6 +73,34 @@ def _list(experiments: list, as_json: bool) -> None:
     for row in rows:
         table.add_row(row["name"], row["figure"], str(row["runs"]), row["quoted"])
     stdout_console().print(table)
+
+
+def _steep_cells(result, d: int, kind: str) -> list[str]:  # noqa: ANN001 - a SteepResult
+    """One row of the steep table: means over the seeds (the proven error: the largest; the bound: the least)."""
+    e = result.experiment
+    runs = [r for r in result.runs if r.d == d and r.kind == kind]
+    proven = [r.proven_error for r in runs if r.proven_error is not None]
+    bounds = [r.ffn_log2_bound_at_error for r in runs if r.ffn_log2_bound_at_error is not None]
+    net = "DEQ, bisection" if kind == "deq" else f"FFN {e.ffn_depth} x {e.ffn_width}"
+    proven_text = f"{max(proven):.3g}" if proven else "-"
+    bound_text = f"{min(bounds):.2f}" if bounds else "-"
+    return [str(d), net, f"{mean(r.sup_error for r in runs):.3g}", proven_text, f"{mean(r.test_mse for r in runs):.2g}",
+            f"{mean(r.max_abs_weight for r in runs):.3g}", bound_text, f"{mean(r.regions for r in runs):,.1f}"]
+
+
+def _steep_summary(result, figure: str) -> Table:  # noqa: ANN001 - a SteepResult
+    """Per dimension and kind: means over the seeds of the errors, largest weight and exact regions."""
+    e = result.experiment
+    table = Table(title=f"{e.figure}: {e.name}{' (quick)' if e.quick else ''}; steep target g_d, {len(e.seeds)} "
+                        f"seed(s), {e.steps} steps; figure {figure}", title_justify="left")
+    for column in ("d", "net", "sup error", "proven <=", "MSE", "max |w|", "FFN bound log2", "regions on x_1"):
+        table.add_column(column, justify="left" if column == "net" else "right")
+    for d in e.dims:
+        for kind in ("deq", "ffn"):
+            table.add_row(*_steep_cells(result, d, kind))
+    table.caption = ("FFN bound: log2 of the largest weight any FFN of this shape needs at the row's measured sup "
+                     "error (docs/steep.md); the DEQ's weights are at most 1 by construction")
+    return table
 
 
 def _gotu_summary(result: GotuResult, figure: str) -> Table:
@@ -117,7 +149,11 @@ def reproduce(names: tuple[str, ...], quick: bool, out_dir: str, device: str, li
         return
     console = stdout_console()
     for result, figure in results:
-        from regioncount.experiments import GotuResult
+        from regioncount.experiments import GotuResult, SteepResult
 
-        console.print(_gotu_summary(result, str(figure)) if isinstance(result, GotuResult)
-                      else _summary(result, str(figure)))
+        if isinstance(result, GotuResult):
+            console.print(_gotu_summary(result, str(figure)))
+        elif isinstance(result, SteepResult):
+            console.print(_steep_summary(result, str(figure)))
+        else:
+            console.print(_summary(result, str(figure)))

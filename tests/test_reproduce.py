@@ -14,6 +14,7 @@ from regioncount.experiments import (
     Experiment,
     GotuExperiment,
     NetSpec,
+    SteepExperiment,
     builtin_names,
     load_experiment,
     run_experiment,
@@ -50,12 +51,12 @@ def tiny_config(tmp_path: Path, text: str = TINY) -> Path:
 
 
 def test_shipped_configurations_parse_in_both_settings():
-    assert {"sawtooth", "table1", "gotu"} <= set(builtin_names())
+    assert {"sawtooth", "table1", "gotu", "steep"} <= set(builtin_names())
     for name in builtin_names():
         full, quick = load_experiment(name), load_experiment(name, quick=True)
         assert not full.quick and quick.quick and quick.steps <= full.steps
         assert full.quoted and full.chosen
-        assert isinstance(full, GotuExperiment) or full.nets
+        assert isinstance(full, (GotuExperiment, SteepExperiment)) or full.nets
     assert isinstance(load_experiment("gotu"), GotuExperiment) and load_experiment("gotu").dim == 20
     table = load_experiment("table1")
     assert isinstance(table, Experiment)
@@ -186,8 +187,47 @@ def test_the_gotu_task_shares_the_bias_study_and_resumes(tmp_path):
     assert table.exit_code == 0 and "GOTU error" in table.output and "diagonal linear DEQ" in table.output
 
 
+STEEP = """
+task = "steep"
+name = "tinysteep"
+figure = "a test"
+quoted = "nothing"
+chosen = "d = 4 and 6, four knots, a few steps"
+dims = [4, 6]
+knots = 2
+ffn_depth = 1
+ffn_width = 4
+seeds = [0]
+steps = 20
+lr = 0.05
+train_points = 64
+"""
+
+
+def test_the_steep_task_trains_counts_and_bounds(tmp_path):
+    """The steep task: a DEQ and an FFN per dimension; the DEQ's weights <= 1 and its measured error within its
+    proven bound; both recount to their rows from the saved files; a second call reads every run back."""
+    config, out = tiny_config(tmp_path, STEEP), tmp_path / "out"
+    result = run_cli(*["reproduce", str(config), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["experiments"][0]
+    assert report["task"] == "steep" and len(report["runs"]) == 4 and Path(report["figure_file"]).is_file()
+    for run in report["runs"]:
+        model = load_model(out / "tinysteep" / run["model_file"])
+        d = run["d"]
+        recount = count_segment(model, segment=([0.0] + [0.5] * (d - 1), [1.0] + [0.5] * (d - 1)),
+                                assume_well_posed=run["kind"] == "deq", device="cpu")
+        assert recount.activation_regions == run["regions"] and run["count_method"] == "exact"
+        if run["kind"] == "deq":
+            assert run["max_abs_weight"] <= 1 and run["sup_error"] <= run["proven_error"] + 1e-9
+    again = json.loads(run_cli(*["reproduce", str(config), "--out", str(out), "--json"]).output)["experiments"][0]
+    assert again["reused_runs"] == 4
+    table = run_cli(*["reproduce", str(config), "--out", str(out)])
+    assert table.exit_code == 0 and "DEQ, bisection" in table.output
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sawtooth", "table1", "gotu"])
+@pytest.mark.parametrize("name", ["sawtooth", "table1", "gotu", "steep"])
 def test_each_quick_experiment_runs(name, tmp_path):
     result = run_cli(*["reproduce", name, "--quick", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
@@ -196,6 +236,9 @@ def test_each_quick_experiment_runs(name, tmp_path):
     assert Path(report["figure_file"]).stat().st_size > 10_000
     if isinstance(experiment, GotuExperiment):
         assert len(report["gotu"]) == 10 and len(report["features"]) == 3
+        return
+    if isinstance(experiment, SteepExperiment):
+        assert len(report["runs"]) == 2 * len(experiment.dims) * len(experiment.seeds)
         return
     assert len(report["runs"]) == len(experiment.targets) * len(experiment.nets) * len(experiment.seeds)
     assert all(run["count_method"] == "exact" for run in report["runs"])

@@ -150,6 +150,27 @@ class GotuExperiment:
     quick: bool
 
 
+@dataclass(frozen=True)
+class SteepExperiment:
+    """The steep task (``task = "steep"``): for each dimension in ``dims``, the bisection DEQ with ``2^knots``
+    trained knots and an FFN of ``ffn_depth`` hidden layers of ``ffn_width`` units, both trained on the
+    d-dimensional steep target (``seeds``, ``steps`` Adam steps at ``lr`` on ``train_points`` points)."""
+
+    name: str
+    figure: str
+    quoted: str
+    chosen: str
+    dims: tuple[int, ...]
+    knots: int
+    ffn_depth: int
+    ffn_width: int
+    seeds: tuple[int, ...]
+    steps: int
+    lr: float
+    train_points: int
+    quick: bool
+
+
 def _lr(value: Any) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
         raise ConfigError(f"lr: expected a number in (0, 1), got {value!r}")
@@ -169,17 +190,31 @@ def _merged(data: dict[str, Any], quick: bool) -> dict[str, Any]:
 
 
 #: The tasks a configuration may name (``task``; default "sawtooth").
-TASKS = ("sawtooth", "gotu")
+TASKS = ("sawtooth", "gotu", "steep")
 
 
-def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment | GotuExperiment:
+def _steep(merged: dict[str, Any], quick: bool, lr: float) -> SteepExperiment:
+    return SteepExperiment(name=merged["name"], figure=merged["figure"], quoted=merged["quoted"],
+                           chosen=merged["chosen"], dims=_ints(merged.get("dims"), "dims", 1, 30),
+                           knots=_int(merged.get("knots"), "knots", 1, 5),
+                           ffn_depth=_int(merged.get("ffn_depth"), "ffn_depth", 1, MAX_DEPTH),
+                           ffn_width=_int(merged.get("ffn_width"), "ffn_width", 1, MAX_WIDTH),
+                           seeds=_ints(merged.get("seeds"), "seeds", 0, 2**31 - 1)[:MAX_SEEDS],
+                           steps=_int(merged.get("steps"), "steps", 1, MAX_STEPS), lr=lr,
+                           train_points=_int(merged.get("train_points"), "train_points", 2, MAX_POINTS), quick=quick)
+
+
+def parse_experiment(data: dict[str, Any], quick: bool) -> Experiment | GotuExperiment | SteepExperiment:
     """The experiment of a configuration's parsed TOML (``quick``: with its ``[quick]`` overrides): a sawtooth
-    :class:`Experiment`, or a :class:`GotuExperiment` for ``task = "gotu"``."""
+    :class:`Experiment`, a :class:`GotuExperiment` for ``task = "gotu"``, a :class:`SteepExperiment` for
+    ``task = "steep"``."""
     merged = _merged(data, quick)
     task = merged.get("task", "sawtooth")
     if task not in TASKS:
         raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     lr = _lr(merged.get("lr"))
+    if task == "steep":
+        return _steep(merged, quick, lr)
     if task == "gotu":
         return GotuExperiment(name=merged["name"], figure=merged["figure"], quoted=merged["quoted"],
                               chosen=merged["chosen"], dim=_int(merged.get("dim"), "dim", 2, 64),
@@ -201,7 +236,7 @@ def builtin_names() -> list[str]:
     return sorted(path.stem for path in CONFIG_FOLDER.glob("*.toml"))
 
 
-def load_experiment(name_or_path: str, quick: bool = False) -> Experiment | GotuExperiment:
+def load_experiment(name_or_path: str, quick: bool = False) -> Experiment | GotuExperiment | SteepExperiment:
     """A shipped experiment by name (:func:`builtin_names`) or a TOML file of the same form."""
     path = CONFIG_FOLDER / f"{name_or_path}.toml"
     if not path.is_file():

@@ -14,6 +14,7 @@ from ..core.atomic import atomic_output
 from .gotu_runs import GotuResult
 from .runner import ExperimentResult
 from .runs import RunResult
+from .steep_runs import SteepResult
 
 
 def _series(runs: list[RunResult], field: str) -> dict[str, dict[int, list[float]]]:
@@ -130,11 +131,55 @@ def _plot_gotu(result: GotuResult, path: Path) -> None:
         fig.savefig(temp, dpi=150, format="png")
 
 
-def plot_experiment(result: ExperimentResult | GotuResult, path: str | Path) -> Path:
+def _steep_means(result: SteepResult, kind: str, field: str) -> tuple[list[int], list[float]]:
+    dims = list(result.experiment.dims)
+    values = []
+    for d in dims:
+        found = [getattr(r, field) for r in result.runs if r.d == d and r.kind == kind and getattr(r, field) is not None]
+        values.append(mean(found) if found else float("nan"))
+    return dims, values
+
+
+def _plot_steep(result: SteepResult, path: Path) -> None:
+    """Errors, log2 of the largest |parameter| (with the FFN bound at the FFN's measured error) and exact
+    regions along x_1, against the dimension; means over the seeds."""
+    import math
+
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    errors, weights, regions = fig.subplots(1, 3)
+    for kind, marker, colour in (("deq", "o", "C1"), ("ffn", "s", "C0")):
+        label = "DEQ (bisection, trained knots)" if kind == "deq" else "FFN"
+        dims, sup = _steep_means(result, kind, "sup_error")
+        errors.plot(dims, sup, marker=marker, color=colour, label=f"{label}: sup error")
+        dims, mse = _steep_means(result, kind, "test_mse")
+        errors.plot(dims, mse, marker=marker, color=colour, ls=":", label=f"{label}: MSE")
+        dims, largest = _steep_means(result, kind, "max_abs_weight")
+        weights.plot(dims, [math.log2(v) for v in largest], marker=marker, color=colour, label=label)
+        dims, count = _steep_means(result, kind, "regions")
+        regions.plot(dims, count, marker=marker, color=colour, label=label)
+    dims, bound = _steep_means(result, "ffn", "ffn_log2_bound_at_error")
+    weights.plot(dims, bound, "k--", lw=1, label="any FFN of this shape at the FFN's error: lower bound")
+    errors.set_yscale("log")
+    errors.set_title("error against g_d (measured on a grid)")
+    weights.set_title("log2 of the largest |parameter|")
+    regions.set_title("linear regions along x_1 (exact)")
+    for ax in (errors, weights, regions):
+        ax.set_xlabel("dimension d (slope 2^d)")
+        ax.legend(fontsize=7)
+    e = result.experiment
+    fig.suptitle(f"{e.figure} (reproduced{', quick setting' if e.quick else ''}): steep target, "
+                 f"{len(e.seeds)} seed(s), {e.steps} Adam steps", fontsize=10)
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=150, format="png")
+
+
+def plot_experiment(result: ExperimentResult | GotuResult | SteepResult, path: str | Path) -> Path:
     """Write the experiment's figure (layout by its task and its configuration's ``plot``) to ``path``."""
     target = Path(path)
     if isinstance(result, GotuResult):
         _plot_gotu(result, target)
+    elif isinstance(result, SteepResult):
+        _plot_steep(result, target)
     else:
         (_plot_bars if result.experiment.plot == "bars" else _plot_widths)(result, target)
     return target

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.atomic import atomic_output
-from .config import Experiment, GotuExperiment
+from .config import Experiment, GotuExperiment, SteepExperiment
 from .gotu_runs import GotuResult, run_gotu
 from .runs import RunKey, RunResult, run_one, settings_of
+from .steep_runs import SteepResult, run_steep
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,16 @@ def _stored(path: Path, experiment: Experiment) -> RunResult | None:
     return run
 
 
-def run_experiment(experiment: Experiment | GotuExperiment, folder: str | Path, device: str = "cpu",
-                   progress: Callable[[str, int, int], None] | None = None) -> ExperimentResult | GotuResult:
+def run_experiment(experiment: Experiment | GotuExperiment | SteepExperiment, folder: str | Path, device: str = "cpu",
+                   progress: Callable[[str, int, int], None] | None = None
+                   ) -> ExperimentResult | GotuResult | SteepResult:
     """Every run of ``experiment`` under ``folder``/NAME (module docstring); ``progress(label, done, total)``
-    after each run.  A GOTU experiment runs :func:`~regioncount.experiments.gotu_runs.run_gotu`."""
+    after each run.  A GOTU experiment runs :func:`~regioncount.experiments.gotu_runs.run_gotu`, a steep one
+    :func:`~regioncount.experiments.steep_runs.run_steep`."""
     if isinstance(experiment, GotuExperiment):
         return run_gotu(experiment, folder, progress)
+    if isinstance(experiment, SteepExperiment):
+        return run_steep(experiment, folder, device, progress)
     root = Path(folder) / experiment.name
     (root / "runs").mkdir(parents=True, exist_ok=True)
     keys = run_keys(experiment)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -169,12 +169,25 @@ def _error_bound(slopes: list[Fraction], breaks: list[Fraction], K: int, d: int)
 
 
 def inverse_construction(d: int, k: int) -> InverseConstruction:
-    """The DEQ for ``g_d`` with ``K = 2^k`` units (module docstring; proofs in ``docs/steep.md``)."""
+    """The DEQ for ``g_d`` with ``K = 2^k`` units (module docstring; proofs in ``docs/steep.md``): the knots
+    psi(j / K)."""
     _check(d, k)
     K = 2**k
     knots = [_psi(Fraction(j, K), d) for j in range(K + 1)]
     if not all(a < b for a, b in zip(knots, knots[1:])):
         raise SegmentError(f"at d = {d} the knots psi(j / {K}) are not distinct in float64: take a smaller d or k")
+    return inverse_deq(d, knots, name=f"steep-inverse-d{d}-K{K}")
+
+
+def inverse_deq(d: int, knots: Sequence[float], name: str = "") -> InverseConstruction:
+    """The bisection DEQ whose map H passes through (j / K, knots[j] - SHIFT) (K + 1 increasing knots in [0, 1]
+    from 0, K a power of two; the construction's, or trained ones), with its exact map, proven error and
+    largest weight."""
+    K = len(knots) - 1
+    k = K.bit_length() - 1
+    _check(d, k)
+    if 2**k != K or knots[0] != 0 or not all(a < b <= 1 for a, b in zip(knots, knots[1:])):
+        raise SegmentError("the knots must be 2^k + 1 strictly increasing numbers in [0, 1], the first 0")
     slopes = [K * (b - a) for a, b in zip(knots, knots[1:])]  # H's slopes, in (0, K]
     W = torch.zeros(K, K, dtype=DTYPE)
     U = torch.zeros(K, d, dtype=DTYPE)
@@ -185,22 +198,37 @@ def inverse_construction(d: int, k: int) -> InverseConstruction:
         W[j, 0] = 1.0
         b[j] = -j / K
     U[0, 0] = 1.0 / K
-    b[0] = SHIFT / K  # H(y) = x_1 + SHIFT: y > 0 on all of [0, 1], so no kink falls on the segment's end
+    b[0] = SHIFT / K  # H(0) = -SHIFT: y > 0 on all of [0, 1], so no kink falls on the segment's end
     A = torch.zeros(1, K, dtype=DTYPE)
     A[0, 0] = 1.0
-    model = DEQ(W=W, U=U, b=b, A=A, name=f"steep-inverse-d{d}-K{K}")
+    return analyse_inverse_deq(d, DEQ(W=W, U=U, b=b, A=A, name=name or f"steep-inverse-d{d}-K{K}"))
+
+
+def analyse_inverse_deq(d: int, model: DEQ) -> InverseConstruction:
+    """A bisection DEQ as stored (the layout of :func:`inverse_deq`, K = 2^k units): its exact map H, which must
+    increase (the fixed point is then unique), the proven error against ``g_d`` and the largest weight."""
+    K = model.width
+    k = K.bit_length() - 1
+    _check(d, k)
     exact_slopes, breaks = _stored_map(model, K)
-    if not all(s > 0 for s in exact_slopes):
+    if 2**k != K or not all(s > 0 for s in exact_slopes):
         raise SegmentError(f"the stored map H is not increasing at d = {d}, K = {K}: take a smaller d or k")
-    largest = max(float(t.abs().max()) for t in (W, U, b, A))
+    largest = max(float(t.abs().max()) for t in (model.W, model.U, model.b, model.A))
     return InverseConstruction(d, k, model, exact_slopes, breaks, _error_bound(exact_slopes, breaks, K, d), largest)
 
 
 def bisection_forward(construction: InverseConstruction, x1: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The DEQ's output at inputs with first coordinates ``x1`` (N,), and the number of bisection steps: y is
-    bisected over [0, 1] against H (float64, from the stored weights) for k = log2(1 / eps) + log2(1 - 0)
-    steps, which isolates H's piece; y then solves the piece's affine equation."""
-    model, K = construction.model, 2**construction.k
+    """The DEQ's output at inputs with first coordinates ``x1`` (N,), and the number of bisection steps
+    (:func:`bisect`)."""
+    return bisect(construction.model, x1)
+
+
+def bisect(model: DEQ, x1: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A bisection DEQ's output (layout of :func:`inverse_deq`) at first coordinates ``x1`` (N,), and the number
+    of bisection steps: y is bisected over [0, 1] against H (float64, from the stored weights) for
+    k = log2(1 / eps) + log2(1 - 0) steps, which isolates H's piece; y then solves the piece's affine equation."""
+    K = model.width
+    k = K.bit_length() - 1
     W0 = model.W[0]
     knots = torch.arange(K, dtype=DTYPE) / K
 
@@ -209,12 +237,12 @@ def bisection_forward(construction: InverseConstruction, x1: torch.Tensor) -> tu
         return ((1 - W0[0]) * y - hidden - model.b[0]) / model.U[0, 0]
 
     lo, hi = torch.zeros_like(x1), torch.ones_like(x1)
-    for _ in range(construction.k):
+    for _ in range(k):
         mid = (lo + hi) * 0.5
         right = H(mid) <= x1
         lo, hi = torch.where(right, mid, lo), torch.where(right, hi, mid)
     slope = (H(hi) - H(lo)) / (hi - lo)
-    return lo + (x1 - H(lo)) / slope, construction.k
+    return lo + (x1 - H(lo)) / slope, k
 
 
 def ffn_weight_bound(d: int, depth: int, width: int, eps: Fraction) -> float | None:
