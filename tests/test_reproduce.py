@@ -217,7 +217,8 @@ def test_the_steep_task_trains_counts_and_bounds(tmp_path):
         d = run["d"]
         recount = count_segment(model, segment=([0.0] + [0.5] * (d - 1), [1.0] + [0.5] * (d - 1)),
                                 assume_well_posed=run["kind"] == "deq", device="cpu")
-        assert recount.activation_regions == run["regions"] and run["count_method"] == "exact"
+        # the DEQ's regions come from the lemma (one per piece of H); the general-W walk agrees here
+        assert recount.activation_regions == run["regions"] and run["count_method"].startswith("exact")
         if run["kind"] == "deq":
             assert run["max_abs_weight"] <= 1 and run["sup_error"] <= run["proven_error"] + 1e-9
     again = json.loads(run_cli(*["reproduce", str(config), "--out", str(out), "--json"]).output)["experiments"][0]

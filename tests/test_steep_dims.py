@@ -56,7 +56,7 @@ def test_the_regions_along_x1_are_counted_exactly():
     result = count_segment(c.model, segment=([0.0] * d, [1.0] + [0.0] * (d - 1)), assume_well_posed=True,
                            device="cpu")
     assert result.method == "exact"
-    assert result.activation_regions == sum(1 for b in c.breaks if 0 < b < 1) + 1 == 2**k
+    assert result.activation_regions == c.regions_on_unit_interval == 2**k
 
 
 def test_the_ffn_bound_grows_with_the_dimension():

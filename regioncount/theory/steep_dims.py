@@ -118,6 +118,13 @@ class InverseConstruction:
     def eps(self) -> Fraction:
         return Fraction(1, 2**self.k)
 
+    @property
+    def regions_on_unit_interval(self) -> int:
+        """The activation regions along x_1 in [0, 1], exactly, from the lemma of ``docs/steep.md``: z_0 > 0
+        throughout (H(0) < 0) and z_j (j >= 1) switches where x_1 crosses H(j / K), so one region more than
+        the breakpoints H(j / K) inside (0, 1) (distinct, H increasing)."""
+        return 1 + sum(1 for b in self.breaks[1:] if 0 < b < 1)
+
     def inverse(self, x: Fraction) -> Fraction:
         """H^-1(x) exactly (x at least H(0))."""
         j = max(i for i, b in enumerate(self.breaks) if b <= x)
