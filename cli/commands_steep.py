@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from .common import guard, interactive, progress_bar
+
+
+def _bounded_list(text: str, flag: str, largest: int, what: str) -> list[int]:
+    """Positive integers from A:B[:step] or a,b,c (a one-line usage error beyond ``largest``)."""
+    from regioncount.theory.parsing import parse_widths
+
+    values = parse_widths(text)
+    if max(values) > largest:
+        raise click.UsageError(f"{flag}: {what} at most {largest}, got {max(values)}")
+    return values
+
+
+def _with_progress(items: list[int], make: Callable[[int], Any], label: str, as_json: bool) -> list[Any]:
+    """``make(item)`` for each item, with a progress bar for people."""
+    rows = []
+    with progress_bar(interactive(as_json), label) as progress:
+        for i, item in enumerate(items):
+            rows.append(make(item))
+            if progress is not None:
+                progress((i + 1) / len(items))
+    return rows
 
 
 @click.command()
@@ -32,26 +56,16 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, dim
     if dims_text is not None:
         _steep_dims(dims_text, knots, depths_text, max_width, eps_text, as_json, plot_file)
         return
-    from regioncount.theory.parsing import parse_widths
     from regioncount.theory.steep import MAX_STEEPNESS, SteepReport, parse_eps, steep_row
 
     if plot_file is not None:
         from regioncount.core.atomic import check_output_path
 
         check_output_path(plot_file, (".png",), "the plot")
-    ms = parse_widths(widths_text)
-    depths = parse_widths(depths_text)
-    if max(ms) > MAX_STEEPNESS:
-        raise click.UsageError(f"--widths: steepness m at most {MAX_STEEPNESS}, got {max(ms)}")
-    if max(depths) > 64:
-        raise click.UsageError(f"--depths: at most 64 hidden layers, got {max(depths)}")
+    ms = _bounded_list(widths_text, "--widths", MAX_STEEPNESS, "steepness m")
+    depths = _bounded_list(depths_text, "--depths", 64, "hidden layers")
     eps = parse_eps(eps_text)
-    rows = []
-    with progress_bar(interactive(as_json), "steep ramps") as progress:
-        for i, m in enumerate(ms):
-            rows.append(steep_row(m, depths, max_width, eps))
-            if progress is not None:
-                progress((i + 1) / len(ms))
+    rows = _with_progress(ms, lambda m: steep_row(m, depths, max_width, eps), "steep ramps", as_json)
     if plot_file is not None:
         from regioncount.viz.plot import plot_steep  # deferred: matplotlib costs 0.35 s to import
 
@@ -64,25 +78,17 @@ def steep(widths_text: str, depths_text: str, max_width: int, eps_text: str, dim
 def _steep_dims(dims_text: str, knots: int, depths_text: str, max_width: int, eps_text: str, as_json: bool,
                 plot_file: str | None) -> None:
     """``steep --dims``: one row per dimension (:func:`regioncount.theory.steep_dims.steep_dims_row`)."""
-    from regioncount.theory.parsing import parse_widths
     from regioncount.theory.steep import parse_eps
     from regioncount.theory.steep_dims import COUNT_MAX_KNOTS_LOG2, MAX_DIMS, SteepDimsReport, steep_dims_row
 
     if plot_file is not None:
         raise click.UsageError("--plot draws the 1-D ramp; with --dims use --json")
-    dims = parse_widths(dims_text)
-    depths = parse_widths(depths_text)
-    if max(dims) > MAX_DIMS:
-        raise click.UsageError(f"--dims: d at most {MAX_DIMS}, got {max(dims)}")
-    if max(depths) > 64:
-        raise click.UsageError(f"--depths: at most 64 hidden layers, got {max(depths)}")
+    dims = _bounded_list(dims_text, "--dims", MAX_DIMS, "the dimension d")
+    depths = _bounded_list(depths_text, "--depths", 64, "hidden layers")
     eps = parse_eps(eps_text)
-    rows = []
-    with progress_bar(interactive(as_json), "steep targets") as progress:
-        for i, d in enumerate(dims):
-            rows.append(steep_dims_row(d, knots, depths, max_width, eps, count=knots <= COUNT_MAX_KNOTS_LOG2))
-            if progress is not None:
-                progress((i + 1) / len(dims))
+    count = knots <= COUNT_MAX_KNOTS_LOG2
+    rows = _with_progress(dims, lambda d: steep_dims_row(d, knots, depths, max_width, eps, count=count),
+                          "steep targets", as_json)
     from .tables import render
 
     render(SteepDimsReport(rows, depths, max_width, eps), as_json=as_json)

@@ -1,22 +1,21 @@
 """Run an experiment into an output folder, resumably (``docs/reproduction.md``).
 
 ``FOLDER/NAME/runs/STEM.json`` holds each finished run; a run whose file exists with the same training
-settings is read back instead of trained again, so an interrupted ``reproduce`` picks up where it stopped and
-``--quick`` and full runs (different settings) never mix.  ``FOLDER/NAME/results.json`` gathers the runs with
-the configuration, and the figures are written beside it.
+settings is read back instead of trained again (:mod:`regioncount.experiments.resume`), so an interrupted
+``reproduce`` picks up where it stopped and ``--quick`` and full runs (different settings) never mix.
+``FOLDER/NAME/results.json`` gathers the runs with the configuration, and the figures are written beside it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.atomic import atomic_output
 from .config import Experiment, GotuExperiment, SteepExperiment
 from .gotu_runs import GotuResult, run_gotu
+from .resume import run_resumably, write_json
 from .runs import RunKey, RunResult, run_one, settings_of
 from .steep_runs import SteepResult, run_steep
 
@@ -44,21 +43,6 @@ def run_keys(experiment: Experiment) -> list[RunKey]:
     return [RunKey(m, net, seed) for m in experiment.targets for net in experiment.nets for seed in experiment.seeds]
 
 
-def _stored(path: Path, experiment: Experiment) -> RunResult | None:
-    """The finished run stored at ``path`` if it ran with the experiment's settings (and its model file is
-    still there), else None."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        run = RunResult(**data)
-    except (ValueError, TypeError):
-        return None  # a damaged or older file: run again
-    if run.settings != settings_of(experiment) or not (path.parent.parent / run.model_file).is_file():
-        return None
-    return run
-
-
 def run_experiment(experiment: Experiment | GotuExperiment | SteepExperiment, folder: str | Path, device: str = "cpu",
                    progress: Callable[[str, int, int], None] | None = None
                    ) -> ExperimentResult | GotuResult | SteepResult:
@@ -70,22 +54,9 @@ def run_experiment(experiment: Experiment | GotuExperiment | SteepExperiment, fo
     if isinstance(experiment, SteepExperiment):
         return run_steep(experiment, folder, device, progress)
     root = Path(folder) / experiment.name
-    (root / "runs").mkdir(parents=True, exist_ok=True)
-    keys = run_keys(experiment)
-    runs, reused = [], 0
-    for i, key in enumerate(keys):
-        path = root / "runs" / f"{key.stem}.json"
-        run = _stored(path, experiment)
-        if run is None:
-            run = run_one(key, experiment, root, device)
-            with atomic_output(path) as temp:
-                temp.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
-        else:
-            reused += 1
-        runs.append(run)
-        if progress is not None:
-            progress(f"{experiment.name}: T^{key.m}, {key.net.label}, seed {key.seed}", i + 1, len(keys))
+    jobs = [(key.stem, f"{experiment.name}: T^{key.m}, {key.net.label}, seed {key.seed}",
+             lambda key=key: run_one(key, experiment, root, device)) for key in run_keys(experiment)]
+    runs, reused = run_resumably(root, jobs, RunResult, settings_of(experiment), progress)
     result = ExperimentResult(experiment, runs, reused, root)
-    with atomic_output(root / "results.json") as temp:
-        temp.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
+    write_json(root / "results.json", result.to_json())
     return result

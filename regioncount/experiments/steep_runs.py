@@ -16,7 +16,6 @@ it is also bounded rigorously, from its stored weights.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,12 +26,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.atomic import atomic_output
 from ..io.model_files import load_model, save_model
 from ..line.exact1d import count_segment
 from ..models.networks import DEQ, DTYPE, FFN, Model
 from ..theory.steep_dims import analyse_inverse_deq, bisect, ffn_weight_bound, inverse_deq, target_values
 from .config import SteepExperiment
+from .resume import run_resumably, write_json
 
 
 @dataclass(frozen=True)
@@ -199,38 +198,14 @@ class SteepResult:
                 "reused_runs": self.reused, "runs": [run.to_json() for run in self.runs]}
 
 
-def _stored(path: Path, experiment: SteepExperiment) -> SteepRun | None:
-    if not path.is_file():
-        return None
-    try:
-        run = SteepRun(**json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError):
-        return None
-    if run.settings != steep_settings(experiment) or not (path.parent.parent / run.model_file).is_file():
-        return None
-    return run
-
-
 def run_steep(experiment: SteepExperiment, folder: str | Path, device: str = "cpu",
               progress: Callable[[str, int, int], None] | None = None) -> SteepResult:
-    """Every (dimension, kind, seed) run under ``folder``/NAME, resumably (as the sawtooth runner)."""
+    """Every (dimension, kind, seed) run under ``folder``/NAME, resumably (:mod:`regioncount.experiments.resume`)."""
     root = Path(folder) / experiment.name
-    (root / "runs").mkdir(parents=True, exist_ok=True)
-    keys = [(d, kind, seed) for d in experiment.dims for kind in ("deq", "ffn") for seed in experiment.seeds]
-    runs, reused = [], 0
-    for i, (d, kind, seed) in enumerate(keys):
-        path = root / "runs" / f"d{d}-{kind}-s{seed}.json"
-        run = _stored(path, experiment)
-        if run is None:
-            run = run_steep_one(d, kind, seed, experiment, root, device)
-            with atomic_output(path) as temp:
-                temp.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
-        else:
-            reused += 1
-        runs.append(run)
-        if progress is not None:
-            progress(f"{experiment.name}: d = {d}, {kind.upper()}, seed {seed}", i + 1, len(keys))
+    jobs = [(f"d{d}-{kind}-s{seed}", f"{experiment.name}: d = {d}, {kind.upper()}, seed {seed}",
+             lambda d=d, kind=kind, seed=seed: run_steep_one(d, kind, seed, experiment, root, device))
+            for d in experiment.dims for kind in ("deq", "ffn") for seed in experiment.seeds]
+    runs, reused = run_resumably(root, jobs, SteepRun, steep_settings(experiment), progress)
     result = SteepResult(experiment, runs, reused, root)
-    with atomic_output(root / "results.json") as temp:
-        temp.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
+    write_json(root / "results.json", result.to_json())
     return result
