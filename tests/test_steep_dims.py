@@ -99,3 +99,29 @@ def test_the_command_line():
     for args in (["--dims", "40"], ["--dims", "6", "--plot", "x.png"], ["--dims", "6", "--knots", "11"]):
         refused = run_cli("steep", *args)
         assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) <= 3
+
+
+#: Knots of a bisection DEQ trained by `reproduce steep` (d = 8, rounded to 6 digits): the Picard iteration does
+#: not contract, and its last pattern at x_1 = 1/2 was more than 8 greedy polishing rounds from the fixed point's.
+TRAINED_KNOTS = [0.0, 0.177607, 0.323949, 0.424767, 0.483288, 0.49605, 0.498269, 0.49895, 0.49924, 0.499394, 0.49943,
+                 0.499443, 0.499485, 0.499592, 0.499722, 0.499861, 0.500041, 0.500226, 0.500374, 0.500521, 0.50064,
+                 0.50068, 0.500691, 0.500752, 0.500908, 0.501183, 0.501802, 0.503768, 0.514568, 0.56919, 0.667765,
+                 0.816088, 1.0]
+
+
+def test_fixed_points_of_a_trained_bisection_deq_are_found_and_counted():
+    """The fixed-point solver polishes long enough (m + 2 rounds) to reach the unique fixed point; the general-W
+    walk then counts the trained DEQ, equal to the lemma's count."""
+    from regioncount.models.fixedpoint import solve_fixed_points
+    from regioncount.theory.steep_dims import inverse_deq
+
+    c = inverse_deq(8, TRAINED_KNOTS)
+    x = torch.full((1001, 8), 0.5, dtype=torch.float64)
+    x[:, 0] = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    points = solve_fixed_points(c.model, x)
+    assert bool(points.ok.all())
+    y, _ = bisection_forward(c, x[:, 0])
+    assert float((points.z[:, 0] - y).abs().max()) < 1e-9
+    result = count_segment(c.model, segment=([0.0] + [0.5] * 7, [1.0] + [0.5] * 7), assume_well_posed=True,
+                           device="cpu")
+    assert result.activation_regions == c.regions_on_unit_interval

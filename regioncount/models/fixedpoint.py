@@ -73,15 +73,18 @@ def _consistent_solve(W: torch.Tensor, active: torch.Tensor, q: torch.Tensor, ch
 
 
 def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FIXED_POINT_STEP_TOL, max_iter: int = 2000,
-                       damping: float = 1.0, polish_rounds: int = 8, guess: torch.Tensor | None = None) -> FixedPoints:
+                       damping: float = 1.0, polish_rounds: int | None = None,
+                       guess: torch.Tensor | None = None) -> FixedPoints:
     """Fixed points z* = relu(W z* + U x + b) of points ``x`` (B, d), exact up to float64 rounding.
 
     Picard iteration ``z <- (1 - a) z + a relu(W z + q)`` (a = ``damping``) runs until each point's own
     step ``||dz||_inf <= tol * (1 + ||z||_inf)``; then every point is polished on its pattern and checked
     (signs of u consistent with D, and ``|relu(W z + q) - z| <= 1e-10 (1 + |z|)``).  ``ok`` marks verified
-    points.  ``guess`` (B, m) bool: a likely pattern per point (e.g. a neighbour's); the points whose solve on
-    their guessed pattern is consistent with it skip the iteration (a consistent pattern's solution is a fixed
-    point, the fixed point when the DEQ is well-posed).
+    points.  Polishing re-solves on the signs of the last solve for up to ``polish_rounds`` rounds (default
+    m + 2, at least 8: where the iteration does not contract, its last pattern can be many flips away).
+    ``guess`` (B, m) bool: a likely pattern per point (e.g. a neighbour's); the points whose solve on their
+    guessed pattern is consistent with it skip the iteration (a consistent pattern's solution is a fixed point,
+    the fixed point when the DEQ is well-posed).
     """
     W = model.W.to(x.device)
     q = x.to(DTYPE) @ model.U.to(x.device).T + model.b.to(x.device)
@@ -110,7 +113,7 @@ def solve_fixed_points(model: HasFixedPoint, x: torch.Tensor, *, tol: float = FI
     if guess is not None:
         u[settled] = u_guess[settled]
     todo = (~settled).nonzero().flatten()
-    for _ in range(polish_rounds):
+    for _ in range(max(8, m + 2) if polish_rounds is None else polish_rounds):
         if todo.numel() == 0:
             break
         u_try, consistent = _consistent_solve(W, active[todo], q[todo], chunk)
