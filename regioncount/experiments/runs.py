@@ -21,7 +21,7 @@ from torch import nn
 from ..io.model_files import load_model, save_model
 from ..line.exact1d import count_segment
 from ..models.networks import DTYPE, FFN, Model
-from ..models.nn import ReLUDEQ
+from ..models.nn import ReLUDEQ, chain_to_ffn, relu_chain
 from ..theory.training import sawtooth
 from .config import Experiment, NetSpec
 
@@ -82,14 +82,8 @@ def _module(net: NetSpec) -> nn.Module:
         module: nn.Module = ReLUDEQ(1, net.widths[0], dtype=torch.float32)
         first = module.U
     else:
-        layers: list[nn.Module] = []
-        fan_in = 1
-        for width in net.widths:
-            layers += [nn.Linear(fan_in, width), nn.ReLU()]
-            fan_in = width
-        layers.append(nn.Linear(fan_in, 1))
-        module = nn.Sequential(*layers)
-        first = layers[0]
+        module = relu_chain(1, net.widths)
+        first = module[0]
     assert isinstance(first, nn.Linear)
     with torch.no_grad():
         n = first.weight.shape[0]
@@ -99,13 +93,9 @@ def _module(net: NetSpec) -> nn.Module:
     return module
 
 
-def _as_model(module: nn.Module, net: NetSpec, name: str) -> Model:
+def _as_model(module: nn.Module, name: str) -> Model:
     """The trained module as a float64 model (its float32 weights converted exactly)."""
-    if isinstance(module, ReLUDEQ):
-        return module.to_model(name)
-    linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-    return FFN([layer.weight.detach().double() for layer in linears], [layer.bias.detach().double() for layer in linears],
-               name=name)
+    return module.to_model(name) if isinstance(module, ReLUDEQ) else chain_to_ffn(module, name)
 
 
 def checkpoint_steps(experiment: Experiment) -> list[int]:
@@ -134,13 +124,13 @@ def train(net: NetSpec, m: int, seed: int, experiment: Experiment
         for step in range(experiment.steps + 1):
             loss = torch.mean((module(x) - y) ** 2)
             if step in keep:
-                snapshots.append((step, _as_model(module, net, f"{name}-step{step}"), loss.item()))
+                snapshots.append((step, _as_model(module, f"{name}-step{step}"), loss.item()))
             if step == experiment.steps:
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return _as_model(module, net, name), loss.item(), experiment.steps, snapshots
+    return _as_model(module, name), loss.item(), experiment.steps, snapshots
 
 
 def _along_training(snapshots: list[tuple[int, Model, float]], stem: str, folder: Path, device: str

@@ -29,6 +29,7 @@ from torch import nn
 from ..io.model_files import load_model, save_model
 from ..line.exact1d import count_segment
 from ..models.networks import DEQ, DTYPE, FFN, Model
+from ..models.nn import chain_to_ffn, relu_chain
 from ..theory.steep_dims import analyse_inverse_deq, bisect, ffn_weight_bound, inverse_deq, target_values
 from .config import SteepExperiment
 from .resume import run_resumably, write_json
@@ -134,17 +135,9 @@ def train_ffn(d: int, seed: int, experiment: SteepExperiment) -> FFN:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         x = training_points(d, experiment.train_points, gen)
-        layers: list[nn.Module] = []
-        fan_in = d
-        for _ in range(experiment.ffn_depth):
-            layers += [nn.Linear(fan_in, experiment.ffn_width, dtype=DTYPE), nn.ReLU()]
-            fan_in = experiment.ffn_width
-        layers.append(nn.Linear(fan_in, 1, dtype=DTYPE))
-        net = nn.Sequential(*layers)
+        net = relu_chain(d, [experiment.ffn_width] * experiment.ffn_depth, dtype=DTYPE)
         _train(net, lambda p: net(p)[:, 0], x, target_values(x[:, 0], d), experiment)
-    linears = [layer for layer in net if isinstance(layer, nn.Linear)]
-    return FFN([layer.weight.detach().clone() for layer in linears], [layer.bias.detach().clone() for layer in linears],
-               name=f"steep-ffn-d{d}-s{seed}")
+    return chain_to_ffn(net, f"steep-ffn-d{d}-s{seed}")
 
 
 def _measure(model: Model, d: int) -> tuple[float, float]:
@@ -170,8 +163,8 @@ def run_steep_one(d: int, kind: str, seed: int, experiment: SteepExperiment, fol
     save_model(model, path)
     saved = load_model(path)
     mse, sup = _measure(saved, d)
-    if isinstance(saved, DEQ):  # regions from the lemma of docs/steep.md (the general-W walk's checks can fail on
-        analysis = analyse_inverse_deq(d, saved)  # trained knots of slope ratio 1e4, so it is not relied on)
+    if isinstance(saved, DEQ):  # regions from the lemma of docs/steep.md: exact, and cheaper than the general-W walk
+        analysis = analyse_inverse_deq(d, saved)
         proven, regions, method = analysis.error_bound, analysis.regions_on_unit_interval, "exact (one per piece of H)"
     else:
         count = count_segment(saved, segment=([0.0] + [0.5] * (d - 1), [1.0] + [0.5] * (d - 1)), device=device)

@@ -16,12 +16,12 @@ gradient), or hands the solve to a torchdeq solver when one is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .networks import DEQ
+from .networks import DEQ, FFN
 
 
 class ReLUDEQ(nn.Module):
@@ -88,3 +88,24 @@ class ReLUDEQ(nn.Module):
     def extra_repr(self) -> str:
         return f"triangular={self.triangular}"
 
+
+
+def relu_chain(input_dim: int, widths: Sequence[int], output_dim: int = 1,
+               dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """A Linear/ReLU chain ``input_dim -> widths[0] -> ... -> output_dim`` (ReLU after every hidden layer),
+    with PyTorch's initialisation: the FFNs the experiments train."""
+    layers: list[nn.Module] = []
+    fan_in = input_dim
+    for width in widths:
+        layers += [nn.Linear(fan_in, width, dtype=dtype), nn.ReLU()]
+        fan_in = width
+    layers.append(nn.Linear(fan_in, output_dim, dtype=dtype))
+    return nn.Sequential(*layers)
+
+
+def chain_to_ffn(chain: nn.Module, name: str | None = None) -> FFN:
+    """The float64 :class:`FFN` of a Linear/ReLU chain such as :func:`relu_chain`'s (float32 weights convert
+    exactly), its Linear layers taken in order."""
+    linears = [layer for layer in chain.modules() if isinstance(layer, nn.Linear)]
+    return FFN([layer.weight.detach().cpu().double().clone() for layer in linears],
+               [layer.bias.detach().cpu().double().clone() for layer in linears], name=name)

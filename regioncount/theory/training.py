@@ -20,6 +20,7 @@ from torch import nn
 
 from ..line.exact1d import count_segment
 from ..models.networks import DTYPE, FFN
+from ..models.nn import chain_to_ffn, relu_chain
 
 
 def sawtooth(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -105,15 +106,10 @@ def train_sawtooth_ffn(m: int, depth: int, width: int, *, steps: int = 3000, tim
 def _fit_sawtooth(m: int, depth: int, width: int, steps: int, time_budget: float, device: torch.device, lr: float,
                   progress: Callable[[float], None] | None, init: FFN | None) -> TrainedNet:
     """The body of :func:`train_sawtooth_ffn`, on the already seeded random state."""
-    layers: list[nn.Module] = []
-    fan_in = 1
-    for _ in range(depth):
-        layers += [nn.Linear(fan_in, width), nn.ReLU()]
-        fan_in = width
-    layers.append(nn.Linear(fan_in, 1))
+    net = relu_chain(1, [width] * depth)
     if init is not None:
-        _embed(layers, init, width)
-    net = nn.Sequential(*layers).to(device)
+        _embed(list(net), init, width)
+    net = net.to(device)
     n_points = max(4096, 2 ** (m + 3))
     x = torch.linspace(0, 1, n_points, dtype=DTYPE)[:, None]
     y = sawtooth(x, m)
@@ -134,10 +130,7 @@ def _fit_sawtooth(m: int, depth: int, width: int, steps: int, time_budget: float
             break
     if progress is not None:
         progress(1.0)
-    linears = [layer for layer in net if isinstance(layer, nn.Linear)]
-    model = FFN([layer.weight.detach().cpu().double() for layer in linears],
-                [layer.bias.detach().cpu().double() for layer in linears], name=f"trained-L{depth}-w{width}")
-    return TrainedNet(depth, width, done, time.perf_counter() - start, model)
+    return TrainedNet(depth, width, done, time.perf_counter() - start, chain_to_ffn(net, f"trained-L{depth}-w{width}"))
 
 
 def _embed(layers: list[nn.Module], init: FFN, width: int) -> None:
