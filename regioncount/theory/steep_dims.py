@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -127,8 +128,13 @@ class InverseConstruction:
 
     def inverse(self, x: Fraction) -> Fraction:
         """H^-1(x) exactly (x at least H(0))."""
-        j = max(i for i, b in enumerate(self.breaks) if b <= x)
-        return Fraction(j, 2**self.k) + (x - self.breaks[j]) / self.slopes[j]
+        return _inverse_at(self.slopes, self.breaks, x)
+
+
+def _inverse_at(slopes: list[Fraction], breaks: list[Fraction], x: Fraction) -> Fraction:
+    """H^-1(x) exactly, for H of the given piece slopes and (increasing) breakpoints H(j / K), x >= H(0)."""
+    j = bisect_right(breaks, x) - 1
+    return Fraction(j, len(breaks)) + (x - breaks[j]) / slopes[j]
 
 
 def _stored_map(model: DEQ, K: int) -> tuple[list[Fraction], list[Fraction]]:
@@ -157,20 +163,15 @@ def _lower(value: Any) -> float:
     return math.nextafter(float(mpmath.mpf(value.a)), -math.inf)
 
 
-def _error_bound(slopes: list[Fraction], breaks: list[Fraction], K: int, d: int) -> float:
+def _error_bound(slopes: list[Fraction], breaks: list[Fraction], d: int) -> float:
     """sup over x in [0, 1] of |H^-1(x) - phi(x)|: on each piece [a, c] of H^-1 within [0, 1] both functions are
     increasing, so the gap is at most max(H^-1(c) - phi(a), phi(c) - H^-1(a)) (phi by interval enclosures)."""
     cuts = sorted({Fraction(0), Fraction(1), *(b for b in breaks if 0 < b < 1)})
-
-    def inverse(x: Fraction) -> Fraction:
-        j = max(i for i, b in enumerate(breaks) if b <= x)
-        return Fraction(j, K) + (x - breaks[j]) / slopes[j]
-
     worst = 0.0
     with _interval_digits(40):
         for a, c in zip(cuts, cuts[1:]):
-            above = _iv(inverse(c)) - phi_enclosure(a, d)
-            below = phi_enclosure(c, d) - _iv(inverse(a))
+            above = _iv(_inverse_at(slopes, breaks, c)) - phi_enclosure(a, d)
+            below = phi_enclosure(c, d) - _iv(_inverse_at(slopes, breaks, a))
             worst = max(worst, _upper(above), _upper(below))
     return worst
 
@@ -221,7 +222,7 @@ def analyse_inverse_deq(d: int, model: DEQ) -> InverseConstruction:
     if 2**k != K or not all(s > 0 for s in exact_slopes):
         raise SegmentError(f"the stored map H is not increasing at d = {d}, K = {K}: take a smaller d or k")
     largest = max(float(t.abs().max()) for t in (model.W, model.U, model.b, model.A))
-    return InverseConstruction(d, k, model, exact_slopes, breaks, _error_bound(exact_slopes, breaks, K, d), largest)
+    return InverseConstruction(d, k, model, exact_slopes, breaks, _error_bound(exact_slopes, breaks, d), largest)
 
 
 def bisection_forward(construction: InverseConstruction, x1: torch.Tensor) -> tuple[torch.Tensor, int]:
