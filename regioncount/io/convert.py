@@ -16,7 +16,9 @@ from typing import Any
 import torch
 
 from ..core.errors import ModelFormatError
+from ..graph.model import GraphModel
 from ..models.networks import FFN, Model
+from .graph_fx import check_graph, graph_from_traced
 
 #: Functions and tensor methods traced as a ReLU, and as a no-op on a batch of vectors.
 _RELU_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.relu_}
@@ -125,27 +127,55 @@ def _function_step(chain: _Chain, node: Any) -> None:
                                "the network must be affine maps and ReLUs)")
 
 
-def from_module(module: torch.nn.Module, input_dim: int | None = None, *, check_points: int = 256,
-                seed: int = 0, name: str | None = None) -> Model:
-    """The FFN computing ``module``'s function, traced with ``torch.fx`` (see the module docstring); the
-    DEQ of a :class:`regioncount.models.nn.ReLUDEQ`.
+def from_module(module: torch.nn.Module, input_dim: int | None = None, *,
+                input_shape: tuple[int, ...] | None = None, check_points: int = 256, seed: int = 0,
+                name: str | None = None) -> Model | GraphModel:
+    """The model computing ``module``'s function, traced with ``torch.fx``: an FFN for a chain of Linear and
+    ReLU layers (see the module docstring), the DEQ of a :class:`regioncount.models.nn.ReLUDEQ`, and otherwise
+    a :class:`~regioncount.graph.model.GraphModel` of its operators (convolutions, pooling, batch norm,
+    residual sums, leaky ReLU, PReLU, hard-tanh, abs: :mod:`regioncount.io.graph_fx`).
 
-    ``input_dim``: the length of the input vectors (default: the first Linear layer's ``in_features``).
-    The result is checked on ``check_points`` random inputs in [-1, 1]^d (and 10x wider) against
-    ``module(x)`` within :data:`CHECK_TOLERANCE` of the module's float type, relative to the outputs' size;
-    any mismatch, untraceable module, branch or unsupported layer is a one-line :class:`ModelFormatError`.
+    ``input_shape``: the per-sample shape of the input, e.g. (C, H, W) for images (points are then given
+    flat, C H W numbers); ``input_dim``: the length of input vectors (default: the first Linear layer's
+    ``in_features``).  The result is checked on ``check_points`` random inputs in [-1, 1]^d (and 10x wider)
+    against ``module(x)`` within :data:`CHECK_TOLERANCE` of the module's float type, relative to the outputs'
+    size; any mismatch, untraceable module or unsupported operator is a one-line :class:`ModelFormatError`.
     """
     from ..models.nn import ReLUDEQ
 
     if isinstance(module, ReLUDEQ):  # a DEQ module: its fixed point is not a traceable chain of layers
         return module.to_model(name)
     label = name or type(module).__name__
-    chain = _chain_of(_traced(module, label), label)
-    ffn = chain.ffn(label)
-    if input_dim is not None and ffn.input_dim != input_dim:
-        raise ModelFormatError(f"{label}: its first layer takes {ffn.input_dim} inputs, not {input_dim}")
-    _check_against(module, ffn, check_points, seed, label)
-    return ffn
+    traced = _traced(module, label)
+    if input_shape is None or len(input_shape) == 1:
+        try:
+            ffn = _chain_of(traced, label).ffn(label)
+        except ModelFormatError:
+            ffn = None  # not a chain of Linear and ReLU layers: read as a graph of operators
+        if ffn is not None:
+            wanted = input_dim if input_shape is None else input_shape[0]
+            if wanted is not None and ffn.input_dim != wanted:
+                raise ModelFormatError(f"{label}: its first layer takes {ffn.input_dim} inputs, not {wanted}")
+            _check_against(module, ffn, check_points, seed, label)
+            return ffn
+    shape = tuple(input_shape) if input_shape is not None else _vector_input(traced, input_dim, label)
+    graph = graph_from_traced(traced, shape, label)
+    check_graph(module, graph, check_points, seed, label)
+    return graph
+
+
+def _vector_input(traced: torch.fx.GraphModule, input_dim: int | None, label: str) -> tuple[int, ...]:
+    """The input shape (n,) of a module given no ``input_shape``: ``input_dim`` or the first layer's width."""
+    if input_dim is not None:
+        return (input_dim,)
+    for node in traced.graph.nodes:
+        if node.op == "call_module":
+            sub = traced.get_submodule(node.target)
+            if isinstance(sub, torch.nn.Linear):
+                return (sub.in_features,)
+            if isinstance(sub, (torch.nn.Conv1d, torch.nn.Conv2d)):
+                break
+    raise ModelFormatError(f"{label}: give input_shape, e.g. (C, H, W) for images; the first layer does not say")
 
 
 def _traced(module: torch.nn.Module, label: str) -> torch.fx.GraphModule:

@@ -25,6 +25,8 @@ from ..core.limits import Deadline
 from ..core.results import RegionEnds, SegmentCount, region_ends
 from ..core.settings import DEFAULT_MAX_REGIONS  # noqa: E402  (re-exported)
 from ..exact.rational1d import exact_count, ffn_output_slope_at, rational_cost
+from ..graph.count import count_graph
+from ..graph.model import GraphModel
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate
 from .cost import check_cost, default_max_pieces
 from .deq_general import walk_segment
@@ -64,6 +66,10 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   max_seconds: float | None = None, envelope: ColumnEnvelope | None = None) -> SegmentCount:
     """Count exactly the activation regions (and linear pieces) of ``model`` along a segment.
 
+    A :class:`~regioncount.graph.model.GraphModel` (convolutions, pooling, residual blocks, leaky ReLUs: read
+    by ``from_module``) is counted by :func:`regioncount.graph.count.count_graph`, which honours the
+    segment, ``linear_pieces``, ``keep_breakpoints``, ``device`` and the limits.
+
     Args:
         interval: (a, b) for a 1-D model; segment: (p, q) end points for d-D input.
         linear_pieces: also merge neighbouring regions with the same affine output (costs ~1.5x).
@@ -83,6 +89,10 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
         envelope: a :class:`~regioncount.line.envelope.ColumnEnvelope` that receives the output per pixel
             column as the walk goes (slopes are then tracked); left empty by a general-W DEQ's pattern walk.
     """
+    if isinstance(model, GraphModel):  # operator graphs: their own walk and proof (docs/graphs.md)
+        return count_graph(model, resolve_segment(model, interval, segment), linear_pieces=linear_pieces,
+                           keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
+                           memory_limit=memory_limit, max_seconds=max_seconds)
     certificate = deq_certificate(model, assume_well_posed)  # an ill-posed DEQ is refused before its segment
     seg = resolve_segment(model, interval, segment)
     return _count(model, seg, certificate, linear_pieces=linear_pieces or envelope is not None,
