@@ -267,3 +267,23 @@ def test_training_mode_batch_norm_is_refused():
     module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     with pytest.raises(ModelFormatError, match="call module.eval"):
         from_module(module, input_shape=(1, 4, 4))
+
+
+def test_graph_models_are_sampled_and_refused_where_not_supported():
+    from regioncount import partition_plane, sample_regions
+
+    module = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.LeakyReLU(0.125), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(8, 2)).double().eval()
+    graph = from_module(module, input_shape=(1, 4, 4))
+    assert graph.pattern_bits() == 2 * 16 + 8 * 3
+    result = sample_regions(graph, [-1.0] * 16, [1.0] * 16, samples=3000, seed=1)
+    x = torch.rand(3000, 16, dtype=torch.float64) * 2 - 1
+    assert 1 < result.distinct_patterns <= 3000
+    codes = graph.pattern_code(x)
+    assert codes.shape == (3000, graph.pattern_bits())
+    # the code is a bijection of the states: equal codes exactly where the states are equal
+    _, states = graph.forward(x[:50], patterns=True)
+    joined = torch.cat(states, 1)
+    assert torch.equal((codes[:50, None] == codes[None, :50]).all(-1), (joined[:, None] == joined[None]).all(-1))
+    with pytest.raises(ModelFormatError, match="not a GraphModel"):
+        partition_plane(graph, through=([0.0] * 16, [1.0] * 16, [0.0, 1.0] * 8))

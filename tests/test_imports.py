@@ -99,7 +99,7 @@ LAYERS = {
     "graph": {"core", "models"},
     "io": {"core", "models", "graph"},
     "line": {"core", "models", "exact", "graph"},
-    "sampling": {"core", "models", "line"},
+    "sampling": {"core", "models", "line", "graph"},
     "partition": {"core", "models", "exact", "line", "sampling"},
     "theory": {"core", "models", "exact", "line"},
     "parallel": {"core", "models", "line", "sampling"},

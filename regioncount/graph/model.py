@@ -34,18 +34,23 @@ class GraphNode:
         return math.prod(self.shape)
 
 
+def _check_nodes(nodes: list[GraphNode]) -> None:
+    """Node 0 is the input; every other node has an operator and reads earlier nodes (one, if piecewise)."""
+    if not nodes or nodes[0].op is not None:
+        raise ModelFormatError("a graph model starts with its input node")
+    for index, node in enumerate(nodes[1:], 1):
+        if node.op is None or not node.inputs or any(not 0 <= i < index for i in node.inputs):
+            raise ModelFormatError(f"graph node {node.name!r}: needs an operator and earlier inputs")
+        if node.op.piecewise and len(node.inputs) != 1:
+            raise ModelFormatError(f"graph node {node.name!r}: a piecewise-linear operator reads one input")
+
+
 class GraphModel:
     """A network of operators, evaluated on float64 batches; ``nodes[0]`` is the input."""
 
     def __init__(self, nodes: list[GraphNode], output: int | None = None, *, name: str | None = None,
                  domain: Domain | None = None) -> None:
-        if not nodes or nodes[0].op is not None:
-            raise ModelFormatError("a graph model starts with its input node")
-        for index, node in enumerate(nodes[1:], 1):
-            if node.op is None or not node.inputs or any(not 0 <= i < index for i in node.inputs):
-                raise ModelFormatError(f"graph node {node.name!r}: needs an operator and earlier inputs")
-            if node.op.piecewise and len(node.inputs) != 1:
-                raise ModelFormatError(f"graph node {node.name!r}: a piecewise-linear operator reads one input")
+        _check_nodes(nodes)
         self.nodes = list(nodes)
         self.output = len(nodes) - 1 if output is None else output
         self.name = name
@@ -73,6 +78,24 @@ class GraphModel:
     def piecewise_units(self) -> int:
         """Units with a state: the outputs of every piecewise node."""
         return sum(self.nodes[i].size for i in self.piecewise)
+
+    def pattern_bits(self) -> int:
+        """Bits of a pattern: each unit's state k as the bits (k > i), i < the operator's ``state_bits``."""
+        return sum(self.nodes[i].size * getattr(self.nodes[i].op, "state_bits", 0) for i in self.piecewise)
+
+    def activation_size(self) -> int:
+        """Numbers one evaluation holds per point, at most (every node's output)."""
+        return sum(node.size for node in self.nodes)
+
+    def pattern_code(self, points: torch.Tensor) -> torch.Tensor:
+        """The patterns of points (B, d) as bits (B, pattern_bits()): the bijective code of the states."""
+        _, states = self.forward(points, patterns=True)
+        codes = []
+        for index, st in zip(self.piecewise, states):
+            bits = getattr(self.nodes[index].op, "state_bits", 0)
+            levels = torch.arange(bits, device=st.device)
+            codes.append((st.unsqueeze(-1) > levels).reshape(st.shape[0], -1))
+        return torch.cat(codes, 1) if codes else torch.zeros(points.shape[0], 1, dtype=torch.bool)
 
     def macs(self) -> int:
         """Multiply-adds of one evaluation (affine operators), per sample."""

@@ -238,6 +238,7 @@ class Piecewise:
 
     piecewise = True
     macs = 0
+    state_bits = 1  # bits of one unit's state in a pattern: (state > i) for i < state_bits
 
     def states(self, u: Tensor) -> Tensor:
         """(B, n_in) -> (B, n_states) int64: the state of every unit at the points u."""
@@ -292,6 +293,7 @@ class Elementwise(Piecewise):
     label: str = "ReLU"
 
     def __post_init__(self) -> None:
+        self.state_bits = len(self.thresholds)
         self._theta = torch.tensor(self.thresholds, dtype=torch.float64)
         self._alpha, self._beta = Scaled.of_tensor(self.slopes), Scaled.of_tensor(self.intercepts)
         self._thresholds = [Scaled.of_tensor(torch.tensor([theta], dtype=torch.float64)) for theta in self.thresholds]
@@ -362,6 +364,7 @@ class MaxGroups(Piecewise):
 
     def __post_init__(self) -> None:
         K = self.index.shape[1]
+        self.state_bits = K - 1
         pairs = torch.combinations(torch.arange(K), 2)
         self._i, self._j = pairs[:, 0], pairs[:, 1]
         self._pad = self.index < 0

@@ -99,6 +99,34 @@ def _hold(qc: Scaled, qs: Scaled, strict: np.ndarray, a: list[Fraction], b: list
     return ok.all(axis=1) if ok.shape[1] else np.ones(ok.shape[0], dtype=bool)
 
 
+def _stacked(constraints: list[tuple[Scaled, Scaled, np.ndarray]], rows: int) -> tuple[Scaled, Scaled, np.ndarray]:
+    """Every piecewise node's quantities side by side: qc, qs (rows, m) and strict (rows, m)."""
+    if not constraints:
+        empty = Scaled(np.zeros((rows, 0), dtype=object))
+        return empty, empty, np.zeros((rows, 0), dtype=bool)
+    return (concatenate([c for c, _, _ in constraints], 1), concatenate([s for _, s, _ in constraints], 1),
+            np.concatenate([k for _, _, k in constraints], axis=1))
+
+
+def _intervals(ends: list[Fraction | None], first: int, n: int, left: Fraction, high: Fraction
+               ) -> tuple[list[Fraction], list[Fraction], np.ndarray, list[Fraction], Fraction]:
+    """The interval (a_k, b_k) each piece of a chunk claims, from the right end of the piece before: whether
+    it is well formed (a_k < b_k, only the last piece reaches t_high), the boundaries between pieces, and the
+    right end of the chunk's last piece."""
+    a, b, shaped, bounds = [], [], [], []
+    for k, end in enumerate(ends):
+        last = first + k == n - 1
+        right = high if last else end
+        reaches = end is None or end >= high
+        shaped.append(right is not None and left < right and (reaches if last else not reaches))
+        a.append(left)
+        b.append(right if right is not None and left < right else left + 1)
+        left = right if right is not None else high
+        if not last:
+            bounds.append(left)
+    return a, b, np.array(shaped, dtype=bool), bounds, left
+
+
 def prove_walk(model: GraphModel, walk: WalkPieces, p: torch.Tensor, v: torch.Tensor, t_low: float,
                t_high: float, deadline: Deadline) -> GraphProof:
     """Check every piece of ``walk`` exactly (module docstring); stops at the deadline (CostLimitError)."""
@@ -112,26 +140,10 @@ def prove_walk(model: GraphModel, walk: WalkPieces, p: torch.Tensor, v: torch.Te
     for start in range(0, n, PROOF_CHUNK):
         rows = slice(start, min(n, start + PROOF_CHUNK))
         constraints, (oc, os_) = exact_maps(model, [s[rows] for s in states], P, V)
-        if constraints:
-            qc = concatenate([c for c, _, _ in constraints], 1)
-            qs = concatenate([s for _, s, _ in constraints], 1)
-            strict = np.concatenate([k for _, _, k in constraints], axis=1)
-        else:
-            qc = qs = Scaled(np.zeros((rows.stop - rows.start, 0), dtype=object))
-            strict = np.zeros((rows.stop - rows.start, 0), dtype=bool)
-        ends = _right_ends(qc, qs)
-        a, b, shaped = [], [], []
-        for k, end in enumerate(ends):
-            last = start + k == n - 1
-            right = high if last else end
-            shaped.append(right is not None and left < right and
-                          (end is None or end >= high if last else end is not None and end < high))
-            a.append(left)
-            b.append(right if right is not None and left < right else left + 1)
-            left = right if right is not None else high
-            if not last:
-                bounds.append(left)
-        good = _hold(qc, qs, strict, a, b) & np.array(shaped, dtype=bool)
+        qc, qs, strict = _stacked(constraints, rows.stop - rows.start)
+        a, b, shaped, inner, left = _intervals(_right_ends(qc, qs), start, n, left, high)
+        bounds += inner
+        good = _hold(qc, qs, strict, a, b) & shaped
         proven += int(good.sum())
         failed += int((~good).sum())
         changes += _output_changes(oc, os_, previous_out)

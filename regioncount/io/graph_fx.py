@@ -27,11 +27,6 @@ from ..graph.ops import Combination, Concat, Conv, Dense, Elementwise, MaxGroups
 
 #: Relative agreement required between the graph and the module, by the module's float type.
 CHECK_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
-_RELU = {torch.relu, F.relu, torch.relu_}
-_ABS = {torch.abs, operator.abs}
-_RESHAPE_FUNCTIONS = {torch.flatten, torch.reshape}
-_RESHAPE_METHODS = {"view", "reshape", "flatten"}
-_PASS_METHODS = {"contiguous"}
 
 
 def _f64(tensor: torch.Tensor) -> torch.Tensor:
@@ -131,42 +126,49 @@ class _Reader:
         return self.nodes[self.index[source]].shape
 
 
-def _module_op(reader: _Reader, sub: nn.Module, fx_node: Any, where: str) -> Any:  # noqa: C901 - a dispatch table
-    source = fx_node.args[0]
-    shape = reader.input_shape(source)
+def _prelu(sub: nn.PReLU, shape: tuple[int, ...]) -> Elementwise:
+    weight = _f64(sub.weight)
+    per_unit = weight.expand(math.prod(shape)) if weight.numel() == 1 else weight.repeat_interleave(math.prod(shape[1:]))
+    return relu_op("PReLU", per_unit)
+
+
+def _max_pool(sub: nn.MaxPool1d | nn.MaxPool2d, shape: tuple[int, ...], where: str) -> MaxGroups:
+    if sub.ceil_mode or sub.return_indices:
+        raise ModelFormatError(f"{where}: {type(sub).__name__} with ceil_mode or return_indices is not read")
+    groups, _ = _window_groups(_spatial(shape, where), sub.kernel_size, sub.stride, sub.padding, sub.dilation)
+    return MaxGroups(groups)
+
+
+def _linear(sub: nn.Linear) -> Dense:
+    bias = _f64(sub.bias) if sub.bias is not None else torch.zeros(sub.out_features, dtype=torch.float64)
+    return Dense(_f64(sub.weight), bias)
+
+
+#: Module types and how each becomes an operator: f(module, input shape, where, output shape) (None: nothing).
+_MODULES: list[tuple[tuple[type, ...], Any]] = [
+    ((nn.Identity, nn.Dropout), lambda sub, shape, where, out: None),
+    ((nn.Linear,), lambda sub, shape, where, out: _linear(sub)),
+    ((nn.Conv1d, nn.Conv2d), lambda sub, shape, where, out: _conv(sub, shape, where)),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), lambda sub, shape, where, out: _batchnorm(sub, shape, where)),
+    ((nn.ReLU6,), lambda sub, shape, where, out: clamp_op(0.0, 6.0, "ReLU6")),
+    ((nn.Hardtanh,), lambda sub, shape, where, out: clamp_op(sub.min_val, sub.max_val)),
+    ((nn.ReLU,), lambda sub, shape, where, out: relu_op()),
+    ((nn.LeakyReLU,), lambda sub, shape, where, out: relu_op("LeakyReLU", sub.negative_slope)),
+    ((nn.PReLU,), lambda sub, shape, where, out: _prelu(sub, shape)),
+    ((nn.MaxPool1d, nn.MaxPool2d), lambda sub, shape, where, out: _max_pool(sub, shape, where)),
+    ((nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d),
+     lambda sub, shape, where, out: _average(sub, _spatial(shape, where), where)),
+    ((nn.Flatten,), lambda sub, shape, where, out: Reshape(out)),
+]
+
+
+def _module_op(reader: _Reader, sub: nn.Module, fx_node: Any, where: str) -> Any:
+    """The operator of a call_module node (None: the identity)."""
     if getattr(sub, "training", False) and isinstance(sub, (nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)):
         raise ModelFormatError(f"{where}: {type(sub).__name__} in training mode; call module.eval() first")
-    if isinstance(sub, (nn.Identity, nn.Dropout)):
-        return None
-    if isinstance(sub, nn.Linear):
-        bias = _f64(sub.bias) if sub.bias is not None else torch.zeros(sub.out_features, dtype=torch.float64)
-        return Dense(_f64(sub.weight), bias)
-    if isinstance(sub, (nn.Conv1d, nn.Conv2d)):
-        return _conv(sub, shape, where)
-    if isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return _batchnorm(sub, shape, where)
-    if isinstance(sub, nn.ReLU6):
-        return clamp_op(0.0, 6.0, "ReLU6")
-    if isinstance(sub, nn.Hardtanh):
-        return clamp_op(sub.min_val, sub.max_val)
-    if isinstance(sub, nn.ReLU):
-        return relu_op()
-    if isinstance(sub, nn.LeakyReLU):
-        return relu_op("LeakyReLU", sub.negative_slope)
-    if isinstance(sub, nn.PReLU):
-        weight = _f64(sub.weight)
-        per_unit = weight.expand(math.prod(shape)) if weight.numel() == 1 else \
-            weight.repeat_interleave(math.prod(shape[1:]))
-        return relu_op("PReLU", per_unit)
-    if isinstance(sub, (nn.MaxPool1d, nn.MaxPool2d)):
-        if sub.ceil_mode or sub.return_indices:
-            raise ModelFormatError(f"{where}: {type(sub).__name__} with ceil_mode or return_indices is not read")
-        groups, _ = _window_groups(_spatial(shape, where), sub.kernel_size, sub.stride, sub.padding, sub.dilation)
-        return MaxGroups(groups)
-    if isinstance(sub, (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-        return _average(sub, _spatial(shape, where), where)
-    if isinstance(sub, nn.Flatten):
-        return Reshape(reader.shape_of(fx_node))
+    for types, make in _MODULES:
+        if isinstance(sub, types):
+            return make(sub, reader.input_shape(fx_node.args[0]), where, reader.shape_of(fx_node))
     raise ModelFormatError(f"{where}: {type(sub).__name__} is not read (affine layers, ReLU, leaky ReLU, PReLU, "
                            "hard-tanh, abs, max and average pooling: continuous piecewise-linear networks)")
 
@@ -213,26 +215,33 @@ def _batchnorm(sub: nn.BatchNorm1d | nn.BatchNorm2d, shape: tuple[int, ...], whe
     return ChannelAffine(scale, shift, len(shape))
 
 
-def _average(sub: nn.Module, shape: tuple[int, ...], where: str) -> WindowAverage:
+def _adaptive_window(sub: nn.Module, shape: tuple[int, ...], where: str) -> tuple[int, int]:
+    """The window of an adaptive average pool whose output size divides its input's."""
     two_d = len(shape) == 3
     have = shape[1:] if two_d else (1, shape[1])
+    size: Any = sub.output_size
+    if isinstance(size, tuple) and None in size:
+        size = tuple(h if w is None else w for w, h in zip(size, have))
+    wanted = _lifted(size, two_d, 1)
+    if any(h % w for h, w in zip(have, wanted)):
+        raise ModelFormatError(f"{where}: adaptive pooling of {have} to {wanted} has unequal windows; not read")
+    return have[0] // wanted[0], have[1] // wanted[1]
+
+
+def _average(sub: nn.Module, shape: tuple[int, ...], where: str) -> WindowAverage:
+    two_d = len(shape) == 3
     if isinstance(sub, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-        wanted = _lifted(sub.output_size, two_d, 1) if not isinstance(sub.output_size, tuple) or \
-            None not in sub.output_size else tuple(h if w is None else w for w, h in zip(sub.output_size, have))
-        if any(h % w for h, w in zip(have, wanted)):
-            raise ModelFormatError(f"{where}: adaptive pooling of {have} to {wanted} has unequal windows; not read")
-        kernel = tuple(h // w for h, w in zip(have, wanted))
+        kernel = _adaptive_window(sub, shape, where)
         stride, padding, divisor = kernel, (0, 0), kernel[0] * kernel[1]
     else:
         if sub.ceil_mode or not sub.count_include_pad:
             raise ModelFormatError(f"{where}: average pooling with ceil_mode or count_include_pad=False is not read")
-        kernel = _lifted(sub.kernel_size, two_d, 1)
-        stride = _lifted(sub.stride, two_d, 1)
+        kernel, stride = _lifted(sub.kernel_size, two_d, 1), _lifted(sub.stride, two_d, 1)
         padding = _lifted(sub.padding, two_d, 0)
         override = getattr(sub, "divisor_override", None)
         divisor = int(override) if override else kernel[0] * kernel[1]
-    groups, out = _window_groups(shape, kernel if two_d else kernel[1], stride if two_d else stride[1],
-                                 padding if two_d else padding[1], 1)
+    pick = (lambda pair: pair) if two_d else (lambda pair: pair[1])
+    groups, out = _window_groups(shape, pick(kernel), pick(stride), pick(padding), 1)
     return WindowAverage(groups, divisor, out)
 
 
@@ -242,61 +251,100 @@ def _number(value: Any, where: str) -> Fraction:
     return Fraction(value)
 
 
-def _function_op(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:  # noqa: C901 - dispatch
-    """The operator of a call_function / call_method node and the fx nodes it reads."""
-    target, args = fx_node.target, fx_node.args
-    name = getattr(target, "__name__", str(target))
-    tensors = [a for a in args if isinstance(a, torch.fx.Node)]
-    method = fx_node.op == "call_method"
-    if (not method and target in _RELU) or (method and target in ("relu", "relu_")):
-        return relu_op(), tensors[:1]
-    if (not method and target in _ABS) or (method and target == "abs"):
-        return abs_op(), tensors[:1]
-    if not method and target is F.leaky_relu:
-        slope = args[1] if len(args) > 1 else fx_node.kwargs.get("negative_slope", 0.01)
-        return relu_op("LeakyReLU", float(slope)), tensors[:1]
-    if not method and target in (F.hardtanh, torch.clamp) or method and target == "clamp":
-        low = args[1] if len(args) > 1 else fx_node.kwargs.get("min", fx_node.kwargs.get("min_val", -1.0))
-        high = args[2] if len(args) > 2 else fx_node.kwargs.get("max", fx_node.kwargs.get("max_val", 1.0))
-        if low is None or high is None:
-            raise ModelFormatError(f"{where}: a one-sided clamp is not read (use relu)")
-        return clamp_op(float(low), float(high)), tensors[:1]
-    if (not method and target in _RESHAPE_FUNCTIONS) or (method and target in _RESHAPE_METHODS):
-        return Reshape(reader.shape_of(fx_node)), tensors[:1]
-    if method and target in _PASS_METHODS:
-        return None, tensors[:1]
-    if (not method and target in (operator.add, torch.add, operator.sub, torch.sub)) or \
-            (method and target in ("add", "sub")):
+def _tensors(fx_node: Any) -> list[Any]:
+    return [a for a in fx_node.args if isinstance(a, torch.fx.Node)]
+
+
+def _leaky(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+    args = fx_node.args
+    slope = args[1] if len(args) > 1 else fx_node.kwargs.get("negative_slope", 0.01)
+    return relu_op("LeakyReLU", float(slope)), _tensors(fx_node)[:1]
+
+
+def _clamp(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+    args, kwargs = fx_node.args, fx_node.kwargs
+    low = args[1] if len(args) > 1 else kwargs.get("min", kwargs.get("min_val", -1.0))
+    high = args[2] if len(args) > 2 else kwargs.get("max", kwargs.get("max_val", 1.0))
+    if low is None or high is None:
+        raise ModelFormatError(f"{where}: a one-sided clamp is not read (use relu)")
+    return clamp_op(float(low), float(high)), _tensors(fx_node)[:1]
+
+
+def _sum(sign: int):  # noqa: ANN202 - a handler factory
+    def handler(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+        tensors = _tensors(fx_node)
         if len(tensors) != 2 or fx_node.kwargs.get("alpha", 1) != 1:
-            raise ModelFormatError(f"{where}: {name} of a tensor and a constant is not read (only sums of tensors)")
-        sign = -1 if name in ("sub",) or target in (operator.sub, torch.sub) else 1
+            raise ModelFormatError(f"{where}: adding a tensor and a constant is not read (only sums of tensors)")
         return Combination((Fraction(1), Fraction(sign))), tensors
-    if not method and target in (operator.mul, torch.mul, operator.truediv, torch.div) or \
-            (method and target in ("mul", "div")):
+    return handler
+
+
+def _scaling(divide: bool):  # noqa: ANN202 - a handler factory
+    def handler(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+        tensors, args = _tensors(fx_node), fx_node.args
         if len(tensors) != 1:
-            raise ModelFormatError(f"{where}: {name} of two tensors is not piecewise linear")
-        other = args[1] if args[0] is tensors[0] else args[0]
-        factor = _number(other, where)
-        if "div" in name:
-            if factor == 0 or args[0] is not tensors[0]:
-                raise ModelFormatError(f"{where}: division by a tensor or by zero is not read")
-            factor = 1 / factor
-        return Combination((factor,)), tensors
-    if not method and target is torch.cat:
-        parts = list(args[0])
-        dim = args[1] if len(args) > 1 else fx_node.kwargs.get("dim", 0)
-        if any(not isinstance(p, torch.fx.Node) for p in parts) or dim == 0 or dim < -len(reader.shape_of(fx_node)):
-            raise ModelFormatError(f"{where}: torch.cat along the batch axis is not read")
-        axis = dim - 1 if dim > 0 else len(reader.shape_of(fx_node)) + dim
-        return Concat(axis), parts
-    if method and target == "size":
-        return "skip", []
-    raise ModelFormatError(f"{where}: {name} is not read (affine maps and continuous piecewise-linear "
-                           "activations only)")
+            raise ModelFormatError(f"{where}: a product of two tensors is not piecewise linear")
+        if divide and args[0] is not tensors[0]:
+            raise ModelFormatError(f"{where}: division by a tensor is not read")
+        factor = _number(args[1] if args[0] is tensors[0] else args[0], where)
+        if divide and factor == 0:
+            raise ModelFormatError(f"{where}: division by zero")
+        return Combination((1 / factor if divide else factor,)), tensors
+    return handler
 
 
-def graph_from_traced(traced: torch.fx.GraphModule, input_shape: tuple[int, ...], label: str) -> GraphModel:
-    """The graph model of a traced module whose input has per-sample shape ``input_shape``."""
+def _cat(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+    parts = list(fx_node.args[0])
+    dim = fx_node.args[1] if len(fx_node.args) > 1 else fx_node.kwargs.get("dim", 0)
+    rank = len(reader.shape_of(fx_node))
+    if any(not isinstance(p, torch.fx.Node) for p in parts) or dim == 0 or dim < -rank:
+        raise ModelFormatError(f"{where}: torch.cat along the batch axis is not read")
+    return Concat(dim - 1 if dim > 0 else rank + dim), parts
+
+
+def _one(make):  # noqa: ANN001, ANN202 - an operator of the node's first tensor
+    return lambda reader, fx_node, where: (make(), _tensors(fx_node)[:1])
+
+
+def _reshape(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+    return Reshape(reader.shape_of(fx_node)), _tensors(fx_node)[:1]
+
+
+#: call_function targets and call_method names, each with its handler f(reader, node, where) -> (op, inputs).
+_FUNCTIONS: dict[Any, Any] = {
+    **{f: _one(relu_op) for f in (torch.relu, F.relu, torch.relu_)},
+    **{f: _one(abs_op) for f in (torch.abs, operator.abs)},
+    F.leaky_relu: _leaky, F.hardtanh: _clamp, torch.clamp: _clamp,
+    torch.flatten: _reshape, torch.reshape: _reshape,
+    operator.add: _sum(1), torch.add: _sum(1), operator.sub: _sum(-1), torch.sub: _sum(-1),
+    operator.mul: _scaling(False), torch.mul: _scaling(False), operator.truediv: _scaling(True),
+    torch.div: _scaling(True), torch.cat: _cat,
+}
+_METHODS: dict[str, Any] = {
+    "relu": _one(relu_op), "relu_": _one(relu_op), "abs": _one(abs_op), "clamp": _clamp,
+    "view": _reshape, "reshape": _reshape, "flatten": _reshape,
+    "contiguous": lambda reader, fx_node, where: (None, _tensors(fx_node)[:1]),
+    "size": lambda reader, fx_node, where: ("skip", []),
+    "add": _sum(1), "sub": _sum(-1), "mul": _scaling(False), "div": _scaling(True),
+}
+
+
+def _function_op(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
+    """The operator of a call_function / call_method node and the fx nodes it reads (None: the identity;
+    "skip": not a tensor)."""
+    table = _METHODS if fx_node.op == "call_method" else _FUNCTIONS
+    try:
+        handler = table.get(fx_node.target)
+    except TypeError:  # an unhashable target
+        handler = None
+    if handler is None:
+        name = getattr(fx_node.target, "__name__", str(fx_node.target))
+        raise ModelFormatError(f"{where}: {name} is not read (affine maps and continuous piecewise-linear "
+                               "activations only)")
+    return handler(reader, fx_node, where)
+
+
+def _record_shapes(traced: torch.fx.GraphModule, input_shape: tuple[int, ...], label: str) -> None:
     params = list(traced.parameters())
     dtype = params[0].dtype if params else torch.float32
     try:
@@ -305,28 +353,40 @@ def graph_from_traced(traced: torch.fx.GraphModule, input_shape: tuple[int, ...]
     except Exception as exc:  # a shape mismatch inside the module
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFormatError(f"{label}: does not run on inputs of shape {tuple(input_shape)} ({reason})") from None
+
+
+def _read_node(reader: _Reader, fx_node: Any, input_shape: tuple[int, ...]) -> None:
+    """Add the graph node of one fx node (or alias it to its input)."""
+    label, traced = reader.label, reader.traced
+    where = f"{label}.{fx_node.target}" if fx_node.op == "call_module" else f"{label}: {fx_node.name}"
+    if fx_node.op == "placeholder":
+        if reader.nodes:
+            raise ModelFormatError(f"{label}: takes more than one input ({fx_node.name})")
+        reader.nodes.append(GraphNode(fx_node.name, None, (), tuple(input_shape)))
+        reader.index[fx_node] = 0
+    elif fx_node.op == "call_module":
+        op = _module_op(reader, traced.get_submodule(fx_node.target), fx_node, where)
+        reader.alias(fx_node, fx_node.args[0]) if op is None else reader.add(fx_node, op, [fx_node.args[0]])
+    elif fx_node.op in ("call_function", "call_method"):
+        op, sources = _function_op(reader, fx_node, where)
+        if op is None:
+            reader.alias(fx_node, sources[0])
+        elif op != "skip":
+            reader.add(fx_node, op, sources)
+    else:
+        raise ModelFormatError(f"{where}: {fx_node.op} {fx_node.target} is not read")
+
+
+def graph_from_traced(traced: torch.fx.GraphModule, input_shape: tuple[int, ...], label: str) -> GraphModel:
+    """The graph model of a traced module whose input has per-sample shape ``input_shape``."""
+    _record_shapes(traced, input_shape, label)
     reader = _Reader(traced, label)
     output = None
     for fx_node in traced.graph.nodes:
-        where = f"{label}.{fx_node.target}" if fx_node.op == "call_module" else f"{label}: {fx_node.name}"
-        if fx_node.op == "placeholder":
-            if reader.nodes:
-                raise ModelFormatError(f"{label}: takes more than one input ({fx_node.name})")
-            reader.nodes.append(GraphNode(fx_node.name, None, (), tuple(input_shape)))
-            reader.index[fx_node] = 0
-        elif fx_node.op == "output":
+        if fx_node.op == "output":
             output = fx_node.args[0]
-        elif fx_node.op == "call_module":
-            op = _module_op(reader, traced.get_submodule(fx_node.target), fx_node, where)
-            reader.alias(fx_node, fx_node.args[0]) if op is None else reader.add(fx_node, op, [fx_node.args[0]])
-        elif fx_node.op in ("call_function", "call_method"):
-            op, sources = _function_op(reader, fx_node, where)
-            if op is None:
-                reader.alias(fx_node, sources[0])
-            elif op != "skip":
-                reader.add(fx_node, op, sources)
         else:
-            raise ModelFormatError(f"{where}: {fx_node.op} {fx_node.target} is not read")
+            _read_node(reader, fx_node, input_shape)
     if not isinstance(output, torch.fx.Node) or output not in reader.index:
         raise ModelFormatError(f"{label}: the output is not one tensor computed by the network")
     return GraphModel(reader.nodes, reader.index[output], name=label)

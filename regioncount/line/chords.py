@@ -22,7 +22,7 @@ from ..core.geometry import Box, resolve_segment
 from ..core.limits import Deadline
 from ..core.results import ChordStatistics
 from ..core.settings import DEFAULT_MAX_REGIONS
-from ..models.networks import DEQ, DTYPE, Model, deq_certificate
+from ..models.networks import DEQ, DTYPE, Model, deq_certificate, require_network
 from .cost import default_max_pieces, layer_widths
 from .kernels import build_kernel
 from .sink import PieceSink, merge_tolerance
@@ -105,6 +105,7 @@ def chord_statistics(model: Model, box: Box, chords: int, *, seed: int = 0, devi
     estimator, delta-method interval) and the Crofton estimate of the boundary volume.  ``max_regions``
     bounds the regions of all chords together, ``memory_limit`` (bytes, default half the RAM) the chords'
     batch, ``max_seconds`` is a deadline for the whole call (:mod:`regioncount.core.limits`)."""
+    require_network(model, "chord statistics")
     deadline = Deadline(max_seconds)
     if chords < 2:
         raise RegionCountError(f"`chords` needs at least 2 chords, got {chords}")

@@ -29,6 +29,8 @@ import torch
 from ..core.devices import Stopwatch
 from ..core.errors import CostLimitError
 from ..core.geometry import Segment
+from ..core.patterns import packed_words
+from ..graph.model import GraphModel
 from ..models.networks import DEQ, DTYPE, FFN, Model
 from .deq_walk import DEQKernel
 from .ffn_walk import FFNKernel
@@ -112,13 +114,22 @@ def estimate_exact(model: Model, *, linear_pieces: bool, keep_breakpoints: bool,
     return CostEstimate(what, int(walk + kept))
 
 
-def layer_widths(model: Model) -> list[int]:
+def layer_widths(model: Model | GraphModel) -> list[int]:
     """The widths whose activations a forward pass holds: the hidden layers of an FFN ([1] when it has
     none), ``[m]`` for a DEQ."""
+    if isinstance(model, GraphModel):
+        return [model.activation_size()]
     return [model.width] if isinstance(model, DEQ) else (model.hidden_widths or [1])
 
 
-def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int:
+def model_words(model: Model | GraphModel) -> int:
+    """64-bit words of a model's packed pattern (a graph model's code: ``GraphModel.pattern_bits``)."""
+    from ..models.networks import pattern_words
+
+    return packed_words(model.pattern_bits()) if isinstance(model, GraphModel) else pattern_words(model)
+
+
+def default_batch(model: Model | GraphModel, dtype: torch.dtype, device: torch.device) -> int:
     """Points per batch: about 2 MiB of pre-activations per layer on a CPU (at least 1,024 points), 2 GiB on a GPU."""
     width = max(layer_widths(model))
     budget = 2**31 if device.type == "cuda" else 2**21  # CPU batches that stay in L2 (~1 MiB a core): 1.4x faster
@@ -127,19 +138,18 @@ def default_batch(model: Model, dtype: torch.dtype, device: torch.device) -> int
     return int(max(2**10, min(2**24, budget // (width * 24))))
 
 
-def estimate_sampled(model: Model, *, samples: int, distinct: float | None = None, batch: int | None = None,
+def estimate_sampled(model: Model | GraphModel, *, samples: int, distinct: float | None = None, batch: int | None = None,
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> CostEstimate:
     """Peak bytes of a sampled count of ``samples`` points: the batch's activations, the buffered pattern
     rows (``SAMPLED_BYTES_PER_WORD`` per sample and word) and the distinct set with its sorting copies
     (``DISTINCT_BYTES_PER_WORD`` per distinct pattern and word).  ``distinct``: the expected number of
     distinct patterns (e.g. extrapolated from the first batch); None: every sample distinct."""
     from ..core.patterns import BUFFER_MIN_ROWS, DistinctPatterns
-    from ..models.networks import pattern_words
 
     dev = torch.device(device)
     batch = batch or default_batch(model, dtype, dev)
     widths = layer_widths(model)
-    words = max(pattern_words(model), 1) + 2  # pattern words, plus the key and the count
+    words = max(model_words(model), 1) + 2  # pattern words, plus the key and the count
     distinct = float(samples) if distinct is None else min(float(samples), float(distinct))
     # raw rows wait in blocks of PENDING_ROWS and deduplicated ones in a buffer merged once it is as large
     # as the set: the buffered rows never exceed those two, whatever the number of samples

@@ -246,6 +246,13 @@ class DEQ:
 Model = FFN | DEQ
 
 
+def require_network(model: object, what: str) -> None:
+    """Refuse, in one line, a model other than an FFN or a DEQ (a graph model) where ``what`` needs one."""
+    if not isinstance(model, (FFN, DEQ)):
+        raise ModelFormatError(f"{what} takes an FFN or a DEQ, not a {type(model).__name__}; graph models are "
+                               "counted along segments (count_segment) and sampled (sample_regions)")
+
+
 def zero_rows(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """(n,) bool: the units of an affine layer ``x -> W x + b`` ((n, d) and (n,)) whose every weight and bias
     are zero, so their pre-activation is exactly zero everywhere."""

@@ -35,7 +35,7 @@ from ..core.settings import DEFAULT_MAX_REGIONS
 from ..line.deq_walk import DEQKernel
 from ..line.ffn_walk import FFNKernel
 from ..line.sink import PieceSink, merge_tolerance
-from ..models.networks import DEQ, Model
+from ..models.networks import DEQ, Model, require_network
 from .engine import Engine, deadline_at, open_engine, with_time_left
 from .payload import model_from_payload, model_payload
 
@@ -207,6 +207,7 @@ def count_segment_split(model: Model, interval: Sequence[float] | None = None,
     ``max_seconds`` is a deadline for the whole call (:mod:`regioncount.core.limits`): a count whose pilot
     projects it past the deadline on the engine's workers is refused, each task gets the time that is left,
     and the wait for the tasks stops (cancelling them) when it passes."""
+    require_network(model, "the split count")
     deadline = Deadline(max_seconds)
     if engine is None and scheduler is not None:  # connecting is cheap, and tells the workers the estimate uses
         with open_engine(scheduler=scheduler) as opened:

@@ -24,7 +24,7 @@ from ..core.errors import SegmentError
 from ..core.geometry import Box
 from ..core.patterns import group_rows, layer_words
 from ..core.settings import DEFAULT_MAX_REGIONS
-from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate
+from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, require_network
 from .box_partition import MAX_DIMENSION, CellLimit, check_pilot, partition_cells
 from .exact_cells import EXACT_BUDGET
 
@@ -111,6 +111,7 @@ def count_all_space(model: Model, *, device: str | torch.device = "auto", max_re
     """Every activation region of ``model`` in all of R^d, bounded and unbounded, exactly (module docstring);
     FFNs and DEQs (a general W once certified well-posed, or ``assume_well_posed``).  The limits apply to
     each face's partition."""
+    require_network(model, "the count of all of R^d")
     deq_certificate(model, assume_well_posed)
     dev = resolve_device(device)
     d = model.input_dim

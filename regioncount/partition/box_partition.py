@@ -38,7 +38,7 @@ from ..core.settings import DEFAULT_MAX_REGIONS
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
-from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
+from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units, require_network
 from .chebyshev import chebyshev_balls, inscribed_balls
 from .deq_cells import box_extent, pattern_affine_u, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells, value_at
@@ -624,6 +624,7 @@ def partition_box(model: Model, low: Sequence[float] | float | None = None,
     decisions left to the tolerance.  Stops with :class:`~regioncount.core.errors.CostLimitError` past
     ``max_regions`` cells or the memory limit (default: half the RAM) or ``max_seconds``, with the estimate in
     the message."""
+    require_network(model, "the box partition")
     certificate = deq_certificate(model, assume_well_posed)  # a general W must be shown well-posed first
     bx = resolve_box(model, low, high)
     if bx.dim > MAX_DIMENSION:

@@ -46,7 +46,7 @@ from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
 from ..line.cost import plane_polygon_bytes
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
-from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units
+from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units, require_network
 from ..sampling.sampled import packed_patterns_at
 from .deq_cells import Embedding, refine_general_deq
 from .exact_cells import EXACT_BUDGET, ExactCells
@@ -405,6 +405,7 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
     tolerance decision and the partition says ``approximate``.  ``max_seconds``: a deadline for the whole call
     (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage."""
+    require_network(model, "the plane partition")
     deadline = Deadline(max_seconds)
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)

@@ -22,7 +22,8 @@ from ..core.limits import Deadline
 from ..core.patterns import DistinctPatterns, layer_words, pack_bits, positive
 from ..core.results import SampledCount
 from ..core.settings import DEFAULT_MAX_REGIONS
-from ..line.cost import default_batch, estimate_sampled, layer_widths  # noqa: F401  (default_batch re-exported)
+from ..graph.model import GraphModel
+from ..line.cost import default_batch, estimate_sampled, layer_widths, model_words  # noqa: F401  (default_batch re-exported)
 from ..line.kernels import normalized_deq
 from ..models.fixedpoint import solve_fixed_points
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, pattern_words
@@ -33,9 +34,15 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 class PatternFunction:
     """Computes the packed activation patterns (B, words) of points (B, d) for one model, on a device."""
 
-    def __init__(self, model: Model, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: Model | GraphModel, device: torch.device, dtype: torch.dtype) -> None:
         self.model, self.device, self.dtype = model, device, dtype
         self.failures = 0
+        self.kind: str
+        self.n_words: int
+        if isinstance(model, GraphModel):
+            self.kind = "graph"
+            self.n_words = model_words(model)
+            return
         if isinstance(model, FFN):
             self.layers = [(w.to(device, dtype), b.to(device, dtype))
                            for w, b in zip(model.weights[:-1], model.biases[:-1])]
@@ -57,6 +64,9 @@ class PatternFunction:
                 words.append(pack_bits(positive(pre)))
                 h = pre.clamp_min_(0)
             return torch.cat(words, 1) if len(words) > 1 else words[0]
+        if self.kind == "graph":
+            assert isinstance(self.model, GraphModel)
+            return pack_bits(self.model.pattern_code(x.to(DTYPE)))
         if self.kind == "triangular":
             q = torch.addmm(self.bn, x, self.Un.T)
             z = torch.zeros_like(q)
@@ -196,7 +206,18 @@ class SamplingPlan:
     watch_memory: bool
 
 
-def plan_sampling(model: Model, low: Sequence[float] | float | None, high: Sequence[float] | float | None, *,
+def _check_kind(model: Model | GraphModel, assume_well_posed: bool, torch_dtype: torch.dtype) -> None:
+    """Refuse an ill-posed DEQ, and float32 for graph models and general-W DEQs."""
+    if isinstance(model, GraphModel):
+        if torch_dtype != torch.float64:
+            raise RegionCountError("graph models are sampled in float64 only")
+        return
+    deq_certificate(model, assume_well_posed)
+    if isinstance(model, DEQ) and model.unit_order is None and torch_dtype != torch.float64:
+        raise RegionCountError("general-W DEQs are sampled in float64 only (the polish solves need it)")
+
+
+def plan_sampling(model: Model | GraphModel, low: Sequence[float] | float | None, high: Sequence[float] | float | None, *,
                   samples: int, grid: bool, batch: int | None, device: str | torch.device, dtype: str,
                   assume_well_posed: bool, memory_limit: int | None) -> SamplingPlan:
     """Check a sampled run's arguments and cost before it starts (see :func:`sample_regions`)."""
@@ -204,12 +225,10 @@ def plan_sampling(model: Model, low: Sequence[float] | float | None, high: Seque
         raise RegionCountError(f"the number of samples must be positive, got {samples}")
     if dtype not in DTYPES:
         raise RegionCountError(f"unknown dtype {dtype!r}; choose float64 or float32")
-    deq_certificate(model, assume_well_posed)
+    _check_kind(model, assume_well_posed, DTYPES[dtype])
     box = resolve_box(model, low, high)
     dev = resolve_device(device)
     torch_dtype = DTYPES[dtype]
-    if isinstance(model, DEQ) and model.unit_order is None and torch_dtype != torch.float64:
-        raise RegionCountError("general-W DEQs are sampled in float64 only (the polish solves need it)")
     per_dim = max(1, round(samples ** (1 / box.dim))) if grid else 0
     total = per_dim**box.dim if grid else int(samples)
     if grid and total > 2**62:
@@ -228,7 +247,7 @@ def plan_sampling(model: Model, low: Sequence[float] | float | None, high: Seque
     return SamplingPlan(box, dev, torch_dtype, per_dim, total, batch, limit, watch_memory=worst.bytes > limit)
 
 
-def sample_regions(model: Model, low: Sequence[float] | float | None = None,
+def sample_regions(model: Model | GraphModel, low: Sequence[float] | float | None = None,
                    high: Sequence[float] | float | None = None, *, samples: int = 10**6, grid: bool = False,
                    seed: int = 0, batch: int | None = None, device: str | torch.device = "auto",
                    dtype: str = "float64", assume_well_posed: bool = False,
@@ -307,7 +326,7 @@ def _sampling_warnings(K: int, f1: int, used: int, grid: bool, failures: int, de
     return warnings
 
 
-def summarize(model: Model, distinct: DistinctPatterns, failures: int, *, box: Box, grid: bool, seed: int,
+def summarize(model: Model | GraphModel, distinct: DistinctPatterns, failures: int, *, box: Box, grid: bool, seed: int,
               dtype: str, device: torch.device, seconds: float) -> SampledCount:
     """The :class:`SampledCount` of a finished distinct-pattern multiset (counts, Chao1, coverage, histogram,
     warnings); the same multiset gives the same result however its samples were batched or split."""
