@@ -189,7 +189,7 @@ def test_leaky_residual_maxpool_counts_equal_the_exact_walk(seed):
     want = _exact(graph, p, q)
     assert got.method == "exact"
     assert (got.activation_regions, got.linear_pieces) == (want.regions, want.linear_pieces)
-    assert np.array_equal(got.breakpoints, np.array([float(b) for b in want.breakpoints]))
+    assert np.allclose(got.breakpoints, np.array([float(b) for b in want.breakpoints]), rtol=1e-12, atol=1e-14)
 
 
 def test_a_sliver_below_float64_is_counted_by_the_exact_second_opinion():

@@ -41,10 +41,10 @@ def count_graph(model: GraphModel, seg: Segment, *, linear_pieces: bool = True, 
     proof = prove_walk(model, walk, p, v, seg.t_low, seg.t_high, deadline)
     operators = len(model.nodes) - 1
     if proof.failed == 0:
-        assert proof.breakpoints is not None
-        return _result(model, seg, dev, watch, walk.count, proof.linear_pieces, proof.breakpoints, "exact", 0,
-                       f"graph breakpoint propagation (float64, {operators} operators); every piece proven in "
-                       "exact rational arithmetic", linear_pieces, keep_breakpoints)
+        return _result(model, seg, dev, watch, walk.count, proof.linear_pieces, walk.lefts[1:].tolist(), "exact", 0,
+                       f"graph breakpoint propagation (float64, {operators} operators); every piece proven "
+                       f"({proof.in_rationals} in rational arithmetic, the rest by forward-error bounds)",
+                       linear_pieces, keep_breakpoints)
     exact = _second_opinion(model, p, v, seg, walk, proof, deadline)
     if exact is not None:
         return _result(model, seg, dev, watch, exact.regions, exact.linear_pieces, exact.breakpoints, "exact",

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from .scaled import Scaled, concatenate
 
 Tensor = torch.Tensor
+#: Relative bound on one float64 rounding (with room for the bound's own rounding).
+ROUND = 2.0**-52
 
 
 def window_index(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -62,12 +64,23 @@ class Affine:
 
     piecewise = False
     macs = 0  # multiply-adds per sample
+    #: terms of the longest sum behind one output (its rounding bound is gamma(fan_in) times the magnitudes);
+    #: 0: the operator only moves numbers (no rounding at all)
+    fan_in = 1
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         raise NotImplementedError
 
     def linear(self, xs: list[Tensor]) -> Tensor:
         return self.forward(xs)
+
+    def magnitude(self, xs: list[Tensor]) -> Tensor:
+        """``|L|`` applied to non-negative inputs: the linear part with every coefficient made absolute."""
+        return self.linear(xs)
+
+    def bias_magnitude(self) -> Tensor | float:
+        """``|b|``, broadcastable to the output (B, *shape)."""
+        return 0.0
 
     def exact(self, xs: list[Scaled], constant: bool) -> Scaled:
         raise NotImplementedError
@@ -83,7 +96,14 @@ class Dense(Affine):
 
     def __post_init__(self) -> None:
         self.macs = self.weight.numel()
+        self.fan_in = self.weight.shape[1] + 1
         self._w, self._b = Scaled.of_tensor(self.weight.T), Scaled.of_tensor(self.bias)
+
+    def magnitude(self, xs: list[Tensor]) -> Tensor:
+        return F.linear(xs[0], self.weight.abs())
+
+    def bias_magnitude(self) -> Tensor:
+        return self.bias.abs()
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         return F.linear(xs[0], self.weight, self.bias)
@@ -115,13 +135,21 @@ class Conv(Affine):
         self._index, spatial = window_index(self.in_shape, kernel, self.stride, self.padding, self.dilation)
         self.out_shape = (self.weight.shape[0], *spatial)
         self.macs = self.weight[0].numel() * math.prod(self.out_shape)
+        self.fan_in = self.weight[0].numel() + 1
         self._w = Scaled.of_tensor(self.weight.reshape(self.weight.shape[0], -1))
         self._b = Scaled.of_tensor(self.bias.reshape(-1, 1))
 
-    def _conv(self, x: Tensor, bias: Tensor | None) -> Tensor:
-        if self.weight.dim() == 4:
-            return F.conv2d(x, self.weight, bias, self.stride, self.padding, self.dilation, self.groups)
-        return F.conv1d(x, self.weight, bias, self.stride[1], self.padding[1], self.dilation[1], self.groups)
+    def _conv(self, x: Tensor, bias: Tensor | None, weight: Tensor | None = None) -> Tensor:
+        weight = self.weight if weight is None else weight
+        if weight.dim() == 4:
+            return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv1d(x, weight, bias, self.stride[1], self.padding[1], self.dilation[1], self.groups)
+
+    def magnitude(self, xs: list[Tensor]) -> Tensor:
+        return self._conv(xs[0], None, self.weight.abs())
+
+    def bias_magnitude(self) -> Tensor:
+        return self.bias.abs().reshape((-1,) + (1,) * (self.weight.dim() - 2))
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         return self._conv(xs[0], self.bias)
@@ -161,6 +189,12 @@ class ChannelAffine(Affine):
     def linear(self, xs: list[Tensor]) -> Tensor:
         return xs[0] * self._scale
 
+    def magnitude(self, xs: list[Tensor]) -> Tensor:
+        return xs[0] * self._scale.abs()
+
+    def bias_magnitude(self) -> Tensor:
+        return self._shift.abs()
+
     def exact(self, xs: list[Scaled], constant: bool) -> Scaled:
         product = xs[0].times(self._s)
         return product + self._t if constant else product
@@ -173,6 +207,9 @@ class WindowAverage(Affine):
     index: Tensor
     divisor: int
     out_shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        self.fan_in = self.index.shape[1] + 1
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         x = xs[0].reshape(xs[0].shape[0], -1)
@@ -189,6 +226,15 @@ class Combination(Affine):
     """``y = sum_i a_i x_i`` with exact rational coefficients (residual additions, differences, scalings)."""
 
     coefficients: tuple[Fraction, ...]
+
+    def __post_init__(self) -> None:
+        self.fan_in = len(self.coefficients) + 1  # + 1: a coefficient like 1/3 is itself rounded
+
+    def magnitude(self, xs: list[Tensor]) -> Tensor:
+        total = xs[0] * abs(float(self.coefficients[0]))
+        for a, x in zip(self.coefficients[1:], xs[1:]):
+            total = total + x * abs(float(a))
+        return total
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         total = xs[0] * float(self.coefficients[0]) if self.coefficients[0] != 1 else xs[0]
@@ -209,6 +255,7 @@ class Concat(Affine):
     """Concatenation along a per-sample axis (0: channels)."""
 
     axis: int
+    fan_in = 0
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         return torch.cat(xs, dim=self.axis + 1)
@@ -222,6 +269,7 @@ class Reshape(Affine):
     """A new per-sample shape (flatten, view, reshape) of the same entries in the same order."""
 
     shape: tuple[int, ...]
+    fan_in = 0
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         return xs[0].reshape(xs[0].shape[0], *self.shape)
@@ -258,6 +306,16 @@ class Piecewise:
     def constraints(self, c: Scaled, s: Scaled, states: np.ndarray) -> tuple[Scaled, Scaled, np.ndarray]:
         """Quantities ``q = qc + qs t`` (B, m) that the states require to be > 0 where ``strict`` (B, m) and
         >= 0 elsewhere, on the open interval where the states hold."""
+        raise NotImplementedError
+
+    def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+        """Bounds (B, n_out) on the errors of ``select``'s output maps, from the input maps' bounds."""
+        raise NotImplementedError
+
+    def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``constraints`` in float64, laid out the same: qc, qs (B, m), their error bounds, and strict."""
         raise NotImplementedError
 
     def exact_kinks(self, c: Scaled, s: Scaled) -> tuple[np.ndarray, np.ndarray]:
@@ -335,6 +393,26 @@ class Elementwise(Piecewise):
         return concatenate(qc, 1), concatenate(qs, 1), np.concatenate(strict, axis=1)
 
 
+    def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+        alpha = self._pick(self.slopes.to(c.device), states).abs()
+        beta = self._pick(self.intercepts.to(c.device), states).abs()
+        return alpha * ec + ROUND * (alpha * c.abs() + beta), alpha * es + ROUND * alpha * s.abs()
+
+    def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        qc, qs, eqc, strict = [], [], [], []
+        for i, theta in enumerate(self.thresholds):
+            above = states > i
+            sign = torch.where(above, 1.0, -1.0).to(c.dtype)
+            diff = c - theta
+            qc.append(diff * sign)
+            qs.append(s * sign)
+            eqc.append(ec + ROUND * diff.abs())
+            strict.append(above)
+        return torch.cat(qc, 1), torch.cat(qs, 1), torch.cat(eqc, 1), es.repeat(1, len(self.thresholds)), \
+            torch.cat(strict, 1)
+
     def exact_kinks(self, c: Scaled, s: Scaled) -> tuple[np.ndarray, np.ndarray]:
         nums, dens = [], []
         for theta in self._thresholds:  # u = theta: t = (theta - c) / s
@@ -387,6 +465,31 @@ class MaxGroups(Piecewise):
         chosen = torch.gather(self.index.to(c.device).unsqueeze(0).expand(states.shape[0], -1, -1), 2,
                               states.unsqueeze(-1)).squeeze(-1)
         return torch.gather(c, 1, chosen), torch.gather(s, 1, chosen)
+
+    def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+        return self.select(ec, es, states)
+
+    def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        B, K = c.shape[0], self.index.shape[1]
+        take = states.unsqueeze(-1)
+        real = (self.index >= 0).to(c.device).unsqueeze(0)
+        slot = torch.arange(K, device=c.device).view(1, 1, K)
+        keep = (slot != take) & real
+        out = []
+        for x in (c, s):
+            w = self._windows(x, 0.0)
+            out.append(torch.where(keep, torch.gather(w, 2, take) - w, torch.zeros_like(w)))
+        errors = []
+        for e in (ec, es):
+            w = self._windows(e, 0.0)
+            errors.append(torch.where(keep, torch.gather(w, 2, take) + w, torch.zeros_like(w)))
+        errors[0] = errors[0] + ROUND * out[0].abs()
+        errors[1] = errors[1] + ROUND * out[1].abs()
+        strict = (slot < take) & keep
+        return (out[0].reshape(B, -1), out[1].reshape(B, -1), errors[0].reshape(B, -1), errors[1].reshape(B, -1),
+                strict.reshape(B, -1))
 
     def _chosen(self, states: np.ndarray) -> np.ndarray:
         return self.index.numpy()[np.arange(states.shape[1])[None, :], states]

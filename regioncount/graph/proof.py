@@ -1,15 +1,17 @@
-"""The exact proof of a graph walk: every piece's pattern checked in rational arithmetic.
+"""The proof of a graph walk: every piece's pattern, by float64 bounds or in rational arithmetic.
 
-For the states of piece k, every node's output along the segment is an exact affine map of t, computed with
-:class:`~regioncount.graph.scaled.Scaled` integers through the operators, and the states hold exactly where a
-finite set of affine quantities ``q(t)`` is positive (strict) or non-negative (``Piecewise.constraints``).
-Piece k is proven on the open interval ``(x_k, x_{k+1})`` when every quantity is >= 0 at both ends and no
-strict one vanishes at both; ``x_0 = t_low``, the last right end is ``t_high``, and every other ``x_{k+1}`` is
-the exact first root at which one of piece k's quantities turns negative.  When every piece is proven and the
-ends increase, the pieces are the activation regions: neighbouring patterns differ (equal patterns would have
-equal right ends) and each pattern holds on one interval, so the count is exact for the stored weights
-(``docs/graphs.md``).  The same pass compares the exact output maps of neighbouring pieces, which gives the
-number of linear pieces.
+For the states of piece k, every node's output along the segment is an exact affine map of t, and the states
+hold exactly where a finite set of affine quantities ``q(t)`` is positive (strict) or non-negative
+(``Piecewise.constraints``).  Piece k holds on the open interval ``(x_k, x_{k+1})`` when every quantity is
+>= 0 at both ends and no strict one vanishes at both.  ``x_0 = t_low``, the last right end is ``t_high``, and
+``x_{k+1}`` is the exact root of the one quantity that changes sign there (where several units change state at
+once: the first root at which one of piece k's quantities turns negative).  When every piece holds and the
+ends increase, the pieces are the activation regions: neighbouring patterns differ and each pattern holds on
+one interval (the convexity lemma), so the count is exact for the stored weights (``docs/graphs.md``).
+
+Most pieces are proven by the float64 forward-error bounds of :mod:`regioncount.graph.certify`; the rest are
+checked here with exact maps (:class:`~regioncount.graph.scaled.Scaled` integers through the operators), and
+so are neighbouring output maps that the bounds cannot tell apart, which gives the number of linear pieces.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from ..core.limits import Deadline
+from .certify import FloatProof, certify_walk
 from .model import GraphModel
 from .ops import Affine, Piecewise
 from .scaled import Scaled, concatenate
@@ -34,12 +37,12 @@ PROOF_CHUNK = 64
 class GraphProof:
     """``proven``: pieces whose pattern and interval were confirmed; ``failed``: pieces that were not;
     ``linear_pieces``: the exact number of linear pieces (None unless every piece was proven);
-    ``breakpoints``: the exact region boundaries (when every piece was proven)."""
+    ``in_rationals``: pieces the float bounds left to rational arithmetic."""
 
     proven: int
     failed: int
     linear_pieces: int | None
-    breakpoints: list[Fraction] | None
+    in_rationals: int
 
 
 def exact_maps(model: GraphModel, states: list[np.ndarray], p: Scaled, v: Scaled
@@ -108,49 +111,93 @@ def _stacked(constraints: list[tuple[Scaled, Scaled, np.ndarray]], rows: int) ->
             np.concatenate([k for _, _, k in constraints], axis=1))
 
 
-def _intervals(ends: list[Fraction | None], first: int, n: int, left: Fraction, high: Fraction
-               ) -> tuple[list[Fraction], list[Fraction], np.ndarray, list[Fraction], Fraction]:
-    """The interval (a_k, b_k) each piece of a chunk claims, from the right end of the piece before: whether
-    it is well formed (a_k < b_k, only the last piece reaches t_high), the boundaries between pieces, and the
-    right end of the chunk's last piece."""
-    a, b, shaped, bounds = [], [], [], []
-    for k, end in enumerate(ends):
-        last = first + k == n - 1
-        right = high if last else end
-        reaches = end is None or end >= high
-        shaped.append(right is not None and left < right and (reaches if last else not reaches))
-        a.append(left)
-        b.append(right if right is not None and left < right else left + 1)
-        left = right if right is not None else high
-        if not last:
-            bounds.append(left)
-    return a, b, np.array(shaped, dtype=bool), bounds, left
+def _root(qc: Scaled, qs: Scaled, row: int, column: int) -> Fraction | None:
+    """The exact root of quantity ``column`` of a row (None when its slope is 0)."""
+    slope = qs.ints[row, column]
+    if slope == 0:
+        return None
+    return Fraction(-int(qc.ints[row, column]) * qs.den, int(slope) * qc.den)
+
+
+class _ExactPieces:
+    """Decides in rational arithmetic the pieces the float bounds left open, and the neighbours whose outputs
+    may be equal; the pieces are visited left to right, so a boundary where several units change state takes
+    its exact place from the piece before it (then decided here too)."""
+
+    def __init__(self, model: GraphModel, walk: WalkPieces, floats: FloatProof, p: torch.Tensor, v: torch.Tensor,
+                 t_low: float, t_high: float) -> None:
+        self.model, self.floats = model, floats
+        self.P, self.V = Scaled.of_tensor(p.reshape(1, -1)), Scaled.of_tensor(v.reshape(1, -1))
+        self.low, self.high = Fraction(t_low), Fraction(t_high)
+        self.states = [s.numpy() for s in walk.states]
+        self.n = walk.count
+        self.failed = 0
+        self.equal_outputs = 0
+        self.right_end: dict[int, Fraction | None] = {}
+        self.outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def rows(self) -> list[int]:
+        doubtful = set(torch.nonzero(~self.floats.proven).squeeze(1).tolist())
+        maybe_equal = torch.nonzero(~self.floats.differ & ~self.floats.equal).squeeze(1).tolist()
+        return sorted(doubtful | set(maybe_equal) | {i + 1 for i in maybe_equal})
+
+    def run(self, deadline: Deadline) -> None:
+        rows = self.rows()
+        for start in range(0, len(rows), PROOF_CHUNK):
+            chunk = rows[start:start + PROOF_CHUNK]
+            constraints, (oc, os_) = exact_maps(self.model, [s[chunk] for s in self.states], self.P, self.V)
+            qc, qs, strict = _stacked(constraints, len(chunk))
+            for position, row in enumerate(chunk):
+                self.outputs[row] = (oc.ints[position], os_.ints[position])
+                if not bool(self.floats.proven[row]):
+                    self._decide(row, position, qc, qs, strict)
+            deadline.check("the exact proof of the graph walk")
+        for i in torch.nonzero(~self.floats.differ & ~self.floats.equal).squeeze(1).tolist():
+            (c0, s0), (c1, s1) = self.outputs[i], self.outputs[i + 1]
+            self.equal_outputs += int(bool((c0 == c1).all() and (s0 == s1).all()))
+
+    def _left(self, row: int, position: int, qc: Scaled, qs: Scaled) -> Fraction | None:
+        if row == 0:
+            return self.low
+        binding = int(self.floats.bindings.left[row - 1])
+        if binding >= 0:
+            return _root(qc, qs, position, binding)
+        return self.right_end.get(row - 1)  # decided here just before, when several units changed state
+
+    def _right(self, row: int, position: int, qc: Scaled, qs: Scaled) -> Fraction | None:
+        if row == self.n - 1:
+            return self.high
+        binding = int(self.floats.bindings.right[row])
+        if binding >= 0:
+            return _root(qc, qs, position, binding)
+        return _right_ends(Scaled(qc.ints[position:position + 1], qc.den),
+                           Scaled(qs.ints[position:position + 1], qs.den))[0]
+
+    def _decide(self, row: int, position: int, qc: Scaled, qs: Scaled, strict: np.ndarray) -> None:
+        a, b = self._left(row, position, qc, qs), self._right(row, position, qc, qs)
+        self.right_end[row] = b
+        if a is None or b is None or not (self.low <= a < b <= self.high) or \
+                (row < self.n - 1 and b >= self.high):
+            self.failed += 1
+            return
+        one = slice(position, position + 1)
+        held = _hold(Scaled(qc.ints[one], qc.den), Scaled(qs.ints[one], qs.den), strict[one], [a], [b])
+        self.failed += int(not held[0])
 
 
 def prove_walk(model: GraphModel, walk: WalkPieces, p: torch.Tensor, v: torch.Tensor, t_low: float,
                t_high: float, deadline: Deadline) -> GraphProof:
-    """Check every piece of ``walk`` exactly (module docstring); stops at the deadline (CostLimitError)."""
-    P, V = Scaled.of_tensor(p.reshape(1, -1)), Scaled.of_tensor(v.reshape(1, -1))
-    left, high = Fraction(t_low), Fraction(t_high)
-    states = [s.cpu().numpy() for s in walk.states]
+    """Prove every piece of ``walk``: by float64 forward-error bounds where they suffice
+    (:mod:`regioncount.graph.certify`), in rational arithmetic where they do not (module docstring); the
+    linear pieces likewise.  Stops at the deadline (CostLimitError)."""
+    floats = certify_walk(model, walk.states, p, v, t_low, t_high)
+    exact = _ExactPieces(model, walk, floats, p, v, t_low, t_high)
+    exact.run(deadline)
     n = walk.count
-    proven = failed = changes = 0
-    previous_out: tuple[np.ndarray, np.ndarray] | None = None
-    bounds: list[Fraction] = []
-    for start in range(0, n, PROOF_CHUNK):
-        rows = slice(start, min(n, start + PROOF_CHUNK))
-        constraints, (oc, os_) = exact_maps(model, [s[rows] for s in states], P, V)
-        qc, qs, strict = _stacked(constraints, rows.stop - rows.start)
-        a, b, shaped, inner, left = _intervals(_right_ends(qc, qs), start, n, left, high)
-        bounds += inner
-        good = _hold(qc, qs, strict, a, b) & shaped
-        proven += int(good.sum())
-        failed += int((~good).sum())
-        changes += _output_changes(oc, os_, previous_out)
-        previous_out = (oc.ints[-1:], os_.ints[-1:])
-        deadline.check("the exact proof of the graph walk")
-    complete = failed == 0
-    return GraphProof(proven, failed, 1 + changes if complete else None, bounds if complete else None)
+    proven = n - exact.failed
+    differ = int(floats.differ.sum()) + int((~floats.differ & ~floats.equal).sum()) - exact.equal_outputs
+    complete = exact.failed == 0
+    return GraphProof(proven, exact.failed, 1 + differ if complete else None, int((~floats.proven).sum()))
 
 
 def _output_changes(oc: Scaled, os_: Scaled, previous: tuple[np.ndarray, np.ndarray] | None) -> int:
