@@ -510,6 +510,8 @@ def track(model_files: tuple[str, ...], steps: str | None, out_file: str | None,
 @click.option("--box", nargs=2, type=str, default=None, metavar="LO HI", help="2-D input: the box.")
 @plane_options
 @click.option("--level", type=FINITE, default=None, help="Draw the level set y_output = LEVEL (e.g. 0).")
+@click.option("--boundary", is_flag=True,
+              help="2-D: draw the decision boundary (where the predicted class changes; one output: y = 0).")
 @click.option("--color", "colour", type=click.Choice(["region", "gradient"]), default="region", show_default=True,
               help="Fill regions with distinct colours, or by the norm of the local gradient.")
 @figure_options
@@ -517,8 +519,8 @@ def track(model_files: tuple[str, ...], steps: str | None, out_file: str | None,
 @click.option("--assume-well-posed", is_flag=True)
 @limit_options
 @guard
-def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, extent, through, level, colour,
-         output_index: int, dpi: int, size, device: str, assume_well_posed: bool, max_regions: int,
+def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, extent, through, level, boundary: bool,
+         colour, output_index: int, dpi: int, size, device: str, assume_well_posed: bool, max_regions: int,
          max_memory: float | None, max_seconds: float) -> None:
     """Draw the regions of MODEL to a PNG: the output with its breakpoints (1-D input or --segment), or
     every region of a 2-D slice in its own colour (2-D input, --box, or a plane)."""
@@ -534,16 +536,21 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
         partition = partition_from_options(model, box, origin, dirs, extent, through, device, max_regions,
                                            assume_well_posed, memory_limit=max_memory_bytes(max_memory),
                                            max_seconds=max_seconds)
+        from regioncount.partition.decision import decision_boundary
         from regioncount.viz.plot import plot_partition
 
+        edge = decision_boundary(partition) if boundary else None
         for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
-                                     size=size or (6.5, 6.0)):
+                                     size=size or (6.5, 6.0), boundary=edge):
             click.echo(f"note: {notice}", err=True)
         summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
+        if edge is not None:
+            summary += (f"; decision boundary {edge.length:.6g} long, {len(edge.segments):,} segments in "
+                        f"{edge.regions_crossed:,} regions")
         method = partition.method
     else:
-        if level is not None or colour != "region":
-            raise UserError("--level and --color apply to 2-D plots")
+        if level is not None or colour != "region" or boundary:
+            raise UserError("--level, --boundary and --color apply to 2-D plots")
         result = _plot_along(model, out_file, interval, segment, output_index, dpi, size, device, assume_well_posed,
                              {"max_regions": max_regions, "memory_limit": max_memory_bytes(max_memory),
                               "max_seconds": max_seconds})

@@ -61,6 +61,7 @@ _LAZY = {name: module for module, names in {
     "sampling.sampled": "sample_regions",
     "line.chords": "chord_statistics",
     "partition.plane2d": "partition_plane",
+    "partition.decision": "decision_boundary DecisionBoundary",
     "theory.separation": "compare_width alpha_summary",
     "models.wellposed": "certify",
     "theory.bounds": "serra",

@@ -340,10 +340,12 @@ def _finish_segment(fig, ax, rug, result, per_column, edges, title: str, size: t
 
 
 def plot_partition(partition, path: str | Path, *, output: int = 0, level: float | None = None,
-                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0)) -> list[str]:
+                   colour: str = "region", dpi: int = 150, size: tuple[float, float] = (6.5, 6.0),
+                   boundary=None) -> list[str]:  # noqa: ANN001 - a DecisionBoundary
     """Every region of a plane partition filled with its own colour, boundaries drawn, optionally the
-    level set ``y_output = level`` and a colouring by the local gradient norm.  Returns the notices written
-    on the picture (a level set that the slice does not reach), for the caller to repeat."""
+    level set ``y_output = level``, a decision boundary (:func:`regioncount.partition.decision.decision_boundary`,
+    drawn thick) and a colouring by the local gradient norm.  Returns the notices written on the picture (a
+    level set that the slice does not reach), for the caller to repeat."""
     import numpy as np
     from matplotlib.collections import LineCollection, PolyCollection
 
@@ -398,6 +400,9 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
             notices.append(notice)
             ax.text(0.5, 0.02, notice, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    if boundary is not None and len(boundary.segments):
+        ax.add_collection(LineCollection(boundary.segments, colors="white", linewidths=3.0))
+        ax.add_collection(LineCollection(boundary.segments, colors="crimson", linewidths=1.6))
     plane = partition.plane
     ax.set_xlim(plane.low[0], plane.high[0])
     ax.set_ylim(plane.low[1], plane.high[1])
@@ -405,6 +410,8 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     ax.set_xlabel("s" if plane.u != (1.0, 0.0) else "x1")
     ax.set_ylabel("t" if plane.w != (0.0, 1.0) else "x2")
     level_text = "" if level is None else f", level y_{output} = {level:g}"
+    if boundary is not None:
+        level_text += f"; decision boundary: {len(boundary.segments):,} segments, length {boundary.length:.4g}"
     ax.set_title(fit_caption(f"{partition.model}\n{partition.activation_regions:,} regions, "
                              f"{partition.linear_pieces:,} linear pieces ({partition.method}, float64{level_text})",
                              size[0]), fontsize=9)
