@@ -68,30 +68,32 @@ def main() -> None:
           "dense / operator |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, make in cases:
-        torch.manual_seed(0)
-        module = make().double().eval()
-        graph = from_module(module, input_shape=(1, 8, 8))
-        gen = torch.Generator().manual_seed(1)
-        p, q = torch.rand(64, generator=gen, dtype=torch.float64), torch.rand(64, generator=gen, dtype=torch.float64)
-        seg = resolve_segment(graph, segment=(p.tolist(), q.tolist()))
-        v = torch.tensor(seg.direction, dtype=torch.float64)
-        walk_s, walk = _best(args.repeats, lambda: walk_graph(graph, p, v, 0.0, 1.0, max_regions=None,
-                                                               memory_limit=2**33, deadline=Deadline(None)))
-        proof_s, _ = _best(args.repeats, lambda: prove_walk(graph, walk, p, v, 0.0, 1.0, Deadline(None)))
-        whole_s, result = _best(args.repeats, lambda: count_segment(graph, segment=(p.tolist(), q.tolist()),
-                                                                      device="cpu"))
-        dense = ""
-        try:
-            densify_s, ffn = _best(1, lambda: dense_ffn(graph))
-            count_s, other = _best(args.repeats, lambda: count_segment(ffn, segment=(p.tolist(), q.tolist()),
-                                                                        device="cpu"))
-            assert (other.activation_regions, other.linear_pieces) == (result.activation_regions,
-                                                                      result.linear_pieces)
-            dense = f"{densify_s * 1e3:.1f} ms | {count_s * 1e3:.1f} ms | {(densify_s + count_s) / whole_s:.2f}"
-        except Exception:  # not a chain of affine maps and ReLUs
-            dense = "- | - | -"
-        print(f"| {label} | {result.activation_regions:,} | {result.linear_pieces:,} | {walk_s * 1e3:.1f} ms | "
-              f"{proof_s * 1e3:.0f} ms | {whole_s * 1e3:.0f} ms ({result.method}) | {dense} |")
+        print(_row(label, make, args.repeats))
+
+
+def _row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a module factory
+    """One table row: time the operator form's walk, proof and whole call, and the densified FFN's count."""
+    torch.manual_seed(0)
+    module = make().double().eval()
+    graph = from_module(module, input_shape=(1, 8, 8))
+    gen = torch.Generator().manual_seed(1)
+    p, q = torch.rand(64, generator=gen, dtype=torch.float64), torch.rand(64, generator=gen, dtype=torch.float64)
+    seg = resolve_segment(graph, segment=(p.tolist(), q.tolist()))
+    v = torch.tensor(seg.direction, dtype=torch.float64)
+    walk_s, walk = _best(repeats, lambda: walk_graph(graph, p, v, 0.0, 1.0, max_regions=None,
+                                                      memory_limit=2**33, deadline=Deadline(None)))
+    proof_s, _ = _best(repeats, lambda: prove_walk(graph, walk, p, v, 0.0, 1.0, Deadline(None)))
+    whole_s, result = _best(repeats, lambda: count_segment(graph, segment=(p.tolist(), q.tolist()), device="cpu"))
+    try:
+        densify_s, ffn = _best(1, lambda: dense_ffn(graph))
+    except Exception:  # not a chain of affine maps and ReLUs
+        dense = "- | - | -"
+    else:
+        count_s, other = _best(repeats, lambda: count_segment(ffn, segment=(p.tolist(), q.tolist()), device="cpu"))
+        assert (other.activation_regions, other.linear_pieces) == (result.activation_regions, result.linear_pieces)
+        dense = f"{densify_s * 1e3:.1f} ms | {count_s * 1e3:.1f} ms | {(densify_s + count_s) / whole_s:.2f}"
+    return (f"| {label} | {result.activation_regions:,} | {result.linear_pieces:,} | {walk_s * 1e3:.1f} ms | "
+            f"{proof_s * 1e3:.0f} ms | {whole_s * 1e3:.0f} ms ({result.method}) | {dense} |")
 
 
 if __name__ == "__main__":

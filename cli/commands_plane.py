@@ -51,6 +51,29 @@ def partition_from_options(model, box, origin, dirs, extent, through, device, ma
                            assume_well_posed=assume_well_posed, max_seconds=max_seconds)
 
 
+def plot_plane(model, out_file: str, slice_options: tuple, *, level, boundary: bool, colour: str,
+               output_index: int, dpi: int, size, device: str, assume_well_posed: bool, limits: tuple
+               ) -> tuple[str, str]:
+    """The 2-D part of ``plot``: partition the slice, draw it (with the level set or the decision boundary),
+    and return the summary line and the method."""
+    from regioncount.partition.decision import decision_boundary
+    from regioncount.viz.plot import plot_partition
+
+    box, origin, dirs, extent, through = slice_options
+    max_regions, memory_limit, max_seconds = limits
+    partition = partition_from_options(model, box, origin, dirs, extent, through, device, max_regions,
+                                       assume_well_posed, memory_limit=memory_limit, max_seconds=max_seconds)
+    edge = decision_boundary(partition) if boundary else None
+    for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
+                                 size=size or (6.5, 6.0), boundary=edge):
+        click.echo(f"note: {notice}", err=True)
+    summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
+    if edge is not None:
+        summary += (f"; decision boundary {edge.length:.6g} long, {len(edge.segments):,} segments in "
+                    f"{edge.regions_crossed:,} regions")
+    return summary, partition.method
+
+
 def count_plane(model, model_file: str, box, origin, dirs, extent: float, through, assume_well_posed: bool,
                 options: dict, *, graph_file: str | None, polygons_file: str | None, plot_file: str | None,
                 output_index: int, dpi: int, size) -> None:

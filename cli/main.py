@@ -531,23 +531,12 @@ def plot(model_file: str, out_file: str, interval, segment, box, origin, dirs, e
     two_d = box is not None or origin is not None or dirs is not None or through is not None or (
         interval is None and segment is None and model.input_dim == 2)
     if two_d:
-        from .commands_plane import partition_from_options
+        from .commands_plane import plot_plane
 
-        partition = partition_from_options(model, box, origin, dirs, extent, through, device, max_regions,
-                                           assume_well_posed, memory_limit=max_memory_bytes(max_memory),
-                                           max_seconds=max_seconds)
-        from regioncount.partition.decision import decision_boundary
-        from regioncount.viz.plot import plot_partition
-
-        edge = decision_boundary(partition) if boundary else None
-        for notice in plot_partition(partition, out_file, output=output_index, level=level, colour=colour, dpi=dpi,
-                                     size=size or (6.5, 6.0), boundary=edge):
-            click.echo(f"note: {notice}", err=True)
-        summary = f"{partition.activation_regions:,} regions, {partition.linear_pieces:,} linear pieces"
-        if edge is not None:
-            summary += (f"; decision boundary {edge.length:.6g} long, {len(edge.segments):,} segments in "
-                        f"{edge.regions_crossed:,} regions")
-        method = partition.method
+        summary, method = plot_plane(model, out_file, (box, origin, dirs, extent, through), level=level,
+                                     boundary=boundary, colour=colour, output_index=output_index, dpi=dpi, size=size,
+                                     device=device, assume_well_posed=assume_well_posed,
+                                     limits=(max_regions, max_memory_bytes(max_memory), max_seconds))
     else:
         if level is not None or colour != "region" or boundary:
             raise UserError("--level, --boundary and --color apply to 2-D plots")

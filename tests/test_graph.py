@@ -341,3 +341,59 @@ def test_generic_nets_are_proven_by_the_float_bounds_alone():
     result = count_segment(graph, segment=(p.tolist(), q.tolist()))
     assert "(0 in rational arithmetic" in result.algorithm
     assert result.linear_pieces == exact_walk(graph, p, q - p, 0.0, 1.0).linear_pieces < result.activation_regions
+
+
+# ------------------------------------------------------------------------------------------------ planes
+
+
+def _plane_points(seed: int, d: int) -> tuple[list[float], ...]:
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.rand(d, generator=gen, dtype=torch.float64).tolist() for _ in range(3))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_conv_relu_planes_equal_the_densified_ffn(seed):
+    from regioncount import partition_plane
+
+    torch.manual_seed(seed)
+    module = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(27, 4),
+                           nn.ReLU(), nn.Linear(4, 3)).double().eval()
+    graph = from_module(module, input_shape=(1, 6, 6))
+    through = _plane_points(seed, 36)
+    a, b = partition_plane(graph, through=through), partition_plane(dense_ffn(graph), through=through)
+    assert a.method == b.method == "exact" and "proven in rational arithmetic" in a.engine
+    assert (a.activation_regions, a.linear_pieces) == (b.activation_regions, b.linear_pieces)
+    assert float(a.areas.sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_max_pool_leaky_planes_are_proven_and_hold_every_sampled_pattern(seed):
+    from regioncount import decision_boundary, partition_plane
+    from regioncount.core.patterns import match_rows, pack_bits
+
+    torch.manual_seed(seed)
+    module = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.LeakyReLU(0.125), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(8, 3)).double().eval()
+    graph = from_module(module, input_shape=(1, 4, 4))
+    part = partition_plane(graph, through=_plane_points(seed, 16))
+    assert part.method == "exact"
+    grid = torch.linspace(0.001, 0.999, 150, dtype=torch.float64)
+    S, T = torch.meshgrid(grid, grid, indexing="ij")
+    points = part.plane.points(torch.stack([S.ravel(), T.ravel()], 1))
+    words = pack_bits(graph.pattern_code(points))
+    _, found = match_rows(part.patterns, words)
+    assert bool(found.all())  # every sampled pattern is one of the regions
+    assert torch.unique(words, dim=0).shape[0] <= part.activation_regions
+    edge = decision_boundary(part)
+    classes = torch.unique(graph(points).argmax(1)).numel()
+    assert edge.kind == "argmax" and (edge.length > 0) == (classes > 1)
+
+
+def test_a_plane_past_the_proof_budget_is_labelled_approximate(monkeypatch):
+    import regioncount.partition.graph_plane as graph_plane
+    from regioncount import partition_plane
+
+    monkeypatch.setattr(graph_plane, "PROOF_SECONDS", 0.0)
+    graph = from_module(ResBlock(2).double().eval(), input_shape=(1, 6, 6))
+    part = partition_plane(graph, through=_plane_points(0, 36))
+    assert part.method == "approximate" and any("past its budget" in note for note in part.notes)

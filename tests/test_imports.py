@@ -100,7 +100,7 @@ LAYERS = {
     "io": {"core", "models", "graph"},
     "line": {"core", "models", "exact", "graph"},
     "sampling": {"core", "models", "line", "graph"},
-    "partition": {"core", "models", "exact", "line", "sampling"},
+    "partition": {"core", "models", "exact", "line", "sampling", "graph"},
     "theory": {"core", "models", "exact", "line"},
     "parallel": {"core", "models", "line", "sampling"},
     "viz": {"core", "models", "line", "theory"},

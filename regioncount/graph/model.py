@@ -90,12 +90,16 @@ class GraphModel:
     def pattern_code(self, points: torch.Tensor) -> torch.Tensor:
         """The patterns of points (B, d) as bits (B, pattern_bits()): the bijective code of the states."""
         _, states = self.forward(points, patterns=True)
+        return self.code_of_states(states, points.shape[0])
+
+    def code_of_states(self, states: list[torch.Tensor], rows: int) -> torch.Tensor:
+        """The bits (B, pattern_bits()) of the states of every piecewise node (a list of (B, units))."""
         codes = []
         for index, st in zip(self.piecewise, states):
             bits = getattr(self.nodes[index].op, "state_bits", 0)
             levels = torch.arange(bits, device=st.device)
             codes.append((st.unsqueeze(-1) > levels).reshape(st.shape[0], -1))
-        return torch.cat(codes, 1) if codes else torch.zeros(points.shape[0], 1, dtype=torch.bool)
+        return torch.cat(codes, 1) if codes else torch.zeros(rows, 1, dtype=torch.bool)
 
     def macs(self) -> int:
         """Multiply-adds of one evaluation (affine operators), per sample."""

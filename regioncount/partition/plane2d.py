@@ -44,6 +44,7 @@ from ..core.results import PlanePartition
 from ..core.settings import DEFAULT_MAX_REGIONS
 from ..core.tolerances import PLANE_DEQ_ZERO_TOL as DEQ_ZERO_TOL
 from ..core.tolerances import PLANE_ZERO_TOL as ZERO_TOL
+from ..graph.model import GraphModel
 from ..line.cost import plane_polygon_bytes
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units, require_network
@@ -344,7 +345,7 @@ def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch
     return probe_pairs(owner, region_words, across)
 
 
-def _adjacency(model: Model, plane: Plane, polys: Polygons, region: torch.Tensor,
+def _adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
                region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
     pattern found there.  Returns the pairs and the number of probes that matched no region."""
@@ -390,7 +391,7 @@ def _plane_notes(model: Model, unmatched: int, probed: int, unresolved: int, dou
     return notes
 
 
-def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
+def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
                     origin: Sequence[float] | None = None, dirs: tuple[Sequence[float], Sequence[float]] | None = None,
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
                     device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
@@ -405,8 +406,15 @@ def partition_plane(model: Model, low: Sequence[float] | None = None, high: Sequ
     tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
     tolerance decision and the partition says ``approximate``.  ``max_seconds``: a deadline for the whole call
     (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage."""
-    require_network(model, "the plane partition")
     deadline = Deadline(max_seconds)
+    if isinstance(model, GraphModel):  # operator graphs: their own subdivision and proof (docs/graphs.md)
+        from .graph_plane import partition_graph_plane
+
+        plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
+        dev = resolve_device(device)
+        most = NO_LIMIT if max_regions is None else 4 * max_regions  # a max's over-cut polygons included
+        return partition_graph_plane(model, plane, dev, limit=most, deadline=deadline)
+    require_network(model, "the plane partition")
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
     reach = max(abs(v) for v in (*plane.low, *plane.high))

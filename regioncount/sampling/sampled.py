@@ -88,9 +88,11 @@ def deq_patterns(model: DEQ, x: torch.Tensor, guess: torch.Tensor | None = None)
     return solve_fixed_points(model, x, guess=guess).u > 0
 
 
-def packed_patterns_at(model: Model, points: torch.Tensor) -> torch.Tensor:
+def packed_patterns_at(model: Model | GraphModel, points: torch.Tensor) -> torch.Tensor:
     """Packed patterns (N, words) of points (N, d) in float64: per layer for an FFN (as
     :class:`PatternFunction`), units in their own order for a DEQ (as the exact partitions pack them)."""
+    if isinstance(model, GraphModel):
+        return pack_bits(model.pattern_code(points.to(DTYPE)))
     if isinstance(model, FFN):
         if not model.hidden_widths:
             return torch.zeros(points.shape[0], 1, dtype=torch.int64, device=points.device)

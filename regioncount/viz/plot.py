@@ -346,7 +346,6 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     level set ``y_output = level``, a decision boundary (:func:`regioncount.partition.decision.decision_boundary`,
     drawn thick) and a colouring by the local gradient norm.  Returns the notices written on the picture (a
     level set that the slice does not reach), for the caller to repeat."""
-    import numpy as np
     from matplotlib.collections import LineCollection, PolyCollection
 
     path = _check_png(path)
@@ -379,27 +378,7 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
     else:
         raise RegionCountError(f"unknown colouring {colour!r}; choose region or gradient")
     if level is not None:
-        grads = partition.gradients[:, output].cpu().numpy()[region]  # (P, 2)
-        offs = partition.offsets[:, output].cpu().numpy()[region]
-        vals = xy[..., 0] * grads[:, :1] + xy[..., 1] * grads[:, 1:] + offs[:, None] - level
-        V = xy.shape[1]
-        idx = np.arange(V)[None]
-        nxt = np.where(idx + 1 < n[:, None], idx + 1, 0)
-        vn = np.take_along_axis(vals, nxt, 1)
-        cross = (vals * vn < 0) & (idx < n[:, None])
-        lam = np.where(cross, vals / np.where(cross, vals - vn, 1.0), 0.0)
-        pts = xy + lam[..., None] * (np.take_along_axis(xy, nxt[..., None].repeat(2, 2), 1) - xy)
-        segments = [pts[i][cross[i]][:2] for i in range(len(n)) if cross[i].sum() >= 2]
-        if segments:
-            ax.add_collection(LineCollection(segments, colors="white", linewidths=2.2))
-            ax.add_collection(LineCollection(segments, colors="black", linewidths=1.0))
-        else:  # say so on the picture: an empty level set is an answer, not a failure to draw
-            live = vals[np.arange(vals.shape[1])[None] < n[:, None]] + level
-            notice = (f"level set y_{output} = {level:g} not reached in this slice "
-                      f"(y_{output} in [{live.min():.4g}, {live.max():.4g}])")
-            notices.append(notice)
-            ax.text(0.5, 0.02, notice, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+        notices += _draw_level(ax, partition, xy, n, region, output, level)
     if boundary is not None and len(boundary.segments):
         ax.add_collection(LineCollection(boundary.segments, colors="white", linewidths=3.0))
         ax.add_collection(LineCollection(boundary.segments, colors="crimson", linewidths=1.6))
@@ -417,4 +396,34 @@ def plot_partition(partition, path: str | Path, *, output: int = 0, level: float
                              size[0]), fontsize=9)
     fig.tight_layout()
     _save(fig, path, dpi)
+    return notices
+
+
+def _draw_level(ax, partition, xy, n, region, output: int, level: float) -> list[str]:  # noqa: ANN001
+    """Draw the level set ``y_output = level`` of a plane partition; the notice when the slice misses it."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    notices: list[str] = []
+    grads = partition.gradients[:, output].cpu().numpy()[region]  # (P, 2)
+    offs = partition.offsets[:, output].cpu().numpy()[region]
+    vals = xy[..., 0] * grads[:, :1] + xy[..., 1] * grads[:, 1:] + offs[:, None] - level
+    V = xy.shape[1]
+    idx = np.arange(V)[None]
+    nxt = np.where(idx + 1 < n[:, None], idx + 1, 0)
+    vn = np.take_along_axis(vals, nxt, 1)
+    cross = (vals * vn < 0) & (idx < n[:, None])
+    lam = np.where(cross, vals / np.where(cross, vals - vn, 1.0), 0.0)
+    pts = xy + lam[..., None] * (np.take_along_axis(xy, nxt[..., None].repeat(2, 2), 1) - xy)
+    segments = [pts[i][cross[i]][:2] for i in range(len(n)) if cross[i].sum() >= 2]
+    if segments:
+        ax.add_collection(LineCollection(segments, colors="white", linewidths=2.2))
+        ax.add_collection(LineCollection(segments, colors="black", linewidths=1.0))
+    else:  # say so on the picture: an empty level set is an answer, not a failure to draw
+        live = vals[np.arange(vals.shape[1])[None] < n[:, None]] + level
+        notice = (f"level set y_{output} = {level:g} not reached in this slice "
+                  f"(y_{output} in [{live.min():.4g}, {live.max():.4g}])")
+        notices.append(notice)
+        ax.text(0.5, 0.02, notice, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     return notices
