@@ -270,7 +270,7 @@ def test_training_mode_batch_norm_is_refused():
 
 
 def test_graph_models_are_sampled_and_refused_where_not_supported():
-    from regioncount import partition_plane, sample_regions
+    from regioncount import partition_box, sample_regions
 
     module = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.LeakyReLU(0.125), nn.MaxPool2d(2), nn.Flatten(),
                            nn.Linear(8, 2)).double().eval()
@@ -286,7 +286,7 @@ def test_graph_models_are_sampled_and_refused_where_not_supported():
     joined = torch.cat(states, 1)
     assert torch.equal((codes[:50, None] == codes[None, :50]).all(-1), (joined[:, None] == joined[None]).all(-1))
     with pytest.raises(ModelFormatError, match="not a GraphModel"):
-        partition_plane(graph, through=([0.0] * 16, [1.0] * 16, [0.0, 1.0] * 8))
+        partition_box(graph, [0.0] * 16, [1.0] * 16)
 
 
 def _random_conv_net(rng: random.Random) -> nn.Module:

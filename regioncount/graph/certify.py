@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
+from ..core.rounding import INFLATE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, gamma
 from .model import GraphModel
 from .ops import Affine, Elementwise, MaxGroups, Piecewise
 

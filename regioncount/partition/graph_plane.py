@@ -171,16 +171,16 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
                           deadline: Deadline) -> PlanePartition:
     """The :class:`~regioncount.core.results.PlanePartition` of a graph model's slice (module docstring)."""
     from ..core.devices import Stopwatch
+    from .edge_probes import probe_adjacency
     from .exact_pieces import linear_piece_count
     from .graph_plane_proof import prove_plane
-    from .plane2d import _adjacency
 
     watch = Stopwatch(device)
     with torch.no_grad():
         polys, states, out = walk_plane(model, plane, device, limit=limit, deadline=deadline)
         partition_seconds = watch.seconds()
         region, words, gradients, offsets, areas = regions_of(model, polys, states, out)
-        pairs, unmatched = _adjacency(model, plane, polys, region, words)  # type: ignore[arg-type]
+        pairs, unmatched = probe_adjacency(model, plane, polys, region, words)
     left = deadline.remaining()
     budget = PROOF_SECONDS if left is None else max(0.0, min(PROOF_SECONDS, left))
     proof = prove_plane(model, plane, polys.select(torch.arange(polys.count)), [s.cpu() for s in states],

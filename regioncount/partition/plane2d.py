@@ -48,8 +48,8 @@ from ..graph.model import GraphModel
 from ..line.cost import plane_polygon_bytes
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units, require_network
-from ..sampling.sampled import packed_patterns_at
 from .deq_cells import Embedding, refine_general_deq
+from .edge_probes import probe_adjacency
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import linear_piece_count, same_affine_pairs
 from .facet_crossing import crossing_rule
@@ -345,33 +345,6 @@ def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch
     return probe_pairs(owner, region_words, across)
 
 
-def _adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
-               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
-    pattern found there.  Returns the pairs and the number of probes that matched no region."""
-    device = polys.xy.device
-    nxt = torch.where(torch.arange(polys.xy.shape[1], device=device)[None] + 1 < polys.n[:, None],
-                      torch.arange(polys.xy.shape[1], device=device)[None] + 1, 0)
-    a = polys.xy
-    b = torch.gather(a, 1, nxt[..., None].expand(-1, -1, 2))
-    edge = b - a
-    length = torch.linalg.vector_norm(edge, dim=2)
-    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
-    valid = polys.valid() & (length > 1e-9 * size)
-    normal = torch.stack([edge[..., 1], -edge[..., 0]], 2) / length.clamp_min(1e-300)[..., None]
-    step = torch.minimum(length * 1e-3, torch.full_like(length, 1e-7 * size))
-    probe = (a + b) / 2 + normal * step[..., None]
-    lo = torch.tensor(plane.low, dtype=DTYPE, device=device)
-    hi = torch.tensor(plane.high, dtype=DTYPE, device=device)
-    inside = ((probe > lo) & (probe < hi)).all(2)
-    use = valid & inside
-    owners = region[:, None].expand_as(use)[use]
-    points = probe[use]
-    if points.shape[0] == 0:
-        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
-
-
 def _plane_notes(model: Model, unmatched: int, probed: int, unresolved: int, doubtful: int) -> list[str]:
     """What a plane partition's output says about its adjacency (``probed`` < 0: every edge probed) and its
     decisions left to the tolerance."""
@@ -442,7 +415,7 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         if cut.adjacency is not None:
             pairs, unmatched, probed = cut.adjacency(region, region_words)
         else:
-            pairs, unmatched = _adjacency(model, plane, polys, region, region_words)
+            pairs, unmatched = probe_adjacency(model, plane, polys, region, region_words)
             probed = -1  # every edge
     gradients, offsets = grads[representative], offs[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly

@@ -1,0 +1,40 @@
+"""Region adjacency of a plane partition by probes: step across the middle of every polygon edge and look up
+the pattern found there (used where the engine does not prove its adjacency)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.geometry import Plane
+from ..core.patterns import probe_pairs
+from ..graph.model import GraphModel
+from ..models.networks import DTYPE, Model
+from ..sampling.sampled import packed_patterns_at
+from .polygons import Polygons
+
+
+def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
+               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
+    pattern found there.  Returns the pairs and the number of probes that matched no region."""
+    device = polys.xy.device
+    nxt = torch.where(torch.arange(polys.xy.shape[1], device=device)[None] + 1 < polys.n[:, None],
+                      torch.arange(polys.xy.shape[1], device=device)[None] + 1, 0)
+    a = polys.xy
+    b = torch.gather(a, 1, nxt[..., None].expand(-1, -1, 2))
+    edge = b - a
+    length = torch.linalg.vector_norm(edge, dim=2)
+    size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
+    valid = polys.valid() & (length > 1e-9 * size)
+    normal = torch.stack([edge[..., 1], -edge[..., 0]], 2) / length.clamp_min(1e-300)[..., None]
+    step = torch.minimum(length * 1e-3, torch.full_like(length, 1e-7 * size))
+    probe = (a + b) / 2 + normal * step[..., None]
+    lo = torch.tensor(plane.low, dtype=DTYPE, device=device)
+    hi = torch.tensor(plane.high, dtype=DTYPE, device=device)
+    inside = ((probe > lo) & (probe < hi)).all(2)
+    use = valid & inside
+    owners = region[:, None].expand_as(use)[use]
+    points = probe[use]
+    if points.shape[0] == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=device), 0
+    return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
