@@ -77,7 +77,8 @@ def first_of(y: torch.Tensor, digit: int) -> int:
     return int(torch.nonzero(y == digit)[0])
 
 
-def study(name: str, module: nn.Module, shape: tuple[int, ...], data: tuple, epochs: int, out: Path) -> dict:
+def study(name: str, module: nn.Module, shape: tuple[int, ...], data: tuple, epochs: int, out: Path,
+          proof_seconds: float | None = None) -> dict:
     x, y = data
     train_x, train_y, test_x, test_y = x[:1500], y[:1500], x[1500:], y[1500:]
     torch.manual_seed(0)
@@ -91,7 +92,7 @@ def study(name: str, module: nn.Module, shape: tuple[int, ...], data: tuple, epo
     a, b = test_x[first_of(test_y, 3)], test_x[first_of(test_y, 8)]
     segment = count_segment(graph, segment=(a.tolist(), b.tolist()))
     through = tuple(test_x[first_of(test_y, d)].tolist() for d in (0, 1, 7))
-    plane = partition_plane(graph, through=through)
+    plane = partition_plane(graph, through=through, proof_seconds=proof_seconds)
     edge = decision_boundary(plane)
     plot_partition(plane, out / f"digits_{name}.png", boundary=edge)
     return {"net": name, "model": graph.describe(), "train_seconds": round(seconds, 2), "test_accuracy": accuracy,
@@ -107,11 +108,13 @@ def main() -> None:
     parser.add_argument("out", nargs="?", default=str(Path(__file__).parent / "output"))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--proof-seconds", type=float, default=None,
+                        help="the time the exact proof of a plane may take (default 60 s; past it: approximate)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_digits()
-    rows = [study(name, module, shape, data, 2 if args.quick else args.epochs, out)
+    rows = [study(name, module, shape, data, 2 if args.quick else args.epochs, out, args.proof_seconds)
             for name, (module, shape) in nets(args.quick).items()]
     (out / "digits_regions.json").write_text(json.dumps(rows, indent=2) + "\n")
     for row in rows:

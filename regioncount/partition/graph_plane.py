@@ -168,7 +168,7 @@ PROOF_SECONDS = 60.0
 
 
 def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device, *, limit: int,
-                          deadline: Deadline) -> PlanePartition:
+                          deadline: Deadline, proof_seconds: float | None = None) -> PlanePartition:
     """The :class:`~regioncount.core.results.PlanePartition` of a graph model's slice (module docstring)."""
     from ..core.devices import Stopwatch
     from .edge_probes import probe_adjacency
@@ -182,7 +182,8 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
         region, words, gradients, offsets, areas = regions_of(model, polys, states, out)
         pairs, unmatched = probe_adjacency(model, plane, polys, region, words)
     left = deadline.remaining()
-    budget = PROOF_SECONDS if left is None else max(0.0, min(PROOF_SECONDS, left))
+    wanted = PROOF_SECONDS if proof_seconds is None else proof_seconds
+    budget = wanted if left is None else max(0.0, min(wanted, left))
     proof = prove_plane(model, plane, polys.select(torch.arange(polys.count)), [s.cpu() for s in states],
                         region.cpu(), pairs.cpu(), budget)
     R = words.shape[0]
@@ -202,7 +203,8 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
         undecided = max(1, proof.failed) if proof.done else R
         why = (f"the exact proof failed for {proof.failed} regions" if proof.done and proof.failed else
                "the exact hull areas do not cover the slice" if proof.done else
-               f"the exact proof was estimated at {proof.seconds_estimate:.3g} s, past its budget of {budget:.3g} s")
+               f"the exact proof was estimated at {proof.seconds_estimate:.3g} s, past its budget of {budget:.3g} s "
+               "(raise `proof_seconds`)")
         notes.append(f"not proven: {why}; regions and linear pieces as float64 decides them (approximate)")
         engine = f"graph plane subdivision (float64, {len(model.nodes) - 1} operators); unproven"
     touched = _touches_border(polys, plane, region, R)

@@ -369,7 +369,8 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
                     extent: float = 1.0, through: tuple[Sequence[float], ...] | None = None,
                     device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                     memory_limit: int | None = None, assume_well_posed: bool = False,
-                    exact_budget: int = EXACT_BUDGET, max_seconds: float | None = None) -> PlanePartition:
+                    exact_budget: int = EXACT_BUDGET, max_seconds: float | None = None,
+                    proof_seconds: float | None = None) -> PlanePartition:
     """Exact partition of a 2-D slice (see the module docstring); counts, areas, graph, linear pieces.
 
     The subdivision stops (:class:`~regioncount.core.errors.CostLimitError`) once it holds more than
@@ -378,7 +379,10 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
     subdivision takes a zero test by the tolerance, the slice is partitioned again by polytopes whose doubtful
     tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
     tolerance decision and the partition says ``approximate``.  ``max_seconds``: a deadline for the whole call
-    (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage."""
+    (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage.
+    A graph model (:mod:`regioncount.partition.graph_plane`) is proven in rational arithmetic when the proof's
+    estimated time fits ``proof_seconds`` (default 60 s, and never past the deadline); otherwise it is labelled
+    approximate with the estimate in its notes."""
     deadline = Deadline(max_seconds)
     if isinstance(model, GraphModel):  # operator graphs: their own subdivision and proof (docs/graphs.md)
         from .graph_plane import partition_graph_plane
@@ -386,7 +390,7 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
         dev = resolve_device(device)
         most = NO_LIMIT if max_regions is None else 4 * max_regions  # a max's over-cut polygons included
-        return partition_graph_plane(model, plane, dev, limit=most, deadline=deadline)
+        return partition_graph_plane(model, plane, dev, limit=most, deadline=deadline, proof_seconds=proof_seconds)
     require_network(model, "the plane partition")
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
