@@ -3,8 +3,8 @@
     python examples/digits_regions.py [OUTDIR] [--epochs 30] [--quick]
 
 Trains, seeded and on the CPU, a small CNN (convolutions, ReLU, max pooling), a residual net (a block with
-batch norm and a skip connection, average pooling) and a leaky-ReLU MLP on 1,500 of the 1,797 digits; reads
-each with ``from_module`` as a graph model; counts its regions exactly along the segment between two test
+batch norm and a skip connection, average pooling), a leaky-ReLU MLP and a convolutional DEQ on 1,500 of the
+1,797 digits; reads each with ``from_module`` (a graph model; the DEQ as a DEQ); counts its regions exactly along the segment between two test
 digits, and partitions the plane through three test digits (a 0, a 1 and a 7) with its decision boundary.
 Writes OUTDIR/digits_regions.json and one PNG per net (default OUTDIR: examples/output).  ``--quick``: two
 epochs and small nets, for a smoke test.  Needs scikit-learn (``pip install "regioncount[digits]"``).
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from regioncount import count_segment, decision_boundary, from_module, partition_plane
+from regioncount.models.nn import ConvDEQ
 from regioncount.viz.plot import plot_partition
 
 
@@ -50,6 +51,7 @@ def nets(quick: bool) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
         "resnet": (ResidualNet(c), (1, 8, 8)),
         "leaky_mlp": (nn.Sequential(nn.Linear(64, 8 * c), nn.LeakyReLU(0.1), nn.Linear(8 * c, 8 * c),
                                     nn.LeakyReLU(0.1), nn.Linear(8 * c, 10)), (64,)),
+        "conv_deq": (ConvDEQ(1, c // 2 if quick else 2, (8, 8), 10, iterations=30), (1, 8, 8)),
     }
 
 
@@ -88,7 +90,7 @@ def study(name: str, module: nn.Module, shape: tuple[int, ...], data: tuple, epo
     seconds = time.perf_counter() - start
     with torch.no_grad():
         accuracy = float((module(test_x.reshape(-1, *shape)).argmax(1) == test_y).double().mean())
-    graph = from_module(module, input_shape=shape, name=name)
+    graph = from_module(module, input_shape=shape, name=name)  # a ConvDEQ becomes a DEQ, the rest graph models
     a, b = test_x[first_of(test_y, 3)], test_x[first_of(test_y, 8)]
     segment = count_segment(graph, segment=(a.tolist(), b.tolist()))
     through = tuple(test_x[first_of(test_y, d)].tolist() for d in (0, 1, 7))

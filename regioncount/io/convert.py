@@ -141,9 +141,9 @@ def from_module(module: torch.nn.Module, input_dim: int | None = None, *,
     against ``module(x)`` within :data:`CHECK_TOLERANCE` of the module's float type, relative to the outputs'
     size; any mismatch, untraceable module or unsupported operator is a one-line :class:`ModelFormatError`.
     """
-    from ..models.nn import ReLUDEQ
+    from ..models.nn import ConvDEQ, ReLUDEQ
 
-    if isinstance(module, ReLUDEQ):  # a DEQ module: its fixed point is not a traceable chain of layers
+    if isinstance(module, (ReLUDEQ, ConvDEQ)):  # a DEQ module: its fixed point is not a traceable graph
         return module.to_model(name)
     label = name or type(module).__name__
     traced = _traced(module, label)

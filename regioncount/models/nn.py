@@ -109,3 +109,89 @@ def chain_to_ffn(chain: nn.Module, name: str | None = None) -> FFN:
     linears = [layer for layer in chain.modules() if isinstance(layer, nn.Linear)]
     return FFN([layer.weight.detach().cpu().double().clone() for layer in linears],
                [layer.bias.detach().cpu().double().clone() for layer in linears], name=name)
+
+
+class ConvDEQ(nn.Module):
+    """A convolutional ReLU DEQ: hidden state z of shape (C, H, W),
+
+        z = relu(conv(z, s K) + conv(x, U) + b),    y = A flatten(z) + c,
+
+    with 'same' zero padding, U a ``Conv2d`` from the input's channels (its bias is b), K a ``Conv2d`` weight
+    without bias, and ``s = min(1, contraction / ||K||)`` where ``||K||`` is the operator 2-norm of the
+    convolution estimated by power iteration (without gradients): the map is kept a contraction, so the
+    fixed point exists and the forward iteration converges.  Inputs are images (N, C_in, H, W) or flat
+    (N, C_in H W).  ``forward`` iterates ``iterations`` times, the last ``backprop`` steps with gradients (a
+    truncated unrolled gradient).  :meth:`to_model` gives the :class:`~regioncount.models.networks.DEQ` of the
+    same function, its convolutions written out as the (C H W)-square matrix and the (C H W) x (C_in H W)
+    matrix whose entries are the effective kernel's own numbers, so the package's well-posedness
+    certificates and counts apply to it as stored (``docs/graphs.md``, "Convolutional DEQs").
+    """
+
+    def __init__(self, in_channels: int, channels: int, image: tuple[int, int], output_dim: int, *,
+                 kernel: int = 3, contraction: float = 0.9, iterations: int = 40, backprop: int = 8,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError("ConvDEQ needs an odd kernel ('same' padding)")
+        self.in_channels, self.channels, self.image = in_channels, channels, tuple(image)
+        self.contraction, self.iterations, self.backprop = contraction, iterations, backprop
+        self.K = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False, dtype=dtype)
+        self.U = nn.Conv2d(in_channels, channels, kernel, padding=kernel // 2, dtype=dtype)
+        self.A = nn.Linear(channels * image[0] * image[1], output_dim, dtype=dtype)
+
+    def _conv(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(z, weight, padding=self.K.padding)
+
+    def operator_norm(self, steps: int = 50) -> float:
+        """An estimate (power iteration on K^T K, applied as convolutions) of the convolution's 2-norm."""
+        weight = self.K.weight.detach()
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            v = torch.randn(1, self.channels, *self.image, generator=gen, dtype=weight.dtype).to(weight.device)
+            norm = 0.0
+            for _ in range(steps):
+                u = self._conv(v, weight)
+                back = nn.functional.conv_transpose2d(u, weight, padding=self.K.padding)
+                norm = float(back.norm().sqrt())
+                v = back / back.norm().clamp_min(1e-300)
+        return norm
+
+    def effective_weight(self) -> torch.Tensor:
+        """``s K``: the kernel the fixed point uses (and :meth:`to_model` writes out)."""
+        scale = min(1.0, self.contraction / max(self.operator_norm(), 1e-300))
+        return self.K.weight * scale
+
+    def fixed_point(self, x: torch.Tensor) -> torch.Tensor:
+        """z*(x), (N, C, H, W), by the forward iteration (module docstring)."""
+        x = x.reshape(-1, self.in_channels, *self.image)
+        weight, q = self.effective_weight(), self.U(x)
+        z = torch.zeros_like(q)
+        with torch.no_grad():
+            for _ in range(max(0, self.iterations - self.backprop)):
+                z = torch.relu(self._conv(z, weight) + q)
+        for _ in range(min(self.backprop, self.iterations)):
+            z = torch.relu(self._conv(z, weight) + q)
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A(self.fixed_point(x).flatten(1))
+
+    def _matrix(self, weight: torch.Tensor, channels: int) -> torch.Tensor:
+        """The matrix (C H W, channels H W) of ``z -> conv(z, weight)`` ('same' zero padding), entries copied
+        from the kernel (each is one kernel number or 0, so nothing is rounded)."""
+        n = channels * self.image[0] * self.image[1]
+        basis = torch.eye(n, dtype=weight.dtype, device=weight.device).reshape(n, channels, *self.image)
+        return self._conv(basis, weight).reshape(n, -1).T
+
+    def to_model(self, name: str | None = None) -> DEQ:
+        """The :class:`~regioncount.models.networks.DEQ` of this module (float64, as stored)."""
+        def f64(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(torch.float64).cpu().clone()
+
+        with torch.no_grad():
+            weight = f64(self.effective_weight())
+            W = self._matrix(weight, self.channels)
+            U = self._matrix(f64(self.U.weight), self.in_channels)
+            b = f64(self.U.bias).repeat_interleave(self.image[0] * self.image[1])
+        return DEQ(W, U, b, f64(self.A.weight), c=f64(self.A.bias),
+                   name=name or f"ConvDEQ-{self.channels}x{self.image[0]}x{self.image[1]}")
