@@ -135,12 +135,13 @@ class ConvDEQ(nn.Module):
             raise ValueError("ConvDEQ needs an odd kernel ('same' padding)")
         self.in_channels, self.channels, self.image = in_channels, channels, tuple(image)
         self.contraction, self.iterations, self.backprop = contraction, iterations, backprop
+        self.padding = kernel // 2
         self.K = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False, dtype=dtype)
         self.U = nn.Conv2d(in_channels, channels, kernel, padding=kernel // 2, dtype=dtype)
         self.A = nn.Linear(channels * image[0] * image[1], output_dim, dtype=dtype)
 
     def _conv(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv2d(z, weight, padding=self.K.padding)
+        return nn.functional.conv2d(z, weight, padding=self.padding)
 
     def operator_norm(self, steps: int = 50) -> float:
         """An estimate (power iteration on K^T K, applied as convolutions) of the convolution's 2-norm."""
@@ -151,7 +152,7 @@ class ConvDEQ(nn.Module):
             norm = 0.0
             for _ in range(steps):
                 u = self._conv(v, weight)
-                back = nn.functional.conv_transpose2d(u, weight, padding=self.K.padding)
+                back = nn.functional.conv_transpose2d(u, weight, padding=self.padding)
                 norm = float(back.norm().sqrt())
                 v = back / back.norm().clamp_min(1e-300)
         return norm
@@ -192,6 +193,7 @@ class ConvDEQ(nn.Module):
             weight = f64(self.effective_weight())
             W = self._matrix(weight, self.channels)
             U = self._matrix(f64(self.U.weight), self.in_channels)
+            assert self.U.bias is not None
             b = f64(self.U.bias).repeat_interleave(self.image[0] * self.image[1])
         return DEQ(W, U, b, f64(self.A.weight), c=f64(self.A.bias),
                    name=name or f"ConvDEQ-{self.channels}x{self.image[0]}x{self.image[1]}")
