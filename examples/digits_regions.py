@@ -4,8 +4,8 @@
 
 Trains, seeded and on the CPU, a small CNN (convolutions, ReLU, max pooling), a residual net (a block with
 batch norm and a skip connection, average pooling), a leaky-ReLU MLP and a convolutional DEQ on 1,500 of
-the 1,797 digits; reads each with ``from_module`` (a graph model; the DEQ as a DEQ); counts its regions exactly along the segment between two test
-digits, and partitions the plane through three test digits (a 0, a 1 and a 7) with its decision boundary.
+the 1,797 digits; reads each with ``from_module`` (a graph model; the DEQ as a DEQ); counts its regions
+exactly along the segment between two test digits, and partitions the plane through three test digits (a 0, a 1 and a 7) with its decision boundary.
 Writes OUTDIR/digits_regions.json and one PNG per net (default OUTDIR: examples/output).  ``--quick``: two
 epochs and small nets, for a smoke test.  Needs scikit-learn (``pip install "regioncount[digits]"``).
 """
