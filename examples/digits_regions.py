@@ -1,13 +1,14 @@
 """Linear regions of networks trained on real images: scikit-learn's 8x8 digits (docs/graphs.md).
 
-    python examples/digits_regions.py [OUTDIR] [--epochs 30] [--quick]
+    python examples/digits_regions.py [OUTDIR] [--epochs 30] [--quick] [--proof-seconds S]
 
 Trains, seeded and on the CPU, a small CNN (convolutions, ReLU, max pooling), a residual net (a block with
 batch norm and a skip connection, average pooling), a leaky-ReLU MLP and a convolutional DEQ on 1,500 of
 the 1,797 digits; reads each with ``from_module`` (a graph model; the DEQ as a DEQ); counts its regions
-exactly along the segment between two test digits, and partitions the plane through three test digits (a 0, a 1 and a 7) with its decision boundary.
-Writes OUTDIR/digits_regions.json and one PNG per net (default OUTDIR: examples/output).  ``--quick``: two
-epochs and small nets, for a smoke test.  Needs scikit-learn (``pip install "regioncount[digits]"``).
+exactly along the segment between two test digits, and partitions the plane through three test digits
+(a 0, a 1 and a 7) with its decision boundary.  Writes OUTDIR/digits_regions.json and one PNG per net
+(default OUTDIR: examples/output).  ``--quick``: two epochs and small nets, for a smoke test.  Needs
+scikit-learn (``pip install "regioncount[digits]"``).
 """
 
 from __future__ import annotations
