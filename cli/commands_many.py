@@ -36,13 +36,13 @@ def count_all(model_files: Sequence[str], *, interval: tuple[float, float] | Non
     --box), on a Dask cluster with --workers/--scheduler.  ``show(i, result, engine_json)`` is called as each
     count arrives.  Returns the results in file order, whether they are sampled, and the engine's line (None
     in this process)."""
-    from regioncount.io.model_files import load_model
+    from regioncount.io.model_files import load_network
     from regioncount.parallel.engine import open_engine
     from regioncount.parallel.many import count_models
 
     sampling = any(v for v in (box is not None, samples is not None, grid))
     _check_many(options, sampling, interval is not None or segment is not None, dtype)
-    models = [load_model(path) for path in model_files]
+    models = [load_network(path) for path in model_files]
     memory = max_memory_bytes(options["max_memory"])
     sampled, segments = _places(models, sampling, interval, segment, box)
     results: dict[int, Any] = {}

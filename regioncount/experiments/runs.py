@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io.model_files import load_model, save_model
+from ..io.model_files import load_network, save_model
 from ..line.exact1d import count_segment
 from ..models.networks import DTYPE, FFN, Model
 from ..models.nn import ReLUDEQ, chain_to_ffn, relu_chain
@@ -141,7 +141,7 @@ def _along_training(snapshots: list[tuple[int, Model, float]], stem: str, folder
     for step, model, loss in snapshots:
         path = folder / "models" / f"{stem}-step{step}.json"
         save_model(model, path)
-        count = count_segment(load_model(path), interval=(0.0, 1.0), device=device)
+        count = count_segment(load_network(path), interval=(0.0, 1.0), device=device)
         rows.append({"step": step, "train_loss": loss, "regions": count.activation_regions,
                      "pieces": count.linear_pieces, "count_method": count.method,
                      "model_file": str(path.relative_to(folder))})
@@ -163,7 +163,7 @@ def run_one(key: RunKey, experiment: Experiment, folder: Path, device: str = "cp
     model_file.parent.mkdir(parents=True, exist_ok=True)
     along = _along_training(snapshots, key.stem, folder, device)
     save_model(model, model_file)
-    saved = load_model(model_file)  # the file is the result: test and count what a reader will load
+    saved = load_network(model_file)  # the file is the result: test and count what a reader will load
     count = count_segment(saved, interval=(0.0, 1.0), device=device)
     assert count.linear_pieces is not None  # pieces are counted by default
     parameters = sum(t.numel() for t in (saved.weights + saved.biases)) if isinstance(saved, FFN) else \

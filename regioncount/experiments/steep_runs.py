@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io.model_files import load_model, save_model
+from ..io.model_files import load_network, save_model
 from ..line.exact1d import count_segment
 from ..models.networks import DEQ, DTYPE, FFN, Model
 from ..models.nn import chain_to_ffn, relu_chain
@@ -161,7 +161,7 @@ def run_steep_one(d: int, kind: str, seed: int, experiment: SteepExperiment, fol
     path = folder / "models" / f"d{d}-{kind}-s{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, path)
-    saved = load_model(path)
+    saved = load_network(path)
     mse, sup = _measure(saved, d)
     if isinstance(saved, DEQ):  # regions from the lemma of docs/steep.md: exact, and cheaper than the general-W walk
         analysis = analyse_inverse_deq(d, saved)

@@ -251,6 +251,28 @@ class Combination(Affine):
 
 
 @dataclass
+class Offset(Affine):
+    """``y = x + b`` with a constant b of the per-sample shape (a bias added on its own)."""
+
+    value: Tensor
+
+    def __post_init__(self) -> None:
+        self._b = Scaled.of_tensor(self.value.unsqueeze(0))
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        return xs[0] + self.value.to(xs[0].device)
+
+    def linear(self, xs: list[Tensor]) -> Tensor:
+        return xs[0]
+
+    def bias_magnitude(self) -> Tensor:
+        return self.value.abs()
+
+    def exact(self, xs: list[Scaled], constant: bool) -> Scaled:
+        return xs[0] + self._b if constant else xs[0]
+
+
+@dataclass
 class Concat(Affine):
     """Concatenation along a per-sample axis (0: channels)."""
 
@@ -439,6 +461,8 @@ class MaxGroups(Piecewise):
 
     index: Tensor
     label: str = "MaxPool"
+    #: the per-sample shape of the output (set by the readers; (G,) when unknown)
+    out_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         K = self.index.shape[1]

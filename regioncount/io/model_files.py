@@ -16,6 +16,7 @@ import torch
 from ..core.atomic import atomic_output
 from ..core.errors import ModelFormatError, RegionCountError
 from ..core.geometry import Domain
+from ..graph.model import GraphModel
 from ..models.modelfile import MAX_MODEL_BYTES, parse_model, read_json, regular_file
 from ..models.networks import DEQ, FFN, Model
 
@@ -272,7 +273,15 @@ def _zip_is_pt2(path: Path) -> bool:
         return False
 
 
-def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model:
+def load_network(path: str | Path) -> Model:
+    """:func:`load_model` for callers that need an FFN or a DEQ (a graph model is refused in one line)."""
+    model = load_model(path)
+    if isinstance(model, GraphModel):
+        raise ModelFormatError(f"{path}: a graph model (convolutions, pooling, ...), where an FFN or a DEQ is needed")
+    return model
+
+
+def load_model(path: str | Path, max_bytes: int = MAX_MODEL_BYTES) -> Model | GraphModel:
     """Load a model from a v1 JSON file, a PyTorch ``state_dict`` file, a ``.safetensors`` state_dict, an
     ``.onnx`` graph or a ``torch.export`` archive (``.pt2``, read without unpickling) (chosen by content and
     suffix).

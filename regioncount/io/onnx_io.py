@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ModelFormatError
+from ..graph.model import GraphModel
 from ..models.networks import FFN
 from .layer_chain import LayerChain
+from .onnx_graph import GRAPH_ONLY, load_onnx_graph
+from .onnx_tensors import MAX_ELEMENTS, _tensor  # noqa: F401  (re-exported)
 
 #: Operations read as the identity on a batch of vectors.
 PASS_THROUGH = {"Identity", "Dropout", "Flatten"}
@@ -65,26 +68,6 @@ def _check_pass_through(node: Any, op: str, attrs: dict[str, Any], constants: di
             raise chain.fail(where, "Dropout in training mode")
 
 
-#: Most elements of one weight tensor read from an ONNX file.
-MAX_ELEMENTS = 2**28
-
-
-def _tensor(proto: Any, path: Path) -> np.ndarray:
-    """An initializer or Constant as an array: its element count checked from its dims before anything is
-    allocated, a tensor whose data does not match its dims refused."""
-    from onnx import numpy_helper
-
-    count = int(np.prod([int(v) for v in proto.dims], dtype=object)) if len(proto.dims) else 1
-    if count > MAX_ELEMENTS:
-        raise ModelFormatError(f"{path}: the ONNX tensor {proto.name!r} declares {count:,} elements, above "
-                               f"{MAX_ELEMENTS:,}")
-    try:
-        return numpy_helper.to_array(proto)
-    except Exception as exc:  # noqa: BLE001 - data that does not fit its dims, or an unknown type
-        raise ModelFormatError(f"{path}: the ONNX tensor {proto.name!r} is malformed "
-                               f"({str(exc).splitlines()[0][:120]})") from None
-
-
 def _read_node(node: Any, current: str, constants: dict[str, np.ndarray], chain: LayerChain) -> str:
     """Add one node to the chain; returns the name of the running value after it."""
     op, where = node.op_type, f"{node.name or node.op_type!r} ({node.op_type})"
@@ -115,7 +98,7 @@ def _read_node(node: Any, current: str, constants: dict[str, np.ndarray], chain:
     return node.output[0]
 
 
-def load_onnx(path: Path) -> FFN:
+def load_onnx(path: Path) -> FFN | GraphModel:
     """The ReLU FFN stored in an ONNX file (see the module docstring); one-line errors name the file."""
     try:
         import onnx
@@ -134,6 +117,8 @@ def load_onnx(path: Path) -> FFN:
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelFormatError(f"{path}: the ONNX graph has {len(inputs)} inputs and {len(graph.output)} outputs; "
                                "regioncount reads a network with one input and one output")
+    if any(node.op_type in GRAPH_ONLY for node in graph.node):  # not a chain of Gemm and Relu: a graph model
+        return load_onnx_graph(path, graph, constants)
     chain = LayerChain(path, "ONNX")
     current = inputs[0].name
     for node in graph.node:

@@ -56,7 +56,7 @@ RATIONAL_SECONDS_PER_OPERATION = 2.5e-6
 LOCAL_EXACT_BUDGET = 2e6
 
 
-def count_segment(model: Model, interval: Sequence[float] | None = None,
+def count_segment(model: Model | GraphModel, interval: Sequence[float] | None = None,
                   segment: tuple[Sequence[float], Sequence[float]] | None = None, *,
                   linear_pieces: bool = True, keep_breakpoints: bool = False,
                   device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
@@ -101,7 +101,7 @@ def count_segment(model: Model, interval: Sequence[float] | None = None,
                   progress=progress, fused=fused, max_seconds=max_seconds, envelope=envelope)
 
 
-def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_breakpoints: bool = False,
+def count_along(model: Model | GraphModel, seg: Segment, *, linear_pieces: bool = True, keep_breakpoints: bool = False,
                 device: str | torch.device = "auto", max_regions: int | None = DEFAULT_MAX_REGIONS,
                 memory_limit: int | None = None, max_pieces: int | None = None,
                 known_regions: int | None = None, assume_well_posed: bool = False, walkers: int = 256,
@@ -110,6 +110,9 @@ def count_along(model: Model, seg: Segment, *, linear_pieces: bool = True, keep_
     """:func:`count_segment` on a resolved :class:`~regioncount.core.geometry.Segment` (options as there): counts
     the part ``t in [seg.t_low, seg.t_high]`` of the line ``seg.origin + t seg.direction``, so the parts of
     one line can be counted separately and merged (:mod:`regioncount.parallel.segments`)."""
+    if isinstance(model, GraphModel):
+        return count_graph(model, seg, linear_pieces=linear_pieces, keep_breakpoints=keep_breakpoints, device=device,
+                           max_regions=max_regions, memory_limit=memory_limit, max_seconds=max_seconds)
     return _count(model, seg, deq_certificate(model, assume_well_posed), linear_pieces=linear_pieces,
                   keep_breakpoints=keep_breakpoints, device=device, max_regions=max_regions,
                   memory_limit=memory_limit, max_pieces=max_pieces, known_regions=known_regions, walkers=walkers,
