@@ -14,9 +14,11 @@ from .polygons import Polygons
 
 
 def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
-               region_words: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Pairs of regions sharing an edge: step across the middle of every polygon edge and look up the
-    pattern found there.  Returns the pairs and the number of probes that matched no region."""
+                    region_words: torch.Tensor, along: tuple[float, ...] = (0.5,), steps: tuple[float, ...] = (1e-7,)
+                    ) -> tuple[torch.Tensor, int]:
+    """Pairs of regions sharing an edge: step across every polygon edge (at the fractions ``along`` of its
+    length, by the ``steps`` times the slice's size) and look up the pattern found there.  Returns the pairs
+    and the number of probes that matched no region."""
     device = polys.xy.device
     nxt = torch.where(torch.arange(polys.xy.shape[1], device=device)[None] + 1 < polys.n[:, None],
                       torch.arange(polys.xy.shape[1], device=device)[None] + 1, 0)
@@ -27,13 +29,17 @@ def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, re
     size = max(plane.high[0] - plane.low[0], plane.high[1] - plane.low[1])
     valid = polys.valid() & (length > 1e-9 * size)
     normal = torch.stack([edge[..., 1], -edge[..., 0]], 2) / length.clamp_min(1e-300)[..., None]
-    step = torch.minimum(length * 1e-3, torch.full_like(length, 1e-7 * size))
-    probe = (a + b) / 2 + normal * step[..., None]
+    probes = []
+    for fraction in along:
+        for relative in steps:
+            step = torch.minimum(length * 1e-3, torch.full_like(length, relative * size))
+            probes.append(a + fraction * (b - a) + normal * step[..., None])
+    probe = torch.stack(probes, 2)  # (P, V, probes, 2)
     lo = torch.tensor(plane.low, dtype=DTYPE, device=device)
     hi = torch.tensor(plane.high, dtype=DTYPE, device=device)
-    inside = ((probe > lo) & (probe < hi)).all(2)
-    use = valid & inside
-    owners = region[:, None].expand_as(use)[use]
+    inside = ((probe > lo) & (probe < hi)).all(3)
+    use = valid[..., None] & inside
+    owners = region[:, None, None].expand_as(use)[use]
     points = probe[use]
     if points.shape[0] == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0

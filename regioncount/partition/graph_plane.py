@@ -180,7 +180,9 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
         polys, states, out = walk_plane(model, plane, device, limit=limit, deadline=deadline)
         partition_seconds = watch.seconds()
         region, words, gradients, offsets, areas = regions_of(model, polys, states, out)
-        pairs, unmatched = probe_adjacency(model, plane, polys, region, words)
+        pairs, unmatched = probe_adjacency(model, plane, polys, region, words, along=(0.25, 0.5, 0.75),
+                                           steps=(1e-7, 1e-11))
+        pairs = torch.unique(torch.cat([pairs, shared_edge_pairs(polys, region)]), dim=0)
     left = deadline.remaining()
     wanted = PROOF_SECONDS if proof_seconds is None else proof_seconds
     budget = wanted if left is None else max(0.0, min(wanted, left))
@@ -222,3 +224,26 @@ def _touches_border(polys: Polygons, plane: Plane, region: torch.Tensor, R: int)
     on = ((xy[..., 0] == plane.low[0]) | (xy[..., 0] == plane.high[0]) | (xy[..., 1] == plane.low[1]) |
           (xy[..., 1] == plane.high[1])) & valid
     return torch.zeros(R, dtype=torch.long, device=xy.device).index_add_(0, region, on.any(1).long()) > 0
+
+
+def shared_edge_pairs(polys: Polygons, region: torch.Tensor) -> torch.Tensor:
+    """Pairs of regions (E, 2) whose polygons share an edge with bitwise equal end points (the two sides of a
+    cut, which the subdivision writes with the same numbers): what probes across edges can miss where a
+    neighbour is thinner than the probe's step."""
+    V = polys.xy.shape[1]
+    k = torch.arange(V, device=polys.xy.device)[None]
+    nxt = torch.where(k + 1 < polys.n[:, None], k + 1, 0)
+    a, b = polys.xy, torch.gather(polys.xy, 1, nxt[..., None].expand(-1, -1, 2))
+    valid = polys.valid() & (a != b).any(2)
+    first = torch.where(((a[..., 0] < b[..., 0]) | (a[..., 0] == b[..., 0]) & (a[..., 1] < b[..., 1]))[..., None], a, b)
+    second = torch.where(((a[..., 0] < b[..., 0]) | (a[..., 0] == b[..., 0]) & (a[..., 1] < b[..., 1]))[..., None], b, a)
+    edges = torch.cat([first, second], 2)[valid]  # (E, 4), end points in a fixed order
+    owners = region[:, None].expand(-1, V)[valid]
+    if edges.shape[0] == 0:
+        return torch.zeros(0, 2, dtype=torch.long, device=region.device)
+    _, inverse = torch.unique(edges, dim=0, return_inverse=True)
+    order = torch.argsort(inverse, stable=True)
+    same = inverse[order][1:] == inverse[order][:-1]
+    left, right = owners[order][:-1][same], owners[order][1:][same]
+    pairs = torch.stack([torch.minimum(left, right), torch.maximum(left, right)], 1)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
