@@ -43,7 +43,9 @@ class ResidualNet(nn.Module):
         return self.head(self.pool(h).flatten(1))
 
 
-def nets(quick: bool) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+def nets(quick: bool, seed: int = 0) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """The four nets, initialised from ``seed`` (the same weights on every run)."""
+    torch.manual_seed(seed)
     c = 2 if quick else 4
     return {
         "cnn": (nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

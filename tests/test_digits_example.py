@@ -19,7 +19,7 @@ def _example():
     return module
 
 
-@pytest.mark.parametrize("name", ["leaky_mlp", pytest.param("resnet", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["leaky_mlp", "conv_deq", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_trained_digit_nets_are_counted_exactly_with_their_boundary(name, tmp_path):
     example = _example()
     module, shape = example.nets(quick=True)[name]

@@ -111,14 +111,15 @@ class _Lines:
         sides = np.abs(np.stack([x[0] - float(-self.sides[0][2]), x[0] - float(self.sides[1][2]),
                                  y[0] - float(-self.sides[2][2]), y[0] - float(self.sides[3][2])]))
         both = np.concatenate([dist, sides])  # (M + 4, N)
-        order = np.argsort(both, axis=0, kind="stable")[:6]
-        near = np.take_along_axis(both, order, 0)
+        within = (both <= reach).sum(0)
+        depth = int(min(both.shape[0], max(2, within.max() if within.size else 2)))
+        order = np.argsort(both, axis=0, kind="stable")[:depth]
         M = dist.shape[0]
         ids = np.where(order < M, order, -(order - M) - 1)
         corners = set()
-        for col in np.nonzero(near[1] <= reach)[0].tolist():
-            candidates = [int(ids[k, col]) for k in range(order.shape[0]) if near[k, col] <= reach]
-            corners.add(tuple(sorted(candidates[:2])) + tuple(candidates[2:]))
+        for col in np.nonzero(within >= 2)[0].tolist():
+            # every line within reach (equal quantities, e.g. a max over several dead units, repeat one line)
+            corners.add(tuple(sorted(int(ids[k, col]) for k in range(int(within[col])))))
         out = []
         for key in corners:
             point = self._meet(list(key))
@@ -127,14 +128,29 @@ class _Lines:
         return out
 
     def _meet(self, lines: list[int]) -> tuple[Fraction, Fraction] | None:
-        """The exact intersection of the first line with the first later one not parallel to it."""
-        a1, b1, c1 = self.line(lines[0])
+        """The exact intersection of the first two lines that are not parallel (float directions pick the
+        pair; the intersection itself is exact)."""
+        directions = {k: (self.fs[k], self.ft[k]) if k >= 0 else ((1.0, 0.0) if k > -3 else (0.0, 1.0))
+                      for k in lines}
+        first = lines[0]
         for k in lines[1:]:
-            a2, b2, c2 = self.line(k)
-            det = a1 * b2 - a2 * b1
-            if det != 0:
-                return ((b1 * c2 - b2 * c1) / det, (a2 * c1 - a1 * c2) / det)
+            (a, b), (c, d) = directions[first], directions[k]
+            if abs(a * d - b * c) > 1e-12 * (abs(a) + abs(b)) * (abs(c) + abs(d)):
+                return self._intersection(first, k)
+        for position, line in enumerate(lines):
+            for other in lines[position + 1:]:
+                point = self._intersection(line, other)
+                if point is not None:
+                    return point
         return None
+
+    def _intersection(self, i: int, j: int) -> tuple[Fraction, Fraction] | None:
+        a1, b1, c1 = self.line(i)
+        a2, b2, c2 = self.line(j)
+        det = a1 * b2 - a2 * b1
+        if det == 0:
+            return None
+        return ((b1 * c2 - b2 * c1) / det, (a2 * c1 - a1 * c2) / det)
 
     def holds(self, vertices: list[tuple[Fraction, Fraction]]) -> bool:
         """Every quantity >= 0 at every vertex, a strict one not 0 at all; screened in float first."""
