@@ -69,6 +69,13 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, make in cases:
         print(_row(label, make, args.repeats))
+    print()
+    print("Planes through three random images (the same nets; whole partition_plane call, best of --repeats):")
+    print()
+    print("| net | regions | linear pieces | graph subdivision | graph whole call (method) | densify + FFN plane |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, make in cases[:1] + cases[2:3]:
+        print(_plane_row(label, make, args.repeats))
 
 
 def _row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a module factory
@@ -94,6 +101,27 @@ def _row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a module fact
         dense = f"{densify_s * 1e3:.1f} ms | {count_s * 1e3:.1f} ms | {(densify_s + count_s) / whole_s:.2f}"
     return (f"| {label} | {result.activation_regions:,} | {result.linear_pieces:,} | {walk_s * 1e3:.1f} ms | "
             f"{proof_s * 1e3:.0f} ms | {whole_s * 1e3:.0f} ms ({result.method}) | {dense} |")
+
+
+def _plane_row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a module factory
+    """One row of the plane table: the graph model's partition (with its proof) against the densified FFN's."""
+    from regioncount import partition_plane
+
+    torch.manual_seed(0)
+    graph = from_module(make().double().eval(), input_shape=(1, 8, 8))
+    gen = torch.Generator().manual_seed(2)
+    through = tuple(torch.rand(64, generator=gen, dtype=torch.float64).tolist() for _ in range(3))
+    whole_s, part = _best(repeats, lambda: partition_plane(graph, through=through, device="cpu"))
+    try:
+        ffn = dense_ffn(graph)
+    except Exception:  # not a chain of affine maps and ReLUs
+        dense = "-"
+    else:
+        dense_s, other = _best(repeats, lambda: partition_plane(ffn, through=through, device="cpu"))
+        assert other.activation_regions == part.activation_regions
+        dense = f"{dense_s:.2f} s"
+    return (f"| {label} | {part.activation_regions:,} | {part.linear_pieces:,} | {part.partition_seconds:.2f} s | "
+            f"{whole_s:.2f} s ({part.method}) | {dense} |")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from ..core.errors import ModelFormatError
+from ..graph.model import GraphModel
 from ..models.networks import FFN
 from .layer_chain import LayerChain
+from .pt2_graph import GRAPH_ONLY, graph_from_program
 
 #: Largest JSON member read (graph or weight table).
 MAX_JSON_BYTES = 64 * 2**20
@@ -176,7 +178,7 @@ def _read_node(node: dict, current: str, chain: LayerChain, weight: Any, path: P
     return _arg_name(node["outputs"][0], f"the output of {target}", path)
 
 
-def load_pt2(path: Path) -> FFN:
+def load_pt2(path: Path) -> FFN | GraphModel:
     """The ReLU FFN stored in a torch.export archive (see the module docstring); one-line errors."""
     try:
         archive = zipfile.ZipFile(path)
@@ -184,6 +186,13 @@ def load_pt2(path: Path) -> FFN:
         raise ModelFormatError(f"{path}: not a readable torch.export archive (zip)") from None
     with archive:
         prefix, program, config = _contents(archive, path)
+        graph_nodes = program.get("graph_module", {}).get("graph", {}).get("nodes", []) if isinstance(program, dict) \
+            else []
+        if any(isinstance(n, dict) and n.get("target") in GRAPH_ONLY for n in graph_nodes):
+            try:  # convolutions, pooling, ...: a graph model
+                return graph_from_program(path, program, lambda name: _weight(archive, prefix, config, name, path))
+            except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+                raise ModelFormatError(f"{path}: the archive's graph is not in the torch.export layout") from None
         try:
             nodes, params, current, output = _signature(program, path)
             chain = LayerChain(path, "torch.export")
