@@ -74,7 +74,7 @@ def main() -> None:
     print()
     print("| net | regions | linear pieces | graph subdivision | graph whole call (method) | densify + FFN plane |")
     print("|---|---:|---:|---:|---:|---:|")
-    for label, make in cases[:1] + cases[2:3]:
+    for label, make in cases[:1] + cases[2:3]:  # the smallest conv net and the smallest residual net
         print(_plane_row(label, make, args.repeats))
 
 
@@ -118,8 +118,9 @@ def _plane_row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a modul
         dense = "-"
     else:
         dense_s, other = _best(repeats, lambda: partition_plane(ffn, through=through, device="cpu"))
-        assert other.activation_regions == part.activation_regions
-        dense = f"{dense_s:.2f} s"
+        if part.method == "exact":  # an approximate partition may miss regions: that is what its label says
+            assert other.activation_regions == part.activation_regions
+        dense = f"{dense_s:.2f} s ({other.activation_regions:,} regions, {other.method})"
     return (f"| {label} | {part.activation_regions:,} | {part.linear_pieces:,} | {part.partition_seconds:.2f} s | "
             f"{whole_s:.2f} s ({part.method}) | {dense} |")
 

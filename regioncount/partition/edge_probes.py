@@ -8,9 +8,13 @@ import torch
 from ..core.geometry import Plane
 from ..core.patterns import probe_pairs
 from ..graph.model import GraphModel
+from ..line.cost import layer_widths
 from ..models.networks import DTYPE, Model
 from ..sampling.sampled import packed_patterns_at
 from .polygons import Polygons
+
+#: Bytes of activations one batch of probes may hold.
+PROBE_BYTES = 2**28
 
 
 def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
@@ -43,4 +47,9 @@ def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, re
     points = probe[use]
     if points.shape[0] == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=device), 0
-    return probe_pairs(owners, region_words, packed_patterns_at(model, plane.points(points)))
+    # patterns in batches of bounded memory (a graph model holds every node's values per point)
+    width = model.activation_size() if isinstance(model, GraphModel) else max(layer_widths(model))
+    chunk = max(1024, PROBE_BYTES // (8 * width))
+    words = torch.cat([packed_patterns_at(model, plane.points(points[i:i + chunk]))
+                       for i in range(0, points.shape[0], chunk)])
+    return probe_pairs(owners, region_words, words)
