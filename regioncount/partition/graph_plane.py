@@ -180,8 +180,9 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
         polys, states, out = walk_plane(model, plane, device, limit=limit, deadline=deadline)
         partition_seconds = watch.seconds()
         region, words, gradients, offsets, areas = regions_of(model, polys, states, out)
-        pairs, unmatched = probe_adjacency(model, plane, polys, region, words, along=(0.25, 0.5, 0.75),
-                                           steps=(1e-7, 1e-11))
+        pairs, unmatched = probe_adjacency(model, plane, polys, region, words,
+                                           retries=((0.25, 1e-7), (0.75, 1e-7), (0.5, 1e-11), (0.25, 1e-11),
+                                                    (0.75, 1e-11)))
         pairs = torch.unique(torch.cat([pairs, shared_edge_pairs(polys, region)]), dim=0)
     left = deadline.remaining()
     wanted = PROOF_SECONDS if proof_seconds is None else proof_seconds
