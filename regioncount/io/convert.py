@@ -18,6 +18,7 @@ import torch
 from ..core.errors import ModelFormatError
 from ..graph.model import GraphModel
 from ..models.networks import FFN, Model
+from .forward_check import CHECK_TOLERANCE, check_forward  # noqa: F401  (CHECK_TOLERANCE re-exported)
 from .graph_fx import check_graph, graph_from_traced
 
 #: Functions and tensor methods traced as a ReLU, and as a no-op on a batch of vectors.
@@ -26,8 +27,6 @@ _RELU_METHODS = {"relu", "relu_"}
 _FLATTEN_FUNCTIONS = {torch.flatten}
 _FLATTEN_METHODS = {"flatten"}
 
-#: Relative agreement required between the converted FFN and the module, by the module's float type.
-CHECK_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
 
 
 class _Chain:
@@ -220,21 +219,5 @@ def _chain_of(traced: torch.fx.GraphModule, label: str) -> _Chain:
 
 def _check_against(module: torch.nn.Module, ffn: FFN, points: int, seed: int, label: str) -> None:
     """Refuse when the FFN and the module disagree on random inputs (a mislabelled conversion)."""
-    params = list(module.parameters())
-    dtype = params[0].dtype if params else torch.float32
-    device = params[0].device if params else torch.device("cpu")
-    gen = torch.Generator().manual_seed(seed)
-    x = (torch.rand(points, ffn.input_dim, generator=gen, dtype=torch.float64) * 2 - 1)
-    x = torch.cat([x, 10 * x])
-    with torch.no_grad():
-        expected = module(x.to(dtype=dtype, device=device)).to(torch.float64).cpu()
-        got = ffn.forward(x)
-    if expected.shape != got.shape:
-        raise ModelFormatError(f"{label}: the module outputs shape {tuple(expected.shape)}, the conversion "
-                               f"{tuple(got.shape)}")
-    tolerance = CHECK_TOLERANCE.get(dtype, 1e-4)
-    scale = 1.0 + float(expected.abs().max())
-    error = float((expected - got).abs().max())
-    if not error <= tolerance * scale:
-        raise ModelFormatError(f"{label}: the converted FFN differs from the module's forward pass by {error:.3g} "
-                               f"(tolerance {tolerance:g} x {scale:.3g}); the module is not a plain ReLU network")
+    check_forward(module, ffn.forward, (ffn.input_dim,), points, seed, label,
+                  "the converted FFN (the module is not a plain ReLU network)")

@@ -24,9 +24,7 @@ from torch import nn
 from ..core.errors import ModelFormatError
 from ..graph.model import GraphModel, GraphNode
 from ..graph.ops import Combination, Concat, Conv, Dense, Elementwise, MaxGroups, Reshape, WindowAverage, window_index
-
-#: Relative agreement required between the graph and the module, by the module's float type.
-CHECK_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
+from .forward_check import check_forward
 
 
 def _f64(tensor: torch.Tensor) -> torch.Tensor:
@@ -126,10 +124,15 @@ class _Reader:
         return self.nodes[self.index[source]].shape
 
 
-def _prelu(sub: nn.PReLU, shape: tuple[int, ...]) -> Elementwise:
-    weight = _f64(sub.weight)
-    per_unit = weight.expand(math.prod(shape)) if weight.numel() == 1 else weight.repeat_interleave(math.prod(shape[1:]))
+def prelu_op(slope: torch.Tensor, shape: tuple[int, ...]) -> Elementwise:
+    """A PReLU on a (C, ...) input: one slope for every unit, or one per channel (C,)."""
+    slope = slope.reshape(-1)
+    per_unit = slope.expand(math.prod(shape)) if slope.numel() == 1 else slope.repeat_interleave(math.prod(shape[1:]))
     return relu_op("PReLU", per_unit)
+
+
+def _prelu(sub: nn.PReLU, shape: tuple[int, ...]) -> Elementwise:
+    return prelu_op(_f64(sub.weight), shape)
 
 
 def _max_pool(sub: nn.MaxPool1d | nn.MaxPool2d, shape: tuple[int, ...], where: str) -> MaxGroups:
@@ -394,22 +397,4 @@ def graph_from_traced(traced: torch.fx.GraphModule, input_shape: tuple[int, ...]
 
 def check_graph(module: nn.Module, graph: GraphModel, points: int, seed: int, label: str) -> None:
     """Refuse when the graph and the module disagree on random inputs in [-1, 1]^d and 10x wider."""
-    params = list(module.parameters())
-    dtype = params[0].dtype if params else torch.float32
-    device = params[0].device if params else torch.device("cpu")
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(points, graph.input_dim, generator=gen, dtype=torch.float64) * 2 - 1
-    x = torch.cat([x, 10 * x])
-    with torch.no_grad():
-        expected = module(x.reshape(-1, *graph.input_shape).to(dtype=dtype, device=device))
-        expected = expected.to(torch.float64).cpu().reshape(x.shape[0], -1)
-        got = graph(x)
-    if expected.shape != got.shape:
-        raise ModelFormatError(f"{label}: the module outputs {tuple(expected.shape[1:])} values, the graph "
-                               f"{tuple(got.shape[1:])}")
-    tolerance = CHECK_TOLERANCE.get(dtype, 1e-4)
-    scale = 1.0 + float(expected.abs().max())
-    error = float((expected - got).abs().max())
-    if not error <= tolerance * scale:
-        raise ModelFormatError(f"{label}: the graph differs from the module's forward pass by {error:.3g} "
-                               f"(tolerance {tolerance:g} x {scale:.3g})")
+    check_forward(module, graph, graph.input_shape, points, seed, label, "the graph")

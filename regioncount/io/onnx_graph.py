@@ -23,7 +23,7 @@ import torch
 from ..core.errors import ModelFormatError
 from ..graph.model import GraphModel, GraphNode
 from ..graph.ops import ChannelAffine, Combination, Concat, Conv, Dense, Elementwise, MaxGroups, Offset, Reshape, WindowAverage
-from .graph_fx import _window_groups, abs_op, clamp_op, relu_op
+from .graph_fx import _window_groups, abs_op, clamp_op, prelu_op, relu_op
 from .onnx_tensors import _tensor
 
 #: Operations only a graph model has: their presence sends an ONNX file here.
@@ -156,11 +156,7 @@ def _activation(r: _Reader, node: Any, attrs: dict, where: str, op: str) -> Any:
     if op == "Abs":
         return abs_op()
     if op == "PRelu":
-        slope = _float(r.constant(node.input[1], where), where).reshape(-1)
-        shape = r.shape(node.input[0])
-        per_unit = slope.expand(math.prod(shape)) if slope.numel() == 1 else \
-            slope.repeat_interleave(math.prod(shape[1:]))
-        return relu_op("PReLU", per_unit)
+        return prelu_op(_float(r.constant(node.input[1], where), where), r.shape(node.input[0]))
     low = attrs.get("min") if len(node.input) < 2 or not node.input[1] else float(r.constant(node.input[1], where))
     high = attrs.get("max") if len(node.input) < 3 or not node.input[2] else float(r.constant(node.input[2], where))
     if low is None or high is None:

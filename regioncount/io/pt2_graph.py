@@ -23,7 +23,7 @@ import torch
 from ..core.errors import ModelFormatError
 from ..graph.model import GraphModel, GraphNode
 from ..graph.ops import ChannelAffine, Combination, Concat, Conv, Dense, MaxGroups, Reshape, WindowAverage
-from .graph_fx import _window_groups, abs_op, clamp_op, relu_op
+from .graph_fx import _window_groups, abs_op, clamp_op, prelu_op, relu_op
 from .onnx_graph import _Reader
 
 _A = "torch.ops.aten."
@@ -128,9 +128,7 @@ def _activation(a: _Archive, args: dict, where: str, target: str, shape: tuple[i
     if name == "abs":
         return abs_op()
     if name == "prelu":
-        slope = a.tensor(args.get("weight"), where).reshape(-1)
-        per_unit = slope.expand(math.prod(shape)) if slope.numel() == 1 else slope.repeat_interleave(math.prod(shape[1:]))
-        return relu_op("PReLU", per_unit)
+        return prelu_op(a.tensor(args.get("weight"), where), shape)
     low = args.get("min_val", args.get("min", -1.0))
     high = args.get("max_val", args.get("max", 1.0))
     if low is None or high is None:
