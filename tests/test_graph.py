@@ -397,3 +397,13 @@ def test_a_plane_past_the_proof_budget_is_labelled_approximate(monkeypatch):
     graph = from_module(ResBlock(2).double().eval(), input_shape=(1, 6, 6))
     part = partition_plane(graph, through=_plane_points(0, 36))
     assert part.method == "approximate" and any("past its budget" in note for note in part.notes)
+
+
+def test_a_plane_past_the_memory_limit_is_refused_in_one_line():
+    from regioncount import partition_plane
+    from regioncount.core.errors import CostLimitError
+
+    graph = from_module(ResBlock(2).double().eval(), input_shape=(1, 6, 6))
+    with pytest.raises(CostLimitError, match="past the memory limit") as info:
+        partition_plane(graph, through=_plane_points(0, 36), memory_limit=10_000)
+    assert "\n" not in str(info.value)

@@ -131,11 +131,21 @@ class _PlaneWalk:
         for i in [i for i in self.maps if self.model.last_use[i] <= index]:
             del self.maps[i]
 
+    def bytes_held(self) -> int:
+        """Bytes of the polygons, their states and the maps kept per polygon (three numbers per value)."""
+        P = self.polys.count
+        per_polygon = sum(3 * m[0][0].numel() for m in self.maps.values()) + sum(s.shape[1] for s in self.states)
+        return P * (8 * per_polygon + 16 * self.polys.xy.shape[1])
 
-def walk_plane(model: GraphModel, plane: Plane, device: torch.device, *, limit: int, deadline: Deadline
-               ) -> tuple[Polygons, list[torch.Tensor], Maps]:
+
+def walk_plane(model: GraphModel, plane: Plane, device: torch.device, *, limit: int, deadline: Deadline,
+               memory_limit: int | None = None) -> tuple[Polygons, list[torch.Tensor], Maps]:
     """The polygons of the slice, the states of every piecewise node per polygon, and the output maps
-    (c, g_s, g_t), each (P, k)."""
+    (c, g_s, g_t), each (P, k).  Refuses (CostLimitError) once the polygons and their maps would hold more
+    than ``memory_limit`` bytes (default: half the RAM)."""
+    from ..core.devices import default_memory_limit
+
+    most = default_memory_limit() if memory_limit is None else memory_limit
     walk = _PlaneWalk(model, plane, device)
     for index, node in enumerate(model.nodes[1:], 1):
         if isinstance(node.op, Piecewise):
@@ -143,6 +153,11 @@ def walk_plane(model: GraphModel, plane: Plane, device: torch.device, *, limit: 
         else:
             walk.affine(index)
         walk.forget(index)
+        held = walk.bytes_held()
+        if held > most:
+            raise CostLimitError(f"the plane partition's {walk.polys.count:,} polygons and their maps need about "
+                                 f"{held / 2**30:.2f} GiB at node {node.name!r}, past the memory limit of "
+                                 f"{most / 2**30:.2f} GiB")
     P = walk.polys.count
     out = tuple(m.reshape(P, -1) for m in walk.maps[model.output])
     return walk.polys, walk.states, out  # type: ignore[return-value]
@@ -168,7 +183,8 @@ PROOF_SECONDS = 60.0
 
 
 def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device, *, limit: int,
-                          deadline: Deadline, proof_seconds: float | None = None) -> PlanePartition:
+                          deadline: Deadline, proof_seconds: float | None = None,
+                          memory_limit: int | None = None) -> PlanePartition:
     """The :class:`~regioncount.core.results.PlanePartition` of a graph model's slice (module docstring)."""
     from ..core.devices import Stopwatch
     from .edge_probes import probe_adjacency
@@ -177,7 +193,8 @@ def partition_graph_plane(model: GraphModel, plane: Plane, device: torch.device,
 
     watch = Stopwatch(device)
     with torch.no_grad():
-        polys, states, out = walk_plane(model, plane, device, limit=limit, deadline=deadline)
+        polys, states, out = walk_plane(model, plane, device, limit=limit, deadline=deadline,
+                                        memory_limit=memory_limit)
         partition_seconds = watch.seconds()
         region, words, gradients, offsets, areas = regions_of(model, polys, states, out)
         pairs, unmatched = probe_adjacency(model, plane, polys, region, words,

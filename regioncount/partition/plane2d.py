@@ -390,7 +390,8 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
         dev = resolve_device(device)
         most = NO_LIMIT if max_regions is None else 4 * max_regions  # a max's over-cut polygons included
-        return partition_graph_plane(model, plane, dev, limit=most, deadline=deadline, proof_seconds=proof_seconds)
+        return partition_graph_plane(model, plane, dev, limit=most, deadline=deadline, proof_seconds=proof_seconds,
+                                     memory_limit=memory_limit)
     require_network(model, "the plane partition")
     deq_certificate(model, assume_well_posed)
     plane = resolve_plane(model, low, high, origin=origin, dirs=dirs, extent=extent, through=through)
