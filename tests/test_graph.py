@@ -407,3 +407,16 @@ def test_a_plane_past_the_memory_limit_is_refused_in_one_line():
     with pytest.raises(CostLimitError, match="past the memory limit") as info:
         partition_plane(graph, through=_plane_points(0, 36), memory_limit=10_000)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("module, shape", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.LeakyReLU(), nn.Flatten(), nn.Linear(8, 1)), (1, 4, 4)),
+    (nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(), nn.Linear(3, 1)), None),
+])
+def test_a_nan_or_infinite_weight_is_a_one_line_error(module, shape):
+    module = module.double()
+    with torch.no_grad():
+        next(module.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(ModelFormatError, match="NaN or infinite") as info:
+        from_module(module, input_shape=shape)
+    assert "\n" not in str(info.value)

@@ -16,6 +16,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from ..core.errors import ModelFormatError
+
 
 def _object(values: np.ndarray) -> np.ndarray:
     return values.astype(object) if values.dtype != object else values
@@ -36,7 +38,7 @@ class Scaled:
         values = np.asarray(tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else tensor,
                             dtype=np.float64)
         if not np.isfinite(values).all():
-            raise ValueError("an exact tensor needs finite values")
+            raise ModelFormatError("a weight of the network is NaN or infinite")
         mantissa, exponent = np.frexp(values)  # values = mantissa 2^exponent, 0.5 <= |mantissa| < 1
         ints = np.ldexp(mantissa, 53).astype(np.int64)  # exact: values = ints 2^(exponent - 53)
         shift = exponent.astype(np.int64) - 53

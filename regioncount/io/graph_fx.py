@@ -28,7 +28,10 @@ from .forward_check import check_forward
 
 
 def _f64(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().to(torch.float64).cpu()
+    value = tensor.detach().to(torch.float64).cpu()
+    if not bool(torch.isfinite(value).all()):
+        raise ModelFormatError("a weight or buffer of the module is NaN or infinite")
+    return value
 
 
 def _pair(value: Any) -> tuple[int, int]:
