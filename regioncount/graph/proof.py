@@ -198,12 +198,3 @@ def prove_walk(model: GraphModel, walk: WalkPieces, p: torch.Tensor, v: torch.Te
     differ = int(floats.differ.sum()) + int((~floats.differ & ~floats.equal).sum()) - exact.equal_outputs
     complete = exact.failed == 0
     return GraphProof(proven, exact.failed, 1 + differ if complete else None, int((~floats.proven).sum()))
-
-
-def _output_changes(oc: Scaled, os_: Scaled, previous: tuple[np.ndarray, np.ndarray] | None) -> int:
-    """Neighbouring pieces (this chunk, and the last piece before it) whose exact output maps differ."""
-    c, s = oc.ints, os_.ints
-    if previous is not None:
-        c, s = np.concatenate([previous[0], c]), np.concatenate([previous[1], s])
-    differ = (c[1:] != c[:-1]).any(axis=1) | (s[1:] != s[:-1]).any(axis=1)
-    return int(differ.sum())
