@@ -361,7 +361,7 @@ def test_conv_relu_planes_equal_the_densified_ffn(seed):
     graph = from_module(module, input_shape=(1, 6, 6))
     through = _plane_points(seed, 36)
     a, b = partition_plane(graph, through=through), partition_plane(dense_ffn(graph), through=through)
-    assert a.method == b.method == "exact" and "proven in rational arithmetic" in a.engine
+    assert a.method == b.method == "exact" and "every sign proven by its float64 error bound" in a.engine
     assert (a.activation_regions, a.linear_pieces) == (b.activation_regions, b.linear_pieces)
     assert float(a.areas.sum()) == pytest.approx(1.0, abs=1e-12)
 
@@ -387,16 +387,6 @@ def test_max_pool_leaky_planes_are_proven_and_hold_every_sampled_pattern(seed):
     edge = decision_boundary(part)
     classes = torch.unique(graph(points).argmax(1)).numel()
     assert edge.kind == "argmax" and (edge.length > 0) == (classes > 1)
-
-
-def test_a_plane_past_the_proof_budget_is_labelled_approximate(monkeypatch):
-    import regioncount.partition.graph_plane as graph_plane
-    from regioncount import partition_plane
-
-    monkeypatch.setattr(graph_plane, "PROOF_SECONDS", 0.0)
-    graph = from_module(ResBlock(2).double().eval(), input_shape=(1, 6, 6))
-    part = partition_plane(graph, through=_plane_points(0, 36))
-    assert part.method == "approximate" and any("past its budget" in note for note in part.notes)
 
 
 def test_a_plane_past_the_memory_limit_is_refused_in_one_line():

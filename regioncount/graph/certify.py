@@ -3,8 +3,9 @@
 For the states of each piece, every node's maps ``(c, s)`` are evaluated in float64 together with bounds
 ``(E_c, E_s)`` on their distance from the exact maps: an affine operator ``y = L x + b`` computed in any order
 satisfies ``|fl(y) - y| <= |L| E_x + gamma_n (|L| |x~| + |b|)`` (``n`` its fan-in; ``|L|`` the operator with
-absolute coefficients, applied as an operator), a piecewise operator with fixed states passes the bounds
-through its selected slopes, and every bound is inflated to cover its own rounding (``docs/graphs.md``).
+absolute coefficients, applied as an operator; 0 where every input it reads is an exact 0), a piecewise
+operator with fixed states passes the bounds through its selected slopes, and every bound is inflated to
+cover its own rounding (``docs/graphs.md``).
 
 The boundary between two pieces at which exactly one unit changes state is the exact root of that unit's
 quantity, the same affine function of t on both sides (every state it depends on is equal there); its float
@@ -31,16 +32,23 @@ CERTIFY_CHUNK = 512
 Maps = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # c, s, E_c, E_s
 
 
-def _affine_bounds(op: Affine, ins: list[Maps]) -> Maps:
-    c = op.forward([m[0] for m in ins])
-    s = op.linear([m[1] for m in ins])
+def affine_bounds(op: Affine, ins: list[tuple[torch.Tensor, ...]], directions: int = 1) -> tuple[torch.Tensor, ...]:
+    """An affine operator on maps with bounds: each input ``(c, s_1 .. s_k, E_c, E_1 .. E_k)`` (k =
+    ``directions``), the output in the same layout (module docstring)."""
+    k = directions
+    values = [op.forward([m[0] for m in ins])] + [op.linear([m[1 + i] for m in ins]) for i in range(k)]
     if op.fan_in == 0:  # moves numbers only: the bounds move with them
-        return c, s, op.linear([m[2] for m in ins]), op.linear([m[3] for m in ins])
+        return (*values, *(op.linear([m[k + 1 + i] for m in ins]) for i in range(k + 1)))
     g, tiny = gamma(op.fan_in), (op.fan_in + 2) * SMALLEST_SUBNORMAL
-    ec = INFLATE * (op.magnitude([m[2] for m in ins]) + g * (op.magnitude([m[0].abs() for m in ins])
-                                                             + op.bias_magnitude())) + tiny
-    es = INFLATE * (op.magnitude([m[3] for m in ins]) + g * op.magnitude([m[1].abs() for m in ins])) + tiny
-    return c, s, ec, es
+    errors = [INFLATE * (op.magnitude([m[k + 1] for m in ins]) + g * (op.magnitude([m[0].abs() for m in ins])
+                                                                      + op.bias_magnitude())) + tiny]
+    errors += [INFLATE * (op.magnitude([m[k + 2 + i] for m in ins]) + g * op.magnitude([m[1 + i].abs() for m in ins]))
+               + tiny for i in range(k)]
+    # an output that reads only exact zeros is computed exactly (0 times a weight, plus the bias as stored)
+    for i in range(k + 1):
+        exact = op.magnitude([m[i].abs() + m[k + 1 + i] for m in ins]) == 0
+        errors[i] = errors[i].masked_fill(exact, 0.0)
+    return (*values, *errors)
 
 
 def float_maps(model: GraphModel, states: list[torch.Tensor], p: torch.Tensor, v: torch.Tensor
@@ -65,7 +73,7 @@ def float_maps(model: GraphModel, states: list[torch.Tensor], p: torch.Tensor, v
             maps[index] = tuple(m.reshape(B, *node.shape) for m in (oc, os_, oec, oes))  # type: ignore[assignment]
         else:
             assert isinstance(op, Affine)
-            maps[index] = _affine_bounds(op, [maps[i] for i in node.inputs])
+            maps[index] = affine_bounds(op, [maps[i] for i in node.inputs])  # type: ignore[assignment]
         for i in [i for i in maps if model.last_use[i] <= index]:
             del maps[i]
     out = tuple(m.reshape(B, -1) for m in maps[model.output])
@@ -171,12 +179,12 @@ def certify_walk(model: GraphModel, states: list[torch.Tensor], p: torch.Tensor,
     open_pairs = torch.nonzero(~differ & (bind.node >= 0)).squeeze(1)
     equal = torch.zeros_like(differ)
     if open_pairs.numel():
-        equal[open_pairs] = ~_reaches_output(model, [s[open_pairs] for s in states], bind.node[open_pairs],
+        equal[open_pairs] = ~reaches_output(model, [s[open_pairs] for s in states], bind.node[open_pairs],
                                              bind.unit[open_pairs])
     return FloatProof(proven, differ, equal, bind)
 
 
-def _reaches_output(model: GraphModel, states: list[torch.Tensor], start: torch.Tensor, unit: torch.Tensor
+def reaches_output(model: GraphModel, states: list[torch.Tensor], start: torch.Tensor, unit: torch.Tensor
                     ) -> torch.Tensor:
     """(S,): whether a change of output ``unit`` of node ``start`` can reach the model's output, for the
     fixed states given (one row per case): its support is pushed through the operators with absolute

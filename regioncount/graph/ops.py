@@ -417,9 +417,13 @@ class Elementwise(Piecewise):
 
     def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                       ) -> tuple[Tensor, Tensor]:
-        alpha = self._pick(self.slopes.to(c.device), states).abs()
-        beta = self._pick(self.intercepts.to(c.device), states).abs()
-        return alpha * ec + ROUND * (alpha * c.abs() + beta), alpha * es + ROUND * alpha * s.abs()
+        alpha = self._pick(self.slopes.to(c.device), states)
+        beta = self._pick(self.intercepts.to(c.device), states)
+        # alpha c + beta is exact for alpha = 0 (the intercept as stored) and for the identity (1, 0)
+        rounds = ((alpha != 0) & ((alpha != 1) | (beta != 0))).to(c.dtype)
+        alpha, beta = alpha.abs(), beta.abs()
+        return (alpha * ec + rounds * ROUND * (alpha * c.abs() + beta),
+                alpha * es + rounds * ROUND * alpha * s.abs())
 
     def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

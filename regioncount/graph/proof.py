@@ -73,6 +73,57 @@ def exact_maps(model: GraphModel, states: list[np.ndarray], p: Scaled, v: Scaled
     return constraints, (c.reshape(B, -1), s.reshape(B, -1))
 
 
+def exact_plane_inputs(model: GraphModel, states: list[np.ndarray], o: Scaled, u: Scaled, w: Scaled, upto: int
+                       ) -> dict[int, tuple[Scaled, Scaled, Scaled]]:
+    """For one pattern (``states``: (1, n) per piecewise node before node ``upto``) on the plane
+    ``o + s u + t w`` ((1, d) each): the exact input maps (c, g_s, g_t), each (1, n), of every piecewise node
+    up to ``upto``."""
+    shape = model.input_shape
+    maps = {0: tuple(x.reshape(1, *shape) for x in (o, u, w))}
+    inputs: dict[int, tuple[Scaled, Scaled, Scaled]] = {}
+    seen = 0
+    for index, node in enumerate(model.nodes[1:upto + 1], 1):
+        op = node.op
+        if isinstance(op, Piecewise):
+            c, gs, gt = (x.reshape(1, -1) for x in maps[node.inputs[0]])
+            inputs[index] = (c, gs, gt)
+            if index == upto:
+                break
+            st = states[seen]
+            seen += 1
+            c2, gs2 = op.exact_select(c, gs, st)
+            gt2 = op.exact_select(c, gt, st)[1]
+            maps[index] = tuple(x.reshape(1, *node.shape) for x in (c2, gs2, gt2))
+        else:
+            assert isinstance(op, Affine)
+            ins = [maps[i] for i in node.inputs]
+            maps[index] = (op.exact([m[0] for m in ins], True), op.exact([m[1] for m in ins], False),
+                           op.exact([m[2] for m in ins], False))
+    return inputs
+
+
+def exact_inputs_at(model: GraphModel, points: Scaled) -> dict[int, Scaled]:
+    """The exact input (B, n) of every piecewise node at exact points (B, d): one exact forward pass, each
+    piecewise operator applying the states the points have."""
+    B = points.shape[0]
+    maps = {0: points.reshape(B, *model.input_shape)}
+    inputs: dict[int, Scaled] = {}
+    for index, node in enumerate(model.nodes[1:], 1):
+        op = node.op
+        if isinstance(op, Piecewise):
+            u = maps[node.inputs[0]].reshape(B, -1)
+            inputs[index] = u
+            states = op.exact_states(u.ints, np.full((B, 1), u.den, dtype=object))
+            value, _ = op.exact_select(u, Scaled(np.zeros_like(u.ints)), states)
+            maps[index] = value.reshape(B, *node.shape)
+        else:
+            assert isinstance(op, Affine)
+            maps[index] = op.exact([maps[i] for i in node.inputs], True)
+        for i in [i for i in maps if model.last_use[i] <= index]:
+            del maps[i]
+    return inputs
+
+
 def _right_ends(qc: Scaled, qs: Scaled) -> list[Fraction | None]:
     """Per row, the exact least root of the decreasing quantities (None: no quantity decreases)."""
     falling = qs.ints < 0

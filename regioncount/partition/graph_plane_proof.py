@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from ..core.geometry import Plane
+from ..core.rounding import INFLATE, UNIT_ROUNDOFF
+from ..graph.certify import reaches_output
 from ..graph.model import GraphModel
 from ..graph.proof import _stacked, exact_maps
 from ..graph.scaled import Scaled
@@ -239,3 +241,96 @@ def prove_plane(model: GraphModel, plane: Plane, polys: Polygons, states: list[t
         same = torch.tensor([all((a == b).all() for a, b in zip(outputs[i], outputs[j])) for i, j in pairs.tolist()],
                             dtype=torch.bool)
     return PlaneProof(True, failed, failed == 0 and total == rect, same, estimate)
+
+
+@dataclass
+class OutputComparison:
+    """Whether each pair of regions computes one affine output: ``same`` (E,); ``exact``: pairs settled in
+    rational arithmetic; ``left``: pairs the budget left to a float64 comparison within a tolerance."""
+
+    same: torch.Tensor
+    exact: int
+    left: int
+
+
+def _apart(x: torch.Tensor, e: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(E,): the maps of rows a and b certainly differ in some entry (their gap beyond both bounds)."""
+    gap = (x[a] - x[b]).abs()
+    return (gap > INFLATE * (e[a] + e[b] + 2 * UNIT_ROUNDOFF * (x[a].abs() + x[b].abs()))).any(1)
+
+
+def _single_change(states: list[torch.Tensor], a: torch.Tensor, b: torch.Tensor, model: GraphModel
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For polygon pairs (a, b): whether their states differ in exactly one unit of one piecewise node, that
+    node's index in the graph and the unit (E,) each."""
+    E = a.shape[0]
+    changes = torch.zeros(E, dtype=torch.long)
+    node = torch.full((E,), -1, dtype=torch.long)
+    unit = torch.full((E,), -1, dtype=torch.long)
+    for index, st in zip(model.piecewise, states):
+        changed = st[a] != st[b]
+        changes += changed.sum(1)
+        rows = changed.any(1).nonzero().flatten()
+        node[rows] = index
+        unit[rows] = changed[rows].long().argmax(1)
+    return changes == 1, node, unit
+
+
+def compare_outputs(model: GraphModel, plane: Plane, states: list[torch.Tensor], representative: torch.Tensor,
+                    pairs: torch.Tensor, out: tuple[torch.Tensor, ...], out_errors: tuple[torch.Tensor, ...],
+                    budget_seconds: float) -> OutputComparison:
+    """Compare the output maps of neighbouring regions (``pairs`` (E, 2) of region ids, each region read at its
+    ``representative`` polygon; ``out``/``out_errors``: every polygon's output maps (c, g_s, g_t) and their
+    bounds): a pair is different where the bounds prove a gap, equal where only one unit's state differs and
+    its change cannot reach the output (:func:`~regioncount.graph.certify.reaches_output`), and otherwise
+    compared in rational arithmetic when the cost fits ``budget_seconds`` (else within a tolerance, and
+    counted in ``left``)."""
+    E = pairs.shape[0]
+    a, b = representative[pairs[:, 0]], representative[pairs[:, 1]]
+    differ = torch.zeros(E, dtype=torch.bool)
+    for x, e in zip(out, out_errors):
+        differ |= _apart(x.cpu(), e.cpu(), a, b)
+    same = torch.zeros(E, dtype=torch.bool)
+    open_rows = (~differ).nonzero().flatten()
+    single, node, unit = _single_change(states, a[open_rows], b[open_rows], model)
+    support = open_rows[single]
+    if support.numel():
+        same[support] = ~reaches_output(model, [s[a[support]] for s in states], node[single], unit[single])
+    rest = open_rows[~single]
+    rest = torch.cat([rest, support[~same[support]]])  # the support rule proves equality only
+    if rest.numel() == 0:
+        return OutputComparison(same, 0, 0)
+    regions = torch.unique(pairs[rest])
+    if estimate_seconds(model, int(regions.numel())) > budget_seconds:
+        scale = 1e-9 * (1 + max(float(x.abs().max()) for x in out))
+        close = torch.ones(rest.shape[0], dtype=torch.bool)
+        for x in out:
+            close &= ((x.cpu()[a[rest]] - x.cpu()[b[rest]]).abs() <= scale).all(1)
+        same[rest] = close
+        return OutputComparison(same, 0, int(rest.numel()))
+    exact = {}
+    ids = regions.tolist()
+    for first in range(0, len(ids), REGION_CHUNK):
+        chunk = ids[first:first + REGION_CHUNK]
+        rows = representative[torch.tensor(chunk)]
+        for region_id, maps in zip(chunk, _exact_outputs(model, plane, [s[rows].numpy() for s in states])):
+            exact[region_id] = maps
+    for row in rest.tolist():
+        i, j = pairs[row].tolist()
+        same[row] = all(_equal(x, y) for x, y in zip(exact[i], exact[j]))
+    return OutputComparison(same, int(rest.numel()), 0)
+
+
+def _equal(x: tuple[np.ndarray, int], y: tuple[np.ndarray, int]) -> bool:
+    """Two exact vectors ``ints / den`` are equal."""
+    return bool((x[0] * y[1] == y[0] * x[1]).all())
+
+
+def _exact_outputs(model: GraphModel, plane: Plane, states: list[np.ndarray]) -> list[tuple[tuple[np.ndarray, int], ...]]:
+    """The exact output maps (value, s-slope, t-slope) of a batch of patterns, as (ints, den) per row."""
+    o, u, w = (Scaled.of_tensor(torch.tensor(v, dtype=torch.float64).reshape(1, -1))
+               for v in (plane.origin, plane.u, plane.w))
+    _, (oc, osu) = exact_maps(model, states, o, u)
+    _, (_, osw) = exact_maps(model, states, o, w)
+    rows = oc.ints.shape[0]
+    return [((oc.ints[k], oc.den), (osu.ints[k], osu.den), (osw.ints[k], osw.den)) for k in range(rows)]

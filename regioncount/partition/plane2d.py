@@ -53,8 +53,8 @@ from .edge_probes import probe_adjacency
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import linear_piece_count, same_affine_pairs
 from .facet_crossing import crossing_rule
-from .polygon_proofs import LayerProof, LineTable
-from .polygons import NewVertexValues, Polygons, PolygonStore, rectangle, rectangle_lines
+from .polygon_proofs import LineTable, box_bounds, cut_proven
+from .polygons import Polygons, rectangle, rectangle_lines
 from .polytopes import Polytopes
 from .vertex_bounds import centre_doubts, centre_radii, layer_errors
 
@@ -131,7 +131,6 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     bits: torch.Tensor | None = None
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
-    g = gamma(6)
     first = 0
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
         silent = silent_units[first:first + weight.shape[0]]
@@ -139,49 +138,12 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
         Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
         Z[:, 2] += bias
         EZ = layer_errors(state, state_error, weight, bias)  # bounds on their rounding (factored)
-        valid = polys.valid()
-        r_max = torch.where(valid, radius, 0.0).amax(1)[:, None]
-        lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
-        mid, half = (lo_xy + hi_xy) * 0.5, (hi_xy - lo_xy) * 0.5
-        reach = mid.abs() + half  # (P0, 2): max |s|, |t| over the widened box
-        abs_s, abs_t = Z[:, 0].abs(), Z[:, 1].abs()
-        # each map's error at exact points of the widened box, plus the rounding of the tests below (the
-        # value at the box's middle, the spread, their comparison: gamma_6 covers them)
-        bound = EZ.weighted(torch.cat([reach, torch.ones_like(reach[:, :1])], 1))
-        bound.addcmul_(abs_s, reach[:, :1], value=g).addcmul_(abs_t, reach[:, 1:], value=g).add_(Z[:, 2].abs(), alpha=g)
-        bound.mul_(INFLATE).nan_to_num_(nan=torch.inf)
-        middle = torch.addcmul(Z[:, 2], Z[:, 0], mid[:, :1]).addcmul_(Z[:, 1], mid[:, 1:])
-        spread = torch.addcmul(abs_s * half[:, :1], abs_t, half[:, 1:])
-        # the line may cross polygon p: the exact map may take both signs on the exact polygon
-        candidates = (middle.abs_() <= spread.add_(bound)) & ~silent  # (P0, n)
-        P0, V0 = polys.xy.shape[:2]
-        proof = LayerProof(polys.xy, radius, lines, Z, EZ, bound)
-        store = PolygonStore(polys, 2, capacity=2 * P0 + 16, flags=candidates)
-        store.values[:P0, :, 0] = torch.arange(P0 * V0, dtype=DTYPE, device=device).view(P0, V0)  # vertex ids
-        store.values[:P0, :, 1] = outgoing
-        for j in range(weight.shape[0]):
-            assert store.flags is not None
-            idx = store.flags[:store.count, j].nonzero().flatten()
-            if idx.numel() == 0:
-                continue
-            origin = store.origin[idx]
-            zj = Z[origin, :, j]  # (S, 3)
-            xy = store.xy[idx]
-            f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) unit j at the vertices
-            if not proof.record(f, store.values[idx, :, 0].long(), origin, j):
-                return SliceCells(polys, bits, None, None, 0, 1, 0)
-            real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
-            if real.numel() == 0:
-                continue
-            cut_lines = proof.cut_lines(origin[real], j, first - weight.shape[0] + j).to(DTYPE)
-            store.split(idx[real], f[real], new_values=_vertex_ids(proof, cut_lines))
-            limit.check(store.count)
-        if not proof.flush():
+        bound, candidates = box_bounds(polys, radius, Z, EZ)
+        cut = cut_proven(polys, radius, outgoing, lines, Z, EZ, bound, candidates & ~silent,
+                         first - weight.shape[0], limit.check)
+        if cut is None:
             return SliceCells(polys, bits, None, None, 0, 1, 0)
-        polys = store.polygons()
-        ids = store.values[:store.count]
-        radius, outgoing = proof.radii_of(ids[..., 0].long()), ids[..., 1].clone()
-        origin = store.origin[:store.count]
+        polys, origin, radius, outgoing = cut
         valid = polys.valid()
         centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
         radius_c = centre_radii(polys.xy, radius, valid, polys.n)
@@ -201,23 +163,6 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     return SliceCells(polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0, on_border.any(1),
                       lambda region, words: (*_adjacency_by_flips(polys, edge_units, region, words,
                                                                   model.hidden_widths), 0))
-
-
-def _vertex_ids(proof: LayerProof, cut_lines: torch.Tensor) -> NewVertexValues:
-    """The store channels (vertex id, outgoing line id) of the vertices a cut makes: each new vertex is
-    registered with its two lines (its old edge's and the cut's, ``cut_lines`` (S,) ids as floats); in a
-    child its outgoing edge runs along the cut where the child's boundary leaves the old edge (the child
-    keeps vertex k), along the old edge where it enters."""
-
-    def new_values(crossing: torch.Tensor, points: torch.Tensor, f: torch.Tensor, values: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        edge = values[..., 1]
-        vertex = proof.add_vertices(crossing, points, edge.long(), cut_lines.long())
-        cut = cut_lines[:, None].expand_as(edge)
-        return (torch.stack([vertex, torch.where(f > 0, cut, edge)], 2),
-                torch.stack([vertex, torch.where(f < 0, cut, edge)], 2))
-
-    return new_values
 
 
 def _ordered(cells: Polytopes) -> Polygons:

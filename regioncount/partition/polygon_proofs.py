@@ -17,9 +17,13 @@ dozens.  The layer's partition is only used once :meth:`LayerProof.flush` return
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 
-from ..line.forward_error import INFLATE
+from ..line.forward_error import INFLATE, gamma
+from .polygons import KeptVertexValues, NewVertexValues, Polygons, PolygonStore
 from .vertex_bounds import MapErrors, line_pair_radius, value_errors
 
 #: Recorded decision values (vertices times rows) that trigger a batch of proofs.
@@ -59,6 +63,18 @@ class LineTable:
         if len(self._units) > 1:
             self._units = [torch.cat(self._units)]
         return self._units[0]
+
+    def mark(self) -> tuple[int, int]:
+        """The table's size now (filled, reserved), to :meth:`rollback` to."""
+        return self.filled, self.reserved
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget every line reserved or filled since :meth:`mark` (a batch of cuts that was given up)."""
+        filled, reserved = mark
+        coef, error = self.tables()
+        self._coef, self._error = [coef[:filled]], [error[:filled]]
+        self._units = [self.units()[:reserved]]
+        self.filled, self.reserved, self._cache = filled, reserved, None
 
     def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All filled lines: coefficients (L, 3) and errors (L, 3)."""
@@ -158,6 +174,172 @@ class LayerProof:
         err = value_errors(self.points[vertices[rows]], radius[rows], maps[rows], errors[rows])
         return bool((f[rows].abs() > err).all())
 
+    def doubts(self, f: torch.Tensor, vertices: torch.Tensor, cells: torch.Tensor, unit: int) -> torch.Tensor:
+        """(S, V): the signs of ``f`` (unit ``unit`` at vertices ``vertices`` of polygons started as ``cells``)
+        that their error bounds do not prove, now (the eager form of :meth:`record`)."""
+        self._fill_lines()
+        self._bound_new_vertices()
+        units = torch.full_like(cells, unit)
+        err = value_errors(self.points[vertices], self.radii[vertices], self.Z[cells, :, units],
+                           self.EZ.entries(cells, units))
+        return ~(f.abs() > err)
+
     def radii_of(self, vertices: torch.Tensor) -> torch.Tensor:
         """The radii of vertices (any shape) after :meth:`flush`."""
         return self.radii[vertices]
+
+
+def box_bounds(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErrors
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For maps ``Z`` (P0, 3, n) (slopes in s, t, then the constant) with errors ``EZ`` on polygons ``polys``
+    whose vertices have radii ``radius`` (P0, V): each map's error bound (P0, n) at exact points of the
+    polygon's bounding box widened by the radii (plus the rounding of the test below), and whether the exact
+    map may change sign on the exact polygon (P0, n): ``|value at the box's middle| <= spread + bound``."""
+    g = gamma(6)
+    valid = polys.valid()
+    r_max = torch.where(valid, radius, 0.0).amax(1)[:, None]
+    lo_xy, hi_xy = polys.xy.amin(1) - r_max, polys.xy.amax(1) + r_max  # (P0, 2), widened by the radii
+    mid, half = (lo_xy + hi_xy) * 0.5, (hi_xy - lo_xy) * 0.5
+    reach = mid.abs() + half  # (P0, 2): max |s|, |t| over the widened box
+    abs_s, abs_t = Z[:, 0].abs(), Z[:, 1].abs()
+    # each map's error at exact points of the widened box, plus the rounding of the tests below (the value at
+    # the box's middle, the spread, their comparison: gamma_6 covers them)
+    bound = EZ.weighted(torch.cat([reach, torch.ones_like(reach[:, :1])], 1))
+    bound.addcmul_(abs_s, reach[:, :1], value=g).addcmul_(abs_t, reach[:, 1:], value=g).add_(Z[:, 2].abs(), alpha=g)
+    bound.mul_(INFLATE).nan_to_num_(nan=torch.inf)
+    middle = torch.addcmul(Z[:, 2], Z[:, 0], mid[:, :1]).addcmul_(Z[:, 1], mid[:, 1:])
+    spread = torch.addcmul(abs_s * half[:, :1], abs_t, half[:, 1:])
+    return bound, middle.abs_() <= spread.add_(bound)
+
+
+def vertex_channels(proof: LayerProof, cut_lines: torch.Tensor) -> tuple[NewVertexValues, KeptVertexValues]:
+    """The store channels (vertex id, outgoing line id) of the vertices of a cut's children.  Each new vertex
+    is registered with its two lines (its old edge's and the cut's, ``cut_lines`` (S,) ids as floats); in a
+    child its outgoing edge runs along the cut where the child's boundary leaves the old edge (the child
+    keeps vertex k), along the old edge where it enters.  An old vertex exactly on the cut (``f`` = 0) is in
+    both children; in the one its old successor is not in, its outgoing edge runs along the cut."""
+
+    def new_values(crossing: torch.Tensor, points: torch.Tensor, f: torch.Tensor, values: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        edge = values[..., 1]
+        vertex = proof.add_vertices(crossing, points, edge.long(), cut_lines.long())
+        cut = cut_lines[:, None].expand_as(edge)
+        return (torch.stack([vertex, torch.where(f > 0, cut, edge)], 2),
+                torch.stack([vertex, torch.where(f < 0, cut, edge)], 2))
+
+    def kept_values(f: torch.Tensor, f_next: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        vertex, edge = values[..., 0], values[..., 1]
+        cut = cut_lines[:, None].expand_as(edge)
+        on = f == 0
+        return (torch.stack([vertex, torch.where(on & (f_next < 0), cut, edge)], 2),
+                torch.stack([vertex, torch.where(on & (f_next > 0), cut, edge)], 2))
+
+    return new_values, kept_values
+
+
+class ProvenCuts(NamedTuple):
+    """Polygons after the proven cuts of one batch of lines: the polygons (P,), the starting polygon each
+    lies in (P,), each vertex's radius and the line id of its outgoing edge (P, V)."""
+
+    polys: Polygons
+    origin: torch.Tensor
+    radius: torch.Tensor
+    outgoing: torch.Tensor
+
+
+#: ``decide(j, origin (N,), lines (N, 2))`` -> (N,) signs in {-1, 0, 1} of line j at the vertices where the lines
+#: ``lines`` (ids in the :class:`LineTable`) meet, on polygons in the starting polygons ``origin``, decided exactly
+#: (None: it cannot decide them).
+ExactSigns = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
+#: ``exactly_on(j, origin (S,), units (S, V, 2), xy (S, V, 2), exact (S, V))`` -> (S, V) bool: vertices of
+#: polygons in the starting polygons ``origin``, given by the bits of their two lines (-1: the slice's border),
+#: their points, and whether the point is exact (radius 0), that lie exactly on line j by a rule of the caller's.
+ExactlyOn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cut_proven(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, lines: LineTable, Z: torch.Tensor,
+               EZ: MapErrors, bound: torch.Tensor, candidates: torch.Tensor, first_bit: int,
+               check: Callable[[int], None], exactly_on: ExactlyOn | None = None, decide: ExactSigns | None = None
+               ) -> ProvenCuts | None:
+    """Cut polygons (P0,) along the zero lines of the maps ``Z`` (P0, 3, n) (errors ``EZ``, box bounds
+    ``bound`` (P0, n), ``candidates`` (P0, n): the lines that may cross each polygon, from
+    :func:`box_bounds`), line by line, each sign read at a vertex proven by its own error bound
+    (:class:`LayerProof`).  Line j's cuts are registered as the lines of bit ``first_bit + j``.  ``check``
+    gets the polygon count after each line (it raises to stop); ``exactly_on`` names vertices that lie
+    exactly on a line (their value is 0, not a sign to prove; a cut through them passes through the vertex).
+    With ``decide``, every sign is proven as it is read, and the ones the bounds leave are decided exactly by
+    it (slower: for a batch whose deferred proof failed).  None: some sign is not proven."""
+    P0, V0 = polys.xy.shape[:2]
+    device, dtype = polys.xy.device, polys.xy.dtype
+    proof = LayerProof(polys.xy, radius, lines, Z, EZ, bound)
+    store = PolygonStore(polys, 2, capacity=2 * P0 + 16, flags=candidates)
+    store.values[:P0, :, 0] = torch.arange(P0 * V0, dtype=dtype, device=device).view(P0, V0)  # vertex ids
+    store.values[:P0, :, 1] = outgoing
+    for j in candidates.any(0).nonzero().flatten().tolist():
+        assert store.flags is not None
+        idx = store.flags[:store.count, j].nonzero().flatten()
+        origin = store.origin[idx]
+        zj = Z[origin, :, j]  # (S, 3)
+        xy = store.xy[idx]
+        f = xy[..., 0] * zj[:, :1] + xy[..., 1] * zj[:, 1:2] + zj[:, 2:]  # (S, V) line j at the vertices
+        vertices = store.values[idx, :, 0].long()
+        n = store.n[idx]
+        both = vertex_lines(store.values[idx, :, 1].long(), n) if exactly_on or decide else None
+        recorded = f
+        if exactly_on is not None:
+            assert both is not None
+            start = vertices < P0 * V0
+            exact = start & (proof.radii[vertices.clamp(max=P0 * V0 - 1)] == 0)
+            on = exactly_on(j, origin, lines.units()[both], xy, exact)
+            f = f.masked_fill(on, 0.0)
+            recorded = f.masked_fill(on, torch.inf)
+        if decide is None:
+            if not proof.record(recorded, vertices, origin, j):
+                return None
+        else:
+            assert both is not None
+            decided = _decide_doubts(proof, decide, f, recorded, vertices, origin, j, both, n)
+            if decided is None:
+                return None
+            f = decided
+        real = ((f > 0).any(1) & (f < 0).any(1)).nonzero().flatten()
+        if real.numel() == 0:
+            continue
+        cut_lines = proof.cut_lines(origin[real], j, first_bit + j).to(dtype)
+        new_values, kept_values = vertex_channels(proof, cut_lines)
+        store.split(idx[real], f[real], new_values=new_values, kept_values=kept_values)
+        check(store.count)
+    if not proof.flush():
+        return None
+    ids = store.values[:store.count]
+    return ProvenCuts(store.polygons(), store.origin[:store.count], proof.radii_of(ids[..., 0].long()),
+                      ids[..., 1].clone())
+
+
+def vertex_lines(outgoing: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """(S, V, 2): the line ids of each vertex's incoming and outgoing edges (padding: the last vertex's)."""
+    k = torch.minimum(torch.arange(outgoing.shape[1], device=outgoing.device)[None], n[:, None] - 1)
+    previous = torch.where(k == 0, n[:, None] - 1, k - 1)
+    return torch.stack([torch.gather(outgoing, 1, previous), torch.gather(outgoing, 1, k)], 2)
+
+
+def _decide_doubts(proof: LayerProof, decide: ExactSigns, f: torch.Tensor, recorded: torch.Tensor,
+                   vertices: torch.Tensor, origin: torch.Tensor, j: int, both: torch.Tensor, n: torch.Tensor
+                   ) -> torch.Tensor | None:
+    """``f`` (S, V) with every sign its bound does not prove replaced by the exact decision (0 on the line; a
+    sign the float value lacks becomes a value of that sign next to 0).  None: a sign is left undecided."""
+    valid = torch.arange(f.shape[1], device=f.device)[None] < n[:, None]
+    doubt = proof.doubts(recorded, vertices, origin, j) & valid
+    if not bool(doubt.any()):
+        return f
+    rows, cols = doubt.nonzero(as_tuple=True)
+    signs = decide(j, origin[rows], both[rows, cols])
+    if signs is None:
+        return None
+    old = f[rows, cols]
+    keep = torch.sign(old) == signs
+    tiny = torch.full_like(old, 2.0**-1000)
+    f = f.clone()
+    f[rows, cols] = torch.where(keep, old, signs.to(f.dtype) * tiny)
+    last = (n - 1)[:, None].expand_as(f)
+    return torch.where(valid, f, torch.gather(f, 1, last))

@@ -53,6 +53,10 @@ class Polygons:
 #: ``new_values(crossing (S, V), points (S, V, 2), f (S, V), values (S, V, c))`` -> the values (S, V, c) of the new vertices in
 #: the non-negative child and in the non-positive one (:func:`split_pairs`).
 NewVertexValues = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: ``kept_values(f (S, V), f_next (S, V), values (S, V, c))`` -> the values (S, V, c) of the old vertices in the
+#: non-negative child and in the non-positive one (a vertex where ``f`` is 0 is in both, and its outgoing edge
+#: may change: :func:`split_pairs`).
+KeptVertexValues = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _next_index(n: torch.Tensor, V: int) -> torch.Tensor:
@@ -69,7 +73,8 @@ def rectangle(low: tuple[float, ...], high: tuple[float, ...], device: torch.dev
 
 
 def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torch.Tensor,
-                zero_tol: torch.Tensor | None = None, new_values: NewVertexValues | None = None):
+                zero_tol: torch.Tensor | None = None, new_values: NewVertexValues | None = None,
+                kept_values: KeptVertexValues | None = None):
     """Split S convex polygons that all change sign along ``f`` (S, V) into (non-negative, non-positive)
     children.  Returns ((xy, n, values) of the first children, (xy, n, values) of the second), padded
     to V + 1 vertices (a convex polygon cut by a line keeps at most V - 1 vertices plus 2 new ones).
@@ -77,7 +82,8 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     A new vertex lies on edge k -> k + 1 where ``f`` changes sign (values within ``zero_tol`` count as 0: such
     a vertex joins both children).  Its values are interpolated along the edge (exact for affine functions,
     up to rounding), or, with ``new_values``, given per child by ``new_values(crossing (S, V), points
-    (S, V, 2), f (S, V), values (S, V, c))``: one (S, V, c) tensor for each child, read at the crossing slots."""
+    (S, V, 2), f (S, V), values (S, V, c))``: one (S, V, c) tensor for each child, read at the crossing slots;
+    ``kept_values(f, f_next, values)`` likewise gives the old vertices' values per child (default: their own)."""
     S, V = f.shape
     device = f.device
     k = torch.arange(V, device=device)[None, :]
@@ -89,7 +95,9 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     lam = torch.where(crossing, fz / (fz - f_next), torch.zeros_like(fz))[..., None]
     channels = 2 + values.shape[2]
     cut_xy = torch.addcmul(xy, lam, torch.gather(xy, 1, nxt[..., None].expand_as(xy)) - xy)
-    both = torch.cat([xy, values], 2)
+    both = [torch.cat([xy, values], 2)] * 2
+    if kept_values is not None:
+        both = [torch.cat([xy, side], 2) for side in kept_values(fz, f_next, values)]
     if new_values is not None:
         cuts = [torch.cat([cut_xy, side], 2) for side in new_values(crossing, cut_xy, fz, values)]
     else:
@@ -99,8 +107,8 @@ def split_pairs(xy: torch.Tensor, n: torch.Tensor, values: torch.Tensor, f: torc
     V_new = V + 1
     columns = torch.arange(V_new, device=device)[None]
     slot_ids = torch.arange(2 * V, device=device)[None].expand(S, -1)
-    for side, cut in zip((fz >= 0, fz <= 0), cuts):
-        slots = torch.stack([both, cut], 2).reshape(S, 2 * V, channels)
+    for side, kept, cut in zip((fz >= 0, fz <= 0), both, cuts):
+        slots = torch.stack([kept, cut], 2).reshape(S, 2 * V, channels)
         keep = torch.stack([side & valid, crossing], 2).reshape(S, 2 * V)
         count = keep.sum(1)
         position = torch.where(keep, torch.cumsum(keep, 1) - 1, V_new)
@@ -183,11 +191,13 @@ class PolygonStore:
         return torch.cat([t, extra], 1)
 
     def split(self, idx: torch.Tensor, f: torch.Tensor, zero_tol: torch.Tensor | None = None,
-              new_values: NewVertexValues | None = None) -> torch.Tensor:
-        """Split polygons ``idx`` along their values ``f`` (S, V) (``zero_tol``, ``new_values``: see
+              new_values: NewVertexValues | None = None, kept_values: KeptVertexValues | None = None
+              ) -> torch.Tensor:
+        """Split polygons ``idx`` along their values ``f`` (S, V) (``zero_tol``, ``new_values``, ``kept_values``: see
         :func:`split_pairs`); returns the slots of the new children."""
         S = idx.shape[0]
-        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, new_values)
+        first, second = split_pairs(self.xy[idx], self.n[idx], self.values[idx], f, zero_tol, new_values,
+                                    kept_values)
         V_need = int(torch.maximum(first[1].max(), second[1].max()))
         self._grow(self.count + S, V_need)
         new = torch.arange(self.count, self.count + S, device=idx.device)
