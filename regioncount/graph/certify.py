@@ -40,14 +40,16 @@ def affine_bounds(op: Affine, ins: list[tuple[torch.Tensor, ...]], directions: i
     if op.fan_in == 0:  # moves numbers only: the bounds move with them
         return (*values, *(op.linear([m[k + 1 + i] for m in ins]) for i in range(k + 1)))
     g, tiny = gamma(op.fan_in), (op.fan_in + 2) * SMALLEST_SUBNORMAL
-    errors = [INFLATE * (op.magnitude([m[k + 1] for m in ins]) + g * (op.magnitude([m[0].abs() for m in ins])
-                                                                      + op.bias_magnitude())) + tiny]
-    errors += [INFLATE * (op.magnitude([m[k + 2 + i] for m in ins]) + g * op.magnitude([m[1 + i].abs() for m in ins]))
-               + tiny for i in range(k)]
-    # an output that reads only exact zeros is computed exactly (0 times a weight, plus the bias as stored)
+    errors = []
     for i in range(k + 1):
-        exact = op.magnitude([m[i].abs() + m[k + 1 + i] for m in ins]) == 0
-        errors[i] = errors[i].masked_fill(exact, 0.0)
+        value, error = (m[i] for m in ins), (m[k + 1 + i] for m in ins)
+        # |L| E + gamma |L| |x~| = |L| (E + gamma |x~|): one pass of the operator per component
+        bound = op.magnitude([e + g * x.abs() for x, e in zip(value, error)])
+        if i == 0:
+            bound = bound + g * op.bias_magnitude()
+        # an output that reads only exact zeros is computed exactly (0 times a weight, plus the bias as stored)
+        reads = op.magnitude([((m[i] != 0) | (m[k + 1 + i] != 0)).to(m[i].dtype) for m in ins])
+        errors.append(torch.where(reads == 0, 0.0, INFLATE * bound + tiny))
     return (*values, *errors)
 
 

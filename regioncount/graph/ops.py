@@ -393,8 +393,14 @@ class Elementwise(Piecewise):
     @staticmethod
     def _pick(table: Tensor, states: Tensor) -> Tensor:
         """table (r + 1, n or 1), states (B, n) -> table[states[b, j], j] (B, n)."""
+        if table.shape[0] <= 4:  # a few states: selects, cheaper than a gather
+            out = table[0].expand(states.shape).clone() if table.shape[1] > 1 else \
+                torch.full(states.shape, float(table[0, 0]), dtype=table.dtype, device=states.device)
+            for k in range(1, table.shape[0]):
+                out = torch.where(states == k, table[k], out)
+            return out
         n = states.shape[1]
-        return table.expand(-1, n)[states, torch.arange(n, device=states.device)]
+        return table.reshape(-1)[states * n + torch.arange(n, device=states.device)]
 
     def exact_select(self, c: Scaled, s: Scaled, states: np.ndarray) -> tuple[Scaled, Scaled]:
         alpha = _pick_exact(self._alpha.ints, states)

@@ -76,14 +76,17 @@ def centre_values(maps: tuple[torch.Tensor, ...], errors: tuple[torch.Tensor, ..
     Where both slopes are 0 the products are exact zeros and add nothing."""
     c, gs, gt, ec, es, et = (*maps, *errors)
     s, t = centre[:, :1], centre[:, 1:]
-    value = c + gs * s + gt * t
-    abs_s, abs_t = s.abs(), t.abs()
-    slopes = gs.abs() + gt.abs()
-    err = (ec + es * abs_s + et * abs_t + gamma(3) * (c.abs() + gs.abs() * abs_s + gt.abs() * abs_t)
-           + radius[:, None] * (slopes + es + et))
-    moving = (gs != 0) | (gt != 0) | (es != 0) | (et != 0)
-    err = INFLATE * err + torch.where(moving, 4 * SMALLEST_SUBNORMAL + 4 * UNIT_ROUNDOFF * value.abs(),
-                                      torch.zeros_like(err))
+    value = torch.addcmul(torch.addcmul(c, gs, s), gt, t)
+    g = gamma(3)
+    abs_s, abs_t, r = s.abs(), t.abs(), radius[:, None]
+    # ec + es |s| + et |t| + gamma (|c| + |gs| |s| + |gt| |t|) + r (|gs| + |gt| + es + et), grouped by term
+    err = torch.addcmul(ec, c.abs(), torch.tensor(g, dtype=c.dtype))
+    err.addcmul_(gs.abs(), g * abs_s + r).addcmul_(gt.abs(), g * abs_t + r)
+    err.addcmul_(es, abs_s + r).addcmul_(et, abs_t + r).mul_(INFLATE)
+    err.addcmul_(value.abs(), torch.tensor(4 * UNIT_ROUNDOFF, dtype=c.dtype))
+    # where both slopes are 0 the products are exact zeros: nothing underflows
+    moving = (gs != 0) | (gt != 0)
+    err.add_(moving.to(err.dtype), alpha=4 * SMALLEST_SUBNORMAL)
     return value, err
 
 
