@@ -42,9 +42,10 @@ def _patterns(model: Model | GraphModel, plane: Plane, points: torch.Tensor) -> 
 
 
 def _probe(model: Model | GraphModel, plane: Plane, edges: tuple, owners: torch.Tensor, which: torch.Tensor,
-           fraction: float, relative: float, region_words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probe the edges ``which`` (E, 2) (polygon, slot) once: the region found across (E,) and whether one was
-    found that is not the edge's own."""
+           fraction: float, relative: float, region_words: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probe the edges ``which`` (E, 2) (polygon, slot) once: the region found across (E,), whether one was
+    found that is not the edge's own, and whether the edge's own region was found by a full step (E,) each."""
     a, b, normal, _, size = edges
     p, v = which[:, 0], which[:, 1]
     length = torch.linalg.vector_norm(b[p, v] - a[p, v], dim=1)
@@ -57,7 +58,8 @@ def _probe(model: Model | GraphModel, plane: Plane, edges: tuple, owners: torch.
     if bool(inside.any()):
         found_index, found = match_rows(region_words, _patterns(model, plane, point[inside]))
         index[inside] = torch.where(found, found_index, -1)
-    return index, (index >= 0) & (index != owners)
+    full = step >= relative * size  # not shortened by a short edge
+    return index, (index >= 0) & (index != owners), (index == owners) & full
 
 
 def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, region: torch.Tensor,
@@ -66,6 +68,8 @@ def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, re
     """Pairs of regions sharing an edge: step across the middle of every polygon edge (by 1e-7 of the slice's
     size, at most a thousandth of the edge) and look up the pattern found there; edges whose probe found no
     other region are probed again at each (fraction of the edge, relative depth) of ``retries``, in turn.
+    An edge whose probe, a full step across, found its own region is an edge between two polygons of one
+    region (a max's over-cut): across its whole length there is that region, and it is not probed again.
     Returns the pairs and the number of edges whose last probe matched no region (a probe that landed on a
     boundary; slice borders excluded)."""
     edges = _edges(polys, plane)
@@ -83,10 +87,10 @@ def probe_adjacency(model: Model | GraphModel, plane: Plane, polys: Polygons, re
         rows = torch.nonzero(open_).squeeze(1)
         if rows.numel() == 0:
             break
-        index, ok = _probe(model, plane, edges, owners[rows], which[rows], fraction, relative, region_words)
+        index, ok, inside = _probe(model, plane, edges, owners[rows], which[rows], fraction, relative, region_words)
         found[rows[ok]] = index[ok]
         last[rows] = index
-        open_[rows[ok]] = False
+        open_[rows[ok | inside]] = False
     hit = found >= 0
     pairs = torch.sort(torch.stack([owners[hit], found[hit]], 1), 1).values
     R = region_words.shape[0]
