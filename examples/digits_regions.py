@@ -114,7 +114,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--proof-seconds", type=float, default=None,
-                        help="the time the exact proof of a plane may take (default 60 s; past it: approximate)")
+                        help="the time the rational arithmetic of a plane may take: the exact comparisons of "
+                             "neighbouring outputs, or the whole check where a sign was left (default 60 s; past "
+                             "it: approximate)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
