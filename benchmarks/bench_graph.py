@@ -7,6 +7,9 @@ fixed seed, eval mode; the segment joins two random images in [0, 1]^64.  For ea
 pieces, the operator form's float64 walk and its exact proof (``count_segment`` on the graph model, the whole
 call), and, for nets that are chains of convolutions and ReLUs, densifying each convolution into a matrix
 (``dense_ffn``) and counting the FFN (its own exact path).  Best of ``--repeats``; prints a markdown table.
+Then planes through three random images for two of the nets (one run each).  relucent accepts none of these
+models (its networks are chains of Linear and ReLU layers, and it enumerates the regions of a box of the
+whole 64-D input, not of a segment or a plane); ``bench_box.py`` compares it where it applies.
 """
 
 from __future__ import annotations
@@ -70,12 +73,12 @@ def main() -> None:
     for label, make in cases:
         print(_row(label, make, args.repeats))
     print()
-    print("Planes through three random images (the same nets; whole partition_plane call, best of --repeats):")
+    print("Planes through three random images (the same nets; whole partition_plane call, once):")
     print()
     print("| net | regions | linear pieces | graph subdivision | graph whole call (method) | densify + FFN plane |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, make in cases[:1] + cases[2:3]:  # the smallest conv net and the smallest residual net
-        print(_plane_row(label, make, args.repeats))
+        print(_plane_row(label, make, 1))  # a plane takes seconds to minutes: once
 
 
 def _row(label: str, make, repeats: int) -> str:  # noqa: ANN001 - a module factory

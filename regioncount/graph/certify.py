@@ -32,9 +32,11 @@ CERTIFY_CHUNK = 512
 Maps = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # c, s, E_c, E_s
 
 
-def affine_bounds(op: Affine, ins: list[tuple[torch.Tensor, ...]], directions: int = 1) -> tuple[torch.Tensor, ...]:
+def affine_bounds(op: Affine, ins: list[tuple[torch.Tensor, ...]], directions: int = 1, exact_zeros: bool = False
+                  ) -> tuple[torch.Tensor, ...]:
     """An affine operator on maps with bounds: each input ``(c, s_1 .. s_k, E_c, E_1 .. E_k)`` (k =
-    ``directions``), the output in the same layout (module docstring)."""
+    ``directions``), the output in the same layout (module docstring).  ``exact_zeros``: also give the bound
+    0 to every output that reads only exact zeros (one more pass of the operator per component)."""
     k = directions
     values = [op.forward([m[0] for m in ins])] + [op.linear([m[1 + i] for m in ins]) for i in range(k)]
     if op.fan_in == 0:  # moves numbers only: the bounds move with them
@@ -47,9 +49,11 @@ def affine_bounds(op: Affine, ins: list[tuple[torch.Tensor, ...]], directions: i
         bound = op.magnitude([e + g * x.abs() for x, e in zip(value, error)])
         if i == 0:
             bound = bound + g * op.bias_magnitude()
-        # an output that reads only exact zeros is computed exactly (0 times a weight, plus the bias as stored)
-        reads = op.magnitude([((m[i] != 0) | (m[k + 1 + i] != 0)).to(m[i].dtype) for m in ins])
-        errors.append(torch.where(reads == 0, 0.0, INFLATE * bound + tiny))
+        bound = INFLATE * bound + tiny
+        if exact_zeros:  # an output that reads only exact zeros is exact (0 times a weight, plus the bias as stored)
+            reads = op.magnitude([((m[i] != 0) | (m[k + 1 + i] != 0)).to(m[i].dtype) for m in ins])
+            bound = bound.masked_fill(reads == 0, 0.0)
+        errors.append(bound)
     return (*values, *errors)
 
 

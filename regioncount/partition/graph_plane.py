@@ -108,7 +108,8 @@ class _PlaneWalk:
             self.maps[index] = (op.forward([m[0] for m in ins]), op.linear([m[1] for m in ins]),
                                 op.linear([m[2] for m in ins]))
             return
-        out = affine_bounds(op, [(*self.maps[i], *self.errors[i]) for i in node.inputs], directions=2)
+        out = affine_bounds(op, [(*self.maps[i], *self.errors[i]) for i in node.inputs], directions=2,
+                            exact_zeros=True)
         self.maps[index], self.errors[index] = out[:3], out[3:]  # type: ignore[assignment]
 
     def _check(self, name: str) -> Callable[[int], None]:
