@@ -307,7 +307,9 @@ def cut_proven(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, li
             continue
         cut_lines = proof.cut_lines(origin[real], j, first_bit + j).to(dtype)
         new_values, kept_values = vertex_channels(proof, cut_lines)
-        store.split(idx[real], f[real], new_values=new_values, kept_values=kept_values)
+        # an old vertex is exactly on the cut only by a rule or an exact decision
+        store.split(idx[real], f[real], new_values=new_values,
+                    kept_values=kept_values if exactly_on is not None or decide is not None else None)
         check(store.count)
     if not proof.flush():
         return None
