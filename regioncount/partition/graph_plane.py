@@ -2,16 +2,19 @@
 
 The slice is ``x(s, t) = o + s u + t w`` over a rectangle.  On each polygon every node's output is affine in
 (s, t): ``c + g_s s + g_t t``.  The walk carries these maps per polygon through the operators (affine ones map
-``c`` by the whole map and the gradients by the linear part) and, at each piecewise operator, cuts every
-polygon along the lines where its operator may change state (``u_j = theta`` per unit and threshold; for a
-max, ``f_i = f_j`` for every pair of a window), one line at a time and only the polygons the line crosses,
-then reads the states at each polygon's centroid.  A max's pairs that are not the maximum over-cut: polygons
-of one region then share a pattern, and regions are the distinct patterns (each pattern's set is convex, so
-the polygons of one pattern are one region).  The proof (:mod:`regioncount.partition.graph_plane_proof`)
-checks the result in rational arithmetic when its cost fits the budget; otherwise the partition is labelled
-approximate.
+``c`` by the whole map and the gradients by the linear part), with bounds on their rounding
+(:mod:`regioncount.partition.graph_plane_bounds`), and, at each piecewise operator, cuts the polygons along
+the lines where its operator may change state (``u_j = theta`` per unit and threshold; for a max,
+``x_a = x_b`` for every pair of a window), one line at a time and only the polygons the line may cross, then
+reads the states inside each polygon.  Every sign it reads is proven by its bound
+(:func:`~regioncount.partition.polygon_proofs.cut_proven`), named exactly zero by a rule, or decided in
+rational arithmetic (:mod:`regioncount.partition.graph_plane_exact`).  A max's pairs that are not the maximum
+over-cut: polygons of one region then share a pattern, and regions are the distinct patterns (each pattern's
+set is convex, so the polygons of one pattern are one region).  Where a sign is left undecided, the walk goes
+on in float64 and the result is checked in rational arithmetic afterwards
+(:mod:`regioncount.partition.graph_plane_proof`) when its cost fits the budget; otherwise the partition is
+labelled approximate.
 """
-
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
-"""The exact proof of a graph model's plane partition, within a budget (``docs/graphs.md``, "Planes").
+"""The rational check of a graph model's plane partition, within a budget (``docs/graphs.md``, "Planes"): the
+second route, for a walk that left a sign undecided, and the exact comparison of neighbouring outputs.
 
 For each region (a distinct pattern) the exact maps of every constraint quantity are built in rational
 arithmetic along the plane's two directions (``q(s, t) = qc + qs s + qt t``).  Every float vertex of the

@@ -325,9 +325,10 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
     tests are decided in rational arithmetic (at most ``exact_budget`` of them); what is left stays a
     tolerance decision and the partition says ``approximate``.  ``max_seconds``: a deadline for the whole call
     (:mod:`regioncount.core.limits`), checked as the subdivision grows and before each later stage.
-    A graph model (:mod:`regioncount.partition.graph_plane`) is proven in rational arithmetic when the proof's
-    estimated time fits ``proof_seconds`` (default 60 s, and never past the deadline); otherwise it is labelled
-    approximate with the estimate in its notes."""
+    A graph model (:mod:`regioncount.partition.graph_plane`) has every sign proven by its float64 bound or
+    decided in rational arithmetic; ``proof_seconds`` (default 60 s, never past the deadline) bounds the
+    rational comparisons of neighbouring outputs, and, where a sign was left, the rational check of the whole
+    partition; past it the result is labelled approximate with the estimate in its notes."""
     deadline = Deadline(max_seconds)
     if isinstance(model, GraphModel):  # operator graphs: their own subdivision and proof (docs/graphs.md)
         from .graph_plane import partition_graph_plane
