@@ -354,6 +354,19 @@ class Piecewise:
         out, _ = self.select(u, torch.zeros_like(u), self.states(u))
         return out
 
+    def select_plane(self, maps: tuple[Tensor, ...], errors: tuple[Tensor, ...] | None, states: Tensor
+                     ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...] | None]:
+        """``select`` and ``select_errors`` of plane maps ``(c, g_s, g_t)`` (B, n_in) each and their bounds
+        (None: no bounds), at once."""
+        c, gs, gt = maps
+        oc, ogs = self.select(c, gs, states)
+        out = (oc, ogs, self.select(c, gt, states)[1])
+        if errors is None:
+            return out, None
+        ec, es, et = errors
+        oec, oes = self.select_errors(c, gs, ec, es, states)
+        return out, (oec, oes, self.select_errors(c, gt, ec, et, states)[1])
+
 
 def _fractions(num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop zero denominators and make the others positive."""
@@ -377,9 +390,15 @@ class Elementwise(Piecewise):
         self._theta = torch.tensor(self.thresholds, dtype=torch.float64)
         self._alpha, self._beta = Scaled.of_tensor(self.slopes), Scaled.of_tensor(self.intercepts)
         self._thresholds = [Scaled.of_tensor(torch.tensor([theta], dtype=torch.float64)) for theta in self.thresholds]
+        # alpha c + beta is exact for alpha = 0 (the intercept as stored) and for the identity (1, 0): the states
+        # whose output adds no rounding
+        self._rounding = ROUND * ((self.slopes != 0) & ((self.slopes != 1) | (self.intercepts != 0))).to(torch.float64)
 
     def states(self, u: Tensor) -> Tensor:
-        return (u.unsqueeze(-1) > self._theta.to(u.device)).sum(dim=-1)
+        out = (u > self.thresholds[0]).long()
+        for theta in self.thresholds[1:]:
+            out += u > theta
+        return out
 
     def kinks(self, c: Tensor, s: Tensor) -> Tensor:
         theta = self._theta.to(c.device)
@@ -394,9 +413,8 @@ class Elementwise(Piecewise):
     def _pick(table: Tensor, states: Tensor) -> Tensor:
         """table (r + 1, n or 1), states (B, n) -> table[states[b, j], j] (B, n)."""
         if table.shape[0] <= 4:  # a few states: selects, cheaper than a gather
-            out = table[0].expand(states.shape).clone() if table.shape[1] > 1 else \
-                torch.full(states.shape, float(table[0, 0]), dtype=table.dtype, device=states.device)
-            for k in range(1, table.shape[0]):
+            out = torch.where(states == 1, table[1], table[0])
+            for k in range(2, table.shape[0]):
                 out = torch.where(states == k, table[k], out)
             return out
         n = states.shape[1]
@@ -423,13 +441,28 @@ class Elementwise(Piecewise):
 
     def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                       ) -> tuple[Tensor, Tensor]:
+        alpha = self._pick(self.slopes.abs().to(c.device), states)
+        if not bool(self._rounding.any()):  # every state's output is exact: only the input's bounds pass
+            return alpha * ec, alpha * es
+        rounds = self._pick(self._rounding.to(c.device), states)
+        beta = self._pick(self.intercepts.abs().to(c.device), states)
+        return alpha * ec + rounds * (alpha * c.abs() + beta), alpha * es + rounds * alpha * s.abs()
+
+    def select_plane(self, maps: tuple[Tensor, ...], errors: tuple[Tensor, ...] | None, states: Tensor
+                     ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...] | None]:
+        c, gs, gt = maps
         alpha = self._pick(self.slopes.to(c.device), states)
         beta = self._pick(self.intercepts.to(c.device), states)
-        # alpha c + beta is exact for alpha = 0 (the intercept as stored) and for the identity (1, 0)
-        rounds = ((alpha != 0) & ((alpha != 1) | (beta != 0))).to(c.dtype)
-        alpha, beta = alpha.abs(), beta.abs()
-        return (alpha * ec + rounds * ROUND * (alpha * c.abs() + beta),
-                alpha * es + rounds * ROUND * alpha * s.abs())
+        out = (alpha * c + beta, alpha * gs, alpha * gt)
+        if errors is None:
+            return out, None
+        ec, es, et = errors
+        size = alpha.abs()
+        if not bool(self._rounding.any()):  # every state's output is exact: only the input's bounds pass
+            return out, (size * ec, size * es, size * et)
+        rounds = self._pick(self._rounding.to(c.device), states)
+        return out, (size * ec + rounds * (size * c.abs() + beta.abs()), size * es + rounds * size * gs.abs(),
+                     size * et + rounds * size * gt.abs())
 
     def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -150,17 +150,12 @@ class _PlaneWalk:
         op = node.op
         assert isinstance(op, Piecewise)
         self.maps = {i: tuple(x[parent] for x in m) for i, m in self.maps.items()}  # type: ignore[misc]
-        c, gs, gt = maps
-        oc, ogs = op.select(c, gs, states)
-        ogt = op.select(c, gt, states)[1]
-        self.maps[index] = tuple(x.reshape(-1, *node.shape) for x in (oc, ogs, ogt))  # type: ignore[assignment]
-        if self.errors is None or errors is None:
+        out, out_errors = op.select_plane(maps, errors if self.errors is not None else None, states)
+        self.maps[index] = tuple(x.reshape(-1, *node.shape) for x in out)  # type: ignore[assignment]
+        if self.errors is None or out_errors is None:
             return
-        ec, es, et = errors
-        oec, oes = op.select_errors(c, gs, ec, es, states)
-        oet = op.select_errors(c, gt, ec, et, states)[1]
         self.errors = {i: tuple(x[parent] for x in m) for i, m in self.errors.items()}  # type: ignore[misc]
-        self.errors[index] = tuple(x.reshape(-1, *node.shape) for x in (oec, oes, oet))  # type: ignore[assignment]
+        self.errors[index] = tuple(x.reshape(-1, *node.shape) for x in out_errors)  # type: ignore[assignment]
 
     def _states(self, index: int, maps: tuple[torch.Tensor, ...], errors: tuple[torch.Tensor, ...] | None,
                 parent: torch.Tensor) -> torch.Tensor:
@@ -190,8 +185,9 @@ class _PlaneWalk:
         bound, candidates = box_bounds(self.polys, self.radius, lines, EZ)
         assert isinstance(node.op, Piecewise)
         constants = exact_constants(maps, map_errors) if map_errors is not None else None
-        rule = ExactZeros(node.op, self.bits, self.corners, self.corner_inputs[index], constants,
-                          self._kinks(node.inputs[0]))
+        zeros = ExactZeros(node.op, self.bits, self.corners, self.corner_inputs[index], constants,
+                           self._kinks(node.inputs[0]))
+        rule = zeros if zeros.needed else None
         self.first_bit[index], self.line_count[index] = self.bits, int(lines.shape[2])
         cuts = candidates & ~void_lines(lines, errors)
         mark = self.lines.mark()

@@ -179,12 +179,16 @@ class ExactZeros:
                      for theta in op._thresholds]
             self.corner_zero = torch.cat(zeros, 1)
         self.lines = int(self.corner_zero.shape[1])
+        #: whether any vertex can be named: a max's rules, or a line through a corner
+        self.needed = isinstance(op, MaxGroups) or bool(self.corner_zero.any())
 
     def __call__(self, j: int, origin: torch.Tensor, units: torch.Tensor, xy: torch.Tensor, exact: torch.Tensor
                  ) -> torch.Tensor:
         device = units.device
-        at = ((xy[:, :, None, :] == self.corners.to(device)[None, None]).all(-1))  # (S, V, 4)
-        on = exact & (at & self.corner_zero[:, j].to(device)[None, None]).any(-1)  # an exact point: a corner
+        on = torch.zeros(units.shape[:2], dtype=torch.bool, device=device)
+        if bool(self.corner_zero[:, j].any()):
+            at = ((xy[:, :, None, :] == self.corners.to(device)[None, None]).all(-1))  # (S, V, 4)
+            on = exact & (at & self.corner_zero[:, j].to(device)[None, None]).any(-1)  # an exact point: a corner
         if isinstance(self.op, MaxGroups) and self.lines:
             on |= self._triple(j, units.cpu()).to(device)
             if self.constants is not None:
