@@ -247,13 +247,16 @@ def _check_chunk(rows: torch.Tensor, P: int, bind: Bindings, q: tuple[torch.Tens
     return proven, (b_lo[-1:], b_hi[-1:])
 
 
+def maps_apart(x: torch.Tensor, ex: torch.Tensor, y: torch.Tensor, ey: torch.Tensor) -> torch.Tensor:
+    """(B,): rows of computed maps ``x``, ``y`` (B, k), within ``ex``, ``ey`` of exact ones, whose exact maps
+    certainly differ in some entry (a gap beyond both bounds and the gap's own rounding)."""
+    return ((x - y).abs() > INFLATE * (ex + ey + 2 * UNIT_ROUNDOFF * (x.abs() + y.abs()))).any(1)
+
+
 def _outputs_differ(out: Maps, last: Maps | None) -> tuple[torch.Tensor, Maps]:
     """Neighbouring output maps that certainly differ (including the previous chunk's last piece)."""
     c, s, ec, es = out
     if last is not None:
         c, s, ec, es = (torch.cat([a, b]) for a, b in zip(last, (c, s, ec, es)))
-    def apart(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        gap = (x[1:] - x[:-1]).abs()
-        return gap > INFLATE * (e[1:] + e[:-1] + 2 * UNIT_ROUNDOFF * (x[1:].abs() + x[:-1].abs()))
-    differ = (apart(c, ec) | apart(s, es)).any(1)
+    differ = maps_apart(c[1:], ec[1:], c[:-1], ec[:-1]) | maps_apart(s[1:], es[1:], s[:-1], es[:-1])
     return differ, tuple(x[-1:] for x in (c, s, ec, es))  # type: ignore[return-value]

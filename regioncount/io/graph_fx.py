@@ -50,7 +50,12 @@ def abs_op() -> Elementwise:
                        torch.zeros(2, 1, dtype=torch.float64), "Abs")
 
 
-def clamp_op(low: float, high: float, label: str = "Hardtanh") -> Elementwise:
+def clamp_op(low: float | None, high: float | None, label: str = "Hardtanh", where: str = "") -> Elementwise:
+    """The clamp to [low, high] as an elementwise operator; a bound that is missing (None) is refused in one line
+    (a one-sided clamp is a shifted ReLU, not read as one)."""
+    if low is None or high is None:
+        raise ModelFormatError(f"{where or label}: a one-sided clamp is not read (use relu)")
+    low, high = float(low), float(high)
     if not low < high:
         raise ModelFormatError(f"{label}({low:g}, {high:g}): needs min < max")
     slopes = torch.tensor([[0.0], [1.0], [0.0]], dtype=torch.float64)
@@ -271,9 +276,7 @@ def _clamp(reader: _Reader, fx_node: Any, where: str) -> tuple[Any, list[Any]]:
     args, kwargs = fx_node.args, fx_node.kwargs
     low = args[1] if len(args) > 1 else kwargs.get("min", kwargs.get("min_val", -1.0))
     high = args[2] if len(args) > 2 else kwargs.get("max", kwargs.get("max_val", 1.0))
-    if low is None or high is None:
-        raise ModelFormatError(f"{where}: a one-sided clamp is not read (use relu)")
-    return clamp_op(float(low), float(high)), _tensors(fx_node)[:1]
+    return clamp_op(low, high, where=where), _tensors(fx_node)[:1]
 
 
 def _sum(sign: int):  # noqa: ANN202 - a handler factory

@@ -159,9 +159,7 @@ def _activation(r: _Reader, node: Any, attrs: dict, where: str, op: str) -> Any:
         return prelu_op(_float(r.constant(node.input[1], where), where), r.shape(node.input[0]))
     low = attrs.get("min") if len(node.input) < 2 or not node.input[1] else float(r.constant(node.input[1], where))
     high = attrs.get("max") if len(node.input) < 3 or not node.input[2] else float(r.constant(node.input[2], where))
-    if low is None or high is None:
-        raise ModelFormatError(f"{where}: a one-sided Clip is not read")
-    return clamp_op(float(low), float(high), "Clip")
+    return clamp_op(low, high, "Clip", where)
 
 
 def _affine(r: _Reader, node: Any, attrs: dict, where: str, op: str) -> Any:

@@ -131,9 +131,7 @@ def _activation(a: _Archive, args: dict, where: str, target: str, shape: tuple[i
         return prelu_op(a.tensor(args.get("weight"), where), shape)
     low = args.get("min_val", args.get("min", -1.0))
     high = args.get("max_val", args.get("max", 1.0))
-    if low is None or high is None:
-        raise ModelFormatError(f"{where}: a one-sided clamp is not read")
-    return clamp_op(float(low), float(high))
+    return clamp_op(low, high, where=where)
 
 
 def _arithmetic(r: _Reader, args: dict, where: str, target: str) -> tuple[Any, list[str]]:

@@ -93,7 +93,8 @@ class _PlaneWalk:
         self.bits = 0  # line ids handed out so far (the lines' "units" in the table)
         self.first_bit: dict[int, int] = {}  # the first line bit of each piecewise node cut with proofs
         self.line_count: dict[int, int] = {}  # and its number of lines
-        self.exact_decisions = 0  # signs decided in rational arithmetic
+        self.deciders: dict[int, ExactSigns] = {}  # the exact decider of the node being cut, if it needs one
+        self.decided = 0  # signs and states decided in rational arithmetic at the nodes passed
         self.plane = plane
         self.corners = self.polys.xy[0]
         self.corner_inputs = corner_inputs(model, plane)
@@ -141,6 +142,8 @@ class _PlaneWalk:
         states = self._states(index, picked, picked_errors, parent)
         self.states = [s[parent] for s in self.states] + [states]
         self._select(index, picked, picked_errors, states, parent)
+        done = self.deciders.pop(index, None)  # its exact maps are no longer needed
+        self.decided += 0 if done is None else done.decided
 
     def _select(self, index: int, maps: tuple[torch.Tensor, ...], errors: tuple[torch.Tensor, ...] | None,
                 states: torch.Tensor, parent: torch.Tensor) -> None:
@@ -195,11 +198,8 @@ class _PlaneWalk:
                          self._check(node.name), rule)
         if cut is None:  # again, each sign proven as it is read and the doubtful ones decided exactly
             self.lines.rollback(mark)
-            decide = ExactSigns(self.model, self.plane, index, self.states, self.first_bit, self.line_count,
-                                self.lines)
             cut = cut_proven(self.polys, self.radius, self.outgoing, self.lines, lines, EZ, bound, cuts, self.bits,
-                             self._check(node.name), rule, decide)
-            self.exact_decisions += decide.decided
+                             self._check(node.name), rule, self._exact(index))
         self.bits += lines.shape[2]
         if cut is None:
             return None
@@ -209,15 +209,27 @@ class _PlaneWalk:
     def _exact_states(self, index: int, states: torch.Tensor, parent: torch.Tensor, rows: torch.Tensor) -> bool:
         """Replace the states of the polygons ``rows`` (P,) bool, whose centre did not prove them, by their exact
         states (:meth:`~regioncount.partition.graph_plane_exact.ExactSigns.polygon_states`); False: not possible."""
-        decide = ExactSigns(self.model, self.plane, index, self.states, self.first_bit, self.line_count, self.lines)
+        decide = self._exact(index)
         lines = vertex_lines(self.outgoing.long(), self.polys.n)
         for row in rows.nonzero().flatten().tolist():
             exact = decide.polygon_states(int(parent[row]), lines[row, :int(self.polys.n[row])])
             if exact is None:
                 return False
             states[row] = exact.to(states.device)
-        self.exact_decisions += decide.decided
         return True
+
+    def _exact(self, index: int) -> ExactSigns:
+        """The exact decider of node ``index``'s signs and states, one while the node is cut: the cut's doubtful
+        signs and the states its centres leave share the exact maps of their starting polygons."""
+        if index not in self.deciders:
+            self.deciders[index] = ExactSigns(self.model, self.plane, index, self.states, self.first_bit,
+                                              self.line_count, self.lines)
+        return self.deciders[index]
+
+    @property
+    def exact_decisions(self) -> int:
+        """Signs and states decided in rational arithmetic so far."""
+        return self.decided + sum(decide.decided for decide in self.deciders.values())
 
     def _kinks(self, source: int) -> tuple[int, torch.Tensor] | None:
         """The first line bit and :func:`~regioncount.partition.graph_plane_bounds.kink_values` of node

@@ -10,6 +10,8 @@ radius (:func:`centre_values`), so the sign proofs of :mod:`regioncount.partitio
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -22,6 +24,26 @@ from ..graph.scaled import Scaled, concatenate
 
 #: Bound on the rounding of one float64 subtraction, relative to its result (as the operators use).
 ROUND = 2.0**-52
+
+
+class MaxLines(NamedTuple):
+    """The lines ``x_a - x_b`` of a max, in the layout of :func:`line_maps` (L,) each: the window, the slots
+    (first, second) of the pair in it, and the inputs (a, b) it compares."""
+
+    window: torch.Tensor
+    first: torch.Tensor
+    second: torch.Tensor
+    input_a: torch.Tensor
+    input_b: torch.Tensor
+
+
+def max_lines(op: MaxGroups) -> MaxLines:
+    """:class:`MaxLines` of a max: every pair of real slots of every window, window by window."""
+    G = op.index.shape[0]
+    real = (op.index[:, op._i] >= 0) & (op.index[:, op._j] >= 0)  # pairs without padding (G, pairs)
+    window = torch.arange(G)[:, None].expand(G, op._i.shape[0])[real]
+    first, second = op._i[None].expand(G, -1)[real], op._j[None].expand(G, -1)[real]
+    return MaxLines(window, first, second, op.index[window, first], op.index[window, second])
 
 
 def line_maps(op: Piecewise, maps: tuple[torch.Tensor, ...], errors: tuple[torch.Tensor, ...] | None
@@ -45,20 +67,17 @@ def line_maps(op: Piecewise, maps: tuple[torch.Tensor, ...], errors: tuple[torch
         out[:, 2] += ROUND * lines[:, 2].abs()
         return lines, out
     assert isinstance(op, MaxGroups)
-    real = (op.index[:, op._i] >= 0) & (op.index[:, op._j] >= 0)  # pairs without padding (G, pairs)
-    real = real.to(c.device)
-    i, j = op._i.to(c.device), op._j.to(c.device)
-    P = c.shape[0]
+    pair = max_lines(op)
+    a, b = pair.input_a.to(c.device), pair.input_b.to(c.device)
 
     def pairs(x: torch.Tensor, sign: float) -> torch.Tensor:
-        w = op._windows(x, 0.0)
-        return torch.add(w[:, :, i], w[:, :, j], alpha=sign)[:, real]
+        return torch.add(x[:, a], x[:, b], alpha=sign)
 
-    lines = torch.stack([pairs(gs, -1.0), pairs(gt, -1.0), pairs(c, -1.0)], 1).reshape(P, 3, -1)
+    lines = torch.stack([pairs(gs, -1.0), pairs(gt, -1.0), pairs(c, -1.0)], 1)
     if errors is None:
         return lines, None
     ec, es, et = errors
-    E = torch.stack([pairs(es, 1.0), pairs(et, 1.0), pairs(ec, 1.0)], 1).reshape(P, 3, -1)
+    E = torch.stack([pairs(es, 1.0), pairs(et, 1.0), pairs(ec, 1.0)], 1)
     return lines, E + ROUND * lines.abs()
 
 
@@ -166,12 +185,9 @@ class ExactZeros:
         self.constants, self.kinks = constants, kinks
         if isinstance(op, MaxGroups):
             G, K = op.index.shape
-            real = ((op.index[:, op._i] >= 0) & (op.index[:, op._j] >= 0))
-            self.window = torch.arange(G)[:, None].expand(G, op._i.shape[0])[real]
-            self.first, self.second = op._i[None].expand(G, -1)[real], op._j[None].expand(G, -1)[real]
+            self.window, self.first, self.second, self.input_a, self.input_b = max_lines(op)
             self.line_of = torch.full((G, K, K), -1, dtype=torch.long)
             self.line_of[self.window, self.first, self.second] = torch.arange(self.window.shape[0])
-            self.input_a, self.input_b = op.index[self.window, self.first], op.index[self.window, self.second]
             self.corner_zero = _equal_columns(corner, self.input_a, self.input_b)  # (4, L)
         else:
             assert isinstance(op, Elementwise)

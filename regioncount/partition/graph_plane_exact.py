@@ -22,19 +22,11 @@ from ..graph.model import GraphModel
 from ..graph.ops import Elementwise, MaxGroups
 from ..graph.proof import exact_plane_inputs
 from ..graph.scaled import Scaled
+from .graph_plane_bounds import max_lines
 from .polygon_proofs import LineTable
+from .polygons import rectangle_lines
 
 Line = tuple[Fraction, Fraction, Fraction]  # a s + b t + c
-
-
-def max_pair_inputs(op: MaxGroups) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inputs (a, b) (L,) of each line ``x_a - x_b`` of a max, in the layout of
-    :func:`~regioncount.partition.graph_plane_bounds.line_maps`."""
-    G = op.index.shape[0]
-    real = (op.index[:, op._i] >= 0) & (op.index[:, op._j] >= 0)
-    window = torch.arange(G)[:, None].expand(G, op._i.shape[0])[real]
-    first, second = op._i[None].expand(G, -1)[real], op._j[None].expand(G, -1)[real]
-    return op.index[window, first], op.index[window, second]
 
 
 class ExactSigns:
@@ -50,11 +42,10 @@ class ExactSigns:
         self.table = lines
         self.o, self.u, self.w = (Scaled.of_tensor(torch.tensor(v, dtype=torch.float64).reshape(1, -1))
                                   for v in (plane.origin, plane.u, plane.w))
-        (s0, t0), (s1, t1) = plane.low, plane.high
-        # the rectangle's sides, in the table's first ids (y = t0, x = s1, y = t1, x = s0)
-        self.sides: list[Line] = [(Fraction(0), Fraction(1), -Fraction(t0)), (Fraction(1), Fraction(0), -Fraction(s1)),
-                                  (Fraction(0), Fraction(1), -Fraction(t1)), (Fraction(1), Fraction(0), -Fraction(s0))]
-        self.pairs = {k: max_pair_inputs(node.op) for k, node in enumerate(model.nodes) if isinstance(node.op, MaxGroups)}
+        # the rectangle's sides, the table's first lines (their float64 coefficients are exact)
+        sides = rectangle_lines(plane.low, plane.high, torch.device("cpu"))[0].tolist()
+        self.sides: list[Line] = [(Fraction(a), Fraction(b), Fraction(c)) for a, b, c in sides]
+        self.pairs = {k: max_lines(node.op)[3:] for k, node in enumerate(model.nodes) if isinstance(node.op, MaxGroups)}
         self._maps: dict[int, dict[int, tuple[Scaled, Scaled, Scaled]]] = {}
         self.decided = 0
 

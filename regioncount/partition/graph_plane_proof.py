@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from ..core.geometry import Plane
-from ..core.rounding import INFLATE, UNIT_ROUNDOFF
-from ..graph.certify import reaches_output
+from ..graph.certify import maps_apart, reaches_output
 from ..graph.model import GraphModel
 from ..graph.proof import _stacked, exact_maps
 from ..graph.scaled import Scaled
@@ -254,12 +253,6 @@ class OutputComparison:
     left: int
 
 
-def _apart(x: torch.Tensor, e: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(E,): the maps of rows a and b certainly differ in some entry (their gap beyond both bounds)."""
-    gap = (x[a] - x[b]).abs()
-    return (gap > INFLATE * (e[a] + e[b] + 2 * UNIT_ROUNDOFF * (x[a].abs() + x[b].abs()))).any(1)
-
-
 def _single_change(states: list[torch.Tensor], a: torch.Tensor, b: torch.Tensor, model: GraphModel
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For polygon pairs (a, b): whether their states differ in exactly one unit of one piecewise node, that
@@ -290,7 +283,8 @@ def compare_outputs(model: GraphModel, plane: Plane, states: list[torch.Tensor],
     a, b = representative[pairs[:, 0]], representative[pairs[:, 1]]
     differ = torch.zeros(E, dtype=torch.bool)
     for x, e in zip(out, out_errors):
-        differ |= _apart(x.cpu(), e.cpu(), a, b)
+        x, e = x.cpu(), e.cpu()
+        differ |= maps_apart(x[a], e[a], x[b], e[b])
     same = torch.zeros(E, dtype=torch.bool)
     open_rows = (~differ).nonzero().flatten()
     single, node, unit = _single_change(states, a[open_rows], b[open_rows], model)
