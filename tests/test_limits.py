@@ -29,6 +29,9 @@ from regioncount.parallel.segments import count_segment_split
 
 LINE = gaussian_ffn([1, 64, 64, 64, 1], 0, he=True)
 PLANE = gaussian_ffn([2, 32, 32, 32, 1], 0, he=True)
+#: a plane partition that takes several times the tight deadline (PLANE's takes about that long: a fast run
+#: could finish before its deadline is checked)
+SLOW_PLANE = gaussian_ffn([2, 64, 64, 64, 1], 0, he=True)
 BOX = gaussian_ffn([3, 24, 24, 1], 0)
 SEGMENT = resolve_segment(LINE, (-3.0, 3.0))
 
@@ -43,7 +46,7 @@ ENTRY_POINTS = {
         [LINE, LINE], segments=[SEGMENT, SEGMENT], on_result=lambda i, r: None, max_seconds=k.pop("max_seconds"),
         options=k),
     "partition_box": lambda **k: partition_box(BOX, -1.0, 1.0, **k),
-    "partition_plane": lambda **k: partition_plane(PLANE, [-1.0, -1.0], [1.0, 1.0], **k),
+    "partition_plane": lambda **k: partition_plane(SLOW_PLANE, [-1.0, -1.0], [1.0, 1.0], **k),
     "count_all_space": lambda **k: count_all_space(BOX, **k),
     "chord_statistics": lambda **k: chord_statistics(PLANE, Box((-1.0, -1.0), (1.0, 1.0)), 20_000, **k),
 }
