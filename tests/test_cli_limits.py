@@ -12,6 +12,7 @@ import pytest
 from random_nets import gaussian_ffn, run_cli
 
 from regioncount.io.model_files import save_model
+from regioncount.theory.constructions import tent_ffn
 
 #: one limit each, far below what every count below needs (--max-memory is in GiB: about 4 KiB)
 TIGHT = {"--max-seconds": "0.05", "--max-regions": "5", "--max-memory": "4e-6"}
@@ -24,11 +25,13 @@ def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("limits")
     paths = {"line": folder / "line.json", "plane": folder / "plane.json", "box": folder / "box.json",
              "ck1": folder / "ckpt_1.json", "ck2": folder / "ckpt_2.json", "png": folder / "out.png"}
-    save_model(gaussian_ffn([1, 64, 64, 64, 1], 0, he=True), paths["line"])
-    save_model(gaussian_ffn([1, 64, 64, 64, 1], 0, he=True), paths["ck1"])
-    save_model(gaussian_ffn([1, 64, 64, 64, 1], 1, he=True), paths["ck2"])
-    # 15,000 regions: about 0.3 s, so 0.05 s stops it (2 -> 32 x 3 came to finish within 0.05 s)
-    save_model(gaussian_ffn([2, 64, 64, 64, 1], 0, he=True), paths["plane"])
+    # 1-D: 2^20 and 2^19 teeth, about 0.9 s and 0.4 s to count, so 0.05 s stops them. A random 1 -> 64 x 3 net
+    # has about 200 regions and its count (30-90 ms) could end before the deadline was checked (seen in CI).
+    save_model(tent_ffn(20), paths["line"])
+    save_model(tent_ffn(20), paths["ck1"])
+    save_model(tent_ffn(19), paths["ck2"])
+    # about 22,000 regions in the unit box, 0.4 s, so 0.05 s stops it (2 -> 32 x 3 came to finish within 0.05 s)
+    save_model(gaussian_ffn([2, 96, 96, 96, 1], 0, he=True), paths["plane"])
     save_model(gaussian_ffn([3, 24, 24, 1], 0), paths["box"])
     return paths
 

@@ -26,12 +26,15 @@ from regioncount.parallel import segments
 from regioncount.parallel.many import count_models
 from regioncount.parallel.samples import sample_regions_split
 from regioncount.parallel.segments import count_segment_split
+from regioncount.theory.constructions import tent_ffn
 
-LINE = gaussian_ffn([1, 64, 64, 64, 1], 0, he=True)
+#: 2^20 teeth: about 0.9 s to count, many times the tight deadline (a random 1 -> 64 x 3 net counts in a few
+#: milliseconds, so a deadline could pass unchecked)
+LINE = tent_ffn(20)
 PLANE = gaussian_ffn([2, 32, 32, 32, 1], 0, he=True)
 #: a plane partition that takes several times the tight deadline (PLANE's takes about that long: a fast run
 #: could finish before its deadline is checked)
-SLOW_PLANE = gaussian_ffn([2, 64, 64, 64, 1], 0, he=True)
+SLOW_PLANE = gaussian_ffn([2, 96, 96, 96, 1], 0, he=True)
 BOX = gaussian_ffn([3, 24, 24, 1], 0)
 SEGMENT = resolve_segment(LINE, (-3.0, 3.0))
 
