@@ -185,7 +185,7 @@ class _PlaneWalk:
         node = self.model.nodes[index]
         EZ = MapErrors(None, None, None, None, torch.zeros(3, lines.shape[2], dtype=lines.dtype,
                                                             device=lines.device), dense=errors)
-        bound, candidates = box_bounds(self.polys, self.radius, lines, EZ)
+        bound, candidates, _ = box_bounds(self.polys, self.radius, lines, EZ)
         assert isinstance(node.op, Piecewise)
         constants = exact_constants(maps, map_errors) if map_errors is not None else None
         zeros = ExactZeros(node.op, self.bits, self.corners, self.corner_inputs[index], constants,
@@ -203,7 +203,7 @@ class _PlaneWalk:
         self.bits += lines.shape[2]
         if cut is None:
             return None
-        self.polys, parent, self.radius, self.outgoing = cut
+        self.polys, parent, self.radius, self.outgoing = cut[:4]
         return parent
 
     def _exact_states(self, index: int, states: torch.Tensor, parent: torch.Tensor, rows: torch.Tensor) -> bool:

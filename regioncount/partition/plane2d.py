@@ -48,6 +48,7 @@ from ..graph.model import GraphModel
 from ..line.cost import plane_polygon_bytes
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from ..models.networks import DEQ, DTYPE, FFN, Model, deq_certificate, input_free_units, require_network
+from .arrangement_cuts import cut_arrangement
 from .deq_cells import Embedding, refine_general_deq
 from .edge_probes import probe_adjacency
 from .exact_cells import EXACT_BUDGET, ExactCells
@@ -56,7 +57,8 @@ from .facet_crossing import crossing_rule
 from .polygon_proofs import LineTable, box_bounds, cut_proven
 from .polygons import Polygons, rectangle, rectangle_lines
 from .polytopes import Polytopes
-from .vertex_bounds import centre_doubts, centre_radii, layer_errors
+from .slice_maps import masked_products
+from .vertex_bounds import MapErrors, centre_doubts, centre_radii, layer_errors, product_errors
 
 #: Largest plane coordinate accepted: areas (products of two coordinates) stay finite in float64.
 MAX_EXTENT = 1e100
@@ -114,6 +116,20 @@ def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor
     return coef[..., 0, :].abs() * extent_s + coef[..., 1, :].abs() * extent_t + coef[..., 2, :].abs()
 
 
+def _centre_pattern(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErrors, bound: torch.Tensor,
+                    origin: torch.Tensor, silent: torch.Tensor) -> torch.Tensor | None:
+    """The signs (P, n) of the maps ``Z`` (P0, 3, n) of each polygon's starting polygon ``origin`` (P,) at the
+    polygon's vertex mean, each proven by its error bound (None: one is not); ``silent`` units are 0."""
+    valid = polys.valid()
+    centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
+    radius_c = centre_radii(polys.xy, radius, valid, polys.n)
+    Zo = Z.index_select(0, origin)
+    pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
+    if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
+        return None
+    return pre > 0
+
+
 def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: PolygonLimit) -> SliceCells:
     """The polygon subdivision of an FFN slice.  Every vertex carries a radius and every map its coefficient
     errors (:mod:`regioncount.partition.vertex_bounds`), so each sign it reads is proven by its own error
@@ -132,32 +148,39 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     model = model.to(device)
     silent_units = input_free_units(model)  # exactly zero everywhere: never cut, never doubtful
     first = 0
+    #: the last layer's maps on its starting polygons, each polygon's starting polygon and pattern, the errors
+    previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     for weight, bias in zip(model.weights[:-1], model.biases[:-1]):
         silent = silent_units[first:first + weight.shape[0]]
         first += weight.shape[0]
-        Z = state @ weight.T  # (P0, 3, n): the layer's pre-activations on every polygon of the layer start
+        # (P0, 3, n): the layer's pre-activations on every polygon of the layer start, and their rounding
+        if previous is None:
+            Z = state @ weight.T
+            EZ = layer_errors(state, state_error, weight, bias)
+        else:
+            Z, norms = masked_products(*previous[:3], weight, norms=True)
+            EZ = product_errors(norms, previous[3], weight, bias)
         Z[:, 2] += bias
-        EZ = layer_errors(state, state_error, weight, bias)  # bounds on their rounding (factored)
-        bound, candidates = box_bounds(polys, radius, Z, EZ)
-        cut = cut_proven(polys, radius, outgoing, lines, Z, EZ, bound, candidates & ~silent,
-                         first - weight.shape[0], limit.check)
+        bound, candidates, positive = box_bounds(polys, radius, Z, EZ)
+        # the layer's whole arrangement per polygon at once; line by line where it leaves a sign unproven
+        cut = cut_arrangement(polys, radius, outgoing, lines, Z, EZ, candidates & ~silent, positive,
+                              first - weight.shape[0], limit.check)
+        if cut is None:
+            cut = cut_proven(polys, radius, outgoing, lines, Z, EZ, bound, candidates & ~silent,
+                             first - weight.shape[0], limit.check)
         if cut is None:
             return SliceCells(polys, bits, None, None, 0, 1, 0)
-        polys, origin, radius, outgoing = cut
-        valid = polys.valid()
-        centre = (polys.xy * valid[..., None]).sum(1) / polys.n[:, None]  # inside a convex polygon
-        radius_c = centre_radii(polys.xy, radius, valid, polys.n)
-        Zo = Z.index_select(0, origin)  # (P, 3, n), a fresh copy: masked in place below
-        pre = torch.addcmul(Zo[:, 2], centre[:, :1], Zo[:, 0]).addcmul_(centre[:, 1:], Zo[:, 1])
-        if bool((centre_doubts(pre, Z, EZ, bound, origin, radius_c, 2) & ~silent).any()):
+        polys, origin, radius, outgoing = cut[:4]
+        active = cut.active if cut.active is not None else _centre_pattern(polys, radius, Z, EZ, bound, origin,
+                                                                           silent)
+        if active is None:
             return SliceCells(polys, bits, None, None, 0, 1, 0)
-        active = pre > 0
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
-        state, state_error = Zo.mul_(active[:, None, :].to(DTYPE)), EZ.row_max().index_select(0, origin)
+        previous = (Z, origin, active, EZ.row_max().index_select(0, origin))
     readout, out_bias = model.weights[-1], model.biases[-1]
     if bits is None:
         bits = torch.zeros(polys.count, 0, dtype=torch.bool, device=device)
-    out = state @ readout.T  # (P, 3, k)
+    out = state @ readout.T if previous is None else masked_products(*previous[:3], readout)[0]  # (P, 3, k)
     edge_units = lines.units()[outgoing.long()]  # (P, V): the unit whose line edge k -> k + 1 lies on
     on_border = polys.valid() & (edge_units < 0)  # a vertex on the border has an edge along it (signs proven)
     return SliceCells(polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0, on_border.any(1),

@@ -51,6 +51,13 @@ class LineTable:
         self.reserved += count
         return ids
 
+    def reserve_units(self, units: torch.Tensor) -> torch.Tensor:
+        """Ids (k,) for lines of the units ``units`` (k,) (indices over all layers), coefficients to come."""
+        ids = torch.arange(self.reserved, self.reserved + int(units.shape[0]), device=units.device)
+        self._units.append(units.clone())
+        self.reserved += int(units.shape[0])
+        return ids
+
     def fill(self, coef: torch.Tensor, error: torch.Tensor) -> None:
         """The coefficients (k, 3) and errors (k, 3) of the next k reserved ids."""
         self._coef.append(coef)
@@ -190,11 +197,12 @@ class LayerProof:
 
 
 def box_bounds(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErrors
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For maps ``Z`` (P0, 3, n) (slopes in s, t, then the constant) with errors ``EZ`` on polygons ``polys``
     whose vertices have radii ``radius`` (P0, V): each map's error bound (P0, n) at exact points of the
-    polygon's bounding box widened by the radii (plus the rounding of the test below), and whether the exact
-    map may change sign on the exact polygon (P0, n): ``|value at the box's middle| <= spread + bound``."""
+    polygon's bounding box widened by the radii (plus the rounding of the test below), whether the exact
+    map may change sign on the exact polygon (P0, n): ``|value at the box's middle| <= spread + bound``, and
+    where it may not, whether it is positive there (P0, n; False wherever it may change sign)."""
     g = gamma(6)
     valid = polys.valid()
     r_max = torch.where(valid, radius, 0.0).amax(1)[:, None]
@@ -209,7 +217,9 @@ def box_bounds(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapEr
     bound.mul_(INFLATE).nan_to_num_(nan=torch.inf)
     middle = torch.addcmul(Z[:, 2], Z[:, 0], mid[:, :1]).addcmul_(Z[:, 1], mid[:, 1:])
     spread = torch.addcmul(abs_s * half[:, :1], abs_t, half[:, 1:])
-    return bound, middle.abs_() <= spread.add_(bound)
+    positive = middle > 0
+    may_change = middle.abs_() <= spread.add_(bound)
+    return bound, may_change, positive.logical_and_(may_change.logical_not())
 
 
 def vertex_channels(proof: LayerProof, cut_lines: torch.Tensor) -> tuple[NewVertexValues, KeptVertexValues]:
@@ -239,12 +249,14 @@ def vertex_channels(proof: LayerProof, cut_lines: torch.Tensor) -> tuple[NewVert
 
 class ProvenCuts(NamedTuple):
     """Polygons after the proven cuts of one batch of lines: the polygons (P,), the starting polygon each
-    lies in (P,), each vertex's radius and the line id of its outgoing edge (P, V)."""
+    lies in (P,), each vertex's radius and the line id of its outgoing edge (P, V), and, where the cutter
+    proved them, the signs of the lines' maps in each polygon (P, n) (True: positive; None: not known)."""
 
     polys: Polygons
     origin: torch.Tensor
     radius: torch.Tensor
     outgoing: torch.Tensor
+    active: torch.Tensor | None = None
 
 
 #: ``decide(j, origin (N,), lines (N, 2))`` -> (N,) signs in {-1, 0, 1} of line j at the vertices where the lines
