@@ -40,8 +40,9 @@ from .vertex_bounds import MapErrors, line_pair_radius
 #: The rounding of a value a_s s + a_t t + c (gamma_3, as in ``value_errors`` for d = 2).
 VALUE_GAMMA = gamma(3)
 
-#: Bits of a unit's sign per int64 word of a cell's key (below 63: the sums stay positive).
-WORD_BITS = 62
+#: Bits of units' signs per int64 word of a cell's key: seven bytes (unit u is bit u % 8 of byte (u % 56) // 8 of
+#: word u // 56), so that keys unpack bytewise and no sum of bits comes near the sign bit.
+WORD_BITS = 56
 #: Candidate (polygon, line) rows per chunk of starting polygons: bounds the memory of one chunk (a polygon
 #: with more candidates than this is a chunk of its own).
 ROWS_PER_CHUNK = 2**17
@@ -114,6 +115,22 @@ def _add_bits(words: torch.Tensor, points: torch.Tensor, units: torch.Tensor) ->
     """Set the bits of ``units`` (M,) in the keys of ``points`` (M,) (each (point, unit) at most once)."""
     index = points * words.shape[1] + torch.div(units, WORD_BITS, rounding_mode="floor")
     words.view(-1).index_put_((index,), torch.ones_like(units) << (units % WORD_BITS), accumulate=True)
+
+
+def _unit_maps(Z: torch.Tensor, cells: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+    """(N, q): ``Z[cells, :, units]`` for maps Z (P, q, n), by one flat gather."""
+    q, n = Z.shape[1], Z.shape[2]
+    offsets = torch.arange(q, device=Z.device) * n
+    return Z.reshape(-1).index_select(0, ((cells * (q * n) + units)[:, None] + offsets).view(-1)).view(-1, q)
+
+
+def _unpack(words: torch.Tensor, n: int) -> torch.Tensor:
+    """(C, n) bool: the bits of units 0 .. n - 1 in keys (C, W)."""
+    C, W = words.shape
+    data = words.view(torch.uint8).view(C, W, 8)[..., :WORD_BITS // 8]  # little-endian bytes
+    shifts = torch.arange(8, dtype=torch.uint8, device=words.device)
+    bits = (data[..., None] >> shifts) & 1
+    return bits.view(C, -1)[:, :n] == 1
 
 
 def _bit_words(units: torch.Tensor, W: int) -> torch.Tensor:
@@ -194,13 +211,7 @@ def _cut_chunk(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, li
         return None
     xy, n, r, out, group, words = cells
     active = signs[cut_rows][group]
-    # each cut polygon's rows of crossing lines (every row of a polygon carries the same first row and size)
-    first = group.new_zeros(cut.shape[0]).scatter_(0, crossing_lines.group, crossing_lines.first)
-    size = group.new_zeros(cut.shape[0]).scatter_(0, crossing_lines.group, crossing_lines.size)
-    cell, row = _partners(first[group], size[group], group.new_zeros(group.shape[0], 0))
-    units = crossing_lines.units[row]
-    word = words[cell, torch.div(units, WORD_BITS, rounding_mode="floor")]
-    active[cell, units] = (word >> (units % WORD_BITS)) & 1 == 1
+    active |= _unpack(words, Z.shape[2])  # a key holds only the polygon's crossing lines, the rest are False
     return _concatenate([kept, ProvenCuts(Polygons(xy, n), cut[group], r, out.to(xy.dtype), active)])
 
 
@@ -210,11 +221,12 @@ def _crossing_lines(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: 
     """Which polygons of ``chunk`` some line crosses (Q,) and, if any, those polygons (G,) and their crossing
     lines, every sign at their vertices proven (None: one is not); the candidates that do not cross set
     their sign in ``signs`` (Q, n)."""
-    local, units = candidates[chunk].nonzero(as_tuple=True)
-    cells = chunk[local]
-    maps, errors = Z[cells, :, units], EZ.entries(cells, units)
-    valid = polys.valid()[cells]
-    f = _values(polys.xy[cells], torch.where(valid, radius[cells], 0.0), maps, errors)
+    local, units = candidates.index_select(0, chunk).nonzero(as_tuple=True)
+    cells = chunk.index_select(0, local)
+    maps, errors = _unit_maps(Z, cells, units), EZ.entries(cells, units)
+    valid = polys.valid().index_select(0, cells)
+    f = _values(polys.xy.index_select(0, cells), torch.where(valid, radius.index_select(0, cells), 0.0), maps,
+                errors)
     if f is None:
         return None
     above = ((f > 0) & valid).any(1)
@@ -358,7 +370,10 @@ def _walked_keys(start: torch.Tensor, chord: torch.Tensor, units: torch.Tensor, 
     flip[torch.arange(units.shape[0], device=units.device), column] = torch.where(start_positive, -1, 1) << (slot % half)
     total = torch.cumsum(flip, 0)
     before = total - flip
-    first = torch.searchsorted(chord, chord)
+    index = torch.arange(chord.shape[0], device=chord.device)
+    starts = torch.ones_like(chord, dtype=torch.bool)
+    starts[1:] = chord[1:] != chord[:-1]
+    first = torch.cummax(torch.where(starts, index, 0), 0).values
     walked = before - before[first]
     walked = walked[:, 0::2] + (walked[:, 1::2] << half)
     own = torch.where(start_positive[:, None], _bit_words(units, start.shape[1]), 0)
@@ -413,15 +428,14 @@ def _cells(points: _Points, inc: _Incidences, expected: torch.Tensor, line_count
     count = torch.zeros(C, dtype=torch.long, device=device).index_add_(0, cell, torch.ones_like(cell))
     if not (bool((per_group == expected).all()) and bool((count >= 3).all())):
         return None
-    key_in = cell * line_count + inc.into
-    sorted_in, order = torch.sort(key_in)
-    if bool((sorted_in[1:] == sorted_in[:-1]).any()):
+    # the successor of a vertex is the one of its cell whose incoming line is its outgoing line: the two keys
+    # sorted must agree (each once), and then the i-th smallest of each are a vertex and its successor
+    sorted_in, order_in = torch.sort(cell * line_count + inc.into)
+    sorted_out, order_out = torch.sort(cell * line_count + inc.out)
+    if not bool((sorted_in == sorted_out).all()) or bool((sorted_in[1:] == sorted_in[:-1]).any()):
         return None
-    key_out = cell * line_count + inc.out
-    at = torch.searchsorted(sorted_in, key_out).clamp(max=key_in.shape[0] - 1)
-    if not bool((sorted_in[at] == key_out).all()):
-        return None
-    position = _ranks(order[at], cell, representative, count)
+    successor = torch.empty_like(order_in).index_put_((order_out,), order_in)
+    position = _ranks(successor, cell, representative, count)
     if position is None:
         return None
     V = int(count.max())

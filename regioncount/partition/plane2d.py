@@ -300,14 +300,18 @@ def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch
     """Pairs of regions sharing an edge, proven, for the FFN polygon subdivision whose signs were all proven:
     each edge lies on the line of one unit (``edge_units`` (P, V); -1: the slice's border), and crossing its
     relative interior flips exactly that unit's bit (``docs/exact-dd.md``, "Adjacency"), so the region across
-    is the one whose pattern is this region's with that bit flipped.  Returns the pairs (E, 2) and the number
-    of edges whose flipped pattern is no region's (0 unless something is wrong)."""
+    is the one whose pattern is this region's with that bit flipped; each edge is probed from the side where
+    its unit is active.  Returns the pairs (E, 2) and the number of edges whose flipped pattern is no region's
+    (0 unless something is wrong)."""
     use = polys.valid() & (edge_units >= 0)
     owner = region[:, None].expand_as(use)[use]
     units = edge_units[use]
     if units.numel() == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=region.device), 0
     word, mask = flip_masks(units, widths, sum(widths))
+    # each shared edge once: from the side where its unit is active (the other side has it inactive)
+    side = ((region_words[owner, word] & mask) != 0).nonzero().flatten()
+    owner, word, mask = owner[side], word[side], mask[side]
     across = region_words[owner]
     across[torch.arange(across.shape[0], device=across.device), word] ^= mask
     return probe_pairs(owner, region_words, across)

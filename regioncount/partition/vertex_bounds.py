@@ -52,6 +52,12 @@ class MapErrors:
     shared: torch.Tensor
     dense: torch.Tensor | None = None
 
+    def rows(self, block: slice) -> MapErrors:
+        """The bounds of the maps of the cells ``block`` (a slice of the first axis)."""
+        return MapErrors(None if self.row is None else self.row[block], self.w1,
+                         None if self.norm is None else self.norm[block], self.w2, self.shared,
+                         None if self.dense is None else self.dense[block])
+
     def column(self, cells: torch.Tensor, j: int) -> torch.Tensor:
         """(S, q) bounds of unit j on the cells ``cells`` (S,)."""
         out = self.shared[:, j].expand(cells.shape[0], -1)
