@@ -1,0 +1,60 @@
+"""Whole-call timing of exact FFN plane partitions on one thread: the table that issue 30's targets are read from.
+
+    python benchmarks/bench_plane_calls.py [--repeats 5] [--nets 64x3:11,12,13 128x3:11 256x2:11]
+
+Nets: 2 -> w x L, weights N(0, 2 / fan_in), biases N(0, 0.1^2), on the box [-1, 1]^2 (seeds of this script's
+own, none of the repository's tests or other benchmarks).  "whole call" is the wall time of
+``partition_plane`` (the partition, region ids, areas, adjacency and linear pieces), "partition" its
+``partition_seconds``; each the best of ``--repeats``, one thread.  The script reads only ``regioncount.FFN`` and
+``regioncount.partition_plane``, so it runs unchanged against older revisions (``PYTHONPATH=<checkout>``) for a
+before/after table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from regioncount import FFN, partition_plane
+
+
+def he_ffn(width: int, depth: int, seed: int) -> FFN:
+    """The benchmark's net 2 -> width x depth -> 1 (see the module docstring)."""
+    gen = torch.Generator().manual_seed(seed)
+    dims = [2] + [width] * depth + [1]
+    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
+    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]]
+    return FFN(weights, biases, name=f"2 -> {width} x {depth}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--nets", nargs="+", default=["64x3:11,12,13", "128x3:11", "256x2:11"],
+                        help="WIDTHxDEPTH:SEED,SEED,...")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread")
+    print()
+    print("| net | seed | regions | linear pieces | whole call | partition | method |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for spec in args.nets:
+        shape, seeds = spec.split(":")
+        width, depth = (int(v) for v in shape.split("x"))
+        for seed in (int(s) for s in seeds.split(",")):
+            net = he_ffn(width, depth, seed)
+            partition_plane(net, [-1.0, -1.0], [1.0, 1.0], device="cpu")  # warm-up
+            best = (math.inf, math.inf)
+            for _ in range(max(1, args.repeats)):
+                started = time.perf_counter()
+                part = partition_plane(net, [-1.0, -1.0], [1.0, 1.0], device="cpu")
+                best = min(best, (time.perf_counter() - started, part.partition_seconds))
+            print(f"| {net.name} | {seed} | {part.activation_regions:,} | {part.linear_pieces:,} | {best[0]:.3f} s | "
+                  f"{best[1]:.3f} s | {part.method} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
