@@ -33,7 +33,7 @@ import torch
 
 from ..core.patterns import group_rows
 from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
-from .polygon_proofs import LineTable, ProvenCuts
+from .polygon_proofs import LineTable, ProvenCuts, unit_maps
 from .polygons import Polygons
 from .vertex_bounds import MapErrors, line_pair_radius
 
@@ -115,13 +115,6 @@ def _add_bits(words: torch.Tensor, points: torch.Tensor, units: torch.Tensor) ->
     """Set the bits of ``units`` (M,) in the keys of ``points`` (M,) (each (point, unit) at most once)."""
     index = points * words.shape[1] + torch.div(units, WORD_BITS, rounding_mode="floor")
     words.view(-1).index_put_((index,), torch.ones_like(units) << (units % WORD_BITS), accumulate=True)
-
-
-def _unit_maps(Z: torch.Tensor, cells: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-    """(N, q): ``Z[cells, :, units]`` for maps Z (P, q, n), by one flat gather."""
-    q, n = Z.shape[1], Z.shape[2]
-    offsets = torch.arange(q, device=Z.device) * n
-    return Z.reshape(-1).index_select(0, ((cells * (q * n) + units)[:, None] + offsets).view(-1)).view(-1, q)
 
 
 def _unpack(words: torch.Tensor, n: int) -> torch.Tensor:
@@ -223,7 +216,7 @@ def _crossing_lines(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: 
     their sign in ``signs`` (Q, n)."""
     local, units = candidates.index_select(0, chunk).nonzero(as_tuple=True)
     cells = chunk.index_select(0, local)
-    maps, errors = _unit_maps(Z, cells, units), EZ.entries(cells, units)
+    maps, errors = unit_maps(Z, cells, units), EZ.entries(cells, units)
     valid = polys.valid().index_select(0, cells)
     f = _values(polys.xy.index_select(0, cells), torch.where(valid, radius.index_select(0, cells), 0.0), maps,
                 errors)

@@ -54,7 +54,7 @@ from .edge_probes import probe_adjacency
 from .exact_cells import EXACT_BUDGET, ExactCells
 from .exact_pieces import linear_piece_count, same_affine_pairs
 from .facet_crossing import crossing_rule
-from .polygon_proofs import LineTable, box_bounds, cut_proven
+from .polygon_proofs import LineTable, box_bounds, box_signs, cut_proven
 from .polygons import Polygons, rectangle, rectangle_lines
 from .polytopes import Polytopes
 from .slice_maps import masked_products
@@ -161,20 +161,20 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             Z, norms = masked_products(*previous[:3], weight, norms=True)
             EZ = product_errors(norms, previous[3], weight, bias)
         Z[:, 2] += bias
-        bound, candidates, positive = box_bounds(polys, radius, Z, EZ)
         # the layer's whole arrangement per polygon at once; line by line where it leaves a sign unproven
+        candidates, positive = box_signs(polys, radius, Z, EZ)
         cut = cut_arrangement(polys, radius, outgoing, lines, Z, EZ, candidates & ~silent, positive,
                               first - weight.shape[0], limit.check)
         if cut is None:
+            bound, candidates, _ = box_bounds(polys, radius, Z, EZ)
             cut = cut_proven(polys, radius, outgoing, lines, Z, EZ, bound, candidates & ~silent,
                              first - weight.shape[0], limit.check)
-        if cut is None:
+            if cut is not None:
+                cut = cut._replace(active=_centre_pattern(cut.polys, cut.radius, Z, EZ, bound, cut.origin, silent))
+        if cut is None or cut.active is None:
             return SliceCells(polys, bits, None, None, 0, 1, 0)
         polys, origin, radius, outgoing = cut[:4]
-        active = cut.active if cut.active is not None else _centre_pattern(polys, radius, Z, EZ, bound, origin,
-                                                                           silent)
-        if active is None:
-            return SliceCells(polys, bits, None, None, 0, 1, 0)
+        active = cut.active
         bits = active if bits is None else torch.cat([bits.index_select(0, origin), active], 1)
         previous = (Z, origin, active, EZ.row_max().index_select(0, origin))
     readout, out_bias = model.weights[-1], model.biases[-1]
