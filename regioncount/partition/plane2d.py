@@ -98,7 +98,9 @@ class SliceCells(NamedTuple):
     and offsets (P, k), the counts of unresolved pieces, doubtful and exactly decided tests, and, where the
     engine proves them, which cells touch the slice's border (P,, from the constraints of their vertices) and
     the regions' adjacency (``adjacency(region, region_words) -> (pairs, unmatched, probed)``: edges whose
-    neighbour matched no region, edges probed; None: every edge probed)."""
+    neighbour matched no region, edges probed; None: every edge probed), and whether every cell is a region of
+    its own (``distinct``: the FFN polygon subdivision, where two cells always differ in the unit of a line
+    that separates them; otherwise regions are the groups of equal patterns)."""
 
     polys: Polygons
     bits: torch.Tensor | None
@@ -109,6 +111,7 @@ class SliceCells(NamedTuple):
     exact: int
     touches: torch.Tensor | None = None
     adjacency: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, int, int]] | None = None
+    distinct: bool = False
 
 
 def _scale(coef: torch.Tensor, extent_s: float, extent_t: float) -> torch.Tensor:
@@ -185,7 +188,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
     on_border = polys.valid() & (edge_units < 0)  # a vertex on the border has an edge along it (signs proven)
     return SliceCells(polys, bits, out[:, :2].transpose(1, 2), out[:, 2] + out_bias, 0, 0, 0, on_border.any(1),
                       lambda region, words: (*_adjacency_by_flips(polys, edge_units, region, words,
-                                                                  model.hidden_widths), 0))
+                                                                  model.hidden_widths), 0), distinct=True)
 
 
 def _ordered(cells: Polytopes) -> Polygons:
@@ -308,7 +311,7 @@ def _adjacency_by_flips(polys: Polygons, edge_units: torch.Tensor, region: torch
     units = edge_units[use]
     if units.numel() == 0:
         return torch.zeros(0, 2, dtype=torch.long, device=region.device), 0
-    word, mask = flip_masks(units, widths, sum(widths))
+    word, mask = (t[units] for t in flip_masks(torch.arange(sum(widths), device=units.device), widths, sum(widths)))
     # each shared edge once: from the side where its unit is active (the other side has it inactive)
     side = ((region_words[owner, word] & mask) != 0).nonzero().flatten()
     owner, word, mask = owner[side], word[side], mask[side]
@@ -384,12 +387,16 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         deadline.check("the partition (before its regions and adjacency)")
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
-        region, representative, _ = group_rows(words)
-        R = representative.shape[0]
-        areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
         assert cut.touches is not None  # every engine that returns cells knows which touch the border
-        touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, cut.touches.long()) > 0
-        region_words = words[representative]
+        if cut.distinct:  # one region per cell
+            region = representative = torch.arange(polys.count, device=dev)
+            R, areas, touched, region_words = polys.count, polys.areas(), cut.touches, words
+        else:
+            region, representative, _ = group_rows(words)
+            R = representative.shape[0]
+            areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
+            touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, cut.touches.long()) > 0
+            region_words = words[representative]
         if cut.adjacency is not None:
             pairs, unmatched, probed = cut.adjacency(region, region_words)
         else:
