@@ -92,7 +92,7 @@ def test_arrangement_cuts_equal_the_line_by_line_cuts(sizes, seed, monkeypatch):
 def test_many_small_chunks_give_the_same_partition(monkeypatch):
     model = gaussian_ffn([2, 20, 20, 1], 4, he=True)
     once = partition_plane(model, *BOX, device="cpu")
-    monkeypatch.setattr(plane2d, "cut_arrangement", functools.partial(cut_arrangement, rows_per_chunk=3))
+    monkeypatch.setattr(plane2d, "cut_arrangement", functools.partial(cut_arrangement, pairs_per_chunk=3))
     assert_same_partition(once, partition_plane(model, *BOX, device="cpu"))
 
 
@@ -162,6 +162,16 @@ def test_the_polygon_limit_is_checked_as_chunks_finish():
     counts: list[int] = []
     cut = cut_arrangement(polys, radius, outgoing, lines, Z, EZ, candidates, positive, 0, counts.append)
     assert cut is not None and counts == [cut.polys.count]
+
+
+def test_a_polygon_crossed_by_too_many_lines_is_cut_line_by_line(monkeypatch):
+    monkeypatch.setattr(arrangement_cuts, "MAX_PAIRS", 10)
+    calls = counted(monkeypatch)
+    model = gaussian_ffn([2, 12, 1], 8, he=True)
+    part = partition_plane(model, *BOX, device="cpu")
+    assert calls == {"cut": 0, "left": 1} and (part.method, part.engine) == ("exact", "polygon subdivision (layered)")
+    monkeypatch.setattr(arrangement_cuts, "MAX_PAIRS", 2**22)
+    assert_same_partition(part, partition_plane(model, *BOX, device="cpu"))
 
 
 def test_keys_pack_seven_bytes_per_word():

@@ -43,9 +43,12 @@ VALUE_GAMMA = gamma(3)
 #: Bits of units' signs per int64 word of a cell's key: seven bytes (unit u is bit u % 8 of byte (u % 56) // 8 of
 #: word u // 56), so that keys unpack bytewise and no sum of bits comes near the sign bit.
 WORD_BITS = 56
-#: Candidate (polygon, line) rows per chunk of starting polygons: bounds the memory of one chunk (a polygon
-#: with more candidates than this is a chunk of its own).
-ROWS_PER_CHUNK = 2**17
+#: Pairs of candidate lines (and candidate rows) per chunk of starting polygons: bounds the memory of one
+#: chunk, about 200 bytes a pair (a polygon with more is a chunk of its own).
+PAIRS_PER_CHUNK = 2**20
+#: The most pairs of crossing lines one chunk may hold; a layer with a polygon crossed by more lines (a first
+#: layer thousands of units wide) is cut line by line instead.
+MAX_PAIRS = 2**22
 
 
 class _Lines(NamedTuple):
@@ -135,7 +138,7 @@ def _bit_words(units: torch.Tensor, W: int) -> torch.Tensor:
 
 def cut_arrangement(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, lines: LineTable,
                     Z: torch.Tensor, EZ: MapErrors, candidates: torch.Tensor, positive: torch.Tensor, first_bit: int,
-                    check: Callable[[int], None], rows_per_chunk: int = ROWS_PER_CHUNK) -> ProvenCuts | None:
+                    check: Callable[[int], None], pairs_per_chunk: int = PAIRS_PER_CHUNK) -> ProvenCuts | None:
     """The polygons (P0,) cut along the zero lines of the maps ``Z`` (P0, 3, n) (errors ``EZ``; ``candidates``
     (P0, n): the lines that may cross each polygon; ``positive`` (P0, n): the others' proven signs), every sign
     proven (see the module docstring); the same result as
@@ -145,11 +148,12 @@ def cut_arrangement(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tenso
     table's new lines are forgotten)."""
     mark = lines.mark()
     counts = candidates.sum(1)
-    ends = torch.cumsum(counts, 0)
+    costs = counts * (counts + 1)  # pairs of candidate lines, and the candidates themselves
+    ends = torch.cumsum(costs, 0)
     pieces: list[ProvenCuts] = []
     start, total, P0 = 0, 0, polys.count
     while start < P0:
-        stop = int(torch.searchsorted(ends, ends[start] - counts[start] + rows_per_chunk, right=True))
+        stop = int(torch.searchsorted(ends, ends[start] - costs[start] + pairs_per_chunk, right=True))
         stop = max(stop, start + 1)
         piece = _cut_chunk(polys, radius, outgoing, lines, Z, EZ, candidates, positive, first_bit,
                            torch.arange(start, min(stop, P0), device=counts.device))
@@ -196,6 +200,8 @@ def _cut_chunk(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, li
     if found is None:
         return kept
     cut, crossing_lines = found
+    if int((crossing_lines.size - 1).sum()) > MAX_PAIRS:
+        return None
     ids = lines.reserve_units(first_bit + crossing_lines.units)
     lines.fill(crossing_lines.maps, crossing_lines.errors)
     crossing_lines = crossing_lines._replace(ids=ids)
