@@ -9,10 +9,13 @@ operations per unit; here the whole arrangement is read at once, in a fixed numb
 * each crossing line ``a`` meets ``P``'s boundary at two points, on the two edges where its sign changes;
 * two crossing lines ``a``, ``b`` meet inside ``P`` exactly when ``b``'s signs at ``a``'s two boundary points
   differ (``b`` separates ``a``'s chord); their crossing is a vertex inside ``P``;
-* every point (``P``'s vertices, boundary points, crossings) gets its signs against every crossing line of
-  ``P``; a point on ``k`` lines is a vertex of the ``2^k`` cells that take either sign on those lines, and
-  the cells are the groups of equal sign vectors (``1 + |C_P| + crossings`` of them, by Euler's formula,
-  which is checked);
+* along each chord the crossings are sorted by position, the order proven for consecutive ones (order along
+  a line is transitive), and each crossing's signs against the other lines follow from the chord start's by
+  flipping the lines crossed before it;
+* every point (``P``'s vertices, boundary points, crossings) thus has its signs against every crossing line
+  of ``P``; a point on ``k`` lines is a vertex of the ``2^k`` cells that take either sign on those lines,
+  and the cells are the groups of equal sign keys (``1 + |C_P| + crossings`` of them, by Euler's formula,
+  which is checked), the keys also being the cells' activation patterns;
 * each vertex's outgoing edge in its cell (counter-clockwise) follows from the signs and the orientation of
   its two lines, and the successor of a vertex is the cell's other vertex on that edge's line; list ranking
   orders each cell.
