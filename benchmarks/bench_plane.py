@@ -10,25 +10,16 @@ renders a 10^5-region-class PNG and times it.  Prints a markdown table.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from bench_common import arguments, best_run, devices, machine_line
+from bench_plane_calls import he_ffn
 
-from regioncount import FFN
 from regioncount.partition.plane2d import partition_plane
 from regioncount.viz.plot import plot_partition
-
-
-def he_ffn(width: int, depth: int, seed: int = 0) -> FFN:
-    gen = torch.Generator().manual_seed(seed)
-    dims = [2] + [width] * depth + [1]
-    weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
-    biases = [torch.randn(o, generator=gen, dtype=torch.float64) * 0.1 for o in dims[1:]]
-    return FFN(weights, biases, name=f"2 -> {width} x {depth}")
 
 
 def main() -> None:

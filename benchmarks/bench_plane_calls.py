@@ -26,8 +26,8 @@ import torch
 from regioncount import FFN, partition_plane
 
 
-def he_ffn(width: int, depth: int, seed: int) -> FFN:
-    """The benchmark's net 2 -> width x depth -> 1 (see the module docstring)."""
+def he_ffn(width: int, depth: int, seed: int = 0) -> FFN:
+    """The benchmarks' net 2 -> width x depth -> 1 (see the module docstring; also ``bench_plane.py``'s)."""
     gen = torch.Generator().manual_seed(seed)
     dims = [2] + [width] * depth + [1]
     weights = [torch.randn(o, i, generator=gen, dtype=torch.float64) * math.sqrt(2 / i) for i, o in zip(dims, dims[1:])]
