@@ -94,10 +94,15 @@ def _partners(first: torch.Tensor, size: torch.Tensor, skip: torch.Tensor) -> tu
     (ascending in each row): every (item (M,), row (M,)) pair of an item with a row of its group not left out."""
     count = size - skip.shape[1]
     owner = torch.repeat_interleave(torch.arange(first.shape[0], device=first.device), count)
-    local = torch.arange(owner.shape[0], device=first.device) - (torch.cumsum(count, 0) - count)[owner]
+    local = torch.arange(owner.shape[0], device=first.device) - _take(torch.cumsum(count, 0) - count, owner)
     for column in range(skip.shape[1]):
         local += local >= skip[owner, column]
-    return owner, first[owner] + local
+    return owner, _take(first, owner) + local
+
+
+def _take(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t[index]`` for an integer ``index`` of any shape, by ``index_select`` (a few times faster on the CPU)."""
+    return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
 
 
 def _values(xy: torch.Tensor, radius: torch.Tensor, maps: torch.Tensor, errors: torch.Tensor
@@ -193,13 +198,14 @@ def _cut_chunk(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, li
                EZ: MapErrors, candidates: torch.Tensor, positive: torch.Tensor, first_bit: int, chunk: torch.Tensor
                ) -> ProvenCuts | None:
     """:func:`cut_arrangement` on the starting polygons ``chunk`` (Q,)."""
-    signs = positive[chunk]  # (Q, n): completed below with the candidates that do not cross
+    signs = _take(positive, chunk)  # (Q, n): completed below with the candidates that do not cross
     crossing = _crossing_lines(polys, radius, Z, EZ, candidates, chunk, signs)
     if crossing is None:
         return None
     cut_rows, found = crossing
     uncut = chunk[~cut_rows]
-    kept = ProvenCuts(polys.select(uncut), uncut, radius[uncut], outgoing[uncut], signs[~cut_rows])
+    kept = ProvenCuts(Polygons(_take(polys.xy, uncut), _take(polys.n, uncut)), uncut, _take(radius, uncut),
+                      _take(outgoing, uncut), signs[~cut_rows])
     if found is None:
         return kept
     cut, crossing_lines = found
@@ -208,13 +214,14 @@ def _cut_chunk(polys: Polygons, radius: torch.Tensor, outgoing: torch.Tensor, li
     ids = lines.reserve_units(first_bit + crossing_lines.units)
     lines.fill(crossing_lines.maps, crossing_lines.errors)
     crossing_lines = crossing_lines._replace(ids=ids)
-    cells = _arrangement(polys.select(cut), radius[cut], outgoing[cut].long(), lines, crossing_lines, Z.shape[2])
+    cells = _arrangement(Polygons(_take(polys.xy, cut), _take(polys.n, cut)), _take(radius, cut),
+                         _take(outgoing, cut).long(), lines, crossing_lines, Z.shape[2])
     if cells is None:
         return None
     xy, n, r, out, group, words = cells
-    active = signs[cut_rows][group]
+    active = _take(signs[cut_rows], group)
     active |= _unpack(words, Z.shape[2])  # a key holds only the polygon's crossing lines, the rest are False
-    return _concatenate([kept, ProvenCuts(Polygons(xy, n), cut[group], r, out.to(xy.dtype), active)])
+    return _concatenate([kept, ProvenCuts(Polygons(xy, n), _take(cut, group), r, out.to(xy.dtype), active)])
 
 
 def _crossing_lines(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErrors,
@@ -291,20 +298,23 @@ def _boundary_points(polys: Polygons, outgoing: torch.Tensor, lines: LineTable, 
     whether the line is positive at the edge's forward end (2K,).  None: not exactly two edges change sign."""
     G, V0 = polys.xy.shape[:2]
     k = torch.arange(V0, device=polys.xy.device)[None]
-    n = polys.n[crossing.group][:, None]
+    n = _take(polys.n, crossing.group)[:, None]
     nxt = torch.where(k + 1 < n, k + 1, 0).expand(crossing.f.shape[0], -1)
     f_next = torch.gather(crossing.f, 1, nxt)
     change = ((crossing.f > 0) != (f_next > 0)) & (k < n)
     if not bool((change.sum(1) == 2).all()):
         return None
     row, edge = change.nonzero(as_tuple=True)  # two per row, in vertex order
-    cell = crossing.group[row]
-    fu, fv = crossing.f[row, edge], f_next[row, edge]
-    xu, xv = polys.xy[cell, edge], polys.xy[cell, nxt[row, edge]]
+    cell = _take(crossing.group, row)
+    at = row * V0 + edge  # (row, edge) in the (K, V0) tables
+    fu, fv, ahead = _take(crossing.f.reshape(-1), at), _take(f_next.reshape(-1), at), _take(nxt.reshape(-1), at)
+    points = polys.xy.reshape(-1, 2)
+    xu, xv = _take(points, cell * V0 + edge), _take(points, cell * V0 + ahead)
     xy = torch.addcmul(xu, (fu / (fu - fv))[:, None], xv - xu)
-    edge_lines = outgoing[cell, edge]
+    edge_lines = _take(outgoing.reshape(-1), cell * V0 + edge)
     coef, error = lines.tables()
-    r = line_pair_radius(xy, coef[edge_lines], error[edge_lines], crossing.maps[row], crossing.errors[row])
+    r = line_pair_radius(xy, _take(coef, edge_lines), _take(error, edge_lines), _take(crossing.maps, row),
+                         _take(crossing.errors, row))
     if not bool(torch.isfinite(r).all()):
         return None
     return _Points(xy, r, xy.new_zeros(0)), edge_lines, fv > 0
@@ -316,8 +326,9 @@ def _chord_signs(points_b: _Points, crossing: _Lines) -> tuple[torch.Tensor, tor
     K = crossing.maps.shape[0]
     local = torch.arange(K, device=crossing.maps.device) - crossing.first
     owner, partner = _partners(crossing.first, crossing.size, local[:, None])
-    xy = points_b.xy.view(K, 2, 2)[owner]
-    signs = _values(xy, points_b.radius.view(K, 2)[owner], crossing.maps[partner], crossing.errors[partner])
+    xy = _take(points_b.xy.view(K, 2, 2), owner)
+    signs = _values(xy, _take(points_b.radius.view(K, 2), owner), _take(crossing.maps, partner),
+                    _take(crossing.errors, partner))
     if signs is None:
         return None
     return owner, partner, signs
@@ -338,25 +349,25 @@ def _crossings(points_b: _Points, crossing: _Lines, owner: torch.Tensor, partner
     position = f0 / (f0 - f1)
     order = torch.argsort(position)
     order = order[torch.argsort(owner[meet][order], stable=True)]
-    meet, f0, position = meet[order], f0[order], position[order]
-    a, b = owner[meet], partner[meet]
-    ends = points_b.xy.view(-1, 2, 2)[a]
+    meet, f0, position = _take(meet, order), _take(f0, order), _take(position, order)
+    a, b = _take(owner, meet), _take(partner, meet)
+    ends = _take(points_b.xy.view(-1, 2, 2), a)
     xy = torch.addcmul(ends[:, 0], position[:, None], ends[:, 1] - ends[:, 0])
-    r = line_pair_radius(xy, crossing.maps[a], crossing.errors[a], crossing.maps[b], crossing.errors[b])
+    ma, mb = _take(crossing.maps, a), _take(crossing.maps, b)
+    r = line_pair_radius(xy, ma, _take(crossing.errors, a), mb, _take(crossing.errors, b))
     if not bool(torch.isfinite(r).all()):  # a finite radius also proves the sign of det(a, b)
         return None
     earlier = (a[1:] == a[:-1]).nonzero().flatten()
     later_line = b[earlier + 1]
-    values = _values(xy[earlier][:, None], r[earlier][:, None], crossing.maps[later_line],
-                     crossing.errors[later_line])
+    values = _values(_take(xy, earlier)[:, None], _take(r, earlier)[:, None], _take(crossing.maps, later_line),
+                     _take(crossing.errors, later_line))
     if values is None or not bool(((values[:, 0] > 0) == (f0[earlier + 1] > 0)).all()):
         return None
-    keys = _walked_keys(points_b.words.view(-1, 2, W)[a, 0], a, crossing.units[b], f0 > 0)
+    keys = _walked_keys(_take(points_b.words.view(-1, 2, W)[:, 0], a), a, _take(crossing.units, b), f0 > 0)
     once = (a < b).nonzero().flatten()
-    a, b = a[once], b[once]
-    ma, mb = crossing.maps[a], crossing.maps[b]
+    a, b, ma, mb = _take(a, once), _take(b, once), _take(ma, once), _take(mb, once)
     turn = (ma[:, 0] * mb[:, 1] - ma[:, 1] * mb[:, 0]) > 0
-    return _Points(xy[once], r[once], keys[once]), a, b, turn
+    return _Points(_take(xy, once), _take(r, once), _take(keys, once)), a, b, turn
 
 
 def _walked_keys(start: torch.Tensor, chord: torch.Tensor, units: torch.Tensor, start_positive: torch.Tensor
@@ -376,7 +387,7 @@ def _walked_keys(start: torch.Tensor, chord: torch.Tensor, units: torch.Tensor, 
     starts = torch.ones_like(chord, dtype=torch.bool)
     starts[1:] = chord[1:] != chord[:-1]
     first = torch.cummax(torch.where(starts, index, 0), 0).values
-    walked = before - before[first]
+    walked = before - _take(before, first)
     walked = walked[:, 0::2] + (walked[:, 1::2] << half)
     own = torch.where(start_positive[:, None], _bit_words(units, start.shape[1]), 0)
     return start + walked - own
@@ -391,7 +402,9 @@ def _incidences(points: _Points, valid: torch.Tensor, outgoing: torch.Tensor, cr
     device = valid.device
     g_v, k_v = valid.nonzero(as_tuple=True)
     n = valid.sum(1)
-    previous = torch.where(k_v == 0, n[g_v] - 1, k_v - 1)
+    previous = torch.where(k_v == 0, _take(n, g_v) - 1, k_v - 1)
+    vertex = g_v * V0 + k_v
+    flat_out = outgoing.reshape(-1)
     K2 = edge_lines.shape[0]
     line_b = crossing.ids.repeat_interleave(2)
     unit_b = crossing.units.repeat_interleave(2)
@@ -403,17 +416,18 @@ def _incidences(points: _Points, valid: torch.Tensor, outgoing: torch.Tensor, cr
     minus_out = torch.where(forward, line_b, edge_lines)
     T = a.shape[0]
     point_i = G * V0 + K2 + torch.arange(T, device=device)
-    bit_a, bit_bb = _bit_words(crossing.units[a], W), _bit_words(crossing.units[b], W)
-    id_a, id_b = crossing.ids[a], crossing.ids[b]
-    group_i = crossing.group[a]
-    parts = [(g_v * V0 + k_v, g_v, points.words[g_v * V0 + k_v], outgoing[g_v, k_v], outgoing[g_v, previous]),
-             (point_b, group_b, points.words[point_b] + bit_b, plus_out, torch.where(forward, line_b, edge_lines)),
-             (point_b, group_b, points.words[point_b], minus_out, torch.where(forward, edge_lines, line_b))]
+    bit_a, bit_bb = _bit_words(_take(crossing.units, a), W), _bit_words(_take(crossing.units, b), W)
+    id_a, id_b = _take(crossing.ids, a), _take(crossing.ids, b)
+    group_i = _take(crossing.group, a)
+    words_b, words_i = points.words[G * V0:G * V0 + K2], points.words[G * V0 + K2:]  # the points in order
+    parts = [(vertex, g_v, _take(points.words, vertex), _take(flat_out, vertex), _take(flat_out, g_v * V0 + previous)),
+             (point_b, group_b, words_b + bit_b, plus_out, torch.where(forward, line_b, edge_lines)),
+             (point_b, group_b, words_b, minus_out, torch.where(forward, edge_lines, line_b))]
     for sa in (True, False):
         for sb in (True, False):
             # the edge along a leaves the vertex iff sign(a) sign(b) det(a, b) < 0
             along_a = turn != (sa == sb)
-            key = points.words[point_i] + (bit_a if sa else 0) + (bit_bb if sb else 0)
+            key = words_i + (bit_a if sa else 0) + (bit_bb if sb else 0)
             parts.append((point_i, group_i, key, torch.where(along_a, id_a, id_b), torch.where(along_a, id_b, id_a)))
     return _Incidences(*(torch.cat([p[i] for p in parts]) for i in range(5)))
 
@@ -426,7 +440,8 @@ def _cells(points: _Points, inc: _Incidences, expected: torch.Tensor, line_count
     device = inc.point.device
     cell, representative, _ = group_rows(torch.cat([inc.group[:, None], inc.words], 1))
     C = representative.shape[0]
-    per_group = torch.zeros_like(expected).index_add_(0, inc.group[representative], torch.ones_like(representative))
+    per_group = torch.zeros_like(expected).index_add_(0, _take(inc.group, representative),
+                                                      torch.ones_like(representative))
     count = torch.zeros(C, dtype=torch.long, device=device).index_add_(0, cell, torch.ones_like(cell))
     if not (bool((per_group == expected).all()) and bool((count >= 3).all())):
         return None
@@ -448,9 +463,9 @@ def _cells(points: _Points, inc: _Incidences, expected: torch.Tensor, line_count
     slot = torch.where(columns < count[:, None], slot, last)
     if bool((slot < 0).any()):
         return None
-    point = inc.point[slot]
-    return (points.xy[point], count, points.radius[point], inc.out[slot], inc.group[representative],
-            inc.words[representative])
+    point = _take(inc.point, slot)
+    return (_take(points.xy, point), count, _take(points.radius, point), _take(inc.out, slot),
+            _take(inc.group, representative), _take(inc.words, representative))
 
 
 def _ranks(successor: torch.Tensor, cell: torch.Tensor, representative: torch.Tensor, count: torch.Tensor
@@ -458,15 +473,16 @@ def _ranks(successor: torch.Tensor, cell: torch.Tensor, representative: torch.Te
     """Each incidence's place (I,) in its cell's cycle of successors, counted from the cell's representative;
     None unless each cell is one cycle."""
     index = torch.arange(successor.shape[0], device=successor.device)
-    root = representative[cell]
+    root = _take(representative, cell)
     at_root = index == root
     pointer = torch.where(at_root, index, successor)
     steps = (~at_root).long()
     reach = 1
     while reach < int(count.max()):
-        steps = steps + steps[pointer]
-        pointer = pointer[pointer]
+        steps = steps + _take(steps, pointer)
+        pointer = _take(pointer, pointer)
         reach *= 2
     if not bool((pointer == root).all()):
         return None
-    return (count[cell] - steps) % count[cell]
+    sizes = _take(count, cell)
+    return (sizes - steps) % sizes
