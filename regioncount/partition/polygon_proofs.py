@@ -219,20 +219,20 @@ def box_signs(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErr
     mid, half = _widened_boxes(polys, radius)
     g = gamma(6)
     reach = torch.cat([mid.abs() + half, torch.ones_like(mid[:, :1])], 1)  # (P0, 3): max |s|, |t|, and 1
-    low, high = torch.aminmax(Z, dim=2)
-    largest = (reach * EZ.row_max()).sum(1) + g * (reach * torch.maximum(high, -low)).sum(1)
-    coarse = (largest * INFLATE).nan_to_num_(nan=torch.inf)
     P0, n = Z.shape[0], Z.shape[2]
     may_change = torch.empty(P0, n, dtype=torch.bool, device=Z.device)
     positive = torch.empty_like(may_change)
     rows = max(1, BOX_BLOCK // max(n, 1))
     for start in range(0, P0, rows):
         block = slice(start, min(start + rows, P0))
-        Zb, m, h = Z[block], mid[block], half[block]
+        Zb, m, h, w = Z[block], mid[block], half[block], reach[block]
+        low, high = torch.aminmax(Zb, dim=2)
+        largest = (w * EZ.rows(block).row_max()).sum(1) + g * (w * torch.maximum(high, -low)).sum(1)
+        coarse = (largest * INFLATE).nan_to_num_(nan=torch.inf)
         middle = torch.addcmul(Zb[:, 2], Zb[:, 0], m[:, :1]).addcmul_(Zb[:, 1], m[:, 1:])
         spread = Zb[:, 0].abs().mul_(h[:, :1]).addcmul_(Zb[:, 1].abs(), h[:, 1:])
         positive[block] = middle > 0
-        may_change[block] = middle.abs_() <= spread.add_(coarse[block, None])
+        may_change[block] = middle.abs_() <= spread.add_(coarse[:, None])
     cells, units = may_change.nonzero(as_tuple=True)
     if cells.numel():  # the entries the coarse bound left: their own bounds
         maps = unit_maps(Z, cells, units)

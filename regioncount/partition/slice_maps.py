@@ -28,7 +28,7 @@ def masked_products(Z: torch.Tensor, origin: torch.Tensor, active: torch.Tensor,
     row_norms = Z.new_empty(P, q) if norms else None
     for start in range(0, P, rows):
         stop = min(start + rows, P)
-        block = Z.index_select(0, origin[start:stop]).masked_fill_(~active[start:stop, None, :], 0.0)
+        block = Z.index_select(0, origin[start:stop]).mul_(active[start:stop, None, :])  # (finite maps) times 0 or 1
         torch.matmul(block, weight.T, out=out[start:stop])
         if row_norms is not None:
             row_norms[start:stop] = safe_norm(block, 2)
