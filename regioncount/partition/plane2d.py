@@ -402,11 +402,14 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         else:
             pairs, unmatched = probe_adjacency(model, plane, polys, region, region_words)
             probed = -1  # every edge
-    gradients, offsets = grads[representative], offs[representative]
+    if cut.distinct:  # one region per cell, in order
+        gradients, offsets, region_bits = grads, offs, bits
+    else:
+        gradients, offsets, region_bits = grads[representative], offs[representative], bits[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
     deadline.check("the partition (before its linear pieces)")
     with torch.no_grad():
-        decided = same_affine_pairs(model, bits[representative], gradients, pairs, (plane.u, plane.w))
+        decided = same_affine_pairs(model, region_bits, gradients, pairs, (plane.u, plane.w))
     same = decided.same
     seconds = watch.seconds()
     pairs = pairs.cpu()

@@ -71,13 +71,13 @@ class MapErrors:
 
     def entries(self, cells: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
         """(N, q) bounds of unit ``units[i]`` on cell ``cells[i]`` (both (N,))."""
-        out = self.shared[:, units].T.clone()
+        out = self.shared.T.index_select(0, units)  # gathers by index_select: several times faster than [...]
         if self.row is not None and self.w1 is not None:
-            out += self.row[cells] * self.w1[units][:, None]
+            out = out + self.row.index_select(0, cells) * self.w1.index_select(0, units)[:, None]
         if self.norm is not None and self.w2 is not None:
-            out += self.norm[cells] * self.w2[units][:, None]
+            out = out + self.norm.index_select(0, cells) * self.w2.index_select(0, units)[:, None]
         if self.dense is not None:
-            out += self.dense[cells, :, units]
+            out = out + self.dense[cells, :, units]
         return out * INFLATE
 
     def weighted(self, weights: torch.Tensor) -> torch.Tensor:
