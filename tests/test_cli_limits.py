@@ -30,8 +30,9 @@ def models(tmp_path_factory):
     save_model(tent_ffn(20), paths["line"])
     save_model(tent_ffn(20), paths["ck1"])
     save_model(tent_ffn(19), paths["ck2"])
-    # about 22,000 regions in the unit box, 0.4 s, so 0.05 s stops it (2 -> 32 x 3 came to finish within 0.05 s)
-    save_model(gaussian_ffn([2, 96, 96, 96, 1], 0, he=True), paths["plane"])
+    # about 36,000 regions in the unit box, 0.3-0.4 s, so 0.05 s stops it (2 -> 32 x 3 came to finish within
+    # 0.05 s, and 2 -> 96 x 3 takes 0.14-0.19 s since the arrangement cuts)
+    save_model(gaussian_ffn([2, 128, 128, 128, 1], 0, he=True), paths["plane"])
     save_model(gaussian_ffn([3, 24, 24, 1], 0), paths["box"])
     return paths
 

@@ -34,7 +34,7 @@ LINE = tent_ffn(20)
 PLANE = gaussian_ffn([2, 32, 32, 32, 1], 0, he=True)
 #: a plane partition that takes several times the tight deadline (PLANE's takes about that long: a fast run
 #: could finish before its deadline is checked)
-SLOW_PLANE = gaussian_ffn([2, 96, 96, 96, 1], 0, he=True)
+SLOW_PLANE = gaussian_ffn([2, 128, 128, 128, 1], 0, he=True)
 BOX = gaussian_ffn([3, 24, 24, 1], 0)
 SEGMENT = resolve_segment(LINE, (-3.0, 3.0))
 
