@@ -35,13 +35,9 @@ from typing import NamedTuple
 import torch
 
 from ..core.patterns import group_rows
-from ..line.forward_error import INFLATE, SMALLEST_SUBNORMAL, gamma
 from .polygon_proofs import LineTable, ProvenCuts, unit_maps
 from .polygons import Polygons
-from .vertex_bounds import MapErrors, line_pair_radius
-
-#: The rounding of a value a_s s + a_t t + c (gamma_3, as in ``value_errors`` for d = 2).
-VALUE_GAMMA = gamma(3)
+from .vertex_bounds import MapErrors, line_pair_radius, value_errors
 
 #: Bits of units' signs per int64 word of a cell's key: seven bytes (unit u is bit u % 8 of byte (u % 56) // 8 of
 #: word u // 56), so that keys unpack bytewise and no sum of bits comes near the sign bit.
@@ -108,18 +104,9 @@ def _take(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _values(xy: torch.Tensor, radius: torch.Tensor, maps: torch.Tensor, errors: torch.Tensor
             ) -> torch.Tensor | None:
     """The values (S, V) of maps (S, 3) at points (S, V, 2) with radii (S, V), or None where one's sign is not
-    proven by its error bound (:func:`~regioncount.partition.vertex_bounds.value_errors`, written out for the
-    plane: elementwise, no batched products of 1 x 2 matrices)."""
+    proven by its error bound (:func:`~regioncount.partition.vertex_bounds.value_errors`)."""
     f = torch.addcmul(torch.addcmul(maps[:, 2:], xy[..., 0], maps[:, :1]), xy[..., 1], maps[:, 1:2])
-    g = VALUE_GAMMA
-    a = maps.abs()
-    weight_s, weight_t = torch.addcmul(errors[:, 0], a[:, 0], a.new_tensor(g)), \
-        torch.addcmul(errors[:, 1], a[:, 1], a.new_tensor(g))
-    err = torch.addcmul(torch.addcmul((errors[:, 2] + g * a[:, 2])[:, None], xy[..., 0].abs(), weight_s[:, None]),
-                        xy[..., 1].abs(), weight_t[:, None])
-    err.addcmul_(radius, (a[:, 0] + a[:, 1] + errors[:, 0] + errors[:, 1])[:, None])
-    err.add_(4 * SMALLEST_SUBNORMAL).mul_(INFLATE)
-    return f if bool((f.abs() > err).all()) else None
+    return f if bool((f.abs() > value_errors(xy, radius, maps, errors)).all()) else None
 
 
 def _add_bits(words: torch.Tensor, points: torch.Tensor, units: torch.Tensor) -> None:
@@ -375,7 +362,7 @@ def _walked_keys(start: torch.Tensor, chord: torch.Tensor, units: torch.Tensor, 
     """Keys (M, W) of the crossings along chords, sorted by chord (``chord`` (M,)) and position: the chord
     start's key ``start`` (M, W) with the lines crossed before each one flipped, and its own line's bit
     cleared (the crossing is on it).  ``units`` (M,): the crossing lines; ``start_positive`` (M,): their sign
-    at the chord's start.  Prefix sums run on 31-bit halves of the words, so no int64 sum can overflow."""
+    at the chord's start.  Prefix sums run on the words' 28-bit halves, so no int64 sum can overflow."""
     half = WORD_BITS // 2
     slot = units % WORD_BITS
     column = 2 * torch.div(units, WORD_BITS, rounding_mode="floor") + (slot >= half)

@@ -141,17 +141,39 @@ def value_errors(x: torch.Tensor, radius: torch.Tensor | None, coef: torch.Tenso
     ``radius`` (S, V) (None: exact vertices), for maps ``coef`` (S, d + 1) (slopes, then the constant) with
     entrywise errors ``coef_error`` (S, d + 1); or (S, V, m) for m maps per polytope at once (``coef`` and
     ``coef_error`` (S, d + 1, m))."""
-    if coef.dim() == 2:
-        return value_errors(x, radius, coef[..., None], coef_error[..., None])[..., 0]
     d = x.shape[2]
+    if coef.dim() == 2 and d > COLUMNS_UP_TO:
+        return value_errors(x, radius, coef[..., None], coef_error[..., None])[..., 0]
     a, c = coef[:, :d], coef[:, d]
     ea, ec = coef_error[:, :d], coef_error[:, d]
     g = gamma(d + 1)
+    if coef.dim() == 2:  # one map per polytope in few dimensions: column by column (faster than 1 x d products)
+        return _value_errors_columns(x, radius, a, c, ea, ec, g)
     weights = torch.addcmul(ea, a.abs(), torch.full_like(a, g))  # (S, d, m)
-    err = x.abs() @ weights + (ec + g * c.abs())[:, None]
+    err = (x.abs() @ weights).add_((ec + g * c.abs())[:, None])  # (S, V, m)
     if radius is not None:
-        err = torch.addcmul(err, radius[..., None], (a.abs().sum(1) + ea.sum(1))[:, None])
-    return (err + (d + 2) * SMALLEST_SUBNORMAL) * INFLATE
+        err.addcmul_(radius[..., None], (a.abs().sum(1) + ea.sum(1))[:, None])
+    return err.add_((d + 2) * SMALLEST_SUBNORMAL).mul_(INFLATE)
+
+
+#: Largest dimension whose single-map vertex bounds are summed column by column (measured on the CPU: 25% faster
+#: than the batched product at d = 2, 15% at d = 4, slower at d = 8).
+COLUMNS_UP_TO = 4
+
+
+def _value_errors_columns(x: torch.Tensor, radius: torch.Tensor | None, a: torch.Tensor, c: torch.Tensor,
+                          ea: torch.Tensor, ec: torch.Tensor, g: float) -> torch.Tensor:
+    """:func:`value_errors` for one map per polytope (slopes ``a`` (S, d), constant ``c`` (S,), their errors),
+    one coordinate at a time: the same bound by elementwise operations on contiguous columns."""
+    err = (ec + g * c.abs())[:, None]  # (S, 1), then (S, V)
+    slopes = torch.zeros_like(c)
+    for i in range(x.shape[2]):
+        size = a[:, i].abs()
+        err = torch.addcmul(err, x[..., i].abs(), torch.addcmul(ea[:, i], size, size.new_tensor(g))[:, None])
+        slopes += size + ea[:, i]
+    if radius is not None:
+        err.addcmul_(radius, slopes[:, None])
+    return err.add_((x.shape[2] + 2) * SMALLEST_SUBNORMAL).mul_(INFLATE)
 
 
 def crossing(xu: torch.Tensor, xv: torch.Tensor, ru: torch.Tensor, rv: torch.Tensor, fu: torch.Tensor,
