@@ -162,7 +162,7 @@ def _ffn_partition(model: FFN, plane: Plane, device: torch.device, limit: Polygo
             EZ = layer_errors(state, state_error, weight, bias)
         else:
             Z, norms = masked_products(*previous[:3], weight, norms=True)
-            EZ = product_errors(norms, previous[3], weight, bias)
+            EZ = product_errors(3, norms, previous[3], weight, bias)  # rows: s, t, the constant
         Z[:, 2] += bias
         # the layer's whole arrangement per polygon at once; line by line where it leaves a sign unproven
         candidates, positive = box_signs(polys, radius, Z, EZ)
@@ -388,24 +388,22 @@ def partition_plane(model: Model | GraphModel, low: Sequence[float] | None = Non
         widths = model.hidden_widths if isinstance(model, FFN) else None
         words = layer_words(bits, widths)
         assert cut.touches is not None  # every engine that returns cells knows which touch the border
-        if cut.distinct:  # one region per cell
-            region = representative = torch.arange(polys.count, device=dev)
+        if cut.distinct:  # one region per cell, in order
+            region = torch.arange(polys.count, device=dev)
             R, areas, touched, region_words = polys.count, polys.areas(), cut.touches, words
+            gradients, offsets, region_bits = grads, offs, bits
         else:
             region, representative, _ = group_rows(words)
             R = representative.shape[0]
             areas = torch.zeros(R, dtype=DTYPE, device=dev).index_add_(0, region, polys.areas())
             touched = torch.zeros(R, dtype=torch.long, device=dev).index_add_(0, region, cut.touches.long()) > 0
             region_words = words[representative]
+            gradients, offsets, region_bits = grads[representative], offs[representative], bits[representative]
         if cut.adjacency is not None:
             pairs, unmatched, probed = cut.adjacency(region, region_words)
         else:
             pairs, unmatched = probe_adjacency(model, plane, polys, region, region_words)
             probed = -1  # every edge
-    if cut.distinct:  # one region per cell, in order
-        gradients, offsets, region_bits = grads, offs, bits
-    else:
-        gradients, offsets, region_bits = grads[representative], offs[representative], bits[representative]
     # continuity: equal gradients mean one affine map; doubtful comparisons are decided exactly
     deadline.check("the partition (before its linear pieces)")
     with torch.no_grad():

@@ -17,7 +17,7 @@ dozens.  The layer's partition is only used once :meth:`LayerProof.flush` return
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -46,10 +46,7 @@ class LineTable:
 
     def reserve(self, count: int, device: torch.device, unit: int) -> torch.Tensor:
         """Ids (count,) for lines of unit ``unit`` (its index over all layers) whose coefficients come later."""
-        ids = torch.arange(self.reserved, self.reserved + count, device=device)
-        self._units.append(torch.full((count,), unit, dtype=torch.long, device=device))
-        self.reserved += count
-        return ids
+        return self.reserve_units(torch.full((count,), unit, dtype=torch.long, device=device))
 
     def reserve_units(self, units: torch.Tensor) -> torch.Tensor:
         """Ids (k,) for lines of the units ``units`` (k,) (indices over all layers), coefficients to come."""
@@ -222,9 +219,7 @@ def box_signs(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapErr
     P0, n = Z.shape[0], Z.shape[2]
     may_change = torch.empty(P0, n, dtype=torch.bool, device=Z.device)
     positive = torch.empty_like(may_change)
-    rows = max(1, BOX_BLOCK // max(n, 1))
-    for start in range(0, P0, rows):
-        block = slice(start, min(start + rows, P0))
+    for block in _box_blocks(Z):
         Zb, m, h, w = Z[block], mid[block], half[block], reach[block]
         low, high = torch.aminmax(Zb, dim=2)
         largest = (w * EZ.rows(block).row_max()).sum(1) + g * (w * torch.maximum(high, -low)).sum(1)
@@ -259,16 +254,20 @@ def box_bounds(polys: Polygons, radius: torch.Tensor, Z: torch.Tensor, EZ: MapEr
     bound = Z.new_empty(P0, n)
     may_change = torch.empty(P0, n, dtype=torch.bool, device=Z.device)
     positive = torch.empty_like(may_change)
-    rows = max(1, BOX_BLOCK // max(n, 1))
-    for start in range(0, P0, rows):
-        block = slice(start, min(start + rows, P0))
+    for block in _box_blocks(Z):
         bound[block], may_change[block], positive[block] = _box_block(Z[block], EZ.rows(block), mid[block],
                                                                       half[block])
     return bound, may_change, positive
 
 
-#: Entries (polygons times units) of one block of :func:`box_bounds`.
+#: Entries (polygons times units) of one block of :func:`box_bounds` and :func:`box_signs`.
 BOX_BLOCK = 2**15
+
+
+def _box_blocks(Z: torch.Tensor) -> Iterator[slice]:
+    """Slices of the polygons of maps ``Z`` (P0, 3, n) holding about ``BOX_BLOCK`` entries each."""
+    P0, rows = int(Z.shape[0]), max(1, BOX_BLOCK // max(int(Z.shape[2]), 1))
+    return (slice(start, min(start + rows, P0)) for start in range(0, P0, rows))
 
 
 def _box_block(Z: torch.Tensor, EZ: MapErrors, mid: torch.Tensor, half: torch.Tensor

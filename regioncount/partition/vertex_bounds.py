@@ -112,16 +112,15 @@ def layer_errors(state: torch.Tensor, state_rows: torch.Tensor | None, weight: t
     ``state`` (P, q, w) whose entries in row r are within ``state_rows[p, r]`` (None: exact) of the exact
     ones.  ``exact``: the product itself is known to be exact (the identity times W, plus b on a zero row);
     ``shared`` (q, n): a further error common to every cell (a plane folded into the first layer)."""
-    return product_errors(None if exact else safe_norm(state, 2), state_rows, weight, bias, shared,
-                          rows=state.shape[1])
+    return product_errors(int(state.shape[1]), None if exact else safe_norm(state, 2), state_rows, weight, bias,
+                          shared)
 
 
-def product_errors(state_norm: torch.Tensor | None, state_rows: torch.Tensor | None, weight: torch.Tensor,
-                   bias: torch.Tensor, shared: torch.Tensor | None = None, rows: int | None = None) -> MapErrors:
-    """:func:`layer_errors` from the state's row norms ``state_norm`` (P, q) (``safe_norm(state, 2)``; None: the
-    product is exact, and ``rows`` gives q), for a state that is never built whole
+def product_errors(q: int, state_norm: torch.Tensor | None, state_rows: torch.Tensor | None, weight: torch.Tensor,
+                   bias: torch.Tensor, shared: torch.Tensor | None = None) -> MapErrors:
+    """:func:`layer_errors` of a state of ``q`` rows from its row norms ``state_norm`` (P, q)
+    (``safe_norm(state, 2)``; None: the product is exact), for a state that is never built whole
     (:func:`~regioncount.partition.slice_maps.masked_products`)."""
-    q = int(state_norm.shape[1]) if state_norm is not None else int(rows or 0)
     n, w = weight.shape
     g = gamma(w + 1)
     extra = torch.zeros(q, n, dtype=weight.dtype, device=weight.device) if shared is None else shared.clone()
