@@ -442,11 +442,8 @@ class Elementwise(Piecewise):
     def select_errors(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                       ) -> tuple[Tensor, Tensor]:
         alpha = self._pick(self.slopes.abs().to(c.device), states)
-        if not bool(self._rounding.any()):  # every state's output is exact: only the input's bounds pass
-            return alpha * ec, alpha * es
-        rounds = self._pick(self._rounding.to(c.device), states)
-        beta = self._pick(self.intercepts.abs().to(c.device), states)
-        return alpha * ec + rounds * (alpha * c.abs() + beta), alpha * es + rounds * alpha * s.abs()
+        value, slope = self._selected_bounds(alpha, None, c, ec, [(s, es)], states)
+        return value, slope
 
     def select_plane(self, maps: tuple[Tensor, ...], errors: tuple[Tensor, ...] | None, states: Tensor
                      ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...] | None]:
@@ -457,12 +454,20 @@ class Elementwise(Piecewise):
         if errors is None:
             return out, None
         ec, es, et = errors
-        size = alpha.abs()
+        return out, self._selected_bounds(alpha.abs(), beta.abs(), c, ec, [(gs, es), (gt, et)], states)
+
+    def _selected_bounds(self, size: Tensor, beta: Tensor | None, c: Tensor, ec: Tensor,
+                         slopes: list[tuple[Tensor, Tensor]], states: Tensor) -> tuple[Tensor, ...]:
+        """Bounds of ``alpha c + beta`` and of ``alpha s`` for each (s, its bound) of ``slopes``, given
+        ``size`` = |alpha| (and |beta|, picked here if None) of each entry's state: |alpha| times the input's
+        bounds, plus the rounding of the states whose output is not exact."""
         if not bool(self._rounding.any()):  # every state's output is exact: only the input's bounds pass
-            return out, (size * ec, size * es, size * et)
+            return (size * ec, *(size * e for _, e in slopes))
         rounds = self._pick(self._rounding.to(c.device), states)
-        return out, (size * ec + rounds * (size * c.abs() + beta.abs()), size * es + rounds * size * gs.abs(),
-                     size * et + rounds * size * gt.abs())
+        if beta is None:
+            beta = self._pick(self.intercepts.abs().to(c.device), states)
+        return (size * ec + rounds * (size * c.abs() + beta),
+                *(size * e + rounds * size * s.abs() for s, e in slopes))
 
     def float_constraints(self, c: Tensor, s: Tensor, ec: Tensor, es: Tensor, states: Tensor
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

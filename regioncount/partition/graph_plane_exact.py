@@ -45,7 +45,11 @@ class ExactSigns:
         # the rectangle's sides, the table's first lines (their float64 coefficients are exact)
         sides = rectangle_lines(plane.low, plane.high, torch.device("cpu"))[0].tolist()
         self.sides: list[Line] = [(Fraction(a), Fraction(b), Fraction(c)) for a, b, c in sides]
-        self.pairs = {k: max_lines(node.op)[3:] for k, node in enumerate(model.nodes) if isinstance(node.op, MaxGroups)}
+        self.pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # each max's inputs (a, b) per line
+        for k, node in enumerate(model.nodes):
+            if isinstance(node.op, MaxGroups):
+                pair = max_lines(node.op)
+                self.pairs[k] = (pair.input_a, pair.input_b)
         self._maps: dict[int, dict[int, tuple[Scaled, Scaled, Scaled]]] = {}
         self.decided = 0
 
